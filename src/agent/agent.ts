@@ -1,0 +1,137 @@
+/**
+ * The agent: wires the MQTT session, the command pipeline, heartbeats and
+ * status together, with an explicit start()/stop() lifecycle.
+ */
+import type { Config } from '../config/load.js';
+import { commandTopicAction, hostTopics, type HostTopics } from '../core/topics.js';
+import type { Logger } from '../log.js';
+import { VERSION } from '../version.js';
+import { readHeartbeat } from './heartbeat.js';
+import { Journal } from './journal.js';
+import { Pipeline, type ResultSink } from './pipeline.js';
+import { MqttSession } from './session.js';
+
+export interface AgentOptions {
+  /** Overrides mqtt.url (used by `up`, which connects to its own embedded broker). */
+  url?: string;
+  backoff?: { initialMs: number; maxMs: number };
+}
+
+export class Agent {
+  readonly topics: HostTopics;
+  private session: MqttSession | undefined;
+  private pipeline: Pipeline | undefined;
+  private heartbeatTimer: NodeJS.Timeout | undefined;
+  private pendingPublishes = 0;
+  private stopped = false;
+
+  constructor(
+    private readonly config: Config,
+    private readonly log: Logger,
+    private readonly opts: AgentOptions = {},
+  ) {
+    this.topics = hostTopics(config.mqtt.prefix, config.host);
+  }
+
+  get url(): string {
+    return this.opts.url ?? this.config.mqtt.url;
+  }
+
+  /** Opens state, starts connecting; resolves without waiting for the broker (use waitConnected). */
+  start(): void {
+    const { config, log } = this;
+    const journal = new Journal(config.state_dir, log.child({ module: 'journal' }));
+    const interrupted = journal.open();
+
+    const session = new MqttSession({
+      url: this.url,
+      clientId: config.mqtt.client_id ?? `homelab-cmd-${config.host}`,
+      username: config.mqtt.username,
+      password: config.mqtt.password,
+      keepaliveMs: config.mqtt.keepalive,
+      caFile: config.mqtt.ca_file,
+      certFile: config.mqtt.cert_file,
+      keyFile: config.mqtt.key_file,
+      insecure: config.mqtt.insecure,
+      will: { topic: this.topics.status, payload: 'offline' },
+      subscriptions: [this.topics.cmd, this.topics.cmdWildcard],
+      log: log.child({ module: 'mqtt' }),
+      backoff: this.opts.backoff,
+    });
+    if (config.mqtt.insecure) log.warn('mqtt.insecure is true: the broker\'s TLS certificate is NOT verified');
+    const sink: ResultSink = {
+      publish: async (topic, payload, options) => {
+        this.pendingPublishes++;
+        try {
+          await session.publish(topic, payload, options);
+        } finally {
+          this.pendingPublishes--;
+        }
+      },
+    };
+    const pipeline = new Pipeline(config, this.topics, journal, sink, log.child({ module: 'pipeline' }));
+    this.session = session;
+    this.pipeline = pipeline;
+
+    session.onMessage(({ topic, payload, packet }) => {
+      const cmd = commandTopicAction(this.topics, topic);
+      if (cmd) pipeline.handle(cmd.action, payload, packet);
+    });
+    session.onConnect(async () => {
+      await session.publish(this.topics.status, 'online', { retain: true });
+      await this.publishHeartbeat();
+    });
+    if (interrupted.length > 0) {
+      log.warn({ ids: interrupted.map((r) => r.id) }, 'requests were cut short by the last stop; reporting them interrupted (not re-running them)');
+      pipeline.reportInterrupted(interrupted);
+    }
+    session.start();
+    this.heartbeatTimer = setInterval(() => {
+      if (session.connected) void this.publishHeartbeat();
+    }, config.heartbeat.interval);
+    log.info({ host: config.host, prefix: config.mqtt.prefix, actions: Object.keys(config.actions).length, execution: config.execution.enabled ? 'enabled' : 'disabled' }, 'agent started');
+  }
+
+  waitConnected(timeoutMs: number): Promise<void> {
+    if (!this.session) throw new Error('agent not started');
+    return this.session.waitConnected(timeoutMs);
+  }
+
+  /** SIGTERM path: stop intake, let running commands finish within the grace, say `offline`, disconnect. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    clearInterval(this.heartbeatTimer);
+    try {
+      await this.pipeline?.drain(this.config.execution.shutdown_grace);
+    } catch (err) {
+      this.log.error({ err }, 'draining running commands failed');
+    }
+    try {
+      await this.session?.stop({ topic: this.topics.status, payload: 'offline' });
+    } catch (err) {
+      this.log.error({ err }, 'closing the MQTT session failed');
+    }
+    this.log.info('agent stopped');
+  }
+
+  private async publishHeartbeat(): Promise<void> {
+    const session = this.session;
+    const pipeline = this.pipeline;
+    if (!session || !pipeline) return;
+    try {
+      const hb = await readHeartbeat({
+        host: this.config.host,
+        version: VERSION,
+        running: pipeline.runningCount,
+        queued: pipeline.queuedCount,
+        pendingResults: this.pendingPublishes,
+        stats: pipeline.stats,
+        diskPath: this.config.state_dir,
+      });
+      await session.publish(this.topics.heartbeat, JSON.stringify(hb), { retain: true });
+    } catch (err) {
+      this.log.warn({ err }, 'could not publish a heartbeat');
+    }
+  }
+}

@@ -1,0 +1,61 @@
+/**
+ * The heartbeat object (CONTRACT.md § Heartbeat object), read from `os` and
+ * `statfs` — no child process, so a heartbeat costs nothing and cannot hang.
+ */
+import { statfs } from 'node:fs/promises';
+import os from 'node:os';
+import type { Stats } from './pipeline.js';
+
+export interface Heartbeat {
+  ts: string;
+  host: string;
+  version: string;
+  uptime_s: number;
+  load: [number, number, number];
+  memory: { used: number; total: number };
+  disk: { used: number; total: number };
+  running: number;
+  queued: number;
+  pending_results: number;
+  stats: Stats;
+}
+
+export interface HeartbeatInput {
+  host: string;
+  version: string;
+  running: number;
+  queued: number;
+  pendingResults: number;
+  stats: Stats;
+  /** The filesystem whose use is reported: the one holding state_dir. */
+  diskPath: string;
+}
+
+export async function readHeartbeat(input: HeartbeatInput, now = new Date()): Promise<Heartbeat> {
+  const [l1, l5, l15] = os.loadavg();
+  const total = os.totalmem();
+  let disk = { used: 0, total: 0 };
+  try {
+    const s = await statfs(input.diskPath);
+    disk = { used: (s.blocks - s.bfree) * s.bsize, total: s.blocks * s.bsize };
+  } catch {
+    // A vanished state_dir must not stop heartbeats; the figures read 0.
+  }
+  return {
+    ts: now.toISOString(),
+    host: input.host,
+    version: input.version,
+    uptime_s: Math.round(os.uptime()),
+    load: [round2(l1 ?? 0), round2(l5 ?? 0), round2(l15 ?? 0)],
+    memory: { used: total - os.freemem(), total },
+    disk,
+    running: input.running,
+    queued: input.queued,
+    pending_results: input.pendingResults,
+    stats: { ...input.stats },
+  };
+}
+
+function round2(n: number): number {
+  return Math.round(n * 100) / 100;
+}

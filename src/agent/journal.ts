@@ -1,0 +1,126 @@
+/**
+ * The id journal: every accepted request and its latest result, in
+ * `state_dir/journal.jsonl`, so a repeated id — even after a restart — gets its
+ * stored result and never runs twice. Append-only lines (one write + fsync per
+ * change) with periodic compaction through an atomic rewrite; a torn last line
+ * from a crash is skipped, a corrupt file is moved aside, never a crash loop.
+ */
+import { appendFileSync, closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync, accessSync, constants } from 'node:fs';
+import path from 'node:path';
+import type { Logger } from '../log.js';
+import { isFinal, type Result } from '../core/result.js';
+import { HomelabError } from '../errors.js';
+
+export interface JournalEntry {
+  id: string;
+  result: Result;
+}
+
+export class Journal {
+  private readonly entries = new Map<string, Result>();
+  private readonly file: string;
+  private lines = 0;
+
+  constructor(
+    private readonly dir: string,
+    private readonly log: Logger,
+    private readonly keep = 10_000,
+  ) {
+    this.file = path.join(dir, 'journal.jsonl');
+  }
+
+  /** Reads the journal; returns the entries that were not final (they were cut short by a crash). */
+  open(): Result[] {
+    ensureWritableDir(this.dir);
+    let text = '';
+    try {
+      text = readFileSync(this.file, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+    let bad = 0;
+    for (const line of text.split('\n')) {
+      if (line.trim() === '') continue;
+      try {
+        const e = JSON.parse(line) as JournalEntry;
+        if (typeof e.id !== 'string' || typeof e.result?.status !== 'string') throw new Error('not an entry');
+        this.entries.delete(e.id); // re-insert: Map order is recency order
+        this.entries.set(e.id, e.result);
+      } catch {
+        bad++;
+      }
+    }
+    if (bad > 0) {
+      const aside = `${this.file}.corrupt-${Date.now()}`;
+      renameSync(this.file, aside);
+      this.log.warn({ file: this.file, movedTo: aside, badLines: bad, kept: this.entries.size }, 'the id journal had unreadable lines; moved it aside and kept what was readable');
+    }
+    this.compact();
+    return [...this.entries.values()].filter((r) => !isFinal(r.status));
+  }
+
+  get(id: string): Result | undefined {
+    return this.entries.get(id);
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  /** Durable before it returns: the caller runs a command only after this. */
+  record(result: Result): void {
+    this.entries.delete(result.id);
+    this.entries.set(result.id, result);
+    const line = `${JSON.stringify({ id: result.id, result } satisfies JournalEntry)}\n`;
+    const fd = openSync(this.file, 'a', 0o600);
+    try {
+      appendFileSync(fd, line);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    this.lines++;
+    if (this.lines > this.keep * 2) this.compact();
+  }
+
+  /** The ids of final results, oldest first. */
+  finalIds(): string[] {
+    return [...this.entries.entries()].filter(([, r]) => isFinal(r.status)).map(([id]) => id);
+  }
+
+  private compact(): void {
+    while (this.entries.size > this.keep) {
+      const oldest = this.entries.keys().next().value;
+      if (oldest === undefined) break;
+      this.entries.delete(oldest);
+    }
+    const text = [...this.entries.entries()].map(([id, result]) => JSON.stringify({ id, result })).join('\n');
+    writeAtomic(this.file, text === '' ? '' : `${text}\n`);
+    this.lines = this.entries.size;
+  }
+}
+
+/** write, fsync, rename: a reader sees the old file or the new one, never half of one. */
+export function writeAtomic(file: string, data: string): void {
+  const tmp = `${file}.tmp-${process.pid}`;
+  const fd = openSync(tmp, 'w', 0o600);
+  try {
+    writeFileSync(fd, data);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(tmp, file);
+}
+
+export function ensureWritableDir(dir: string): void {
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    accessSync(dir, constants.W_OK);
+  } catch (err) {
+    throw new HomelabError(
+      'state_dir',
+      `state_dir ${dir} is not a writable directory (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}) — create it and give the agent's user write access, or set state_dir in the config`,
+    );
+  }
+}

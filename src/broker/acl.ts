@@ -1,0 +1,86 @@
+/**
+ * The contract's broker roles as pure rules (CONTRACT.md § Config file, broker roles):
+ * an `agent` is bound to its host; a `controller` commands any host and reads everything.
+ * Anything not granted is refused.
+ */
+export type Role = { role: 'agent'; host: string } | { role: 'controller' };
+
+export interface AclContext {
+  prefix: string;
+  discoveryPrefix: string;
+}
+
+export interface Grants {
+  read: string[];
+  write: string[];
+  /** Checked before `write`: carve-outs of a wider grant. */
+  denyWrite: string[];
+}
+
+export function grantsFor(role: Role, ctx: AclContext): Grants {
+  const P = ctx.prefix;
+  const HA = ctx.discoveryPrefix;
+  if (role.role === 'controller') {
+    return {
+      read: ['#'],
+      // Commands and param changes for any host, and HA's birth message.
+      write: [`${P}/+/cmd/#`, `${P}/+/param/+/+/set`, `${HA}/status`],
+      denyWrite: [],
+    };
+  }
+  const H = role.host;
+  return {
+    read: [`${P}/${H}/cmd/#`, `${P}/${H}/param/#`, `${P}/+/status`, `${P}/_fleet/#`, `${HA}/status`],
+    // `${P}/_reply/#` extends the contract: where MQTT 5 requesters (mosquitto_rr, `send`) ask for replies.
+    write: [`${P}/${H}/#`, `${P}/_fleet/#`, `${HA}/+/${H}/#`, `${P}/_reply/#`],
+    // An agent never commands itself or sets its own params: only controllers do.
+    denyWrite: [`${P}/${H}/cmd/#`, `${P}/${H}/param/+/+/set`],
+  };
+}
+
+export function mayPublish(role: Role, topic: string, ctx: AclContext): boolean {
+  const g = grantsFor(role, ctx);
+  if (g.denyWrite.some((f) => topicMatches(f, topic))) return false;
+  return g.write.some((f) => topicMatches(f, topic));
+}
+
+export function maySubscribe(role: Role, filter: string, ctx: AclContext): boolean {
+  return grantsFor(role, ctx).read.some((grant) => filterCovers(grant, filter));
+}
+
+/** Does filter `f` match topic name `t` (MQTT 3.1.1 § 4.7)? */
+export function topicMatches(f: string, t: string): boolean {
+  // [MQTT-4.7.2-1] wildcards at the first level do not match topics starting with "$".
+  if (t.startsWith('$') && (f.startsWith('#') || f.startsWith('+'))) return false;
+  const fl = f.split('/');
+  const tl = t.split('/');
+  for (let i = 0; i < fl.length; i++) {
+    const level = fl[i];
+    if (level === '#') return true;
+    if (i >= tl.length) return false;
+    if (level !== '+' && level !== tl[i]) return false;
+  }
+  return fl.length === tl.length;
+}
+
+/** Is every topic matched by `filter` also matched by `grant`? (Subscriptions may use wildcards too.) */
+export function filterCovers(grant: string, filter: string): boolean {
+  if (filter.startsWith('$share/')) {
+    // Shared subscriptions: judge the real filter behind `$share/<group>/`.
+    const rest = filter.split('/').slice(2).join('/');
+    return rest !== '' && filterCovers(grant, rest);
+  }
+  if (filter.startsWith('$') && (grant.startsWith('#') || grant.startsWith('+'))) return false;
+  const g = grant.split('/');
+  const f = filter.split('/');
+  for (let i = 0; i < g.length; i++) {
+    const gl = g[i];
+    if (gl === '#') return true;
+    const fl = f[i];
+    if (fl === undefined) return false;
+    if (fl === '#') return false;
+    if (gl === '+') continue;
+    if (fl === '+' || fl !== gl) return false;
+  }
+  return f.length === g.length;
+}

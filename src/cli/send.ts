@@ -1,0 +1,123 @@
+/** `homelab-cmd send H ACTION`: publish one request, wait for its final result, print it. */
+import { randomUUID } from 'node:crypto';
+import type { MqttClient } from 'mqtt';
+import { loadConfig } from '../config/load.js';
+import { ACTION_NAME_RE, HOST_ID_RE, REQUEST_ID_RE } from '../core/names.js';
+import { isFinal, type Result } from '../core/result.js';
+import { hostTopics } from '../core/topics.js';
+import { UsageError } from '../errors.js';
+import { connectClient } from './client.js';
+import { err, out, parse, secondsOption, type Verb } from './args.js';
+
+export interface Target {
+  url: string;
+  prefix: string;
+  username?: string | undefined;
+  password?: string | undefined;
+}
+
+/** `--url`/`--prefix` default to mqtt.url/mqtt.prefix of `--config`, else the contract's defaults. */
+export function targetFrom(values: { url?: string | undefined; prefix?: string | undefined; config?: string | undefined }): Target {
+  const config = values.config ? loadConfig(values.config) : undefined;
+  return {
+    url: values.url ?? config?.mqtt.url ?? 'mqtt://127.0.0.1:1883',
+    prefix: values.prefix ?? config?.mqtt.prefix ?? 'homelab',
+    username: config?.mqtt.username,
+    password: config?.mqtt.password,
+  };
+}
+
+export const targetOptions = {
+  url: { type: 'string', short: 'u' },
+  prefix: { type: 'string' },
+  config: { type: 'string', short: 'c' },
+} as const;
+
+export const sendVerb: Verb = {
+  name: 'send',
+  summary: 'send one request and print its final result as JSON',
+  usage: `Usage: homelab-cmd send HOST ACTION [--param k=v]... [--timeout S] [--wait S]
+                        [--id ID] [--url U] [--prefix P] [--config F]
+
+Publishes a request to P/HOST/cmd/ACTION and waits (default 60 s) for its final
+result on P/HOST/result/ID, printing progress to stderr and the result as JSON
+to stdout. Exit 0 when succeeded, 1 otherwise, 2 on usage or connection errors.
+--url and --prefix default to mqtt.url and mqtt.prefix of --config, else
+mqtt://127.0.0.1:1883 and homelab. --id makes a retry safe: an id never runs twice.`,
+  async run(argv) {
+    const { values, positionals } = parse(
+      this,
+      argv,
+      {
+        ...targetOptions,
+        param: { type: 'string', short: 'P', multiple: true },
+        timeout: { type: 'string', short: 't' },
+        wait: { type: 'string', short: 'w' },
+        id: { type: 'string' },
+      },
+      true,
+    );
+    if (values.help) return out(this.usage), 0;
+    const [host, action, ...extra] = positionals;
+    if (!host || !action || extra.length > 0) throw new UsageError(`give exactly HOST and ACTION\n\n${this.usage}`);
+    if (!HOST_ID_RE.test(host)) throw new UsageError(`HOST "${host}" is not a host id (${HOST_ID_RE.source})`);
+    if (!ACTION_NAME_RE.test(action)) throw new UsageError(`ACTION "${action}" is not an action name (${ACTION_NAME_RE.source})`);
+    const id = values.id ?? randomUUID();
+    if (!REQUEST_ID_RE.test(id)) throw new UsageError(`--id "${id}" must match ${REQUEST_ID_RE.source}`);
+    const params: Record<string, string> = {};
+    for (const p of values.param ?? []) {
+      const eq = p.indexOf('=');
+      if (eq <= 0) throw new UsageError(`--param takes k=v, got "${p}"`);
+      params[p.slice(0, eq)] = p.slice(eq + 1);
+    }
+    const timeout = secondsOption('timeout', values.timeout);
+    const waitS = secondsOption('wait', values.wait) ?? (timeout !== undefined ? timeout + 10 : 60);
+    const target = targetFrom(values);
+
+    const request: Record<string, unknown> = { id, action, params };
+    if (timeout !== undefined) request.timeout = timeout;
+    const client = await connectClient(target);
+    try {
+      const result = await sendAndWait(client, target.prefix, host, request, waitS * 1000, (r) => err(`${r.status}${r.run_at ? ` (runs at ${r.run_at})` : ''}…`));
+      out(JSON.stringify(result, null, 2));
+      return result.status === 'succeeded' ? 0 : 1;
+    } catch (e) {
+      err(`homelab-cmd send: ${(e as Error).message}`);
+      return 1;
+    } finally {
+      await client.endAsync();
+    }
+  },
+};
+
+/** Publishes the request and resolves with the final result on its id. */
+export async function sendAndWait(client: MqttClient, prefix: string, host: string, request: Record<string, unknown>, waitMs: number, progress: (r: Result) => void = () => undefined): Promise<Result> {
+  const topics = hostTopics(prefix, host);
+  const id = String(request.id);
+  const resultTopic = topics.resultFor(id);
+  let hostStatus: string | undefined;
+  const final = new Promise<Result>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      const hint = hostStatus === 'online' ? 'the agent is online but did not answer' : `host ${host} is ${hostStatus ?? 'unknown to this broker (no retained status)'}; the request waits in its session until it comes back`;
+      reject(new Error(`no final result for id ${id} within ${waitMs / 1000} s — ${hint}. Check with: homelab-cmd status`));
+    }, waitMs);
+    client.on('message', (topic, payload) => {
+      if (topic === topics.status) hostStatus = payload.toString();
+      if (topic !== resultTopic || payload.length === 0) return;
+      let r: Result;
+      try {
+        r = JSON.parse(payload.toString()) as Result;
+      } catch {
+        return;
+      }
+      if (isFinal(r.status)) {
+        clearTimeout(timer);
+        resolve(r);
+      } else progress(r);
+    });
+  });
+  await client.subscribeAsync(resultTopic, { qos: 1 });
+  await client.subscribeAsync(topics.status, { qos: 0 });
+  await client.publishAsync(topics.cmdAction(String(request.action)), JSON.stringify(request), { qos: 1 });
+  return final;
+}

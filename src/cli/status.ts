@@ -1,0 +1,78 @@
+/** `homelab-cmd status`: a table of hosts from retained status, heartbeats and last results. */
+import type { Heartbeat } from '../agent/heartbeat.js';
+import type { Result } from '../core/result.js';
+import { hostOfTopic } from '../core/topics.js';
+import { connectClient } from './client.js';
+import { out, parse, type Verb } from './args.js';
+import { targetFrom, targetOptions } from './send.js';
+
+export interface HostRow {
+  host: string;
+  status: string;
+  heartbeat?: Heartbeat;
+  last?: Result;
+}
+
+// Retained messages arrive right after SUBACK; this long without one means we have them all.
+const QUIET_MS = 300;
+const MAX_MS = 3000;
+
+export const statusVerb: Verb = {
+  name: 'status',
+  summary: 'a table of hosts from retained status and heartbeats',
+  usage: `Usage: homelab-cmd status [--url U] [--prefix P] [--config F] [--json]
+
+Reads the retained P/+/status, P/+/heartbeat and P/+/result messages and prints
+one row per host: online/offline, heartbeat age, load, memory, disk, running
+commands and the last result. --json prints the rows for scripts.`,
+  async run(argv) {
+    const { values } = parse(this, argv, { ...targetOptions, json: { type: 'boolean' } });
+    if (values.help) return out(this.usage), 0;
+    const target = targetFrom(values);
+    const client = await connectClient(target);
+    const rows = new Map<string, HostRow>();
+    const row = (host: string) => rows.get(host) ?? rows.set(host, { host, status: 'unknown' }).get(host)!;
+    let quiet: NodeJS.Timeout | undefined;
+    const done = new Promise<void>((resolve) => {
+      const bump = () => {
+        clearTimeout(quiet);
+        quiet = setTimeout(resolve, QUIET_MS);
+      };
+      setTimeout(resolve, MAX_MS);
+      client.on('message', (topic, payload) => {
+        bump();
+        const text = payload.toString();
+        const p = target.prefix;
+        let host: string | undefined;
+        try {
+          if ((host = hostOfTopic(p, topic, 'status'))) row(host).status = text;
+          else if ((host = hostOfTopic(p, topic, 'heartbeat')) && text) row(host).heartbeat = JSON.parse(text) as Heartbeat;
+          else if ((host = hostOfTopic(p, topic, 'result')) && text) row(host).last = JSON.parse(text) as Result;
+        } catch {
+          // A malformed retained message from someone else is skipped, not fatal.
+        }
+      });
+      for (const leaf of ['status', 'heartbeat', 'result']) void client.subscribeAsync(`${target.prefix}/+/${leaf}`, { qos: 0 }).then(bump);
+    });
+    await done;
+    clearTimeout(quiet);
+    await client.endAsync();
+    const list = [...rows.values()].filter((r) => r.host !== '_fleet').sort((a, b) => a.host.localeCompare(b.host));
+    if (values.json) out(JSON.stringify(list, null, 2));
+    else out(list.length === 0 ? `no hosts found under ${target.prefix}/ on ${target.url}` : formatTable(list, new Date()));
+    return 0;
+  },
+};
+
+export function formatTable(rows: HostRow[], now: Date): string {
+  const header = ['HOST', 'STATUS', 'HEARTBEAT', 'LOAD', 'MEM', 'DISK', 'RUNNING', 'LAST RESULT'];
+  const body = rows.map((r) => {
+    const hb = r.heartbeat;
+    const age = hb ? `${Math.max(0, Math.round((now.getTime() - Date.parse(hb.ts)) / 1000))}s ago` : '-';
+    const pct = (u?: { used: number; total: number }) => (u && u.total > 0 ? `${Math.round((u.used / u.total) * 100)}%` : '-');
+    const last = r.last ? `${r.last.action ?? '?'} ${r.last.status} ${r.last.completed_at ?? ''}`.trim() : '-';
+    return [r.host, r.status, age, hb ? hb.load.map((n) => n.toFixed(2)).join(' ') : '-', pct(hb?.memory), pct(hb?.disk), hb ? String(hb.running) : '-', last];
+  });
+  const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => (b[i] ?? '').length)));
+  return [header, ...body].map((cols) => cols.map((c, i) => (i === cols.length - 1 ? c : c.padEnd(widths[i] ?? 0))).join('  ')).join('\n');
+}

@@ -1,0 +1,141 @@
+/**
+ * Reading a config file: YAML → zod → resolved secrets and host defaults.
+ * Every problem is collected with its key path, so check-config can print all of them.
+ */
+import { readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseDocument } from 'yaml';
+import type { z } from 'zod';
+import { ConfigError, type ConfigIssue } from '../errors.js';
+import { defaultHostId } from '../core/names.js';
+import { configSchema, type RawConfig } from './schema.js';
+
+/** A config with every default applied and every `*_file` secret read. */
+export interface Config extends RawConfig {
+  host: string;
+  state_dir: string;
+  /** Where it was read from, for messages. */
+  source: string;
+}
+
+/** The example config shipped inside the package, found wherever the package is installed. */
+export function exampleConfigPath(): string {
+  return fileURLToPath(new URL('../../config/agent.example.yaml', import.meta.url));
+}
+
+export function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): Config {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : (err as Error).message;
+    throw new ConfigError(file, [{ path: '(file)', message: `cannot read it: ${why} — check the path given to --config` }]);
+  }
+  return parseConfig(text, file, env);
+}
+
+export function parseConfig(text: string, source: string, env: NodeJS.ProcessEnv = process.env): Config {
+  const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    throw new ConfigError(
+      source,
+      doc.errors.map((e) => {
+        const pos = e.linePos?.[0];
+        const where = pos ? `line ${pos.line}, column ${pos.col}` : 'unknown position';
+        return { path: `(yaml ${where})`, message: `${e.message.split('\n')[0]} — fix the YAML syntax there` };
+      }),
+    );
+  }
+  const data: unknown = doc.toJS() ?? {};
+  if (typeof data !== 'object' || Array.isArray(data)) {
+    throw new ConfigError(source, [{ path: '(root)', message: 'the file must be a YAML mapping of keys (host:, mqtt:, actions: …)' }]);
+  }
+  const parsed = configSchema.safeParse(data);
+  if (!parsed.success) throw new ConfigError(source, parsed.error.issues.map(formatIssue));
+
+  const raw = parsed.data;
+  const issues: ConfigIssue[] = [];
+  const dir = path.dirname(path.resolve(source));
+  const readSecret = (keyPath: string, file: string | undefined): string | undefined => {
+    if (file === undefined) return undefined;
+    try {
+      // A trailing newline is how editors save files; it is never part of a password.
+      return readFileSync(path.resolve(dir, file), 'utf8').replace(/\r?\n$/, '');
+    } catch (err) {
+      issues.push({ path: keyPath, message: `cannot read ${file}: ${(err as Error).message} — check the path and its permissions` });
+      return undefined;
+    }
+  };
+  const checkReadable = (keyPath: string, file: string | undefined): string | undefined => {
+    if (file === undefined) return undefined;
+    const abs = path.resolve(dir, file);
+    readSecret(keyPath, abs);
+    return abs;
+  };
+
+  const mqtt = { ...raw.mqtt };
+  mqtt.password = readSecret('mqtt.password_file', mqtt.password_file) ?? mqtt.password;
+  mqtt.ca_file = checkReadable('mqtt.ca_file', mqtt.ca_file);
+  mqtt.cert_file = checkReadable('mqtt.cert_file', mqtt.cert_file);
+  mqtt.key_file = checkReadable('mqtt.key_file', mqtt.key_file);
+  const users = raw.broker.users.map((u, i) => ({
+    ...u,
+    password: readSecret(`broker.users.${i}.password_file`, u.password_file) ?? u.password,
+  }));
+  const names = new Set<string>();
+  users.forEach((u, i) => {
+    if (names.has(u.username)) issues.push({ path: `broker.users.${i}.username`, message: `"${u.username}" is listed twice — usernames must be unique` });
+    names.add(u.username);
+  });
+  if (issues.length > 0) throw new ConfigError(source, issues);
+
+  return {
+    ...raw,
+    mqtt,
+    broker: { ...raw.broker, users },
+    host: raw.host ?? defaultHostId(os.hostname()),
+    state_dir: raw.state_dir ? path.resolve(dir, raw.state_dir) : defaultStateDir(env),
+    source,
+  };
+}
+
+export function defaultStateDir(env: NodeJS.ProcessEnv): string {
+  const base = env.XDG_STATE_HOME || path.join(env.HOME || os.homedir(), '.local', 'state');
+  return path.join(base, 'homelab-cmd');
+}
+
+function formatIssue(issue: z.core.$ZodIssue): ConfigIssue {
+  const keyPath = issue.path.map(String).join('.') || '(root)';
+  switch (issue.code) {
+    case 'unrecognized_keys':
+      return {
+        path: issue.keys.map((k) => (keyPath === '(root)' ? k : `${keyPath}.${k}`)).join(', '),
+        message: 'unknown key — remove it, or fix its spelling (every key is listed in docs/configuration.md)',
+      };
+    case 'invalid_type':
+      return {
+        path: keyPath,
+        message:
+          issue.input === undefined
+            ? `is required (${issue.expected}) — add it`
+            : `expected ${issue.expected}, got ${describe(issue.input)} — change the value`,
+      };
+    case 'invalid_value':
+      return { path: keyPath, message: `must be one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')} — got ${describe(issue.input)}` };
+    case 'too_small':
+    case 'too_big':
+      return { path: keyPath, message: `${issue.message} — change the value` };
+    default:
+      return { path: keyPath, message: issue.message };
+  }
+}
+
+function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'a list';
+  if (typeof value === 'object') return 'a mapping';
+  return `${typeof value} ${JSON.stringify(value)}`;
+}

@@ -1,0 +1,100 @@
+/**
+ * Result objects (CONTRACT.md § Result object), shaped as data with a stable
+ * key order so a republished retained result is byte-identical.
+ */
+export const FINAL_STATUSES = ['succeeded', 'failed', 'timed_out', 'rejected', 'interrupted'] as const;
+export type FinalStatus = (typeof FINAL_STATUSES)[number];
+export type ResultStatus = FinalStatus | 'running' | 'scheduled';
+
+export type ErrorCode =
+  | 'invalid_request'
+  | 'unknown_action'
+  | 'invalid_params'
+  | 'not_whitelisted'
+  | 'execution_disabled'
+  | 'busy'
+  | 'expired'
+  | 'bad_signature'
+  | 'replayed'
+  | 'retained_ignored'
+  | 'timeout'
+  | 'not_found'
+  | 'sudo_failed'
+  | 'denied'
+  | 'exit_nonzero'
+  | 'interrupted'
+  | 'shutting_down';
+
+export interface StepResult {
+  argv: string[];
+  exit_code: number;
+  duration_ms: number;
+}
+
+export interface Result {
+  id: string;
+  host: string;
+  action: string | null;
+  status: ResultStatus;
+  exit_code: number;
+  stdout: string;
+  stderr: string;
+  stdout_truncated: boolean;
+  stderr_truncated: boolean;
+  error_code?: ErrorCode;
+  error?: string;
+  executed_at?: string;
+  completed_at?: string;
+  duration_ms?: number;
+  run_at?: string;
+  steps?: StepResult[];
+  transaction?: string;
+}
+
+export function isFinal(status: ResultStatus): status is FinalStatus {
+  return (FINAL_STATUSES as readonly string[]).includes(status);
+}
+
+export interface Rejection {
+  code: ErrorCode;
+  error: string;
+}
+
+export interface RequestRef {
+  id: string;
+  action: string | null;
+  transaction?: string | undefined;
+}
+
+/** Fixed key order: build every result through here. */
+export function makeResult(host: string, ref: RequestRef, fields: Partial<Omit<Result, 'id' | 'host' | 'action'>> & { status: ResultStatus }): Result {
+  const r: Result = {
+    id: ref.id,
+    host,
+    action: ref.action,
+    status: fields.status,
+    exit_code: fields.exit_code ?? -1,
+    stdout: fields.stdout ?? '',
+    stderr: fields.stderr ?? '',
+    stdout_truncated: fields.stdout_truncated ?? false,
+    stderr_truncated: fields.stderr_truncated ?? false,
+  };
+  if (fields.error_code !== undefined) r.error_code = fields.error_code;
+  if (fields.error !== undefined) r.error = fields.error;
+  if (fields.executed_at !== undefined) r.executed_at = fields.executed_at;
+  if (fields.completed_at !== undefined) r.completed_at = fields.completed_at;
+  if (fields.duration_ms !== undefined) r.duration_ms = fields.duration_ms;
+  if (fields.run_at !== undefined) r.run_at = fields.run_at;
+  if (fields.steps !== undefined) r.steps = fields.steps;
+  if (ref.transaction !== undefined) r.transaction = ref.transaction;
+  return r;
+}
+
+export function rejected(host: string, ref: RequestRef, rejection: Rejection, at: Date): Result {
+  return makeResult(host, ref, {
+    status: 'rejected',
+    error_code: rejection.code,
+    error: rejection.error,
+    completed_at: at.toISOString(),
+  });
+}

@@ -1,0 +1,135 @@
+/**
+ * A resolved job → the result fields of its run: sudo wrapping, steps in
+ * order (stopping at the first failure), and the mapping of what happened to
+ * the contract's statuses and error codes.
+ */
+import type { Job } from '../core/resolve.js';
+import type { ErrorCode, ResultStatus, StepResult } from '../core/result.js';
+import { formatDuration } from '../core/duration.js';
+import { cutToBytes } from './capture.js';
+import { runCommand, type RunOutcome } from './runner.js';
+import { isSudoRefusal, resolveExecutable, sudoArgv, sudoInner } from './sudo.js';
+
+/** The fixed PATH a child gets (the contract: nothing inherited from the agent). */
+export const SAFE_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+export interface ExecOptions {
+  path: string;
+  maxOutput: number;
+  killGraceMs?: number;
+  signal?: AbortSignal;
+}
+
+export interface ExecOutcome {
+  status: Exclude<ResultStatus, 'running' | 'scheduled' | 'rejected'>;
+  exit_code: number;
+  stdout: string;
+  stderr: string;
+  stdout_truncated: boolean;
+  stderr_truncated: boolean;
+  error_code?: ErrorCode;
+  error?: string;
+  executed_at: string;
+  completed_at: string;
+  duration_ms: number;
+  steps?: StepResult[];
+}
+
+export function childEnv(job: Pick<Job, 'env'>, searchPath: string): Record<string, string> {
+  return { PATH: searchPath, LANG: 'C.UTF-8', ...job.env };
+}
+
+/** The exact argv that will be spawned for one command of a job, or why it cannot be. */
+export function spawnArgv(argv: readonly string[], job: Pick<Job, 'sudo' | 'actionTimeoutMs'>, searchPath: string): { argv: string[] } | { code: ErrorCode; error: string } {
+  const exe = argv[0] ?? '';
+  if (!job.sudo) return { argv: [...argv] };
+  const abs = resolveExecutable(exe, searchPath);
+  if (!abs) return { code: 'not_found', error: `${exe} was not found on the agent's PATH (${searchPath}) — install it or fix the action's argv` };
+  const sudo = resolveExecutable('sudo', searchPath);
+  if (!sudo) return { code: 'sudo_failed', error: 'the action runs through sudo, but sudo is not installed on this host — install it and add the lines from `homelab-cmd sudoers --config <file>`' };
+  const timeout = resolveExecutable('timeout', searchPath);
+  if (!timeout) return { code: 'sudo_failed', error: 'sudo actions need coreutils `timeout` to bound the command as root — install coreutils' };
+  return { argv: sudoArgv(sudo, sudoInner([abs, ...argv.slice(1)], job.actionTimeoutMs, timeout)) };
+}
+
+export async function executeJob(job: Job, opts: ExecOptions): Promise<ExecOutcome> {
+  const startedAt = new Date();
+  const t0 = performance.now();
+  const deadline = t0 + job.timeoutMs;
+  const steps: StepResult[] = [];
+  const out: string[] = [];
+  const err: string[] = [];
+  let outTrunc = false;
+  let errTrunc = false;
+  let last: { status: ExecOutcome['status']; exit_code: number; error_code?: ErrorCode; error?: string } = { status: 'succeeded', exit_code: 0 };
+
+  for (const argv of job.commands) {
+    const spawn = spawnArgv(argv, job, opts.path);
+    if ('code' in spawn) {
+      last = { status: 'failed', exit_code: spawn.code === 'not_found' ? 127 : -1, error_code: spawn.code, error: spawn.error };
+      if (job.commands.length > 1) steps.push({ argv: [...argv], exit_code: last.exit_code, duration_ms: 0 });
+      break;
+    }
+    const remaining = Math.max(1, Math.round(deadline - performance.now()));
+    const run = await runCommand({ argv: spawn.argv, env: childEnv(job, opts.path), timeoutMs: remaining, maxOutput: opts.maxOutput, killGraceMs: opts.killGraceMs, signal: opts.signal });
+    out.push(run.stdout.text);
+    err.push(run.stderr.text);
+    outTrunc ||= run.stdout.truncated;
+    errTrunc ||= run.stderr.truncated;
+    if (job.commands.length > 1) steps.push({ argv: [...argv], exit_code: run.exitCode, duration_ms: run.durationMs });
+    last = classify(run, argv, job);
+    if (last.status !== 'succeeded') break;
+  }
+
+  const stdout = join(out, opts.maxOutput, outTrunc);
+  const stderr = join(err, opts.maxOutput, errTrunc);
+  const completed = new Date();
+  const outcome: ExecOutcome = {
+    status: last.status,
+    exit_code: last.exit_code,
+    stdout: stdout.text,
+    stderr: stderr.text,
+    stdout_truncated: stdout.truncated,
+    stderr_truncated: stderr.truncated,
+    executed_at: startedAt.toISOString(),
+    completed_at: completed.toISOString(),
+    duration_ms: Math.round(performance.now() - t0),
+  };
+  if (last.error_code) outcome.error_code = last.error_code;
+  if (last.error) outcome.error = last.error;
+  if (job.commands.length > 1) outcome.steps = steps;
+  return outcome;
+}
+
+function classify(run: RunOutcome, argv: readonly string[], job: Job): { status: ExecOutcome['status']; exit_code: number; error_code?: ErrorCode; error?: string } {
+  const exe = argv[0] ?? '';
+  switch (run.kind) {
+    case 'timed_out':
+      return { status: 'timed_out', exit_code: -1, error_code: 'timeout', error: `${exe} ran longer than its timeout of ${formatDuration(job.timeoutMs)} and was killed with its whole process group — raise the action's timeout if it needs longer` };
+    case 'interrupted':
+      return { status: 'interrupted', exit_code: -1, error_code: 'interrupted', error: 'the agent stopped while the command ran; it was killed — check the host before running it again' };
+    case 'not_found':
+      return { status: 'failed', exit_code: 127, error_code: 'not_found', error: `${exe} was not found on the agent's PATH — install it or fix the action's argv` };
+    case 'spawn_failed':
+      return { status: 'failed', exit_code: -1, error_code: 'not_found', error: `${exe} could not be started: ${run.error ?? 'unknown error'}` };
+    case 'exited':
+      if (run.exitCode === 0) return { status: 'succeeded', exit_code: 0 };
+      if (job.sudo && isSudoRefusal(run.exitCode, run.stderr.text)) {
+        return { status: 'failed', exit_code: run.exitCode, error_code: 'sudo_failed', error: `sudo refused to run ${exe} without a password — install the rule printed by \`homelab-cmd sudoers --config <file>\` (sudo said: ${firstLine(run.stderr.text)})` };
+      }
+      if (job.sudo && run.exitCode === 127 && run.stdout.text === '') {
+        return { status: 'failed', exit_code: 127, error_code: 'not_found', error: `${exe} was not found when run through sudo — check the action's argv` };
+      }
+      return { status: 'failed', exit_code: run.exitCode, error_code: 'exit_nonzero', error: `${exe} exited with code ${run.exitCode}${run.signal ? ` (signal ${run.signal})` : ''} — see stderr` };
+  }
+}
+
+function join(parts: string[], max: number, truncated: boolean): { text: string; truncated: boolean } {
+  const text = parts.join('');
+  const cut = cutToBytes(text, max);
+  return { text: cut, truncated: truncated || cut.length !== text.length };
+}
+
+function firstLine(s: string): string {
+  return (s.split('\n').find((l) => l.trim() !== '') ?? '').slice(0, 200);
+}

@@ -1,0 +1,152 @@
+/**
+ * Runs one argv: no shell, stdin closed, its own process group, a clean
+ * environment, output capped while reading, and a timeout that kills the
+ * whole group (SIGTERM, then SIGKILL after a grace) so grandchildren die too.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { execa } from 'execa';
+import { CappedBuffer } from './capture.js';
+
+export interface RunSpec {
+  argv: string[];
+  /** The child's whole environment: nothing is inherited from the agent. */
+  env: Record<string, string>;
+  timeoutMs: number;
+  maxOutput: number;
+  /** Between SIGTERM and SIGKILL of the group on timeout. */
+  killGraceMs?: number;
+  /** Aborting kills the group like a timeout does, and the outcome is `interrupted`. */
+  signal?: AbortSignal;
+}
+
+export type RunKind = 'exited' | 'timed_out' | 'interrupted' | 'not_found' | 'spawn_failed';
+
+export interface RunOutcome {
+  kind: RunKind;
+  /** The process's code; -1 when killed for the timeout or nothing ran; 127 when not found. */
+  exitCode: number;
+  signal: string | undefined;
+  stdout: { text: string; truncated: boolean };
+  stderr: { text: string; truncated: boolean };
+  startedAt: Date;
+  durationMs: number;
+  /** For spawn failures: what the OS said. */
+  error?: string;
+}
+
+const DEFAULT_KILL_GRACE_MS = 5000;
+// After the main process exits, leftovers that still hold its stdout get this long, then the group is killed.
+const DRAIN_MS = 1000;
+
+export async function runCommand(spec: RunSpec): Promise<RunOutcome> {
+  const [file, ...args] = spec.argv;
+  if (file === undefined) throw new Error('runCommand: empty argv');
+  const startedAt = new Date();
+  const t0 = performance.now();
+  const stdout = new CappedBuffer(spec.maxOutput);
+  const stderr = new CappedBuffer(spec.maxOutput);
+  // A private working directory, so a command never writes where the agent lives.
+  const cwd = await mkdtemp(path.join(os.tmpdir(), 'homelab-cmd-'));
+
+  try {
+    const child = execa(file, args, {
+      cwd,
+      env: spec.env,
+      extendEnv: false,
+      stdin: 'ignore',
+      stdout: 'pipe',
+      stderr: 'pipe',
+      buffer: false,
+      reject: false,
+      detached: true, // its own process group: the timeout kills the whole tree
+      cleanup: false,
+      encoding: 'buffer',
+    });
+    // The outcome is read from the child's events below; execa's own promise only needs its rejection handled.
+    child.catch(() => undefined);
+
+    child.stdout?.on('data', (c: Buffer) => stdout.push(c));
+    child.stderr?.on('data', (c: Buffer) => stderr.push(c));
+    const streamsClosed = Promise.all([closed(child.stdout), closed(child.stderr)]);
+
+    let timedOut = false;
+    let aborted = false;
+    let killTimer: NodeJS.Timeout | undefined;
+    const killGroup = (signal: NodeJS.Signals) => {
+      if (child.pid === undefined) return;
+      try {
+        process.kill(-child.pid, signal);
+      } catch {
+        // ESRCH: the group is gone already.
+      }
+    };
+    const terminate = () => {
+      if (killTimer) return;
+      killGroup('SIGTERM');
+      killTimer = setTimeout(() => killGroup('SIGKILL'), spec.killGraceMs ?? DEFAULT_KILL_GRACE_MS);
+    };
+    const timer = setTimeout(() => {
+      timedOut = true;
+      terminate();
+    }, spec.timeoutMs);
+    const onAbort = () => {
+      aborted = true;
+      terminate();
+    };
+    if (spec.signal?.aborted) onAbort();
+    spec.signal?.addEventListener('abort', onAbort, { once: true });
+
+    const exit = await new Promise<{ code: number | null; signal: NodeJS.Signals | null; error?: NodeJS.ErrnoException }>((resolve) => {
+      child.once('exit', (code, signal) => resolve({ code, signal }));
+      child.once('error', (error: NodeJS.ErrnoException) => resolve({ code: null, signal: null, error }));
+    });
+    clearTimeout(timer);
+    spec.signal?.removeEventListener('abort', onAbort);
+
+    if (exit.error === undefined) {
+      const drained = await Promise.race([streamsClosed.then(() => true), delay(DRAIN_MS).then(() => false)]);
+      if (!drained || timedOut || aborted) {
+        // Leftover grandchildren keep the pipes open: they die with the command's group.
+        killGroup('SIGKILL');
+        child.stdout?.destroy();
+        child.stderr?.destroy();
+      }
+    }
+    clearTimeout(killTimer);
+
+    const base = { stdout: stdout.result(), stderr: stderr.result(), startedAt, durationMs: Math.round(performance.now() - t0) };
+    if (exit.error) {
+      const notFound = exit.error.code === 'ENOENT';
+      return {
+        ...base,
+        kind: notFound ? 'not_found' : 'spawn_failed',
+        exitCode: notFound ? 127 : -1,
+        signal: undefined,
+        error: exit.error.code === 'EACCES' ? `${file} is not executable` : exit.error.message,
+      };
+    }
+    if (aborted) return { ...base, kind: 'interrupted', exitCode: -1, signal: exit.signal ?? undefined };
+    if (timedOut) return { ...base, kind: 'timed_out', exitCode: -1, signal: exit.signal ?? undefined };
+    return { ...base, kind: 'exited', exitCode: exit.code ?? 128 + signalNumber(exit.signal), signal: exit.signal ?? undefined };
+  } finally {
+    await rm(cwd, { recursive: true, force: true }).catch(() => undefined);
+  }
+}
+
+function closed(stream: NodeJS.ReadableStream | null | undefined): Promise<void> {
+  if (!stream) return Promise.resolve();
+  return new Promise((resolve) => {
+    stream.once('close', () => resolve());
+    stream.once('end', () => resolve());
+  });
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}
+
+function signalNumber(signal: NodeJS.Signals | null): number {
+  return signal ? (os.constants.signals[signal] ?? 0) : 0;
+}

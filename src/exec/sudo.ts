@@ -1,0 +1,45 @@
+/**
+ * sudo: `sudo -n -- timeout --kill-after=5s <action timeout> /abs/exe args…`.
+ * sudo relays SIGTERM but the agent cannot SIGKILL a root child, so coreutils
+ * `timeout` runs *inside* sudo and kills the command's group as root.
+ * The wrapper uses the action's fixed timeout so the sudoers line never varies.
+ */
+import { accessSync, constants } from 'node:fs';
+import path from 'node:path';
+import { toSecondsArg } from '../core/duration.js';
+
+export const SUDO_KILL_AFTER = '5s';
+
+/** The absolute path of an executable on a PATH string, as the child would find it. */
+export function resolveExecutable(file: string, searchPath: string): string | undefined {
+  if (file.includes('/')) return isExecutable(file) ? file : undefined;
+  for (const dir of searchPath.split(':')) {
+    if (dir === '') continue;
+    const candidate = path.join(dir, file);
+    if (isExecutable(candidate)) return candidate;
+  }
+  return undefined;
+}
+
+function isExecutable(file: string): boolean {
+  try {
+    accessSync(file, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The argv that sudo runs (what a sudoers rule must allow), for an already-resolved command. */
+export function sudoInner(absArgv: readonly string[], actionTimeoutMs: number, timeoutExe: string): string[] {
+  return [timeoutExe, `--kill-after=${SUDO_KILL_AFTER}`, toSecondsArg(actionTimeoutMs), ...absArgv];
+}
+
+export function sudoArgv(sudoExe: string, inner: readonly string[]): string[] {
+  return [sudoExe, '-n', '--', ...inner];
+}
+
+/** sudo's own refusals (exit 1, "sudo: …" on stderr), as opposed to the command failing. */
+export function isSudoRefusal(exitCode: number, stderr: string): boolean {
+  return exitCode === 1 && /^sudo: /m.test(stderr) && /password|not allowed|sudoers|terminal|askpass|not permitted|unable to/i.test(stderr);
+}
