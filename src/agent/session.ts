@@ -178,7 +178,9 @@ export class MqttSession {
     try {
       if (!sessionPresent) {
         // One topic per SUBSCRIBE: some brokers (aedes over Redis) hang on multi-topic subscribes.
-        for (const topic of this.opts.subscriptions) await client.subscribeAsync(topic, { qos: 1 });
+        // Retain As Published: a command published with retain=1 must reach us flagged as retained even
+        // when it arrives live, so it can be refused (MQTT 5 § 3.8.3.1; 3.1.1 brokers clear the flag).
+        for (const topic of this.opts.subscriptions) await client.subscribeAsync(topic, { qos: 1, rap: true });
       }
       for (const l of [...this.connectListeners]) await l({ protocolVersion: this.protocolVersion, sessionPresent, reconnect });
     } catch (err) {
