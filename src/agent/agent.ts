@@ -79,12 +79,13 @@ export class Agent {
     });
     session.onConnect(async () => {
       await session.publish(this.topics.status, 'online', { retain: true });
+      if (interrupted.length > 0) {
+        // Reported once connected, so the results cannot be lost with a connection that never opened.
+        log.warn({ ids: interrupted.map((r) => r.id) }, 'requests were cut short by the last stop; reporting them interrupted (not re-running them)');
+        pipeline.reportInterrupted(interrupted.splice(0));
+      }
       await this.publishHeartbeat();
     });
-    if (interrupted.length > 0) {
-      log.warn({ ids: interrupted.map((r) => r.id) }, 'requests were cut short by the last stop; reporting them interrupted (not re-running them)');
-      pipeline.reportInterrupted(interrupted);
-    }
     session.start();
     this.heartbeatTimer = setInterval(() => {
       if (session.connected) void this.publishHeartbeat();

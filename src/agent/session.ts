@@ -47,8 +47,9 @@ export class MqttSession {
   private everConnected = false;
   private stopping = false;
   private retryTimer: NodeJS.Timeout | undefined;
-  private readonly incomingStore = new Store();
-  private readonly outgoingStore = new Store();
+  // Shared across reconnects so QoS 1 messages in flight survive them (client.reconnect() would drop them).
+  private incomingStore = new Store();
+  private outgoingStore = new Store();
   private readonly messageListeners: ((msg: Incoming) => void)[] = [];
   private readonly connectListeners: ConnectListener[] = [];
 
@@ -153,7 +154,10 @@ export class MqttSession {
         o.log.warn({ url: redactUrl(o.url) }, 'the broker refused MQTT 5; falling back to MQTT 3.1.1 (no response topics, no message expiry)');
         this.protocolVersion = 4;
         client.removeAllListeners('close');
+        // end() closes the stores it was given; nothing was in flight on a connection that never opened.
         client.end(true, {}, () => undefined);
+        this.incomingStore = new Store();
+        this.outgoingStore = new Store();
         this.client = this.createClient();
         return;
       }

@@ -149,10 +149,11 @@ function retainedMessage(): string {
 
 /** Map HomelabCmd names onto ours; a field given under both names must agree. */
 function unalias(obj: Record<string, unknown>): Record<string, unknown> | string {
-  const out: Record<string, unknown> = {};
+  // Own keys only: a field named "constructor" or "__proto__" must stay that name, not reach Object.prototype.
+  const out: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
   for (const [key, value] of Object.entries(obj)) {
-    const target = (ALIASES as Record<string, string>)[key] ?? key;
-    if (target in out && JSON.stringify(out[target]) !== JSON.stringify(value)) {
+    const target = Object.hasOwn(ALIASES, key) ? ALIASES[key as keyof typeof ALIASES] : key;
+    if (Object.hasOwn(out, target) && JSON.stringify(out[target]) !== JSON.stringify(value)) {
       return `"${key}" and "${target}" are the same field with different values — send one of them`;
     }
     out[target] = value;
