@@ -52,5 +52,7 @@ export function sudoersLines(config: Config, user: string): string[] {
 /** One argv element as sudoers text: params become "*", sudoers' special characters are escaped. */
 export function sudoersArg(element: string): string {
   const parts = element.split(/(\{[a-z][a-z0-9_]{0,62}\})/);
-  return parts.map((p) => (placeholders(p).length > 0 && /^\{[^}]+\}$/.test(p) ? '*' : p.replace(/[\\,:=*?[\]!\s]/g, (c) => `\\${c}`))).join('');
+  // "#" starts a comment even inside a command's arguments: unescaped, the rest of the rule would be
+  // dropped and sudo would allow the command with any arguments at all.
+  return parts.map((p) => (placeholders(p).length > 0 && /^\{[^}]+\}$/.test(p) ? '*' : p.replace(/[\\,:=*?[\]!#\s]/g, (c) => `\\${c}`))).join('');
 }

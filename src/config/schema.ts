@@ -128,7 +128,23 @@ export const actionSchema = z
         issue(['pattern'], `has no named group for param "${p}" — add (?<${p}>…) so a raw command can set it`);
       }
     }
-  });
+  }, { when: (payload) => structurallySound(payload.value) });
+
+/**
+ * Cross-checks run even when a field elsewhere in the action failed (check-config reports every
+ * problem at once), as long as the shapes they read are intact.
+ */
+function structurallySound(value: unknown): boolean {
+  if (typeof value !== 'object' || value === null) return false;
+  const a = value as Record<string, unknown>;
+  const isArgv = (x: unknown) => Array.isArray(x) && x.every((e) => typeof e === 'string');
+  if (a.argv !== undefined && !isArgv(a.argv)) return false;
+  if (a.steps !== undefined && !(Array.isArray(a.steps) && a.steps.every(isArgv))) return false;
+  if (typeof a.params !== 'object' || a.params === null) return false;
+  const types = ['string', 'integer', 'enum'];
+  return Object.values(a.params).every((p) => typeof p === 'object' && p !== null && types.includes((p as { type?: string }).type ?? ''))
+    && (a.pattern === undefined || typeof a.pattern === 'string');
+}
 
 function checkDefault(param: z.infer<typeof paramSchema>, report: (message: string) => void): void {
   if (param.default === undefined) return;

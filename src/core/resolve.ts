@@ -28,9 +28,10 @@ export interface ResolveDefaults {
 
 export type ResolveOutcome = { ok: true; job: Job } | { ok: false; action: string | null; rejection: Rejection };
 
-// Control characters never reach a command, whatever a param's pattern allows.
+// Control characters never reach a command, whatever a param's pattern allows: C0, DEL and C1
+// (U+0080–U+009F holds CSI and NEL, which terminals and log viewers act on too).
 // eslint-disable-next-line no-control-regex
-const CONTROL_RE = /[\u0000-\u001f\u007f]/;
+const CONTROL_RE = /[\u0000-\u001f\u007f-\u009f]/;
 
 export function resolveRequest(req: Request, actions: Readonly<Record<string, ActionConfig>>, defaults: ResolveDefaults): ResolveOutcome {
   let name = req.action;
