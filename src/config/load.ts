@@ -54,7 +54,8 @@ export function parseConfig(text: string, source: string, env: NodeJS.ProcessEnv
   if (typeof data !== 'object' || Array.isArray(data)) {
     throw new ConfigError(source, [{ path: '(root)', message: 'the file must be a YAML mapping of keys (host:, mqtt:, actions: …)' }]);
   }
-  const parsed = configSchema.safeParse(data);
+  // zod leaves `input` out of issues unless asked: without it every wrong value would read "is required".
+  const parsed = configSchema.safeParse(data, { reportInput: true });
   if (!parsed.success) throw new ConfigError(source, parsed.error.issues.map(formatIssue));
 
   const raw = parsed.data;
@@ -122,10 +123,13 @@ function formatIssue(issue: z.core.$ZodIssue): ConfigIssue {
         message:
           issue.input === undefined
             ? `is required (${issue.expected}) — add it`
-            : `expected ${issue.expected}, got ${describe(issue.input)} — change the value`,
+            : `expected ${issue.expected}, got ${/password$/.test(keyPath) ? 'a value of another type (not shown: a secret)' : describe(issue.input)} — change the value`,
       };
     case 'invalid_value':
       return { path: keyPath, message: `must be one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')} — got ${describe(issue.input)}` };
+    case 'invalid_key':
+      // A bad record key (action, param or env name): its own rule says what is wrong, not "Invalid key in record".
+      return { path: keyPath, message: issue.issues[0]?.message ?? issue.message };
     case 'too_small':
     case 'too_big':
       return { path: keyPath, message: `${issue.message} — change the value` };

@@ -20,6 +20,9 @@ const duration = z.union([z.number(), z.string()]).transform((value, ctx): numbe
   return ms;
 });
 
+/** Timeouts and intervals: 0 would kill every command at once, or publish heartbeats in a tight loop. */
+const positiveDuration = duration.refine((ms) => ms > 0, { message: 'must be more than 0 — give a duration such as 30s' });
+
 const regexSource = z.string().check((ctx) => {
   try {
     anchored(ctx.value);
@@ -72,7 +75,7 @@ export const actionSchema = z
     params: z.record(z.string().regex(PARAM_NAME_RE, 'param names must match ^[a-z][a-z0-9_]{0,62}$'), paramSchema).default({}),
     pattern: regexSource.optional(),
     sudo: z.boolean().optional(),
-    timeout: duration.optional(),
+    timeout: positiveDuration.optional(),
     stagger: z
       .strictObject({
         group: z.string().regex(ACTION_NAME_RE, 'must match ^[a-z0-9][a-z0-9_]{0,62}$'),
@@ -112,8 +115,9 @@ export const actionSchema = z
       }
     }
     if (action.button) {
-      // A press carries no params, so every param must be able to fall back to its default.
-      const missing = Object.entries(action.params).filter(([, p]) => p.default === undefined);
+      // A press carries no params. Enum and integer params are shown in HA as select/number entities
+      // whose current values the press uses; a string param can only fall back to its default.
+      const missing = Object.entries(action.params).filter(([, p]) => p.default === undefined && p.type === 'string');
       for (const [name] of missing) {
         issue(['button'], `a button press sends no params, and param "${name}" has no default — give it a default, or set button: false`);
       }
@@ -222,7 +226,7 @@ export const configSchema = z.strictObject({
   host: hostId.optional(),
   state_dir: z.string().min(1).optional(),
   mqtt: mqttSchema.prefault({}),
-  heartbeat: z.strictObject({ interval: duration.default(30_000) }).prefault({}),
+  heartbeat: z.strictObject({ interval: positiveDuration.default(30_000) }).prefault({}),
   discovery: z
     .strictObject({
       enabled: z.boolean().default(true),
@@ -233,7 +237,7 @@ export const configSchema = z.strictObject({
     .strictObject({
       enabled: z.boolean().default(false),
       sudo: z.boolean().default(false),
-      timeout: duration.default(30_000),
+      timeout: positiveDuration.default(30_000),
       max_output: z.int().min(0).max(10_000_000).default(10_000),
       concurrency: z.int().min(1).max(64).default(2),
       queue: z.int().min(0).max(100_000).default(32),
@@ -253,7 +257,18 @@ export const configSchema = z.strictObject({
       users: z.array(userSchema).default([]),
     })
     .prefault({}),
-});
+}).superRefine((config, ctx) => {
+  // An agent may write `<discovery>/+/<its host>/#`: were that inside `<prefix>/`, a host named
+  // "cmd" or "status" could write other hosts' command or status topics.
+  const p = config.mqtt.prefix;
+  const d = config.discovery.prefix;
+  if (p === d || p.startsWith(`${d}/`) || d.startsWith(`${p}/`)) {
+    ctx.addIssue({ code: 'custom', path: ['discovery', 'prefix'], message: `"${d}" must not overlap mqtt.prefix "${p}" — the broker ACL needs them apart; use e.g. homeassistant` });
+  }
+}, { when: (payload) => {
+  const v = payload.value as { mqtt?: { prefix?: unknown }; discovery?: { prefix?: unknown } } | undefined;
+  return typeof v?.mqtt?.prefix === 'string' && typeof v.discovery?.prefix === 'string';
+} });
 
 export type RawConfig = z.output<typeof configSchema>;
 export type ActionConfig = z.output<typeof actionSchema>;

@@ -14,6 +14,8 @@ export interface Request {
   id: string;
   /** True when the agent made the id (a press, or a request without one). */
   generatedId: boolean;
+  /** A plain payload on cmd/ACTION (HA's button): it runs with the params HA shows for the action. */
+  press: boolean;
   action: string | undefined;
   params: Record<string, unknown>;
   command: string | undefined;
@@ -68,7 +70,7 @@ export function parseDelivery(delivery: Delivery, now: number, newId: () => stri
     if (topicAction === undefined) {
       return reject('invalid_request', 'a payload on the cmd topic must be a JSON request naming "action" or "command" — or publish to cmd/<action> to press it');
     }
-    return { ok: true, request: emptyRequest(fallbackRef.id, true, topicAction) };
+    return { ok: true, request: pressRequest(fallbackRef.id, topicAction) };
   }
 
   let json: unknown;
@@ -127,6 +129,7 @@ export function parseDelivery(delivery: Delivery, now: number, newId: () => stri
     request: {
       id,
       generatedId,
+      press: false,
       action,
       params: r.params ?? {},
       command: r.command,
@@ -139,8 +142,8 @@ export function parseDelivery(delivery: Delivery, now: number, newId: () => stri
   };
 }
 
-function emptyRequest(id: string, generatedId: boolean, action: string): Request {
-  return { id, generatedId, action, params: {}, command: undefined, timeoutMs: undefined, ts: undefined, ttl: undefined, sig: undefined, transaction: undefined };
+function pressRequest(id: string, action: string): Request {
+  return { id, generatedId: true, press: true, action, params: {}, command: undefined, timeoutMs: undefined, ts: undefined, ttl: undefined, sig: undefined, transaction: undefined };
 }
 
 function retainedMessage(): string {
