@@ -6,7 +6,9 @@ import type { Config } from '../config/load.js';
 import { commandTopicAction, hostTopics, type HostTopics } from '../core/topics.js';
 import type { Logger } from '../log.js';
 import { VERSION } from '../version.js';
+import { DiscoveryPublisher } from './discovery.js';
 import { readHeartbeat } from './heartbeat.js';
+import { ParamStore } from './params.js';
 import { Journal } from './journal.js';
 import { Pipeline, type ResultSink } from './pipeline.js';
 import { MqttSession } from './session.js';
@@ -21,6 +23,7 @@ export class Agent {
   readonly topics: HostTopics;
   private session: MqttSession | undefined;
   private pipeline: Pipeline | undefined;
+  private discovery: DiscoveryPublisher | undefined;
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private pendingPublishes = 0;
   private stopped = false;
@@ -43,6 +46,7 @@ export class Agent {
     const journal = new Journal(config.state_dir, log.child({ module: 'journal' }));
     const interrupted = journal.open();
 
+    const haStatus = `${config.discovery.prefix}/status`;
     const session = new MqttSession({
       url: this.url,
       clientId: config.mqtt.client_id ?? `homelab-cmd-${config.host}`,
@@ -54,7 +58,7 @@ export class Agent {
       keyFile: config.mqtt.key_file,
       insecure: config.mqtt.insecure,
       will: { topic: this.topics.status, payload: 'offline' },
-      subscriptions: [this.topics.cmd, this.topics.cmdWildcard],
+      subscriptions: [this.topics.cmd, this.topics.cmdWildcard, `${config.mqtt.prefix}/${config.host}/param/+/+/set`, haStatus],
       log: log.child({ module: 'mqtt' }),
       backoff: this.opts.backoff,
     });
@@ -69,16 +73,28 @@ export class Agent {
         }
       },
     };
-    const pipeline = new Pipeline(config, this.topics, journal, sink, log.child({ module: 'pipeline' }));
+    const paramStore = new ParamStore(config, sink, log.child({ module: 'params' }));
+    const discovery = new DiscoveryPublisher(config, sink, log.child({ module: 'discovery' }));
+    const pipeline = new Pipeline(config, this.topics, journal, sink, log.child({ module: 'pipeline' }), (action) => paramStore.pressParams(action));
     this.session = session;
     this.pipeline = pipeline;
+    this.discovery = discovery;
 
     session.onMessage(({ topic, payload, packet }) => {
       const cmd = commandTopicAction(this.topics, topic);
-      if (cmd) pipeline.handle(cmd.action, payload, packet);
+      if (cmd) return pipeline.handle(cmd.action, payload, packet);
+      if (topic === haStatus) {
+        if (payload.toString() === 'online') discovery.onBirth();
+        return;
+      }
+      paramStore.handleSet(topic, payload, packet.retain === true);
     });
-    session.onConnect(async () => {
+    session.onConnect(async ({ reconnect }) => {
       await session.publish(this.topics.status, 'online', { retain: true });
+      // At start only what changed since the last run; after a lost connection, everything
+      // (the broker may have restarted without its retained messages).
+      await discovery.sync(!reconnect);
+      await paramStore.publishAll();
       if (interrupted.length > 0) {
         // Reported once connected, so the results cannot be lost with a connection that never opened.
         log.warn({ ids: interrupted.map((r) => r.id) }, 'requests were cut short by the last stop; reporting them interrupted (not re-running them)');
@@ -103,6 +119,7 @@ export class Agent {
     if (this.stopped) return;
     this.stopped = true;
     clearInterval(this.heartbeatTimer);
+    this.discovery?.stop();
     try {
       await this.pipeline?.drain(this.config.execution.shutdown_grace);
     } catch (err) {

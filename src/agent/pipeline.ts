@@ -59,6 +59,8 @@ export class Pipeline {
     private readonly journal: Journal,
     private readonly sink: ResultSink,
     private readonly log: Logger,
+    /** The params a press (HA's button) runs with: the values HA's select/number entities hold. */
+    private readonly pressParams: (action: string) => Record<string, string> = () => ({}),
   ) {
     this.retainedIds = journal.finalIds().slice(-KEEP_RETAINED_RESULTS);
   }
@@ -82,6 +84,7 @@ export class Pipeline {
       return this.reject(parsed.ref, parsed.rejection, replyTo);
     }
     const req = parsed.request;
+    if (req.press && req.action !== undefined) req.params = this.pressParams(req.action);
     const known = this.journal.get(req.id);
     if (known) return this.repeat(req.id, replyTo);
 

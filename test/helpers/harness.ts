@@ -30,7 +30,11 @@ export class Harness {
   }
 
   /** An agent with execution enabled, a fresh state dir, and `binDir` first on its PATH. */
-  async agent(host: string, actions: Record<string, unknown>, opts: { binDir?: string; stateDir?: string; execution?: Record<string, unknown> } = {}): Promise<{ agent: Agent; stateDir: string }> {
+  async agent(
+    host: string,
+    actions: Record<string, unknown>,
+    opts: { binDir?: string; stateDir?: string; execution?: Record<string, unknown>; extra?: Record<string, unknown> } = {},
+  ): Promise<{ agent: Agent; stateDir: string }> {
     const stateDir = opts.stateDir ?? `${tempDir()}/state`;
     const { agent } = await startAgent({
       host,
@@ -38,6 +42,7 @@ export class Harness {
       mqtt: { url: this.url },
       execution: { enabled: true, path: opts.binDir ? testPath(opts.binDir) : '/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin', ...opts.execution },
       actions,
+      ...opts.extra,
     });
     this.agents.push(agent);
     return { agent, stateDir };

@@ -1,0 +1,37 @@
+/** `homelab-cmd discovery`: print the HA discovery a config publishes, or clear it from the broker. */
+import { loadConfig } from '../config/load.js';
+import { buildDiscovery } from '../core/discovery.js';
+import { UsageError } from '../errors.js';
+import { VERSION } from '../version.js';
+import { connectClient } from './client.js';
+import { out, parse, type Verb } from './args.js';
+
+export const discoveryVerb: Verb = {
+  name: 'discovery',
+  summary: 'print the Home Assistant discovery messages of a config, or clear them',
+  usage: `Usage: homelab-cmd discovery --config FILE [--clear] [--url U]
+
+Prints every retained discovery message the agent of FILE publishes (topic,
+then payload). With --clear, connects to mqtt.url (or --url) with the config's
+credentials and publishes an empty retained payload on each of those topics,
+which removes the entities from Home Assistant.`,
+  async run(argv) {
+    const { values } = parse(this, argv, { config: { type: 'string', short: 'c' }, clear: { type: 'boolean' }, url: { type: 'string', short: 'u' } });
+    if (values.help) return out(this.usage), 0;
+    if (!values.config) throw new UsageError(`--config is required\n\n${this.usage}`);
+    const config = loadConfig(values.config);
+    const msgs = buildDiscovery({ host: config.host, prefix: config.mqtt.prefix, discoveryPrefix: config.discovery.prefix, version: VERSION, actions: config.actions });
+    if (!values.clear) {
+      out(msgs.map((m) => `${m.topic}\n${JSON.stringify(m.payload, null, 2)}`).join('\n\n'));
+      return 0;
+    }
+    const client = await connectClient({ url: values.url ?? config.mqtt.url, username: config.mqtt.username, password: config.mqtt.password });
+    try {
+      for (const m of msgs) await client.publishAsync(m.topic, '', { qos: 1, retain: true });
+    } finally {
+      await client.endAsync();
+    }
+    out(`cleared ${msgs.length} discovery topic(s) of host ${config.host}${config.discovery.enabled ? ' — the running agent publishes them again at its next start; set discovery.enabled: false to keep them away' : ''}`);
+    return 0;
+  },
+};
