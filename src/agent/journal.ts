@@ -42,9 +42,11 @@ export class Journal {
     for (const line of text.split('\n')) {
       if (line.trim() === '') continue;
       try {
-        const e = JSON.parse(line) as JournalEntry;
-        if (typeof e.id !== 'string' || typeof e.result?.status !== 'string') throw new Error('not an entry');
+        const e = JSON.parse(line) as JournalEntry | { id: string; forget: true };
+        if (typeof e.id !== 'string') throw new Error('not an entry');
         this.entries.delete(e.id); // re-insert: Map order is recency order
+        if ('forget' in e) continue;
+        if (typeof e.result?.status !== 'string') throw new Error('not an entry');
         this.entries.set(e.id, e.result);
       } catch {
         bad++;
@@ -71,7 +73,16 @@ export class Journal {
   record(result: Result): void {
     this.entries.delete(result.id);
     this.entries.set(result.id, result);
-    const line = `${JSON.stringify({ id: result.id, result } satisfies JournalEntry)}\n`;
+    this.append(`${JSON.stringify({ id: result.id, result } satisfies JournalEntry)}\n`);
+  }
+
+  /** An accepted id that never ran (stopped while queued) becomes free to send again. */
+  forget(id: string): void {
+    if (!this.entries.delete(id)) return;
+    this.append(`${JSON.stringify({ id, forget: true })}\n`);
+  }
+
+  private append(line: string): void {
     const fd = openSync(this.file, 'a', 0o600);
     try {
       appendFileSync(fd, line);

@@ -111,7 +111,11 @@ export class Pipeline {
   async drain(graceMs: number): Promise<void> {
     this.accepting = false;
     for (const q of this.queue.splice(0)) {
-      this.finish(q, rejected(this.config.host, q.ref, { code: 'shutting_down', error: 'the agent stopped before this request could start; it was not run — send it again' }, new Date()));
+      // Never started: the id is released, so the same request can simply be sent again.
+      this.journal.forget(q.ref.id);
+      const result = rejected(this.config.host, q.ref, { code: 'shutting_down', error: 'the agent stopped before this request could start; it was not run — send it again (the same id is fine)' }, new Date());
+      this.count(result);
+      this.publishFinal(result, q.replyTo);
     }
     if (this.running.size === 0) return;
     const timer = setTimeout(() => {

@@ -2,6 +2,7 @@
  * The CLI's own MQTT client (send, status, the `up` probe): MQTT 5, falling
  * back to 3.1.1 when a broker refuses 5, with connection errors made readable.
  */
+import { readFileSync } from 'node:fs';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { ConnectionError } from '../errors.js';
 import { redactUrl } from '../agent/session.js';
@@ -11,6 +12,11 @@ export interface ClientOptions {
   username?: string | undefined;
   password?: string | undefined;
   connectTimeoutMs?: number;
+  /** TLS, as mqtt.ca_file / cert_file / key_file / insecure of the config. */
+  caFile?: string | undefined;
+  certFile?: string | undefined;
+  keyFile?: string | undefined;
+  insecure?: boolean | undefined;
 }
 
 export async function connectClient(opts: ClientOptions): Promise<MqttClient> {
@@ -34,6 +40,10 @@ function connectOnce(opts: ClientOptions, protocolVersion: 4 | 5): Promise<MqttC
   };
   if (opts.username !== undefined) options.username = opts.username;
   if (opts.password !== undefined) options.password = opts.password;
+  if (opts.caFile) options.ca = readFileSync(opts.caFile);
+  if (opts.certFile) options.cert = readFileSync(opts.certFile);
+  if (opts.keyFile) options.key = readFileSync(opts.keyFile);
+  options.rejectUnauthorized = opts.insecure !== true;
   const client = mqtt.connect(opts.url, options);
   return new Promise((resolve, reject) => {
     const fail = (err: Error & { code?: unknown }) => {

@@ -25,7 +25,8 @@ which removes the entities from Home Assistant.`,
       out(msgs.map((m) => `${m.topic}\n${JSON.stringify(m.payload, null, 2)}`).join('\n\n'));
       return 0;
     }
-    const client = await connectClient({ url: values.url ?? config.mqtt.url, username: config.mqtt.username, password: config.mqtt.password });
+    const m = config.mqtt;
+    const client = await connectClient({ url: values.url ?? m.url, username: m.username, password: m.password, caFile: m.ca_file, certFile: m.cert_file, keyFile: m.key_file, insecure: m.insecure });
     try {
       for (const m of msgs) await client.publishAsync(m.topic, '', { qos: 1, retain: true });
     } finally {

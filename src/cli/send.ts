@@ -6,14 +6,11 @@ import { ACTION_NAME_RE, HOST_ID_RE, REQUEST_ID_RE } from '../core/names.js';
 import { isFinal, type Result } from '../core/result.js';
 import { hostTopics } from '../core/topics.js';
 import { UsageError } from '../errors.js';
-import { connectClient } from './client.js';
+import { connectClient, type ClientOptions } from './client.js';
 import { err, out, parse, secondsOption, type Verb } from './args.js';
 
-export interface Target {
-  url: string;
+export interface Target extends ClientOptions {
   prefix: string;
-  username?: string | undefined;
-  password?: string | undefined;
 }
 
 /** `--url`/`--prefix` default to mqtt.url/mqtt.prefix of `--config`, else the contract's defaults. */
@@ -24,6 +21,10 @@ export function targetFrom(values: { url?: string | undefined; prefix?: string |
     prefix: values.prefix ?? config?.mqtt.prefix ?? 'homelab',
     username: config?.mqtt.username,
     password: config?.mqtt.password,
+    caFile: config?.mqtt.ca_file,
+    certFile: config?.mqtt.cert_file,
+    keyFile: config?.mqtt.key_file,
+    insecure: config?.mqtt.insecure,
   };
 }
 

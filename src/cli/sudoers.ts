@@ -13,9 +13,11 @@ export const sudoersVerb: Verb = {
 Prints a sudoers drop-in allowing user U (default homelab-cmd) to run exactly
 the argv of each sudo action, wrapped the way the agent runs it (coreutils
 timeout inside sudo, so a timeout can kill root processes). "*" stands only
-where a param sits. Install it with:
-  homelab-cmd sudoers --config FILE | sudo tee /etc/sudoers.d/homelab-cmd
-  sudo chmod 0440 /etc/sudoers.d/homelab-cmd && sudo visudo -cf /etc/sudoers.d/homelab-cmd`,
+where a param sits. Check it before it goes live (a broken file in
+/etc/sudoers.d breaks sudo for everyone):
+  homelab-cmd sudoers --config FILE > /tmp/homelab-cmd.sudoers
+  sudo visudo -cf /tmp/homelab-cmd.sudoers && \
+    sudo install -m 0440 -o root -g root /tmp/homelab-cmd.sudoers /etc/sudoers.d/homelab-cmd`,
   async run(argv) {
     const { values } = parse(this, argv, { config: { type: 'string', short: 'c' }, user: { type: 'string', short: 'u' } });
     if (values.help) return out(this.usage), 0;

@@ -294,19 +294,28 @@ describe('stopping', () => {
   it('a request queued at shutdown is shutting_down (not run); a running one past the grace is interrupted', async () => {
     const host = 'pipe-stop';
     const dir = tempDir();
-    const bin = fakeBin(dir, 'blocker', `while [ ! -f "${dir}/never" ]; do sleep 0.02; done`);
-    const { agent } = await h.agent(host, { block: { argv: ['blocker'] } }, { binDir: bin, execution: { concurrency: 1, queue: 5, shutdown_grace: '300ms' } });
+    const bin = fakeBin(dir, 'blocker', `while [ ! -f "${dir}/gate" ]; do sleep 0.02; done`);
+    const opts = { binDir: bin, execution: { concurrency: 1, queue: 5, shutdown_grace: '300ms' } };
+    const { agent, stateDir } = await h.agent(host, { block: { argv: ['blocker'] } }, opts);
     const running = h.finalFor(host, 's1');
     const queued = h.finalFor(host, 's2');
     await h.ctl.pub(`homelab/${host}/cmd/block`, JSON.stringify({ id: 's1' }));
     await h.ctl.waitJson(`homelab/${host}/result/s1`, (r: { status: string }) => r.status === 'running');
     await h.ctl.pub(`homelab/${host}/cmd/block`, JSON.stringify({ id: 's2' }));
-    await until(() => agent !== undefined && h.ctl.messages.length > 0, 1000, 'setup');
-    // s2 must be queued before we stop: wait for the agent to have it (its heartbeat-free way: journal).
-    await until(() => readFileSync(`${(agent as unknown as { config: { state_dir: string } }).config.state_dir}/journal.jsonl`, 'utf8').includes('"s2"'), 5000, 's2 journaled');
+    // s2 must be queued before we stop: the agent journals an accepted request before queueing it.
+    await until(() => readFileSync(`${stateDir}/journal.jsonl`, 'utf8').includes('"s2"'), 5000, 's2 journaled');
     await h.stopAgent(agent);
     expect(await queued).toMatchObject({ status: 'rejected', error_code: 'shutting_down' });
     expect(await running).toMatchObject({ status: 'interrupted', error_code: 'interrupted', exit_code: -1 });
     expect(calls(dir)).toHaveLength(1);
+
+    // After a restart, the id that never started may be sent again and runs; the interrupted one does not.
+    writeFileSync(`${dir}/gate`, '');
+    await h.agent(host, { block: { argv: ['blocker'] } }, { ...opts, stateDir });
+    expect((await h.request(host, { id: 's2', action: 'block' })).status).toBe('succeeded');
+    const again = h.ctl.next((m) => m.topic === `homelab/${host}/result/s1`);
+    await h.ctl.pub(`homelab/${host}/cmd/block`, JSON.stringify({ id: 's1' }));
+    expect(JSON.parse((await again).text).status).toBe('interrupted');
+    expect(calls(dir)).toHaveLength(2);
   });
 });
