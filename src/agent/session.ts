@@ -180,12 +180,12 @@ export class MqttSession {
 
   private async afterConnect(client: MqttClient, sessionPresent: boolean, reconnect: boolean): Promise<void> {
     try {
-      if (!sessionPresent) {
-        // One topic per SUBSCRIBE: some brokers (aedes over Redis) hang on multi-topic subscribes.
-        // Retain As Published: a command published with retain=1 must reach us flagged as retained even
-        // when it arrives live, so it can be refused (MQTT 5 § 3.8.3.1; 3.1.1 brokers clear the flag).
-        for (const topic of this.opts.subscriptions) await client.subscribeAsync(topic, { qos: 1, rap: true });
-      }
+      // Subscribe at every connect, even with a session present: a persisted session may predate a
+      // subscription this version needs. Retain Handling 1 sends retained messages only for a new
+      // subscription, and Retain As Published keeps the retain flag on live deliveries, so a retained
+      // command is recognised and refused (MQTT 5 § 3.8.3.1; 3.1.1 brokers clear the flag).
+      // One topic per SUBSCRIBE: some brokers (aedes over Redis) hang on multi-topic subscribes.
+      for (const topic of this.opts.subscriptions) await client.subscribeAsync(topic, { qos: 1, rap: true, rh: 1 });
       for (const l of [...this.connectListeners]) await l({ protocolVersion: this.protocolVersion, sessionPresent, reconnect });
     } catch (err) {
       this.opts.log.error({ err }, 'setting up the session after connect failed; dropping the connection to retry');

@@ -122,3 +122,18 @@ describe('params from the dashboard', () => {
     expect(calls(dir).at(-1)).toBe('systemctl restart sshd --lines=25');
   });
 });
+
+describe('a persistent session from an older version', () => {
+  it('still gets every subscription this version needs (the agent subscribes even when a session is present)', async () => {
+    const host = 'disco-old';
+    // An "older agent" left a session holding only the command subscription.
+    const old = await TestClient.connect(h.url, { clientId: `homelab-cmd-${host}`, clean: false, properties: { sessionExpiryInterval: 3600 } });
+    await old.sub(`homelab/${host}/cmd/+`);
+    await old.client.endAsync();
+    await h.agent(host, { uptime: { argv: ['uptime'], button: true } });
+    await ha.wait((m) => m.topic === `homeassistant/button/${host}/run_uptime/config`);
+    const before = ha.messages.length;
+    await ha.pub('homeassistant/status', 'online');
+    await ha.wait((m) => ha.messages.indexOf(m) >= before && m.topic === `homeassistant/button/${host}/run_uptime/config`, 5000, 'republish after birth');
+  });
+});
