@@ -224,7 +224,8 @@ describe('concurrency and the queue', () => {
     const dir = tempDir();
     const gate = path.join(dir, 'release');
     const bin = fakeBin(dir, 'blocker', `while [ ! -f "${gate}" ]; do sleep 0.02; done; echo done`);
-    await h.agent(host, { block: { argv: ['blocker'] } }, { binDir: bin, execution: { concurrency: 1, queue: 1 } });
+    await h.agent(host, { block: { argv: ['blocker'] } }, { binDir: bin, execution: { concurrency: 1, queue: 1 }, extra: { heartbeat: { interval: '100ms' } } });
+    await h.ctl.sub(`homelab/${host}/heartbeat`);
     const first = h.finalFor(host, 'b1');
     const second = h.finalFor(host, 'b2');
     await h.ctl.pub(`homelab/${host}/cmd/block`, JSON.stringify({ id: 'b1' }));
@@ -232,10 +233,15 @@ describe('concurrency and the queue', () => {
     await h.ctl.pub(`homelab/${host}/cmd/block`, JSON.stringify({ id: 'b2' }));
     const third = await h.request(host, { id: 'b3', action: 'block' });
     expect(third).toMatchObject({ status: 'rejected', error_code: 'busy' });
+    // The heartbeat shows it: one running, one waiting, one rejected.
+    const hb = await h.ctl.waitJson<{ running: number; queued: number; stats: { rejected: number } }>(`homelab/${host}/heartbeat`, (x) => x.running === 1 && x.queued === 1 && x.stats.rejected === 1);
+    expect(hb).toMatchObject({ running: 1, queued: 1 });
     writeFileSync(gate, '');
     expect((await first).status).toBe('succeeded');
     expect((await second).status).toBe('succeeded');
     expect(calls(dir)).toHaveLength(2);
+    const after = await h.ctl.waitJson<{ running: number; queued: number; stats: { executed: number; succeeded: number } }>(`homelab/${host}/heartbeat`, (x) => x.stats.succeeded === 2);
+    expect(after).toMatchObject({ running: 0, queued: 0, stats: { executed: 2, succeeded: 2 } });
     // `running` came before the final result on the same id.
     expect(h.seen(host, 'b1').map((r) => r.status)).toEqual(['running', 'succeeded']);
   });

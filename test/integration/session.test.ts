@@ -130,13 +130,15 @@ describe.each(brokers)('agent session against %s', (_name, makeBroker, available
     expect(exit.code).toBe(0);
   });
 
-  it.skipIf(!available)('comes back online after its broker restarts', async () => {
-    agent('sess-restart');
+  it.skipIf(!available)('comes back online after its broker restarts, and logs why it reconnected', async () => {
+    const a = agent('sess-restart');
     await observer.wait(status('sess-restart', 'online'));
     await observer.end();
     await broker.restart();
     observer = await TestClient.connect(broker.url);
     await observer.sub('homelab/+/status', 'homelab/+/heartbeat');
     await observer.wait(status('sess-restart', 'online'), 15_000, 'online after the broker restart');
+    expect(a.output()).toMatch(/connection to broker lost; reconnecting/);
+    expect(a.output()).toMatch(/reconnected to broker/);
   });
 });
