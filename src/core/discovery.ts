@@ -27,7 +27,10 @@ export const HA_MAX_STATE = 255;
 
 const PRESS = 'PRESS';
 
-/** `homelab_cmd_H_<object>`; objects of actions are prefixed so they never meet the fixed ones. */
+/**
+ * `homelab_cmd_H_<object>`; objects of actions are prefixed so they never meet the fixed ones, and a
+ * param's object joins action and param with "-", which neither name may contain, so no two collide.
+ */
 export function uniqueId(host: string, object: string): string {
   return `homelab_cmd_${host}_${object}`;
 }
@@ -62,7 +65,7 @@ export function buildDiscovery(input: DiscoveryInput): DiscoveryMessage[] {
       name,
       unique_id: uniqueId(host, object),
       // object_id is ignored since HA 2026.4; default_entity_id is "<domain>.<slug>".
-      default_entity_id: `${component}.${host.replace(/-/g, '_')}_${object}`,
+      default_entity_id: `${component}.${`${host}_${object}`.replace(/-/g, '_')}`,
       ...body,
       ...(opts.available === false ? {} : availability),
       device,
@@ -93,9 +96,9 @@ export function buildDiscovery(input: DiscoveryInput): DiscoveryMessage[] {
       const state = paramTopic(input.prefix, host, name, param);
       const label = `${action.name ?? humanize(name)}: ${humanize(param)}`;
       if (spec.type === 'enum') {
-        add('select', `param_${name}_${param}`, label, { state_topic: state, command_topic: `${state}/set`, options: [...spec.values], qos: 1, retain: false, entity_category: 'config' });
+        add('select', `param_${name}-${param}`, label, { state_topic: state, command_topic: `${state}/set`, options: [...spec.values], qos: 1, retain: false, entity_category: 'config' });
       } else if (spec.type === 'integer') {
-        add('number', `param_${name}_${param}`, label, {
+        add('number', `param_${name}-${param}`, label, {
           state_topic: state,
           command_topic: `${state}/set`,
           min: spec.min ?? -2_147_483_648,

@@ -95,9 +95,9 @@ describe('params from the dashboard', () => {
       },
       { binDir: bin },
     );
-    const sel = await ha.waitJson<Record<string, unknown>>(`homeassistant/select/${host}/param_restart_service_unit/config`);
+    const sel = await ha.waitJson<Record<string, unknown>>(`homeassistant/select/${host}/param_restart_service-unit/config`);
     expect(sel).toMatchObject({ options: ['nginx', 'sshd'], command_topic: `homelab/${host}/param/restart_service/unit/set` });
-    const num = await ha.waitJson<Record<string, unknown>>(`homeassistant/number/${host}/param_restart_service_lines/config`);
+    const num = await ha.waitJson<Record<string, unknown>>(`homeassistant/number/${host}/param_restart_service-lines/config`);
     expect(num).toMatchObject({ min: 1, max: 50, step: 1 });
     // Initial values: the first enum value, the integer's default.
     expect((await ha.wait((m) => m.topic === `homelab/${host}/param/restart_service/unit`)).text).toBe('nginx');

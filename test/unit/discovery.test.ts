@@ -1,0 +1,494 @@
+import { describe, it, expect } from 'vitest';
+import { parseConfig, type Config } from '../../src/config/load.js';
+import type { ActionConfig, ParamSpec } from '../../src/config/schema.js';
+import { buildDiscovery, exposedParams, initialParamValue, HA_MAX_STATE, type DiscoveryMessage } from '../../src/core/discovery.js';
+import { parseDelivery } from '../../src/core/request.js';
+import { makeResult, type ResultStatus } from '../../src/core/result.js';
+import { VERSION } from '../../src/version.js';
+
+// Table tests over buildDiscovery's output (CONTRACT.md § Home Assistant discovery), plus the
+// HA 2026 rules the contract leans on: default_entity_id (object_id is ignored since 2026.4),
+// names without the device name, no entity_category "config" on sensors, states ≤ 255 characters.
+
+const COMPONENTS = ['button', 'binary_sensor', 'sensor', 'select', 'number'] as const;
+
+/** Button, enum and integer params, a string param with a default, a non-button action and a custom prefix. */
+const FULL = (host: string, extra = ''): string => `
+host: ${host}
+${extra}
+actions:
+  restart_dns:
+    argv: [pihole, restartdns]
+    button: true
+    name: Restart DNS
+    device_class: restart
+  clear_logs:
+    argv: [journalctl, "--vacuum-time={days}d"]
+    params:
+      days: { type: integer, min: 1, max: 365, default: 14 }
+    button: true
+    name: Clear old logs
+  set_mode:
+    argv: [tool, "{mode}", "{level}", "{offset}"]
+    params:
+      mode: { type: enum, values: [fast, safe, off] }
+      level: { type: integer, min: 3, max: 9 }
+      offset: { type: integer }
+    button: true
+  echo:
+    argv: [echo, "{message}"]
+    params:
+      message: { type: string, pattern: "^[a-z ]{1,20}$", default: hello }
+    button: true
+    name: Echo
+  restart_service:
+    argv: [systemctl, "{mode}", "{unit}"]
+    params:
+      unit: { type: string, pattern: "^[a-z.]{1,64}$" }
+      mode: { type: enum, values: [restart, reload] }
+  apply_updates:
+    steps: [[apt-get, update], [apt-get, -y, upgrade]]
+    device_class: update
+`;
+
+const MINIMAL = (host: string): string => `host: ${host}\n`;
+
+interface Case {
+  label: string;
+  yaml: string;
+  config: Config;
+  messages: DiscoveryMessage[];
+}
+
+function load(yaml: string): Config {
+  return parseConfig(yaml, '/nonexistent/agent.yaml', {});
+}
+
+function build(config: Config): DiscoveryMessage[] {
+  return buildDiscovery({
+    host: config.host,
+    prefix: config.mqtt.prefix,
+    discoveryPrefix: config.discovery.prefix,
+    version: VERSION,
+    actions: config.actions,
+  });
+}
+
+function makeCase(label: string, yaml: string): Case {
+  const config = load(yaml);
+  return { label, yaml, config, messages: build(config) };
+}
+
+const CASES: Case[] = [
+  makeCase('pihole-1 (full)', FULL('pihole-1')),
+  makeCase('nas (full, custom prefixes)', FULL('nas', 'mqtt: { prefix: lab/agents }\ndiscovery: { prefix: ha }')),
+  makeCase('media_server (minimal)', MINIMAL('media_server')),
+  makeCase('router0 (example config actions)', `host: router0
+actions:
+  uptime: { argv: [uptime], button: true, name: Uptime, pattern: "^uptime$" }
+  disk_usage: { argv: [df, -h, /], button: true, name: Disk usage }
+`),
+];
+
+interface Row {
+  label: string;
+  config: Config;
+  msg: DiscoveryMessage;
+  component: string;
+  object: string;
+  p: Record<string, unknown>;
+}
+
+const P = (c: Config): string => `${c.mqtt.prefix}/${c.host}`;
+
+/** One row per discovery message of every case; `object` is the 4th topic level. */
+const ROWS: Row[] = CASES.flatMap(({ label, config, messages }) =>
+  messages.map((msg) => {
+    const levels = msg.topic.slice(config.discovery.prefix.length + 1).split('/');
+    return { label: `${label}: ${msg.topic}`, config, msg, component: levels[0] ?? '', object: levels[2] ?? '', p: msg.payload };
+  }),
+);
+
+const rowsOf = (pred: (r: Row) => boolean): [string, Row][] => ROWS.filter(pred).map((r) => [r.label, r]);
+const ALL = rowsOf(() => true);
+const SENSORS = rowsOf((r) => r.component === 'sensor');
+
+it('the tables are not empty: every component appears', () => {
+  const seen = new Set(ROWS.map((r) => r.component));
+  expect([...seen].sort()).toEqual([...COMPONENTS].sort());
+  expect(ROWS.length).toBeGreaterThan(40);
+});
+
+describe('topic shape: <discovery prefix>/<component>/<host>/<object>/config', () => {
+  it.each(ALL)('%s', (_l, { config, msg, component, object }) => {
+    expect(msg.topic).toBe(`${config.discovery.prefix}/${component}/${config.host}/${object}/config`);
+    expect(COMPONENTS).toContain(component);
+    // The object id of a discovery topic is [a-zA-Z0-9_-]+ in HA.
+    expect(object).toMatch(/^[a-zA-Z0-9_-]+$/);
+  });
+});
+
+describe('unique_id', () => {
+  it.each(ALL)('%s is homelab_cmd_<host>_<object>', (_l, { config, object, p }) => {
+    expect(p.unique_id).toBe(`homelab_cmd_${config.host}_${object}`);
+  });
+
+  it.each(CASES.map((c) => [c.label, c] as const))('%s: unique across the set, and topics too', (_l, { messages }) => {
+    const ids = messages.map((m) => m.payload.unique_id);
+    expect(new Set(ids).size).toBe(ids.length);
+    const topics = messages.map((m) => m.topic);
+    expect(new Set(topics).size).toBe(topics.length);
+  });
+
+  it.each(CASES.map((c) => [c.label, c] as const))('%s: identical across two builds from a re-read config (stable across restarts)', (_l, c) => {
+    const again = build(load(c.yaml));
+    expect(again.map((m) => m.payload.unique_id)).toEqual(c.messages.map((m) => m.payload.unique_id));
+  });
+
+  it.each([
+    ['pihole-1', 'pihole-2'],
+    ['pihole-1', 'nas'],
+    ['nas', 'media_server'],
+    ['a', 'ab'],
+    ['x-1', 'x_1'],
+  ])('hosts %s and %s share no unique_id and no device identifier', (h1, h2) => {
+    const [m1, m2] = [build(load(FULL(h1))), build(load(FULL(h2)))];
+    const ids1 = new Set(m1.map((m) => m.payload.unique_id));
+    expect(m2.filter((m) => ids1.has(m.payload.unique_id))).toEqual([]);
+    const dev = (ms: DiscoveryMessage[]) => new Set(ms.flatMap((m) => (m.payload.device as { identifiers: string[] }).identifiers));
+    const d1 = dev(m1);
+    expect([...dev(m2)].filter((d) => d1.has(d))).toEqual([]);
+  });
+
+  // Regression: the object of a param entity was `param_<action>_<param>`,
+  // and both names may contain "_", so action "a_b" param "c" and action "a" param "b_c" give the
+  // same object, topic and unique_id — the second entity overwrites the first in HA.
+  it('two exposed params of one host never share a unique_id, even when names contain "_"', () => {
+    const msgs = build(load(`host: pihole-1
+actions:
+  set_a_b:
+    argv: [tool, "{c}"]
+    params: { c: { type: enum, values: [x, y] } }
+    button: true
+  set_a:
+    argv: [tool, "{b_c}"]
+    params: { b_c: { type: enum, values: [x, y] } }
+    button: true
+`));
+    const ids = msgs.map((m) => m.payload.unique_id);
+    expect(new Set(ids).size).toBe(ids.length);
+  });
+
+  // KNOWN CONTRACT LIMIT: `homelab_cmd_H_<object>` with "_" allowed in H is ambiguous across hosts:
+  // host "nas" with action "run_backup" → object run_run_backup → homelab_cmd_nas_run_run_backup;
+  // host "nas_run" with action "backup" → object run_backup → homelab_cmd_nas_run_run_backup.
+  it.fails('hosts whose ids differ by an "_<word>" suffix never share a unique_id', () => {
+    const a = build(load('host: nas\nactions:\n  run_backup: { argv: [backup], button: true }\n'));
+    const b = build(load('host: nas_run\nactions:\n  backup: { argv: [backup], button: true }\n'));
+    const ids = new Set(a.map((m) => m.payload.unique_id));
+    expect(b.filter((m) => ids.has(m.payload.unique_id))).toEqual([]);
+  });
+});
+
+describe('availability: only while P/H/status is online, except connectivity and last result', () => {
+  const WITHOUT = new Set(['binary_sensor/connectivity', 'sensor/last_result']);
+  it.each(rowsOf((r) => !WITHOUT.has(`${r.component}/${r.object}`)))('%s has availability_topic P/H/status', (_l, { config, p }) => {
+    expect(p.availability_topic).toBe(`${P(config)}/status`);
+    expect(p.payload_available).toBe('online');
+    expect(p.payload_not_available).toBe('offline');
+    expect(p).not.toHaveProperty('availability');
+  });
+
+  it.each(rowsOf((r) => WITHOUT.has(`${r.component}/${r.object}`)))('%s has no availability (HA shows "disconnected" / keeps the last result)', (_l, { p }) => {
+    for (const key of ['availability_topic', 'availability', 'availability_template', 'payload_available', 'payload_not_available']) {
+      expect(p).not.toHaveProperty(key);
+    }
+  });
+
+  it.each(CASES.map((c) => [c.label, c] as const))('%s: the connectivity binary_sensor and the last-result sensor both exist', (_l, { config, messages }) => {
+    const conn = messages.find((m) => m.topic.endsWith('/binary_sensor/' + config.host + '/connectivity/config'));
+    expect(conn?.payload).toMatchObject({ state_topic: `${P(config)}/status`, payload_on: 'online', payload_off: 'offline', device_class: 'connectivity' });
+    const last = messages.find((m) => m.topic.endsWith('/sensor/' + config.host + '/last_result/config'));
+    expect(last?.payload).toMatchObject({ state_topic: `${P(config)}/result`, json_attributes_topic: `${P(config)}/result` });
+  });
+});
+
+describe('device and origin blocks', () => {
+  it.each(ALL)('%s', (_l, { config, p }) => {
+    const device = p.device as Record<string, unknown>;
+    expect(device.identifiers).toEqual([`homelab_cmd_${config.host}`]);
+    expect(device.name).toBe(config.host);
+    expect(device.model).toEqual(expect.any(String));
+    expect(device.model).not.toBe('');
+    expect(device.sw_version).toBe(VERSION);
+    const origin = p.origin as Record<string, unknown>;
+    expect(origin.name).toBe('homelab-cmd');
+  });
+
+  it.each(CASES.map((c) => [c.label, c] as const))('%s: every entity carries the same device block', (_l, { messages }) => {
+    const blocks = new Set(messages.map((m) => JSON.stringify(m.payload.device)));
+    expect(blocks.size).toBe(1);
+  });
+});
+
+/** Every key at any depth. */
+function keysDeep(value: unknown): string[] {
+  if (Array.isArray(value)) return value.flatMap(keysDeep);
+  if (typeof value === 'object' && value !== null) return Object.entries(value).flatMap(([k, v]) => [k, ...keysDeep(v)]);
+  return [];
+}
+
+// homeassistant/helpers/config_validation.py valid_entity_id: no leading, trailing or double "_".
+const HA_ENTITY_ID = /^(?!.+__)(?!_)[\da-z_]+(?<!_)\.(?!_)[\da-z_]+(?<!_)$/;
+
+describe('entity ids: no object_id (ignored since HA 2026.4), default_entity_id "<component>.<slug>"', () => {
+  it.each(ALL)('%s', (_l, { config, component, object, p }) => {
+    expect(keysDeep(p)).not.toContain('object_id');
+    expect(p.default_entity_id).toEqual(expect.stringMatching(new RegExp(`^${component}\\.`)));
+    expect(p.default_entity_id).toMatch(HA_ENTITY_ID);
+    expect(p.default_entity_id).toBe(`${component}.${`${config.host}_${object}`.replace(/-/g, '_')}`);
+  });
+
+  it.each(CASES.map((c) => [c.label, c] as const))('%s: default_entity_ids are unique', (_l, { messages }) => {
+    const ids = messages.map((m) => m.payload.default_entity_id);
+    expect(new Set(ids).size).toBe(ids.length);
+  });
+});
+
+// HA's sensor rules (homeassistant/components/sensor/const.py DEVICE_CLASS_UNITS and
+// DEVICE_CLASS_STATE_CLASSES), for the device classes a homelab agent could use.
+const SENSOR_DEVICE_CLASSES: Record<string, { units: (string | undefined)[]; stateClasses: string[] }> = {
+  duration: { units: ['d', 'h', 'min', 's', 'ms', 'µs'], stateClasses: ['measurement', 'total', 'total_increasing'] },
+  data_size: { units: ['bit', 'kbit', 'Mbit', 'Gbit', 'B', 'kB', 'MB', 'GB', 'TB', 'KiB', 'MiB', 'GiB', 'TiB'], stateClasses: ['measurement', 'total', 'total_increasing'] },
+  timestamp: { units: [undefined], stateClasses: [] },
+  enum: { units: [undefined], stateClasses: [] },
+  battery: { units: ['%'], stateClasses: ['measurement'] },
+  humidity: { units: ['%'], stateClasses: ['measurement'] },
+  temperature: { units: ['°C', '°F', 'K'], stateClasses: ['measurement'] },
+};
+const STATE_CLASSES = ['measurement', 'total', 'total_increasing', 'measurement_angle'];
+const BINARY_SENSOR_DEVICE_CLASSES = ['connectivity', 'problem', 'running', 'update'];
+const BUTTON_DEVICE_CLASSES = ['restart', 'identify', 'update'];
+
+describe('device_class / state_class / unit combinations HA accepts', () => {
+  it.each(SENSORS)('%s', (_l, { p }) => {
+    const dc = p.device_class as string | undefined;
+    const sc = p.state_class as string | undefined;
+    const unit = p.unit_of_measurement as string | undefined;
+    if (sc !== undefined) expect(STATE_CLASSES).toContain(sc);
+    if (dc !== undefined) {
+      const rule = SENSOR_DEVICE_CLASSES[dc];
+      expect(rule, `device_class ${dc}`).toBeDefined();
+      expect(rule!.units).toContain(unit);
+      if (sc !== undefined) expect(rule!.stateClasses).toContain(sc);
+    }
+    // "%" without a device class, or with one whose unit it is.
+    if (unit === '%' && dc !== undefined) expect(SENSOR_DEVICE_CLASSES[dc]?.units).toContain('%');
+    // A counter is unit-less, or carries a unit valid for its device class.
+    if (sc === 'total_increasing' && unit !== undefined) expect(dc !== undefined && SENSOR_DEVICE_CLASSES[dc]?.units.includes(unit)).toBe(true);
+    // A unit or state class means a numeric state: the template must not read the textual status.
+    if (unit !== undefined || sc !== undefined) expect(p.value_template).not.toMatch(/value_json\.status/);
+  });
+
+  it.each(SENSORS)('%s has no entity_category config (HA refuses it on sensors)', (_l, { p }) => {
+    expect([undefined, 'diagnostic']).toContain(p.entity_category);
+  });
+
+  it.each(rowsOf((r) => r.component === 'binary_sensor'))('%s: a binary_sensor device_class HA knows, never entity_category config', (_l, { p }) => {
+    expect(BINARY_SENSOR_DEVICE_CLASSES).toContain(p.device_class);
+    expect([undefined, 'diagnostic']).toContain(p.entity_category);
+  });
+
+  it.each(rowsOf((r) => r.component === 'button'))('%s: a button device_class HA knows, if any', (_l, { p }) => {
+    expect([undefined, ...BUTTON_DEVICE_CLASSES]).toContain(p.device_class);
+  });
+
+  it('the expected units are there: uptime in s, average duration in ms, memory and disk in %', () => {
+    const by = new Map(CASES[0]!.messages.map((m) => [m.payload.default_entity_id, m.payload]));
+    expect(by.get('sensor.pihole_1_uptime')).toMatchObject({ device_class: 'duration', unit_of_measurement: 's' });
+    expect(by.get('sensor.pihole_1_avg_duration')).toMatchObject({ device_class: 'duration', unit_of_measurement: 'ms' });
+    expect(by.get('sensor.pihole_1_memory_use')).toMatchObject({ unit_of_measurement: '%' });
+    expect(by.get('sensor.pihole_1_disk_use')).toMatchObject({ unit_of_measurement: '%' });
+    expect(by.get('sensor.pihole_1_executed')).toMatchObject({ state_class: 'total_increasing' });
+  });
+});
+
+// CONTRACT.md § Heartbeat object.
+const HEARTBEAT_FIELDS = ['ts', 'host', 'version', 'uptime_s', 'load', 'memory', 'disk', 'running', 'queued', 'pending_results', 'stats'];
+const HEARTBEAT_SUBFIELDS: Record<string, string[]> = {
+  memory: ['used', 'total'],
+  disk: ['used', 'total'],
+  stats: ['executed', 'succeeded', 'failed', 'timed_out', 'rejected', 'avg_duration_ms'],
+};
+
+describe('heartbeat sensors read only fields of the heartbeat object', () => {
+  it.each(rowsOf((r) => r.component === 'sensor' && String(r.p.state_topic).endsWith('/heartbeat')))('%s', (_l, { config, p }) => {
+    expect(p.state_topic).toBe(`${P(config)}/heartbeat`);
+    const refs = [...String(p.value_template).matchAll(/value_json\.(\w+)(?:\.(\w+))?/g)];
+    expect(refs.length).toBeGreaterThan(0);
+    for (const [, field, sub] of refs) {
+      expect(HEARTBEAT_FIELDS).toContain(field);
+      if (sub !== undefined) expect(HEARTBEAT_SUBFIELDS[field!]).toContain(sub);
+    }
+  });
+});
+
+describe('names never contain the host name (HA prefixes the device name)', () => {
+  const hosts = ['pihole-1', 'nas', 'media_server', 'backup-box'];
+  const rows = hosts.flatMap((h) => build(load(FULL(h))).map((m) => [`${h}: ${m.topic}`, h, m.payload.name] as const));
+  it.each(rows)('%s', (_l, host, name) => {
+    expect(name).toEqual(expect.any(String));
+    expect(name).not.toBe('');
+    expect(String(name).toLowerCase()).not.toContain(host.toLowerCase());
+    expect(String(name).toLowerCase()).not.toContain(host.replace(/[-_]/g, ' ').toLowerCase());
+  });
+});
+
+describe('last-result state ≤ 255 characters for the longest possible result', () => {
+  const statuses: ResultStatus[] = ['running', 'scheduled', 'succeeded', 'failed', 'timed_out', 'rejected', 'interrupted'];
+  const last = CASES[0]!.messages.find((m) => m.payload.default_entity_id === 'sensor.pihole_1_last_result')!;
+
+  it('the state is value_json.status and the attributes the whole result', () => {
+    expect(last.payload.value_template).toBe('{{ value_json.status }}');
+    expect(last.payload.json_attributes_topic).toBe(last.payload.state_topic);
+    expect(HA_MAX_STATE).toBe(255);
+  });
+
+  it.each(statuses)('status %s', (status) => {
+    // execution.max_output (10,000 bytes) of stdout and of stderr, multi-byte, the longest error and id.
+    const big = 'é'.repeat(5_000);
+    const result = makeResult('h'.repeat(63), { id: 'i'.repeat(64), action: 'a'.repeat(63), transaction: 't'.repeat(64) }, {
+      status,
+      exit_code: 127,
+      stdout: big,
+      stderr: big,
+      stdout_truncated: true,
+      stderr_truncated: true,
+      error_code: 'shutting_down',
+      error: 'e'.repeat(2_000),
+      executed_at: new Date(0).toISOString(),
+      completed_at: new Date(0).toISOString(),
+      duration_ms: 1_800_000,
+      run_at: new Date(0).toISOString(),
+      steps: [{ argv: ['x'.repeat(4096)], exit_code: 1, duration_ms: 1 }],
+    });
+    const wire = JSON.stringify(result);
+    expect(Buffer.byteLength(wire)).toBeGreaterThan(20_000);
+    // `{{ value_json.status }}`, evaluated: the status field of the published JSON.
+    const state = String((JSON.parse(wire) as { status: unknown }).status);
+    expect(state).toBe(status);
+    expect(state.length).toBeLessThanOrEqual(HA_MAX_STATE);
+  });
+});
+
+describe('key order is stable', () => {
+  it.each(CASES.map((c) => [c.label, c] as const))('%s: two builds are byte-identical', (_l, { config, messages }) => {
+    expect(JSON.stringify(build(config))).toBe(JSON.stringify(messages));
+  });
+
+  it.each(ALL)('%s starts with name, unique_id, default_entity_id', (_l, { p }) => {
+    expect(Object.keys(p).slice(0, 3)).toEqual(['name', 'unique_id', 'default_entity_id']);
+  });
+});
+
+/** The config's actions, as [label, config, action name, action] rows. */
+const ACTIONS = CASES.flatMap(({ label, config }) => Object.entries(config.actions).map(([name, a]) => [`${label}: ${name}`, config, name, a] as const));
+
+describe('buttons', () => {
+  it.each(ACTIONS)('%s: a button exactly when button: true', (_l, config, name, action) => {
+    const c = CASES.find((x) => x.config === config)!;
+    const buttons = c.messages.filter((m) => m.topic === `${config.discovery.prefix}/button/${config.host}/run_${name}/config`);
+    expect(buttons).toHaveLength(action.button ? 1 : 0);
+  });
+
+  it.each(rowsOf((r) => r.component === 'button'))('%s: command topic, a press the agent accepts, device_class from the action', (_l, { config, object, p }) => {
+    const name = object.replace(/^run_/, '');
+    const action = config.actions[name];
+    expect(action?.button).toBe(true);
+    expect(p.command_topic).toBe(`${P(config)}/cmd/${name}`);
+    expect(p.retain).toBe(false);
+    expect(p.payload_press).toEqual(expect.any(String));
+    const outcome = parseDelivery({ topicAction: name, payload: Buffer.from(String(p.payload_press)), retained: false }, 0, () => 'gen-1');
+    expect(outcome.ok && outcome.request.press && outcome.request.action === name).toBe(true);
+    if (action?.device_class === undefined) expect(p).not.toHaveProperty('device_class');
+    else expect(p.device_class).toBe(action.device_class);
+    expect(p.name).toBe(action?.name ?? name.charAt(0).toUpperCase() + name.slice(1).replace(/_/g, ' '));
+  });
+});
+
+describe('params of button actions: enum → select, integer → number', () => {
+  const PARAMS = ACTIONS.flatMap(([label, config, name, action]) =>
+    Object.entries(action.params).map(([param, spec]) => [`${label}.${param} (${spec.type})`, config, name, action, param, spec] as const),
+  );
+
+  it.each(PARAMS)('%s', (_l, config, name, action, param, spec) => {
+    const c = CASES.find((x) => x.config === config)!;
+    const object = `param_${name}-${param}`;
+    const found = c.messages.filter((m) => m.topic.split('/')[3] === object);
+    const shown = action.button && (spec.type === 'enum' || spec.type === 'integer');
+    expect(found).toHaveLength(shown ? 1 : 0);
+    if (!shown) return;
+    const msg = found[0]!;
+    const state = `${P(config)}/param/${name}/${param}`;
+    expect(msg.topic).toBe(`${config.discovery.prefix}/${spec.type === 'enum' ? 'select' : 'number'}/${config.host}/${object}/config`);
+    expect(msg.payload).toMatchObject({ state_topic: state, command_topic: `${state}/set`, retain: false });
+    if (spec.type === 'enum') {
+      expect(msg.payload.options).toEqual(spec.values);
+    } else if (spec.type === 'integer') {
+      if (spec.min !== undefined) expect(msg.payload.min).toBe(spec.min);
+      if (spec.max !== undefined) expect(msg.payload.max).toBe(spec.max);
+      expect(msg.payload.step).toBe(1);
+      // The starting value is inside the entity's range, so HA shows it.
+      const start = Number(initialParamValue(spec));
+      expect(start).toBeGreaterThanOrEqual(msg.payload.min as number);
+      expect(start).toBeLessThanOrEqual(msg.payload.max as number);
+    }
+  });
+
+  it('the table covers a select, a number with min/max and a number without', () => {
+    const objs = CASES[0]!.messages.map((m) => m.topic.split('/').slice(1, 4).join('/'));
+    expect(objs).toEqual(expect.arrayContaining([
+      'select/pihole-1/param_set_mode-mode',
+      'number/pihole-1/param_set_mode-level',
+      'number/pihole-1/param_set_mode-offset',
+      'number/pihole-1/param_clear_logs-days',
+    ]));
+    expect(objs.filter((o) => o.includes('restart_service') || o.includes('echo_message'))).toEqual([]);
+  });
+});
+
+const param = (yaml: string): ParamSpec => {
+  const c = load(`actions:\n  a:\n    argv: [x, "{p}"]\n    params:\n      p: ${yaml}\n`);
+  return c.actions.a!.params.p!;
+};
+
+describe('initialParamValue', () => {
+  it.each([
+    ['enum with default', '{ type: enum, values: [a, b, c], default: b }', 'b'],
+    ['enum without default → first value', '{ type: enum, values: [c, a] }', 'c'],
+    ['integer with default', '{ type: integer, min: 1, max: 9, default: 4 }', '4'],
+    ['integer default 0', '{ type: integer, min: -5, max: 5, default: 0 }', '0'],
+    ['integer with min → min', '{ type: integer, min: 3, max: 9 }', '3'],
+    ['integer with only max ≥ 0 → 0', '{ type: integer, max: 10 }', '0'],
+    ['integer with only max < 0 → max', '{ type: integer, max: -7 }', '-7'],
+    ['integer without bounds → 0', '{ type: integer }', '0'],
+    ['integer with negative min', '{ type: integer, min: -3 }', '-3'],
+    ['string with default', '{ type: string, pattern: "^[a-z]+$", default: abc }', 'abc'],
+    ['string without default → empty', '{ type: string, pattern: "^[a-z]+$" }', ''],
+  ])('%s → %j', (_l, yaml, expected) => {
+    expect(initialParamValue(param(yaml))).toBe(expected);
+  });
+});
+
+const action = (yaml: string): ActionConfig => load(`actions:\n  a:\n${yaml.replace(/^/gm, '    ')}\n`).actions.a!;
+
+describe('exposedParams', () => {
+  it.each([
+    ['a non-button action shows nothing', 'argv: [x, "{e}"]\nparams:\n  e: { type: enum, values: [a] }', []],
+    ['a button without params shows nothing', 'argv: [x]\nbutton: true', []],
+    ['enum and integer are shown, string is not, in declared order', 'argv: [x, "{s}", "{n}", "{e}"]\nparams:\n  s: { type: string, pattern: "^a$", default: a }\n  n: { type: integer }\n  e: { type: enum, values: [a] }\nbutton: true', ['n', 'e']],
+    ['a string param with a default alone shows nothing', 'argv: [x, "{s}"]\nparams:\n  s: { type: string, pattern: "^a$", default: a }\nbutton: true', []],
+  ])('%s', (_l, yaml, expected) => {
+    expect(exposedParams(action(yaml)).map(([name]) => name)).toEqual(expected);
+  });
+});

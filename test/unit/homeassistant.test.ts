@@ -1,0 +1,320 @@
+import { describe, it, expect } from 'vitest';
+import { readdirSync, readFileSync, existsSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseDocument, type ScalarTag } from 'yaml';
+import { parseConfig } from '../../src/config/load.js';
+import { buildDiscovery } from '../../src/core/discovery.js';
+import { parseDelivery } from '../../src/core/request.js';
+import { VERSION } from '../../src/version.js';
+
+// The shipped homeassistant/ folder, checked against the contract: it parses, and every topic
+// and field it uses exists in CONTRACT.md § Topics, § Request object and § Result object.
+
+const ROOT = fileURLToPath(new URL('../../homeassistant/', import.meta.url));
+
+/** HA's `!input name` and `!secret name`, kept as markers so the tests can find them. */
+class InputRef {
+  constructor(readonly name: string) {}
+}
+class SecretRef {
+  constructor(readonly name: string) {}
+}
+const TAGS: ScalarTag[] = [
+  { tag: '!input', identify: (v) => v instanceof InputRef, resolve: (v) => new InputRef(v) },
+  { tag: '!secret', identify: (v) => v instanceof SecretRef, resolve: (v) => new SecretRef(v) },
+];
+
+function yamlFiles(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
+    const full = path.join(dir, e.name);
+    if (e.isDirectory()) return yamlFiles(full);
+    return /\.ya?ml$/.test(e.name) ? [full] : [];
+  });
+}
+
+interface Parsed {
+  rel: string;
+  errors: string[];
+  warnings: string[];
+  data: unknown;
+}
+
+const FILES: Parsed[] = yamlFiles(ROOT)
+  .sort()
+  .map((file) => {
+    const doc = parseDocument(readFileSync(file, 'utf8'), { customTags: TAGS, uniqueKeys: true, prettyErrors: true });
+    return {
+      rel: path.relative(ROOT, file),
+      errors: doc.errors.map((e) => e.message),
+      warnings: doc.warnings.map((w) => w.message),
+      data: doc.errors.length === 0 ? (doc.toJS() as unknown) : undefined,
+    };
+  });
+const TABLE = FILES.map((f) => [f.rel, f] as const);
+const file = (rel: string): Parsed => {
+  const f = FILES.find((x) => x.rel === rel);
+  if (!f) throw new Error(`${rel} is missing from homeassistant/`);
+  return f;
+};
+
+type Obj = Record<string, unknown>;
+const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof InputRef) && !(v instanceof SecretRef);
+
+/** Every mapping in the tree, depth first. */
+function objects(v: unknown): Obj[] {
+  if (Array.isArray(v)) return v.flatMap(objects);
+  if (isObj(v)) return [v, ...Object.values(v).flatMap(objects)];
+  return [];
+}
+/** Every string in the tree. */
+function strings(v: unknown): string[] {
+  if (typeof v === 'string') return [v];
+  if (Array.isArray(v)) return v.flatMap(strings);
+  if (isObj(v)) return Object.values(v).flatMap(strings);
+  return [];
+}
+function inputRefs(v: unknown): InputRef[] {
+  if (v instanceof InputRef) return [v];
+  if (Array.isArray(v)) return v.flatMap(inputRefs);
+  if (isObj(v)) return Object.values(v).flatMap(inputRefs);
+  return [];
+}
+
+// CONTRACT.md § Topics with P = homelab, as filters; a template level ({{ host }}) stands for "+".
+const TO_AGENT = ['homelab/+/cmd', 'homelab/+/cmd/+', 'homelab/+/param/+/+/set'];
+const FROM_AGENT = [
+  'homelab/+/result',
+  'homelab/+/result/+',
+  'homelab/+/status',
+  'homelab/+/heartbeat',
+  'homelab/+/output/+',
+  'homelab/+/param/+/+',
+  'homelab/_fleet/stagger/+',
+];
+const CONTRACT_TOPICS = [...TO_AGENT, ...FROM_AGENT, 'homeassistant/status'];
+
+// CONTRACT.md § Request object (with the HomelabCmd aliases) and § Result object.
+const REQUEST_FIELDS = ['id', 'action', 'params', 'command', 'timeout', 'ts', 'ttl', 'sig', 'transaction', 'action_id', 'action_type', 'parameters', 'timeout_seconds'];
+const RESULT_FIELDS = [
+  'id', 'host', 'action', 'status', 'exit_code', 'stdout', 'stderr', 'stdout_truncated', 'stderr_truncated',
+  'error_code', 'error', 'executed_at', 'completed_at', 'duration_ms', 'run_at', 'steps', 'transaction',
+];
+
+const normalizeTopic = (t: string): string => t.replace(/\{\{[^}]*\}\}/g, '+').trim();
+
+/** Does contract filter `pattern` cover everything `used` publishes to or subscribes to? */
+function covers(pattern: string, used: string): boolean {
+  const p = pattern.split('/');
+  const u = used.split('/');
+  return p.length === u.length && p.every((level, i) => (level === '+' ? u[i] !== '#' && u[i] !== '' : level === u[i]));
+}
+
+/** Topics by role: what a file publishes with mqtt.publish, and what its mqtt triggers subscribe. */
+function topicsOf(data: unknown): { published: string[]; subscribed: string[]; all: string[] } {
+  const objs = objects(data);
+  const published = objs.filter((o) => o.action === 'mqtt.publish' && isObj(o.data)).map((o) => String((o.data as Obj).topic));
+  const subscribed = objs.filter((o) => o.trigger === 'mqtt' || o.platform === 'mqtt').map((o) => String(o.topic));
+  const all = objs.filter((o) => 'topic' in o).map((o) => String(o.topic));
+  return { published, subscribed, all };
+}
+
+/** The JSON payload templates of mqtt.publish, e.g. `{{ {'id': …, 'params': …} | to_json }}`. */
+function publishPayloads(data: unknown): string[] {
+  return objects(data)
+    .filter((o) => o.action === 'mqtt.publish' && isObj(o.data) && typeof (o.data as Obj).payload === 'string')
+    .map((o) => String((o.data as Obj).payload));
+}
+const payloadKeys = (template: string): string[] => [...template.matchAll(/['"](\w+)['"]\s*:/g)].map((m) => m[1]!);
+
+describe('every YAML file under homeassistant/ parses', () => {
+  it('the folder holds the package, the blueprint and the dashboard card', () => {
+    expect(FILES.map((f) => f.rel)).toEqual(
+      expect.arrayContaining(['packages/homelab_cmd.yaml', 'blueprints/automation/homelab_cmd/run_action.yaml', 'dashboards/host_card.yaml']),
+    );
+  });
+
+  it.each(TABLE)('%s: no errors, no warnings (unknown tags warn), a mapping', (_rel, f) => {
+    expect(f.errors).toEqual([]);
+    expect(f.warnings).toEqual([]);
+    expect(isObj(f.data)).toBe(true);
+  });
+
+  it.each(TABLE)('%s: Jinja delimiters are balanced in every string', (_rel, f) => {
+    for (const s of strings(f.data)) {
+      expect(s.split('{{').length, s).toBe(s.split('}}').length);
+      expect(s.split('{%').length, s).toBe(s.split('%}').length);
+    }
+  });
+});
+
+describe('MQTT topics are topics of the contract', () => {
+  it.each(TABLE)('%s: every topic matches a contract topic', (_rel, f) => {
+    for (const t of topicsOf(f.data).all) {
+      const used = normalizeTopic(t);
+      expect(CONTRACT_TOPICS.some((p) => covers(p, used)), `${t} → ${used}`).toBe(true);
+    }
+  });
+
+  it.each(TABLE)('%s: it publishes only to topics an agent reads, and subscribes only to topics an agent writes', (_rel, f) => {
+    const { published, subscribed } = topicsOf(f.data);
+    for (const t of published) expect(TO_AGENT.some((p) => covers(p, normalizeTopic(t))), t).toBe(true);
+    for (const t of subscribed) expect(FROM_AGENT.some((p) => covers(p, normalizeTopic(t))), t).toBe(true);
+  });
+
+  it.each([
+    ['packages/homelab_cmd.yaml', ['homelab/+/cmd/+'], ['homelab/+/result', 'homelab/+/result/+']],
+    ['blueprints/automation/homelab_cmd/run_action.yaml', ['homelab/+/cmd/+'], ['homelab/+/result/+']],
+    ['dashboards/host_card.yaml', [], []],
+  ])('%s uses the expected topics (so the checks above are not vacuous)', (rel, published, subscribed) => {
+    const t = topicsOf(file(rel).data);
+    expect([...new Set(t.published.map(normalizeTopic))].sort()).toEqual(published);
+    expect([...new Set(t.subscribed.map(normalizeTopic))].sort()).toEqual(subscribed);
+  });
+});
+
+describe('request and result fields are fields of the contract', () => {
+  it.each(TABLE)('%s: value_json.<f> and payload_json.<f> name result fields', (_rel, f) => {
+    for (const s of strings(f.data)) {
+      for (const [, field] of s.matchAll(/(?:value_json|payload_json)\.(\w+)/g)) {
+        expect(RESULT_FIELDS, s).toContain(field);
+      }
+    }
+  });
+
+  it.each(TABLE)('%s: JSON payload keys are request fields, and the agent accepts such a request', (_rel, f) => {
+    for (const template of publishPayloads(f.data)) {
+      const keys = payloadKeys(template);
+      expect(keys.length, template).toBeGreaterThan(0);
+      for (const k of keys) expect(REQUEST_FIELDS, template).toContain(k);
+      // The same keys with sample values (a context id is a 26-character ULID): the strict request schema accepts them.
+      const transaction = /['"]transaction['"]\s*:\s*'([^']*)'/.exec(template)?.[1] ?? 'ha';
+      const sample: Obj = { id: 'ha-01JD7Z4W9K3X8Q2V6N5M1R0T4Y', params: {}, transaction };
+      const request = Object.fromEntries(keys.map((k) => [k, sample[k]]));
+      const outcome = parseDelivery({ topicAction: 'restart_dns', payload: Buffer.from(JSON.stringify(request)), retained: false }, 0, () => 'gen');
+      expect(outcome.ok, JSON.stringify(outcome)).toBe(true);
+    }
+  });
+
+  it.each([
+    ['packages/homelab_cmd.yaml', 2],
+    ['blueprints/automation/homelab_cmd/run_action.yaml', 1],
+  ])('%s sends %i JSON request(s) with id, params and transaction', (rel, count) => {
+    const payloads = publishPayloads(file(rel).data);
+    expect(payloads).toHaveLength(count);
+    for (const p of payloads) {
+      expect(payloadKeys(p).sort()).toEqual(['id', 'params', 'transaction']);
+      expect(p).toMatch(/\|\s*to_json\s*\}\}\s*$/);
+    }
+  });
+
+  it('the dashboard shows only result fields as attributes of the last-result sensor', () => {
+    const rows = objects(file('dashboards/host_card.yaml').data).filter((o) => o.type === 'attribute');
+    expect(rows.length).toBeGreaterThan(0);
+    for (const r of rows) {
+      expect(String(r.entity)).toMatch(/_last_result$/);
+      expect(RESULT_FIELDS).toContain(r.attribute);
+    }
+  });
+});
+
+describe('package: scripts and the failure automation', () => {
+  const pkg = () => file('packages/homelab_cmd.yaml').data as Obj;
+
+  it.each(['homelab_cmd_run', 'homelab_cmd_run_and_wait'])('script %s has fields host, action, params and publishes via mqtt.publish', (name) => {
+    const script = (pkg().script as Obj)[name] as Obj;
+    expect(Object.keys(script.fields as Obj)).toEqual(expect.arrayContaining(['host', 'action', 'params']));
+    expect((script.fields as Obj).host).toMatchObject({ required: true });
+    expect((script.fields as Obj).action).toMatchObject({ required: true });
+    const publish = objects(script.sequence).filter((o) => o.action === 'mqtt.publish');
+    expect(publish).toHaveLength(1);
+    expect(publish[0]!.data).toMatchObject({ topic: 'homelab/{{ host }}/cmd/{{ action }}', retain: false });
+  });
+
+  it('the automation notifies on failed and timed_out results of any host', () => {
+    const automations = pkg().automation as Obj[];
+    expect(automations).toHaveLength(1);
+    const a = automations[0]!;
+    const triggers = a.triggers as Obj[];
+    expect(triggers.every((t) => t.trigger === 'mqtt' && t.topic === 'homelab/+/result' && t.value_template === '{{ value_json.status }}')).toBe(true);
+    expect(triggers.map((t) => t.payload).sort()).toEqual(['failed', 'timed_out']);
+    expect(objects(a.actions).map((o) => o.action)).toContain('persistent_notification.create');
+  });
+});
+
+describe('blueprint', () => {
+  const bp = () => file('blueprints/automation/homelab_cmd/run_action.yaml').data as Obj;
+
+  it('declares the inputs trigger, host, action, params and a notify target', () => {
+    const meta = bp().blueprint as Obj;
+    expect(meta.domain).toBe('automation');
+    expect(Object.keys(meta.input as Obj)).toEqual(expect.arrayContaining(['trigger', 'host', 'action', 'params', 'notify_target']));
+  });
+
+  it('every !input names a declared input, and every input is used', () => {
+    const declared = Object.keys((bp().blueprint as Obj).input as Obj).sort();
+    const used = [...new Set(inputRefs(bp()).map((r) => r.name))].sort();
+    expect(used).toEqual(declared);
+    expect(bp().triggers).toBeInstanceOf(InputRef);
+  });
+
+  it('notifies through the chosen notify target unless the result succeeded', () => {
+    const notify = objects(bp().actions).filter((o) => o.action instanceof InputRef);
+    expect(notify.map((o) => (o.action as InputRef).name)).toEqual(['notify_target']);
+    expect(strings(bp().actions).join('\n')).toMatch(/payload_json\.status != 'succeeded'/);
+  });
+});
+
+describe('dashboard card', () => {
+  const config = parseConfig(
+    'host: pihole-1\nactions:\n  restart_dns:\n    argv: [pihole, restartdns]\n    button: true\n    name: Restart DNS\n',
+    '/nonexistent/agent.yaml',
+    {},
+  );
+  const ids = new Set(
+    buildDiscovery({ host: config.host, prefix: config.mqtt.prefix, discoveryPrefix: config.discovery.prefix, version: VERSION, actions: config.actions })
+      .map((m) => String(m.payload.default_entity_id)),
+  );
+  const card = () => file('dashboards/host_card.yaml').data;
+  const entityIds = (): string[] => {
+    const fromRows = objects(card()).flatMap((o) => (typeof o.entity === 'string' ? [o.entity] : []));
+    const plain = objects(card()).flatMap((o) => (Array.isArray(o.entities) ? o.entities.filter((e): e is string => typeof e === 'string') : []));
+    return [...fromRows, ...plain];
+  };
+
+  it('is an entities card or a grid', () => {
+    expect(['entities', 'grid']).toContain((card() as Obj).type);
+  });
+
+  it.each(['binary_sensor.pihole_1_connectivity', 'sensor.pihole_1_last_result', 'sensor.pihole_1_uptime', 'sensor.pihole_1_load_1', 'sensor.pihole_1_memory_use', 'sensor.pihole_1_disk_use', 'button.pihole_1_run_restart_dns'])(
+    'shows %s',
+    (id) => {
+      expect(entityIds()).toContain(id);
+    },
+  );
+
+  it('every entity id it uses is a default_entity_id of buildDiscovery for pihole-1', () => {
+    const used = entityIds();
+    expect(used.length).toBeGreaterThan(0);
+    for (const id of used) expect(ids, id).toContain(id);
+  });
+});
+
+describe('README', () => {
+  const readme = readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+
+  it.each([
+    ['packages via homeassistant: packages:', /homeassistant:\s*\n\s*packages:/],
+    ['blueprint import', /Import blueprint/],
+    ['dashboard card paste', /Manual, and paste/],
+    ['HA needs an MQTT 5 broker from 2027.1', /MQTT 5 broker[\s\S]{0,20}from 2027\.1/],
+  ])('explains %s', (_l, re) => {
+    expect(readme).toMatch(re);
+  });
+
+  it('every relative link points at a file that exists', () => {
+    const links = [...readme.matchAll(/\]\((?!https?:)([^)#]+)\)/g)].map((m) => m[1]!);
+    expect(links.length).toBeGreaterThan(0);
+    for (const l of links) expect(existsSync(path.join(ROOT, l)), l).toBe(true);
+  });
+});
