@@ -12,6 +12,7 @@ import { ParamStore } from './params.js';
 import { Journal } from './journal.js';
 import { Pipeline, type ResultSink } from './pipeline.js';
 import { MqttSession } from './session.js';
+import { fleetSubscriptions } from './stagger.js';
 
 export interface AgentOptions {
   /** Overrides mqtt.url (used by `up`, which connects to its own embedded broker). */
@@ -44,7 +45,7 @@ export class Agent {
   start(): void {
     const { config, log } = this;
     const journal = new Journal(config.state_dir, log.child({ module: 'journal' }));
-    const interrupted = journal.open();
+    const unfinished = journal.open();
 
     const haStatus = `${config.discovery.prefix}/status`;
     const session = new MqttSession({
@@ -58,7 +59,7 @@ export class Agent {
       keyFile: config.mqtt.key_file,
       insecure: config.mqtt.insecure,
       will: { topic: this.topics.status, payload: 'offline' },
-      subscriptions: [this.topics.cmd, this.topics.cmdWildcard, `${config.mqtt.prefix}/${config.host}/param/+/+/set`, haStatus],
+      subscriptions: [this.topics.cmd, this.topics.cmdWildcard, `${config.mqtt.prefix}/${config.host}/param/+/+/set`, haStatus, ...(Object.values(config.actions).some((a) => a.stagger) ? fleetSubscriptions(config.mqtt.prefix) : [])],
       log: log.child({ module: 'mqtt' }),
       backoff: this.opts.backoff,
     });
@@ -75,7 +76,7 @@ export class Agent {
     };
     const paramStore = new ParamStore(config, sink, log.child({ module: 'params' }));
     const discovery = new DiscoveryPublisher(config, sink, log.child({ module: 'discovery' }));
-    const pipeline = new Pipeline(config, this.topics, journal, sink, log.child({ module: 'pipeline' }), (action) => paramStore.pressParams(action));
+    const pipeline = new Pipeline(config, this.topics, journal, sink, log.child({ module: 'pipeline' }), (action) => paramStore.pressParams(action), () => session.connected);
     this.session = session;
     this.pipeline = pipeline;
     this.discovery = discovery;
@@ -87,18 +88,23 @@ export class Agent {
         if (payload.toString() === 'online') discovery.onBirth();
         return;
       }
+      if (pipeline.stagger.onMessage(topic, payload)) return;
       paramStore.handleSet(topic, payload, packet.retain === true);
     });
+    session.onClose(() => pipeline.stagger.onDisconnect());
     session.onConnect(async ({ reconnect }) => {
+      // First, before any await: requests may already be arriving on this connection.
+      pipeline.stagger.onConnect();
       await session.publish(this.topics.status, 'online', { retain: true });
       // At start only what changed since the last run; after a lost connection, everything
       // (the broker may have restarted without its retained messages).
       await discovery.sync(!reconnect);
       await paramStore.publishAll();
-      if (interrupted.length > 0) {
-        // Reported once connected, so the results cannot be lost with a connection that never opened.
-        log.warn({ ids: interrupted.map((r) => r.id) }, 'requests were cut short by the last stop; reporting them interrupted (not re-running them)');
-        pipeline.reportInterrupted(interrupted.splice(0));
+      if (unfinished.length > 0) {
+        // Handled once connected, so the results cannot be lost with a connection that never opened:
+        // scheduled runs resume, anything else was cut short and is reported interrupted (never re-run).
+        log.warn({ ids: unfinished.map((r) => `${r.id} (${r.status})`) }, 'requests left unfinished by the last stop');
+        pipeline.resume(unfinished.splice(0));
       }
       await this.publishHeartbeat();
     });

@@ -11,13 +11,23 @@ import type { Logger } from '../log.js';
 import { isFinal, type Result } from '../core/result.js';
 import { HomelabError } from '../errors.js';
 
+/** What is needed to run an accepted request later (a scheduled run, after a restart). */
+export interface StoredRequest {
+  action: string;
+  params: Record<string, string>;
+  timeoutMs: number | undefined;
+  acceptedAt: number;
+}
+
 export interface JournalEntry {
   id: string;
   result: Result;
+  request?: StoredRequest;
 }
 
 export class Journal {
   private readonly entries = new Map<string, Result>();
+  private readonly requests = new Map<string, StoredRequest>();
   private readonly file: string;
   private lines = 0;
 
@@ -48,6 +58,8 @@ export class Journal {
         if ('forget' in e) continue;
         if (typeof e.result?.status !== 'string') throw new Error('not an entry');
         this.entries.set(e.id, e.result);
+        if (e.request) this.requests.set(e.id, e.request);
+        else if (isFinal(e.result.status)) this.requests.delete(e.id);
       } catch {
         bad++;
       }
@@ -70,14 +82,24 @@ export class Journal {
   }
 
   /** Durable before it returns: the caller runs a command only after this. */
-  record(result: Result): void {
+  record(result: Result, request?: StoredRequest): void {
     this.entries.delete(result.id);
     this.entries.set(result.id, result);
-    this.append(`${JSON.stringify({ id: result.id, result } satisfies JournalEntry)}\n`);
+    if (request) this.requests.set(result.id, request);
+    else if (isFinal(result.status)) this.requests.delete(result.id);
+    const entry: JournalEntry = { id: result.id, result };
+    if (request) entry.request = request;
+    this.append(`${JSON.stringify(entry)}\n`);
+  }
+
+  /** The stored request of an accepted, not yet final id. */
+  request(id: string): StoredRequest | undefined {
+    return this.requests.get(id);
   }
 
   /** An accepted id that never ran (stopped while queued) becomes free to send again. */
   forget(id: string): void {
+    this.requests.delete(id);
     if (!this.entries.delete(id)) return;
     this.append(`${JSON.stringify({ id, forget: true })}\n`);
   }
@@ -104,8 +126,14 @@ export class Journal {
       const oldest = this.entries.keys().next().value;
       if (oldest === undefined) break;
       this.entries.delete(oldest);
+      this.requests.delete(oldest);
     }
-    const text = [...this.entries.entries()].map(([id, result]) => JSON.stringify({ id, result })).join('\n');
+    const text = [...this.entries.entries()]
+      .map(([id, result]) => {
+        const request = this.requests.get(id);
+        return JSON.stringify(request ? { id, result, request } : { id, result });
+      })
+      .join('\n');
     writeAtomic(this.file, text === '' ? '' : `${text}\n`);
     this.lines = this.entries.size;
   }

@@ -1,23 +1,23 @@
 /**
- * intake → whitelist → journal → queue → runner → results.
+ * intake → whitelist → journal → (stagger) → queue → runner → results.
  * The promises: exactly the whitelisted argv runs, at most once per id, and
  * every request gets an answer.
  */
 import { randomUUID } from 'node:crypto';
 import type { IPublishPacket } from 'mqtt';
 import type { Config } from '../config/load.js';
-import { parseDelivery } from '../core/request.js';
+import { parseDelivery, type Request } from '../core/request.js';
 import { resolveRequest, type Job } from '../core/resolve.js';
 import { isFinal, makeResult, rejected, type Rejection, type RequestRef, type Result } from '../core/result.js';
 import type { HostTopics } from '../core/topics.js';
 import { executeJob } from '../exec/execute.js';
 import type { Logger } from '../log.js';
-import type { Journal } from './journal.js';
+import { runHealthCheck } from './health.js';
+import type { Journal, StoredRequest } from './journal.js';
+import { ResultPublisher, replyToOf, type ReplyTo, type ResultSink } from './results.js';
+import { StaggerCoordinator, type StaggerConfig, type StaggerItem } from './stagger.js';
 
-/** How results leave the agent; the agent wires it to its MQTT session. */
-export interface ResultSink {
-  publish(topic: string, payload: string, options: { retain: boolean; properties?: Record<string, unknown> }): Promise<void>;
-}
+export type { ResultSink } from './results.js';
 
 export interface Stats {
   executed: number;
@@ -28,41 +28,52 @@ export interface Stats {
   avg_duration_ms: number;
 }
 
-interface ReplyTo {
-  responseTopic: string;
-  correlationData: Buffer | undefined;
-}
-
 interface Queued {
   ref: RequestRef;
   job: Job;
   replyTo: ReplyTo | undefined;
+  stored: StoredRequest;
+  stagger: StaggerConfig | undefined;
+  /** How a staggered run was decided, when that matters (an outage). */
+  note?: string | undefined;
 }
 
-// Per-id results retained beyond this many are cleared, oldest first (the contract).
-const KEEP_RETAINED_RESULTS = 100;
-// MQTT 5 message expiry of per-id results: one day.
-const RESULT_EXPIRY_SEC = 86_400;
+/** What the stagger coordinator holds: a queued request of an action with `stagger`. */
+type Staggered = Queued & StaggerItem;
 
 export class Pipeline {
   private readonly queue: Queued[] = [];
   private readonly running = new Map<string, AbortController>();
   private readonly idle: (() => void)[] = [];
-  private readonly retainedIds: string[];
+  private readonly results: ResultPublisher;
+  readonly stagger: StaggerCoordinator<Staggered>;
   private accepting = true;
   private totalDurationMs = 0;
   readonly stats: Stats = { executed: 0, succeeded: 0, failed: 0, timed_out: 0, rejected: 0, avg_duration_ms: 0 };
 
   constructor(
     private readonly config: Config,
-    private readonly topics: HostTopics,
+    topics: HostTopics,
     private readonly journal: Journal,
-    private readonly sink: ResultSink,
+    sink: ResultSink,
     private readonly log: Logger,
     /** The params a press (HA's button) runs with: the values HA's select/number entities hold. */
     private readonly pressParams: (action: string) => Record<string, string> = () => ({}),
+    isConnected: () => boolean,
   ) {
-    this.retainedIds = journal.finalIds().slice(-KEEP_RETAINED_RESULTS);
+    this.results = new ResultPublisher(topics, sink, log, journal.finalIds());
+    const groups: [string, StaggerConfig][] = Object.values(config.actions).flatMap((a) => (a.stagger ? [[a.stagger.group, a.stagger] as [string, StaggerConfig]] : []));
+    this.stagger = new StaggerCoordinator<Staggered>(
+      { prefix: config.mqtt.prefix, host: config.host, stateDir: config.state_dir, groups },
+      sink,
+      {
+        run: (q, note) => this.startStaggered(q, note),
+        scheduled: (q, runAt, reason) => this.scheduled(q, runAt, reason),
+        expire: (q, error) => this.finish(q, rejected(this.config.host, q.ref, { code: 'expired', error }, new Date())),
+      },
+      log.child({ module: 'stagger' }),
+      isConnected,
+    );
   }
 
   get runningCount(): number {
@@ -70,7 +81,7 @@ export class Pipeline {
   }
 
   get queuedCount(): number {
-    return this.queue.length;
+    return this.queue.length + this.stagger.pendingCount();
   }
 
   /** One delivery on a command topic. Never throws: every outcome is a published result. */
@@ -85,37 +96,43 @@ export class Pipeline {
     }
     const req = parsed.request;
     if (req.press && req.action !== undefined) req.params = this.pressParams(req.action);
-    const known = this.journal.get(req.id);
-    if (known) return this.repeat(req.id, replyTo);
+    if (this.journal.get(req.id)) return this.repeat(req.id, replyTo);
 
     const ref: RequestRef = { id: req.id, action: req.action ?? null, transaction: req.transaction };
     if (!this.accepting) return this.reject(ref, { code: 'shutting_down', error: 'the agent is stopping; the request was not run — send it again once the host is back online' }, replyTo);
+    const accepted = this.accept(req, ref, replyTo, now);
+    if ('code' in accepted) return this.reject(ref, accepted, replyTo);
+  }
 
-    const resolved = resolveRequest(req, this.config.actions, { sudo: this.config.execution.sudo, timeoutMs: this.config.execution.timeout });
-    if (!resolved.ok) return this.reject({ ...ref, action: resolved.action }, resolved.rejection, replyTo);
-    const job = resolved.job;
-    ref.action = job.action;
-    if (!this.config.execution.enabled) {
-      return this.reject(ref, { code: 'execution_disabled', error: `execution is disabled on ${this.config.host} — set execution.enabled: true in ${this.config.source} to let it run whitelisted actions` }, replyTo);
+  /** Requests a restart found in the journal: scheduled ones are resumed, the rest were cut short. */
+  resume(unfinished: Result[]): void {
+    for (const r of unfinished) {
+      const stored = this.journal.request(r.id);
+      if (r.status === 'scheduled' && stored) {
+        const ref: RequestRef = { id: r.id, action: r.action, transaction: r.transaction };
+        const req: Request = { id: r.id, generatedId: false, press: false, action: stored.action, params: stored.params, command: undefined, timeoutMs: stored.timeoutMs, ts: undefined, ttl: undefined, sig: undefined, transaction: r.transaction };
+        const accepted = this.accept(req, ref, undefined, stored.acceptedAt, r);
+        if (!('code' in accepted)) continue;
+        // The config changed under a scheduled request: it cannot run as asked.
+        this.journal.forget(r.id);
+        this.reject(ref, accepted, undefined);
+        continue;
+      }
+      this.reportInterrupted(r);
     }
-    if (this.running.size >= this.config.execution.concurrency && this.queue.length >= this.config.execution.queue) {
-      return this.reject(ref, { code: 'busy', error: `${this.running.size} commands are running and ${this.queue.length} waiting (execution.concurrency / execution.queue) — try again later with the same id` }, replyTo);
-    }
-    // Journaled before it can run: after a crash this id is reported, never re-run.
-    this.journal.record(makeResult(this.config.host, ref, { status: 'running' }));
-    this.queue.push({ ref, job, replyTo });
-    this.pump();
   }
 
   /** Stop intake; let running commands finish within `graceMs`, then kill them (`interrupted`). */
   async drain(graceMs: number): Promise<void> {
     this.accepting = false;
+    // Scheduled staggered runs stay in the journal and resume at the next start.
+    this.stagger.stop();
     for (const q of this.queue.splice(0)) {
       // Never started: the id is released, so the same request can simply be sent again.
       this.journal.forget(q.ref.id);
       const result = rejected(this.config.host, q.ref, { code: 'shutting_down', error: 'the agent stopped before this request could start; it was not run — send it again (the same id is fine)' }, new Date());
       this.count(result);
-      this.publishFinal(result, q.replyTo);
+      this.results.final(result, q.replyTo);
     }
     if (this.running.size === 0) return;
     const timer = setTimeout(() => {
@@ -125,21 +142,64 @@ export class Pipeline {
     clearTimeout(timer);
   }
 
-  /** Ids that a crash cut short: reported `interrupted`, never re-run. */
-  reportInterrupted(results: Result[]): void {
-    for (const r of results) {
-      const ref: RequestRef = { id: r.id, action: r.action, transaction: r.transaction };
-      const final = makeResult(this.config.host, ref, {
-        status: 'interrupted',
-        error_code: 'interrupted',
-        error: 'the agent stopped or died while this request was accepted or running; it was not re-run — check the host, then send a new request',
-        executed_at: r.executed_at,
-        completed_at: new Date().toISOString(),
-      });
-      this.journal.record(final);
-      this.count(final);
-      this.publishFinal(final, undefined);
+  /** Validate, journal, and queue (or hand to the stagger); a Rejection when it cannot be accepted. */
+  private accept(req: Request, ref: RequestRef, replyTo: ReplyTo | undefined, acceptedAt: number, resumed?: Result): { ok: true } | Rejection {
+    const resolved = resolveRequest(req, this.config.actions, { sudo: this.config.execution.sudo, timeoutMs: this.config.execution.timeout });
+    if (!resolved.ok) {
+      ref.action = resolved.action;
+      return resolved.rejection;
     }
+    const job = resolved.job;
+    ref.action = job.action;
+    if (!this.config.execution.enabled) {
+      return { code: 'execution_disabled', error: `execution is disabled on ${this.config.host} — set execution.enabled: true in ${this.config.source} to let it run whitelisted actions` };
+    }
+    const stagger = this.config.actions[job.action]?.stagger;
+    const waiting = stagger ? this.stagger.pendingCount() : this.queue.length;
+    if (!resumed && (stagger || this.running.size >= this.config.execution.concurrency) && waiting >= this.config.execution.queue) {
+      return { code: 'busy', error: `${this.running.size} commands are running and ${waiting} waiting (execution.concurrency / execution.queue) — try again later with the same id` };
+    }
+    const stored: StoredRequest = { action: job.action, params: job.params, timeoutMs: req.timeoutMs, acceptedAt };
+    const q: Queued = { ref, job, replyTo, stored, stagger };
+    if (stagger) {
+      // Journaled as scheduled with what is needed to run it later: it survives a restart.
+      if (!resumed) this.journal.record(makeResult(this.config.host, ref, { status: 'scheduled', run_at: new Date(acceptedAt).toISOString() }), stored);
+      this.stagger.submit({ ...q, stagger, id: ref.id, action: job.action, acceptedAt });
+      return { ok: true };
+    }
+    // Journaled before it can run: after a crash this id is reported, never re-run.
+    this.journal.record(makeResult(this.config.host, ref, { status: 'running' }));
+    this.queue.push(q);
+    this.pump();
+    return { ok: true };
+  }
+
+  private scheduled(q: Queued, runAt: Date, reason: string | undefined): void {
+    const result = makeResult(this.config.host, q.ref, { status: 'scheduled', run_at: runAt.toISOString(), ...(reason ? { error: reason } : {}) });
+    this.journal.record(result, q.stored);
+    this.results.progress(result);
+    this.log.info({ id: q.ref.id, action: q.ref.action, run_at: result.run_at, reason }, 'request scheduled');
+  }
+
+  /** A staggered run starts when the group allows it, not behind the concurrency queue: its start time is the group's record. */
+  private startStaggered(q: Queued, note: string | undefined): void {
+    q.note = note;
+    this.journal.record(makeResult(this.config.host, q.ref, { status: 'running' }));
+    void this.run(q);
+  }
+
+  private reportInterrupted(r: Result): void {
+    const ref: RequestRef = { id: r.id, action: r.action, transaction: r.transaction };
+    const final = makeResult(this.config.host, ref, {
+      status: 'interrupted',
+      error_code: 'interrupted',
+      error: 'the agent stopped or died while this request was accepted or running; it was not re-run — check the host, then send a new request',
+      executed_at: r.executed_at,
+      completed_at: new Date().toISOString(),
+    });
+    this.journal.record(final);
+    this.count(final);
+    this.results.final(final, undefined);
   }
 
   private pump(): void {
@@ -156,9 +216,11 @@ export class Pipeline {
     try {
       const running = makeResult(this.config.host, q.ref, { status: 'running', executed_at: new Date().toISOString() });
       this.journal.record(running);
-      this.send(this.topics.resultFor(q.ref.id), running, true);
+      this.results.progress(running);
       const outcome = await executeJob(q.job, { path: this.config.execution.path, maxOutput: this.config.execution.max_output, signal: ctl.signal });
-      this.finish(q, makeResult(this.config.host, q.ref, outcome));
+      let result = makeResult(this.config.host, q.ref, { ...outcome, ...(q.note ? { note: q.note } : {}) });
+      if (q.stagger) result = await this.afterStaggered(q, q.stagger, result, ctl.signal);
+      this.finish(q, result);
     } catch (err) {
       this.log.error({ err, id: q.ref.id }, 'running a job failed unexpectedly');
       this.finish(q, makeResult(this.config.host, q.ref, { status: 'failed', error_code: 'exit_nonzero', error: `the agent could not run the command: ${(err as Error).message}`, completed_at: new Date().toISOString() }));
@@ -166,6 +228,27 @@ export class Pipeline {
       this.running.delete(q.ref.id);
       this.pump();
     }
+  }
+
+  /** A staggered run with a health check releases its group only when the check passes. */
+  private async afterStaggered(q: Queued, stagger: StaggerConfig, result: Result, signal: AbortSignal): Promise<Result> {
+    const health = stagger.health;
+    const record = this.stagger.recordOf(stagger.group, q.ref.id);
+    if (!health || !record) return result;
+    if (result.status !== 'succeeded') {
+      this.log.warn({ group: stagger.group, id: q.ref.id }, 'a staggered run failed; its group stays held until a run on this host passes its health check');
+      return result;
+    }
+    const check = await runHealthCheck(health, { path: this.config.execution.path, maxOutput: 2000, signal });
+    if (check.passed) this.stagger.release(stagger.group, { ...record, released: true });
+    else this.log.warn({ group: stagger.group, id: q.ref.id, check }, 'the health check failed; the group stays held');
+    const r: Result = { ...result, health: check };
+    if (!check.passed) {
+      r.status = 'failed';
+      r.error_code = 'exit_nonzero';
+      r.error = `the command succeeded but its health check failed ${check.attempts} time(s) (exit ${check.exit_code}); group ${stagger.group} stays held so no other member restarts — fix this host, then run the action here again`;
+    }
+    return r;
   }
 
   private finish(q: Queued, result: Result): void {
@@ -176,7 +259,7 @@ export class Pipeline {
     }
     this.count(result);
     this.log.info({ id: result.id, action: result.action, status: result.status, exit_code: result.exit_code, duration_ms: result.duration_ms }, 'request finished');
-    this.publishFinal(result, q.replyTo);
+    this.results.final(result, q.replyTo);
   }
 
   private reject(ref: RequestRef, rejection: Rejection, replyTo: ReplyTo | undefined): void {
@@ -184,15 +267,15 @@ export class Pipeline {
     this.count(result);
     this.log.info({ id: ref.id, action: ref.action, error_code: rejection.code }, 'request rejected');
     // Rejections are not journaled: nothing ran, so the same id may be sent again once fixed.
-    this.publishFinal(result, replyTo);
+    this.results.final(result, replyTo);
   }
 
   private repeat(id: string, replyTo: ReplyTo | undefined): void {
     const stored = this.journal.get(id);
     if (!stored) return;
     this.log.info({ id, status: stored.status }, 'repeated id: answering with the stored result, not running it again');
-    if (isFinal(stored.status)) this.publishFinal(stored, replyTo, false);
-    else if (stored.executed_at !== undefined) this.send(this.topics.resultFor(id), stored, true);
+    if (isFinal(stored.status)) this.results.final(stored, replyTo, false);
+    else if (stored.executed_at !== undefined || stored.status === 'scheduled') this.results.progress(stored);
   }
 
   private count(result: Result): void {
@@ -215,39 +298,4 @@ export class Pipeline {
         break;
     }
   }
-
-  private publishFinal(result: Result, replyTo: ReplyTo | undefined, fresh = true): void {
-    this.send(this.topics.resultFor(result.id), result, true);
-    if (fresh) this.send(this.topics.result, result, false);
-    if (replyTo) {
-      const properties: Record<string, unknown> = {};
-      if (replyTo.correlationData) properties.correlationData = replyTo.correlationData;
-      this.sink.publish(replyTo.responseTopic, JSON.stringify(result), { retain: false, properties }).catch((err: unknown) => this.log.warn({ err, id: result.id }, 'could not publish to the response topic'));
-    }
-    if (fresh) this.trackRetained(result.id);
-  }
-
-  private trackRetained(id: string): void {
-    const at = this.retainedIds.indexOf(id);
-    if (at >= 0) this.retainedIds.splice(at, 1);
-    this.retainedIds.push(id);
-    while (this.retainedIds.length > KEEP_RETAINED_RESULTS) {
-      const old = this.retainedIds.shift();
-      // An empty retained payload deletes the retained message [MQTT-3.3.1-10].
-      if (old !== undefined) this.sink.publish(this.topics.resultFor(old), '', { retain: true }).catch(() => undefined);
-    }
-  }
-
-  private send(topic: string, result: Result, expires: boolean): void {
-    const properties = expires ? { messageExpiryInterval: RESULT_EXPIRY_SEC } : undefined;
-    this.sink
-      .publish(topic, JSON.stringify(result), { retain: true, ...(properties ? { properties } : {}) })
-      .catch((err: unknown) => this.log.warn({ err, topic }, 'could not publish a result'));
-  }
-}
-
-function replyToOf(packet: IPublishPacket): ReplyTo | undefined {
-  const responseTopic = packet.properties?.responseTopic;
-  if (!responseTopic || /[+#]/.test(responseTopic)) return undefined;
-  return { responseTopic, correlationData: packet.properties?.correlationData };
 }

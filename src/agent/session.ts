@@ -52,6 +52,7 @@ export class MqttSession {
   private outgoingStore = new Store();
   private readonly messageListeners: ((msg: Incoming) => void)[] = [];
   private readonly connectListeners: ConnectListener[] = [];
+  private readonly closeListeners: (() => void)[] = [];
 
   constructor(private readonly opts: SessionOptions) {}
 
@@ -69,6 +70,10 @@ export class MqttSession {
 
   onConnect(listener: ConnectListener): void {
     this.connectListeners.push(listener);
+  }
+
+  onClose(listener: () => void): void {
+    this.closeListeners.push(listener);
   }
 
   start(): void {
@@ -167,6 +172,7 @@ export class MqttSession {
       o.log.warn({ reasonCode: packet.reasonCode, reason: packet.properties?.reasonString }, 'the broker sent DISCONNECT');
     });
     client.on('close', () => {
+      for (const l of this.closeListeners) l();
       if (this.stopping) return;
       const delay = this.nextDelay();
       o.log.warn({ url: redactUrl(o.url), retryInMs: delay, attempt: this.attempts }, this.everConnected ? 'connection to broker lost; reconnecting' : 'broker not reachable; retrying');

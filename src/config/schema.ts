@@ -79,7 +79,20 @@ export const actionSchema = z
     stagger: z
       .strictObject({
         group: z.string().regex(ACTION_NAME_RE, 'must match ^[a-z0-9][a-z0-9_]{0,62}$'),
-        interval: duration,
+        interval: positiveDuration,
+        // How long a claim waits for competing claims before the tie-break (docs/stagger.md).
+        settle: positiveDuration.default(2000),
+        require_peers_online: z.boolean().default(false),
+        max_wait: positiveDuration.optional(),
+        health: z
+          .strictObject({
+            argv: argvSchema,
+            timeout: positiveDuration.default(30_000),
+            // Tries, spaced by `delay`: a restarted service needs a moment before it answers.
+            retries: z.int().min(1).max(100).default(3),
+            delay: duration.default(2000),
+          })
+          .optional(),
       })
       .optional(),
     button: z.boolean().default(false),
@@ -107,6 +120,9 @@ export const actionSchema = z
         }
       });
     }
+    action.stagger?.health?.argv.forEach((element, i) => {
+      if (placeholders(element).length > 0) issue(['stagger', 'health', 'argv', i], 'a health check takes no params — write the command out in full');
+    });
     for (const [name, param] of Object.entries(action.params)) {
       if (!used.has(name)) issue(['params', name], `param "${name}" is declared but no argv element uses {${name}} — use it or remove it`);
       checkDefault(param, (m) => issue(['params', name, 'default'], m));

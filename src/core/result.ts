@@ -48,7 +48,18 @@ export interface Result {
   duration_ms?: number;
   run_at?: string;
   steps?: StepResult[];
+  /** Extension: the health check of a staggered run (docs/stagger.md). */
+  health?: HealthResult;
+  /** Extension: how a decision was made when that matters (a staggered run decided during an outage). */
+  note?: string;
   transaction?: string;
+}
+
+export interface HealthResult {
+  passed: boolean;
+  attempts: number;
+  exit_code: number;
+  output: string;
 }
 
 export function isFinal(status: ResultStatus): status is FinalStatus {
@@ -86,6 +97,8 @@ export function makeResult(host: string, ref: RequestRef, fields: Partial<Omit<R
   if (fields.duration_ms !== undefined) r.duration_ms = fields.duration_ms;
   if (fields.run_at !== undefined) r.run_at = fields.run_at;
   if (fields.steps !== undefined) r.steps = fields.steps;
+  if (fields.health !== undefined) r.health = fields.health;
+  if (fields.note !== undefined) r.note = fields.note;
   if (ref.transaction !== undefined) r.transaction = ref.transaction;
   return r;
 }
