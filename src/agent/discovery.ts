@@ -4,20 +4,19 @@
  * connection or HA's birth message, and an empty retained payload for every
  * topic it no longer owns (a removed action, or discovery.enabled: false).
  */
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
+import { z } from 'zod';
 import type { Config } from '../config/load.js';
 import { buildDiscovery, serialize } from '../core/discovery.js';
 import type { Logger } from '../log.js';
 import { VERSION } from '../version.js';
-import { writeAtomic } from './journal.js';
+import { JsonStateFile } from './state-file.js';
 
 export interface RetainedPublisher {
   publish(topic: string, payload: string, options: { retain: boolean }): Promise<void>;
 }
 
 export class DiscoveryPublisher {
-  private readonly file: string;
+  private readonly file: JsonStateFile<Record<string, string>>;
   private published: Record<string, string>;
   private birthTimer: NodeJS.Timeout | undefined;
 
@@ -28,8 +27,8 @@ export class DiscoveryPublisher {
     /** Upper bound of the random delay before answering HA's birth message. */
     private readonly birthJitterMs = 2000,
   ) {
-    this.file = path.join(config.state_dir, 'discovery.json');
-    this.published = this.load();
+    this.file = new JsonStateFile(config.state_dir, 'discovery.json', z.record(z.string(), z.string()), log, 'the record of published discovery');
+    this.published = this.file.read({});
   }
 
   /** What should be retained now: topic → payload. */
@@ -56,7 +55,7 @@ export class DiscoveryPublisher {
       cleared++;
     }
     this.published = Object.fromEntries(want);
-    this.save();
+    this.file.write(this.published);
     if (published + cleared > 0) this.log.info({ published, cleared }, 'home assistant discovery updated');
     return { published, cleared };
   }
@@ -71,24 +70,5 @@ export class DiscoveryPublisher {
 
   stop(): void {
     clearTimeout(this.birthTimer);
-  }
-
-  private load(): Record<string, string> {
-    try {
-      const data = JSON.parse(readFileSync(this.file, 'utf8')) as unknown;
-      if (typeof data === 'object' && data !== null && !Array.isArray(data)) return data as Record<string, string>;
-      throw new Error('not an object');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.log.warn({ file: this.file, err: (err as Error).message }, 'could not read the record of published discovery; republishing everything');
-      return {};
-    }
-  }
-
-  private save(): void {
-    try {
-      writeAtomic(this.file, `${JSON.stringify(this.published, null, 1)}\n`);
-    } catch (err) {
-      this.log.warn({ err }, 'could not record published discovery; the next start republishes it');
-    }
   }
 }

@@ -5,11 +5,11 @@
  * change) with periodic compaction through an atomic rewrite; a torn last line
  * from a crash is skipped, a corrupt file is moved aside, never a crash loop.
  */
-import { appendFileSync, closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync, accessSync, constants } from 'node:fs';
+import { appendFileSync, closeSync, fsyncSync, openSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from '../log.js';
 import { isFinal, type Result } from '../core/result.js';
-import { HomelabError } from '../errors.js';
+import { ensureWritableDir, moveAside, writeAtomic } from './state-file.js';
 
 /** What is needed to run an accepted request later (a scheduled run, after a restart). */
 export interface StoredRequest {
@@ -65,8 +65,7 @@ export class Journal {
       }
     }
     if (bad > 0) {
-      const aside = `${this.file}.corrupt-${Date.now()}`;
-      renameSync(this.file, aside);
+      const aside = moveAside(this.file);
       this.log.warn({ file: this.file, movedTo: aside, badLines: bad, kept: this.entries.size }, 'the id journal had unreadable lines; moved it aside and kept what was readable');
     }
     this.compact();
@@ -136,30 +135,5 @@ export class Journal {
       .join('\n');
     writeAtomic(this.file, text === '' ? '' : `${text}\n`);
     this.lines = this.entries.size;
-  }
-}
-
-/** write, fsync, rename: a reader sees the old file or the new one, never half of one. */
-export function writeAtomic(file: string, data: string): void {
-  const tmp = `${file}.tmp-${process.pid}`;
-  const fd = openSync(tmp, 'w', 0o600);
-  try {
-    writeFileSync(fd, data);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, file);
-}
-
-export function ensureWritableDir(dir: string): void {
-  try {
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
-    accessSync(dir, constants.W_OK);
-  } catch (err) {
-    throw new HomelabError(
-      'state_dir',
-      `state_dir ${dir} is not a writable directory (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}) — create it and give the agent's user write access, or set state_dir in the config`,
-    );
   }
 }

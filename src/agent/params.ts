@@ -3,17 +3,16 @@
  * state_dir and retained on P/H/param/ACTION/PARAM; a button press runs the
  * action with them. A new value arrives on …/set and is validated like any request.
  */
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
+import { z } from 'zod';
 import type { Config } from '../config/load.js';
 import { exposedParams, initialParamValue, paramTopic } from '../core/discovery.js';
 import { validateParams } from '../core/resolve.js';
 import type { Logger } from '../log.js';
-import { writeAtomic } from './journal.js';
+import { JsonStateFile } from './state-file.js';
 import type { RetainedPublisher } from './discovery.js';
 
 export class ParamStore {
-  private readonly file: string;
+  private readonly file: JsonStateFile<Record<string, Record<string, string>>>;
   private readonly values: Record<string, Record<string, string>> = {};
 
   constructor(
@@ -21,8 +20,8 @@ export class ParamStore {
     private readonly mqtt: RetainedPublisher,
     private readonly log: Logger,
   ) {
-    this.file = path.join(config.state_dir, 'params.json');
-    const saved = this.load();
+    this.file = new JsonStateFile(config.state_dir, 'params.json', z.record(z.string(), z.record(z.string(), z.string())), log, 'the saved param values');
+    const saved = this.file.read({});
     for (const [action, spec] of Object.entries(config.actions)) {
       for (const [param, p] of exposedParams(spec)) {
         const previous = saved[action]?.[param];
@@ -76,29 +75,12 @@ export class ParamStore {
       this.log.warn({ topic, error: checked }, 'refused a param value');
     } else {
       current[param] = checked[param] ?? current[param] ?? '';
-      this.save();
+      this.file.write(this.values);
     }
     // Publish the value in force either way, so HA's entity shows what a press would use.
     this.mqtt
       .publish(paramTopic(this.config.mqtt.prefix, this.config.host, action, param), current[param] ?? '', { retain: true })
       .catch((err: unknown) => this.log.warn({ err }, 'could not publish a param value'));
     return true;
-  }
-
-  private load(): Record<string, Record<string, string>> {
-    try {
-      return JSON.parse(readFileSync(this.file, 'utf8')) as Record<string, Record<string, string>>;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.log.warn({ file: this.file, err: (err as Error).message }, 'could not read saved param values; using the defaults');
-      return {};
-    }
-  }
-
-  private save(): void {
-    try {
-      writeAtomic(this.file, `${JSON.stringify(this.values, null, 1)}\n`);
-    } catch (err) {
-      this.log.warn({ err }, 'could not save param values');
-    }
   }
 }

@@ -4,13 +4,12 @@
  * by claim → settle window → deterministic tie-break → re-read (docs/stagger.md).
  * A request that cannot be decided safely waits rather than runs.
  */
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
+import { z } from 'zod';
 import type { ActionConfig } from '../config/schema.js';
 import { claimSchema, claimTopic, dueAt, groupTopic, heldBy, memberTopic, newer, parseFleetTopic, parseJson, sameRecord, staggerRecordSchema, winner, type Claim, type StaggerRecord } from '../core/stagger.js';
 import { hostOfTopic } from '../core/topics.js';
 import type { Logger } from '../log.js';
-import { writeAtomic } from './journal.js';
+import { JsonStateFile } from './state-file.js';
 
 export type StaggerConfig = NonNullable<ActionConfig['stagger']>;
 
@@ -61,7 +60,7 @@ export function fleetSubscriptions(prefix: string): string[] {
 export class StaggerCoordinator<T extends StaggerItem> {
   private readonly groups = new Map<string, GroupState<T>>();
   private readonly peerStatus = new Map<string, string>();
-  private readonly file: string;
+  private readonly file: JsonStateFile<Record<string, StaggerRecord>>;
   /**
    * After a (re)connect, decisions wait until the retained records and claims had time to arrive;
    * Infinity between a connection and the onConnect that follows it.
@@ -78,8 +77,8 @@ export class StaggerCoordinator<T extends StaggerItem> {
     /** The session's own view: a request can arrive before the agent's connect handlers ran. */
     private readonly isConnected: () => boolean,
   ) {
-    this.file = path.join(opts.stateDir, 'stagger.json');
-    const saved = this.load();
+    this.file = new JsonStateFile(opts.stateDir, 'stagger.json', z.record(z.string(), staggerRecordSchema), log, "this host's record of its stagger groups");
+    const saved = this.file.read({});
     for (const [group] of opts.groups) this.group(group).last = saved[group];
   }
 
@@ -315,28 +314,9 @@ export class StaggerCoordinator<T extends StaggerItem> {
     this.timers.add(t);
   }
 
-  private load(): Record<string, StaggerRecord> {
-    try {
-      const data = JSON.parse(readFileSync(this.file, 'utf8')) as Record<string, unknown>;
-      const out: Record<string, StaggerRecord> = {};
-      for (const [k, v] of Object.entries(data)) {
-        const r = staggerRecordSchema.safeParse(v);
-        if (r.success) out[k] = r.data;
-      }
-      return out;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.log.warn({ file: this.file, err: (err as Error).message }, 'could not read the stagger record; starting without it (runs wait for the fleet\'s record)');
-      return {};
-    }
-  }
-
   private save(): void {
     const data: Record<string, StaggerRecord> = {};
     for (const [k, g] of this.groups) if (g.last) data[k] = g.last;
-    try {
-      writeAtomic(this.file, `${JSON.stringify(data, null, 1)}\n`);
-    } catch (err) {
-      this.log.error({ err }, 'could not persist the stagger record');
-    }
+    this.file.write(data);
   }
 }

@@ -4,7 +4,7 @@
  * the contract's statuses and error codes.
  */
 import type { Job } from '../core/resolve.js';
-import type { ErrorCode, ResultStatus, StepResult } from '../core/result.js';
+import type { ErrorCode, Result, ResultStatus, StepResult } from '../core/result.js';
 import { formatDuration } from '../core/duration.js';
 import { cutToBytes } from './capture.js';
 import { runCommand, type RunOutcome } from './runner.js';
@@ -20,20 +20,9 @@ export interface ExecOptions {
   signal?: AbortSignal;
 }
 
-export interface ExecOutcome {
-  status: Exclude<ResultStatus, 'running' | 'scheduled' | 'rejected'>;
-  exit_code: number;
-  stdout: string;
-  stderr: string;
-  stdout_truncated: boolean;
-  stderr_truncated: boolean;
-  error_code?: ErrorCode;
-  error?: string;
-  executed_at: string;
-  completed_at: string;
-  duration_ms: number;
-  steps?: StepResult[];
-}
+/** The result fields a run fills in; the pipeline adds id, host, action and transaction. */
+export type ExecOutcome = Required<Pick<Result, 'exit_code' | 'stdout' | 'stderr' | 'stdout_truncated' | 'stderr_truncated' | 'executed_at' | 'completed_at' | 'duration_ms'>> &
+  Pick<Result, 'error_code' | 'error' | 'steps'> & { status: Exclude<ResultStatus, 'running' | 'scheduled' | 'rejected'> };
 
 export function childEnv(job: Pick<Job, 'env'>, searchPath: string): Record<string, string> {
   return { PATH: searchPath, LANG: 'C.UTF-8', ...job.env };
