@@ -38,6 +38,9 @@ interface Queued {
   note?: string | undefined;
 }
 
+/** How long a command runs before its `running` result is published (CONTRACT.md: 1 s, sooner allowed). */
+const RUNNING_ANNOUNCE_MS = 1000;
+
 /** What the stagger coordinator holds: a queued request of an action with `stagger`. */
 type Staggered = Queued & StaggerItem;
 
@@ -213,10 +216,14 @@ export class Pipeline {
   private async run(q: Queued): Promise<void> {
     const ctl = new AbortController();
     this.running.set(q.ref.id, ctl);
+    let announce: NodeJS.Timeout | undefined;
     try {
       const running = makeResult(this.config.host, q.ref, { status: 'running', executed_at: new Date().toISOString() });
       this.journal.record(running);
-      this.results.progress(running);
+      // `running` only for commands still running after a moment (the contract's 1 s): a quick command's
+      // final result is then the only message on its topic, and never waits behind a delayed ACK (Nagle)
+      // at a broker that leaves TCP_NODELAY off.
+      announce = setTimeout(() => this.results.progress(running), RUNNING_ANNOUNCE_MS);
       const outcome = await executeJob(q.job, { path: this.config.execution.path, maxOutput: this.config.execution.max_output, signal: ctl.signal });
       let result = makeResult(this.config.host, q.ref, { ...outcome, ...(q.note ? { note: q.note } : {}) });
       if (q.stagger) result = await this.afterStaggered(q, q.stagger, result, ctl.signal);
@@ -225,6 +232,7 @@ export class Pipeline {
       this.log.error({ err, id: q.ref.id }, 'running a job failed unexpectedly');
       this.finish(q, makeResult(this.config.host, q.ref, { status: 'failed', error_code: 'exit_nonzero', error: `the agent could not run the command: ${(err as Error).message}`, completed_at: new Date().toISOString() }));
     } finally {
+      clearTimeout(announce);
       this.running.delete(q.ref.id);
       this.pump();
     }

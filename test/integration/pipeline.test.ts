@@ -54,6 +54,12 @@ describe('intake and results', () => {
     expect(r.duration_ms).toBeGreaterThanOrEqual(0);
   });
 
+  it('a quick command publishes only its final result on its topic (no `running` to wait behind)', async () => {
+    const r = await h.request(host, { id: 'quick-1', action: 'echo' });
+    expect(r.status).toBe('succeeded');
+    expect(h.seen(host, 'quick-1').map((x) => x.status)).toEqual(['succeeded']);
+  });
+
   it('HA\'s PRESS (any non-JSON text) is a press too', async () => {
     expect((await h.press(host, 'echo', 'PRESS')).status).toBe('succeeded');
   });
