@@ -95,6 +95,8 @@ export class Agent {
     session.onConnect(async ({ reconnect }) => {
       // First, before any await: requests may already be arriving on this connection.
       pipeline.stagger.onConnect();
+      // Also before any await, so it holds only the last run's results the broker never acknowledged.
+      if (!reconnect) pipeline.flushOutbox();
       await session.publish(this.topics.status, 'online', { retain: true });
       // At start only what changed since the last run; after a lost connection, everything
       // (the broker may have restarted without its retained messages).

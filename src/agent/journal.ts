@@ -5,7 +5,7 @@
  * change) with periodic compaction through an atomic rewrite; a torn last line
  * from a crash is skipped, a corrupt file is moved aside, never a crash loop.
  */
-import { appendFileSync, closeSync, fsyncSync, openSync, readFileSync } from 'node:fs';
+import { appendFileSync, closeSync, fstatSync, fsyncSync, ftruncateSync, openSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from '../log.js';
 import { isFinal, type Result } from '../core/result.js';
@@ -28,6 +28,8 @@ export interface JournalEntry {
 export class Journal {
   private readonly entries = new Map<string, Result>();
   private readonly requests = new Map<string, StoredRequest>();
+  /** Final results the broker has not acknowledged yet: the outbox, published again after a restart. */
+  private readonly unpublished = new Set<string>();
   private readonly file: string;
   private lines = 0;
 
@@ -52,12 +54,18 @@ export class Journal {
     for (const line of text.split('\n')) {
       if (line.trim() === '') continue;
       try {
-        const e = JSON.parse(line) as JournalEntry | { id: string; forget: true };
+        const e = JSON.parse(line) as JournalEntry | { id: string; forget: true } | { id: string; published: true };
         if (typeof e.id !== 'string') throw new Error('not an entry');
+        if ('published' in e) {
+          this.unpublished.delete(e.id);
+          continue;
+        }
         this.entries.delete(e.id); // re-insert: Map order is recency order
+        this.unpublished.delete(e.id);
         if ('forget' in e) continue;
         if (typeof e.result?.status !== 'string') throw new Error('not an entry');
         this.entries.set(e.id, e.result);
+        if (isFinal(e.result.status)) this.unpublished.add(e.id);
         if (e.request) this.requests.set(e.id, e.request);
         else if (isFinal(e.result.status)) this.requests.delete(e.id);
       } catch {
@@ -82,13 +90,16 @@ export class Journal {
 
   /** Durable before it returns: the caller runs a command only after this. */
   record(result: Result, request?: StoredRequest): void {
-    this.entries.delete(result.id);
-    this.entries.set(result.id, result);
-    if (request) this.requests.set(result.id, request);
-    else if (isFinal(result.status)) this.requests.delete(result.id);
     const entry: JournalEntry = { id: result.id, result };
     if (request) entry.request = request;
+    // On disk first: if the write fails (a full disk), memory must not claim the id was accepted.
     this.append(`${JSON.stringify(entry)}\n`);
+    this.entries.delete(result.id);
+    this.entries.set(result.id, result);
+    if (isFinal(result.status)) this.unpublished.add(result.id);
+    else this.unpublished.delete(result.id);
+    if (request) this.requests.set(result.id, request);
+    else if (isFinal(result.status)) this.requests.delete(result.id);
   }
 
   /** The stored request of an accepted, not yet final id. */
@@ -96,18 +107,39 @@ export class Journal {
     return this.requests.get(id);
   }
 
+  /** The broker acknowledged this id's final result: it leaves the outbox. */
+  markPublished(id: string): void {
+    if (!this.unpublished.delete(id)) return;
+    this.append(`${JSON.stringify({ id, published: true })}\n`);
+  }
+
+  /** Final results not yet acknowledged by the broker, oldest first (at most the last `limit`). */
+  outbox(limit = 100): Result[] {
+    return [...this.entries.values()].filter((r) => this.unpublished.has(r.id)).slice(-limit);
+  }
+
   /** An accepted id that never ran (stopped while queued) becomes free to send again. */
   forget(id: string): void {
     this.requests.delete(id);
+    this.unpublished.delete(id);
     if (!this.entries.delete(id)) return;
     this.append(`${JSON.stringify({ id, forget: true })}\n`);
   }
 
   private append(line: string): void {
     const fd = openSync(this.file, 'a', 0o600);
+    const size = fstatSync(fd).size;
     try {
       appendFileSync(fd, line);
       fsyncSync(fd);
+    } catch (err) {
+      // A write cut short (ENOSPC) would glue the next line onto half of this one: take it back.
+      try {
+        ftruncateSync(fd, size);
+      } catch {
+        // Nothing more to do; a torn line is skipped (and the file moved aside) at the next start.
+      }
+      throw err;
     } finally {
       closeSync(fd);
     }
@@ -126,11 +158,13 @@ export class Journal {
       if (oldest === undefined) break;
       this.entries.delete(oldest);
       this.requests.delete(oldest);
+      this.unpublished.delete(oldest);
     }
     const text = [...this.entries.entries()]
-      .map(([id, result]) => {
+      .flatMap(([id, result]) => {
         const request = this.requests.get(id);
-        return JSON.stringify(request ? { id, result, request } : { id, result });
+        const line = JSON.stringify(request ? { id, result, request } : { id, result });
+        return isFinal(result.status) && !this.unpublished.has(id) ? [line, JSON.stringify({ id, published: true })] : [line];
       })
       .join('\n');
     writeAtomic(this.file, text === '' ? '' : `${text}\n`);

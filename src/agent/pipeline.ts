@@ -64,7 +64,7 @@ export class Pipeline {
     private readonly pressParams: (action: string) => Record<string, string> = () => ({}),
     isConnected: () => boolean,
   ) {
-    this.results = new ResultPublisher(topics, sink, log, journal.finalIds());
+    this.results = new ResultPublisher(topics, sink, log, journal.finalIds(), (id) => this.remember(() => journal.markPublished(id)));
     const groups: [string, StaggerConfig][] = Object.values(config.actions).flatMap((a) => (a.stagger ? [[a.stagger.group, a.stagger] as [string, StaggerConfig]] : []));
     this.stagger = new StaggerCoordinator<Staggered>(
       { prefix: config.mqtt.prefix, host: config.host, stateDir: config.state_dir, groups },
@@ -164,14 +164,19 @@ export class Pipeline {
     }
     const stored: StoredRequest = { action: job.action, params: job.params, timeoutMs: req.timeoutMs, acceptedAt };
     const q: Queued = { ref, job, replyTo, stored, stagger };
+    try {
+      // Journaled before it can run: after a crash this id is reported, never re-run. A staggered one is
+      // journaled as scheduled, with what is needed to run it later: it survives a restart.
+      if (stagger && !resumed) this.journal.record(makeResult(this.config.host, ref, { status: 'scheduled', run_at: new Date(acceptedAt).toISOString() }), stored);
+      else if (!stagger) this.journal.record(makeResult(this.config.host, ref, { status: 'running' }));
+    } catch (err) {
+      this.log.error({ err, id: ref.id }, 'cannot write the id journal; refusing requests until it can');
+      return { code: 'busy', error: `the agent cannot write its journal in ${this.config.state_dir} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}), so it cannot promise to run this only once — free space or fix permissions there, then send it again` };
+    }
     if (stagger) {
-      // Journaled as scheduled with what is needed to run it later: it survives a restart.
-      if (!resumed) this.journal.record(makeResult(this.config.host, ref, { status: 'scheduled', run_at: new Date(acceptedAt).toISOString() }), stored);
       this.stagger.submit({ ...q, stagger, id: ref.id, action: job.action, acceptedAt });
       return { ok: true };
     }
-    // Journaled before it can run: after a crash this id is reported, never re-run.
-    this.journal.record(makeResult(this.config.host, ref, { status: 'running' }));
     this.queue.push(q);
     this.pump();
     return { ok: true };
@@ -179,7 +184,7 @@ export class Pipeline {
 
   private scheduled(q: Queued, runAt: Date, reason: string | undefined): void {
     const result = makeResult(this.config.host, q.ref, { status: 'scheduled', run_at: runAt.toISOString(), ...(reason ? { error: reason } : {}) });
-    this.journal.record(result, q.stored);
+    this.remember(() => this.journal.record(result, q.stored));
     this.results.progress(result);
     this.log.info({ id: q.ref.id, action: q.ref.action, run_at: result.run_at, reason }, 'request scheduled');
   }
@@ -187,7 +192,7 @@ export class Pipeline {
   /** A staggered run starts when the group allows it, not behind the concurrency queue: its start time is the group's record. */
   private startStaggered(q: Queued, note: string | undefined): void {
     q.note = note;
-    this.journal.record(makeResult(this.config.host, q.ref, { status: 'running' }));
+    this.remember(() => this.journal.record(makeResult(this.config.host, q.ref, { status: 'running' })));
     void this.run(q);
   }
 
@@ -200,7 +205,7 @@ export class Pipeline {
       executed_at: r.executed_at,
       completed_at: new Date().toISOString(),
     });
-    this.journal.record(final);
+    this.remember(() => this.journal.record(final));
     this.count(final);
     this.results.final(final, undefined);
   }
@@ -219,7 +224,7 @@ export class Pipeline {
     let announce: NodeJS.Timeout | undefined;
     try {
       const running = makeResult(this.config.host, q.ref, { status: 'running', executed_at: new Date().toISOString() });
-      this.journal.record(running);
+      this.remember(() => this.journal.record(running));
       // `running` only for commands still running after a moment (the contract's 1 s): a quick command's
       // final result is then the only message on its topic, and never waits behind a delayed ACK (Nagle)
       // at a broker that leaves TCP_NODELAY off.
@@ -260,14 +265,26 @@ export class Pipeline {
   }
 
   private finish(q: Queued, result: Result): void {
-    try {
-      this.journal.record(result);
-    } catch (err) {
-      this.log.error({ err, id: result.id }, 'could not journal a final result; it is still published');
-    }
+    this.remember(() => this.journal.record(result));
     this.count(result);
     this.log.info({ id: result.id, action: result.action, status: result.status, exit_code: result.exit_code, duration_ms: result.duration_ms }, 'request finished');
     this.results.final(result, q.replyTo);
+  }
+
+  /** Journal writes after acceptance: a failure is logged, never thrown into the MQTT session. */
+  private remember(write: () => void): void {
+    try {
+      write();
+    } catch (err) {
+      this.log.error({ err }, 'could not write the id journal in state_dir; the result is still published');
+    }
+  }
+
+  /** Final results the broker never acknowledged before the last stop: published again. */
+  flushOutbox(): void {
+    const pending = this.journal.outbox();
+    if (pending.length > 0) this.log.info({ ids: pending.map((r) => r.id) }, 'publishing results the broker had not acknowledged before the last stop');
+    for (const r of pending) this.results.final(r, undefined);
   }
 
   private reject(ref: RequestRef, rejection: Rejection, replyTo: ReplyTo | undefined): void {

@@ -31,6 +31,8 @@ export class ResultPublisher {
     private readonly sink: ResultSink,
     private readonly log: Logger,
     retainedIds: string[],
+    /** The broker acknowledged the final result of this id (it can leave the outbox). */
+    private readonly delivered: (id: string) => void = () => undefined,
   ) {
     this.retainedIds = retainedIds.slice(-KEEP_RETAINED_RESULTS);
   }
@@ -42,7 +44,7 @@ export class ResultPublisher {
 
   /** A final result. `fresh` is false when an already-published result is sent again for a repeated id. */
   final(result: Result, replyTo: ReplyTo | undefined, fresh = true): void {
-    this.send(this.topics.resultFor(result.id), result, true);
+    this.send(this.topics.resultFor(result.id), result, true, () => this.delivered(result.id));
     if (fresh) this.send(this.topics.result, result, false);
     if (replyTo) {
       const properties: Record<string, unknown> = {};
@@ -63,11 +65,11 @@ export class ResultPublisher {
     }
   }
 
-  private send(topic: string, result: Result, expires: boolean): void {
+  private send(topic: string, result: Result, expires: boolean, acked?: () => void): void {
     const properties = expires ? { messageExpiryInterval: RESULT_EXPIRY_SEC } : undefined;
     this.sink
       .publish(topic, JSON.stringify(result), { retain: true, ...(properties ? { properties } : {}) })
-      .catch((err: unknown) => this.log.warn({ err, topic }, 'could not publish a result'));
+      .then(acked, (err: unknown) => this.log.warn({ err, topic }, 'could not publish a result; it stays in the outbox'));
   }
 }
 

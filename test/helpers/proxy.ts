@@ -1,0 +1,79 @@
+import net from 'node:net';
+
+export type ProxyMode = 'pass' | 'blackhole' | 'refuse';
+
+/**
+ * A TCP proxy between an agent and its broker that can cut, stall or blackhole
+ * the connection — the network faults a test cannot get from a real broker.
+ * - pass: bytes flow.
+ * - blackhole: connections stay open but nothing is forwarded either way (a
+ *   half-open link, or a broker that stopped answering); stallOpen() does it
+ *   to the open connections only.
+ * - refuse: new connections are closed at once (the broker is "down").
+ * cut() destroys every open connection (a RST, as when a cable is pulled and
+ * the far end notices).
+ */
+export class FaultProxy {
+  private server: net.Server | undefined;
+  private readonly pairs = new Set<{ client: net.Socket; upstream: net.Socket; dead: boolean }>();
+  mode: ProxyMode = 'pass';
+  port = 0;
+  /** Connections accepted so far (reconnects show up here). */
+  accepted = 0;
+
+  constructor(private readonly targetPort: number) {}
+
+  async start(): Promise<void> {
+    this.server = net.createServer((client) => {
+      this.accepted++;
+      if (this.mode === 'refuse') {
+        client.destroy();
+        return;
+      }
+      const upstream = net.connect(this.targetPort, '127.0.0.1');
+      const pair = { client, upstream, dead: false };
+      this.pairs.add(pair);
+      const forward = (from: net.Socket, to: net.Socket) =>
+        from.on('data', (chunk: Buffer) => {
+          if (this.mode === 'pass' && !pair.dead) to.write(chunk);
+        });
+      forward(client, upstream);
+      forward(upstream, client);
+      const close = () => {
+        this.pairs.delete(pair);
+        client.destroy();
+        upstream.destroy();
+      };
+      client.on('close', close).on('error', close);
+      upstream.on('close', close).on('error', close);
+    });
+    await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
+    this.port = (this.server.address() as net.AddressInfo).port;
+  }
+
+  get url(): string {
+    return `mqtt://127.0.0.1:${this.port}`;
+  }
+
+  get open(): number {
+    return this.pairs.size;
+  }
+
+  /** The open connections go silent (half-open) while new ones follow `mode`. */
+  stallOpen(): void {
+    for (const p of this.pairs) p.dead = true;
+  }
+
+  cut(): void {
+    for (const { client, upstream } of this.pairs) {
+      client.resetAndDestroy();
+      upstream.destroy();
+    }
+    this.pairs.clear();
+  }
+
+  async stop(): Promise<void> {
+    this.cut();
+    await new Promise<void>((resolve) => this.server?.close(() => resolve()) ?? resolve());
+  }
+}
