@@ -24,4 +24,13 @@ export default tseslint.config(
     files: ['**/*.js', '**/*.mjs'],
     languageOptions: { globals: globals.node },
   },
+  {
+    // The body of a Node-RED function node: a script with msg, env and node in scope, ending in `return msg`.
+    files: ['examples/node-red/*.js'],
+    languageOptions: {
+      sourceType: 'script',
+      parserOptions: { ecmaFeatures: { globalReturn: true } },
+      globals: { ...globals.node, msg: 'writable', env: 'readonly', node: 'readonly', flow: 'readonly', context: 'readonly' },
+    },
+  },
 );

@@ -44,6 +44,8 @@ export class Agent {
   /** Opens state, starts connecting; resolves without waiting for the broker (use waitConnected). */
   start(): void {
     const { config, log } = this;
+    // Children inherit it: files a command creates are private to its user.
+    process.umask(0o077);
     const journal = new Journal(config.state_dir, log.child({ module: 'journal' }));
     const unfinished = journal.open();
 
@@ -154,6 +156,7 @@ export class Agent {
         pendingResults: this.pendingPublishes,
         stats: pipeline.stats,
         diskPath: this.config.state_dir,
+        insecure: this.config.mqtt.insecure,
       });
       await session.publish(this.topics.heartbeat, JSON.stringify(hb), { retain: true });
     } catch (err) {

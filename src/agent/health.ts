@@ -10,7 +10,7 @@ export async function runHealthCheck(health: NonNullable<StaggerConfig['health']
   let last = { exit_code: -1, output: '' };
   for (let attempt = 1; attempt <= health.retries; attempt++) {
     if (opts.signal?.aborted) break;
-    const out = await executeJob({ action: 'health', params: {}, commands: [health.argv], sudo: false, timeoutMs: health.timeout, actionTimeoutMs: health.timeout, env: {} }, opts);
+    const out = await executeJob({ action: 'health', params: {}, commands: [health.argv], sudo: false, timeoutMs: health.timeout, actionTimeoutMs: health.timeout, env: {}, limits: undefined }, opts);
     last = { exit_code: out.exit_code, output: `${out.stdout}${out.stderr}`.slice(0, 500) };
     if (out.status === 'succeeded') return { passed: true, attempts: attempt, ...last };
     if (attempt < health.retries) await new Promise((resolve) => setTimeout(resolve, health.delay));

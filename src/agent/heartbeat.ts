@@ -18,6 +18,8 @@ export interface Heartbeat {
   queued: number;
   pending_results: number;
   stats: Stats;
+  /** Extension: present (true) only when mqtt.insecure turned TLS verification off. */
+  insecure?: true;
 }
 
 export interface HeartbeatInput {
@@ -29,6 +31,7 @@ export interface HeartbeatInput {
   stats: Stats;
   /** The filesystem whose use is reported: the one holding state_dir. */
   diskPath: string;
+  insecure?: boolean;
 }
 
 export async function readHeartbeat(input: HeartbeatInput, now = new Date()): Promise<Heartbeat> {
@@ -53,6 +56,7 @@ export async function readHeartbeat(input: HeartbeatInput, now = new Date()): Pr
     queued: input.queued,
     pending_results: input.pendingResults,
     stats: { ...input.stats },
+    ...(input.insecure ? { insecure: true as const } : {}),
   };
 }
 

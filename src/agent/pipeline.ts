@@ -10,7 +10,10 @@ import { parseDelivery, type Request } from '../core/request.js';
 import { resolveRequest, type Job } from '../core/resolve.js';
 import { isFinal, makeResult, rejected, type Rejection, type RequestRef, type Result } from '../core/result.js';
 import type { HostTopics } from '../core/topics.js';
+import { deniedBy } from '../core/deny.js';
+import { verify } from '../core/signing.js';
 import { executeJob } from '../exec/execute.js';
+import { AuditLog } from './audit.js';
 import type { Logger } from '../log.js';
 import { runHealthCheck } from './health.js';
 import type { Journal, StoredRequest } from './journal.js';
@@ -28,7 +31,14 @@ export interface Stats {
   avg_duration_ms: number;
 }
 
+/** Where a request came from, for the audit log. */
+interface Origin {
+  topic: string;
+  client: string | undefined;
+}
+
 interface Queued {
+  origin: Origin;
   ref: RequestRef;
   job: Job;
   replyTo: ReplyTo | undefined;
@@ -49,6 +59,7 @@ export class Pipeline {
   private readonly running = new Map<string, AbortController>();
   private readonly idle: (() => void)[] = [];
   private readonly results: ResultPublisher;
+  private readonly audit: AuditLog;
   readonly stagger: StaggerCoordinator<Staggered>;
   private accepting = true;
   private totalDurationMs = 0;
@@ -64,6 +75,7 @@ export class Pipeline {
     private readonly pressParams: (action: string) => Record<string, string> = () => ({}),
     isConnected: () => boolean,
   ) {
+    this.audit = new AuditLog(config.state_dir, config.security.audit, log);
     this.results = new ResultPublisher(topics, sink, log, journal.finalIds(), (id) => this.remember(() => journal.markPublished(id)));
     const groups: [string, StaggerConfig][] = Object.values(config.actions).flatMap((a) => (a.stagger ? [[a.stagger.group, a.stagger] as [string, StaggerConfig]] : []));
     this.stagger = new StaggerCoordinator<Staggered>(
@@ -91,20 +103,25 @@ export class Pipeline {
   handle(topicAction: string | undefined, payload: Buffer, packet: IPublishPacket): void {
     const now = Date.now();
     const replyTo = replyToOf(packet);
+    const client = packet.properties?.userProperties?.client_id;
+    const origin: Origin = { topic: packet.topic, client: typeof client === 'string' ? client : undefined };
     const parsed = parseDelivery({ topicAction, payload, retained: packet.retain === true }, now, randomUUID);
     if (!parsed.ok) {
       // A retained copy of an id we know is answered with its stored result, not with a rejection over it.
-      if (parsed.rejection.code === 'retained_ignored' && this.journal.get(parsed.ref.id)) return this.repeat(parsed.ref.id, replyTo);
-      return this.reject(parsed.ref, parsed.rejection, replyTo);
+      if (parsed.rejection.code === 'retained_ignored' && this.journal.get(parsed.ref.id)) return this.repeat(parsed.ref.id, replyTo, origin);
+      return this.reject(parsed.ref, parsed.rejection, replyTo, origin);
     }
     const req = parsed.request;
     if (req.press && req.action !== undefined) req.params = this.pressParams(req.action);
-    if (this.journal.get(req.id)) return this.repeat(req.id, replyTo);
-
     const ref: RequestRef = { id: req.id, action: req.action ?? null, transaction: req.transaction };
-    if (!this.accepting) return this.reject(ref, { code: 'shutting_down', error: 'the agent is stopping; the request was not run — send it again once the host is back online' }, replyTo);
-    const accepted = this.accept(req, ref, replyTo, now);
-    if ('code' in accepted) return this.reject(ref, accepted, replyTo);
+    if (this.journal.get(req.id)) {
+      // A signed request seen before is a replay (someone captured it), not a retry: it learns nothing.
+      if (req.sig !== undefined) return this.reject(ref, { code: 'replayed', error: `id ${req.id} was already used; a signed request is valid once — sign a new request with a new id` }, replyTo, origin);
+      return this.repeat(req.id, replyTo, origin);
+    }
+    if (!this.accepting) return this.reject(ref, { code: 'shutting_down', error: 'the agent is stopping; the request was not run — send it again once the host is back online' }, replyTo, origin);
+    const accepted = this.accept(req, ref, replyTo, now, origin);
+    if ('code' in accepted) return this.reject(ref, accepted, replyTo, origin);
   }
 
   /** Requests a restart found in the journal: scheduled ones are resumed, the rest were cut short. */
@@ -114,11 +131,12 @@ export class Pipeline {
       if (r.status === 'scheduled' && stored) {
         const ref: RequestRef = { id: r.id, action: r.action, transaction: r.transaction };
         const req: Request = { id: r.id, generatedId: false, press: false, action: stored.action, params: stored.params, command: undefined, timeoutMs: stored.timeoutMs, ts: undefined, ttl: undefined, sig: undefined, transaction: r.transaction };
-        const accepted = this.accept(req, ref, undefined, stored.acceptedAt, r);
+        const origin: Origin = { topic: '(resumed after a restart)', client: undefined };
+        const accepted = this.accept(req, ref, undefined, stored.acceptedAt, origin, r);
         if (!('code' in accepted)) continue;
         // The config changed under a scheduled request: it cannot run as asked.
         this.journal.forget(r.id);
-        this.reject(ref, accepted, undefined);
+        this.reject(ref, accepted, undefined, origin);
         continue;
       }
       this.reportInterrupted(r);
@@ -134,6 +152,7 @@ export class Pipeline {
       // Never started: the id is released, so the same request can simply be sent again.
       this.journal.forget(q.ref.id);
       const result = rejected(this.config.host, q.ref, { code: 'shutting_down', error: 'the agent stopped before this request could start; it was not run — send it again (the same id is fine)' }, new Date());
+      this.audit.write({ ...q.origin, decision: 'rejected', result });
       this.count(result);
       this.results.final(result, q.replyTo);
     }
@@ -146,14 +165,23 @@ export class Pipeline {
   }
 
   /** Validate, journal, and queue (or hand to the stagger); a Rejection when it cannot be accepted. */
-  private accept(req: Request, ref: RequestRef, replyTo: ReplyTo | undefined, acceptedAt: number, resumed?: Result): { ok: true } | Rejection {
-    const resolved = resolveRequest(req, this.config.actions, { sudo: this.config.execution.sudo, timeoutMs: this.config.execution.timeout });
+  private accept(req: Request, ref: RequestRef, replyTo: ReplyTo | undefined, acceptedAt: number, origin: Origin, resumed?: Result): { ok: true } | Rejection {
+    const resolved = resolveRequest(req, this.config.actions, { sudo: this.config.execution.sudo, timeoutMs: this.config.execution.timeout, limits: this.config.security.limits });
     if (!resolved.ok) {
       ref.action = resolved.action;
       return resolved.rejection;
     }
     const job = resolved.job;
     ref.action = job.action;
+    if (!resumed) {
+      const unsigned = this.checkSignature(req, job.action, job.sudo, acceptedAt);
+      if (unsigned) return unsigned;
+    }
+    for (const argv of job.commands) {
+      // The second wall: whatever the whitelist allowed, these never run.
+      const rule = deniedBy(argv, this.config.security.deny);
+      if (rule) return { code: 'denied', error: `the final command matches the deny-list (${rule}); it is never run — change the action or its params` };
+    }
     if (!this.config.execution.enabled) {
       return { code: 'execution_disabled', error: `execution is disabled on ${this.config.host} — set execution.enabled: true in ${this.config.source} to let it run whitelisted actions` };
     }
@@ -163,7 +191,7 @@ export class Pipeline {
       return { code: 'busy', error: `${this.running.size} commands are running and ${waiting} waiting (execution.concurrency / execution.queue) — try again later with the same id` };
     }
     const stored: StoredRequest = { action: job.action, params: job.params, timeoutMs: req.timeoutMs, acceptedAt };
-    const q: Queued = { ref, job, replyTo, stored, stagger };
+    const q: Queued = { origin, ref, job, replyTo, stored, stagger };
     try {
       // Journaled before it can run: after a crash this id is reported, never re-run. A staggered one is
       // journaled as scheduled, with what is needed to run it later: it survives a restart.
@@ -266,9 +294,31 @@ export class Pipeline {
 
   private finish(q: Queued, result: Result): void {
     this.remember(() => this.journal.record(result));
+    this.audit.write({ ...q.origin, decision: 'accepted', result });
     this.count(result);
     this.log.info({ id: result.id, action: result.action, status: result.status, exit_code: result.exit_code, duration_ms: result.duration_ms }, 'request finished');
     this.results.final(result, q.replyTo);
+  }
+
+  /** A Rejection when the request's signature is missing where required, wrong, or out of its time window. */
+  private checkSignature(req: Request, action: string, privileged: boolean, now: number): Rejection | undefined {
+    const sec = this.config.security;
+    const required = sec.require_signature === 'all' || (sec.require_signature === 'privileged' && privileged);
+    if (req.sig === undefined) {
+      if (!required) return undefined;
+      return { code: 'bad_signature', error: `action "${action}" needs a signed request (security.require_signature: ${sec.require_signature}) — sign it with the fleet key (homelab-cmd send --key-file, or docs/security.md)` };
+    }
+    const key = this.config.signingKey;
+    if (key === undefined) return { code: 'bad_signature', error: 'the request is signed, but this agent has no security.key_file to check it — configure the key, or send it unsigned' };
+    if (req.generatedId) return { code: 'bad_signature', error: 'a signed request must carry its own "id" (the signature binds it)' };
+    if (req.ts === undefined) return { code: 'bad_signature', error: 'a signed request must carry "ts" (ms since epoch; the signature binds it)' };
+    const skew = Math.round((now - req.ts) / 1000);
+    if (Math.abs(now - req.ts) > sec.window) {
+      return { code: 'expired', error: `the signed request's ts is ${Math.abs(skew)} s ${skew > 0 ? 'in the past' : 'in the future'}; signed requests are valid within ±${Math.round(sec.window / 1000)} s — sign it again now, or check the clocks` };
+    }
+    const fields = { host: this.config.host, action: req.command !== undefined ? '' : action, id: req.id, ts: req.ts, params: req.command !== undefined ? { command: req.command } : req.params };
+    if (!verify(key, fields, req.sig)) return { code: 'bad_signature', error: 'the signature does not match this request (host, action, id, ts and params are all signed) — check the key and the canonical string in docs/security.md' };
+    return undefined;
   }
 
   /** Journal writes after acceptance: a failure is logged, never thrown into the MQTT session. */
@@ -287,17 +337,19 @@ export class Pipeline {
     for (const r of pending) this.results.final(r, undefined);
   }
 
-  private reject(ref: RequestRef, rejection: Rejection, replyTo: ReplyTo | undefined): void {
+  private reject(ref: RequestRef, rejection: Rejection, replyTo: ReplyTo | undefined, origin: Origin): void {
     const result = rejected(this.config.host, ref, rejection, new Date());
+    this.audit.write({ ...origin, decision: 'rejected', result });
     this.count(result);
     this.log.info({ id: ref.id, action: ref.action, error_code: rejection.code }, 'request rejected');
     // Rejections are not journaled: nothing ran, so the same id may be sent again once fixed.
     this.results.final(result, replyTo);
   }
 
-  private repeat(id: string, replyTo: ReplyTo | undefined): void {
+  private repeat(id: string, replyTo: ReplyTo | undefined, origin: Origin): void {
     const stored = this.journal.get(id);
     if (!stored) return;
+    this.audit.write({ ...origin, decision: 'repeat', result: stored });
     this.log.info({ id, status: stored.status }, 'repeated id: answering with the stored result, not running it again');
     if (isFinal(stored.status)) this.results.final(stored, replyTo, false);
     else if (stored.executed_at !== undefined || stored.status === 'scheduled') this.results.progress(stored);

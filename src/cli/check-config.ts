@@ -1,5 +1,8 @@
 import { loadConfig } from '../config/load.js';
-import { out, parse, type Verb } from './args.js';
+import { err, out, parse, type Verb } from './args.js';
+import type { Config } from '../config/load.js';
+import { deniedBy } from '../core/deny.js';
+import { expandElement, placeholders } from '../core/template.js';
 import { UsageError } from '../errors.js';
 
 export const checkConfigVerb: Verb = {
@@ -15,8 +18,23 @@ prints every problem as "path.to.key: what is wrong — how to fix" and exits 1.
     if (values.help) return out(this.usage), 0;
     if (!values.config) throw new UsageError(`--config is required\n\n${this.usage}`);
     const config = loadConfig(values.config);
+    for (const w of configWarnings(config)) err(`warning: ${w}`);
     const actions = Object.keys(config.actions);
     out(`${values.config}: OK — host ${config.host}, ${actions.length} action(s)${actions.length ? `: ${actions.join(', ')}` : ''}; execution ${config.execution.enabled ? 'enabled' : 'disabled (set execution.enabled: true to run actions)'}`);
     return 0;
   },
 };
+
+/** Valid, but surely not meant: an action whose fixed command the deny-list refuses can never run. */
+export function configWarnings(config: Config): string[] {
+  const out: string[] = [];
+  for (const [name, action] of Object.entries(config.actions)) {
+    for (const argv of action.argv ? [action.argv] : (action.steps ?? [])) {
+      // Judge the fixed parts only: a param is filled with a harmless word.
+      const fixed = argv.map((e) => expandElement(e, Object.fromEntries(placeholders(e).map((p) => [p, 'x']))));
+      const rule = deniedBy(fixed, config.security.deny);
+      if (rule) out.push(`actions.${name}: its command matches the deny-list (${rule}) — it can never run; change it or remove it`);
+    }
+  }
+  return out;
+}

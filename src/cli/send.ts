@@ -1,9 +1,11 @@
 /** `homelab-cmd send H ACTION`: publish one request, wait for its final result, print it. */
 import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import type { MqttClient } from 'mqtt';
 import { loadConfig } from '../config/load.js';
 import { ACTION_NAME_RE, HOST_ID_RE, REQUEST_ID_RE } from '../core/names.js';
 import { isFinal, type Result } from '../core/result.js';
+import { sign } from '../core/signing.js';
 import { hostTopics } from '../core/topics.js';
 import { UsageError } from '../errors.js';
 import { connectClient, type ClientOptions } from './client.js';
@@ -38,13 +40,15 @@ export const sendVerb: Verb = {
   name: 'send',
   summary: 'send one request and print its final result as JSON',
   usage: `Usage: homelab-cmd send HOST ACTION [--param k=v]... [--timeout S] [--wait S]
-                        [--id ID] [--url U] [--prefix P] [--config F]
+                        [--id ID] [--key-file K] [--url U] [--prefix P] [--config F]
 
 Publishes a request to P/HOST/cmd/ACTION and waits (default 60 s) for its final
 result on P/HOST/result/ID, printing progress to stderr and the result as JSON
 to stdout. Exit 0 when succeeded, 1 otherwise, 2 on usage or connection errors.
 --url and --prefix default to mqtt.url and mqtt.prefix of --config, else
-mqtt://127.0.0.1:1883 and homelab. --id makes a retry safe: an id never runs twice.`,
+mqtt://127.0.0.1:1883 and homelab. --id makes a retry safe: an id never runs twice.
+--key-file signs the request (HMAC-SHA256, docs/security.md); it defaults to
+security.key_file of --config.`,
   async run(argv) {
     const { values, positionals } = parse(
       this,
@@ -55,6 +59,7 @@ mqtt://127.0.0.1:1883 and homelab. --id makes a retry safe: an id never runs twi
         timeout: { type: 'string', short: 't' },
         wait: { type: 'string', short: 'w' },
         id: { type: 'string' },
+        'key-file': { type: 'string', short: 'k' },
       },
       true,
     );
@@ -77,6 +82,11 @@ mqtt://127.0.0.1:1883 and homelab. --id makes a retry safe: an id never runs twi
 
     const request: Record<string, unknown> = { id, action, params };
     if (timeout !== undefined) request.timeout = timeout;
+    const key = readKey(values['key-file']) ?? (values.config ? loadConfig(values.config).signingKey : undefined);
+    if (key !== undefined) {
+      request.ts = Date.now();
+      request.sig = sign(key, { host, action, id, ts: request.ts as number, params });
+    }
     const client = await connectClient(target);
     try {
       const result = await sendAndWait(client, target.prefix, host, request, waitS * 1000, (r) => err(`${r.status}${r.run_at ? ` (runs at ${r.run_at})` : ''}…`));
@@ -90,6 +100,15 @@ mqtt://127.0.0.1:1883 and homelab. --id makes a retry safe: an id never runs twi
     }
   },
 };
+
+function readKey(file: string | undefined): string | undefined {
+  if (file === undefined) return undefined;
+  try {
+    return readFileSync(file, 'utf8').replace(/\r?\n$/, '');
+  } catch (e) {
+    throw new UsageError(`cannot read the key file ${file}: ${(e as Error).message} — check --key-file`);
+  }
+}
 
 /** Publishes the request and resolves with the final result on its id. */
 export async function sendAndWait(client: MqttClient, prefix: string, host: string, request: Record<string, unknown>, waitMs: number, progress: (r: Result) => void = () => undefined): Promise<Result> {

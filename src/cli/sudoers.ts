@@ -1,7 +1,7 @@
 /** `homelab-cmd sudoers`: NOPASSWD rules for exactly the sudo actions' argv. */
 import { loadConfig, type Config } from '../config/load.js';
 import { placeholders } from '../core/template.js';
-import { resolveExecutable, sudoInner } from '../exec/sudo.js';
+import { prlimitFlags, resolveExecutable, sudoInner } from '../exec/sudo.js';
 import { UsageError } from '../errors.js';
 import { out, parse, type Verb } from './args.js';
 
@@ -40,7 +40,11 @@ export function sudoersLines(config: Config, user: string): string[] {
       const [exe = '', ...args] = argv;
       const abs = resolveExecutable(exe, config.execution.path);
       if (!abs) lines.push(`# ${name}: "${exe}" is not on ${config.execution.path} here — install it, then run this again`);
-      const inner = sudoInner([abs ?? exe, ...args], timeoutMs, timeoutExe);
+      const limits = action.limits ?? config.security.limits;
+      const flags = limits ? prlimitFlags(limits) : [];
+      const prlimit = flags.length > 0 ? [resolveExecutable('prlimit', config.execution.path) ?? '/usr/bin/prlimit', ...flags, '--'] : [];
+      // The same wrapping as the agent's (exec/execute.ts spawnArgv): the rule must match it exactly.
+      const inner = sudoInner([...prlimit, abs ?? exe, ...args], timeoutMs, timeoutExe);
       const [cmd = '', ...rest] = inner;
       lines.push(`# action ${name}`);
       lines.push(`${user} ALL=(root) NOPASSWD: ${cmd} ${rest.map(sudoersArg).join(' ')}`);

@@ -16,6 +16,8 @@ import { configSchema, type RawConfig } from './schema.js';
 export interface Config extends RawConfig {
   host: string;
   state_dir: string;
+  /** The HMAC key from security.key_file, when one is given. */
+  signingKey: string | undefined;
   /** Where it was read from, for messages. */
   source: string;
 }
@@ -92,9 +94,14 @@ export function parseConfig(text: string, source: string, env: NodeJS.ProcessEnv
     if (names.has(u.username)) issues.push({ path: `broker.users.${i}.username`, message: `"${u.username}" is listed twice — usernames must be unique` });
     names.add(u.username);
   });
+  const signingKey = readSecret('security.key_file', raw.security.key_file === undefined ? undefined : path.resolve(dir, raw.security.key_file));
+  if (signingKey !== undefined && signingKey.length < 16) {
+    issues.push({ path: 'security.key_file', message: 'the key is shorter than 16 characters — use e.g. `openssl rand -hex 32 > key`' });
+  }
   if (issues.length > 0) throw new ConfigError(source, issues);
 
   return {
+    signingKey,
     ...raw,
     mqtt,
     broker: { ...raw.broker, users },

@@ -66,6 +66,27 @@ export const paramSchema = z.discriminatedUnion('type', [stringParam, integerPar
   error: 'needs type: string (with pattern), integer (min, max) or enum (values)',
 });
 
+/** Bytes: a number, or a string with K, M or G (powers of 1024). */
+const size = z.union([z.int().positive(), z.string()]).transform((value, ctx): number => {
+  if (typeof value === 'number') return value;
+  const m = /^(\d+)\s*([KMG])?i?B?$/i.exec(value.trim());
+  if (!m) {
+    ctx.addIssue({ code: 'custom', message: `"${value}" is not a size — write bytes (1048576) or a number with K, M or G (512M, 2G)` });
+    return z.NEVER;
+  }
+  const unit = { K: 1024, M: 1024 ** 2, G: 1024 ** 3 }[(m[2] ?? '').toUpperCase() as 'K' | 'M' | 'G'] ?? 1;
+  return Number(m[1]) * unit;
+});
+
+/** Resource limits, applied with util-linux prlimit (docs/security.md). */
+export const limitsSchema = z.strictObject({
+  memory: size.optional(),
+  cpu: positiveDuration.optional(),
+  processes: z.int().min(1).max(1_000_000).optional(),
+  file_size: size.optional(),
+  open_files: z.int().min(3).max(1_048_576).optional(),
+});
+
 const argvSchema = z.array(z.string().min(1, 'an argv element may not be empty')).min(1, 'give at least the executable');
 
 export const actionSchema = z
@@ -101,6 +122,7 @@ export const actionSchema = z
     env: z
       .record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'environment names are letters, digits and "_"'), z.string())
       .default({}),
+    limits: limitsSchema.optional(),
   })
   .superRefine((action, ctx) => {
     const issue = (path: (string | number)[], message: string) => ctx.addIssue({ code: 'custom', path, message });
@@ -265,6 +287,28 @@ export const configSchema = z.strictObject({
         .default('/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'),
     })
     .prefault({}),
+  security: z
+    .strictObject({
+      require_signature: z.enum(['none', 'privileged', 'all'], { error: 'require_signature must be none, privileged (sudo actions) or all' }).default('none'),
+      key_file: z.string().min(1).optional(),
+      // How far a signed request's ts may be from the agent's clock, either way.
+      window: positiveDuration.default(300_000),
+      deny: z.array(regexSource).default([]),
+      limits: limitsSchema.optional(),
+      audit: z
+        .strictObject({
+          enabled: z.boolean().default(true),
+          max_size: size.default(1_048_576),
+          keep: z.int().min(1).max(100).default(3),
+        })
+        .prefault({}),
+    })
+    .prefault({})
+    .superRefine((sec, ctx) => {
+      if (sec.require_signature !== 'none' && sec.key_file === undefined) {
+        ctx.addIssue({ code: 'custom', path: ['key_file'], message: `require_signature: ${sec.require_signature} needs key_file — the file with the shared HMAC key` });
+      }
+    }),
   actions: z.record(z.string().regex(ACTION_NAME_RE, 'action names must match ^[a-z0-9][a-z0-9_]{0,62}$'), actionSchema).default({}),
   broker: z
     .strictObject({

@@ -131,7 +131,7 @@ export function parseDelivery(delivery: Delivery, now: number, newId: () => stri
       generatedId,
       press: false,
       action,
-      params: r.params ?? {},
+      params: r.params === undefined ? {} : ownCopy(unaliased.params as Record<string, unknown>),
       command: r.command,
       timeoutMs: r.timeout === undefined ? undefined : Math.round(r.timeout * 1000),
       ts: r.ts,
@@ -161,6 +161,16 @@ function unalias(obj: Record<string, unknown>): Record<string, unknown> | string
     }
     out[target] = value;
   }
+  return out;
+}
+
+/**
+ * The params exactly as sent. zod's record drops a "__proto__" key, which would let an unknown param
+ * pass unnoticed; kept as a plain own property, validation rejects it like any other unknown name.
+ */
+function ownCopy(params: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(params)) Object.defineProperty(out, key, { value, enumerable: true, writable: true, configurable: true });
   return out;
 }
 

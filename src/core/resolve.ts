@@ -19,11 +19,23 @@ export interface Job {
   /** The action's own timeout (the sudo wrapper uses it so sudoers lines stay fixed). */
   actionTimeoutMs: number;
   env: Record<string, string>;
+  /** Resource limits (the action's, else security.limits). */
+  limits: Limits | undefined;
+}
+
+/** Resource limits: bytes, milliseconds of CPU, counts (config: `limits`). */
+export interface Limits {
+  memory?: number | undefined;
+  cpu?: number | undefined;
+  processes?: number | undefined;
+  file_size?: number | undefined;
+  open_files?: number | undefined;
 }
 
 export interface ResolveDefaults {
   sudo: boolean;
   timeoutMs: number;
+  limits?: Limits | undefined;
 }
 
 export type ResolveOutcome = { ok: true; job: Job } | { ok: false; action: string | null; rejection: Rejection };
@@ -85,6 +97,7 @@ export function resolveRequest(req: Request, actions: Readonly<Record<string, Ac
       timeoutMs: req.timeoutMs ?? actionTimeoutMs,
       actionTimeoutMs,
       env: action.env,
+      limits: action.limits ?? defaults.limits,
     },
   };
 }

@@ -8,7 +8,7 @@ import type { ErrorCode, Result, ResultStatus, StepResult } from '../core/result
 import { formatDuration } from '../core/duration.js';
 import { cutToBytes } from './capture.js';
 import { runCommand, type RunOutcome } from './runner.js';
-import { isSudoRefusal, resolveExecutable, sudoArgv, sudoInner } from './sudo.js';
+import { isSudoRefusal, prlimitFlags, resolveExecutable, sudoArgv, sudoInner } from './sudo.js';
 
 /** The fixed PATH a child gets (the contract: nothing inherited from the agent). */
 export const SAFE_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -28,17 +28,27 @@ export function childEnv(job: Pick<Job, 'env'>, searchPath: string): Record<stri
   return { PATH: searchPath, LANG: 'C.UTF-8', ...job.env };
 }
 
-/** The exact argv that will be spawned for one command of a job, or why it cannot be. */
-export function spawnArgv(argv: readonly string[], job: Pick<Job, 'sudo' | 'actionTimeoutMs'>, searchPath: string): { argv: string[] } | { code: ErrorCode; error: string } {
+/**
+ * The exact argv that will be spawned for one command of a job, or why it cannot be:
+ * `[sudo -n -- timeout …] [prlimit … --] exe args`. The sudoers lines are built from it too.
+ */
+export function spawnArgv(argv: readonly string[], job: Pick<Job, 'sudo' | 'actionTimeoutMs' | 'limits'>, searchPath: string): { argv: string[] } | { code: ErrorCode; error: string } {
   const exe = argv[0] ?? '';
-  if (!job.sudo) return { argv: [...argv] };
+  const flags = job.limits ? prlimitFlags(job.limits) : [];
+  let limit: string[] = [];
+  if (flags.length > 0) {
+    const prlimit = resolveExecutable('prlimit', searchPath);
+    if (!prlimit) return { code: 'not_found', error: `the action sets limits, which need prlimit from util-linux, and it is not on ${searchPath} — install util-linux, or remove the limits` };
+    limit = [prlimit, ...flags, '--'];
+  }
+  if (!job.sudo) return { argv: [...limit, ...argv] };
   const abs = resolveExecutable(exe, searchPath);
   if (!abs) return { code: 'not_found', error: `${exe} was not found on the agent's PATH (${searchPath}) — install it or fix the action's argv` };
   const sudo = resolveExecutable('sudo', searchPath);
   if (!sudo) return { code: 'sudo_failed', error: 'the action runs through sudo, but sudo is not installed on this host — install it and add the lines from `homelab-cmd sudoers --config <file>`' };
   const timeout = resolveExecutable('timeout', searchPath);
   if (!timeout) return { code: 'sudo_failed', error: 'sudo actions need coreutils `timeout` to bound the command as root — install coreutils' };
-  return { argv: sudoArgv(sudo, sudoInner([abs, ...argv.slice(1)], job.actionTimeoutMs, timeout)) };
+  return { argv: sudoArgv(sudo, sudoInner([...limit, abs, ...argv.slice(1)], job.actionTimeoutMs, timeout)) };
 }
 
 export async function executeJob(job: Job, opts: ExecOptions): Promise<ExecOutcome> {

@@ -7,6 +7,7 @@
 import { accessSync, constants } from 'node:fs';
 import path from 'node:path';
 import { toSecondsArg } from '../core/duration.js';
+import type { Limits } from '../core/resolve.js';
 
 export const SUDO_KILL_AFTER = '5s';
 
@@ -28,6 +29,17 @@ function isExecutable(file: string): boolean {
   } catch {
     return false;
   }
+}
+
+/** util-linux prlimit options for the limits that are set (each sets soft and hard). */
+export function prlimitFlags(l: Limits): string[] {
+  const f: string[] = [];
+  if (l.memory !== undefined) f.push(`--as=${l.memory}`);
+  if (l.cpu !== undefined) f.push(`--cpu=${Math.max(1, Math.ceil(l.cpu / 1000))}`);
+  if (l.processes !== undefined) f.push(`--nproc=${l.processes}`);
+  if (l.file_size !== undefined) f.push(`--fsize=${l.file_size}`);
+  if (l.open_files !== undefined) f.push(`--nofile=${l.open_files}`);
+  return f;
 }
 
 /** The argv that sudo runs (what a sudoers rule must allow), for an already-resolved command. */

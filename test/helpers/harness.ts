@@ -15,6 +15,7 @@ export class Harness {
   ctl!: TestClient;
   url = '';
   private agents: Agent[] = [];
+  private readonly stateDirs = new Map<string, string>();
 
   async start(): Promise<void> {
     this.broker = await startBroker({ host: '127.0.0.1', port: 0, users: [], prefix: 'homelab', discoveryPrefix: 'homeassistant', log: silentLogger() });
@@ -45,7 +46,14 @@ export class Harness {
       ...opts.extra,
     });
     this.agents.push(agent);
+    this.stateDirs.set(host, stateDir);
     return { agent, stateDir };
+  }
+
+  stateDirOf(host: string): string {
+    const d = this.stateDirs.get(host);
+    if (!d) throw new Error(`no agent ${host} was started`);
+    return d;
   }
 
   async stopAgent(agent: Agent): Promise<void> {

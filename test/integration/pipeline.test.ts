@@ -295,10 +295,14 @@ describe('at most once per id', () => {
     const finals = ids.map((id) => h.finalFor(host, id, 30_000));
     for (const id of ids) await h.ctl.pub(`homelab/${host}/cmd/ok`, JSON.stringify({ id }));
     await Promise.all(finals);
-    // The first final results are cleared with an empty retained payload once 100 newer ones exist.
-    await h.ctl.wait((m) => m.topic === `homelab/${host}/result/prune-0` && m.text === '', 10_000, 'prune-0 cleared');
-    await h.ctl.wait((m) => m.topic === `homelab/${host}/result/prune-1` && m.text === '', 10_000, 'prune-1 cleared');
-    expect(h.ctl.on(`homelab/${host}/result/prune-2`).some((m) => m.text === '')).toBe(false);
+    // The oldest final results (in the order they finished: 4 run at once) are cleared with an empty
+    // retained payload once 100 newer ones exist.
+    const byFinish = h.ctl.messages.filter((m) => m.topic === `homelab/${host}/result` && m.text !== '').map((m) => (JSON.parse(m.text) as { id: string }).id);
+    expect(byFinish).toHaveLength(102);
+    const [first, second, third] = byFinish as [string, string, string];
+    await h.ctl.wait((m) => m.topic === `homelab/${host}/result/${first}` && m.text === '', 10_000, `${first} cleared`);
+    await h.ctl.wait((m) => m.topic === `homelab/${host}/result/${second}` && m.text === '', 10_000, `${second} cleared`);
+    expect(h.ctl.on(`homelab/${host}/result/${third}`).some((m) => m.text === '')).toBe(false);
   });
 });
 
