@@ -14,6 +14,7 @@ import { deniedBy } from '../core/deny.js';
 import { verify } from '../core/signing.js';
 import { executeJob } from '../exec/execute.js';
 import { AuditLog } from './audit.js';
+import { LiveOutput } from './live-output.js';
 import type { Logger } from '../log.js';
 import { runHealthCheck } from './health.js';
 import type { Journal, StoredRequest } from './journal.js';
@@ -257,7 +258,10 @@ export class Pipeline {
       // final result is then the only message on its topic, and never waits behind a delayed ACK (Nagle)
       // at a broker that leaves TCP_NODELAY off.
       announce = setTimeout(() => this.results.progress(running), RUNNING_ANNOUNCE_MS);
-      const outcome = await executeJob(q.job, { path: this.config.execution.path, maxOutput: this.config.execution.max_output, signal: ctl.signal });
+      const live = new LiveOutput(q.ref.id, this.config.execution.max_output, (msg) => this.results.output(msg));
+      const outcome = await executeJob(q.job, { path: this.config.execution.path, maxOutput: this.config.execution.max_output, signal: ctl.signal, onOutput: (stream, chunk) => live.push(stream, chunk) });
+      // The last lines go out before the final result, so a follower sees them in order.
+      live.flush(true);
       let result = makeResult(this.config.host, q.ref, { ...outcome, ...(q.note ? { note: q.note } : {}) });
       if (q.stagger) result = await this.afterStaggered(q, q.stagger, result, ctl.signal);
       this.finish(q, result);

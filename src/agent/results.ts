@@ -7,10 +7,11 @@ import type { IPublishPacket } from 'mqtt';
 import type { Result } from '../core/result.js';
 import type { HostTopics } from '../core/topics.js';
 import type { Logger } from '../log.js';
+import type { OutputMessage } from './live-output.js';
 
 /** How results leave the agent; the agent wires it to its MQTT session. */
 export interface ResultSink {
-  publish(topic: string, payload: string, options: { retain: boolean; properties?: Record<string, unknown> }): Promise<void>;
+  publish(topic: string, payload: string, options: { retain: boolean; qos?: 0 | 1; properties?: Record<string, unknown> }): Promise<void>;
 }
 
 export interface ReplyTo {
@@ -35,6 +36,11 @@ export class ResultPublisher {
     private readonly delivered: (id: string) => void = () => undefined,
   ) {
     this.retainedIds = retainedIds.slice(-KEEP_RETAINED_RESULTS);
+  }
+
+  /** Live output lines: P/H/output/ID, not retained, QoS 0 (a lost batch is not worth a retransmission). */
+  output(msg: OutputMessage): void {
+    this.sink.publish(this.topics.output(msg.id), JSON.stringify(msg), { retain: false, qos: 0 }).catch(() => undefined);
   }
 
   /** `running` and `scheduled`: on the id's topic only. */

@@ -4,12 +4,13 @@ import { VERSION } from '../version.js';
 import { err, out, type Verb } from './args.js';
 import { checkConfigVerb } from './check-config.js';
 import { discoveryVerb } from './discovery.js';
+import { explainVerb } from './explain.js';
 import { agentVerb, brokerVerb, upVerb } from './run.js';
 import { sendVerb } from './send.js';
 import { statusVerb } from './status.js';
 import { sudoersVerb } from './sudoers.js';
 
-const VERBS: Verb[] = [upVerb, agentVerb, brokerVerb, sendVerb, statusVerb, checkConfigVerb, sudoersVerb, discoveryVerb];
+const VERBS: Verb[] = [upVerb, agentVerb, brokerVerb, sendVerb, statusVerb, checkConfigVerb, sudoersVerb, discoveryVerb, explainVerb];
 
 export const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
 

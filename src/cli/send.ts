@@ -5,6 +5,7 @@ import type { MqttClient } from 'mqtt';
 import { loadConfig } from '../config/load.js';
 import { ACTION_NAME_RE, HOST_ID_RE, REQUEST_ID_RE } from '../core/names.js';
 import { isFinal, type Result } from '../core/result.js';
+import type { OutputMessage } from '../agent/live-output.js';
 import { sign } from '../core/signing.js';
 import { hostTopics } from '../core/topics.js';
 import { UsageError } from '../errors.js';
@@ -40,7 +41,7 @@ export const sendVerb: Verb = {
   name: 'send',
   summary: 'send one request and print its final result as JSON',
   usage: `Usage: homelab-cmd send HOST ACTION [--param k=v]... [--timeout S] [--wait S]
-                        [--id ID] [--key-file K] [--url U] [--prefix P] [--config F]
+                        [--id ID] [--key-file K] [--follow] [--url U] [--prefix P] [--config F]
 
 Publishes a request to P/HOST/cmd/ACTION and waits (default 60 s) for its final
 result on P/HOST/result/ID, printing progress to stderr and the result as JSON
@@ -48,7 +49,8 @@ to stdout. Exit 0 when succeeded, 1 otherwise, 2 on usage or connection errors.
 --url and --prefix default to mqtt.url and mqtt.prefix of --config, else
 mqtt://127.0.0.1:1883 and homelab. --id makes a retry safe: an id never runs twice.
 --key-file signs the request (HMAC-SHA256, docs/security.md); it defaults to
-security.key_file of --config.`,
+security.key_file of --config. --follow prints the command's output live
+(stdout lines to stdout, stderr lines to stderr), then the result.`,
   async run(argv) {
     const { values, positionals } = parse(
       this,
@@ -60,6 +62,7 @@ security.key_file of --config.`,
         wait: { type: 'string', short: 'w' },
         id: { type: 'string' },
         'key-file': { type: 'string', short: 'k' },
+        follow: { type: 'boolean', short: 'f' },
       },
       true,
     );
@@ -89,7 +92,8 @@ security.key_file of --config.`,
     }
     const client = await connectClient(target);
     try {
-      const result = await sendAndWait(client, target.prefix, host, request, waitS * 1000, (r) => err(`${r.status}${r.run_at ? ` (runs at ${r.run_at})` : ''}…`));
+      const follow = values.follow ? (m: OutputMessage) => (m.stream === 'stdout' ? out : err)(m.lines.join('\n') + (m.truncated ? '\n[output truncated]' : '')) : undefined;
+      const result = await sendAndWait(client, target.prefix, host, request, waitS * 1000, (r) => err(`${r.status}${r.run_at ? ` (runs at ${r.run_at})` : ''}…`), follow);
       out(JSON.stringify(result, null, 2));
       return result.status === 'succeeded' ? 0 : 1;
     } catch (e) {
@@ -111,7 +115,15 @@ function readKey(file: string | undefined): string | undefined {
 }
 
 /** Publishes the request and resolves with the final result on its id. */
-export async function sendAndWait(client: MqttClient, prefix: string, host: string, request: Record<string, unknown>, waitMs: number, progress: (r: Result) => void = () => undefined): Promise<Result> {
+export async function sendAndWait(
+  client: MqttClient,
+  prefix: string,
+  host: string,
+  request: Record<string, unknown>,
+  waitMs: number,
+  progress: (r: Result) => void = () => undefined,
+  onOutput?: (m: OutputMessage) => void,
+): Promise<Result> {
   const topics = hostTopics(prefix, host);
   const id = String(request.id);
   const resultTopic = topics.resultFor(id);
@@ -123,6 +135,14 @@ export async function sendAndWait(client: MqttClient, prefix: string, host: stri
     }, waitMs);
     client.on('message', (topic, payload) => {
       if (topic === topics.status) hostStatus = payload.toString();
+      if (onOutput && topic === topics.output(id)) {
+        try {
+          onOutput(JSON.parse(payload.toString()) as OutputMessage);
+        } catch {
+          // Not ours to judge: a malformed line batch is skipped.
+        }
+        return;
+      }
       if (topic !== resultTopic || payload.length === 0) return;
       let r: Result;
       try {
@@ -136,6 +156,7 @@ export async function sendAndWait(client: MqttClient, prefix: string, host: stri
       } else progress(r);
     });
   });
+  if (onOutput) await client.subscribeAsync(topics.output(id), { qos: 0 });
   await client.subscribeAsync(resultTopic, { qos: 1 });
   await client.subscribeAsync(topics.status, { qos: 0 });
   await client.publishAsync(topics.cmdAction(String(request.action)), JSON.stringify(request), { qos: 1 });

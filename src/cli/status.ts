@@ -3,7 +3,7 @@ import type { Heartbeat } from '../agent/heartbeat.js';
 import type { Result } from '../core/result.js';
 import { hostOfTopic } from '../core/topics.js';
 import { connectClient } from './client.js';
-import { out, parse, type Verb } from './args.js';
+import { out, parse, secondsOption, untilSignal, type Verb } from './args.js';
 import { targetFrom, targetOptions } from './send.js';
 
 export interface HostRow {
@@ -20,13 +20,14 @@ const MAX_MS = 3000;
 export const statusVerb: Verb = {
   name: 'status',
   summary: 'a table of hosts from retained status and heartbeats',
-  usage: `Usage: homelab-cmd status [--url U] [--prefix P] [--config F] [--json]
+  usage: `Usage: homelab-cmd status [--url U] [--prefix P] [--config F] [--json] [--watch [--interval S]]
 
 Reads the retained P/+/status, P/+/heartbeat and P/+/result messages and prints
 one row per host: online/offline, heartbeat age, load, memory, disk, running
-commands and the last result. --json prints the rows for scripts.`,
+commands and the last result. --json prints the rows for scripts; --watch
+keeps the table current, redrawn every --interval seconds (default 2), until Ctrl-C.`,
   async run(argv) {
-    const { values } = parse(this, argv, { ...targetOptions, json: { type: 'boolean' } });
+    const { values } = parse(this, argv, { ...targetOptions, json: { type: 'boolean' }, watch: { type: 'boolean', short: 'w' }, interval: { type: 'string' } });
     if (values.help) return out(this.usage), 0;
     const target = targetFrom(values);
     const client = await connectClient(target);
@@ -56,10 +57,25 @@ commands and the last result. --json prints the rows for scripts.`,
     });
     await done;
     clearTimeout(quiet);
+    const render = () => {
+      const list = [...rows.values()].filter((r) => r.host !== '_fleet').sort((a, b) => a.host.localeCompare(b.host));
+      if (values.json) return JSON.stringify(list, null, 2);
+      return list.length === 0 ? `no hosts found under ${target.prefix}/ on ${target.url}` : formatTable(list, new Date());
+    };
+    if (!values.watch) {
+      await client.endAsync();
+      out(render());
+      return 0;
+    }
+    // --watch: the subscription stays open and keeps the rows current; redraw every interval until Ctrl-C.
+    const every = (secondsOption('interval', values.interval) ?? 2) * 1000;
+    // Clear the screen only on a terminal: piped, each refresh is a block after a blank line, no escapes.
+    const draw = () => out(process.stdout.isTTY ? `\x1b[H\x1b[2J${render()}` : `${render()}\n`);
+    draw();
+    const timer = setInterval(draw, every);
+    await untilSignal();
+    clearInterval(timer);
     await client.endAsync();
-    const list = [...rows.values()].filter((r) => r.host !== '_fleet').sort((a, b) => a.host.localeCompare(b.host));
-    if (values.json) out(JSON.stringify(list, null, 2));
-    else out(list.length === 0 ? `no hosts found under ${target.prefix}/ on ${target.url}` : formatTable(list, new Date()));
     return 0;
   },
 };

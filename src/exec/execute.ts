@@ -18,6 +18,7 @@ export interface ExecOptions {
   maxOutput: number;
   killGraceMs?: number;
   signal?: AbortSignal;
+  onOutput?: ((stream: 'stdout' | 'stderr', chunk: Buffer) => void) | undefined;
 }
 
 /** The result fields a run fills in; the pipeline adds id, host, action and transaction. */
@@ -70,7 +71,7 @@ export async function executeJob(job: Job, opts: ExecOptions): Promise<ExecOutco
       break;
     }
     const remaining = Math.max(1, Math.round(deadline - performance.now()));
-    const run = await runCommand({ argv: spawn.argv, env: childEnv(job, opts.path), timeoutMs: remaining, maxOutput: opts.maxOutput, killGraceMs: opts.killGraceMs, signal: opts.signal });
+    const run = await runCommand({ argv: spawn.argv, env: childEnv(job, opts.path), timeoutMs: remaining, maxOutput: opts.maxOutput, killGraceMs: opts.killGraceMs, signal: opts.signal, onOutput: opts.onOutput });
     out.push(run.stdout.text);
     err.push(run.stderr.text);
     outTrunc ||= run.stdout.truncated;

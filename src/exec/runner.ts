@@ -19,6 +19,8 @@ export interface RunSpec {
   killGraceMs?: number;
   /** Aborting kills the group like a timeout does, and the outcome is `interrupted`. */
   signal?: AbortSignal;
+  /** Every chunk as it comes (live output); the capture above is unaffected. */
+  onOutput?: ((stream: 'stdout' | 'stderr', chunk: Buffer) => void) | undefined;
 }
 
 export type RunKind = 'exited' | 'timed_out' | 'interrupted' | 'not_found' | 'spawn_failed';
@@ -67,8 +69,14 @@ export async function runCommand(spec: RunSpec): Promise<RunOutcome> {
     // The outcome is read from the child's events below; execa's own promise only needs its rejection handled.
     child.catch(() => undefined);
 
-    child.stdout?.on('data', (c: Buffer) => stdout.push(c));
-    child.stderr?.on('data', (c: Buffer) => stderr.push(c));
+    child.stdout?.on('data', (c: Buffer) => {
+      stdout.push(c);
+      spec.onOutput?.('stdout', c);
+    });
+    child.stderr?.on('data', (c: Buffer) => {
+      stderr.push(c);
+      spec.onOutput?.('stderr', c);
+    });
     const streamsClosed = Promise.all([closed(child.stdout), closed(child.stderr)]);
 
     let timedOut = false;

@@ -1,0 +1,60 @@
+/** `homelab-cmd explain`: what a command or request would do — the exact argv, or why it would be refused. Nothing runs. */
+import { loadConfig, type Config } from '../config/load.js';
+import { deniedBy } from '../core/deny.js';
+import { formatDuration } from '../core/duration.js';
+import { parseDelivery } from '../core/request.js';
+import { resolveRequest } from '../core/resolve.js';
+import { spawnArgv } from '../exec/execute.js';
+import { UsageError } from '../errors.js';
+import { out, parse, type Verb } from './args.js';
+
+export const explainVerb: Verb = {
+  name: 'explain',
+  summary: 'dry run: which action a command or request matches, its exact argv, or why it is refused',
+  usage: `Usage: homelab-cmd explain --config FILE [--action A] '<raw command or JSON request>'
+
+Says which action would match, the exact argv that would be spawned (with sudo
+and prlimit wrapping), the timeout, stagger and signature rules that apply —
+or precisely why the agent would refuse it. Nothing runs. --action explains it
+as if sent to P/H/cmd/A. Exit 0 when it would be accepted, 1 when refused.`,
+  async run(argv) {
+    const { values, positionals } = parse(this, argv, { config: { type: 'string', short: 'c' }, action: { type: 'string', short: 'a' } }, true);
+    if (values.help) return out(this.usage), 0;
+    if (!values.config) throw new UsageError(`--config is required\n\n${this.usage}`);
+    if (positionals.length !== 1) throw new UsageError(`give exactly one command or request (quote it)\n\n${this.usage}`);
+    const { lines, accepted } = explain(loadConfig(values.config), positionals[0] ?? '', values.action);
+    out(lines.join('\n'));
+    return accepted ? 0 : 1;
+  },
+};
+
+export function explain(config: Config, input: string, topicAction?: string): { lines: string[]; accepted: boolean } {
+  const trimmed = input.trim();
+  // Plain text is explained as a raw command (what `{"command": …}` would do); JSON as the request it is.
+  const payload = trimmed.startsWith('{') || (topicAction !== undefined && trimmed === '') ? trimmed : JSON.stringify({ command: trimmed });
+  const parsed = parseDelivery({ topicAction, payload: Buffer.from(payload), retained: false }, Date.now(), () => '(agent-made id)');
+  const refused = (code: string, error: string) => ({ lines: [`refused: ${code}`, `  ${error}`], accepted: false });
+  if (!parsed.ok) return refused(parsed.rejection.code, parsed.rejection.error);
+  const resolved = resolveRequest(parsed.request, config.actions, { sudo: config.execution.sudo, timeoutMs: config.execution.timeout, limits: config.security.limits });
+  if (!resolved.ok) return refused(resolved.rejection.code, resolved.rejection.error);
+  const job = resolved.job;
+  const lines = [`action:    ${job.action}`, `params:    ${JSON.stringify(job.params)}`];
+  for (const [i, argv] of job.commands.entries()) {
+    const rule = deniedBy(argv, config.security.deny);
+    if (rule) return refused('denied', `the final command matches the deny-list (${rule}): ${JSON.stringify(argv)}`);
+    const spawned = spawnArgv(argv, job, config.execution.path);
+    const label = job.commands.length > 1 ? `step ${i + 1}:` : 'argv:     ';
+    lines.push(`${label} ${'argv' in spawned ? JSON.stringify(spawned.argv) : `${JSON.stringify(argv)} — would fail: ${spawned.code}: ${spawned.error}`}`);
+  }
+  const action = config.actions[job.action];
+  const sec = config.security.require_signature;
+  const signed = sec === 'all' || (sec === 'privileged' && job.sudo);
+  lines.push(
+    `sudo:      ${job.sudo ? 'yes (sudo -n, with coreutils timeout inside)' : 'no'}`,
+    `timeout:   ${formatDuration(job.timeoutMs)}${job.timeoutMs !== job.actionTimeoutMs ? ` (the action allows ${formatDuration(job.actionTimeoutMs)})` : ''}`,
+    `stagger:   ${action?.stagger ? `group ${action.stagger.group}, one run per ${formatDuration(action.stagger.interval)} across the fleet` : 'none'}`,
+    `signature: ${signed ? `required (security.require_signature: ${sec})` : 'not required'}`,
+  );
+  if (!config.execution.enabled) return { lines: [...lines, 'refused: execution_disabled', `  execution.enabled is false in ${config.source}`], accepted: false };
+  return { lines: [...lines, 'would run: yes (nothing was run)'], accepted: true };
+}
