@@ -29,6 +29,8 @@ export class LiveOutput {
   push(stream: 'stdout' | 'stderr', chunk: Buffer): void {
     if (this.capped[stream]) return;
     this.pending[stream] += chunk.toString('utf8');
+    // Never hold more than the cap: a gigabyte without a newline must not grow the agent.
+    if (this.pending[stream].length > this.maxBytes - this.sent[stream]) return this.flushStream(stream, true);
     this.timer ??= setTimeout(() => this.flush(false), FLUSH_MS);
   }
 
@@ -36,27 +38,30 @@ export class LiveOutput {
   flush(final: boolean): void {
     clearTimeout(this.timer);
     this.timer = undefined;
-    for (const stream of ['stdout', 'stderr'] as const) {
-      let text = this.pending[stream];
-      const cut = final ? text.length : text.lastIndexOf('\n') + 1;
-      if (cut === 0 || this.capped[stream]) continue;
-      this.pending[stream] = text.slice(cut);
-      text = text.slice(0, cut);
-      const room = this.maxBytes - this.sent[stream];
-      let truncated = false;
-      if (Buffer.byteLength(text) > room) {
-        text = Buffer.from(text).subarray(0, Math.max(0, room)).toString('utf8').replace(/\uFFFD$/, '');
-        truncated = true;
-        this.capped[stream] = true;
-      }
-      this.sent[stream] += Buffer.byteLength(text);
-      const lines = text.replace(/\n$/, '').split('\n');
-      const msg: OutputMessage = { id: this.id, stream, seq: this.seq++, lines };
-      if (truncated) msg.truncated = true;
-      if (text !== '' || truncated) this.send(msg);
-    }
+    this.flushStream('stdout', final);
+    this.flushStream('stderr', final);
     // A partial line stays pending; it goes out with the next newline or at the end.
     if (!final && (this.pending.stdout !== '' || this.pending.stderr !== '')) this.timer = setTimeout(() => this.flush(false), FLUSH_MS);
+  }
+
+  private flushStream(stream: 'stdout' | 'stderr', all: boolean): void {
+    let text = this.pending[stream];
+    const cut = all ? text.length : text.lastIndexOf('\n') + 1;
+    if (cut === 0 || this.capped[stream]) return;
+    this.pending[stream] = text.slice(cut);
+    text = text.slice(0, cut);
+    const room = this.maxBytes - this.sent[stream];
+    let truncated = false;
+    if (Buffer.byteLength(text) > room) {
+      text = Buffer.from(text).subarray(0, Math.max(0, room)).toString('utf8').replace(/\uFFFD$/, '');
+      truncated = true;
+      this.capped[stream] = true;
+      this.pending[stream] = '';
+    }
+    this.sent[stream] += Buffer.byteLength(text);
+    const msg: OutputMessage = { id: this.id, stream, seq: this.seq++, lines: text.replace(/\n$/, '').split('\n') };
+    if (truncated) msg.truncated = true;
+    if (text !== '' || truncated) this.send(msg);
   }
 
   stop(): void {
