@@ -2,6 +2,7 @@
 import { ConfigError, HomelabError } from '../errors.js';
 import { VERSION } from '../version.js';
 import { err, out, type Verb } from './args.js';
+import { aclVerb } from './acl.js';
 import { checkConfigVerb } from './check-config.js';
 import { discoveryVerb } from './discovery.js';
 import { explainVerb } from './explain.js';
@@ -10,7 +11,7 @@ import { sendVerb } from './send.js';
 import { statusVerb } from './status.js';
 import { sudoersVerb } from './sudoers.js';
 
-const VERBS: Verb[] = [upVerb, agentVerb, brokerVerb, sendVerb, statusVerb, checkConfigVerb, sudoersVerb, discoveryVerb, explainVerb];
+const VERBS: Verb[] = [upVerb, agentVerb, brokerVerb, sendVerb, statusVerb, checkConfigVerb, sudoersVerb, discoveryVerb, explainVerb, aclVerb];
 
 export const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
 

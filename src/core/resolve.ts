@@ -112,14 +112,19 @@ export function validateParams(specs: Readonly<Record<string, ParamSpec>>, given
   const out: Record<string, string> = {};
   for (const [name, spec] of Object.entries(specs)) {
     const value = Object.hasOwn(given, name) ? given[name] : undefined;
+    let result: string;
     if (value === undefined || value === null) {
       if (spec.default === undefined) return `param "${name}" is required — add it to "params"`;
-      out[name] = String(spec.default);
-      continue;
+      result = String(spec.default);
+    } else {
+      const checked = checkParam(name, spec, value);
+      if (checked.error !== undefined) return checked.error;
+      result = checked.value;
     }
-    const checked = checkParam(name, spec, value);
-    if (checked.error !== undefined) return checked.error;
-    out[name] = checked.value;
+    // Defaults and enum values come from the config, whose schema takes any text: a control
+    // character from there must not reach a command either (found by test/unit/fuzz.test.ts).
+    if (CONTROL_RE.test(result)) return `param "${name}" would pass a control character (newline, NUL, …) to the command — its default or enum values in the config must not contain one`;
+    out[name] = result;
   }
   return out;
 }

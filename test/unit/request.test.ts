@@ -455,3 +455,12 @@ describe('parseDelivery: field validation', () => {
     }
   });
 });
+
+describe('parseDelivery: prototype keys in params (found by test/unit/fuzz.test.ts)', () => {
+  it('a "__proto__" param is kept as sent, so validation rejects it as unknown instead of dropping it', () => {
+    const req = accepted(deliver('uptime', '{"params":{"__proto__":{"x":1},"a":"b"}}'));
+    expect(Object.keys(req.params).sort()).toEqual(['__proto__', 'a']);
+    expect(Object.getPrototypeOf(req.params)).toBe(Object.prototype);
+    expect((req.params as { x?: unknown }).x).toBeUndefined();
+  });
+});

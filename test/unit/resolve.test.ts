@@ -468,3 +468,32 @@ describe('injection corpus: end to end from an MQTT payload', () => {
     }
   });
 });
+
+describe('control characters from the config (found by test/unit/fuzz.test.ts)', () => {
+  const ctl = parseConfig(String.raw`
+actions:
+  ctl:
+    argv: [ctl, "{v}", "{m}"]
+    params:
+      v: { type: enum, values: [ok, "bad\nline"] }
+      m: { type: string, pattern: "[\\s\\S]{0,8}", default: "a\u0007b" }
+`, '/nonexistent/ctl.yaml', {});
+
+  it.each([
+    ['an enum value with a newline', { v: 'bad\nline', m: 'x' }, 'v'],
+    ['a default with a BEL', { v: 'ok' }, 'm'],
+  ])('%s is rejected, never passed to the command', (_label, params, name) => {
+    const r = refused(resolveRequest(req({ action: 'ctl', params }), ctl.actions, defaults));
+    expect(r.rejection.code).toBe('invalid_params');
+    expect(r.rejection.error).toContain(`param "${name}"`);
+    expect(r.rejection.error).toMatch(/control character/);
+  });
+
+  it('a "__proto__" param from a request is an unknown param', () => {
+    const parsed = parseDelivery({ topicAction: 'ctl', payload: Buffer.from('{"params":{"v":"ok","__proto__":{"m":"x"}}}'), retained: false }, 0, () => 'g');
+    if (!parsed.ok) throw new Error(parsed.rejection.error);
+    const r = refused(resolveRequest(parsed.request, ctl.actions, defaults));
+    expect(r.rejection.code).toBe('invalid_params');
+    expect(r.rejection.error).toMatch(/unknown param\(s\) "__proto__"/);
+  });
+});
