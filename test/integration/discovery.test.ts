@@ -137,3 +137,25 @@ describe('a persistent session from an older version', () => {
     await ha.wait((m) => ha.messages.indexOf(m) >= before && m.topic === `homeassistant/button/${host}/run_uptime/config`, 5000, 'republish after birth');
   });
 });
+
+describe('homelab-cmd discovery', () => {
+  it('prints the full set for a config, and --clear empties those topics on the broker', async () => {
+    const { runCli } = await import('../helpers/agent.js');
+    const { writeConfig } = await import('../helpers/fixtures.js');
+    const file = writeConfig(tempDir(), { host: 'disco-cli', actions: { restart_dns: { argv: ['true'], button: true, name: 'Restart DNS' } } });
+    const printed = await runCli(['discovery', '--config', file]);
+    expect(printed.code).toBe(0);
+    const topics = printed.stdout.split('\n').filter((l) => l.startsWith('homeassistant/'));
+    expect(topics).toContain('homeassistant/button/disco-cli/run_restart_dns/config');
+    expect(topics).toContain('homeassistant/binary_sensor/disco-cli/connectivity/config');
+    expect(topics.length).toBe(17);
+    // Publish them as an agent would, then clear them.
+    await h.agent('disco-cli', { restart_dns: { argv: ['true'], button: true, name: 'Restart DNS' } });
+    await ha.wait((m) => m.topic === 'homeassistant/button/disco-cli/run_restart_dns/config' && m.text !== '');
+    const before = ha.messages.length;
+    const cleared = await runCli(['discovery', '--config', file, '--clear', '--url', h.url]);
+    expect(cleared.code).toBe(0);
+    expect(cleared.stdout).toMatch(/cleared 17 discovery topic\(s\) of host disco-cli/);
+    for (const t of topics) await ha.wait((m) => ha.messages.indexOf(m) >= before && m.topic === t && m.text === '', 5000, `${t} cleared`);
+  });
+});

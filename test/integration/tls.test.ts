@@ -69,8 +69,13 @@ describe.skipIf(!available)('TLS (mqtts://) against Mosquitto', () => {
     await expect(a.waitConnected(1500)).rejects.toThrow(/no connection/);
   });
 
-  it('connects without verification only when insecure: true says so', async () => {
+  it('connects without verification only when insecure: true says so — and every heartbeat says it', async () => {
     const a = agent('tls-insecure', { insecure: true });
     await a.waitConnected(10_000);
+    const c = await TestClient.connect(`mqtts://127.0.0.1:${m.port}`, { ca: [readFileSync(certs.ca)] });
+    await c.sub('homelab/tls-insecure/heartbeat', 'homelab/tls-ca/heartbeat');
+    expect(await c.waitJson('homelab/tls-insecure/heartbeat')).toMatchObject({ insecure: true });
+    expect(await c.waitJson('homelab/tls-ca/heartbeat')).not.toHaveProperty('insecure');
+    await c.end();
   });
 });
