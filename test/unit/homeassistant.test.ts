@@ -7,6 +7,7 @@ import { parseConfig } from '../../src/config/load.js';
 import { buildDiscovery } from '../../src/core/discovery.js';
 import { parseDelivery } from '../../src/core/request.js';
 import { VERSION } from '../../src/version.js';
+import { FROM_AGENT, TO_AGENT } from '../helpers/contract.js';
 
 // The shipped homeassistant/ folder, checked against the contract: it parses, and every topic
 // and field it uses exists in CONTRACT.md § Topics, § Request object and § Result object.
@@ -81,17 +82,7 @@ function inputRefs(v: unknown): InputRef[] {
   return [];
 }
 
-// CONTRACT.md § Topics with P = homelab, as filters; a template level ({{ host }}) stands for "+".
-const TO_AGENT = ['homelab/+/cmd', 'homelab/+/cmd/+', 'homelab/+/param/+/+/set'];
-const FROM_AGENT = [
-  'homelab/+/result',
-  'homelab/+/result/+',
-  'homelab/+/status',
-  'homelab/+/heartbeat',
-  'homelab/+/output/+',
-  'homelab/+/param/+/+',
-  'homelab/_fleet/stagger/+',
-];
+// A template level ({{ host }}) stands for "+" in the contract's filters.
 const CONTRACT_TOPICS = [...TO_AGENT, ...FROM_AGENT, 'homeassistant/status'];
 
 // CONTRACT.md § Request object (with the HomelabCmd aliases) and § Result object.

@@ -6,6 +6,7 @@ import { parseConfig } from '../../src/config/load.js';
 import { parseDelivery } from '../../src/core/request.js';
 import { resolveRequest } from '../../src/core/resolve.js';
 import { FINAL_STATUSES, makeResult, rejected, type Result } from '../../src/core/result.js';
+import { FROM_AGENT, TO_AGENT } from '../helpers/contract.js';
 
 // examples/node-red/flow.json, checked against the contract the way homeassistant.test.ts checks
 // the HA files: every topic is a topic of CONTRACT.md § Topics, every field one of § Request object
@@ -37,17 +38,7 @@ const one = (type: string): FlowNode => {
 /** The nodes wired to output `i` of `n`. */
 const next = (n: FlowNode, i = 0): FlowNode[] => (n.wires?.[i] ?? []).map(node);
 
-// CONTRACT.md § Topics with P = homelab, as filters (as in homeassistant.test.ts).
-const TO_AGENT = ['homelab/+/cmd', 'homelab/+/cmd/+', 'homelab/+/param/+/+/set'];
-const FROM_AGENT = [
-  'homelab/+/result',
-  'homelab/+/result/+',
-  'homelab/+/status',
-  'homelab/+/heartbeat',
-  'homelab/+/output/+',
-  'homelab/+/param/+/+',
-  'homelab/_fleet/stagger/+',
-];
+// A template level ({{ host }}) stands for "+" in the contract's filters.
 // CONTRACT.md § Request object (with the HomelabCmd aliases) and § Result object.
 const REQUEST_FIELDS = ['id', 'action', 'params', 'command', 'timeout', 'ts', 'ttl', 'sig', 'transaction', 'action_id', 'action_type', 'parameters', 'timeout_seconds'];
 const RESULT_FIELDS = [

@@ -1,0 +1,11 @@
+/** CONTRACT.md § Topics with P = homelab, as filters: what consumers (HA files, Node-RED flows) may use. */
+export const TO_AGENT = ['homelab/+/cmd', 'homelab/+/cmd/+', 'homelab/+/param/+/+/set'];
+export const FROM_AGENT = [
+  'homelab/+/result',
+  'homelab/+/result/+',
+  'homelab/+/status',
+  'homelab/+/heartbeat',
+  'homelab/+/output/+',
+  'homelab/+/param/+/+',
+  'homelab/_fleet/stagger/+',
+];
