@@ -16,7 +16,6 @@ import { out, parse, type Verb } from './args.js';
 
 export const aclVerb: Verb = {
   name: 'acl',
-  summary: 'print a Mosquitto acl_file (and password commands) for broker.users',
   usage: `Usage: homelab-cmd acl --config FILE [--passwords [--passwd-file PATH] [--reveal]]
 
 Prints a Mosquitto acl_file giving each broker.users entry exactly the

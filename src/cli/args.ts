@@ -6,7 +6,6 @@ export type Options = NonNullable<ParseArgsConfig['options']>;
 
 export interface Verb {
   name: string;
-  summary: string;
   usage: string;
   run(argv: string[]): Promise<number>;
 }

@@ -7,7 +7,6 @@ import { UsageError } from '../errors.js';
 
 export const checkConfigVerb: Verb = {
   name: 'check-config',
-  summary: 'validate a config file; print every problem with its key path',
   usage: `Usage: homelab-cmd check-config --config FILE
 
 Validates FILE against the schema (docs/configuration.md) and the cross-checks:

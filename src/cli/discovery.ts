@@ -8,7 +8,6 @@ import { out, parse, type Verb } from './args.js';
 
 export const discoveryVerb: Verb = {
   name: 'discovery',
-  summary: 'print the Home Assistant discovery messages of a config, or clear them',
   usage: `Usage: homelab-cmd discovery --config FILE [--clear] [--url U]
 
 Prints every retained discovery message the agent of FILE publishes (topic,

@@ -10,7 +10,6 @@ import { out, parse, type Verb } from './args.js';
 
 export const explainVerb: Verb = {
   name: 'explain',
-  summary: 'dry run: which action a command or request matches, its exact argv, or why it is refused',
   usage: `Usage: homelab-cmd explain --config FILE [--action A] '<raw command or JSON request>'
 
 Says which action would match, the exact argv that would be spawned (with sudo

@@ -1,11 +1,12 @@
-/** The long-running verbs: `up` (broker + agent), `agent`, `broker`. */
+/** The verbs that run the embedded broker: `up` (broker + agent) and `broker`. */
 import { Agent } from '../agent/agent.js';
 import { startBroker, type RunningBroker } from '../broker/broker.js';
 import { exampleConfigPath, loadConfig, type Config } from '../config/load.js';
-import { PortInUseError, UsageError } from '../errors.js';
+import { PortInUseError } from '../errors.js';
 import { createLogger, type Logger } from '../log.js';
 import { connectClient } from './client.js';
-import { err, intOption, out, parse, untilSignal, type Verb } from './args.js';
+import { err, intOption, out, parse, type Verb } from './args.js';
+import { serve } from './serve.js';
 
 function brokerFor(config: Config, log: Logger, port: number, host = config.broker.host): Promise<RunningBroker> {
   return startBroker({
@@ -23,18 +24,8 @@ function urlHost(host: string): string {
   return host.includes(':') ? `[${host}]` : host;
 }
 
-/** Runs until SIGTERM/SIGINT, then stops the agent (offline published) and the broker. */
-async function serve(log: Logger, agent: Agent | undefined, broker: RunningBroker | undefined): Promise<number> {
-  const sig = await untilSignal();
-  log.info({ signal: sig }, 'stopping');
-  if (agent) await agent.stop();
-  if (broker) await broker.close();
-  return 0;
-}
-
 export const upVerb: Verb = {
   name: 'up',
-  summary: 'the embedded default: an MQTT 5 broker plus this host\'s agent, on one machine',
   usage: `Usage: homelab-cmd up [--config FILE] [--port N]
 
 Starts the embedded broker (aedes, MQTT 5 and 3.1.1) on 127.0.0.1:N (default
@@ -95,29 +86,8 @@ not given, the agent connects to that broker instead, and says so.`,
   },
 };
 
-export const agentVerb: Verb = {
-  name: 'agent',
-  summary: 'the agent alone, connecting to mqtt.url',
-  usage: `Usage: homelab-cmd agent --config FILE
-
-Runs this host's agent against the broker at mqtt.url. It keeps retrying
-(with backoff) while the broker is unreachable. SIGTERM or SIGINT drains
-running commands (execution.shutdown_grace), publishes offline and exits 0.`,
-  async run(argv) {
-    const { values } = parse(this, argv, { config: { type: 'string', short: 'c' } });
-    if (values.help) return out(this.usage), 0;
-    if (!values.config) throw new UsageError(`--config is required\n\n${this.usage}`);
-    const config = loadConfig(values.config);
-    const log = createLogger();
-    const agent = new Agent(config, log);
-    agent.start();
-    return serve(log, agent, undefined);
-  },
-};
-
 export const brokerVerb: Verb = {
   name: 'broker',
-  summary: 'the embedded MQTT broker alone (auth and ACL from config)',
   usage: `Usage: homelab-cmd broker [--config FILE] [--port N] [--host ADDR]
 
 Runs the embedded broker (aedes, MQTT 5 and 3.1.1). broker.users in FILE give

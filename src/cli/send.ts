@@ -39,7 +39,6 @@ export const targetOptions = {
 
 export const sendVerb: Verb = {
   name: 'send',
-  summary: 'send one request and print its final result as JSON',
   usage: `Usage: homelab-cmd send HOST ACTION [--param k=v]... [--timeout S] [--wait S]
                         [--id ID] [--key-file K] [--follow] [--url U] [--prefix P] [--config F]
 

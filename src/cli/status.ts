@@ -19,7 +19,6 @@ const MAX_MS = 3000;
 
 export const statusVerb: Verb = {
   name: 'status',
-  summary: 'a table of hosts from retained status and heartbeats',
   usage: `Usage: homelab-cmd status [--url U] [--prefix P] [--config F] [--json] [--watch [--interval S]]
 
 Reads the retained P/+/status, P/+/heartbeat and P/+/result messages and prints

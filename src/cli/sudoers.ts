@@ -7,7 +7,6 @@ import { out, parse, type Verb } from './args.js';
 
 export const sudoersVerb: Verb = {
   name: 'sudoers',
-  summary: 'print NOPASSWD sudoers lines for exactly the sudo: true actions',
   usage: `Usage: homelab-cmd sudoers --config FILE [--user U]
 
 Prints a sudoers drop-in allowing user U (default homelab-cmd) to run exactly
