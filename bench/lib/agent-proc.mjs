@@ -1,0 +1,29 @@
+/** The agent under test as its own process: `node bin/homelab-cmd.js agent --config <tmp yaml>`. */
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import process from 'node:process';
+import { stringify } from 'yaml';
+import { BIN, startChild } from './proc.mjs';
+
+export const BENCH_ACTIONS = { noop: { argv: ['/bin/true'] }, sleep: { argv: ['sleep', '0.1'] } };
+
+/**
+ * Starts the agent as `homelab-cmd agent` runs in production: info-level logs (to a file),
+ * discovery on, execution enabled with concurrency 16 and queue 1000.
+ * nodeArgs go before the script (e.g. --cpu-prof).
+ */
+export function startAgentProcess({ url, dir, host, heartbeat = '30s', nodeArgs = [] }) {
+  const config = path.join(dir, `${host}.yaml`);
+  writeFileSync(
+    config,
+    stringify({
+      host,
+      state_dir: path.join(dir, `${host}-state`),
+      mqtt: { url, prefix: 'homelab' },
+      heartbeat: { interval: heartbeat },
+      execution: { enabled: true, concurrency: 16, queue: 1000 },
+      actions: BENCH_ACTIONS,
+    }),
+  );
+  return startChild(process.execPath, [...nodeArgs, BIN, 'agent', '--config', config], { logFile: path.join(dir, `${host}.log`) });
+}

@@ -1,0 +1,131 @@
+/**
+ * Footprint of one agent process: time from process start to `online`, against
+ * the time bare Node takes to run a line of code; then idle RSS and CPU over a
+ * window, beside a bare MQTT.js client (the naive bridge, one host) and bare
+ * Node, measured over the same window. Plus what each import costs a fresh Node.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import process from 'node:process';
+import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { pathToFileURL } from 'node:url';
+import { startAgentProcess } from './agent-proc.mjs';
+import { Driver, side } from './driver.mjs';
+import { BENCH, REPO, cpuSecondsOf, memOf, startChild } from './proc.mjs';
+import { median } from './stats.mjs';
+
+/** ms from spawn to the first stdout line of `node -e` — Node being up, running user code. */
+async function nodeUpMs() {
+  const t0 = performance.now();
+  const p = startChild(process.execPath, ['-e', 'process.stdout.write("up\\n")']);
+  await p.waitLine((l) => l === 'up', 10_000, 'bare node');
+  const ms = performance.now() - t0;
+  await p.exited;
+  return ms;
+}
+
+export async function startToOnline(broker, dir, reps, nodeArgs = []) {
+  const driver = await Driver.connect(broker.url);
+  const online = [];
+  const nodeUp = [];
+  try {
+    for (let k = 0; k < reps; k++) {
+      nodeUp.push(await nodeUpMs());
+      const host = `fp-start-${k}`;
+      const s = side('agent', 'homelab', host);
+      const seen = driver.waitFor(s.statusTopic(), (t) => t === 'online', 20_000);
+      await driver.subscribe(s.statusTopic());
+      const agent = startAgentProcess({ url: broker.url, dir, host, nodeArgs });
+      const at = await seen;
+      online.push(at - agent.startedAt);
+      await agent.stop();
+    }
+  } finally {
+    await driver.end().catch(() => undefined);
+  }
+  return { onlineMs: median(online), nodeUpMs: median(nodeUp), afterNodeUpMs: median(online) - median(nodeUp), allOnline: online, allNodeUp: nodeUp };
+}
+
+export const V8_VARIANTS = [
+  ['semi1', ['--max-semi-space-size=1']],
+  ['lite', ['--lite-mode']],
+];
+
+export async function idle(broker, dir, { windowMs, settleMs = 2000, heartbeat, nodeArgs = [] }) {
+  const driver = await Driver.connect(broker.url);
+  const s = side('agent', 'homelab', 'fp-idle');
+  const seen = driver.waitFor(s.statusTopic(), (t) => t === 'online', 20_000);
+  await driver.subscribe(s.statusTopic());
+  const agent = startAgentProcess({ url: broker.url, dir, host: 'fp-idle', heartbeat, nodeArgs });
+  // The same agent with V8 flags that trade peak speed for memory (the issue asks to consider them).
+  const flagged = Object.fromEntries(
+    V8_VARIANTS.map(([key, flags]) => {
+      const vs = side('agent', 'homelab', `fp-idle-${key}`);
+      return [key, { s: vs, seen: driver.waitFor(vs.statusTopic(), (t) => t === 'online', 20_000), proc: startAgentProcess({ url: broker.url, dir, host: `fp-idle-${key}`, heartbeat, nodeArgs: [...nodeArgs, ...flags] }) }];
+    }),
+  );
+  for (const f of Object.values(flagged)) await driver.subscribe(f.s.statusTopic());
+  const naive = startChild(process.execPath, [path.join(BENCH, 'naive-bridge.mjs'), '--url', broker.url, '--host-prefix', 'fp-naive']);
+  const bare = startChild(process.execPath, ['-e', 'setInterval(() => {}, 1 << 30)']);
+  try {
+    await Promise.all([seen, ...Object.values(flagged).map((f) => f.seen), naive.waitLine((l) => l === 'ready', 20_000, 'the naive bridge')]);
+    // Past start-up work (JIT, first GCs, the first heartbeat) before the window opens.
+    await sleep(settleMs);
+    const procs = { agent, ...Object.fromEntries(Object.entries(flagged).map(([k, f]) => [k, f.proc])), naive, bare };
+    const cpu0 = Object.fromEntries(Object.entries(procs).map(([k, p]) => [k, cpuSecondsOf(p.pid)]));
+    const t0 = performance.now();
+    const rssSamples = Object.fromEntries(Object.keys(procs).map((k) => [k, []]));
+    while (performance.now() - t0 < windowMs) {
+      await sleep(Math.min(1000, windowMs - (performance.now() - t0)));
+      for (const [k, p] of Object.entries(procs)) rssSamples[k].push(memOf(p.pid).rssMb);
+    }
+    const seconds = (performance.now() - t0) / 1000;
+    const out = {};
+    for (const [k, p] of Object.entries(procs)) {
+      const m = memOf(p.pid);
+      out[k] = { rssMb: m.rssMb, rssMaxMb: Math.max(...rssSamples[k]), peakMb: m.peakMb, cpuPct: ((cpuSecondsOf(p.pid) - cpu0[k]) / seconds) * 100 };
+    }
+    return { windowSeconds: seconds, heartbeat, ...out };
+  } finally {
+    await driver.end().catch(() => undefined);
+    await Promise.all([agent.stop(), ...Object.values(flagged).map((f) => f.proc.stop()), naive.stop(), bare.stop()]);
+  }
+}
+
+/** What importing a module costs a fresh Node: ms and RSS after the import (bare Node first). */
+export async function importCosts(runs = 3) {
+  const dist = (...files) => files.map((f) => path.join(REPO, 'dist', f));
+  // Each row imports its specifiers in order into a fresh node; rows whose files this build lacks are left out.
+  const specs = [
+    ['(bare node)', []],
+    ['dist/cli/main.js + dist/cli/agent.js (what `homelab-cmd agent` loads)', dist('cli/main.js', 'cli/agent.js')],
+    ['dist/cli/main.js + dist/cli/run.js (what `homelab-cmd up` loads)', dist('cli/main.js', 'cli/run.js')],
+    ['dist/agent/agent.js (the Agent class alone)', dist('agent/agent.js')],
+    ['dist/broker/broker.js (aedes)', dist('broker/broker.js')],
+    ['mqtt', ['mqtt']],
+    ['execa', ['execa']],
+    ['pino', ['pino']],
+    ['zod', ['zod']],
+    ['yaml', ['yaml']],
+  ].filter(([, files]) => files.every((f) => (path.isAbsolute(f) ? existsSync(f) : existsSync(path.join(REPO, 'node_modules', f)))));
+  const rows = [];
+  for (const [name, files] of specs) {
+    const imports = files.map((f) => `await import(${JSON.stringify(path.isAbsolute(f) ? pathToFileURL(f).href : f)});`).join(' ');
+    const code = `const t = performance.now(); ${imports} const ms = performance.now() - t; process.stdout.write(JSON.stringify({ ms, rss: process.memoryUsage().rss }) + "\\n");`;
+    const samples = [];
+    for (let i = 0; i < runs; i++) {
+      const out = await new Promise((resolve, reject) => {
+        const p = spawn(process.execPath, ['--input-type=module', '-e', code], { cwd: REPO, stdio: ['ignore', 'pipe', 'inherit'] });
+        let text = '';
+        p.stdout.on('data', (c) => (text += c));
+        p.once('error', reject);
+        p.once('exit', () => resolve(text));
+      });
+      samples.push(JSON.parse(out));
+    }
+    rows.push({ module: name, ms: median(samples.map((r) => r.ms)), rssMb: median(samples.map((r) => r.rss)) / 1024 / 1024 });
+  }
+  return rows;
+}
