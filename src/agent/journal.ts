@@ -89,11 +89,16 @@ export class Journal {
   }
 
   /** Durable before it returns: the caller runs a command only after this. */
-  record(result: Result, request?: StoredRequest): void {
+  /**
+   * `durable`: fsync before returning. Only the record that accepts an id must survive a power cut
+   * (it is what stops a second run); later records survive any crash of the agent itself through the
+   * page cache, and losing one to a power cut is safe (the id reads interrupted, or is republished).
+   */
+  record(result: Result, request?: StoredRequest, durable = true): void {
     const entry: JournalEntry = { id: result.id, result };
     if (request) entry.request = request;
     // On disk first: if the write fails (a full disk), memory must not claim the id was accepted.
-    this.append(`${JSON.stringify(entry)}\n`);
+    this.append(`${JSON.stringify(entry)}\n`, durable);
     this.entries.delete(result.id);
     this.entries.set(result.id, result);
     if (isFinal(result.status)) this.unpublished.add(result.id);
@@ -110,7 +115,7 @@ export class Journal {
   /** The broker acknowledged this id's final result: it leaves the outbox. */
   markPublished(id: string): void {
     if (!this.unpublished.delete(id)) return;
-    this.append(`${JSON.stringify({ id, published: true })}\n`);
+    this.append(`${JSON.stringify({ id, published: true })}\n`, false);
   }
 
   /** Final results not yet acknowledged by the broker, oldest first (at most the last `limit`). */
@@ -126,12 +131,12 @@ export class Journal {
     this.append(`${JSON.stringify({ id, forget: true })}\n`);
   }
 
-  private append(line: string): void {
+  private append(line: string, durable = true): void {
     const fd = openSync(this.file, 'a', 0o600);
     const size = fstatSync(fd).size;
     try {
       appendFileSync(fd, line);
-      fsyncSync(fd);
+      if (durable) fsyncSync(fd);
     } catch (err) {
       // A write cut short (ENOSPC) would glue the next line onto half of this one: take it back.
       try {

@@ -221,7 +221,7 @@ export class Pipeline {
   /** A staggered run starts when the group allows it, not behind the concurrency queue: its start time is the group's record. */
   private startStaggered(q: Queued, note: string | undefined): void {
     q.note = note;
-    this.remember(() => this.journal.record(makeResult(this.config.host, q.ref, { status: 'running' })));
+    this.remember(() => this.journal.record(makeResult(this.config.host, q.ref, { status: 'running' }), undefined, false));
     void this.run(q);
   }
 
@@ -253,7 +253,7 @@ export class Pipeline {
     let announce: NodeJS.Timeout | undefined;
     try {
       const running = makeResult(this.config.host, q.ref, { status: 'running', executed_at: new Date().toISOString() });
-      this.remember(() => this.journal.record(running));
+      this.remember(() => this.journal.record(running, undefined, false));
       // `running` only for commands still running after a moment (the contract's 1 s): a quick command's
       // final result is then the only message on its topic, and never waits behind a delayed ACK (Nagle)
       // at a broker that leaves TCP_NODELAY off.
@@ -297,7 +297,7 @@ export class Pipeline {
   }
 
   private finish(q: Queued, result: Result): void {
-    this.remember(() => this.journal.record(result));
+    this.remember(() => this.journal.record(result, undefined, false));
     this.audit.write({ ...q.origin, decision: 'accepted', result });
     this.count(result);
     this.log.info({ id: result.id, action: result.action, status: result.status, exit_code: result.exit_code, duration_ms: result.duration_ms }, 'request finished');

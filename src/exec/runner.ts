@@ -53,8 +53,8 @@ export async function runCommand(spec: RunSpec): Promise<RunOutcome> {
   const cwd = await mkdtemp(path.join(os.tmpdir(), 'homelab-cmd-'));
 
   try {
-    // node:child_process, not execa: on the hot path execa costs ~0.8 ms and ~40 % of throughput per spawn
-    // (bench/spawn-micro.mjs), and this runner uses none of what execa adds on top of spawn.
+    // node:child_process, not execa: execa added 0.2-0.35 ms and 17-23 % less throughput at 16 in flight
+    // per spawn (bench/spawn-micro.mjs, quiet runs), and this runner uses none of what it adds on top of spawn.
     const child = spawn(file, args, {
       cwd,
       env: spec.env, // the whole environment: nothing of the agent's is inherited
