@@ -56,6 +56,3 @@ export class PortInUseError extends ConnectionError {
   }
 }
 
-export function errorMessage(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}

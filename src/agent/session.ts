@@ -60,10 +60,6 @@ export class MqttSession {
     return this.client?.connected ?? false;
   }
 
-  get protocol(): 4 | 5 {
-    return this.protocolVersion;
-  }
-
   onMessage(listener: (msg: Incoming) => void): void {
     this.messageListeners.push(listener);
   }

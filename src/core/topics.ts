@@ -24,9 +24,6 @@ export function hostTopics(prefix: string, host: string): HostTopics {
   };
 }
 
-export function fleetStaggerTopic(prefix: string, group: string): string {
-  return `${prefix}/_fleet/stagger/${group}`;
-}
 
 /** `P/H/cmd` → no action; `P/H/cmd/ACTION` → ACTION; anything else → not a command topic. */
 export function commandTopicAction(topics: HostTopics, topic: string): { action: string | undefined } | undefined {
