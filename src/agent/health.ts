@@ -1,19 +1,106 @@
 /**
- * The health check of a staggered run (`stagger.health`): tried up to
- * `retries` times, `delay` apart, because a restarted service needs a moment.
+ * The one health-check runner, for deployments (`actions.<name>.health`) and
+ * staggered runs (`stagger.health`): a command that exits 0, or an HTTP URL
+ * that answers the expected status. Tried up to `retries` times, `delay` apart,
+ * because a restarted service needs a moment. Never sudo, never a shell.
  */
-import type { HealthResult } from '../core/result.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { HealthCheckConfig } from '../config/schema.js';
+import { formatDuration } from '../core/duration.js';
+import type { HealthResult, HealthTry } from '../core/result.js';
 import { executeJob, type ExecOptions } from '../exec/execute.js';
-import type { StaggerConfig } from './stagger.js';
 
-export async function runHealthCheck(health: NonNullable<StaggerConfig['health']>, opts: ExecOptions): Promise<HealthResult> {
-  let last = { exit_code: -1, output: '' };
+/** Kept of a try's output or body: enough to see why it failed, small enough for a retained result. */
+const OUTPUT_CHARS = 500;
+
+interface Try {
+  passed: boolean;
+  exit_code: number;
+  http_status?: number;
+  output: string;
+}
+
+export async function runHealthCheck(health: HealthCheckConfig, opts: ExecOptions): Promise<HealthResult> {
+  const tries: HealthTry[] = [];
+  let last: Try = { passed: false, exit_code: -1, output: '' };
   for (let attempt = 1; attempt <= health.retries; attempt++) {
     if (opts.signal?.aborted) break;
-    const out = await executeJob({ action: 'health', params: {}, commands: [health.argv], sudo: false, timeoutMs: health.timeout, actionTimeoutMs: health.timeout, env: {}, limits: undefined }, opts);
-    last = { exit_code: out.exit_code, output: `${out.stdout}${out.stderr}`.slice(0, 500) };
-    if (out.status === 'succeeded') return { passed: true, attempts: attempt, ...last };
-    if (attempt < health.retries) await new Promise((resolve) => setTimeout(resolve, health.delay));
+    const t0 = performance.now();
+    last = health.http ? await httpTry(health.http, health.timeout, opts.signal) : await argvTry(health.argv ?? [], health.timeout, opts);
+    const entry: HealthTry = { attempt, passed: last.passed, exit_code: last.exit_code, duration_ms: Math.round(performance.now() - t0) };
+    if (last.http_status !== undefined) entry.http_status = last.http_status;
+    tries.push(entry);
+    if (last.passed || attempt === health.retries) break;
+    try {
+      await sleep(health.delay, undefined, { signal: opts.signal });
+    } catch {
+      break; // the agent is stopping: no more tries
+    }
   }
-  return { passed: false, attempts: health.retries, ...last };
+  const result: HealthResult = { passed: last.passed, attempts: tries.length, exit_code: last.exit_code, output: last.output };
+  if (last.http_status !== undefined) result.http_status = last.http_status;
+  result.tries = tries;
+  return result;
+}
+
+/** What a failed check says, for the result's `error`. */
+export function describeHealth(health: HealthResult): string {
+  const what = health.http_status !== undefined ? `HTTP ${health.http_status}` : health.exit_code >= 0 ? `exit ${health.exit_code}` : health.output.split('\n')[0] || 'no answer';
+  return `the health check failed ${health.attempts} time(s) (last: ${what})`;
+}
+
+async function argvTry(argv: string[], timeoutMs: number, opts: ExecOptions): Promise<Try> {
+  const out = await executeJob({ action: 'health', params: {}, commands: [argv], sudo: false, timeoutMs, actionTimeoutMs: timeoutMs, env: {}, limits: undefined }, opts);
+  return { passed: out.status === 'succeeded', exit_code: out.exit_code, output: `${out.stdout}${out.stderr}`.slice(0, OUTPUT_CHARS) };
+}
+
+/** node's fetch, no child process: redirects are not followed (a 301 is an answer, and stays on the configured host). */
+async function httpTry(http: NonNullable<HealthCheckConfig['http']>, timeoutMs: number, stop: AbortSignal | undefined): Promise<Try> {
+  // One signal for "out of time" and "the agent is stopping" (AbortSignal.any needs Node 20.3; engines allow 20.0).
+  const ctl = new AbortController();
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    ctl.abort();
+  }, timeoutMs);
+  const onStop = () => ctl.abort();
+  if (stop?.aborted) onStop();
+  stop?.addEventListener('abort', onStop, { once: true });
+  try {
+    const res = await fetch(http.url, { redirect: 'manual', signal: ctl.signal, headers: { 'user-agent': 'homelab-cmd health check' } });
+    const body = await readSome(res, ctl.signal);
+    const passed = res.status === http.status;
+    return { passed, exit_code: passed ? 0 : -1, http_status: res.status, output: passed ? body : `expected HTTP ${http.status}, got ${res.status}: ${body}`.slice(0, OUTPUT_CHARS) };
+  } catch (err) {
+    const why = timedOut ? `no answer within ${formatDuration(timeoutMs)}` : stop?.aborted ? 'the agent stopped' : errorText(err);
+    return { passed: false, exit_code: -1, output: `${http.url}: ${why}`.slice(0, OUTPUT_CHARS) };
+  } finally {
+    clearTimeout(timer);
+    stop?.removeEventListener('abort', onStop);
+  }
+}
+
+/** The start of the body; the rest is cancelled so a huge or endless body costs nothing. */
+async function readSome(res: Response, signal: AbortSignal): Promise<string> {
+  if (!res.body) return '';
+  const reader = res.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  try {
+    while (size < OUTPUT_CHARS && !signal.aborted) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      chunks.push(value);
+      size += value.byteLength;
+    }
+  } finally {
+    await reader.cancel().catch(() => undefined);
+  }
+  return Buffer.concat(chunks).toString('utf8').slice(0, OUTPUT_CHARS);
+}
+
+function errorText(err: unknown): string {
+  // undici hides the OS error (ECONNREFUSED …) in `cause`.
+  const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+  return cause?.code ?? cause?.message ?? (err as Error).message;
 }

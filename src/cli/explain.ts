@@ -1,6 +1,6 @@
 /** `homelab-cmd explain`: what a command or request would do — the exact argv, or why it would be refused. Nothing runs. */
 import { loadConfig, type Config } from '../config/load.js';
-import { deniedBy } from '../core/deny.js';
+import { checkJob } from '../agent/job-check.js';
 import { formatDuration } from '../core/duration.js';
 import { parseDelivery } from '../core/request.js';
 import { resolveRequest } from '../core/resolve.js';
@@ -36,15 +36,24 @@ export function explain(config: Config, input: string, topicAction?: string): { 
   if (!parsed.ok) return refused(parsed.rejection.code, parsed.rejection.error);
   const resolved = resolveRequest(parsed.request, config.actions, { sudo: config.execution.sudo, timeoutMs: config.execution.timeout, limits: config.security.limits });
   if (!resolved.ok) return refused(resolved.rejection.code, resolved.rejection.error);
-  const job = resolved.job;
+  // Path params resolved on this machine's file system, and the deny-list, as the agent would.
+  const checked = checkJob(resolved.job, config);
+  if (!checked.ok) return refused(checked.rejection.code, checked.rejection.error);
+  const job = checked.job;
   const lines = [`action:    ${job.action}`, `params:    ${JSON.stringify(job.params)}`];
-  for (const [i, argv] of job.commands.entries()) {
-    const rule = deniedBy(argv, config.security.deny);
-    if (rule) return refused('denied', `the final command matches the deny-list (${rule}): ${JSON.stringify(argv)}`);
-    const spawned = spawnArgv(argv, job, config.execution.path);
-    const label = job.commands.length > 1 ? `step ${i + 1}:` : 'argv:     ';
-    lines.push(`${label} ${'argv' in spawned ? JSON.stringify(spawned.argv) : `${JSON.stringify(argv)} — would fail: ${spawned.code}: ${spawned.error}`}`);
+  const spawned = (argv: string[]) => {
+    const s = spawnArgv(argv, job, config.execution.path);
+    return 'argv' in s ? JSON.stringify(s.argv) : `${JSON.stringify(argv)} — would fail: ${s.code}: ${s.error}`;
+  };
+  for (const [i, argv] of job.commands.entries()) lines.push(`${job.commands.length > 1 ? `step ${i + 1}:` : 'argv:     '} ${spawned(argv)}`);
+  const health = job.health;
+  if (health) {
+    const probe = health.http ? `GET ${health.http.url} must answer ${health.http.status}` : `${JSON.stringify(health.argv)} must exit 0 (no sudo)`;
+    lines.push(`health:    ${probe}; ${health.retries} tries, ${formatDuration(health.delay)} apart, ${formatDuration(health.timeout)} each`);
   }
+  for (const [i, argv] of (job.rollback ?? []).entries()) lines.push(`rollback ${i + 1}: ${spawned(argv)}`);
+  if (job.rollback) lines.push(`           (when a step${health ? ' or the health check' : ''} fails; its own budget of ${formatDuration(job.actionTimeoutMs)})`);
+  if (job.retry) lines.push(`retry:     up to ${job.retry.attempts} attempts, waiting ${formatDuration(job.retry.backoffMs)} then doubling (idempotent action)`);
   const action = config.actions[job.action];
   const sec = config.security.require_signature;
   const signed = sec === 'all' || (sec === 'privileged' && job.sudo);

@@ -35,7 +35,9 @@ export function sudoersLines(config: Config, user: string): string[] {
   for (const [name, action] of Object.entries(config.actions)) {
     if (!(action.sudo ?? config.execution.sudo)) continue;
     const timeoutMs = action.timeout ?? config.execution.timeout;
-    for (const argv of action.argv ? [action.argv] : (action.steps ?? [])) {
+    // A deployment's rollback runs with the same sudo (its health check never does).
+    const commands: [string, string[]][] = [...(action.argv ? [action.argv] : (action.steps ?? [])).map((a): [string, string[]] => ['', a]), ...(action.rollback ?? []).map((a): [string, string[]] => [' (rollback)', a])];
+    for (const [role, argv] of commands) {
       const [exe = '', ...args] = argv;
       const abs = resolveExecutable(exe, config.execution.path);
       if (!abs) lines.push(`# ${name}: "${exe}" is not on ${config.execution.path} here — install it, then run this again`);
@@ -45,7 +47,7 @@ export function sudoersLines(config: Config, user: string): string[] {
       // The same wrapping as the agent's (exec/execute.ts spawnArgv): the rule must match it exactly.
       const inner = sudoInner([...prlimit, abs ?? exe, ...args], timeoutMs, timeoutExe);
       const [cmd = '', ...rest] = inner;
-      lines.push(`# action ${name}`);
+      lines.push(`# action ${name}${role}`);
       lines.push(`${user} ALL=(root) NOPASSWD: ${cmd} ${rest.map(sudoersArg).join(' ')}`);
       count++;
     }

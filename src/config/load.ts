@@ -98,13 +98,14 @@ export function parseConfig(text: string, source: string, env: NodeJS.ProcessEnv
   if (signingKey !== undefined && signingKey.length < 16) {
     issues.push({ path: 'security.key_file', message: 'the key is shorter than 16 characters — use e.g. `openssl rand -hex 32 > key`' });
   }
+  const cluster = raw.broker.cluster && { ...raw.broker.cluster, password: readSecret('broker.cluster.password_file', raw.broker.cluster.password_file) ?? raw.broker.cluster.password };
   if (issues.length > 0) throw new ConfigError(source, issues);
 
   return {
     signingKey,
     ...raw,
     mqtt,
-    broker: { ...raw.broker, users },
+    broker: { ...raw.broker, users, cluster },
     host: raw.host ?? defaultHostId(os.hostname()),
     state_dir: raw.state_dir ? path.resolve(dir, raw.state_dir) : defaultStateDir(env),
     source,

@@ -2,11 +2,12 @@
  * Action resolution: a request becomes exactly the whitelisted argv, or a rejection.
  * No shell anywhere: every param value lands inside one argv element.
  */
-import type { ActionConfig, ParamSpec } from '../config/schema.js';
+import type { ActionConfig, HealthCheckConfig, ParamSpec } from '../config/schema.js';
 import type { Request } from './request.js';
 import type { Rejection } from './result.js';
 import { anchored, expandElement } from './template.js';
 import { formatDuration } from './duration.js';
+import { lexicalPath } from './paths.js';
 
 export interface Job {
   action: string;
@@ -21,6 +22,12 @@ export interface Job {
   env: Record<string, string>;
   /** Resource limits (the action's, else security.limits). */
   limits: Limits | undefined;
+  /** Deployments: run when a step or the health check fails, with the same sudo; its own timeout budget. */
+  rollback?: string[][] | undefined;
+  /** Deployments: checked after the steps succeed (never sudo, never params). */
+  health?: HealthCheckConfig | undefined;
+  /** Idempotent actions only: how often to run again after a failure. */
+  retry?: { attempts: number; backoffMs: number } | undefined;
 }
 
 /** Resource limits: bytes, milliseconds of CPU, counts (config: `limits`). */
@@ -68,20 +75,8 @@ export function resolveRequest(req: Request, actions: Readonly<Record<string, Ac
   const params = validateParams(action.params, rawParams);
   if (typeof params === 'string') return { ok: false, action: name, rejection: { code: 'invalid_params', error: params } };
 
-  const template = action.argv ? [action.argv] : (action.steps ?? []);
-  const commands: string[][] = [];
-  for (const argv of template) {
-    const expanded: string[] = [];
-    for (const element of argv) {
-      const value = expandElement(element, params);
-      // [contract] an element that begins with "-" because of a param is option injection.
-      if (value.startsWith('-') && !element.startsWith('-')) {
-        return { ok: false, action: name, rejection: { code: 'invalid_params', error: `a param value would make the argument "${truncate(value)}" begin with "-" (an option) — values may not start with "-"` } };
-      }
-      expanded.push(value);
-    }
-    commands.push(expanded);
-  }
+  const expanded = expandCommands(action, params);
+  if ('code' in expanded) return { ok: false, action: name, rejection: expanded };
 
   const actionTimeoutMs = action.timeout ?? defaults.timeoutMs;
   if (req.timeoutMs !== undefined && req.timeoutMs > actionTimeoutMs) {
@@ -92,14 +87,41 @@ export function resolveRequest(req: Request, actions: Readonly<Record<string, Ac
     job: {
       action: name,
       params,
-      commands,
+      ...expanded,
       sudo: action.sudo ?? defaults.sudo,
       timeoutMs: req.timeoutMs ?? actionTimeoutMs,
       actionTimeoutMs,
       env: action.env,
       limits: action.limits ?? defaults.limits,
+      ...(action.health ? { health: action.health } : {}),
+      ...(action.retry ? { retry: { attempts: action.retry.attempts, backoffMs: action.retry.backoff } } : {}),
     },
   };
+}
+
+/** The action's commands (and rollback steps) with `params` filled in, or the option-injection rejection. */
+export function expandCommands(action: Pick<ActionConfig, 'argv' | 'steps' | 'rollback'>, params: Readonly<Record<string, string>>): { commands: string[][]; rollback?: string[][] } | Rejection {
+  const expand = (template: readonly string[][]): string[][] | Rejection => {
+    const out: string[][] = [];
+    for (const argv of template) {
+      const expanded: string[] = [];
+      for (const element of argv) {
+        const value = expandElement(element, params);
+        // [contract] an element that begins with "-" because of a param is option injection.
+        if (value.startsWith('-') && !element.startsWith('-')) {
+          return { code: 'invalid_params', error: `a param value would make the argument "${truncate(value)}" begin with "-" (an option) — values may not start with "-"` };
+        }
+        expanded.push(value);
+      }
+      out.push(expanded);
+    }
+    return out;
+  };
+  const commands = expand(action.argv ? [action.argv] : (action.steps ?? []));
+  if ('code' in commands) return commands;
+  if (!action.rollback) return { commands };
+  const rollback = expand(action.rollback);
+  return 'code' in rollback ? rollback : { commands, rollback };
 }
 
 /** Validated params as strings (argv is text), defaults applied; or a message naming the bad param. */
@@ -116,6 +138,12 @@ export function validateParams(specs: Readonly<Record<string, ParamSpec>>, given
     if (value === undefined || value === null) {
       if (spec.default === undefined) return `param "${name}" is required — add it to "params"`;
       result = String(spec.default);
+      if (spec.type === 'path') {
+        // A relative default means "inside the first root": it is resolved like a given value.
+        const checked = checkParam(name, spec, result);
+        if (checked.error !== undefined) return checked.error;
+        result = checked.value;
+      }
     } else {
       const checked = checkParam(name, spec, value);
       if (checked.error !== undefined) return checked.error;
@@ -152,6 +180,11 @@ function checkParam(name: string, spec: ParamSpec, value: unknown): { value: str
         return { error: `param "${name}" must be one of: ${spec.values.join(', ')}` };
       }
       return { value };
+    }
+    case 'path': {
+      if (typeof value !== 'string') return { error: `param "${name}" must be a JSON string (a path inside ${spec.roots.join(', ')})` };
+      const checked = lexicalPath(value, spec.roots);
+      return 'error' in checked ? { error: `param "${name}" ${checked.error}` } : checked;
     }
   }
 }

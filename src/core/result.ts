@@ -23,7 +23,10 @@ export type ErrorCode =
   | 'denied'
   | 'exit_nonzero'
   | 'interrupted'
-  | 'shutting_down';
+  | 'shutting_down'
+  // Extensions (deployments, docs/configuration.md § Deployments): a step or the health check failed and the rollback ran.
+  | 'rolled_back'
+  | 'rollback_failed';
 
 export interface StepResult {
   argv: string[];
@@ -48,8 +51,12 @@ export interface Result {
   duration_ms?: number;
   run_at?: string;
   steps?: StepResult[];
-  /** Extension: the health check of a staggered run (docs/stagger.md). */
+  /** Extension: the health check of a deployment or a staggered run (docs/configuration.md § Deployments, docs/stagger.md). */
   health?: HealthResult;
+  /** Extension: a deployment's rollback, when it ran. */
+  rollback?: RollbackResult;
+  /** Extension: each run of an action with `retry`; the result's other fields are the last one's. */
+  attempts?: AttemptResult[];
   /** Extension: how a decision was made when that matters (a staggered run decided during an outage). */
   note?: string;
   transaction?: string;
@@ -58,8 +65,35 @@ export interface Result {
 export interface HealthResult {
   passed: boolean;
   attempts: number;
+  /** Of the last try; for the http form 0 when it passed, else -1 (no process ran). */
   exit_code: number;
+  /** Of the last try: the command's output, or the response body / connection error, at most 500 characters. */
   output: string;
+  /** The http form: the status of the last answer, when there was one. */
+  http_status?: number;
+  /** Every try, in order. */
+  tries?: HealthTry[];
+}
+
+export interface HealthTry {
+  attempt: number;
+  passed: boolean;
+  exit_code: number;
+  http_status?: number;
+  duration_ms: number;
+}
+
+export interface RollbackResult {
+  status: 'succeeded' | 'failed' | 'timed_out' | 'interrupted';
+  steps: StepResult[];
+}
+
+export interface AttemptResult {
+  attempt: number;
+  status: FinalStatus;
+  exit_code: number;
+  duration_ms: number;
+  error_code?: ErrorCode;
 }
 
 export function isFinal(status: ResultStatus): status is FinalStatus {
@@ -98,6 +132,8 @@ export function makeResult(host: string, ref: RequestRef, fields: Partial<Omit<R
   if (fields.run_at !== undefined) r.run_at = fields.run_at;
   if (fields.steps !== undefined) r.steps = fields.steps;
   if (fields.health !== undefined) r.health = fields.health;
+  if (fields.rollback !== undefined) r.rollback = fields.rollback;
+  if (fields.attempts !== undefined) r.attempts = fields.attempts;
   if (fields.note !== undefined) r.note = fields.note;
   if (ref.transaction !== undefined) r.transaction = ref.transaction;
   return r;

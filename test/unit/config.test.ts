@@ -203,7 +203,7 @@ describe('parseConfig: actions', () => {
     ['integer default not whole', action('argv: [echo, "{n}"]\nparams:\n  n: { type: integer, default: 1.5 }'), 'actions.a.params.n.default', 'expected int, got number 1.5 — change the value'],
     ['enum default not a value', action('argv: [echo, "{f}"]\nparams:\n  f: { type: enum, values: [json, short], default: xml }'), 'actions.a.params.f.default', '"xml" is not one of values (json, short)'],
     ['enum without values', action('argv: [echo, "{f}"]\nparams:\n  f: { type: enum, values: [] }'), 'actions.a.params.f.values', /list at least one value/],
-    ['unknown param type', action('argv: [echo, "{f}"]\nparams:\n  f: { type: float }'), 'actions.a.params.f.type', /needs type: string \(with pattern\), integer \(min, max\) or enum \(values\)/],
+    ['unknown param type', action('argv: [echo, "{f}"]\nparams:\n  f: { type: float }'), 'actions.a.params.f.type', /needs type: string \(with pattern\), integer \(min, max\), enum \(values\) or path \(roots\)/],
     ['string param without pattern', action('argv: [echo, "{f}"]\nparams:\n  f: { type: string }'), 'actions.a.params.f.pattern', 'is required (string) — add it'],
     ['bad param name', action('argv: [echo, "{ok}"]\nparams:\n  ok: { type: string, pattern: "^a$" }\n  Bad: { type: string, pattern: "^a$" }'), 'actions.a.params.Bad', /param names must match/],
     ['bad stagger group', action('argv: [uptime]\nstagger: { group: DNS, interval: 1m }'), 'actions.a.stagger.group', /must match/],
@@ -401,6 +401,20 @@ describe('parseConfig: YAML and file errors', () => {
 });
 
 describe('parseConfig: every problem at once', () => {
+  it('a default of the wrong type is one clear problem at its own key, not a crash of the cross-checks', () => {
+    const issues = issuesOf(`
+actions:
+  a:
+    argv: [echo, "{x}", "{y}", "{z}"]
+    params:
+      x: { type: string, pattern: "^[a-z]+$", default: 5 }
+      y: { type: integer, default: "7" }
+      z: { type: enum, values: [a], default: 3 }
+`);
+    expect(issues.map((i) => i.path).sort()).toEqual(['actions.a.params.x.default', 'actions.a.params.y.default', 'actions.a.params.z.default']);
+    for (const i of issues) expect(i.message).toMatch(/^expected (string|number), got /);
+  });
+
   it('reports all schema problems of a file in one go', () => {
     const yaml = `
 hots: x

@@ -426,9 +426,11 @@ function valueFor(spec: ParamSpec, names: string[]): fc.Arbitrary<unknown> {
       ? fc.constantFrom(...spec.values)
       : spec.type === 'integer'
         ? fc.oneof(fc.integer({ min: spec.min ?? -1e6, max: spec.max ?? 1e6 }), fc.integer({ min: spec.min ?? -1e6, max: spec.max ?? 1e6 }).map(String))
-        : /\\p/.test(spec.pattern)
-          ? fc.string({ unit: fc.constantFrom('a', 'é', 'ß', 'Ω', '中', '1', '-'), minLength: 1, maxLength: 9 })
-          : fc.stringMatching(anchoredRe(spec.pattern.replace(/^\^|\$$/g, '')));
+        : spec.type === 'path'
+          ? fc.constantFrom(...spec.roots.map((r) => `${r}/x.log`))
+          : /\\p/.test(spec.pattern)
+            ? fc.string({ unit: fc.constantFrom('a', 'é', 'ß', 'Ω', '中', '1', '-'), minLength: 1, maxLength: 9 })
+            : fc.stringMatching(anchoredRe(spec.pattern.replace(/^\^|\$$/g, '')));
   // A value that looks like a placeholder of the same action must land as text, never expand again.
   const placeholderLike = fc
     .tuple(fc.constantFrom('', 'x', '{'), fc.constantFrom(...names.map((n) => `{${n}}`)), fc.constantFrom('', 'y', '}', '{a}'))
