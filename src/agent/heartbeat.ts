@@ -4,7 +4,7 @@
  */
 import { statfs } from 'node:fs/promises';
 import os from 'node:os';
-import type { Stats } from './pipeline.js';
+import type { ActionFigures, Stats } from '../core/action-stats.js';
 
 export interface Heartbeat {
   ts: string;
@@ -18,6 +18,8 @@ export interface Heartbeat {
   queued: number;
   pending_results: number;
   stats: Stats;
+  /** Extension (docs/mqtt-api.md): per-action counters and p50/p95 durations, every configured action. */
+  actions?: Record<string, ActionFigures>;
   /** Extension: present (true) only when mqtt.insecure turned TLS verification off. */
   insecure?: true;
 }
@@ -29,6 +31,7 @@ export interface HeartbeatInput {
   queued: number;
   pendingResults: number;
   stats: Stats;
+  actions?: Record<string, ActionFigures>;
   /** The filesystem whose use is reported: the one holding state_dir. */
   diskPath: string;
   insecure?: boolean;
@@ -56,6 +59,7 @@ export async function readHeartbeat(input: HeartbeatInput, now = new Date()): Pr
     queued: input.queued,
     pending_results: input.pendingResults,
     stats: { ...input.stats },
+    ...(input.actions ? { actions: input.actions } : {}),
     ...(input.insecure ? { insecure: true as const } : {}),
   };
 }

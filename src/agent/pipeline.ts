@@ -10,27 +10,19 @@ import { parseDelivery, type Request } from '../core/request.js';
 import { resolveRequest, type Job } from '../core/resolve.js';
 import { isFinal, makeResult, rejected, type Rejection, type RequestRef, type Result } from '../core/result.js';
 import type { HostTopics } from '../core/topics.js';
-import { deniedBy } from '../core/deny.js';
 import { verify } from '../core/signing.js';
-import { executeJob } from '../exec/execute.js';
 import { AuditLog } from './audit.js';
 import { LiveOutput } from './live-output.js';
 import type { Logger } from '../log.js';
 import { runHealthCheck } from './health.js';
+import { checkJob } from './job-check.js';
+import { runJob, staggerOf } from './run-job.js';
 import type { Journal, StoredRequest } from './journal.js';
 import { ResultPublisher, replyToOf, type ReplyTo, type ResultSink } from './results.js';
 import { StaggerCoordinator, type StaggerConfig, type StaggerItem } from './stagger.js';
+import { ActionStats } from './action-stats.js';
 
 export type { ResultSink } from './results.js';
-
-export interface Stats {
-  executed: number;
-  succeeded: number;
-  failed: number;
-  timed_out: number;
-  rejected: number;
-  avg_duration_ms: number;
-}
 
 /** Where a request came from, for the audit log. */
 interface Origin {
@@ -63,8 +55,8 @@ export class Pipeline {
   private readonly audit: AuditLog;
   readonly stagger: StaggerCoordinator<Staggered>;
   private accepting = true;
-  private totalDurationMs = 0;
-  readonly stats: Stats = { executed: 0, succeeded: 0, failed: 0, timed_out: 0, rejected: 0, avg_duration_ms: 0 };
+  /** Every final result is counted there, once: the heartbeat's `stats` and its per-action figures. */
+  readonly stats: ActionStats;
 
   constructor(
     private readonly config: Config,
@@ -77,6 +69,7 @@ export class Pipeline {
     isConnected: () => boolean,
   ) {
     this.audit = new AuditLog(config.state_dir, config.security.audit, log);
+    this.stats = new ActionStats(config, log.child({ module: 'stats' }));
     this.results = new ResultPublisher(topics, sink, log, journal.finalIds(), (id) => this.remember(() => journal.markPublished(id)));
     const groups: [string, StaggerConfig][] = Object.values(config.actions).flatMap((a) => (a.stagger ? [[a.stagger.group, a.stagger] as [string, StaggerConfig]] : []));
     this.stagger = new StaggerCoordinator<Staggered>(
@@ -172,21 +165,19 @@ export class Pipeline {
       ref.action = resolved.action;
       return resolved.rejection;
     }
-    const job = resolved.job;
-    ref.action = job.action;
+    ref.action = resolved.job.action;
     if (!resumed) {
-      const unsigned = this.checkSignature(req, job.action, job.sudo, acceptedAt);
+      const unsigned = this.checkSignature(req, resolved.job.action, resolved.job.sudo, acceptedAt);
       if (unsigned) return unsigned;
     }
-    for (const argv of job.commands) {
-      // The second wall: whatever the whitelist allowed, these never run.
-      const rule = deniedBy(argv, this.config.security.deny);
-      if (rule) return { code: 'denied', error: `the final command matches the deny-list (${rule}); it is never run — change the action or its params` };
-    }
+    // Path params resolved on the file system; the deny-list over every command it may run (run-job checks again).
+    const checked = checkJob(resolved.job, this.config);
+    if (!checked.ok) return checked.rejection;
+    const job = checked.job;
     if (!this.config.execution.enabled) {
       return { code: 'execution_disabled', error: `execution is disabled on ${this.config.host} — set execution.enabled: true in ${this.config.source} to let it run whitelisted actions` };
     }
-    const stagger = this.config.actions[job.action]?.stagger;
+    const stagger = staggerOf(this.config.actions[job.action]);
     const waiting = stagger ? this.stagger.pendingCount() : this.queue.length;
     if (!resumed && (stagger || this.running.size >= this.config.execution.concurrency) && waiting >= this.config.execution.queue) {
       return { code: 'busy', error: `${this.running.size} commands are running and ${waiting} waiting (execution.concurrency / execution.queue) — try again later with the same id` };
@@ -259,7 +250,7 @@ export class Pipeline {
       // at a broker that leaves TCP_NODELAY off.
       announce = setTimeout(() => this.results.progress(running), RUNNING_ANNOUNCE_MS);
       const live = new LiveOutput(q.ref.id, this.config.execution.max_output, (msg) => this.results.output(msg));
-      const outcome = await executeJob(q.job, { path: this.config.execution.path, maxOutput: this.config.execution.max_output, signal: ctl.signal, onOutput: (stream, chunk) => live.push(stream, chunk) });
+      const outcome = await runJob(q.job, this.config, { path: this.config.execution.path, maxOutput: this.config.execution.max_output, signal: ctl.signal, onOutput: (stream, chunk) => live.push(stream, chunk) });
       // The last lines go out before the final result, so a follower sees them in order.
       live.flush(true);
       let result = makeResult(this.config.host, q.ref, { ...outcome, ...(q.note ? { note: q.note } : {}) });
@@ -284,7 +275,8 @@ export class Pipeline {
       this.log.warn({ group: stagger.group, id: q.ref.id }, 'a staggered run failed; its group stays held until a run on this host passes its health check');
       return result;
     }
-    const check = await runHealthCheck(health, { path: this.config.execution.path, maxOutput: 2000, signal });
+    // A deployment ran its own check (the action's `health`) before deciding on its rollback: that one counts.
+    const check = result.health ?? (await runHealthCheck(health, { path: this.config.execution.path, maxOutput: 2000, signal }));
     if (check.passed) this.stagger.release(stagger.group, { ...record, released: true });
     else this.log.warn({ group: stagger.group, id: q.ref.id, check }, 'the health check failed; the group stays held');
     const r: Result = { ...result, health: check };
@@ -360,23 +352,6 @@ export class Pipeline {
   }
 
   private count(result: Result): void {
-    switch (result.status) {
-      case 'succeeded':
-      case 'failed':
-      case 'timed_out':
-      case 'interrupted':
-        this.stats.executed++;
-        if (result.status !== 'interrupted') this.stats[result.status]++;
-        if (result.duration_ms !== undefined) {
-          this.totalDurationMs += result.duration_ms;
-          this.stats.avg_duration_ms = Math.round(this.totalDurationMs / this.stats.executed);
-        }
-        break;
-      case 'rejected':
-        this.stats.rejected++;
-        break;
-      default:
-        break;
-    }
+    this.stats.record(result);
   }
 }

@@ -12,7 +12,7 @@ const VERBS: { name: string; summary: string; load: () => Promise<Verb> }[] = [
   { name: 'agent', summary: 'the agent alone, connecting to mqtt.url', load: async () => (await import('./agent.js')).agentVerb },
   { name: 'broker', summary: 'the embedded MQTT broker alone (auth and ACL from config)', load: async () => (await import('./run.js')).brokerVerb },
   { name: 'send', summary: 'send one request and print its final result as JSON', load: async () => (await import('./send.js')).sendVerb },
-  { name: 'status', summary: 'a table of hosts from retained status and heartbeats', load: async () => (await import('./status.js')).statusVerb },
+  { name: 'status', summary: 'a table of hosts from retained status and heartbeats (--actions: per-action counts and durations)', load: async () => (await import('./status.js')).statusVerb },
   { name: 'check-config', summary: 'validate a config file; print every problem with its key path', load: async () => (await import('./check-config.js')).checkConfigVerb },
   { name: 'explain', summary: 'dry run: which action a command or request matches, its exact argv, or why it is refused', load: async () => (await import('./explain.js')).explainVerb },
   { name: 'sudoers', summary: 'print NOPASSWD sudoers lines for exactly the sudo: true actions', load: async () => (await import('./sudoers.js')).sudoersVerb },

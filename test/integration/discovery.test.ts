@@ -148,14 +148,15 @@ describe('homelab-cmd discovery', () => {
     const topics = printed.stdout.split('\n').filter((l) => l.startsWith('homeassistant/'));
     expect(topics).toContain('homeassistant/button/disco-cli/run_restart_dns/config');
     expect(topics).toContain('homeassistant/binary_sensor/disco-cli/connectivity/config');
-    expect(topics.length).toBe(17);
+    // 17 fixed and per-button entities, plus the action's stats_restart_dns sensor.
+    expect(topics.length).toBe(18);
     // Publish them as an agent would, then clear them.
     await h.agent('disco-cli', { restart_dns: { argv: ['true'], button: true, name: 'Restart DNS' } });
     await ha.wait((m) => m.topic === 'homeassistant/button/disco-cli/run_restart_dns/config' && m.text !== '');
     const before = ha.messages.length;
     const cleared = await runCli(['discovery', '--config', file, '--clear', '--url', h.url]);
     expect(cleared.code).toBe(0);
-    expect(cleared.stdout).toMatch(/cleared 17 discovery topic\(s\) of host disco-cli/);
+    expect(cleared.stdout).toMatch(/cleared 18 discovery topic\(s\) of host disco-cli/);
     for (const t of topics) await ha.wait((m) => ha.messages.indexOf(m) >= before && m.topic === t && m.text === '', 5000, `${t} cleared`);
   });
 });

@@ -94,7 +94,9 @@ describe.each(brokers)('agent session against %s', (_name, makeBroker, available
   it.skipIf(!available)('publishes a retained heartbeat with every field of the contract', async () => {
     agent('sess-hb');
     const hb = await observer.waitJson<Record<string, unknown>>('homelab/sess-hb/heartbeat');
-    expect(Object.keys(hb).sort()).toEqual(['disk', 'host', 'load', 'memory', 'pending_results', 'queued', 'running', 'stats', 'ts', 'uptime_s', 'version'].sort());
+    // The contract's fields, plus the `actions` extension (docs/mqtt-api.md; empty: this agent has no actions).
+    expect(Object.keys(hb).sort()).toEqual(['actions', 'disk', 'host', 'load', 'memory', 'pending_results', 'queued', 'running', 'stats', 'ts', 'uptime_s', 'version'].sort());
+    expect(hb.actions).toEqual({});
     expect(hb.host).toBe('sess-hb');
     expect(Number.isNaN(Date.parse(String(hb.ts)))).toBe(false);
     expect(hb.load).toHaveLength(3);
