@@ -34,7 +34,7 @@ export class DiscoveryPublisher {
   /** What should be retained now: topic → payload. */
   desired(): Map<string, string> {
     if (!this.config.discovery.enabled) return new Map();
-    const msgs = buildDiscovery({ host: this.config.host, prefix: this.config.mqtt.prefix, discoveryPrefix: this.config.discovery.prefix, version: VERSION, actions: this.config.actions });
+    const msgs = buildDiscovery({ host: this.config.host, prefix: this.config.mqtt.prefix, discoveryPrefix: this.config.discovery.prefix, version: VERSION, actions: this.config.actions, probes: this.config.probes });
     return new Map(msgs.map((m) => [m.topic, serialize(m)]));
   }
 

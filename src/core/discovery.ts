@@ -5,6 +5,9 @@
  */
 import type { ActionConfig } from '../config/schema.js';
 import { hostTopics } from './topics.js';
+import { actionStatsSensor } from './discovery-actions.js';
+import { probeEntities } from './discovery-probes.js';
+import type { ProbeConfig } from '../config/probes.js';
 
 export interface DiscoveryInput {
   host: string;
@@ -12,6 +15,8 @@ export interface DiscoveryInput {
   discoveryPrefix: string;
   version: string;
   actions: Readonly<Record<string, ActionConfig>>;
+  /** Probes: a binary_sensor each, plus a sensor for a latency or a disk's used share (discovery-probes.ts). */
+  probes?: Readonly<Record<string, ProbeConfig>> | undefined;
   configurationUrl?: string | undefined;
 }
 
@@ -82,6 +87,11 @@ export function buildDiscovery(input: DiscoveryInput): DiscoveryMessage[] {
   for (const s of heartbeatSensors()) {
     add('sensor', s.object, s.name, { state_topic: t.heartbeat, value_template: s.template, ...s.meta, entity_category: 'diagnostic' });
   }
+  // Per-action monitoring, every action (button or not): see discovery-actions.ts.
+  for (const [name, action] of Object.entries(input.actions)) {
+    const s = actionStatsSensor(name, action.name ?? humanize(name), t.heartbeat);
+    add('sensor', s.object, s.name, s.body);
+  }
 
   for (const [name, action] of Object.entries(input.actions)) {
     if (!action.button) continue;
@@ -111,6 +121,9 @@ export function buildDiscovery(input: DiscoveryInput): DiscoveryMessage[] {
         });
       }
     }
+  }
+  for (const [name, probe] of Object.entries(input.probes ?? {})) {
+    for (const e of probeEntities(name, probe, probe.name ?? humanize(name), t.probe(name))) add(e.component, e.object, e.name, e.body);
   }
   return out;
 }

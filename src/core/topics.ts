@@ -8,6 +8,8 @@ export interface HostTopics {
   status: string;
   heartbeat: string;
   output: (id: string) => string;
+  /** A probe's retained state (an extension: docs/mqtt-api.md § Probes). */
+  probe: (name: string) => string;
 }
 
 export function hostTopics(prefix: string, host: string): HostTopics {
@@ -21,6 +23,7 @@ export function hostTopics(prefix: string, host: string): HostTopics {
     status: `${base}/status`,
     heartbeat: `${base}/heartbeat`,
     output: (id) => `${base}/output/${id}`,
+    probe: (name) => `${base}/probe/${name}`,
   };
 }
 

@@ -7,5 +7,7 @@ export const FROM_AGENT = [
   'homelab/+/heartbeat',
   'homelab/+/output/+',
   'homelab/+/param/+/+',
+  // Extension: probe states (docs/mqtt-api.md § Probes).
+  'homelab/+/probe/+',
   'homelab/_fleet/stagger/+',
 ];

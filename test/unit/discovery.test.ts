@@ -71,6 +71,7 @@ function build(config: Config): DiscoveryMessage[] {
     discoveryPrefix: config.discovery.prefix,
     version: VERSION,
     actions: config.actions,
+    probes: config.probes,
   });
 }
 
@@ -87,6 +88,16 @@ const CASES: Case[] = [
 actions:
   uptime: { argv: [uptime], button: true, name: Uptime, pattern: "^uptime$" }
   disk_usage: { argv: [df, -h, /], button: true, name: Disk usage }
+`),
+  // Every probe kind: a binary_sensor each, and a sensor for a latency or a disk's used share.
+  makeCase('pihole-1 (probes)', `host: pihole-1
+probes:
+  web: { type: http, url: "http://127.0.0.1/admin/", name: Admin page }
+  dns_port: { type: tcp, host: 127.0.0.1, port: 53 }
+  gateway: { type: ping, host: 192.168.1.1 }
+  ftl: { type: service, unit: pihole-FTL.service }
+  root: { type: disk, path: /, warn_percent: 90 }
+  lighttpd: { type: process, process: lighttpd }
 `),
 ];
 
@@ -313,8 +324,8 @@ describe('device_class / state_class / unit combinations HA accepts', () => {
   });
 });
 
-// CONTRACT.md § Heartbeat object.
-const HEARTBEAT_FIELDS = ['ts', 'host', 'version', 'uptime_s', 'load', 'memory', 'disk', 'running', 'queued', 'pending_results', 'stats'];
+// CONTRACT.md § Heartbeat object, plus the `actions` extension (docs/mqtt-api.md), keyed by action name.
+const HEARTBEAT_FIELDS = ['ts', 'host', 'version', 'uptime_s', 'load', 'memory', 'disk', 'running', 'queued', 'pending_results', 'stats', 'actions'];
 const HEARTBEAT_SUBFIELDS: Record<string, string[]> = {
   memory: ['used', 'total'],
   disk: ['used', 'total'],
@@ -453,7 +464,8 @@ describe('params of button actions: enum → select, integer → number', () => 
       'number/pihole-1/param_set_mode-offset',
       'number/pihole-1/param_clear_logs-days',
     ]));
-    expect(objs.filter((o) => o.includes('restart_service') || o.includes('echo_message'))).toEqual([]);
+    // No param entities for them (every action, button or not, has its stats_ sensor: not a param).
+    expect(objs.filter((o) => !o.includes('/stats_') && (o.includes('restart_service') || o.includes('echo_message')))).toEqual([]);
   });
 });
 

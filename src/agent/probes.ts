@@ -1,0 +1,122 @@
+/**
+ * Runs the config's probes, each on its own timer, and keeps their states
+ * retained on `P/H/probe/NAME` (docs/mqtt-api.md § Probes).
+ *
+ * - Runs of one probe never overlap: the next is scheduled when one ends.
+ * - Probes run whether or not execution.enabled is on: they are the owner's own
+ *   checks with fixed argv, never something a message asked for.
+ * - Every check is published (retained), not only changes: `checked_at` is how a
+ *   reader tells a live probe from a stale state, and intervals are ≥ 1 s.
+ * - The state topic of a probe removed from the config is cleared at connect,
+ *   from the record of names in state_dir/probes.json.
+ */
+import { z } from 'zod';
+import type { Config } from '../config/load.js';
+import { probeState, type ProbeState } from '../core/probes.js';
+import { hostTopics, type HostTopics } from '../core/topics.js';
+import type { Logger } from '../log.js';
+import type { RetainedPublisher } from './discovery.js';
+import { runCheck } from './probe-checks.js';
+import { JsonStateFile } from './state-file.js';
+
+export class Probes {
+  private readonly topics: HostTopics;
+  private readonly file: JsonStateFile<string[]>;
+  /** The probes whose state topic holds a retained state of ours (state_dir/probes.json). */
+  private published: string[];
+  /** The latest state of each probe, serialized: republished at every connect. */
+  private readonly latest = new Map<string, string>();
+  private readonly lastOk = new Map<string, boolean>();
+  private readonly timers = new Map<string, NodeJS.Timeout>();
+  private readonly running = new Set<Promise<void>>();
+  private readonly abort = new AbortController();
+  private stopped = false;
+
+  constructor(
+    private readonly config: Config,
+    private readonly mqtt: RetainedPublisher,
+    private readonly log: Logger,
+    private readonly connected: () => boolean,
+  ) {
+    this.topics = hostTopics(config.mqtt.prefix, config.host);
+    this.file = new JsonStateFile(config.state_dir, 'probes.json', z.array(z.string()), log, 'the record of published probe states');
+    this.published = this.file.read([]);
+  }
+
+  get count(): number {
+    return Object.keys(this.config.probes).length;
+  }
+
+  /** The first check of every probe starts at once; it is published when (or as soon as) the agent is connected. */
+  start(): void {
+    for (const name of Object.keys(this.config.probes)) this.schedule(name, 0);
+    if (this.count > 0) this.log.info({ probes: Object.keys(this.config.probes) }, 'probes started');
+  }
+
+  /** At every connect: clear the states of probes no longer configured, then publish the latest of each. */
+  async publishAll(): Promise<void> {
+    const current = Object.keys(this.config.probes);
+    for (const name of this.published.filter((n) => !current.includes(n))) {
+      // An empty retained payload deletes the retained state from the broker.
+      await this.mqtt.publish(this.topics.probe(name), '', { retain: true });
+    }
+    if (this.published.join('\n') !== current.join('\n')) this.file.write(current);
+    this.published = current;
+    for (const [name, payload] of this.latest) await this.mqtt.publish(this.topics.probe(name), payload, { retain: true });
+  }
+
+  /** Cancels what is scheduled and aborts checks in flight (their readings are not published). */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const t of this.timers.values()) clearTimeout(t);
+    this.timers.clear();
+    this.abort.abort();
+    await Promise.allSettled([...this.running]);
+  }
+
+  private schedule(name: string, delayMs: number): void {
+    if (this.stopped) return;
+    this.timers.set(name, setTimeout(() => this.run(name), delayMs));
+  }
+
+  private run(name: string): void {
+    const probe = this.config.probes[name];
+    if (!probe || this.stopped) return;
+    const t0 = performance.now();
+    const task = this.check(name)
+      .catch((err: unknown) => this.log.error({ err, probe: name }, 'a probe check failed unexpectedly'))
+      .finally(() => {
+        this.running.delete(task);
+        // From the start of this run, so the period stays `interval` however long the check took.
+        this.schedule(name, Math.max(0, probe.interval - (performance.now() - t0)));
+      });
+    this.running.add(task);
+  }
+
+  private async check(name: string): Promise<void> {
+    const probe = this.config.probes[name];
+    if (!probe) return;
+    const checkedAt = new Date();
+    const t0 = performance.now();
+    const reading = await runCheck(probe, { path: this.config.execution.path, signal: this.abort.signal });
+    if (this.stopped) return;
+    const state = probeState(name, probe.type, reading, performance.now() - t0, checkedAt);
+    this.logChange(state);
+    const payload = JSON.stringify(state);
+    this.latest.set(name, payload);
+    // While disconnected the state waits in `latest` for publishAll; never block the schedule on the broker.
+    if (!this.connected()) return;
+    this.mqtt.publish(this.topics.probe(name), payload, { retain: true }).catch((err: unknown) => this.log.warn({ err, probe: name }, 'could not publish a probe state'));
+  }
+
+  /** Only a change of verdict is logged, so a probe failing on every check says so once, not every interval. */
+  private logChange(state: ProbeState): void {
+    const before = this.lastOk.get(state.name);
+    this.lastOk.set(state.name, state.ok);
+    if (before === state.ok) return;
+    const fields = { probe: state.name, type: state.type, value: state.value, error: state.error ?? undefined };
+    if (!state.ok) this.log.warn(fields, 'probe failing');
+    else if (before === false) this.log.info(fields, 'probe ok again');
+    else this.log.debug(fields, 'probe ok');
+  }
+}
