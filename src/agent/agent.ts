@@ -3,20 +3,23 @@
  * status together, with an explicit start()/stop() lifecycle.
  */
 import type { Config } from '../config/load.js';
+import { brokerUrls } from '../core/failover.js';
 import { commandTopicAction, hostTopics, type HostTopics } from '../core/topics.js';
 import type { Logger } from '../log.js';
 import { VERSION } from '../version.js';
 import { DiscoveryPublisher } from './discovery.js';
 import { readHeartbeat } from './heartbeat.js';
 import { ParamStore } from './params.js';
+import { Probes } from './probes.js';
 import { Journal } from './journal.js';
 import { Pipeline, type ResultSink } from './pipeline.js';
 import { MqttSession } from './session.js';
+import { StatusGuard } from './status-guard.js';
 import { fleetSubscriptions } from './stagger.js';
 
 export interface AgentOptions {
   /** Overrides mqtt.url (used by `up`, which connects to its own embedded broker). */
-  url?: string;
+  url?: string | readonly string[];
   backoff?: { initialMs: number; maxMs: number };
 }
 
@@ -25,6 +28,8 @@ export class Agent {
   private session: MqttSession | undefined;
   private pipeline: Pipeline | undefined;
   private discovery: DiscoveryPublisher | undefined;
+  private probes: Probes | undefined;
+  private statusGuard: StatusGuard | undefined;
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private pendingPublishes = 0;
   private stopped = false;
@@ -37,8 +42,9 @@ export class Agent {
     this.topics = hostTopics(config.mqtt.prefix, config.host);
   }
 
-  get url(): string {
-    return this.opts.url ?? this.config.mqtt.url;
+  /** The brokers, in failover order. */
+  get urls(): string[] {
+    return brokerUrls(this.opts.url ?? this.config.mqtt.url);
   }
 
   /** Opens state, starts connecting; resolves without waiting for the broker (use waitConnected). */
@@ -50,8 +56,9 @@ export class Agent {
     const unfinished = journal.open();
 
     const haStatus = `${config.discovery.prefix}/status`;
+    const staggered = Object.values(config.actions).some((a) => a.stagger);
     const session = new MqttSession({
-      url: this.url,
+      urls: this.urls,
       clientId: config.mqtt.client_id ?? `homelab-cmd-${config.host}`,
       username: config.mqtt.username,
       password: config.mqtt.password,
@@ -61,7 +68,7 @@ export class Agent {
       keyFile: config.mqtt.key_file,
       insecure: config.mqtt.insecure,
       will: { topic: this.topics.status, payload: 'offline' },
-      subscriptions: [this.topics.cmd, this.topics.cmdWildcard, `${config.mqtt.prefix}/${config.host}/param/+/+/set`, haStatus, ...(Object.values(config.actions).some((a) => a.stagger) ? fleetSubscriptions(config.mqtt.prefix) : [])],
+      subscriptions: [this.topics.cmd, this.topics.cmdWildcard, `${config.mqtt.prefix}/${config.host}/param/+/+/set`, haStatus, ...(staggered ? fleetSubscriptions(config.mqtt.prefix) : [this.topics.status])],
       log: log.child({ module: 'mqtt' }),
       backoff: this.opts.backoff,
     });
@@ -82,8 +89,14 @@ export class Agent {
     this.session = session;
     this.pipeline = pipeline;
     this.discovery = discovery;
+    const probes = new Probes(config, sink, log.child({ module: 'probes' }), () => session.connected);
+    this.probes = probes;
 
+    const guard = new StatusGuard(this.topics.status, () => session.publish(this.topics.status, 'online', { retain: true }), log.child({ module: 'status' }));
+    this.statusGuard = guard;
     session.onMessage(({ topic, payload, packet }) => {
+      // Our own status: P/H/status alone, or within the fleet's P/+/status when staggered.
+      if (guard.onMessage(topic, payload) && !staggered) return;
       const cmd = commandTopicAction(this.topics, topic);
       if (cmd) return pipeline.handle(cmd.action, payload, packet);
       if (topic === haStatus) {
@@ -93,17 +106,22 @@ export class Agent {
       if (pipeline.stagger.onMessage(topic, payload)) return;
       paramStore.handleSet(topic, payload, packet.retain === true);
     });
-    session.onClose(() => pipeline.stagger.onDisconnect());
+    session.onClose(() => {
+      guard.disarm();
+      pipeline.stagger.onDisconnect();
+    });
     session.onConnect(async ({ reconnect }) => {
       // First, before any await: requests may already be arriving on this connection.
       pipeline.stagger.onConnect();
       // Also before any await, so it holds only the last run's results the broker never acknowledged.
       if (!reconnect) pipeline.flushOutbox();
       await session.publish(this.topics.status, 'online', { retain: true });
+      guard.arm();
       // At start only what changed since the last run; after a lost connection, everything
       // (the broker may have restarted without its retained messages).
       await discovery.sync(!reconnect);
       await paramStore.publishAll();
+      await probes.publishAll();
       if (unfinished.length > 0) {
         // Handled once connected, so the results cannot be lost with a connection that never opened:
         // scheduled runs resume, anything else was cut short and is reported interrupted (never re-run).
@@ -113,7 +131,10 @@ export class Agent {
       await this.publishHeartbeat();
     });
     session.start();
+    probes.start();
     this.heartbeatTimer = setInterval(() => {
+      // On the heartbeat's beat, connected or not: at most one small write an interval, none when idle.
+      pipeline.stats.save();
       if (session.connected) void this.publishHeartbeat();
     }, config.heartbeat.interval);
     log.info({ host: config.host, prefix: config.mqtt.prefix, actions: Object.keys(config.actions).length, execution: config.execution.enabled ? 'enabled' : 'disabled' }, 'agent started');
@@ -128,13 +149,20 @@ export class Agent {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    this.statusGuard?.stop();
     clearInterval(this.heartbeatTimer);
     this.discovery?.stop();
+    try {
+      await this.probes?.stop();
+    } catch (err) {
+      this.log.error({ err }, 'stopping the probes failed');
+    }
     try {
       await this.pipeline?.drain(this.config.execution.shutdown_grace);
     } catch (err) {
       this.log.error({ err }, 'draining running commands failed');
     }
+    this.pipeline?.stats.save();
     try {
       await this.session?.stop({ topic: this.topics.status, payload: 'offline' });
     } catch (err) {
@@ -154,7 +182,8 @@ export class Agent {
         running: pipeline.runningCount,
         queued: pipeline.queuedCount,
         pendingResults: this.pendingPublishes,
-        stats: pipeline.stats,
+        stats: pipeline.stats.totals(),
+        actions: pipeline.stats.actions(),
         diskPath: this.config.state_dir,
         insecure: this.config.mqtt.insecure,
       });

@@ -1,17 +1,25 @@
 /**
- * The agent's MQTT session: MQTT 5 with a fallback to 3.1.1 only when the
- * broker refuses 5, a stable client id with a persistent session, a retained
- * last will, and reconnects with capped exponential backoff and jitter — every
- * disconnect logged with its reason, because silent loss of control is what
- * users of other agents complained about.
+ * The agent's MQTT session: one or more brokers in failover order
+ * (core/failover.ts), MQTT 5 with a per-broker fallback to 3.1.1, a stable
+ * client id with a persistent session, a retained last will, and reconnects
+ * with capped exponential backoff and jitter — every disconnect and every
+ * move to another broker logged with its reason, because silent loss of
+ * control is what users of other agents complained about.
+ *
+ * One MqttClient lives as long as the session, whichever broker it is on:
+ * QoS 1 messages in flight (results finished while disconnected among them)
+ * and the promises waiting on their PUBACKs survive a move to another broker,
+ * where a client per broker would drop them.
  */
 import { readFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
-import mqtt, { Store, type IClientOptions, type IClientPublishOptions, type IPublishPacket, type MqttClient } from 'mqtt';
+import mqtt, { MqttClient, Store, type IClientOptions, type IClientPublishOptions, type IPublishPacket, type StreamBuilder } from 'mqtt';
+import { Failover, redactUrl, type Attempt, type Outcome, type ProtocolVersion } from '../core/failover.js';
 import type { Logger } from '../log.js';
 
 export interface SessionOptions {
-  url: string;
+  /** Brokers in failover order (docs/brokers.md § Failover). */
+  urls: readonly string[];
   clientId: string;
   username?: string | undefined;
   password?: string | undefined;
@@ -21,7 +29,7 @@ export interface SessionOptions {
   keyFile?: string | undefined;
   insecure: boolean;
   will: { topic: string; payload: string };
-  /** Subscribed (one topic per SUBSCRIBE) at every connect that has no session present. */
+  /** Subscribed (one topic per SUBSCRIBE) at every connect. */
   subscriptions: string[];
   log: Logger;
   /** A persistent session outlives a disconnect by this long (MQTT 5 Session Expiry Interval). */
@@ -35,29 +43,46 @@ export interface Incoming {
   packet: IPublishPacket;
 }
 
-export type ConnectListener = (info: { protocolVersion: 4 | 5; sessionPresent: boolean; reconnect: boolean }) => void | Promise<void>;
+export type ConnectListener = (info: { protocolVersion: ProtocolVersion; sessionPresent: boolean; reconnect: boolean; url: string }) => void | Promise<void>;
 
 // Reason codes of a CONNACK that refuses the protocol version: v5 0x84, v3.1.1 return code 1.
 const UNSUPPORTED_PROTOCOL = new Set([0x84, 1]);
 
+/** What happened during one connection attempt (one TCP/TLS connection). */
+interface AttemptState {
+  connected: boolean;
+  refusedV5: boolean;
+  error: string | undefined;
+}
+
 export class MqttSession {
   private client: MqttClient | undefined;
-  private protocolVersion: 4 | 5 = 5;
-  private attempts = 0;
+  private readonly failover: Failover;
+  private readonly builders = new Map<string, { build: StreamBuilder; username: string | undefined; password: string | undefined }>();
+  private attempt: AttemptState = { connected: false, refusedV5: false, error: undefined };
   private everConnected = false;
+  private lastUrl: string | undefined;
+  /** Why the agent left the broker it was last connected to (logged with the switch). */
+  private leftBecause: string | undefined;
   private stopping = false;
   private retryTimer: NodeJS.Timeout | undefined;
-  // Shared across reconnects so QoS 1 messages in flight survive them (client.reconnect() would drop them).
-  private incomingStore = new Store();
-  private outgoingStore = new Store();
+  private readonly incomingStore = new Store();
+  private readonly outgoingStore = new Store();
   private readonly messageListeners: ((msg: Incoming) => void)[] = [];
   private readonly connectListeners: ConnectListener[] = [];
   private readonly closeListeners: (() => void)[] = [];
 
-  constructor(private readonly opts: SessionOptions) {}
+  constructor(private readonly opts: SessionOptions) {
+    this.failover = new Failover(opts.urls, opts.backoff);
+  }
 
   get connected(): boolean {
     return this.client?.connected ?? false;
+  }
+
+  /** The broker connected to, or being tried. */
+  get url(): string {
+    return this.failover.url;
   }
 
   onMessage(listener: (msg: Incoming) => void): void {
@@ -73,14 +98,17 @@ export class MqttSession {
   }
 
   start(): void {
+    // Every URL is parsed (and its TLS files read) now: a bad one fails the start, not a reconnect at 3 am.
+    for (const url of this.opts.urls) this.builders.set(url, this.transportFor(url));
     this.client = this.createClient();
+    this.connectTo(this.failover.first());
   }
 
   /** Resolves at the next successful connect (or at once when connected). */
   waitConnected(timeoutMs: number): Promise<void> {
     if (this.connected) return Promise.resolve();
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no connection to ${redactUrl(this.opts.url)} within ${timeoutMs} ms`)), timeoutMs);
+      const timer = setTimeout(() => reject(new Error(`no connection to ${this.opts.urls.map(redactUrl).join(' or ')} within ${timeoutMs} ms`)), timeoutMs);
       this.connectListeners.push(() => {
         clearTimeout(timer);
         resolve();
@@ -91,7 +119,7 @@ export class MqttSession {
   async publish(topic: string, payload: string | Buffer, options: IClientPublishOptions = {}): Promise<void> {
     const client = this.client;
     if (!client) throw new Error('session not started');
-    if (this.protocolVersion !== 5 && options.properties) {
+    if (this.failover.protocolVersion !== 5 && options.properties) {
       // 3.1.1 has no properties: expiry and correlation data are lost on such brokers.
       const { properties: _dropped, ...rest } = options;
       options = rest;
@@ -112,75 +140,139 @@ export class MqttSession {
         this.opts.log.warn({ err }, 'could not publish offline status before disconnecting; the last will covers it');
       }
     }
-    await new Promise<void>((resolve) => client.end(false, {}, () => resolve()));
+    // Disconnected, a graceful end would wait for PUBACKs that cannot come; they stay in the journal's outbox.
+    const force = !client.connected;
+    await new Promise<void>((resolve) => client.end(force, {}, () => resolve()));
+  }
+
+  /**
+   * The transport for one URL, built by MQTT.js itself (schemes, TLS, WebSocket paths, credentials in
+   * the URL) through a client that never connects; the session's one client borrows it per attempt.
+   */
+  private transportFor(url: string): { build: StreamBuilder; username: string | undefined; password: string | undefined } {
+    const o = this.opts;
+    const tls: IClientOptions = { manualConnect: true, rejectUnauthorized: !o.insecure };
+    if (o.caFile) tls.ca = readFileSync(o.caFile);
+    if (o.certFile) tls.cert = readFileSync(o.certFile);
+    if (o.keyFile) tls.key = readFileSync(o.keyFile);
+    const parser = mqtt.connect(url, tls);
+    const build = (parser as unknown as { streamBuilder?: StreamBuilder }).streamBuilder;
+    if (typeof build !== 'function') throw new Error('this version of MQTT.js has no streamBuilder on its client — install the mqtt 5.x that package.json names (npm ci)');
+    return { build, username: parser.options.username, password: parser.options.password === undefined ? undefined : String(parser.options.password) };
   }
 
   private createClient(): MqttClient {
     const o = this.opts;
     const options: IClientOptions = {
       clientId: o.clientId,
-      protocolVersion: this.protocolVersion,
+      protocolVersion: 5,
       clean: false,
       keepalive: Math.max(1, Math.round(o.keepaliveMs / 1000)),
-      reconnectPeriod: 0, // we reconnect ourselves, with backoff
+      reconnectPeriod: 0, // we reconnect ourselves: failover order and backoff
       connectTimeout: 10_000,
       resubscribe: false,
+      manualConnect: true,
       incomingStore: this.incomingStore,
       outgoingStore: this.outgoingStore,
       will: { topic: o.will.topic, payload: Buffer.from(o.will.payload), qos: 1, retain: true },
-      rejectUnauthorized: !o.insecure,
     };
-    if (this.protocolVersion === 5) options.properties = { sessionExpiryInterval: o.sessionExpirySec ?? 7 * 24 * 3600 };
-    if (o.username !== undefined) options.username = o.username;
-    if (o.password !== undefined) options.password = o.password;
-    if (o.caFile) options.ca = readFileSync(o.caFile);
-    if (o.certFile) options.cert = readFileSync(o.certFile);
-    if (o.keyFile) options.key = readFileSync(o.keyFile);
+    const client = new MqttClient((c) => this.transport().build(c), options);
 
-    const client = mqtt.connect(o.url, options);
     client.on('connect', (connack) => {
       // Nagle + delayed ACK turns two small packets into an 40-88 ms stall; results are small packets.
       (client.stream as Partial<Socket> | undefined)?.setNoDelay?.(true);
+      this.attempt.connected = true;
+      this.failover.connected();
+      const url = this.failover.url;
       const reconnect = this.everConnected;
       this.everConnected = true;
-      this.attempts = 0;
-      o.log.info({ url: redactUrl(o.url), protocolVersion: this.protocolVersion, sessionPresent: connack.sessionPresent }, reconnect ? 'reconnected to broker' : 'connected to broker');
-      void this.afterConnect(client, connack.sessionPresent, reconnect);
+      const protocolVersion = this.failover.protocolVersion;
+      if (this.lastUrl !== undefined && this.lastUrl !== url) {
+        o.log.warn({ from: redactUrl(this.lastUrl), to: redactUrl(url), reason: this.leftBecause, protocolVersion }, 'switched to another broker');
+      }
+      this.lastUrl = url;
+      o.log.info({ url: redactUrl(url), protocolVersion, sessionPresent: connack.sessionPresent }, reconnect ? 'reconnected to broker' : 'connected to broker');
+      void this.afterConnect(client, connack.sessionPresent, reconnect, url);
     });
     client.on('message', (topic, payload, packet) => {
       for (const l of this.messageListeners) l({ topic, payload, packet });
     });
     client.on('error', (err: Error & { code?: number | string }) => {
-      if (this.protocolVersion === 5 && typeof err.code === 'number' && UNSUPPORTED_PROTOCOL.has(err.code)) {
-        o.log.warn({ url: redactUrl(o.url) }, 'the broker refused MQTT 5; falling back to MQTT 3.1.1 (no response topics, no message expiry)');
-        this.protocolVersion = 4;
-        client.removeAllListeners('close');
-        // end() closes the stores it was given; nothing was in flight on a connection that never opened.
-        client.end(true, {}, () => undefined);
-        this.incomingStore = new Store();
-        this.outgoingStore = new Store();
-        this.client = this.createClient();
+      if (this.failover.protocolVersion === 5 && typeof err.code === 'number' && UNSUPPORTED_PROTOCOL.has(err.code)) {
+        this.attempt.refusedV5 = true;
         return;
       }
-      o.log.warn({ err: err.message, code: err.code }, 'mqtt error');
+      this.attempt.error = typeof err.code === 'string' ? `${err.code}: ${err.message}` : err.message;
+      o.log.warn({ url: redactUrl(this.failover.url), err: err.message, code: err.code }, 'mqtt error');
     });
     client.on('disconnect', (packet) => {
-      o.log.warn({ reasonCode: packet.reasonCode, reason: packet.properties?.reasonString }, 'the broker sent DISCONNECT');
+      const reason = packet.properties?.reasonString;
+      this.attempt.error = `the broker sent DISCONNECT (reason code ${packet.reasonCode ?? 0}${reason ? `: ${reason}` : ''})`;
+      o.log.warn({ url: redactUrl(this.failover.url), reasonCode: packet.reasonCode, reason }, 'the broker sent DISCONNECT');
     });
     client.on('close', () => {
       for (const l of this.closeListeners) l();
       if (this.stopping) return;
-      const delay = this.nextDelay();
-      o.log.warn({ url: redactUrl(o.url), retryInMs: delay, attempt: this.attempts }, this.everConnected ? 'connection to broker lost; reconnecting' : 'broker not reachable; retrying');
-      clearTimeout(this.retryTimer);
-      this.retryTimer = setTimeout(() => {
-        if (!this.stopping) client.reconnect({ incomingStore: this.incomingStore, outgoingStore: this.outgoingStore });
-      }, delay);
+      this.connectTo(this.afterClose());
     });
     return client;
   }
 
-  private async afterConnect(client: MqttClient, sessionPresent: boolean, reconnect: boolean): Promise<void> {
+  /** Classifies the attempt that just ended and logs it once: the failover decides what comes next. */
+  private afterClose(): Attempt {
+    const log = this.opts.log;
+    const { connected, refusedV5, error } = this.attempt;
+    const url = redactUrl(this.failover.url);
+    const outcome: Outcome = connected
+      ? { kind: 'lost', reason: error ?? 'the connection closed (the broker went away, or hung up)' }
+      : refusedV5
+        ? { kind: 'refused_v5' }
+        : error !== undefined
+          ? { kind: 'failed', reason: error }
+          : { kind: 'closed_without_connack' };
+    const next = this.failover.next(outcome);
+    const where = { url, next: redactUrl(next.url), retryInMs: next.delayMs };
+    if (next.fallback === 'refused') {
+      log.warn({ url }, 'the broker refused MQTT 5; falling back to MQTT 3.1.1 (no response topics, no message expiry)');
+    } else if (next.fallback === 'closed_without_connack') {
+      log.warn({ url }, 'the broker closed the connection without answering the MQTT 5 CONNECT (RabbitMQ before 3.13 does this); trying MQTT 3.1.1 (no response topics, no message expiry)');
+    } else if (outcome.kind === 'lost') {
+      this.leftBecause = outcome.reason;
+      log.warn({ ...where, reason: outcome.reason }, 'connection to broker lost; reconnecting');
+    } else {
+      const reason = outcome.kind === 'failed' ? outcome.reason : 'the broker closed the connection without a CONNACK';
+      log.warn({ ...where, reason }, 'broker not reachable; retrying');
+    }
+    return next;
+  }
+
+  private connectTo(next: Attempt): void {
+    clearTimeout(this.retryTimer);
+    const go = () => {
+      const client = this.client;
+      if (this.stopping || !client) return;
+      this.attempt = { connected: false, refusedV5: false, error: undefined };
+      const { username, password } = this.transport();
+      // Per attempt: the version this broker gets, and MQTT 5's session expiry only where it exists.
+      client.options.protocolVersion = next.protocolVersion;
+      if (next.protocolVersion === 5) client.options.properties = { sessionExpiryInterval: this.opts.sessionExpirySec ?? 7 * 24 * 3600 };
+      else delete client.options.properties;
+      client.options.username = username ?? this.opts.username;
+      client.options.password = password ?? this.opts.password;
+      client.reconnect({ incomingStore: this.incomingStore, outgoingStore: this.outgoingStore });
+    };
+    // Even "at once" waits for the next turn of the event loop: the 'close' that got us here is
+    // still being handled by MQTT.js's own listeners.
+    this.retryTimer = setTimeout(go, Math.max(0, next.delayMs));
+  }
+
+  private transport(): { build: StreamBuilder; username: string | undefined; password: string | undefined } {
+    const t = this.builders.get(this.failover.url);
+    if (!t) throw new Error(`no transport for ${redactUrl(this.failover.url)}`);
+    return t;
+  }
+
+  private async afterConnect(client: MqttClient, sessionPresent: boolean, reconnect: boolean, url: string): Promise<void> {
     try {
       // Subscribe at every connect, even with a session present: a persisted session may predate a
       // subscription this version needs. Retain Handling 1 sends retained messages only for a new
@@ -188,25 +280,17 @@ export class MqttSession {
       // command is recognised and refused (MQTT 5 § 3.8.3.1; 3.1.1 brokers clear the flag).
       // One topic per SUBSCRIBE: some brokers (aedes over Redis) hang on multi-topic subscribes.
       for (const topic of this.opts.subscriptions) await client.subscribeAsync(topic, { qos: 1, rap: true, rh: 1 });
-      for (const l of [...this.connectListeners]) await l({ protocolVersion: this.protocolVersion, sessionPresent, reconnect });
+      const protocolVersion = this.failover.protocolVersion;
+      for (const l of [...this.connectListeners]) await l({ protocolVersion, sessionPresent, reconnect, url });
     } catch (err) {
       this.opts.log.error({ err }, 'setting up the session after connect failed; dropping the connection to retry');
       client.stream?.destroy();
     }
   }
-
-  private nextDelay(): number {
-    const { initialMs, maxMs } = this.opts.backoff ?? { initialMs: 500, maxMs: 30_000 };
-    const base = Math.min(maxMs, initialMs * 2 ** this.attempts);
-    this.attempts++;
-    // Full jitter in [base/2, base]: a fleet restarted with its broker does not reconnect in lockstep.
-    return Math.round(base / 2 + Math.random() * (base / 2));
-  }
 }
 
-export function redactUrl(url: string): string {
-  return url.replace(/\/\/[^@/]*@/, '//***@');
-}
+// Kept here too: the CLI and tests import it from the session.
+export { redactUrl };
 
 function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
   return new Promise((resolve, reject) => {

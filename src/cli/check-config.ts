@@ -1,4 +1,5 @@
 import { loadConfig } from '../config/load.js';
+import { redactUrl } from '../core/failover.js';
 import { err, out, parse, type Verb } from './args.js';
 import type { Config } from '../config/load.js';
 import { deniedBy } from '../core/deny.js';
@@ -19,7 +20,8 @@ prints every problem as "path.to.key: what is wrong — how to fix" and exits 1.
     const config = loadConfig(values.config);
     for (const w of configWarnings(config)) err(`warning: ${w}`);
     const actions = Object.keys(config.actions);
-    out(`${values.config}: OK — host ${config.host}, ${actions.length} action(s)${actions.length ? `: ${actions.join(', ')}` : ''}; execution ${config.execution.enabled ? 'enabled' : 'disabled (set execution.enabled: true to run actions)'}`);
+    const probes = Object.keys(config.probes);
+    out(`${values.config}: OK — host ${config.host}, ${actions.length} action(s)${actions.length ? `: ${actions.join(', ')}` : ''}${probes.length ? `, ${probes.length} probe(s): ${probes.join(', ')}` : ''}; execution ${config.execution.enabled ? 'enabled' : 'disabled (set execution.enabled: true to run actions)'}${Array.isArray(config.mqtt.url) && config.mqtt.url.length > 1 ? `; brokers in failover order: ${config.mqtt.url.map(redactUrl).join(', ')}` : ''}${config.broker.cluster ? `; embedded broker clustered over Redis at ${redactUrl(config.broker.cluster.redis)}` : ''}`);
     return 0;
   },
 };
@@ -28,7 +30,7 @@ prints every problem as "path.to.key: what is wrong — how to fix" and exits 1.
 export function configWarnings(config: Config): string[] {
   const out: string[] = [];
   for (const [name, action] of Object.entries(config.actions)) {
-    for (const argv of action.argv ? [action.argv] : (action.steps ?? [])) {
+    for (const argv of [...(action.argv ? [action.argv] : (action.steps ?? [])), ...(action.rollback ?? []), ...(action.health?.argv ? [action.health.argv] : [])]) {
       // Judge the fixed parts only: a param is filled with a harmless word.
       const fixed = argv.map((e) => expandElement(e, Object.fromEntries(placeholders(e).map((p) => [p, 'x']))));
       const rule = deniedBy(fixed, config.security.deny);

@@ -1,14 +1,16 @@
 /**
- * The CLI's own MQTT client (send, status, the `up` probe): MQTT 5, falling
- * back to 3.1.1 when a broker refuses 5, with connection errors made readable.
+ * The CLI's own MQTT client (send, status, the `up` probe): the first of the
+ * given brokers that answers, MQTT 5 falling back to 3.1.1 per broker, with
+ * connection errors made readable (naming every broker tried).
  */
 import { readFileSync } from 'node:fs';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { ConnectionError } from '../errors.js';
-import { redactUrl } from '../agent/session.js';
+import { brokerUrls, redactUrl } from '../core/failover.js';
 
 export interface ClientOptions {
-  url: string;
+  /** One broker, or several tried in order until one answers (`--url` repeated, or an mqtt.url list). */
+  url: string | readonly string[];
   username?: string | undefined;
   password?: string | undefined;
   connectTimeoutMs?: number;
@@ -19,18 +21,50 @@ export interface ClientOptions {
   insecure?: boolean | undefined;
 }
 
-export async function connectClient(opts: ClientOptions): Promise<MqttClient> {
-  try {
-    return await connectOnce(opts, 5);
-  } catch (err) {
-    const code = (err as { mqttCode?: unknown }).mqttCode;
-    // The broker refused MQTT 5 (v5 reason 0x84, or a 3.1.1 broker's return code 1).
-    if (code === 0x84 || code === 1) return connectOnce(opts, 4);
-    throw err;
-  }
+export interface Connected {
+  client: MqttClient;
+  /** The broker that answered. */
+  url: string;
+  protocolVersion: 4 | 5;
 }
 
-function connectOnce(opts: ClientOptions, protocolVersion: 4 | 5): Promise<MqttClient> {
+export async function connectClient(opts: ClientOptions): Promise<MqttClient> {
+  return (await connectFirst(opts)).client;
+}
+
+/**
+ * The first broker of the list that answers. Per broker, MQTT 5 first, then 3.1.1 when it refused 5
+ * (v5 reason 0x84, or a 3.1.1 broker's return code 1) or closed the connection without a CONNACK
+ * (RabbitMQ before 3.13 does that to an MQTT 5 CONNECT).
+ */
+export async function connectFirst(opts: ClientOptions): Promise<Connected> {
+  const urls = brokerUrls(opts.url);
+  const failures: { url: string; reason: string }[] = [];
+  for (const url of urls) {
+    try {
+      return { client: await connectOnce(url, opts, 5), url, protocolVersion: 5 };
+    } catch (err) {
+      const code = (err as AttemptError).mqttCode;
+      if (code === 0x84 || code === 1 || code === CLOSED_WITHOUT_CONNACK) {
+        try {
+          return { client: await connectOnce(url, opts, 4), url, protocolVersion: 4 };
+        } catch (err4) {
+          failures.push({ url, reason: (err4 as AttemptError).reason });
+          continue;
+        }
+      }
+      failures.push({ url, reason: (err as AttemptError).reason });
+    }
+  }
+  const tried = failures.map((f) => `${redactUrl(f.url)} (${f.reason}`).join('), nor to ');
+  throw new ConnectionError(`cannot connect to ${tried}) — is the broker running? Check --url, or mqtt.url and credentials in --config`);
+}
+
+const CLOSED_WITHOUT_CONNACK = 'closed_without_connack';
+
+type AttemptError = Error & { mqttCode?: unknown; reason: string };
+
+function connectOnce(url: string, opts: ClientOptions, protocolVersion: 4 | 5): Promise<MqttClient> {
   const options: IClientOptions = {
     protocolVersion,
     clean: true,
@@ -44,16 +78,20 @@ function connectOnce(opts: ClientOptions, protocolVersion: 4 | 5): Promise<MqttC
   if (opts.certFile) options.cert = readFileSync(opts.certFile);
   if (opts.keyFile) options.key = readFileSync(opts.keyFile);
   options.rejectUnauthorized = opts.insecure !== true;
-  const client = mqtt.connect(opts.url, options);
+  const client = mqtt.connect(url, options);
   return new Promise((resolve, reject) => {
+    let settled = false;
     const fail = (err: Error & { code?: unknown }) => {
+      if (settled) return;
+      settled = true;
       client.end(true);
-      const reason = typeof err.code === 'string' ? `${err.code}: ${err.message}` : err.message;
-      const e = new ConnectionError(`cannot connect to ${redactUrl(opts.url)} (${reason}) — is the broker running? Check --url, or mqtt.url and credentials in --config`);
-      reject(Object.assign(e, { mqttCode: err.code }));
+      const reason = typeof err.code === 'string' && err.code !== CLOSED_WITHOUT_CONNACK ? `${err.code}: ${err.message}` : err.message;
+      reject(Object.assign(new Error(reason), { mqttCode: err.code, reason }));
     };
-    const onClose = () => fail(new Error('connection closed before CONNACK'));
+    // No error and no CONNACK: the broker hung up on the CONNECT itself (see connectFirst).
+    const onClose = () => fail(Object.assign(new Error('connection closed before CONNACK'), { code: CLOSED_WITHOUT_CONNACK }));
     client.once('connect', () => {
+      settled = true;
       client.removeListener('error', fail);
       client.removeListener('close', onClose);
       (client.stream as { setNoDelay?: (b: boolean) => void } | undefined)?.setNoDelay?.(true);

@@ -7,6 +7,7 @@ import { ACTION_NAME_RE, HOST_ID_RE, REQUEST_ID_RE } from '../core/names.js';
 import { isFinal, type Result } from '../core/result.js';
 import type { OutputMessage } from '../agent/live-output.js';
 import { sign } from '../core/signing.js';
+import { brokerUrls } from '../core/failover.js';
 import { hostTopics } from '../core/topics.js';
 import { UsageError } from '../errors.js';
 import { connectClient, type ClientOptions } from './client.js';
@@ -16,11 +17,15 @@ export interface Target extends ClientOptions {
   prefix: string;
 }
 
-/** `--url`/`--prefix` default to mqtt.url/mqtt.prefix of `--config`, else the contract's defaults. */
-export function targetFrom(values: { url?: string | undefined; prefix?: string | undefined; config?: string | undefined }): Target {
+/**
+ * `--url`/`--prefix` default to mqtt.url/mqtt.prefix of `--config`, else the contract's defaults.
+ * `--url` may be repeated (like a list in mqtt.url): the brokers are tried in order.
+ */
+export function targetFrom(values: { url?: string | string[] | undefined; prefix?: string | undefined; config?: string | undefined }): Target {
   const config = values.config ? loadConfig(values.config) : undefined;
+  const given = values.url === undefined ? [] : brokerUrls(values.url);
   return {
-    url: values.url ?? config?.mqtt.url ?? 'mqtt://127.0.0.1:1883',
+    url: given.length > 0 ? given : (config?.mqtt.url ?? 'mqtt://127.0.0.1:1883'),
     prefix: values.prefix ?? config?.mqtt.prefix ?? 'homelab',
     username: config?.mqtt.username,
     password: config?.mqtt.password,
@@ -32,7 +37,7 @@ export function targetFrom(values: { url?: string | undefined; prefix?: string |
 }
 
 export const targetOptions = {
-  url: { type: 'string', short: 'u' },
+  url: { type: 'string', short: 'u', multiple: true },
   prefix: { type: 'string' },
   config: { type: 'string', short: 'c' },
 } as const;
@@ -46,7 +51,8 @@ Publishes a request to P/HOST/cmd/ACTION and waits (default 60 s) for its final
 result on P/HOST/result/ID, printing progress to stderr and the result as JSON
 to stdout. Exit 0 when succeeded, 1 otherwise, 2 on usage or connection errors.
 --url and --prefix default to mqtt.url and mqtt.prefix of --config, else
-mqtt://127.0.0.1:1883 and homelab. --id makes a retry safe: an id never runs twice.
+mqtt://127.0.0.1:1883 and homelab; --url may be repeated, and the brokers are
+tried in order until one answers. --id makes a retry safe: an id never runs twice.
 --key-file signs the request (HMAC-SHA256, docs/security.md); it defaults to
 security.key_file of --config. --follow prints the command's output live
 (stdout lines to stdout, stderr lines to stderr), then the result.`,

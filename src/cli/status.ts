@@ -2,9 +2,10 @@
 import type { Heartbeat } from '../agent/heartbeat.js';
 import type { Result } from '../core/result.js';
 import { hostOfTopic } from '../core/topics.js';
-import { connectClient } from './client.js';
+import { connectFirst } from './client.js';
 import { out, parse, secondsOption, untilSignal, type Verb } from './args.js';
 import { targetFrom, targetOptions } from './send.js';
+import { actionRows, formatActionsTable } from './status-actions.js';
 
 export interface HostRow {
   host: string;
@@ -19,17 +20,21 @@ const MAX_MS = 3000;
 
 export const statusVerb: Verb = {
   name: 'status',
-  usage: `Usage: homelab-cmd status [--url U] [--prefix P] [--config F] [--json] [--watch [--interval S]]
+  usage: `Usage: homelab-cmd status [--url U] [--prefix P] [--config F] [--actions] [--json] [--watch [--interval S]]
 
 Reads the retained P/+/status, P/+/heartbeat and P/+/result messages and prints
 one row per host: online/offline, heartbeat age, load, memory, disk, running
-commands and the last result. --json prints the rows for scripts; --watch
-keeps the table current, redrawn every --interval seconds (default 2), until Ctrl-C.`,
+commands and the last result. --actions prints one row per host and action
+instead: runs (count), succeeded, failed, timed out, rejected, p50 and p95
+duration of the last 100 runs, and the last status. --json prints the rows for
+scripts (with --actions: one object per host and action); --watch keeps the
+table current, redrawn every --interval seconds (default 2), until Ctrl-C.
+--url may be repeated: the first broker that answers is read.`,
   async run(argv) {
-    const { values } = parse(this, argv, { ...targetOptions, json: { type: 'boolean' }, watch: { type: 'boolean', short: 'w' }, interval: { type: 'string' } });
+    const { values } = parse(this, argv, { ...targetOptions, actions: { type: 'boolean' }, json: { type: 'boolean' }, watch: { type: 'boolean', short: 'w' }, interval: { type: 'string' } });
     if (values.help) return out(this.usage), 0;
     const target = targetFrom(values);
-    const client = await connectClient(target);
+    const { client, url } = await connectFirst(target);
     const rows = new Map<string, HostRow>();
     const row = (host: string) => rows.get(host) ?? rows.set(host, { host, status: 'unknown' }).get(host)!;
     let quiet: NodeJS.Timeout | undefined;
@@ -58,8 +63,9 @@ keeps the table current, redrawn every --interval seconds (default 2), until Ctr
     clearTimeout(quiet);
     const render = () => {
       const list = [...rows.values()].filter((r) => r.host !== '_fleet').sort((a, b) => a.host.localeCompare(b.host));
-      if (values.json) return JSON.stringify(list, null, 2);
-      return list.length === 0 ? `no hosts found under ${target.prefix}/ on ${target.url}` : formatTable(list, new Date());
+      if (values.json) return JSON.stringify(values.actions ? actionRows(list) : list, null, 2);
+      if (list.length === 0) return `no hosts found under ${target.prefix}/ on ${url}`;
+      return values.actions ? formatActionsTable(list, new Date()) : formatTable(list, new Date());
     };
     if (!values.watch) {
       await client.endAsync();
