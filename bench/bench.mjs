@@ -6,9 +6,10 @@
  * writes JSON (and the text) to bench/results/. Measures the compiled agent in
  * dist/ (the npm scripts build it first).
  *
- *   npm run bench                 build, then the full run (≈ 4 min on 2 cores)
- *   npm run bench:quick           build, then ≈ 30 s: small counts, a 5 s idle window (CI runs it)
- *   node bench/bench.mjs --only e2e,spawn      some sections: e2e, fanout, footprint, overhead, spawn
+ *   npm run bench                 build, then the full run (≈ 6 min on 2 cores, 2 of them the 1,000-agent cluster)
+ *   npm run bench:quick           build, then ≈ 45 s: small counts, a 5 s idle window (CI runs it)
+ *   node bench/bench.mjs --only e2e,spawn      some sections: e2e, fanout, cluster, footprint, overhead, spawn
+ *   node bench/bench.mjs --only cluster        1,000 agents across two brokers clustered over Redis: fan-out, a broker killed
  *   node bench/bench.mjs --profile             agent processes run with --cpu-prof (bench/results/profiles/)
  *   node bench/bench.mjs --strict              exit 1 when a target is missed, not only on errors
  *   node bench/bench.mjs --wait-quiet          first wait (up to 10 min) until the machine is idle
@@ -25,6 +26,7 @@ import process from 'node:process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { e2eOnBroker } from './lib/e2e.mjs';
+import { clusterFleet, REDIS_SERVER } from './lib/cluster.mjs';
 import { fanout, maxFleet, openFilesLimit } from './lib/fanout.mjs';
 import { idle, importCosts, startToOnline } from './lib/footprint.mjs';
 import { BENCH, MOSQUITTO, REPO, cleanupAll, mosquittoVersion, startChild, startEmbeddedBroker, startMosquitto, tempDir } from './lib/proc.mjs';
@@ -39,7 +41,7 @@ if (values.help) {
   process.exit(0);
 }
 const QUICK = values.quick;
-const ALL_SECTIONS = ['overhead', 'spawn', 'e2e', 'fanout', 'footprint'];
+const ALL_SECTIONS = ['overhead', 'spawn', 'e2e', 'fanout', 'cluster', 'footprint'];
 const SECTIONS = new Set((values.only ?? ALL_SECTIONS.join(',')).split(','));
 for (const s of SECTIONS) {
   if (!ALL_SECTIONS.includes(s)) {
@@ -62,6 +64,7 @@ const M = QUICK
       fanout: [50],
       fanoutMosquitto: [],
       fanoutRounds: 1,
+      cluster: { count: 40, rounds: 1, killSecs: 2 },
       startReps: 1,
       idleMs: 5000,
       overheadN: 300,
@@ -77,6 +80,7 @@ const M = QUICK
       fanout: [500, 1000],
       fanoutMosquitto: [1000],
       fanoutRounds: 2,
+      cluster: { count: 1000, rounds: 2, killSecs: 3 },
       startReps: 5,
       idleMs: 60_000,
       overheadN: 3000,
@@ -142,7 +146,7 @@ async function main() {
     busyBeforePct: Math.round(busy * 100),
     loadavgStart: os.loadavg().map((v) => Number(v.toFixed(2))),
   };
-  const results = { meta, e2e: [], fanout: [], footprint: undefined, imports: undefined, overhead: undefined, spawn: undefined, errors: [], notes: [] };
+  const results = { meta, e2e: [], fanout: [], cluster: undefined, footprint: undefined, imports: undefined, overhead: undefined, spawn: undefined, errors: [], notes: [] };
 
   if (SECTIONS.has('overhead')) {
     log('overhead: parse, resolve, journal per request …');
@@ -200,6 +204,29 @@ async function main() {
       } catch (err) {
         // Too many files or connections on this machine: say so, keep the sizes that worked.
         const note = `fan-out to ${count} through ${kind} failed: ${err.message.split('\n')[0]}`;
+        loud(note);
+        results.errors.push(note);
+      }
+    }
+  }
+
+  if (SECTIONS.has('cluster')) {
+    if (!REDIS_SERVER) {
+      const note = 'SKIPPED: the clustered brokers (broker.cluster) — redis-server is not installed (apt-get install redis-server)';
+      loud(note);
+      results.notes.push(note);
+    } else {
+      const count = Math.min(M.cluster.count, maxFleet(openFilesLimit()));
+      log(`cluster: ${count} agents across two brokers clustered over Redis …`);
+      try {
+        const c = await clusterFleet(count, { ...M.cluster, log, prof });
+        results.cluster = c;
+        const f = c.failover;
+        if (f.lost || f.ranTwiceOrMore || f.neverRan || f.afterKillAnswered !== count) {
+          results.errors.push(`cluster failover: ${f.lost} lost, ${f.ranTwiceOrMore} ran twice, ${f.neverRan} never ran, ${count - f.afterKillAnswered} agents did not answer through the survivor`);
+        }
+      } catch (err) {
+        const note = `cluster with ${count} agents failed: ${err.message.split('\n')[0]}`;
         loud(note);
         results.errors.push(note);
       }

@@ -3,8 +3,14 @@
  * config, state_dir, MQTT connection and journal — for the fan-out figures.
  *
  *   node bench/fleet-proc.mjs --url mqtt://127.0.0.1:PORT --hosts N --dir DIR [--host-prefix h]
+ *   node bench/fleet-proc.mjs --url URL_A,URL_B … --mark-log FILE     (the clustered fleet)
  * Prints `ready` once every agent is connected and has said `online`; SIGTERM stops them all.
+ * Several URLs: agent i gets them as its mqtt.url failover list rotated by i, so the fleet starts
+ * split evenly across the brokers and each agent fails over to the others.
+ * --mark-log adds an action `mark` (params tag, secs) whose command appends "<host> <tag>" to FILE,
+ * then sleeps secs: one line per run, to count how often each request really ran.
  */
+import { chmodSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import process from 'node:process';
 import { parseArgs } from 'node:util';
@@ -13,9 +19,28 @@ import { Agent } from '../dist/agent/agent.js';
 import { parseConfig } from '../dist/config/load.js';
 import { silentLogger } from '../dist/log.js';
 
-const { values } = parseArgs({ options: { url: { type: 'string' }, hosts: { type: 'string' }, dir: { type: 'string' }, 'host-prefix': { type: 'string', default: 'fleet' } } });
+const { values } = parseArgs({ options: { url: { type: 'string' }, hosts: { type: 'string' }, dir: { type: 'string' }, 'host-prefix': { type: 'string', default: 'fleet' }, 'mark-log': { type: 'string' } } });
 const count = Number(values.hosts);
 const log = silentLogger();
+const urls = values.url.split(',');
+const urlsFor = (i) => (urls.length === 1 ? urls[0] : urls.map((_, k) => urls[(i + k) % urls.length]));
+
+const markScript = values['mark-log'] && path.join(values.dir, 'mark-run.sh');
+if (markScript) {
+  // Appends of one short line (O_APPEND, well under PIPE_BUF) from many children do not interleave.
+  writeFileSync(markScript, `#!/bin/sh\necho "$1 $2" >> '${values['mark-log']}'\nexec sleep "$3"\n`);
+  chmodSync(markScript, 0o755);
+}
+const actionsFor = (host) => ({
+  noop: { argv: ['/bin/true'] },
+  sleep: { argv: ['sleep', '0.1'] },
+  ...(markScript && {
+    mark: {
+      argv: [markScript, host, '{tag}', '{secs}'],
+      params: { tag: { type: 'string', pattern: '^[A-Za-z0-9._:-]{1,64}$' }, secs: { type: 'integer', min: 0, max: 30, default: 0 } },
+    },
+  }),
+});
 
 const agents = [];
 for (let i = 0; i < count; i += 50) {
@@ -27,11 +52,11 @@ for (let i = 0; i < count; i += 50) {
       stringify({
         host,
         state_dir: path.join(values.dir, host),
-        mqtt: { url: values.url },
+        mqtt: { url: urlsFor(j) },
         // Discovery would add ~10 retained messages per agent to the broker; the naive agents have none.
         discovery: { enabled: false },
         execution: { enabled: true, concurrency: 16, queue: 1000 },
-        actions: { noop: { argv: ['/bin/true'] }, sleep: { argv: ['sleep', '0.1'] } },
+        actions: actionsFor(host),
       }),
       path.join(values.dir, `${host}.yaml`),
     );

@@ -1,4 +1,5 @@
 /** The text report and the targets (ratios in one run), met or missed. */
+import { renderCluster } from './cluster.mjs';
 import { ms, ratio, table, x } from './stats.mjs';
 
 const find = (results, broker, name) => results.e2e.find((r) => r.broker === broker && r.name === name);
@@ -83,6 +84,8 @@ export function render(results) {
       ),
     );
   }
+
+  if (results.cluster) parts.push('', renderCluster(results.cluster));
 
   const fp = results.footprint;
   if (fp) {

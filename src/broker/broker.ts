@@ -2,12 +2,15 @@
  * The embedded broker: aedes 2 (MQTT 5 and 3.1.1) behind one small interface.
  * With users: username/password and the contract's role ACL.
  * Without users: anonymous clients, from loopback only.
+ * With a cluster: its messages and state in a Redis other brokers share (cluster.ts).
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
+import type { EventEmitter } from 'node:events';
 import net from 'node:net';
 import { Aedes, type AuthenticateError, type Client } from 'aedes';
 import { ConnectionError, PortInUseError } from '../errors.js';
 import type { Logger } from '../log.js';
+import type { ClusterBackend, ClusterSpec } from './cluster.js';
 import { mayPublish, maySubscribe, type AclContext, type Role } from './acl.js';
 
 export interface BrokerUserSpec {
@@ -24,6 +27,8 @@ export interface BrokerOptions {
   prefix: string;
   discoveryPrefix: string;
   log: Logger;
+  /** broker.cluster: share subscriptions, retained messages, sessions and wills with other brokers over Redis. */
+  cluster?: ClusterSpec | undefined;
 }
 
 export interface RunningBroker {
@@ -42,8 +47,11 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
   const users = new Map(opts.users.map((u) => [u.username, { digest: sha256(u.password), role: roleOf(u) }]));
   const roles = new WeakMap<Client, Role>();
   const secured = users.size > 0;
+  // Imported only here: a broker without a cluster (and every agent) never loads Redis code.
+  const cluster: ClusterBackend | undefined = opts.cluster && (await (await import('./cluster.js')).connectCluster(opts.cluster, log));
 
   const aedes = await Aedes.createBroker({
+    ...(cluster && { mq: cluster.mq, persistence: cluster.persistence, heartbeatInterval: cluster.heartbeatInterval }),
     preConnect(client, _packet, done) {
       // No users configured: the broker is open, so only this machine may use it.
       if (!secured && !isLoopback(client.conn as net.Socket)) {
@@ -79,6 +87,10 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
       done(null, null); // negated: SUBACK 0x87 (v5) / 0x80 (v3.1.1)
     },
   });
+  // aedes reports persistence failures (a Redis outage, a will it could not publish) here; unheard, they would crash it.
+  // (aedes emits 'error', though its types do not list it.)
+  (aedes as unknown as EventEmitter).on('error', (err: Error) => log.error({ err: err.message }, 'broker error'));
+  cluster?.attach((topic, onMessage) => aedes.subscribe(topic, onMessage, () => undefined));
 
   const sockets = new Set<net.Socket>();
   const server = net.createServer((socket) => {
@@ -99,6 +111,7 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
     });
   } catch (err) {
     await new Promise<void>((resolve) => aedes.close(() => resolve()));
+    await cluster?.close();
     throw listenError(err as NodeJS.ErrnoException, opts.host, opts.port);
   }
   const address = server.address() as net.AddressInfo;
@@ -111,6 +124,7 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
       await new Promise<void>((resolve) => aedes.close(() => resolve()));
       for (const s of sockets) s.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));
+      await cluster?.close();
     },
   };
 }

@@ -16,6 +16,7 @@ function brokerFor(config: Config, log: Logger, port: number, host = config.brok
     prefix: config.mqtt.prefix,
     discoveryPrefix: config.discovery.prefix,
     log: log.child({ module: 'broker' }),
+    cluster: config.broker.cluster && { redis: config.broker.cluster.redis, password: config.broker.cluster.password, heartbeatMs: config.broker.cluster.heartbeat },
   });
 }
 
@@ -92,14 +93,15 @@ export const brokerVerb: Verb = {
 
 Runs the embedded broker (aedes, MQTT 5 and 3.1.1). broker.users in FILE give
 username/password auth and the agent/controller roles; with no users, only
-anonymous clients from loopback are accepted.`,
+anonymous clients from loopback are accepted. With broker.cluster, several of
+these brokers share one Redis (docs/scaling.md).`,
   async run(argv) {
     const { values } = parse(this, argv, { config: { type: 'string', short: 'c' }, port: { type: 'string', short: 'p' }, host: { type: 'string' } });
     if (values.help) return out(this.usage), 0;
     const config = loadConfig(values.config ?? exampleConfigPath());
     const log = createLogger();
     const broker = await brokerFor(config, log, intOption('port', values.port, 0, 65_535) ?? config.broker.port, values.host ?? config.broker.host);
-    out(`homelab-cmd: embedded broker listening on ${broker.host}:${broker.port}`);
+    out(`homelab-cmd: embedded broker listening on ${broker.host}:${broker.port}${config.broker.cluster ? ', clustered over Redis' : ''}`);
     return serve(log, undefined, broker);
   },
 };
