@@ -20,7 +20,7 @@ function keyPaths(schema: Json, prefix: string, out: Set<string>): Set<string> {
       keyPaths(child, p, out);
     }
     if (typeof s.additionalProperties === 'object') {
-      const name = prefix === 'actions' ? '<name>' : prefix.endsWith('.params') ? '<param>' : undefined;
+      const name = prefix === 'actions' || prefix === 'probes' ? '<name>' : prefix.endsWith('.params') ? '<param>' : undefined;
       // env values are free-form strings: `actions.<name>.env` documents them as a whole.
       if (name) keyPaths(s.additionalProperties, `${prefix}.${name}`, out);
     }
@@ -53,7 +53,7 @@ describe('docs/mqtt-api.md', () => {
     expect(doc).toContain(`\`${code}\``);
   });
 
-  it.each(['P/H/cmd/ACTION', 'P/H/cmd', 'P/H/result/ID', 'P/H/result', 'P/H/status', 'P/H/heartbeat', 'P/H/output/ID', 'P/H/param/ACTION/PARAM', 'P/_fleet/stagger/GROUP'])('documents topic %s', (topic) => {
+  it.each(['P/H/cmd/ACTION', 'P/H/cmd', 'P/H/result/ID', 'P/H/result', 'P/H/status', 'P/H/heartbeat', 'P/H/output/ID', 'P/H/param/ACTION/PARAM', 'P/_fleet/stagger/GROUP', 'P/H/probe/NAME'])('documents topic %s', (topic) => {
     expect(doc).toContain(topic);
   });
 
