@@ -27,6 +27,7 @@ export class Agent {
   readonly topics: HostTopics;
   private session: MqttSession | undefined;
   private pipeline: Pipeline | undefined;
+  private journal: Journal | undefined;
   private discovery: DiscoveryPublisher | undefined;
   private probes: Probes | undefined;
   private statusGuard: StatusGuard | undefined;
@@ -54,6 +55,7 @@ export class Agent {
     process.umask(0o077);
     const journal = new Journal(config.state_dir, log.child({ module: 'journal' }));
     const unfinished = journal.open();
+    this.journal = journal;
 
     const haStatus = `${config.discovery.prefix}/status`;
     const staggered = Object.values(config.actions).some((a) => a.stagger);
@@ -168,6 +170,7 @@ export class Agent {
     } catch (err) {
       this.log.error({ err }, 'closing the MQTT session failed');
     }
+    this.journal?.close();
     this.log.info('agent stopped');
   }
 

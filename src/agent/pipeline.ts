@@ -55,6 +55,8 @@ export class Pipeline {
   private readonly audit: AuditLog;
   readonly stagger: StaggerCoordinator<Staggered>;
   private accepting = true;
+  /** Accepted requests waiting for their journal record's fsync (Journal.recordDurable). */
+  private readonly syncing = new Set<Promise<void>>();
   /** Every final result is counted there, once: the heartbeat's `stats` and its per-action figures. */
   readonly stats: ActionStats;
 
@@ -140,6 +142,8 @@ export class Pipeline {
   /** Stop intake; let running commands finish within `graceMs`, then kill them (`interrupted`). */
   async drain(graceMs: number): Promise<void> {
     this.accepting = false;
+    // Accepted ones whose records are still being synced are answered (shutting_down) before we go on.
+    await Promise.allSettled([...this.syncing]);
     // Scheduled staggered runs stay in the journal and resume at the next start.
     this.stagger.stop();
     for (const q of this.queue.splice(0)) {
@@ -178,28 +182,56 @@ export class Pipeline {
       return { code: 'execution_disabled', error: `execution is disabled on ${this.config.host} — set execution.enabled: true in ${this.config.source} to let it run whitelisted actions` };
     }
     const stagger = staggerOf(this.config.actions[job.action]);
-    const waiting = stagger ? this.stagger.pendingCount() : this.queue.length;
+    const waiting = (stagger ? this.stagger.pendingCount() : this.queue.length) + this.syncing.size;
     if (!resumed && (stagger || this.running.size >= this.config.execution.concurrency) && waiting >= this.config.execution.queue) {
       return { code: 'busy', error: `${this.running.size} commands are running and ${waiting} waiting (execution.concurrency / execution.queue) — try again later with the same id` };
     }
     const stored: StoredRequest = { action: job.action, params: job.params, timeoutMs: req.timeoutMs, acceptedAt };
     const q: Queued = { origin, ref, job, replyTo, stored, stagger };
+    let durable: Promise<void> | undefined;
     try {
       // Journaled before it can run: after a crash this id is reported, never re-run. A staggered one is
       // journaled as scheduled, with what is needed to run it later: it survives a restart.
-      if (stagger && !resumed) this.journal.record(makeResult(this.config.host, ref, { status: 'scheduled', run_at: new Date(acceptedAt).toISOString() }), stored);
-      else if (!stagger) this.journal.record(makeResult(this.config.host, ref, { status: 'running' }));
+      if (stagger && !resumed) durable = this.journal.recordDurable(makeResult(this.config.host, ref, { status: 'scheduled', run_at: new Date(acceptedAt).toISOString() }), stored);
+      else if (!stagger) durable = this.journal.recordDurable(makeResult(this.config.host, ref, { status: 'running' }));
     } catch (err) {
-      this.log.error({ err, id: ref.id }, 'cannot write the id journal; refusing requests until it can');
-      return { code: 'busy', error: `the agent cannot write its journal in ${this.config.state_dir} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}), so it cannot promise to run this only once — free space or fix permissions there, then send it again` };
+      return this.journalRefusal(ref.id, err);
     }
-    if (stagger) {
-      this.stagger.submit({ ...q, stagger, id: ref.id, action: job.action, acceptedAt });
+    if (durable === undefined) {
+      this.enqueue(q, acceptedAt);
       return { ok: true };
+    }
+    // Nothing runs before its record is on disk; meanwhile the main thread takes the next request.
+    const synced = durable.then(
+      () => this.enqueue(q, acceptedAt),
+      (err: unknown) => {
+        this.remember(() => this.journal.forget(ref.id));
+        this.reject(ref, this.journalRefusal(ref.id, err), replyTo, origin);
+      },
+    );
+    this.syncing.add(synced);
+    void synced.finally(() => this.syncing.delete(synced));
+    return { ok: true };
+  }
+
+  private enqueue(q: Queued, acceptedAt: number): void {
+    if (!this.accepting) {
+      // The agent began to stop while this one's record was being synced: like a queued request, never started.
+      this.journal.forget(q.ref.id);
+      this.reject(q.ref, { code: 'shutting_down', error: 'the agent stopped before this request could start; it was not run — send it again (the same id is fine)' }, q.replyTo, q.origin);
+      return;
+    }
+    if (q.stagger) {
+      this.stagger.submit({ ...q, stagger: q.stagger, id: q.ref.id, action: q.job.action, acceptedAt });
+      return;
     }
     this.queue.push(q);
     this.pump();
-    return { ok: true };
+  }
+
+  private journalRefusal(id: string, err: unknown): Rejection {
+    this.log.error({ err, id }, 'cannot write the id journal; refusing requests until it can');
+    return { code: 'busy', error: `the agent cannot write its journal in ${this.config.state_dir} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}), so it cannot promise to run this only once — free space or fix permissions there, then send it again` };
   }
 
   private scheduled(q: Queued, runAt: Date, reason: string | undefined): void {

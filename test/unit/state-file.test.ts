@@ -81,6 +81,39 @@ describe('Journal', () => {
     expect(again.get('queued')).toBeUndefined();
   });
 
+  it('the record whose append triggers a compaction is in the rewritten file (it was lost before: a restart could run its id again)', () => {
+    const dir = tempDir();
+    const { log } = capture();
+    const j = new Journal(dir, log, 2); // compacts when more than 4 lines were appended
+    j.open();
+    for (const id of ['a', 'b', 'c', 'd', 'e']) j.record(result(id, 'succeeded'));
+    j.close();
+    const again = new Journal(dir, log, 2);
+    again.open();
+    expect(again.get('e')?.status).toBe('succeeded');
+    expect(again.get('d')?.status).toBe('succeeded');
+  });
+
+  it('recordDurable: the id is known at once, the promise waits for the sync, and a burst shares fsyncs safely', async () => {
+    const dir = tempDir();
+    const { log } = capture();
+    const j = new Journal(dir, log, 5); // a small keep: the burst forces compactions mid-sync
+    j.open();
+    const ids = Array.from({ length: 40 }, (_, i) => `burst-${i}`);
+    const synced = ids.map((id) => j.recordDurable(result(id, 'running')));
+    // Before any fsync finished, a repeat of the id must already be recognised (it must never run twice).
+    expect(j.get('burst-39')?.status).toBe('running');
+    await Promise.all(synced);
+    j.record(result('after', 'succeeded'));
+    j.close();
+    // What a restart sees: the last `keep` entries, the burst's unfinished ones reported as cut short.
+    const again = new Journal(dir, log, 5);
+    const unfinished = again.open().map((r) => r.id);
+    expect(unfinished).toEqual(expect.arrayContaining(ids.slice(-4)));
+    expect(unfinished.every((id) => ids.includes(id))).toBe(true);
+    expect(again.get('after')?.status).toBe('succeeded');
+  });
+
   it('a state_dir that cannot be created is a clear startup error', () => {
     const { log } = capture();
     // A path under a regular file: ENOTDIR whoever runs the test (root ignores permission bits).
