@@ -13,6 +13,7 @@
  *   node bench/bench.mjs --only cluster        1,000 agents across two brokers clustered over Redis: fan-out, a broker killed
  *   node bench/bench.mjs --profile             agent processes run with --cpu-prof (bench/results/profiles/)
  *   node bench/bench.mjs --strict              exit 1 when a target is missed, not only on errors
+ *   node bench/bench.mjs --agent-flags=--max-semi-space-size=1   node flags for the agent under test (e2e)
  *   node bench/bench.mjs --wait-quiet          first wait (up to 10 min) until the machine is idle
  *   node bench/bench.mjs --keep                keep the temp dirs (agent logs, state, broker configs)
  *
@@ -34,7 +35,9 @@ import { BENCH, MOSQUITTO, REPO, cleanupAll, mosquittoVersion, startChild, start
 import { summarize } from './lib/profile.mjs';
 import { render, targets } from './lib/report.mjs';
 
-const { values } = parseArgs({ options: { help: { type: 'boolean', short: 'h', default: false }, keep: { type: 'boolean', default: false }, 'wait-quiet': { type: 'boolean', default: false }, quick: { type: 'boolean', default: false }, only: { type: 'string' }, profile: { type: 'boolean', default: false }, strict: { type: 'boolean', default: false } } });
+const { values } = parseArgs({ options: { help: { type: 'boolean', short: 'h', default: false }, keep: { type: 'boolean', default: false }, 'wait-quiet': { type: 'boolean', default: false }, quick: { type: 'boolean', default: false }, only: { type: 'string' }, profile: { type: 'boolean', default: false }, strict: { type: 'boolean', default: false }, 'agent-flags': { type: 'string', default: '' } } });
+// Node flags for the agent processes only, e.g. --agent-flags=--max-semi-space-size=1 (what packaging/ ships).
+const AGENT_FLAGS = values['agent-flags'].split(/\s+/).filter(Boolean);
 if (values.help) {
   // The usage is this file's header comment.
   const head = readFileSync(new URL(import.meta.url), 'utf8').split('*/')[0];
@@ -180,7 +183,7 @@ async function main() {
       const dir = tempDir(`hc-e2e-${kind}-`);
       const broker = await start(dir);
       try {
-        results.e2e.push(...(await e2eOnBroker(broker, scenarios, { dir, warmup: M.warmup, agentArgs: prof(`e2e-${kind}-agent`), naiveArgs: prof(`e2e-${kind}-naive`), log })));
+        results.e2e.push(...(await e2eOnBroker(broker, scenarios, { dir, warmup: M.warmup, agentArgs: [...AGENT_FLAGS, ...prof(`e2e-${kind}-agent`)], naiveArgs: prof(`e2e-${kind}-naive`), log })));
       } finally {
         await broker.stop();
       }
