@@ -6,22 +6,14 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { ClientLocator, dropStaleWills, shareConcurrentAddSubscriptions, type RedisPersistence, type StoredWill } from '../../src/broker/cluster-persistence.js';
 import { redactRedisUrl, redisError } from '../../src/broker/cluster.js';
 import { parseConfig } from '../../src/config/load.js';
-import { ConfigError } from '../../src/errors.js';
+import { configIssues } from '../helpers/config-issues.js';
 import { silentLogger } from '../../src/log.js';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'homelab-cmd-cluster-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const SOURCE = path.join(dir, 'broker.yaml');
 const parse = (yaml: string) => parseConfig(yaml, SOURCE, {});
-const issues = (yaml: string) => {
-  try {
-    parse(yaml);
-  } catch (err) {
-    expect(err).toBeInstanceOf(ConfigError);
-    return (err as ConfigError).issues;
-  }
-  throw new Error('expected a ConfigError');
-};
+const issues = (yaml: string) => configIssues(yaml, SOURCE);
 
 describe('broker.cluster in the config', () => {
   it('is absent by default: a standalone broker', () => {

@@ -4,7 +4,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseConfig, type Config } from '../../src/config/load.js';
-import { ConfigError, type ConfigIssue } from '../../src/errors.js';
+import { type ConfigIssue } from '../../src/errors.js';
+import { configIssues } from '../helpers/config-issues.js';
 import { isInside, lexicalPath } from '../../src/core/paths.js';
 import { resolveRequest, type Job } from '../../src/core/resolve.js';
 import { makeResult } from '../../src/core/result.js';
@@ -16,15 +17,7 @@ import { configWarnings } from '../../src/cli/check-config.js';
 
 const parse = (yaml: string): Config => parseConfig(yaml, '/test/agent.yaml', {});
 
-function issuesOf(yaml: string): ConfigIssue[] {
-  try {
-    parse(yaml);
-  } catch (err) {
-    expect(err).toBeInstanceOf(ConfigError);
-    return (err as ConfigError).issues;
-  }
-  throw new Error('expected a ConfigError');
-}
+const issuesOf = (yaml: string): ConfigIssue[] => configIssues(yaml, '/test/agent.yaml');
 
 const action = (body: string) => `actions:\n  deploy:\n${body.replace(/^/gm, '    ')}\n`;
 

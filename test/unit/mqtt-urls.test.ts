@@ -5,21 +5,14 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/load.js';
 import { targetFrom } from '../../src/cli/send.js';
-import { ConfigError, type ConfigIssue } from '../../src/errors.js';
+import { type ConfigIssue } from '../../src/errors.js';
+import { configIssues } from '../helpers/config-issues.js';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'homelab-cmd-urls-'));
 const SOURCE = path.join(dir, 'agent.yaml');
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-function issuesOf(yaml: string): ConfigIssue[] {
-  try {
-    parseConfig(yaml, SOURCE, {});
-  } catch (err) {
-    expect(err).toBeInstanceOf(ConfigError);
-    return (err as ConfigError).issues;
-  }
-  throw new Error('expected the config to be refused');
-}
+const issuesOf = (yaml: string): ConfigIssue[] => configIssues(yaml, SOURCE);
 
 describe('mqtt.url', () => {
   it('one URL stays a string (the contract\'s form); a list keeps its order', () => {

@@ -17,22 +17,15 @@ import {
   serviceArgv,
   statusAccepted,
 } from '../../src/core/probes.js';
-import { ConfigError, type ConfigIssue } from '../../src/errors.js';
+import { type ConfigIssue } from '../../src/errors.js';
+import { configIssues } from '../helpers/config-issues.js';
 import { VERSION } from '../../src/version.js';
 
 const load = (yaml: string): Config => parseConfig(yaml, '/nonexistent/agent.yaml', {});
 const probe = (yaml: string): ProbeConfig => load(`probes:\n  p: ${yaml}\n`).probes.p!;
 const of = <T extends ProbeConfig['type']>(type: T, yaml: string) => probe(yaml) as ProbeOf<T>;
 
-function issues(yaml: string): ConfigIssue[] {
-  try {
-    load(yaml);
-  } catch (err) {
-    expect(err).toBeInstanceOf(ConfigError);
-    return (err as ConfigError).issues;
-  }
-  throw new Error('expected a ConfigError');
-}
+const issues = (yaml: string): ConfigIssue[] => configIssues(yaml, '/nonexistent/agent.yaml');
 
 describe('config: defaults', () => {
   it('no probes by default', () => {
