@@ -9,10 +9,10 @@
  * The network is shared: the agent inside reaches the test's broker on loopback.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readlinkSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { tempDir } from './fixtures.js';
+import { REPO, tempDir } from './fixtures.js';
 
 const OVERLAID = ['/etc', '/usr', '/var', '/run', os.homedir()];
 
@@ -52,7 +52,14 @@ export class Sandbox {
     mkdirSync(path.join(dir, 'tmp'));
     // The cwd persists between runs in a file (inside: /tmp/.cwd), like one long terminal session.
     writeFileSync(path.join(dir, 'tmp/.cwd'), os.homedir());
-    const setup = ['set -e', ...mounts, `mount --bind ${dir}/tmp /tmp`, 'chmod 1777 /tmp', 'echo ready', 'exec sleep infinity'].join('\n');
+    // A checkout that lives under /tmp (a fresh clone in CI) would vanish behind the sandbox's own /tmp,
+    // and the docs clone it: it stays visible at its own path, read-only.
+    const repo = realpathSync(REPO);
+    const inTmp = path.relative('/tmp', repo);
+    const keepRepo = inTmp !== '' && !inTmp.startsWith('..') && !path.isAbsolute(inTmp)
+      ? [`mkdir -p ${dir}/tmp/${inTmp}`, `mount --bind ${repo} ${dir}/tmp/${inTmp}`, `mount -o remount,bind,ro ${dir}/tmp/${inTmp}`]
+      : [];
+    const setup = ['set -e', ...mounts, ...keepRepo, `mount --rbind ${dir}/tmp /tmp`, 'chmod 1777 /tmp', 'echo ready', 'exec sleep infinity'].join('\n');
     const holder = spawn('unshare', ['-m', '--propagation', 'private', 'bash', '-c', setup], { cwd: path.join(dir, 'tmp'), stdio: ['ignore', 'pipe', 'pipe'] });
     let err = '';
     holder.stderr?.on('data', (c: Buffer) => (err += c.toString()));
