@@ -12,6 +12,7 @@ import { ConnectionError, PortInUseError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { ClusterBackend, ClusterSpec } from './cluster.js';
 import { mayPublish, maySubscribe, type AclContext, type Role } from './acl.js';
+import { ConnackFirst } from './connack-first.js';
 
 export interface BrokerUserSpec {
   username: string;
@@ -49,10 +50,13 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
   const secured = users.size > 0;
   // Imported only here: a broker without a cluster (and every agent) never loads Redis code.
   const cluster: ClusterBackend | undefined = opts.cluster && (await (await import('./cluster.js')).connectCluster(opts.cluster, log));
+  // No message to a resuming session before its CONNACK (connack-first.ts).
+  const connackFirst = new ConnackFirst();
 
   const aedes = await Aedes.createBroker({
     ...(cluster && { mq: cluster.mq, persistence: cluster.persistence, heartbeatInterval: cluster.heartbeatInterval }),
     preConnect(client, _packet, done) {
+      connackFirst.hold(client);
       // No users configured: the broker is open, so only this machine may use it.
       if (!secured && !isLoopback(client.conn as net.Socket)) {
         log.warn({ remote: (client.conn as net.Socket).remoteAddress }, 'refused a non-loopback client: no broker.users are configured');
@@ -90,6 +94,7 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
   // aedes reports persistence failures (a Redis outage, a will it could not publish) here; unheard, they would crash it.
   // (aedes emits 'error', though its types do not list it.)
   (aedes as unknown as EventEmitter).on('error', (err: Error) => log.error({ err: err.message }, 'broker error'));
+  aedes.on('connackSent', (_connack, client) => connackFirst.release(client));
   cluster?.attach((topic, onMessage) => aedes.subscribe(topic, onMessage, () => undefined));
 
   const sockets = new Set<net.Socket>();

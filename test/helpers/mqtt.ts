@@ -24,9 +24,34 @@ export class TestClient {
     });
   }
 
+  /**
+   * Records from before the CONNACK: a resumed session's queued messages can come in the same read
+   * as the CONNACK, and MQTT.js emits them (process.nextTick) before an awaited connectAsync returns.
+   */
   static async connect(url: string, opts: IClientOptions = {}): Promise<TestClient> {
-    const client = await mqtt.connectAsync(url, { protocolVersion: 5, reconnectPeriod: 0, connectTimeout: 5000, ...opts });
-    return new TestClient(client);
+    const client = mqtt.connect(url, { protocolVersion: 5, reconnectPeriod: 0, connectTimeout: 5000, ...opts });
+    const recorder = new TestClient(client);
+    await new Promise<void>((resolve, reject) => {
+      const settle = () => {
+        client.off('connect', connected);
+        client.off('end', connected);
+        client.off('error', failed);
+      };
+      const connected = () => {
+        settle();
+        resolve();
+      };
+      // As connectAsync does: a refused or timed-out CONNECT ends the client and rejects.
+      const failed = (err: Error) => {
+        settle();
+        client.end();
+        reject(err);
+      };
+      client.on('connect', connected);
+      client.on('end', connected);
+      client.on('error', failed);
+    });
+    return recorder;
   }
 
   async sub(...topics: string[]): Promise<void> {
