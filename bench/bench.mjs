@@ -7,7 +7,7 @@
  * dist/ (the npm scripts build it first).
  *
  *   npm run bench                 build, then the full run (≈ 4 min on 2 cores; everything but the cluster)
- *   npm run bench:cluster         build, then 1,000 agents across two brokers clustered over Redis (≈ 2 min)
+ *   npm run bench:cluster         build, then 1,000 agents across two brokers clustered over Redis (≈ 1 min)
  *   npm run bench:quick           build, then ≈ 45 s: small counts, a 5 s idle window (CI runs it)
  *   node bench/bench.mjs --only e2e,spawn      some sections: e2e, fanout, cluster, footprint, overhead, spawn
  *   node bench/bench.mjs --only cluster        1,000 agents across two brokers clustered over Redis: fan-out, a broker killed
@@ -46,7 +46,7 @@ if (values.help) {
 }
 const QUICK = values.quick;
 const ALL_SECTIONS = ['overhead', 'spawn', 'e2e', 'fanout', 'cluster', 'footprint'];
-// The 1,000-agent cluster takes two minutes on its own: a mode of its own (npm run bench:cluster), so the
+// The 1,000-agent cluster takes about a minute on its own: a mode of its own (npm run bench:cluster), so the
 // full run stays under issue 8's five minutes. --quick runs a small cluster too, so CI keeps it working.
 const DEFAULT_SECTIONS = values.quick ? ALL_SECTIONS : ALL_SECTIONS.filter((s) => s !== 'cluster');
 const SECTIONS = new Set((values.only ?? DEFAULT_SECTIONS.join(',')).split(','));

@@ -124,7 +124,7 @@ export const RULES: Rule[] = [
     match: /^npm run bench:cluster$/,
     cover: {
       kind: 'static',
-      why: 'the 1,000-agent cluster takes about two minutes',
+      why: 'the 1,000-agent cluster takes about a minute',
       check: 'bench:cluster runs the same script with --only cluster; bench:quick (run by .ci/run) includes a 40-agent cluster',
       verify: () => must(pkg().scripts['bench:cluster'] === `${pkg().scripts.bench} --only cluster` && read('.ci/run').includes('npm run bench:quick'), 'bench:cluster is bench --only cluster; .ci/run runs bench:quick'),
     },
