@@ -172,7 +172,7 @@ describe.skipIf(!MOSQUITTO)('broker failover', () => {
     await rr.sub('fo-test/reply');
     const reply = rr.next((m) => m.topic === 'fo-test/reply', 10_000, 'the MQTT 5 response');
     await rr.pub(`homelab/${host}/cmd/quick`, JSON.stringify({ id: 'fq-2' }), { properties: { responseTopic: 'fo-test/reply', correlationData: Buffer.from('c-42') } });
-    const m = await reply;
+    const m = await reply.catch(fail(proc));
     expect(m.packet.properties?.correlationData?.toString()).toBe('c-42');
     expect(JSON.parse(m.text)).toMatchObject({ id: 'fq-2', status: 'succeeded' });
     expect(proc.output().match(/refused MQTT 5; falling back/g)).toHaveLength(1);
