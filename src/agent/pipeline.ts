@@ -146,14 +146,7 @@ export class Pipeline {
     await Promise.allSettled([...this.syncing]);
     // Scheduled staggered runs stay in the journal and resume at the next start.
     this.stagger.stop();
-    for (const q of this.queue.splice(0)) {
-      // Never started: the id is released, so the same request can simply be sent again.
-      this.journal.forget(q.ref.id);
-      const result = rejected(this.config.host, q.ref, { code: 'shutting_down', error: 'the agent stopped before this request could start; it was not run — send it again (the same id is fine)' }, new Date());
-      this.audit.write({ ...q.origin, decision: 'rejected', result });
-      this.count(result);
-      this.results.final(result, q.replyTo);
-    }
+    for (const q of this.queue.splice(0)) this.neverStarted(q);
     if (this.running.size === 0) return;
     const timer = setTimeout(() => {
       for (const ctl of this.running.values()) ctl.abort();
@@ -215,18 +208,20 @@ export class Pipeline {
   }
 
   private enqueue(q: Queued, acceptedAt: number): void {
-    if (!this.accepting) {
-      // The agent began to stop while this one's record was being synced: like a queued request, never started.
-      this.journal.forget(q.ref.id);
-      this.reject(q.ref, { code: 'shutting_down', error: 'the agent stopped before this request could start; it was not run — send it again (the same id is fine)' }, q.replyTo, q.origin);
-      return;
-    }
+    // The agent began to stop while this one's record was being synced: like a queued request, never started.
+    if (!this.accepting) return this.neverStarted(q);
     if (q.stagger) {
       this.stagger.submit({ ...q, stagger: q.stagger, id: q.ref.id, action: q.job.action, acceptedAt });
       return;
     }
     this.queue.push(q);
     this.pump();
+  }
+
+  /** Accepted but stopped before it started: the id is released, so the same request can simply be sent again. */
+  private neverStarted(q: Queued): void {
+    this.journal.forget(q.ref.id);
+    this.reject(q.ref, { code: 'shutting_down', error: 'the agent stopped before this request could start; it was not run — send it again (the same id is fine)' }, q.replyTo, q.origin);
   }
 
   private journalRefusal(id: string, err: unknown): Rejection {
