@@ -18,7 +18,7 @@ import { Walkthrough } from '../helpers/doc-walkthrough.js';
 import { REPO } from '../helpers/fixtures.js';
 import { findBinary, reportMissing } from '../helpers/mosquitto.js';
 import { TestClient } from '../helpers/mqtt.js';
-import { withDeadline } from '../helpers/wait.js';
+import { until, withDeadline } from '../helpers/wait.js';
 
 const DOC = 'docs/getting-started.md';
 const ME = 'test/integration/docs-getting-started.test.ts';
@@ -117,31 +117,14 @@ describe.skipIf(missing !== undefined || !isRepo)('docs/getting-started.md, run 
     // `journalctl -u homelab-cmd -o cat -n 5` is static: the journal would hold this output.
     const promised = [.../The log shows (.+?) If it shows/s.exec(doc)![1]!.matchAll(/`([^`]+)`/g)].map((m) => m[1]!.replace(/\s+/g, ' '));
     expect(promised.length).toBe(3);
-    await withDeadline(
-      (async () => {
-        for (;;) {
-          const msgs = service!.output().split('\n').filter((l) => l.startsWith('{')).map((l) => (JSON.parse(l) as { msg: string }).msg);
-          if (promised.every((p) => msgs.includes(p!))) return;
-          await new Promise((r) => setTimeout(r, 50));
-        }
-      })(),
-      10_000,
-      `the log lines ${promised.join(', ')}`,
-    );
+    const logged = () => service!.output().split('\n').filter((l) => l.startsWith('{')).map((l) => (JSON.parse(l) as { msg: string }).msg);
+    await until(() => promised.every((p) => logged().includes(p!)), 10_000, `the log lines ${promised.join(', ')}`);
   }, 60_000);
 
   it('7. Home Assistant: buttons "Uptime" and "Apply updates"; pressing Uptime makes Last result succeeded', async () => {
-    const buttons = await withDeadline(
-      (async () => {
-        for (;;) {
-          const b = ctl.messages.filter((m) => m.topic.startsWith('homeassistant/button/pihole-1/') && m.text).map((m) => JSON.parse(m.text) as { name: string; command_topic: string; payload_press: string });
-          if (b.length >= 2) return b;
-          await new Promise((r) => setTimeout(r, 50));
-        }
-      })(),
-      10_000,
-      'the discovery of two buttons',
-    );
+    const discovered = () => ctl.messages.filter((m) => m.topic.startsWith('homeassistant/button/pihole-1/') && m.text).map((m) => JSON.parse(m.text) as { name: string; command_topic: string; payload_press: string });
+    await until(() => discovered().length >= 2, 10_000, 'the discovery of two buttons');
+    const buttons = discovered();
     expect(buttons.map((b) => b.name).sort()).toEqual(['Apply updates', 'Uptime']);
     // What HA does when the button is pressed: payload_press on command_topic.
     const uptime = buttons.find((b) => b.name === 'Uptime')!;
