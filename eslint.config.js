@@ -30,7 +30,14 @@ export default tseslint.config(
     languageOptions: {
       sourceType: 'script',
       parserOptions: { ecmaFeatures: { globalReturn: true } },
-      globals: { ...globals.node, msg: 'writable', env: 'readonly', node: 'readonly', flow: 'readonly', context: 'readonly' },
+      globals: {
+        ...globals.node,
+        msg: 'writable',
+        env: 'readonly',
+        node: 'readonly',
+        flow: 'readonly',
+        context: 'readonly',
+      },
     },
   },
 );

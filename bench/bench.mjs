@@ -31,11 +31,32 @@ import { e2eOnBroker } from './lib/e2e.mjs';
 import { clusterFleet, REDIS_SERVER } from './lib/cluster.mjs';
 import { fanout, maxFleet, openFilesLimit } from './lib/fanout.mjs';
 import { idle, importCosts, startToOnline } from './lib/footprint.mjs';
-import { BENCH, MOSQUITTO, REPO, cleanupAll, mosquittoVersion, startChild, startEmbeddedBroker, startMosquitto, tempDir } from './lib/proc.mjs';
+import {
+  BENCH,
+  MOSQUITTO,
+  REPO,
+  cleanupAll,
+  mosquittoVersion,
+  startChild,
+  startEmbeddedBroker,
+  startMosquitto,
+  tempDir,
+} from './lib/proc.mjs';
 import { summarize } from './lib/profile.mjs';
 import { render, targets } from './lib/report.mjs';
 
-const { values } = parseArgs({ options: { help: { type: 'boolean', short: 'h', default: false }, keep: { type: 'boolean', default: false }, 'wait-quiet': { type: 'boolean', default: false }, quick: { type: 'boolean', default: false }, only: { type: 'string' }, profile: { type: 'boolean', default: false }, strict: { type: 'boolean', default: false }, 'agent-flags': { type: 'string', default: '' } } });
+const { values } = parseArgs({
+  options: {
+    help: { type: 'boolean', short: 'h', default: false },
+    keep: { type: 'boolean', default: false },
+    'wait-quiet': { type: 'boolean', default: false },
+    quick: { type: 'boolean', default: false },
+    only: { type: 'string' },
+    profile: { type: 'boolean', default: false },
+    strict: { type: 'boolean', default: false },
+    'agent-flags': { type: 'string', default: '' },
+  },
+});
 // Node flags for the agent processes only, e.g. --agent-flags=--max-semi-space-size=1 (what packaging/ ships).
 const AGENT_FLAGS = values['agent-flags'].split(/\s+/).filter(Boolean);
 if (values.help) {
@@ -52,19 +73,33 @@ const DEFAULT_SECTIONS = values.quick ? ALL_SECTIONS : ALL_SECTIONS.filter((s) =
 const SECTIONS = new Set((values.only ?? DEFAULT_SECTIONS.join(',')).split(','));
 for (const s of SECTIONS) {
   if (!ALL_SECTIONS.includes(s)) {
-    process.stderr.write(`bench: unknown section "${s}" in --only — use some of ${ALL_SECTIONS.join(', ')}\n`);
+    process.stderr.write(
+      `bench: unknown section "${s}" in --only — use some of ${ALL_SECTIONS.join(', ')}\n`,
+    );
     process.exit(2);
   }
 }
 const PROFILE_DIR = path.join(BENCH, 'results', 'profiles');
 /** node flags for a process in `role` under --profile: its profiles land in bench/results/profiles/<role>/. */
-const prof = (role) => (values.profile ? ['--cpu-prof', `--cpu-prof-dir=${path.join(PROFILE_DIR, role)}`] : []);
+const prof = (role) =>
+  values.profile ? ['--cpu-prof', `--cpu-prof-dir=${path.join(PROFILE_DIR, role)}`] : [];
 
 // Counts per mode. Full: enough samples for a p99 and under five minutes on 2 cores; quick: seconds.
 const M = QUICK
   ? {
-      fast: [['noop c1', 'noop', 1, 30], ['noop c4', 'noop', 4, 48], ['noop c16', 'noop', 16, 64], ['sleep c1', 'sleep', 1, 4], ['sleep c16', 'sleep', 16, 32]],
-      stock: [['noop c1', 'noop', 1, 10], ['noop c16', 'noop', 16, 32], ['sleep c1', 'sleep', 1, 2], ['sleep c16', 'sleep', 16, 32]],
+      fast: [
+        ['noop c1', 'noop', 1, 30],
+        ['noop c4', 'noop', 4, 48],
+        ['noop c16', 'noop', 16, 64],
+        ['sleep c1', 'sleep', 1, 4],
+        ['sleep c16', 'sleep', 16, 32],
+      ],
+      stock: [
+        ['noop c1', 'noop', 1, 10],
+        ['noop c16', 'noop', 16, 32],
+        ['sleep c1', 'sleep', 1, 2],
+        ['sleep c16', 'sleep', 16, 32],
+      ],
       warmup: 10,
       pauseMs: 50,
       contrast: 0,
@@ -79,8 +114,19 @@ const M = QUICK
       settleMs: 1000,
     }
   : {
-      fast: [['noop c1', 'noop', 1, 300], ['noop c4', 'noop', 4, 800], ['noop c16', 'noop', 16, 1280], ['sleep c1', 'sleep', 1, 30], ['sleep c16', 'sleep', 16, 320]],
-      stock: [['noop c1', 'noop', 1, 80], ['noop c16', 'noop', 16, 160], ['sleep c1', 'sleep', 1, 24], ['sleep c16', 'sleep', 16, 96]],
+      fast: [
+        ['noop c1', 'noop', 1, 300],
+        ['noop c4', 'noop', 4, 800],
+        ['noop c16', 'noop', 16, 1280],
+        ['sleep c1', 'sleep', 1, 30],
+        ['sleep c16', 'sleep', 16, 320],
+      ],
+      stock: [
+        ['noop c1', 'noop', 1, 80],
+        ['noop c16', 'noop', 16, 160],
+        ['sleep c1', 'sleep', 1, 24],
+        ['sleep c16', 'sleep', 16, 96],
+      ],
       // Longer than Linux's delayed-ACK minimum (40 ms): each press finds every connection idle, as HA's do.
       pauseMs: 60,
       contrast: 60,
@@ -97,7 +143,8 @@ const M = QUICK
     };
 
 const T0 = performance.now();
-const log = (line) => process.stderr.write(`[${((performance.now() - T0) / 1000).toFixed(1).padStart(5)} s] ${line}\n`);
+const log = (line) =>
+  process.stderr.write(`[${((performance.now() - T0) / 1000).toFixed(1).padStart(5)} s] ${line}\n`);
 const loud = (line) => process.stderr.write(`\n*** ${line} ***\n\n`);
 
 /** Share of all CPUs busy over `ms`, from /proc/stat — anything else running skews every figure. */
@@ -123,7 +170,8 @@ function sh(cmd, args) {
 
 async function main() {
   const t0 = performance.now();
-  if (!existsSync(path.join(REPO, 'dist', 'agent', 'agent.js'))) throw new Error('dist/ is missing — run `npm run build` first');
+  if (!existsSync(path.join(REPO, 'dist', 'agent', 'agent.js')))
+    throw new Error('dist/ is missing — run `npm run build` first');
   if (values.profile) {
     rmSync(PROFILE_DIR, { recursive: true, force: true });
     mkdirSync(PROFILE_DIR, { recursive: true });
@@ -136,9 +184,15 @@ async function main() {
       busy = await busyShare(5000);
     }
   }
-  if (busy > 0.1) loud(`THE MACHINE IS BUSY: ${(busy * 100).toFixed(0)} % of the CPUs were in use before the bench started — the figures will be skewed (--wait-quiet waits)`);
+  if (busy > 0.1)
+    loud(
+      `THE MACHINE IS BUSY: ${(busy * 100).toFixed(0)} % of the CPUs were in use before the bench started — the figures will be skewed (--wait-quiet waits)`,
+    );
   const haveMosquitto = existsSync(MOSQUITTO);
-  if (!haveMosquitto) loud(`SKIPPED: everything through Mosquitto — ${MOSQUITTO} is not installed (apt-get install mosquitto); figures below are for the embedded broker only`);
+  if (!haveMosquitto)
+    loud(
+      `SKIPPED: everything through Mosquitto — ${MOSQUITTO} is not installed (apt-get install mosquitto); figures below are for the embedded broker only`,
+    );
   const meta = {
     date: new Date().toISOString(),
     mode: QUICK ? 'quick' : 'full',
@@ -153,11 +207,28 @@ async function main() {
     busyBeforePct: Math.round(busy * 100),
     loadavgStart: os.loadavg().map((v) => Number(v.toFixed(2))),
   };
-  const results = { meta, e2e: [], fanout: [], cluster: undefined, footprint: undefined, imports: undefined, overhead: undefined, spawn: undefined, errors: [], notes: [] };
+  const results = {
+    meta,
+    e2e: [],
+    fanout: [],
+    cluster: undefined,
+    footprint: undefined,
+    imports: undefined,
+    overhead: undefined,
+    spawn: undefined,
+    errors: [],
+    notes: [],
+  };
 
   if (SECTIONS.has('overhead')) {
     log('overhead: parse, resolve, journal per request …');
-    const p = startChild(process.execPath, [path.join(BENCH, 'overhead.mjs'), '--n', String(M.overheadN), '--dir', tempDir('hc-overhead-')]);
+    const p = startChild(process.execPath, [
+      path.join(BENCH, 'overhead.mjs'),
+      '--n',
+      String(M.overheadN),
+      '--dir',
+      tempDir('hc-overhead-'),
+    ]);
     results.overhead = JSON.parse(await p.waitLine((l) => l.startsWith('{'), 120_000, 'overhead figures'));
   }
 
@@ -167,23 +238,63 @@ async function main() {
     results.spawn = JSON.parse(await p.waitLine((l) => l.startsWith('{'), 180_000, 'spawn figures'));
     results.forkCost = [];
     for (const mb of [0, 50, 150]) {
-      const f = startChild(process.execPath, [path.join(BENCH, 'fork-cost.mjs'), '--mb', String(mb), '--n', QUICK ? '40' : '200']);
+      const f = startChild(process.execPath, [
+        path.join(BENCH, 'fork-cost.mjs'),
+        '--mb',
+        String(mb),
+        '--n',
+        QUICK ? '40' : '200',
+      ]);
       results.forkCost.push(JSON.parse(await f.waitLine((l) => l.startsWith('{'), 60_000, 'fork cost')));
     }
   }
 
   if (SECTIONS.has('e2e')) {
-    const fast = M.fast.map(([name, action, concurrency, n]) => ({ name, action, concurrency, n, qos: 1, pauseMs: 0 }));
-    const stock = M.stock.map(([name, action, concurrency, n]) => ({ name: `${name} qos0 presses`, action, concurrency, n, qos: 0, pauseMs: M.pauseMs }));
-    if (M.contrast) stock.push({ name: 'noop c1 qos1 back-to-back', action: 'noop', concurrency: 1, n: M.contrast, qos: 1, pauseMs: 0 });
+    const fast = M.fast.map(([name, action, concurrency, n]) => ({
+      name,
+      action,
+      concurrency,
+      n,
+      qos: 1,
+      pauseMs: 0,
+    }));
+    const stock = M.stock.map(([name, action, concurrency, n]) => ({
+      name: `${name} qos0 presses`,
+      action,
+      concurrency,
+      n,
+      qos: 0,
+      pauseMs: M.pauseMs,
+    }));
+    if (M.contrast)
+      stock.push({
+        name: 'noop c1 qos1 back-to-back',
+        action: 'noop',
+        concurrency: 1,
+        n: M.contrast,
+        qos: 1,
+        pauseMs: 0,
+      });
     const brokers = [['embedded', (d) => startEmbeddedBroker(d), fast]];
-    if (haveMosquitto) brokers.push(['mosquitto-nodelay', (d) => startMosquitto(d, { nodelay: true }), fast], ['mosquitto-stock', (d) => startMosquitto(d, { nodelay: false }), stock]);
+    if (haveMosquitto)
+      brokers.push(
+        ['mosquitto-nodelay', (d) => startMosquitto(d, { nodelay: true }), fast],
+        ['mosquitto-stock', (d) => startMosquitto(d, { nodelay: false }), stock],
+      );
     for (const [kind, start, scenarios] of brokers) {
       log(`e2e through ${kind} …`);
       const dir = tempDir(`hc-e2e-${kind}-`);
       const broker = await start(dir);
       try {
-        results.e2e.push(...(await e2eOnBroker(broker, scenarios, { dir, warmup: M.warmup, agentArgs: [...AGENT_FLAGS, ...prof(`e2e-${kind}-agent`)], naiveArgs: prof(`e2e-${kind}-naive`), log })));
+        results.e2e.push(
+          ...(await e2eOnBroker(broker, scenarios, {
+            dir,
+            warmup: M.warmup,
+            agentArgs: [...AGENT_FLAGS, ...prof(`e2e-${kind}-agent`)],
+            naiveArgs: prof(`e2e-${kind}-naive`),
+            log,
+          })),
+        );
       } finally {
         await broker.stop();
       }
@@ -201,11 +312,15 @@ async function main() {
       return n;
     };
     results.meta.openFilesLimit = limit;
-    const runs = [...M.fanout.map((c) => ['embedded', c]), ...(haveMosquitto ? M.fanoutMosquitto.map((c) => ['mosquitto-nodelay', c]) : [])];
+    const runs = [
+      ...M.fanout.map((c) => ['embedded', c]),
+      ...(haveMosquitto ? M.fanoutMosquitto.map((c) => ['mosquitto-nodelay', c]) : []),
+    ];
     for (const [kind, wanted] of runs) {
       const count = fit(wanted);
       log(`fan-out to ${count} through ${kind} …`);
-      const start = kind === 'embedded' ? (d) => startEmbeddedBroker(d) : (d) => startMosquitto(d, { nodelay: true });
+      const start =
+        kind === 'embedded' ? (d) => startEmbeddedBroker(d) : (d) => startMosquitto(d, { nodelay: true });
       try {
         results.fanout.push(await fanout(count, start, kind, { rounds: M.fanoutRounds, log, prof }));
       } catch (err) {
@@ -219,7 +334,8 @@ async function main() {
 
   if (SECTIONS.has('cluster')) {
     if (!REDIS_SERVER) {
-      const note = 'SKIPPED: the clustered brokers (broker.cluster) — redis-server is not installed (apt-get install redis-server)';
+      const note =
+        'SKIPPED: the clustered brokers (broker.cluster) — redis-server is not installed (apt-get install redis-server)';
       loud(note);
       results.notes.push(note);
     } else {
@@ -230,7 +346,9 @@ async function main() {
         results.cluster = c;
         const f = c.failover;
         if (f.lost || f.ranTwiceOrMore || f.neverRan || f.afterKillAnswered !== count) {
-          results.errors.push(`cluster failover: ${f.lost} lost, ${f.ranTwiceOrMore} ran twice, ${f.neverRan} never ran, ${count - f.afterKillAnswered} agents did not answer through the survivor`);
+          results.errors.push(
+            `cluster failover: ${f.lost} lost, ${f.ranTwiceOrMore} ran twice, ${f.neverRan} never ran, ${count - f.afterKillAnswered} agents did not answer through the survivor`,
+          );
         }
       } catch (err) {
         const note = `cluster with ${count} agents failed: ${err.message.split('\n')[0]}`;
@@ -242,12 +360,19 @@ async function main() {
 
   if (SECTIONS.has('footprint')) {
     const dir = tempDir('hc-footprint-');
-    const broker = haveMosquitto ? await startMosquitto(dir, { nodelay: true }) : await startEmbeddedBroker(dir);
+    const broker = haveMosquitto
+      ? await startMosquitto(dir, { nodelay: true })
+      : await startEmbeddedBroker(dir);
     try {
       log(`footprint: start → online (${M.startReps}×) …`);
       const start = await startToOnline(broker, dir, M.startReps, prof('start-agent'));
       log(`footprint: idle for ${M.idleMs / 1000} s with a 10 s heartbeat …`);
-      const idleFig = await idle(broker, dir, { windowMs: M.idleMs, settleMs: M.settleMs, heartbeat: '10s', nodeArgs: prof('idle-agent') });
+      const idleFig = await idle(broker, dir, {
+        windowMs: M.idleMs,
+        settleMs: M.settleMs,
+        heartbeat: '10s',
+        nodeArgs: prof('idle-agent'),
+      });
       results.footprint = { broker: broker.kind, start, idle: idleFig };
     } finally {
       await broker.stop();
@@ -256,8 +381,16 @@ async function main() {
     results.imports = await importCosts(QUICK ? 1 : 3);
   }
 
-  for (const r of results.e2e) if (r.agent.errors || r.naive.errors) results.errors.push(`e2e ${r.broker} ${r.name}: ${r.agent.errors} agent / ${r.naive.errors} naive requests failed or timed out`);
-  for (const f of results.fanout) if (f.agent.errors || f.naive.errors) results.errors.push(`fan-out ${f.count}: ${f.agent.errors} agent / ${f.naive.errors} naive requests failed or timed out`);
+  for (const r of results.e2e)
+    if (r.agent.errors || r.naive.errors)
+      results.errors.push(
+        `e2e ${r.broker} ${r.name}: ${r.agent.errors} agent / ${r.naive.errors} naive requests failed or timed out`,
+      );
+  for (const f of results.fanout)
+    if (f.agent.errors || f.naive.errors)
+      results.errors.push(
+        `fan-out ${f.count}: ${f.agent.errors} agent / ${f.naive.errors} naive requests failed or timed out`,
+      );
   results.targets = targets(results);
   results.meta.seconds = (performance.now() - t0) / 1000;
   results.meta.loadavgEnd = os.loadavg().map((v) => Number(v.toFixed(2)));
@@ -267,8 +400,11 @@ async function main() {
     // One profile per role is enough to see where the time goes; the files stay for a closer look.
     const summaries = [];
     for (const role of readdirSync(PROFILE_DIR).sort()) {
-      const files = readdirSync(path.join(PROFILE_DIR, role)).filter((f) => f.endsWith('.cpuprofile')).sort();
-      if (files.length > 0) summaries.push(`[${role}] ${summarize(path.join(PROFILE_DIR, role, files[files.length - 1]), 15)}`);
+      const files = readdirSync(path.join(PROFILE_DIR, role))
+        .filter((f) => f.endsWith('.cpuprofile'))
+        .sort();
+      if (files.length > 0)
+        summaries.push(`[${role}] ${summarize(path.join(PROFILE_DIR, role, files[files.length - 1]), 15)}`);
     }
     text += `\n\nCPU PROFILES (node --cpu-prof; bench/results/profiles/<role>/)\n${summaries.join('\n\n')}`;
   }

@@ -7,7 +7,14 @@ import process from 'node:process';
 import { startBroker } from '../dist/broker/broker.js';
 import { silentLogger } from '../dist/log.js';
 
-const broker = await startBroker({ host: '127.0.0.1', port: 0, users: [], prefix: 'homelab', discoveryPrefix: 'homeassistant', log: silentLogger() });
+const broker = await startBroker({
+  host: '127.0.0.1',
+  port: 0,
+  users: [],
+  prefix: 'homelab',
+  discoveryPrefix: 'homeassistant',
+  log: silentLogger(),
+});
 process.stdout.write(`port ${broker.port}\n`);
 const stop = () => {
   broker.close().then(

@@ -19,7 +19,15 @@ import { Agent } from '../dist/agent/agent.js';
 import { parseConfig } from '../dist/config/load.js';
 import { silentLogger } from '../dist/log.js';
 
-const { values } = parseArgs({ options: { url: { type: 'string' }, hosts: { type: 'string' }, dir: { type: 'string' }, 'host-prefix': { type: 'string', default: 'fleet' }, 'mark-log': { type: 'string' } } });
+const { values } = parseArgs({
+  options: {
+    url: { type: 'string' },
+    hosts: { type: 'string' },
+    dir: { type: 'string' },
+    'host-prefix': { type: 'string', default: 'fleet' },
+    'mark-log': { type: 'string' },
+  },
+});
 const count = Number(values.hosts);
 const log = silentLogger();
 const urls = values.url.split(',');
@@ -37,7 +45,10 @@ const actionsFor = (host) => ({
   ...(markScript && {
     mark: {
       argv: [markScript, host, '{tag}', '{secs}'],
-      params: { tag: { type: 'string', pattern: '^[A-Za-z0-9._:-]{1,64}$' }, secs: { type: 'integer', min: 0, max: 30, default: 0 } },
+      params: {
+        tag: { type: 'string', pattern: '^[A-Za-z0-9._:-]{1,64}$' },
+        secs: { type: 'integer', min: 0, max: 30, default: 0 },
+      },
     },
   }),
 });

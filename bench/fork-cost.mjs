@@ -11,7 +11,9 @@ import { performance } from 'node:perf_hooks';
 import process from 'node:process';
 import { parseArgs } from 'node:util';
 
-const { values } = parseArgs({ options: { mb: { type: 'string', default: '0' }, n: { type: 'string', default: '200' } } });
+const { values } = parseArgs({
+  options: { mb: { type: 'string', default: '0' }, n: { type: 'string', default: '200' } },
+});
 const ballast = [];
 for (let i = 0; i < Number(values.mb); i++) ballast.push(Buffer.alloc(1 << 20, 1));
 const env = { PATH: '/usr/bin:/bin' };
@@ -26,4 +28,6 @@ for (let i = 0; i < 20; i++) await one();
 const calls = [];
 for (let i = 0; i < Number(values.n); i++) calls.push(await one());
 calls.sort((a, b) => a - b);
-process.stdout.write(`${JSON.stringify({ extraMb: Number(values.mb), rssMb: process.memoryUsage().rss / 2 ** 20, spawnCallP50: calls[Math.floor(calls.length / 2)], spawnCallP90: calls[Math.floor(calls.length * 0.9)], ballast: ballast.length })}\n`);
+process.stdout.write(
+  `${JSON.stringify({ extraMb: Number(values.mb), rssMb: process.memoryUsage().rss / 2 ** 20, spawnCallP50: calls[Math.floor(calls.length / 2)], spawnCallP90: calls[Math.floor(calls.length * 0.9)], ballast: ballast.length })}\n`,
+);

@@ -17,14 +17,29 @@ import mqtt from 'mqtt';
 
 const NAIVE_ACTIONS = { noop: ['/bin/true'], sleep: ['sleep', '0.1'] };
 
-const { values } = parseArgs({ options: { url: { type: 'string' }, hosts: { type: 'string', default: '1' }, 'host-prefix': { type: 'string', default: 'naive' }, prefix: { type: 'string', default: 'naive' } } });
+const { values } = parseArgs({
+  options: {
+    url: { type: 'string' },
+    hosts: { type: 'string', default: '1' },
+    'host-prefix': { type: 'string', default: 'naive' },
+    prefix: { type: 'string', default: 'naive' },
+  },
+});
 const count = Number(values.hosts);
 const prefix = values.prefix;
-const hostName = (i) => (count === 1 ? values['host-prefix'] : `${values['host-prefix']}${String(i).padStart(4, '0')}`);
+const hostName = (i) =>
+  count === 1 ? values['host-prefix'] : `${values['host-prefix']}${String(i).padStart(4, '0')}`;
 
 function bridge(host) {
   return new Promise((resolve, reject) => {
-    const client = mqtt.connect(values.url, { protocolVersion: 5, clientId: `naive-${host}-${process.pid}`, clean: true, reconnectPeriod: 1000, connectTimeout: 30_000, keepalive: 60 });
+    const client = mqtt.connect(values.url, {
+      protocolVersion: 5,
+      clientId: `naive-${host}-${process.pid}`,
+      clean: true,
+      reconnectPeriod: 1000,
+      connectTimeout: 30_000,
+      keepalive: 60,
+    });
     client.once('error', reject);
     client.on('connect', () => {
       client.stream.setNoDelay(true);
@@ -40,7 +55,10 @@ function bridge(host) {
       }
       id = typeof id === 'string' ? id : randomUUID();
       const argv = NAIVE_ACTIONS[action];
-      const reply = (result) => client.publish(`${prefix}/${host}/result/${id}`, JSON.stringify({ id, host, action, ...result }), { qos: 1 });
+      const reply = (result) =>
+        client.publish(`${prefix}/${host}/result/${id}`, JSON.stringify({ id, host, action, ...result }), {
+          qos: 1,
+        });
       if (!argv) return reply({ status: 'rejected', exit_code: -1 });
       const t0 = performance.now();
       const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -55,7 +73,15 @@ function bridge(host) {
         reply(result);
       };
       child.once('error', (err) => answer({ status: 'failed', exit_code: 127, error: err.message }));
-      child.once('close', (code) => answer({ status: code === 0 ? 'succeeded' : 'failed', exit_code: code ?? -1, stdout, stderr, duration_ms: Math.round(performance.now() - t0) }));
+      child.once('close', (code) =>
+        answer({
+          status: code === 0 ? 'succeeded' : 'failed',
+          exit_code: code ?? -1,
+          stdout,
+          stderr,
+          duration_ms: Math.round(performance.now() - t0),
+        }),
+      );
     });
   });
 }

@@ -23,7 +23,9 @@ import { resolveRequest } from '../dist/core/resolve.js';
 import { makeResult } from '../dist/core/result.js';
 import { silentLogger } from '../dist/log.js';
 
-const { values } = parseArgs({ options: { n: { type: 'string', default: '2000' }, dir: { type: 'string' } } });
+const { values } = parseArgs({
+  options: { n: { type: 'string', default: '2000' }, dir: { type: 'string' } },
+});
 const N = Number(values.n);
 const dir = values.dir ?? mkdtempSync(path.join(os.tmpdir(), 'hc-overhead-'));
 
@@ -34,7 +36,11 @@ const config = parseConfig(
     execution: { enabled: true },
     actions: {
       noop: { argv: ['/bin/true'] },
-      restart_service: { argv: ['systemctl', 'restart', '{unit}'], params: { unit: { type: 'string', pattern: '^[a-zA-Z0-9_.@-]{1,64}$' } }, pattern: '^systemctl restart (?<unit>[a-zA-Z0-9_.@-]{1,64})$' },
+      restart_service: {
+        argv: ['systemctl', 'restart', '{unit}'],
+        params: { unit: { type: 'string', pattern: '^[a-zA-Z0-9_.@-]{1,64}$' } },
+        pattern: '^systemctl restart (?<unit>[a-zA-Z0-9_.@-]{1,64})$',
+      },
     },
   }),
   path.join(dir, 'agent.yaml'),
@@ -46,7 +52,13 @@ const defaults = { sudo: config.execution.sudo, timeoutMs: config.execution.time
 // Two request shapes: a press-like request with an id, and one whose param is validated against a pattern.
 const payloads = [
   (i) => ({ topicAction: 'noop', payload: Buffer.from(JSON.stringify({ id: `n-${i}` })), retained: false }),
-  (i) => ({ topicAction: 'restart_service', payload: Buffer.from(JSON.stringify({ id: `s-${i}`, params: { unit: 'pihole-FTL.service' }, transaction: 't1' })), retained: false }),
+  (i) => ({
+    topicAction: 'restart_service',
+    payload: Buffer.from(
+      JSON.stringify({ id: `s-${i}`, params: { unit: 'pihole-FTL.service' }, transaction: 't1' }),
+    ),
+    retained: false,
+  }),
 ];
 
 function measure(fn, n) {

@@ -9,7 +9,10 @@ import process from 'node:process';
 import { parseArgs } from 'node:util';
 import { summarize } from './lib/profile.mjs';
 
-const { values, positionals } = parseArgs({ allowPositionals: true, options: { top: { type: 'string', default: '25' } } });
+const { values, positionals } = parseArgs({
+  allowPositionals: true,
+  options: { top: { type: 'string', default: '25' } },
+});
 if (positionals.length === 0) {
   process.stderr.write('usage: node bench/profile-summary.mjs FILE.cpuprofile... [--top N]\n');
   process.exit(2);

@@ -21,7 +21,13 @@ import process from 'node:process';
 import { parseArgs } from 'node:util';
 import { runCommand } from '../dist/exec/runner.js';
 
-const { values } = parseArgs({ options: { n: { type: 'string', default: '300' }, tn: { type: 'string', default: '600' }, warm: { type: 'string', default: '30' } } });
+const { values } = parseArgs({
+  options: {
+    n: { type: 'string', default: '300' },
+    tn: { type: 'string', default: '600' },
+    warm: { type: 'string', default: '30' },
+  },
+});
 const N = Number(values.n);
 const TN = Number(values.tn);
 const env = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', LANG: 'C.UTF-8' };
@@ -55,16 +61,33 @@ const execa = await import('execa').then(
 
 const variants = {
   runner: () => runCommand({ argv: ['/bin/true'], env, timeoutMs: 30_000, maxOutput: 10_000 }),
-  execa: execa && (async () => {
-    const child = execa('/bin/true', [], { cwd, env, extendEnv: false, stdin: 'ignore', stdout: 'pipe', stderr: 'pipe', buffer: false, reject: false, detached: true, cleanup: false, encoding: 'buffer' });
-    child.catch(() => undefined);
-    await finish(child);
-  }),
-  child_process: () => finish(spawn('/bin/true', [], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true })),
+  execa:
+    execa &&
+    (async () => {
+      const child = execa('/bin/true', [], {
+        cwd,
+        env,
+        extendEnv: false,
+        stdin: 'ignore',
+        stdout: 'pipe',
+        stderr: 'pipe',
+        buffer: false,
+        reject: false,
+        detached: true,
+        cleanup: false,
+        encoding: 'buffer',
+      });
+      child.catch(() => undefined);
+      await finish(child);
+    }),
+  child_process: () =>
+    finish(spawn('/bin/true', [], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true })),
   'cp+tmpdir': async () => {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'homelab-cmd-'));
     try {
-      await finish(spawn('/bin/true', [], { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true }));
+      await finish(
+        spawn('/bin/true', [], { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true }),
+      );
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
@@ -109,10 +132,14 @@ const throughput = Object.fromEntries(names.map((n) => [n, {}]));
 for (const c of [1, 4, 16]) {
   // Two halves per variant, alternating, so drift on the machine hits every variant alike.
   const acc = Object.fromEntries(names.map((n) => [n, []]));
-  for (let half = 0; half < 2; half++) for (const name of names) acc[name].push(await closedLoop(variants[name], Math.round(TN / 2), c));
+  for (let half = 0; half < 2; half++)
+    for (const name of names) acc[name].push(await closedLoop(variants[name], Math.round(TN / 2), c));
   for (const name of names) {
     const rs = acc[name];
-    throughput[name][c] = { perSec: rs.reduce((a, r) => a + r.perSec, 0) / rs.length, cpuMsPerSpawn: rs.reduce((a, r) => a + r.cpuMsPerSpawn, 0) / rs.length };
+    throughput[name][c] = {
+      perSec: rs.reduce((a, r) => a + r.perSec, 0) / rs.length,
+      cpuMsPerSpawn: rs.reduce((a, r) => a + r.cpuMsPerSpawn, 0) / rs.length,
+    };
   }
 }
 
@@ -120,5 +147,15 @@ const pct = (a, p) => {
   const s = [...a].sort((x, y) => x - y);
   return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))];
 };
-const result = Object.fromEntries(names.map((n) => [n, { p50: pct(latency[n], 50), p90: pct(latency[n], 90), p99: pct(latency[n], 99), throughput: throughput[n] }]));
+const result = Object.fromEntries(
+  names.map((n) => [
+    n,
+    {
+      p50: pct(latency[n], 50),
+      p90: pct(latency[n], 90),
+      p99: pct(latency[n], 99),
+      throughput: throughput[n],
+    },
+  ]),
+);
 process.stdout.write(`${JSON.stringify(result)}\n`);

@@ -11,7 +11,13 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import mqtt from 'mqtt';
 
-const { values } = parseArgs({ options: { minutes: { type: 'string', default: '1' }, rate: { type: 'string', default: '20' }, mosquitto: { type: 'string', default: '/usr/sbin/mosquitto' } } });
+const { values } = parseArgs({
+  options: {
+    minutes: { type: 'string', default: '1' },
+    rate: { type: 'string', default: '20' },
+    mosquitto: { type: 'string', default: '/usr/sbin/mosquitto' },
+  },
+});
 const minutes = Number(values.minutes);
 const rate = Number(values.rate);
 if (!(minutes > 0 && minutes <= 120) || !(rate > 0 && rate <= 500)) {
@@ -20,32 +26,81 @@ if (!(minutes > 0 && minutes <= 120) || !(rate > 0 && rate <= 500)) {
 }
 const repo = path.resolve(import.meta.dirname, '..');
 const dir = mkdtempSync(path.join(os.tmpdir(), 'hc-soak-'));
-const freePort = () => new Promise((resolve) => { const s = net.createServer().listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); }); });
-const waitPort = async (port) => { for (let i = 0; i < 200; i++) { const ok = await new Promise((r) => { const s = net.connect(port, '127.0.0.1', () => { s.destroy(); r(true); }).on('error', () => r(false)); }); if (ok) return; await new Promise((r) => setTimeout(r, 25)); } throw new Error('mosquitto did not start'); };
+const freePort = () =>
+  new Promise((resolve) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+const waitPort = async (port) => {
+  for (let i = 0; i < 200; i++) {
+    const ok = await new Promise((r) => {
+      const s = net
+        .connect(port, '127.0.0.1', () => {
+          s.destroy();
+          r(true);
+        })
+        .on('error', () => r(false));
+    });
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error('mosquitto did not start');
+};
 
 const port = await freePort();
-writeFileSync(path.join(dir, 'mosquitto.conf'), `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence false\nset_tcp_nodelay true\n`);
+writeFileSync(
+  path.join(dir, 'mosquitto.conf'),
+  `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence false\nset_tcp_nodelay true\n`,
+);
 const broker = spawn(values.mosquitto, ['-c', path.join(dir, 'mosquitto.conf')], { stdio: 'ignore' });
 await waitPort(port);
 const url = `mqtt://127.0.0.1:${port}`;
-writeFileSync(path.join(dir, 'agent.yaml'), `host: soak\nstate_dir: ${dir}/state\nmqtt: { url: "${url}" }\nheartbeat: { interval: 10s }\nexecution: { enabled: true, concurrency: 4, queue: 256 }\nactions:\n  ok: { argv: ["true"] }\n`);
-const agent = spawn(process.execPath, [path.join(repo, 'bin/homelab-cmd.js'), 'agent', '--config', path.join(dir, 'agent.yaml')], { stdio: ['ignore', 'ignore', 'ignore'], env: { ...process.env, HOMELAB_CMD_LOG_LEVEL: 'warn' } });
-const rss = () => { try { return Math.round(Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${agent.pid}/status`, 'utf8'))[1]) / 1024); } catch { return -1; } };
+writeFileSync(
+  path.join(dir, 'agent.yaml'),
+  `host: soak\nstate_dir: ${dir}/state\nmqtt: { url: "${url}" }\nheartbeat: { interval: 10s }\nexecution: { enabled: true, concurrency: 4, queue: 256 }\nactions:\n  ok: { argv: ["true"] }\n`,
+);
+const agent = spawn(
+  process.execPath,
+  [path.join(repo, 'bin/homelab-cmd.js'), 'agent', '--config', path.join(dir, 'agent.yaml')],
+  { stdio: ['ignore', 'ignore', 'ignore'], env: { ...process.env, HOMELAB_CMD_LOG_LEVEL: 'warn' } },
+);
+const rss = () => {
+  try {
+    return Math.round(
+      Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${agent.pid}/status`, 'utf8'))[1]) / 1024,
+    );
+  } catch {
+    return -1;
+  }
+};
 
 const client = await mqtt.connectAsync(url, { protocolVersion: 5 });
 client.stream.setNoDelay(true);
 const finals = new Map();
 const FINAL = new Set(['succeeded', 'failed', 'timed_out', 'rejected', 'interrupted']);
-client.on('message', (topic, payload) => { if (!payload.length || !topic.includes('/result/')) return; const r = JSON.parse(payload); if (FINAL.has(r.status)) finals.set(r.id, (finals.get(r.id) ?? 0) + 1); });
+client.on('message', (topic, payload) => {
+  if (!payload.length || !topic.includes('/result/')) return;
+  const r = JSON.parse(payload);
+  if (FINAL.has(r.status)) finals.set(r.id, (finals.get(r.id) ?? 0) + 1);
+});
 await client.subscribeAsync('homelab/soak/result/+', { qos: 1 });
 await client.subscribeAsync('homelab/soak/status', { qos: 1 });
-await new Promise((resolve) => client.on('message', (t, p) => { if (t === 'homelab/soak/status' && p.toString() === 'online') resolve(); }));
+await new Promise((resolve) =>
+  client.on('message', (t, p) => {
+    if (t === 'homelab/soak/status' && p.toString() === 'online') resolve();
+  }),
+);
 
 const samples = [{ t: 0, rss: rss() }];
 let sent = 0;
 const started = Date.now();
 const end = started + minutes * 60_000;
-const sampler = setInterval(() => samples.push({ t: Math.round((Date.now() - started) / 1000), rss: rss() }), 10_000);
+const sampler = setInterval(
+  () => samples.push({ t: Math.round((Date.now() - started) / 1000), rss: rss() }),
+  10_000,
+);
 while (Date.now() < end) {
   const due = started + (sent / rate) * 1000;
   if (due > Date.now()) await new Promise((r) => setTimeout(r, due - Date.now()));
@@ -58,7 +113,18 @@ while (finals.size < sent && Date.now() < drainUntil) await new Promise((r) => s
 clearInterval(sampler);
 samples.push({ t: Math.round((Date.now() - started) / 1000), rss: rss() });
 const duplicated = [...finals.values()].filter((n) => n > 1).length;
-const report = { minutes, rate, sent, answered: finals.size, lost: sent - finals.size, duplicated, rss_start_mb: samples[0].rss, rss_end_mb: samples.at(-1).rss, rss_max_mb: Math.max(...samples.map((s) => s.rss)), samples };
+const report = {
+  minutes,
+  rate,
+  sent,
+  answered: finals.size,
+  lost: sent - finals.size,
+  duplicated,
+  rss_start_mb: samples[0].rss,
+  rss_end_mb: samples.at(-1).rss,
+  rss_max_mb: Math.max(...samples.map((s) => s.rss)),
+  samples,
+};
 console.log(JSON.stringify(report, null, 2));
 await client.endAsync();
 agent.kill('SIGTERM');

@@ -31,7 +31,10 @@ export class ConfigError extends HomelabError {
     readonly file: string,
     readonly issues: ConfigIssue[],
   ) {
-    super('config', `${file}: ${issues.length} problem(s)\n${issues.map((i) => `  ${i.path}: ${i.message}`).join('\n')}`);
+    super(
+      'config',
+      `${file}: ${issues.length} problem(s)\n${issues.map((i) => `  ${i.path}: ${i.message}`).join('\n')}`,
+    );
     this.name = 'ConfigError';
   }
 }
@@ -55,4 +58,3 @@ export class PortInUseError extends ConnectionError {
     this.name = 'PortInUseError';
   }
 }
-

@@ -25,5 +25,7 @@ export function startAgentProcess({ url, dir, host, heartbeat = '30s', nodeArgs 
       actions: BENCH_ACTIONS,
     }),
   );
-  return startChild(process.execPath, [...nodeArgs, BIN, 'agent', '--config', config], { logFile: path.join(dir, `${host}.log`) });
+  return startChild(process.execPath, [...nodeArgs, BIN, 'agent', '--config', config], {
+    logFile: path.join(dir, `${host}.log`),
+  });
 }

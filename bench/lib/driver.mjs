@@ -52,7 +52,13 @@ export class Driver {
   }
 
   static async connect(url) {
-    const client = await mqtt.connectAsync(url, { protocolVersion: 5, clientId: `bench-driver-${process.pid}-${Math.random().toString(36).slice(2, 8)}`, reconnectPeriod: 0, connectTimeout: 10_000, keepalive: 60 });
+    const client = await mqtt.connectAsync(url, {
+      protocolVersion: 5,
+      clientId: `bench-driver-${process.pid}-${Math.random().toString(36).slice(2, 8)}`,
+      reconnectPeriod: 0,
+      connectTimeout: 10_000,
+      keepalive: 60,
+    });
     client.stream.setNoDelay(true);
     return new Driver(client);
   }
@@ -114,7 +120,11 @@ export class Driver {
         await Promise.all(Array.from({ length: Math.min(concurrency, n - sent) }, one));
         await sleep(pauseMs);
       }
-      return { samples, errors, seconds: (performance.now() - t0) / 1000 - Math.ceil(n / concurrency) * (pauseMs / 1000) };
+      return {
+        samples,
+        errors,
+        seconds: (performance.now() - t0) / 1000 - Math.ceil(n / concurrency) * (pauseMs / 1000),
+      };
     }
     let next = 0;
     const worker = async () => {

@@ -19,34 +19,71 @@ export const NAIVE_HOST = 'bench-naive';
  * scenarios: [{ name, action, concurrency, n, qos, pauseMs }]. Returns one row per scenario
  * with agent and naive latency summaries, throughput and errors.
  */
-export async function e2eOnBroker(broker, scenarios, { dir, warmup = 30, agentArgs = [], naiveArgs = [], log }) {
+export async function e2eOnBroker(
+  broker,
+  scenarios,
+  { dir, warmup = 30, agentArgs = [], naiveArgs = [], log },
+) {
   const agentSide = side('agent', 'homelab', AGENT_HOST);
   const naiveSide = side('naive', 'naive', NAIVE_HOST);
   const driver = await Driver.connect(broker.url);
   const agent = startAgentProcess({ url: broker.url, dir, host: AGENT_HOST, nodeArgs: agentArgs });
-  const naive = startChild(process.execPath, [...naiveArgs, path.join(BENCH, 'naive-bridge.mjs'), '--url', broker.url, '--host-prefix', NAIVE_HOST], { logFile: path.join(dir, 'naive.log') });
+  const naive = startChild(
+    process.execPath,
+    [...naiveArgs, path.join(BENCH, 'naive-bridge.mjs'), '--url', broker.url, '--host-prefix', NAIVE_HOST],
+    { logFile: path.join(dir, 'naive.log') },
+  );
   try {
     const online = driver.waitFor(agentSide.statusTopic(), (t) => t === 'online', 20_000);
     await driver.subscribe(agentSide.statusTopic(), agentSide.resultFilter(), naiveSide.resultFilter());
-    await Promise.all([online, naive.waitLine((l) => l === 'ready', 20_000, 'the naive bridge to subscribe')]);
+    await Promise.all([
+      online,
+      naive.waitLine((l) => l === 'ready', 20_000, 'the naive bridge to subscribe'),
+    ]);
     // Let the agent's connect-time publishes (discovery, heartbeat) settle, then warm both sides up.
     await sleep(300);
-    for (const s of [agentSide, naiveSide]) await driver.run(s, 'noop', { n: warmup, concurrency: 4, tag: 'warm' });
+    for (const s of [agentSide, naiveSide])
+      await driver.run(s, 'noop', { n: warmup, concurrency: 4, tag: 'warm' });
 
     const rows = [];
     for (const sc of scenarios) {
-      const acc = { agent: { samples: [], errors: 0, seconds: 0 }, naive: { samples: [], errors: 0, seconds: 0 } };
+      const acc = {
+        agent: { samples: [], errors: 0, seconds: 0 },
+        naive: { samples: [], errors: 0, seconds: 0 },
+      };
       const half = Math.max(sc.concurrency, Math.round(sc.n / 2 / sc.concurrency) * sc.concurrency);
       for (const s of [agentSide, naiveSide, naiveSide, agentSide]) {
-        const r = await driver.run(s, sc.action, { n: half, concurrency: sc.concurrency, qos: sc.qos, pauseMs: sc.pauseMs, tag: `${sc.name}-${s.name}` });
+        const r = await driver.run(s, sc.action, {
+          n: half,
+          concurrency: sc.concurrency,
+          qos: sc.qos,
+          pauseMs: sc.pauseMs,
+          tag: `${sc.name}-${s.name}`,
+        });
         const a = acc[s.name];
         a.samples.push(...r.samples);
         a.errors += r.errors;
         a.seconds += r.seconds;
       }
       const rss = { agentRssMb: memOf(agent.pid).rssMb, naiveRssMb: memOf(naive.pid).rssMb };
-      const row = { broker: broker.kind, ...sc, ...rss, agent: { ...summary(acc.agent.samples), errors: acc.agent.errors, perSec: acc.agent.samples.length / acc.agent.seconds }, naive: { ...summary(acc.naive.samples), errors: acc.naive.errors, perSec: acc.naive.samples.length / acc.naive.seconds } };
-      log(`  ${broker.kind} ${sc.name}: agent p50 ${row.agent.p50.toFixed(2)} ms, naive p50 ${row.naive.p50.toFixed(2)} ms${row.agent.errors + row.naive.errors ? ` — ERRORS agent ${row.agent.errors} naive ${row.naive.errors}` : ''}`);
+      const row = {
+        broker: broker.kind,
+        ...sc,
+        ...rss,
+        agent: {
+          ...summary(acc.agent.samples),
+          errors: acc.agent.errors,
+          perSec: acc.agent.samples.length / acc.agent.seconds,
+        },
+        naive: {
+          ...summary(acc.naive.samples),
+          errors: acc.naive.errors,
+          perSec: acc.naive.samples.length / acc.naive.seconds,
+        },
+      };
+      log(
+        `  ${broker.kind} ${sc.name}: agent p50 ${row.agent.p50.toFixed(2)} ms, naive p50 ${row.naive.p50.toFixed(2)} ms${row.agent.errors + row.naive.errors ? ` — ERRORS agent ${row.agent.errors} naive ${row.naive.errors}` : ''}`,
+      );
       rows.push(row);
     }
     return rows;

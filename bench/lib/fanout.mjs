@@ -25,27 +25,79 @@ async function oneSide(kind, count, startBroker, rounds, prof) {
   const t0 = performance.now();
   const proc =
     kind === 'agent'
-      ? startChild(process.execPath, [...prof(`fanout-${count}-agents`), path.join(BENCH, 'fleet-proc.mjs'), '--url', broker.url, '--hosts', String(count), '--dir', dir, '--host-prefix', hostPrefix], { logFile: path.join(dir, 'fleet.log') })
-      : startChild(process.execPath, [...prof(`fanout-${count}-naive`), path.join(BENCH, 'naive-bridge.mjs'), '--url', broker.url, '--hosts', String(count), '--host-prefix', hostPrefix], { logFile: path.join(dir, 'naive.log') });
+      ? startChild(
+          process.execPath,
+          [
+            ...prof(`fanout-${count}-agents`),
+            path.join(BENCH, 'fleet-proc.mjs'),
+            '--url',
+            broker.url,
+            '--hosts',
+            String(count),
+            '--dir',
+            dir,
+            '--host-prefix',
+            hostPrefix,
+          ],
+          { logFile: path.join(dir, 'fleet.log') },
+        )
+      : startChild(
+          process.execPath,
+          [
+            ...prof(`fanout-${count}-naive`),
+            path.join(BENCH, 'naive-bridge.mjs'),
+            '--url',
+            broker.url,
+            '--hosts',
+            String(count),
+            '--host-prefix',
+            hostPrefix,
+          ],
+          { logFile: path.join(dir, 'naive.log') },
+        );
   try {
     await proc.waitLine((l) => l === 'ready', 180_000, `${count} ${kind}s to connect`);
     const readySeconds = (performance.now() - t0) / 1000;
     // Warm-up on a few hosts (JIT, page cache), off the clock.
-    await Promise.allSettled(Array.from({ length: Math.min(count, 20) }, (_, i) => driver.request(s, 'noop', { host: hostName(hostPrefix, i), tag: 'fanwarm', timeoutMs: 60_000 })));
+    await Promise.allSettled(
+      Array.from({ length: Math.min(count, 20) }, (_, i) =>
+        driver.request(s, 'noop', { host: hostName(hostPrefix, i), tag: 'fanwarm', timeoutMs: 60_000 }),
+      ),
+    );
     await sleep(500);
     const idle = { broker: memOf(broker.pid).rssMb, proc: memOf(proc.pid).rssMb };
     const times = [];
     let errors = 0;
     for (let r = 0; r < rounds; r++) {
       const start = performance.now();
-      const results = await Promise.allSettled(Array.from({ length: count }, (_, i) => driver.request(s, 'noop', { host: hostName(hostPrefix, i), tag: `fan${r}`, timeoutMs: 60_000 })));
+      const results = await Promise.allSettled(
+        Array.from({ length: count }, (_, i) =>
+          driver.request(s, 'noop', { host: hostName(hostPrefix, i), tag: `fan${r}`, timeoutMs: 60_000 }),
+        ),
+      );
       errors += results.filter((x) => x.status === 'rejected' || x.value.status !== 'succeeded').length;
-      const last = Math.max(...results.map((x) => (x.status === 'fulfilled' ? x.value.at : performance.now())));
+      const last = Math.max(
+        ...results.map((x) => (x.status === 'fulfilled' ? x.value.at : performance.now())),
+      );
       times.push(last - start);
       await sleep(300);
     }
     const after = { broker: memOf(broker.pid), proc: memOf(proc.pid) };
-    return { kind, count, readySeconds, ms: times.reduce((a, b) => a + b, 0) / times.length, all: times, errors, emptyBrokerMb, idleBrokerMb: idle.broker, idleProcMb: idle.proc, brokerMb: after.broker.rssMb, brokerPeakMb: after.broker.peakMb, procMb: after.proc.rssMb, procPeakMb: after.proc.peakMb };
+    return {
+      kind,
+      count,
+      readySeconds,
+      ms: times.reduce((a, b) => a + b, 0) / times.length,
+      all: times,
+      errors,
+      emptyBrokerMb,
+      idleBrokerMb: idle.broker,
+      idleProcMb: idle.proc,
+      brokerMb: after.broker.rssMb,
+      brokerPeakMb: after.broker.peakMb,
+      procMb: after.proc.rssMb,
+      procPeakMb: after.proc.peakMb,
+    };
   } finally {
     await driver.end().catch(() => undefined);
     await proc.stop(30_000);
@@ -67,6 +119,8 @@ export function maxFleet(limit = openFilesLimit()) {
 export async function fanout(count, startBroker, brokerKind, { rounds, log, prof = () => [] }) {
   const agent = await oneSide('agent', count, startBroker, rounds, prof);
   const naive = await oneSide('naive', count, startBroker, rounds, prof);
-  log(`  fan-out ${count} (${brokerKind}): agents ${agent.ms.toFixed(0)} ms, naive ${naive.ms.toFixed(0)} ms${agent.errors + naive.errors ? ` — ERRORS agent ${agent.errors} naive ${naive.errors}` : ''}`);
+  log(
+    `  fan-out ${count} (${brokerKind}): agents ${agent.ms.toFixed(0)} ms, naive ${naive.ms.toFixed(0)} ms${agent.errors + naive.errors ? ` — ERRORS agent ${agent.errors} naive ${naive.errors}` : ''}`,
+  );
   return { broker: brokerKind, count, agent, naive };
 }

@@ -45,7 +45,13 @@ export async function startToOnline(broker, dir, reps, nodeArgs = []) {
   } finally {
     await driver.end().catch(() => undefined);
   }
-  return { onlineMs: median(online), nodeUpMs: median(nodeUp), afterNodeUpMs: median(online) - median(nodeUp), allOnline: online, allNodeUp: nodeUp };
+  return {
+    onlineMs: median(online),
+    nodeUpMs: median(nodeUp),
+    afterNodeUpMs: median(online) - median(nodeUp),
+    allOnline: online,
+    allNodeUp: nodeUp,
+  };
 }
 
 export const V8_VARIANTS = [
@@ -63,17 +69,45 @@ export async function idle(broker, dir, { windowMs, settleMs = 2000, heartbeat, 
   const flagged = Object.fromEntries(
     V8_VARIANTS.map(([key, flags]) => {
       const vs = side('agent', 'homelab', `fp-idle-${key}`);
-      return [key, { s: vs, seen: driver.waitFor(vs.statusTopic(), (t) => t === 'online', 20_000), proc: startAgentProcess({ url: broker.url, dir, host: `fp-idle-${key}`, heartbeat, nodeArgs: [...nodeArgs, ...flags] }) }];
+      return [
+        key,
+        {
+          s: vs,
+          seen: driver.waitFor(vs.statusTopic(), (t) => t === 'online', 20_000),
+          proc: startAgentProcess({
+            url: broker.url,
+            dir,
+            host: `fp-idle-${key}`,
+            heartbeat,
+            nodeArgs: [...nodeArgs, ...flags],
+          }),
+        },
+      ];
     }),
   );
   for (const f of Object.values(flagged)) await driver.subscribe(f.s.statusTopic());
-  const naive = startChild(process.execPath, [path.join(BENCH, 'naive-bridge.mjs'), '--url', broker.url, '--host-prefix', 'fp-naive']);
+  const naive = startChild(process.execPath, [
+    path.join(BENCH, 'naive-bridge.mjs'),
+    '--url',
+    broker.url,
+    '--host-prefix',
+    'fp-naive',
+  ]);
   const bare = startChild(process.execPath, ['-e', 'setInterval(() => {}, 1 << 30)']);
   try {
-    await Promise.all([seen, ...Object.values(flagged).map((f) => f.seen), naive.waitLine((l) => l === 'ready', 20_000, 'the naive bridge')]);
+    await Promise.all([
+      seen,
+      ...Object.values(flagged).map((f) => f.seen),
+      naive.waitLine((l) => l === 'ready', 20_000, 'the naive bridge'),
+    ]);
     // Past start-up work (JIT, first GCs, the first heartbeat) before the window opens.
     await sleep(settleMs);
-    const procs = { agent, ...Object.fromEntries(Object.entries(flagged).map(([k, f]) => [k, f.proc])), naive, bare };
+    const procs = {
+      agent,
+      ...Object.fromEntries(Object.entries(flagged).map(([k, f]) => [k, f.proc])),
+      naive,
+      bare,
+    };
     const cpu0 = Object.fromEntries(Object.entries(procs).map(([k, p]) => [k, cpuSecondsOf(p.pid)]));
     const t0 = performance.now();
     const rssSamples = Object.fromEntries(Object.keys(procs).map((k) => [k, []]));
@@ -85,12 +119,22 @@ export async function idle(broker, dir, { windowMs, settleMs = 2000, heartbeat, 
     const out = {};
     for (const [k, p] of Object.entries(procs)) {
       const m = memOf(p.pid);
-      out[k] = { rssMb: m.rssMb, rssMaxMb: Math.max(...rssSamples[k]), peakMb: m.peakMb, cpuPct: ((cpuSecondsOf(p.pid) - cpu0[k]) / seconds) * 100 };
+      out[k] = {
+        rssMb: m.rssMb,
+        rssMaxMb: Math.max(...rssSamples[k]),
+        peakMb: m.peakMb,
+        cpuPct: ((cpuSecondsOf(p.pid) - cpu0[k]) / seconds) * 100,
+      };
     }
     return { windowSeconds: seconds, heartbeat, ...out };
   } finally {
     await driver.end().catch(() => undefined);
-    await Promise.all([agent.stop(), ...Object.values(flagged).map((f) => f.proc.stop()), naive.stop(), bare.stop()]);
+    await Promise.all([
+      agent.stop(),
+      ...Object.values(flagged).map((f) => f.proc.stop()),
+      naive.stop(),
+      bare.stop(),
+    ]);
   }
 }
 
@@ -100,7 +144,10 @@ export async function importCosts(runs = 3) {
   // Each row imports its specifiers in order into a fresh node; rows whose files this build lacks are left out.
   const specs = [
     ['(bare node)', []],
-    ['dist/cli/main.js + dist/cli/agent.js (what `homelab-cmd agent` loads)', dist('cli/main.js', 'cli/agent.js')],
+    [
+      'dist/cli/main.js + dist/cli/agent.js (what `homelab-cmd agent` loads)',
+      dist('cli/main.js', 'cli/agent.js'),
+    ],
     ['dist/cli/main.js + dist/cli/run.js (what `homelab-cmd up` loads)', dist('cli/main.js', 'cli/run.js')],
     ['dist/agent/agent.js (the Agent class alone)', dist('agent/agent.js')],
     ['dist/broker/broker.js (aedes)', dist('broker/broker.js')],
@@ -109,15 +156,22 @@ export async function importCosts(runs = 3) {
     ['pino', ['pino']],
     ['zod', ['zod']],
     ['yaml', ['yaml']],
-  ].filter(([, files]) => files.every((f) => (path.isAbsolute(f) ? existsSync(f) : existsSync(path.join(REPO, 'node_modules', f)))));
+  ].filter(([, files]) =>
+    files.every((f) => (path.isAbsolute(f) ? existsSync(f) : existsSync(path.join(REPO, 'node_modules', f)))),
+  );
   const rows = [];
   for (const [name, files] of specs) {
-    const imports = files.map((f) => `await import(${JSON.stringify(path.isAbsolute(f) ? pathToFileURL(f).href : f)});`).join(' ');
+    const imports = files
+      .map((f) => `await import(${JSON.stringify(path.isAbsolute(f) ? pathToFileURL(f).href : f)});`)
+      .join(' ');
     const code = `const t = performance.now(); ${imports} const ms = performance.now() - t; process.stdout.write(JSON.stringify({ ms, rss: process.memoryUsage().rss }) + "\\n");`;
     const samples = [];
     for (let i = 0; i < runs; i++) {
       const out = await new Promise((resolve, reject) => {
-        const p = spawn(process.execPath, ['--input-type=module', '-e', code], { cwd: REPO, stdio: ['ignore', 'pipe', 'inherit'] });
+        const p = spawn(process.execPath, ['--input-type=module', '-e', code], {
+          cwd: REPO,
+          stdio: ['ignore', 'pipe', 'inherit'],
+        });
         let text = '';
         p.stdout.on('data', (c) => (text += c));
         p.once('error', reject);
@@ -125,7 +179,11 @@ export async function importCosts(runs = 3) {
       });
       samples.push(JSON.parse(out));
     }
-    rows.push({ module: name, ms: median(samples.map((r) => r.ms)), rssMb: median(samples.map((r) => r.rss)) / 1024 / 1024 });
+    rows.push({
+      module: name,
+      ms: median(samples.map((r) => r.ms)),
+      rssMb: median(samples.map((r) => r.rss)) / 1024 / 1024,
+    });
   }
   return rows;
 }

@@ -69,10 +69,12 @@ export function startChild(cmd, args, { env = {}, logFile, cwd = REPO } = {}) {
       for (const w of waiters.splice(0)) if (!w(line)) waiters.push(w);
     }
   });
-  const exited = new Promise((resolve) => proc.once('exit', (code, signal) => {
-    children.delete(proc);
-    resolve({ code, signal });
-  }));
+  const exited = new Promise((resolve) =>
+    proc.once('exit', (code, signal) => {
+      children.delete(proc);
+      resolve({ code, signal });
+    }),
+  );
   return {
     proc,
     pid: proc.pid,
@@ -84,8 +86,24 @@ export function startChild(cmd, args, { env = {}, logFile, cwd = REPO } = {}) {
       const seen = lines.find(pred);
       if (seen !== undefined) return Promise.resolve(seen);
       return new Promise((resolve, reject) => {
-        const t = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what} from ${cmd} ${args.join(' ')}${logFile ? ` (log: ${logFile})` : ''}`)), ms);
-        exited.then(({ code, signal }) => reject(new Error(`${path.basename(args[0] ?? cmd)} exited (${code ?? signal}) before ${what}${logFile ? `: ${tail(logFile)}` : ''}`)), () => undefined);
+        const t = setTimeout(
+          () =>
+            reject(
+              new Error(
+                `timed out after ${ms} ms waiting for ${what} from ${cmd} ${args.join(' ')}${logFile ? ` (log: ${logFile})` : ''}`,
+              ),
+            ),
+          ms,
+        );
+        exited.then(
+          ({ code, signal }) =>
+            reject(
+              new Error(
+                `${path.basename(args[0] ?? cmd)} exited (${code ?? signal}) before ${what}${logFile ? `: ${tail(logFile)}` : ''}`,
+              ),
+            ),
+          () => undefined,
+        );
         waiters.push((line) => {
           if (!pred(line)) return false;
           clearTimeout(t);
@@ -160,10 +178,18 @@ export function cpuSecondsOf(pid) {
 
 /** An embedded broker (startBroker from dist/) in its own process, so its RSS is its own. */
 export async function startEmbeddedBroker(dir) {
-  const child = startChild(process.execPath, [path.join(BENCH, 'broker-proc.mjs')], { logFile: path.join(dir, 'broker.log') });
+  const child = startChild(process.execPath, [path.join(BENCH, 'broker-proc.mjs')], {
+    logFile: path.join(dir, 'broker.log'),
+  });
   const line = await child.waitLine((l) => l.startsWith('port '), 15_000, 'the embedded broker to listen');
   const port = Number(line.slice(5));
-  return { kind: 'embedded', port, url: `mqtt://127.0.0.1:${port}`, pid: child.pid, stop: () => child.stop() };
+  return {
+    kind: 'embedded',
+    port,
+    url: `mqtt://127.0.0.1:${port}`,
+    pid: child.pid,
+    stop: () => child.stop(),
+  };
 }
 
 /** A Mosquitto of our own on a free loopback port; `nodelay` sets `set_tcp_nodelay true`. */
@@ -172,11 +198,28 @@ export async function startMosquitto(dir, { nodelay }) {
   const conf = path.join(dir, `mosquitto-${port}.conf`);
   writeFileSync(
     conf,
-    [`listener ${port} 127.0.0.1`, 'allow_anonymous true', 'persistence false', 'log_dest none', 'max_queued_messages 100000', ...(nodelay ? ['set_tcp_nodelay true'] : []), ''].join('\n'),
+    [
+      `listener ${port} 127.0.0.1`,
+      'allow_anonymous true',
+      'persistence false',
+      'log_dest none',
+      'max_queued_messages 100000',
+      ...(nodelay ? ['set_tcp_nodelay true'] : []),
+      '',
+    ].join('\n'),
   );
   const child = startChild(MOSQUITTO, ['-c', conf], { logFile: path.join(dir, `mosquitto-${port}.log`) });
-  await Promise.race([waitForPort(port), child.exited.then(({ code }) => Promise.reject(new Error(`mosquitto exited (${code}); see ${dir}`)))]);
-  return { kind: nodelay ? 'mosquitto-nodelay' : 'mosquitto-stock', port, url: `mqtt://127.0.0.1:${port}`, pid: child.pid, stop: () => child.stop() };
+  await Promise.race([
+    waitForPort(port),
+    child.exited.then(({ code }) => Promise.reject(new Error(`mosquitto exited (${code}); see ${dir}`))),
+  ]);
+  return {
+    kind: nodelay ? 'mosquitto-nodelay' : 'mosquitto-stock',
+    port,
+    url: `mqtt://127.0.0.1:${port}`,
+    pid: child.pid,
+    stop: () => child.stop(),
+  };
 }
 
 export function mosquittoVersion() {

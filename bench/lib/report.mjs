@@ -12,35 +12,95 @@ export function targets(results) {
     if (!r) continue;
     const p50 = ratio(r.agent.p50, r.naive.p50);
     const p99 = ratio(r.agent.p99, r.naive.p99);
-    add(`e2e p50 /bin/true c1, ${broker}`, x(p50), '≤ 1.30×', p50 <= 1.3, `${ms(r.agent.p50)} vs ${ms(r.naive.p50)} ms`);
-    add(`e2e p99 /bin/true c1, ${broker}`, x(p99), '≤ 2.00×', p99 <= 2, `${ms(r.agent.p99)} vs ${ms(r.naive.p99)} ms`);
+    add(
+      `e2e p50 /bin/true c1, ${broker}`,
+      x(p50),
+      '≤ 1.30×',
+      p50 <= 1.3,
+      `${ms(r.agent.p50)} vs ${ms(r.naive.p50)} ms`,
+    );
+    add(
+      `e2e p99 /bin/true c1, ${broker}`,
+      x(p99),
+      '≤ 2.00×',
+      p99 <= 2,
+      `${ms(r.agent.p99)} vs ${ms(r.naive.p99)} ms`,
+    );
   }
   const stock = find(results, 'mosquitto-stock', 'noop c1 qos0 presses');
   if (stock) {
     const p50 = ratio(stock.agent.p50, stock.naive.p50);
     const p99 = ratio(stock.agent.p99, stock.naive.p99);
-    add('e2e p50 /bin/true c1, stock Mosquitto, QoS 0 presses', x(p50), '≤ 1.30×', p50 <= 1.3, `${ms(stock.agent.p50)} vs ${ms(stock.naive.p50)} ms`);
-    add('e2e p99 /bin/true c1, stock Mosquitto, QoS 0 presses', x(p99), '≤ 2.00×', p99 <= 2, `${ms(stock.agent.p99)} vs ${ms(stock.naive.p99)} ms`);
+    add(
+      'e2e p50 /bin/true c1, stock Mosquitto, QoS 0 presses',
+      x(p50),
+      '≤ 1.30×',
+      p50 <= 1.3,
+      `${ms(stock.agent.p50)} vs ${ms(stock.naive.p50)} ms`,
+    );
+    add(
+      'e2e p99 /bin/true c1, stock Mosquitto, QoS 0 presses',
+      x(p99),
+      '≤ 2.00×',
+      p99 <= 2,
+      `${ms(stock.agent.p99)} vs ${ms(stock.naive.p99)} ms`,
+    );
   }
   for (const broker of ['embedded', 'mosquitto-nodelay']) {
     const r = find(results, broker, 'noop c16');
     if (!r) continue;
     const t = ratio(r.agent.perSec, r.naive.perSec);
-    add(`throughput c16, ${broker}`, x(t), '≥ 0.85×', t >= 0.85, `${r.agent.perSec.toFixed(0)} vs ${r.naive.perSec.toFixed(0)} req/s`);
+    add(
+      `throughput c16, ${broker}`,
+      x(t),
+      '≥ 0.85×',
+      t >= 0.85,
+      `${r.agent.perSec.toFixed(0)} vs ${r.naive.perSec.toFixed(0)} req/s`,
+    );
   }
   for (const r of results.e2e.filter((e) => e.action === 'sleep' && e.concurrency === 1)) {
-    add(`sleep 0.1 p50 c1, ${r.broker}${r.qos === 0 ? ' (QoS 0 presses)' : ''}`, `+${ms(r.agent.p50 - 100)} ms`, '≤ +8 ms', r.agent.p50 - 100 <= 8, `naive +${ms(r.naive.p50 - 100)} ms`);
+    add(
+      `sleep 0.1 p50 c1, ${r.broker}${r.qos === 0 ? ' (QoS 0 presses)' : ''}`,
+      `+${ms(r.agent.p50 - 100)} ms`,
+      '≤ +8 ms',
+      r.agent.p50 - 100 <= 8,
+      `naive +${ms(r.naive.p50 - 100)} ms`,
+    );
   }
   const biggest = Math.max(0, ...results.fanout.map((f) => f.count));
   for (const f of results.fanout.filter((g) => g.count === biggest)) {
     const t = ratio(f.agent.ms, f.naive.ms);
-    add(`fan-out to ${f.count}${f.count < 1000 ? ' (quick: 1,000 in full)' : ''}, ${f.broker}`, x(t), '≤ 1.50×', t <= 1.5, `${f.agent.ms.toFixed(0)} vs ${f.naive.ms.toFixed(0)} ms`);
+    add(
+      `fan-out to ${f.count}${f.count < 1000 ? ' (quick: 1,000 in full)' : ''}, ${f.broker}`,
+      x(t),
+      '≤ 1.50×',
+      t <= 1.5,
+      `${f.agent.ms.toFixed(0)} vs ${f.naive.ms.toFixed(0)} ms`,
+    );
   }
   const fp = results.footprint;
   if (fp) {
-    add(`idle agent RSS (${fp.idle.windowSeconds.toFixed(0)} s window)`, `${fp.idle.agent.rssMaxMb.toFixed(1)} MB`, '≤ 60 MB', fp.idle.agent.rssMaxMb <= 60, `bare MQTT.js client ${fp.idle.naive.rssMaxMb.toFixed(1)} MB, bare node ${fp.idle.bare.rssMaxMb.toFixed(1)} MB`);
-    add(`idle agent CPU (${fp.idle.windowSeconds.toFixed(0)} s, heartbeat ${fp.idle.heartbeat})`, `${fp.idle.agent.cpuPct.toFixed(3)} %`, '≤ 0.15 %', fp.idle.agent.cpuPct <= 0.15, `bare MQTT.js client ${fp.idle.naive.cpuPct.toFixed(3)} %`);
-    add('start → online, after Node is up', `${fp.start.afterNodeUpMs.toFixed(0)} ms`, '≤ 500 ms', fp.start.afterNodeUpMs <= 500, `spawn → online ${fp.start.onlineMs.toFixed(0)} ms, bare node up ${fp.start.nodeUpMs.toFixed(0)} ms`);
+    add(
+      `idle agent RSS (${fp.idle.windowSeconds.toFixed(0)} s window)`,
+      `${fp.idle.agent.rssMaxMb.toFixed(1)} MB`,
+      '≤ 60 MB',
+      fp.idle.agent.rssMaxMb <= 60,
+      `bare MQTT.js client ${fp.idle.naive.rssMaxMb.toFixed(1)} MB, bare node ${fp.idle.bare.rssMaxMb.toFixed(1)} MB`,
+    );
+    add(
+      `idle agent CPU (${fp.idle.windowSeconds.toFixed(0)} s, heartbeat ${fp.idle.heartbeat})`,
+      `${fp.idle.agent.cpuPct.toFixed(3)} %`,
+      '≤ 0.15 %',
+      fp.idle.agent.cpuPct <= 0.15,
+      `bare MQTT.js client ${fp.idle.naive.cpuPct.toFixed(3)} %`,
+    );
+    add(
+      'start → online, after Node is up',
+      `${fp.start.afterNodeUpMs.toFixed(0)} ms`,
+      '≤ 500 ms',
+      fp.start.afterNodeUpMs <= 500,
+      `spawn → online ${fp.start.onlineMs.toFixed(0)} ms, bare node up ${fp.start.nodeUpMs.toFixed(0)} ms`,
+    );
   }
   return out;
 }
@@ -49,27 +109,88 @@ export function render(results) {
   const m = results.meta;
   const parts = [];
   parts.push(`homelab-cmd bench (${m.mode}) — ${m.date}`);
-  parts.push(`machine: ${m.nproc} cores (${m.cpu}), ${m.memGb} GB, Linux ${m.kernel}; node ${m.node}; mosquitto ${m.mosquitto}; commit ${m.commit}; ${m.seconds.toFixed(0)} s`);
-  parts.push(`CPUs busy before the start: ${m.busyBeforePct} %; load average at start ${m.loadavgStart.join(' ')}, at end ${m.loadavgEnd.join(' ')}`);
+  parts.push(
+    `machine: ${m.nproc} cores (${m.cpu}), ${m.memGb} GB, Linux ${m.kernel}; node ${m.node}; mosquitto ${m.mosquitto}; commit ${m.commit}; ${m.seconds.toFixed(0)} s`,
+  );
+  parts.push(
+    `CPUs busy before the start: ${m.busyBeforePct} %; load average at start ${m.loadavgStart.join(' ')}, at end ${m.loadavgEnd.join(' ')}`,
+  );
 
   if (results.e2e.length > 0) {
-    parts.push('', 'E2E LATENCY, ms from publishing a request to receiving its final result (agent process vs naive bridge process, same broker, same run)');
+    parts.push(
+      '',
+      'E2E LATENCY, ms from publishing a request to receiving its final result (agent process vs naive bridge process, same broker, same run)',
+    );
     parts.push(
       table(
-        ['broker', 'scenario', 'n', 'agent p50', 'p90', 'p99', 'naive p50', 'p90', 'p99', 'p50 ratio', 'p99 ratio', 'RSS MB a/n', 'errors'],
-        results.e2e.map((r) => [r.broker, r.name, r.agent.n, ms(r.agent.p50), ms(r.agent.p90), ms(r.agent.p99), ms(r.naive.p50), ms(r.naive.p90), ms(r.naive.p99), x(ratio(r.agent.p50, r.naive.p50)), x(ratio(r.agent.p99, r.naive.p99)), `${r.agentRssMb.toFixed(0)}/${r.naiveRssMb.toFixed(0)}`, r.agent.errors + r.naive.errors]),
+        [
+          'broker',
+          'scenario',
+          'n',
+          'agent p50',
+          'p90',
+          'p99',
+          'naive p50',
+          'p90',
+          'p99',
+          'p50 ratio',
+          'p99 ratio',
+          'RSS MB a/n',
+          'errors',
+        ],
+        results.e2e.map((r) => [
+          r.broker,
+          r.name,
+          r.agent.n,
+          ms(r.agent.p50),
+          ms(r.agent.p90),
+          ms(r.agent.p99),
+          ms(r.naive.p50),
+          ms(r.naive.p90),
+          ms(r.naive.p99),
+          x(ratio(r.agent.p50, r.naive.p50)),
+          x(ratio(r.agent.p99, r.naive.p99)),
+          `${r.agentRssMb.toFixed(0)}/${r.naiveRssMb.toFixed(0)}`,
+          r.agent.errors + r.naive.errors,
+        ]),
       ),
     );
-    const tp = results.e2e.filter((r) => r.broker !== 'mosquitto-stock' && r.action === 'noop' && r.pauseMs === 0);
+    const tp = results.e2e.filter(
+      (r) => r.broker !== 'mosquitto-stock' && r.action === 'noop' && r.pauseMs === 0,
+    );
     parts.push('', 'THROUGHPUT, /bin/true requests per second, closed loop');
-    parts.push(table(['broker', 'concurrency', 'agent req/s', 'naive req/s', 'ratio'], tp.map((r) => [r.broker, r.concurrency, r.agent.perSec.toFixed(0), r.naive.perSec.toFixed(0), x(ratio(r.agent.perSec, r.naive.perSec))])));
+    parts.push(
+      table(
+        ['broker', 'concurrency', 'agent req/s', 'naive req/s', 'ratio'],
+        tp.map((r) => [
+          r.broker,
+          r.concurrency,
+          r.agent.perSec.toFixed(0),
+          r.naive.perSec.toFixed(0),
+          x(ratio(r.agent.perSec, r.naive.perSec)),
+        ]),
+      ),
+    );
   }
 
   if (results.fanout.length > 0) {
-    parts.push('', 'FAN-OUT, one /bin/true request to each of N hosts at once; ms until every final result is in (mean of rounds); RSS in MB');
+    parts.push(
+      '',
+      'FAN-OUT, one /bin/true request to each of N hosts at once; ms until every final result is in (mean of rounds); RSS in MB',
+    );
     parts.push(
       table(
-        ['broker', 'N', 'agents ms', 'naive ms', 'ratio', 'connect s (a/n)', 'broker RSS a/n (empty)', 'process RSS a/n', 'errors'],
+        [
+          'broker',
+          'N',
+          'agents ms',
+          'naive ms',
+          'ratio',
+          'connect s (a/n)',
+          'broker RSS a/n (empty)',
+          'process RSS a/n',
+          'errors',
+        ],
         results.fanout.map((f) => [
           f.broker,
           f.count,
@@ -89,7 +210,10 @@ export function render(results) {
 
   const fp = results.footprint;
   if (fp) {
-    parts.push('', `FOOTPRINT, idle over ${fp.idle.windowSeconds.toFixed(0)} s (agent heartbeat ${fp.idle.heartbeat}, broker ${fp.broker})`);
+    parts.push(
+      '',
+      `FOOTPRINT, idle over ${fp.idle.windowSeconds.toFixed(0)} s (agent heartbeat ${fp.idle.heartbeat}, broker ${fp.broker})`,
+    );
     parts.push(
       table(
         ['process', 'RSS MB (max in window)', 'RSS MB (end)', 'peak MB', 'CPU %'],
@@ -99,19 +223,37 @@ export function render(results) {
           ['agent, node --lite-mode', fp.idle.lite],
           ['bare MQTT.js client (naive bridge, 1 host)', fp.idle.naive],
           ['bare node (setInterval)', fp.idle.bare],
-        ].filter(([, p]) => p).map(([name, p]) => [name, p.rssMaxMb.toFixed(1), p.rssMb.toFixed(1), p.peakMb.toFixed(1), p.cpuPct.toFixed(3)]),
+        ]
+          .filter(([, p]) => p)
+          .map(([name, p]) => [
+            name,
+            p.rssMaxMb.toFixed(1),
+            p.rssMb.toFixed(1),
+            p.peakMb.toFixed(1),
+            p.cpuPct.toFixed(3),
+          ]),
       ),
     );
-    parts.push(`start → online retained: ${fp.start.onlineMs.toFixed(0)} ms from spawn (median of ${fp.start.allOnline.length}); bare node runs its first line after ${fp.start.nodeUpMs.toFixed(0)} ms → ${fp.start.afterNodeUpMs.toFixed(0)} ms after Node is up`);
+    parts.push(
+      `start → online retained: ${fp.start.onlineMs.toFixed(0)} ms from spawn (median of ${fp.start.allOnline.length}); bare node runs its first line after ${fp.start.nodeUpMs.toFixed(0)} ms → ${fp.start.afterNodeUpMs.toFixed(0)} ms after Node is up`,
+    );
   }
   if (results.imports) {
     parts.push('', 'IMPORT COST in a fresh node (median of runs)');
-    parts.push(table(['module', 'import ms', 'RSS MB after'], results.imports.map((r) => [r.module, r.ms.toFixed(0), r.rssMb.toFixed(1)])));
+    parts.push(
+      table(
+        ['module', 'import ms', 'RSS MB after'],
+        results.imports.map((r) => [r.module, r.ms.toFixed(0), r.rssMb.toFixed(1)]),
+      ),
+    );
   }
 
   const o = results.overhead;
   if (o) {
-    parts.push('', `OVERHEAD before the spawn, µs per request (n ${o.n}; CPU counts every thread of the process, so it can exceed wall)`);
+    parts.push(
+      '',
+      `OVERHEAD before the spawn, µs per request (n ${o.n}; CPU counts every thread of the process, so it can exceed wall)`,
+    );
     parts.push(
       table(
         ['stage', 'CPU µs', 'wall µs'],
@@ -128,24 +270,52 @@ export function render(results) {
 
   const s = results.spawn;
   if (s) {
-    parts.push('', 'SPAWN /bin/true: the runner (dist/exec/runner.js) vs execa vs node:child_process, same options (detached, stdin ignored, pipes, clean env)');
-    if (!s.execa) parts.push('(execa is not installed — it is a devDependency kept for this comparison; npm ci installs it)');
+    parts.push(
+      '',
+      'SPAWN /bin/true: the runner (dist/exec/runner.js) vs execa vs node:child_process, same options (detached, stdin ignored, pipes, clean env)',
+    );
+    if (!s.execa)
+      parts.push(
+        '(execa is not installed — it is a devDependency kept for this comparison; npm ci installs it)',
+      );
     parts.push(
       table(
         ['variant', 'p50 ms', 'p90 ms', 'p99 ms', 'req/s c1', 'c4', 'c16', 'parent CPU ms/spawn c16'],
-        Object.entries(s).map(([name, v]) => [name, ms(v.p50), ms(v.p90), ms(v.p99), v.throughput[1].perSec.toFixed(0), v.throughput[4].perSec.toFixed(0), v.throughput[16].perSec.toFixed(0), v.throughput[16].cpuMsPerSpawn.toFixed(2)]),
+        Object.entries(s).map(([name, v]) => [
+          name,
+          ms(v.p50),
+          ms(v.p90),
+          ms(v.p99),
+          v.throughput[1].perSec.toFixed(0),
+          v.throughput[4].perSec.toFixed(0),
+          v.throughput[16].perSec.toFixed(0),
+          v.throughput[16].cpuMsPerSpawn.toFixed(2),
+        ]),
       ),
     );
   }
 
   if (results.forkCost?.length) {
-    parts.push('', 'SPAWN COST vs PARENT RSS: the synchronous spawn() call (fork + exec, on the main thread) of /bin/true');
-    parts.push(table(['parent RSS MB', 'spawn() call p50 ms', 'p90 ms'], results.forkCost.map((f) => [f.rssMb.toFixed(0), ms(f.spawnCallP50), ms(f.spawnCallP90)])));
+    parts.push(
+      '',
+      'SPAWN COST vs PARENT RSS: the synchronous spawn() call (fork + exec, on the main thread) of /bin/true',
+    );
+    parts.push(
+      table(
+        ['parent RSS MB', 'spawn() call p50 ms', 'p90 ms'],
+        results.forkCost.map((f) => [f.rssMb.toFixed(0), ms(f.spawnCallP50), ms(f.spawnCallP90)]),
+      ),
+    );
   }
 
   if (results.targets.length > 0) {
     parts.push('', 'TARGETS (issue 8)');
-    parts.push(table(['target', 'value', 'limit', 'met', 'detail'], results.targets.map((t) => [t.target, t.value, t.limit, t.met ? 'met' : 'MISSED', t.note])));
+    parts.push(
+      table(
+        ['target', 'value', 'limit', 'met', 'detail'],
+        results.targets.map((t) => [t.target, t.value, t.limit, t.met ? 'met' : 'MISSED', t.note]),
+      ),
+    );
   }
   if (results.notes?.length > 0) parts.push('', `NOTES: ${results.notes.join('; ')}`);
   if (results.errors.length > 0) parts.push('', `ERRORS: ${results.errors.join('; ')}`);

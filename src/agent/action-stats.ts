@@ -5,7 +5,17 @@
  * graphs; it is written at most once a heartbeat, and only after a change.
  */
 import type { Config } from '../config/load.js';
-import { emptyStats, figuresOf, pruneActions, recordResult, statsStateSchema, totalsOf, type ActionFigures, type Stats, type StatsState } from '../core/action-stats.js';
+import {
+  emptyStats,
+  figuresOf,
+  pruneActions,
+  recordResult,
+  statsStateSchema,
+  totalsOf,
+  type ActionFigures,
+  type Stats,
+  type StatsState,
+} from '../core/action-stats.js';
 import type { Result } from '../core/result.js';
 import type { Logger } from '../log.js';
 import { JsonStateFile } from './state-file.js';
@@ -18,7 +28,13 @@ export class ActionStats {
 
   constructor(config: Pick<Config, 'state_dir' | 'actions'>, log: Logger) {
     this.names = Object.keys(config.actions);
-    this.file = new JsonStateFile(config.state_dir, 'stats.json', statsStateSchema, log, 'the saved action statistics');
+    this.file = new JsonStateFile(
+      config.state_dir,
+      'stats.json',
+      statsStateSchema,
+      log,
+      'the saved action statistics',
+    );
     // A corrupt file is moved aside by JsonStateFile and the counters start again from zero.
     this.state = this.file.read(emptyStats());
     this.dirty = pruneActions(this.state, this.names);

@@ -70,11 +70,17 @@ export class Agent {
       keyFile: config.mqtt.key_file,
       insecure: config.mqtt.insecure,
       will: { topic: this.topics.status, payload: 'offline' },
-      subscriptions: [this.topics.cmd, this.topics.cmdWildcard, `${config.mqtt.prefix}/${config.host}/param/+/+/set`, haStatus, ...(staggered ? fleetSubscriptions(config.mqtt.prefix) : [this.topics.status])],
+      subscriptions: [
+        this.topics.cmd,
+        this.topics.cmdWildcard,
+        `${config.mqtt.prefix}/${config.host}/param/+/+/set`,
+        haStatus,
+        ...(staggered ? fleetSubscriptions(config.mqtt.prefix) : [this.topics.status]),
+      ],
       log: log.child({ module: 'mqtt' }),
       backoff: this.opts.backoff,
     });
-    if (config.mqtt.insecure) log.warn('mqtt.insecure is true: the broker\'s TLS certificate is NOT verified');
+    if (config.mqtt.insecure) log.warn("mqtt.insecure is true: the broker's TLS certificate is NOT verified");
     const sink: ResultSink = {
       publish: async (topic, payload, options) => {
         this.pendingPublishes++;
@@ -87,14 +93,26 @@ export class Agent {
     };
     const paramStore = new ParamStore(config, sink, log.child({ module: 'params' }));
     const discovery = new DiscoveryPublisher(config, sink, log.child({ module: 'discovery' }));
-    const pipeline = new Pipeline(config, this.topics, journal, sink, log.child({ module: 'pipeline' }), (action) => paramStore.pressParams(action), () => session.connected);
+    const pipeline = new Pipeline(
+      config,
+      this.topics,
+      journal,
+      sink,
+      log.child({ module: 'pipeline' }),
+      (action) => paramStore.pressParams(action),
+      () => session.connected,
+    );
     this.session = session;
     this.pipeline = pipeline;
     this.discovery = discovery;
     const probes = new Probes(config, sink, log.child({ module: 'probes' }), () => session.connected);
     this.probes = probes;
 
-    const guard = new StatusGuard(this.topics.status, () => session.publish(this.topics.status, 'online', { retain: true }), log.child({ module: 'status' }));
+    const guard = new StatusGuard(
+      this.topics.status,
+      () => session.publish(this.topics.status, 'online', { retain: true }),
+      log.child({ module: 'status' }),
+    );
     this.statusGuard = guard;
     session.onMessage(({ topic, payload, packet }) => {
       // Our own status: P/H/status alone, or within the fleet's P/+/status when staggered.
@@ -127,7 +145,10 @@ export class Agent {
       if (unfinished.length > 0) {
         // Handled once connected, so the results cannot be lost with a connection that never opened:
         // scheduled runs resume, anything else was cut short and is reported interrupted (never re-run).
-        log.warn({ ids: unfinished.map((r) => `${r.id} (${r.status})`) }, 'requests left unfinished by the last stop');
+        log.warn(
+          { ids: unfinished.map((r) => `${r.id} (${r.status})`) },
+          'requests left unfinished by the last stop',
+        );
         pipeline.resume(unfinished.splice(0));
       }
       await this.publishHeartbeat();
@@ -139,7 +160,15 @@ export class Agent {
       pipeline.stats.save();
       if (session.connected) void this.publishHeartbeat();
     }, config.heartbeat.interval);
-    log.info({ host: config.host, prefix: config.mqtt.prefix, actions: Object.keys(config.actions).length, execution: config.execution.enabled ? 'enabled' : 'disabled' }, 'agent started');
+    log.info(
+      {
+        host: config.host,
+        prefix: config.mqtt.prefix,
+        actions: Object.keys(config.actions).length,
+        execution: config.execution.enabled ? 'enabled' : 'disabled',
+      },
+      'agent started',
+    );
   }
 
   waitConnected(timeoutMs: number): Promise<void> {

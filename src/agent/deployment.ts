@@ -24,14 +24,24 @@ export async function runDeployment(job: Job, opts: ExecOptions): Promise<JobOut
     const health = await runHealthCheck(job.health, opts);
     outcome.health = health;
     if (!health.passed) {
-      if (opts.signal?.aborted) return interrupted(finish(outcome, t0), 'the agent stopped during the health check; the deployment was not rolled back — check the host');
+      if (opts.signal?.aborted)
+        return interrupted(
+          finish(outcome, t0),
+          'the agent stopped during the health check; the deployment was not rolled back — check the host',
+        );
       cause = `the steps succeeded but ${describeHealth(health)}`;
       outcome.status = 'failed';
       outcome.error_code = 'exit_nonzero';
-      outcome.error = job.rollback ? cause : `${cause} — no rollback is configured: check the service by hand`;
+      outcome.error = job.rollback
+        ? cause
+        : `${cause} — no rollback is configured: check the service by hand`;
     }
   }
-  if (outcome.status === 'interrupted') return interrupted(finish(outcome, t0), `${outcome.error ?? 'the agent stopped'}; the deployment was not rolled back`);
+  if (outcome.status === 'interrupted')
+    return interrupted(
+      finish(outcome, t0),
+      `${outcome.error ?? 'the agent stopped'}; the deployment was not rolled back`,
+    );
   if (outcome.status === 'succeeded' || !job.rollback) return finish(outcome, t0);
 
   // The rollback's own budget: the action's timeout (not what is left, nor the request's shorter one).
@@ -44,7 +54,10 @@ export async function runDeployment(job: Job, opts: ExecOptions): Promise<JobOut
     outcome.error_code = 'rolled_back';
     outcome.error = `${cause}; the rollback ran and succeeded, so the previous state is back — fix the cause before deploying again`;
   } else if (rb.status === 'interrupted') {
-    return interrupted(finish(outcome, t0), `${cause}; the agent stopped during the rollback — check the host by hand`);
+    return interrupted(
+      finish(outcome, t0),
+      `${cause}; the agent stopped during the rollback — check the host by hand`,
+    );
   } else {
     outcome.error_code = 'rollback_failed';
     outcome.error = `${cause}, and the rollback failed too (${rb.error ?? rb.status}) — the host may be half-deployed: check it by hand now`;

@@ -27,14 +27,27 @@ export class DiscoveryPublisher {
     /** Upper bound of the random delay before answering HA's birth message. */
     private readonly birthJitterMs = 2000,
   ) {
-    this.file = new JsonStateFile(config.state_dir, 'discovery.json', z.record(z.string(), z.string()), log, 'the record of published discovery');
+    this.file = new JsonStateFile(
+      config.state_dir,
+      'discovery.json',
+      z.record(z.string(), z.string()),
+      log,
+      'the record of published discovery',
+    );
     this.published = this.file.read({});
   }
 
   /** What should be retained now: topic → payload. */
   desired(): Map<string, string> {
     if (!this.config.discovery.enabled) return new Map();
-    const msgs = buildDiscovery({ host: this.config.host, prefix: this.config.mqtt.prefix, discoveryPrefix: this.config.discovery.prefix, version: VERSION, actions: this.config.actions, probes: this.config.probes });
+    const msgs = buildDiscovery({
+      host: this.config.host,
+      prefix: this.config.mqtt.prefix,
+      discoveryPrefix: this.config.discovery.prefix,
+      version: VERSION,
+      actions: this.config.actions,
+      probes: this.config.probes,
+    });
     return new Map(msgs.map((m) => [m.topic, serialize(m)]));
   }
 
@@ -64,7 +77,9 @@ export class DiscoveryPublisher {
   onBirth(): void {
     clearTimeout(this.birthTimer);
     this.birthTimer = setTimeout(() => {
-      this.sync(false).catch((err: unknown) => this.log.warn({ err }, 'republishing discovery after HA\'s birth message failed'));
+      this.sync(false).catch((err: unknown) =>
+        this.log.warn({ err }, "republishing discovery after HA's birth message failed"),
+      );
     }, Math.random() * this.birthJitterMs);
   }
 

@@ -26,8 +26,15 @@ export async function runHealthCheck(health: HealthCheckConfig, opts: ExecOption
   for (let attempt = 1; attempt <= health.retries; attempt++) {
     if (opts.signal?.aborted) break;
     const t0 = performance.now();
-    last = health.http ? await httpTry(health.http, health.timeout, opts.signal) : await argvTry(health.argv ?? [], health.timeout, opts);
-    const entry: HealthTry = { attempt, passed: last.passed, exit_code: last.exit_code, duration_ms: Math.round(performance.now() - t0) };
+    last = health.http
+      ? await httpTry(health.http, health.timeout, opts.signal)
+      : await argvTry(health.argv ?? [], health.timeout, opts);
+    const entry: HealthTry = {
+      attempt,
+      passed: last.passed,
+      exit_code: last.exit_code,
+      duration_ms: Math.round(performance.now() - t0),
+    };
     if (last.http_status !== undefined) entry.http_status = last.http_status;
     tries.push(entry);
     if (last.passed || attempt === health.retries) break;
@@ -37,7 +44,12 @@ export async function runHealthCheck(health: HealthCheckConfig, opts: ExecOption
       break; // the agent is stopping: no more tries
     }
   }
-  const result: HealthResult = { passed: last.passed, attempts: tries.length, exit_code: last.exit_code, output: last.output };
+  const result: HealthResult = {
+    passed: last.passed,
+    attempts: tries.length,
+    exit_code: last.exit_code,
+    output: last.output,
+  };
   if (last.http_status !== undefined) result.http_status = last.http_status;
   result.tries = tries;
   return result;
@@ -45,17 +57,42 @@ export async function runHealthCheck(health: HealthCheckConfig, opts: ExecOption
 
 /** What a failed check says, for the result's `error`. */
 export function describeHealth(health: HealthResult): string {
-  const what = health.http_status !== undefined ? `HTTP ${health.http_status}` : health.exit_code >= 0 ? `exit ${health.exit_code}` : health.output.split('\n')[0] || 'no answer';
+  const what =
+    health.http_status !== undefined
+      ? `HTTP ${health.http_status}`
+      : health.exit_code >= 0
+        ? `exit ${health.exit_code}`
+        : health.output.split('\n')[0] || 'no answer';
   return `the health check failed ${health.attempts} time(s) (last: ${what})`;
 }
 
 async function argvTry(argv: string[], timeoutMs: number, opts: ExecOptions): Promise<Try> {
-  const out = await executeJob({ action: 'health', params: {}, commands: [argv], sudo: false, timeoutMs, actionTimeoutMs: timeoutMs, env: {}, limits: undefined }, opts);
-  return { passed: out.status === 'succeeded', exit_code: out.exit_code, output: `${out.stdout}${out.stderr}`.slice(0, OUTPUT_CHARS) };
+  const out = await executeJob(
+    {
+      action: 'health',
+      params: {},
+      commands: [argv],
+      sudo: false,
+      timeoutMs,
+      actionTimeoutMs: timeoutMs,
+      env: {},
+      limits: undefined,
+    },
+    opts,
+  );
+  return {
+    passed: out.status === 'succeeded',
+    exit_code: out.exit_code,
+    output: `${out.stdout}${out.stderr}`.slice(0, OUTPUT_CHARS),
+  };
 }
 
 /** node's fetch, no child process: redirects are not followed (a 301 is an answer, and stays on the configured host). */
-async function httpTry(http: NonNullable<HealthCheckConfig['http']>, timeoutMs: number, stop: AbortSignal | undefined): Promise<Try> {
+async function httpTry(
+  http: NonNullable<HealthCheckConfig['http']>,
+  timeoutMs: number,
+  stop: AbortSignal | undefined,
+): Promise<Try> {
   // One signal for "out of time" and "the agent is stopping" (AbortSignal.any needs Node 20.3; engines allow 20.0).
   const ctl = new AbortController();
   let timedOut = false;
@@ -67,12 +104,27 @@ async function httpTry(http: NonNullable<HealthCheckConfig['http']>, timeoutMs: 
   if (stop?.aborted) onStop();
   stop?.addEventListener('abort', onStop, { once: true });
   try {
-    const res = await fetch(http.url, { redirect: 'manual', signal: ctl.signal, headers: { 'user-agent': 'homelab-cmd health check' } });
+    const res = await fetch(http.url, {
+      redirect: 'manual',
+      signal: ctl.signal,
+      headers: { 'user-agent': 'homelab-cmd health check' },
+    });
     const body = await readSome(res, ctl.signal);
     const passed = res.status === http.status;
-    return { passed, exit_code: passed ? 0 : -1, http_status: res.status, output: passed ? body : `expected HTTP ${http.status}, got ${res.status}: ${body}`.slice(0, OUTPUT_CHARS) };
+    return {
+      passed,
+      exit_code: passed ? 0 : -1,
+      http_status: res.status,
+      output: passed
+        ? body
+        : `expected HTTP ${http.status}, got ${res.status}: ${body}`.slice(0, OUTPUT_CHARS),
+    };
   } catch (err) {
-    const why = timedOut ? `no answer within ${formatDuration(timeoutMs)}` : stop?.aborted ? 'the agent stopped' : errorText(err);
+    const why = timedOut
+      ? `no answer within ${formatDuration(timeoutMs)}`
+      : stop?.aborted
+        ? 'the agent stopped'
+        : errorText(err);
     return { passed: false, exit_code: -1, output: `${http.url}: ${why}`.slice(0, OUTPUT_CHARS) };
   } finally {
     clearTimeout(timer);

@@ -10,14 +10,24 @@ import type { Job } from '../core/resolve.js';
 import type { Rejection } from '../core/result.js';
 import { confinePaths } from '../exec/confine.js';
 
-export function checkJob(job: Job, config: Pick<Config, 'actions' | 'security'>): { ok: true; job: Job } | { ok: false; rejection: Rejection } {
+export function checkJob(
+  job: Job,
+  config: Pick<Config, 'actions' | 'security'>,
+): { ok: true; job: Job } | { ok: false; rejection: Rejection } {
   const confined = confinePaths(job, config.actions[job.action]);
   if (!confined.ok) return confined;
   const ready = confined.job;
   for (const argv of jobCommands(ready)) {
     // The second wall: whatever the whitelist allowed, these never run.
     const rule = deniedBy(argv, config.security.deny);
-    if (rule) return { ok: false, rejection: { code: 'denied', error: `the final command matches the deny-list (${rule}); it is never run — change the action or its params` } };
+    if (rule)
+      return {
+        ok: false,
+        rejection: {
+          code: 'denied',
+          error: `the final command matches the deny-list (${rule}); it is never run — change the action or its params`,
+        },
+      };
   }
   return { ok: true, job: ready };
 }

@@ -5,7 +5,16 @@
  * change) with periodic compaction through an atomic rewrite; a torn last line
  * from a crash is skipped, a corrupt file is moved aside, never a crash loop.
  */
-import { closeSync, fstatSync, fsync, fsyncSync, ftruncateSync, openSync, readFileSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  fstatSync,
+  fsync,
+  fsyncSync,
+  ftruncateSync,
+  openSync,
+  readFileSync,
+  writeSync,
+} from 'node:fs';
 import path from 'node:path';
 import type { Logger } from '../log.js';
 import { isFinal, type Result } from '../core/result.js';
@@ -62,7 +71,8 @@ export class Journal {
     for (const line of text.split('\n')) {
       if (line.trim() === '') continue;
       try {
-        const e = JSON.parse(line) as JournalEntry | { id: string; forget: true } | { id: string; published: true };
+        const e = JSON.parse(line) as
+          JournalEntry | { id: string; forget: true } | { id: string; published: true };
         if (typeof e.id !== 'string') throw new Error('not an entry');
         if ('published' in e) {
           this.unpublished.delete(e.id);
@@ -82,7 +92,10 @@ export class Journal {
     }
     if (bad > 0) {
       const aside = moveAside(this.file);
-      this.log.warn({ file: this.file, movedTo: aside, badLines: bad, kept: this.entries.size }, 'the id journal had unreadable lines; moved it aside and kept what was readable');
+      this.log.warn(
+        { file: this.file, movedTo: aside, badLines: bad, kept: this.entries.size },
+        'the id journal had unreadable lines; moved it aside and kept what was readable',
+      );
     }
     this.compact();
     return [...this.entries.values()].filter((r) => !isFinal(r.status));
@@ -244,7 +257,9 @@ export class Journal {
       .flatMap(([id, result]) => {
         const request = this.requests.get(id);
         const line = JSON.stringify(request ? { id, result, request } : { id, result });
-        return isFinal(result.status) && !this.unpublished.has(id) ? [line, JSON.stringify({ id, published: true })] : [line];
+        return isFinal(result.status) && !this.unpublished.has(id)
+          ? [line, JSON.stringify({ id, published: true })]
+          : [line];
       })
       .join('\n');
     writeAtomic(this.file, text === '' ? '' : `${text}\n`);

@@ -30,7 +30,8 @@ export class LiveOutput {
     if (this.capped[stream]) return;
     this.pending[stream] += chunk.toString('utf8');
     // Never hold more than the cap: a gigabyte without a newline must not grow the agent.
-    if (this.pending[stream].length > this.maxBytes - this.sent[stream]) return this.flushStream(stream, true);
+    if (this.pending[stream].length > this.maxBytes - this.sent[stream])
+      return this.flushStream(stream, true);
     this.timer ??= setTimeout(() => this.flush(false), FLUSH_MS);
   }
 
@@ -41,7 +42,8 @@ export class LiveOutput {
     this.flushStream('stdout', final);
     this.flushStream('stderr', final);
     // A partial line stays pending; it goes out with the next newline or at the end.
-    if (!final && (this.pending.stdout !== '' || this.pending.stderr !== '')) this.timer = setTimeout(() => this.flush(false), FLUSH_MS);
+    if (!final && (this.pending.stdout !== '' || this.pending.stderr !== ''))
+      this.timer = setTimeout(() => this.flush(false), FLUSH_MS);
   }
 
   private flushStream(stream: 'stdout' | 'stderr', all: boolean): void {
@@ -53,13 +55,21 @@ export class LiveOutput {
     const room = this.maxBytes - this.sent[stream];
     let truncated = false;
     if (Buffer.byteLength(text) > room) {
-      text = Buffer.from(text).subarray(0, Math.max(0, room)).toString('utf8').replace(/\uFFFD$/, '');
+      text = Buffer.from(text)
+        .subarray(0, Math.max(0, room))
+        .toString('utf8')
+        .replace(/\uFFFD$/, '');
       truncated = true;
       this.capped[stream] = true;
       this.pending[stream] = '';
     }
     this.sent[stream] += Buffer.byteLength(text);
-    const msg: OutputMessage = { id: this.id, stream, seq: this.seq++, lines: text.replace(/\n$/, '').split('\n') };
+    const msg: OutputMessage = {
+      id: this.id,
+      stream,
+      seq: this.seq++,
+      lines: text.replace(/\n$/, '').split('\n'),
+    };
     if (truncated) msg.truncated = true;
     if (text !== '' || truncated) this.send(msg);
   }

@@ -20,13 +20,20 @@ export class ParamStore {
     private readonly mqtt: RetainedPublisher,
     private readonly log: Logger,
   ) {
-    this.file = new JsonStateFile(config.state_dir, 'params.json', z.record(z.string(), z.record(z.string(), z.string())), log, 'the saved param values');
+    this.file = new JsonStateFile(
+      config.state_dir,
+      'params.json',
+      z.record(z.string(), z.record(z.string(), z.string())),
+      log,
+      'the saved param values',
+    );
     const saved = this.file.read({});
     for (const [action, spec] of Object.entries(config.actions)) {
       for (const [param, p] of exposedParams(spec)) {
         const previous = saved[action]?.[param];
         // A saved value that the config no longer allows falls back to the initial one.
-        const ok = previous !== undefined && typeof validateParams({ [param]: p }, { [param]: previous }) !== 'string';
+        const ok =
+          previous !== undefined && typeof validateParams({ [param]: p }, { [param]: previous }) !== 'string';
         (this.values[action] ??= {})[param] = ok ? previous : initialParamValue(p);
       }
     }
@@ -45,7 +52,9 @@ export class ParamStore {
   async publishAll(): Promise<void> {
     for (const [action, params] of Object.entries(this.values)) {
       for (const [param, value] of Object.entries(params)) {
-        await this.mqtt.publish(paramTopic(this.config.mqtt.prefix, this.config.host, action, param), value, { retain: true });
+        await this.mqtt.publish(paramTopic(this.config.mqtt.prefix, this.config.host, action, param), value, {
+          retain: true,
+        });
       }
     }
   }
@@ -69,7 +78,8 @@ export class ParamStore {
     }
     let value: unknown = payload.toString('utf8').trim();
     // HA's number entity may send "5.0" for 5.
-    if (spec.type === 'integer' && /^-?\d+\.0+$/.test(value as string)) value = (value as string).replace(/\.0+$/, '');
+    if (spec.type === 'integer' && /^-?\d+\.0+$/.test(value as string))
+      value = (value as string).replace(/\.0+$/, '');
     const checked = validateParams({ [param]: spec }, { [param]: value });
     if (typeof checked === 'string') {
       this.log.warn({ topic, error: checked }, 'refused a param value');
@@ -79,7 +89,9 @@ export class ParamStore {
     }
     // Publish the value in force either way, so HA's entity shows what a press would use.
     this.mqtt
-      .publish(paramTopic(this.config.mqtt.prefix, this.config.host, action, param), current[param] ?? '', { retain: true })
+      .publish(paramTopic(this.config.mqtt.prefix, this.config.host, action, param), current[param] ?? '', {
+        retain: true,
+      })
       .catch((err: unknown) => this.log.warn({ err }, 'could not publish a param value'));
     return true;
   }

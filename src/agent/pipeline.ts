@@ -8,7 +8,14 @@ import type { IPublishPacket } from 'mqtt';
 import type { Config } from '../config/load.js';
 import { parseDelivery, type Request } from '../core/request.js';
 import { resolveRequest, type Job } from '../core/resolve.js';
-import { isFinal, makeResult, rejected, type Rejection, type RequestRef, type Result } from '../core/result.js';
+import {
+  isFinal,
+  makeResult,
+  rejected,
+  type Rejection,
+  type RequestRef,
+  type Result,
+} from '../core/result.js';
 import type { HostTopics } from '../core/topics.js';
 import { verify } from '../core/signing.js';
 import { AuditLog } from './audit.js';
@@ -72,15 +79,20 @@ export class Pipeline {
   ) {
     this.audit = new AuditLog(config.state_dir, config.security.audit, log);
     this.stats = new ActionStats(config, log.child({ module: 'stats' }));
-    this.results = new ResultPublisher(topics, sink, log, journal.finalIds(), (id) => this.remember(() => journal.markPublished(id)));
-    const groups: [string, StaggerConfig][] = Object.values(config.actions).flatMap((a) => (a.stagger ? [[a.stagger.group, a.stagger] as [string, StaggerConfig]] : []));
+    this.results = new ResultPublisher(topics, sink, log, journal.finalIds(), (id) =>
+      this.remember(() => journal.markPublished(id)),
+    );
+    const groups: [string, StaggerConfig][] = Object.values(config.actions).flatMap((a) =>
+      a.stagger ? [[a.stagger.group, a.stagger] as [string, StaggerConfig]] : [],
+    );
     this.stagger = new StaggerCoordinator<Staggered>(
       { prefix: config.mqtt.prefix, host: config.host, stateDir: config.state_dir, groups },
       sink,
       {
         run: (q, note) => this.startStaggered(q, note),
         scheduled: (q, runAt, reason) => this.scheduled(q, runAt, reason),
-        expire: (q, error) => this.finish(q, rejected(this.config.host, q.ref, { code: 'expired', error }, new Date())),
+        expire: (q, error) =>
+          this.finish(q, rejected(this.config.host, q.ref, { code: 'expired', error }, new Date())),
       },
       log.child({ module: 'stagger' }),
       isConnected,
@@ -104,7 +116,8 @@ export class Pipeline {
     const parsed = parseDelivery({ topicAction, payload, retained: packet.retain === true }, now, randomUUID);
     if (!parsed.ok) {
       // A retained copy of an id we know is answered with its stored result, not with a rejection over it.
-      if (parsed.rejection.code === 'retained_ignored' && this.journal.get(parsed.ref.id)) return this.repeat(parsed.ref.id, replyTo, origin);
+      if (parsed.rejection.code === 'retained_ignored' && this.journal.get(parsed.ref.id))
+        return this.repeat(parsed.ref.id, replyTo, origin);
       return this.reject(parsed.ref, parsed.rejection, replyTo, origin);
     }
     const req = parsed.request;
@@ -112,10 +125,29 @@ export class Pipeline {
     const ref: RequestRef = { id: req.id, action: req.action ?? null, transaction: req.transaction };
     if (this.journal.get(req.id)) {
       // A signed request seen before is a replay (someone captured it), not a retry: it learns nothing.
-      if (req.sig !== undefined) return this.reject(ref, { code: 'replayed', error: `id ${req.id} was already used; a signed request is valid once — sign a new request with a new id` }, replyTo, origin);
+      if (req.sig !== undefined)
+        return this.reject(
+          ref,
+          {
+            code: 'replayed',
+            error: `id ${req.id} was already used; a signed request is valid once — sign a new request with a new id`,
+          },
+          replyTo,
+          origin,
+        );
       return this.repeat(req.id, replyTo, origin);
     }
-    if (!this.accepting) return this.reject(ref, { code: 'shutting_down', error: 'the agent is stopping; the request was not run — send it again once the host is back online' }, replyTo, origin);
+    if (!this.accepting)
+      return this.reject(
+        ref,
+        {
+          code: 'shutting_down',
+          error:
+            'the agent is stopping; the request was not run — send it again once the host is back online',
+        },
+        replyTo,
+        origin,
+      );
     const accepted = this.accept(req, ref, replyTo, now, origin);
     if ('code' in accepted) return this.reject(ref, accepted, replyTo, origin);
   }
@@ -126,7 +158,19 @@ export class Pipeline {
       const stored = this.journal.request(r.id);
       if (r.status === 'scheduled' && stored) {
         const ref: RequestRef = { id: r.id, action: r.action, transaction: r.transaction };
-        const req: Request = { id: r.id, generatedId: false, press: false, action: stored.action, params: stored.params, command: undefined, timeoutMs: stored.timeoutMs, ts: undefined, ttl: undefined, sig: undefined, transaction: r.transaction };
+        const req: Request = {
+          id: r.id,
+          generatedId: false,
+          press: false,
+          action: stored.action,
+          params: stored.params,
+          command: undefined,
+          timeoutMs: stored.timeoutMs,
+          ts: undefined,
+          ttl: undefined,
+          sig: undefined,
+          transaction: r.transaction,
+        };
         const origin: Origin = { topic: '(resumed after a restart)', client: undefined };
         const accepted = this.accept(req, ref, undefined, stored.acceptedAt, origin, r);
         if (!('code' in accepted)) continue;
@@ -156,8 +200,19 @@ export class Pipeline {
   }
 
   /** Validate, journal, and queue (or hand to the stagger); a Rejection when it cannot be accepted. */
-  private accept(req: Request, ref: RequestRef, replyTo: ReplyTo | undefined, acceptedAt: number, origin: Origin, resumed?: Result): { ok: true } | Rejection {
-    const resolved = resolveRequest(req, this.config.actions, { sudo: this.config.execution.sudo, timeoutMs: this.config.execution.timeout, limits: this.config.security.limits });
+  private accept(
+    req: Request,
+    ref: RequestRef,
+    replyTo: ReplyTo | undefined,
+    acceptedAt: number,
+    origin: Origin,
+    resumed?: Result,
+  ): { ok: true } | Rejection {
+    const resolved = resolveRequest(req, this.config.actions, {
+      sudo: this.config.execution.sudo,
+      timeoutMs: this.config.execution.timeout,
+      limits: this.config.security.limits,
+    });
     if (!resolved.ok) {
       ref.action = resolved.action;
       return resolved.rejection;
@@ -172,21 +227,44 @@ export class Pipeline {
     if (!checked.ok) return checked.rejection;
     const job = checked.job;
     if (!this.config.execution.enabled) {
-      return { code: 'execution_disabled', error: `execution is disabled on ${this.config.host} — set execution.enabled: true in ${this.config.source} to let it run whitelisted actions` };
+      return {
+        code: 'execution_disabled',
+        error: `execution is disabled on ${this.config.host} — set execution.enabled: true in ${this.config.source} to let it run whitelisted actions`,
+      };
     }
     const stagger = staggerOf(this.config.actions[job.action]);
     const waiting = (stagger ? this.stagger.pendingCount() : this.queue.length) + this.syncing.size;
-    if (!resumed && (stagger || this.running.size >= this.config.execution.concurrency) && waiting >= this.config.execution.queue) {
-      return { code: 'busy', error: `${this.running.size} commands are running and ${waiting} waiting (execution.concurrency / execution.queue) — try again later with the same id` };
+    if (
+      !resumed &&
+      (stagger || this.running.size >= this.config.execution.concurrency) &&
+      waiting >= this.config.execution.queue
+    ) {
+      return {
+        code: 'busy',
+        error: `${this.running.size} commands are running and ${waiting} waiting (execution.concurrency / execution.queue) — try again later with the same id`,
+      };
     }
-    const stored: StoredRequest = { action: job.action, params: job.params, timeoutMs: req.timeoutMs, acceptedAt };
+    const stored: StoredRequest = {
+      action: job.action,
+      params: job.params,
+      timeoutMs: req.timeoutMs,
+      acceptedAt,
+    };
     const q: Queued = { origin, ref, job, replyTo, stored, stagger };
     let durable: Promise<void> | undefined;
     try {
       // Journaled before it can run: after a crash this id is reported, never re-run. A staggered one is
       // journaled as scheduled, with what is needed to run it later: it survives a restart.
-      if (stagger && !resumed) durable = this.journal.recordDurable(makeResult(this.config.host, ref, { status: 'scheduled', run_at: new Date(acceptedAt).toISOString() }), stored);
-      else if (!stagger) durable = this.journal.recordDurable(makeResult(this.config.host, ref, { status: 'running' }));
+      if (stagger && !resumed)
+        durable = this.journal.recordDurable(
+          makeResult(this.config.host, ref, {
+            status: 'scheduled',
+            run_at: new Date(acceptedAt).toISOString(),
+          }),
+          stored,
+        );
+      else if (!stagger)
+        durable = this.journal.recordDurable(makeResult(this.config.host, ref, { status: 'running' }));
     } catch (err) {
       return this.journalRefusal(ref.id, err);
     }
@@ -221,16 +299,32 @@ export class Pipeline {
   /** Accepted but stopped before it started: the id is released, so the same request can simply be sent again. */
   private neverStarted(q: Queued): void {
     this.journal.forget(q.ref.id);
-    this.reject(q.ref, { code: 'shutting_down', error: 'the agent stopped before this request could start; it was not run — send it again (the same id is fine)' }, q.replyTo, q.origin);
+    this.reject(
+      q.ref,
+      {
+        code: 'shutting_down',
+        error:
+          'the agent stopped before this request could start; it was not run — send it again (the same id is fine)',
+      },
+      q.replyTo,
+      q.origin,
+    );
   }
 
   private journalRefusal(id: string, err: unknown): Rejection {
     this.log.error({ err, id }, 'cannot write the id journal; refusing requests until it can');
-    return { code: 'busy', error: `the agent cannot write its journal in ${this.config.state_dir} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}), so it cannot promise to run this only once — free space or fix permissions there, then send it again` };
+    return {
+      code: 'busy',
+      error: `the agent cannot write its journal in ${this.config.state_dir} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}), so it cannot promise to run this only once — free space or fix permissions there, then send it again`,
+    };
   }
 
   private scheduled(q: Queued, runAt: Date, reason: string | undefined): void {
-    const result = makeResult(this.config.host, q.ref, { status: 'scheduled', run_at: runAt.toISOString(), ...(reason ? { error: reason } : {}) });
+    const result = makeResult(this.config.host, q.ref, {
+      status: 'scheduled',
+      run_at: runAt.toISOString(),
+      ...(reason ? { error: reason } : {}),
+    });
     this.remember(() => this.journal.record(result, q.stored));
     this.results.progress(result);
     this.log.info({ id: q.ref.id, action: q.ref.action, run_at: result.run_at, reason }, 'request scheduled');
@@ -239,7 +333,9 @@ export class Pipeline {
   /** A staggered run starts when the group allows it, not behind the concurrency queue: its start time is the group's record. */
   private startStaggered(q: Queued, note: string | undefined): void {
     q.note = note;
-    this.remember(() => this.journal.record(makeResult(this.config.host, q.ref, { status: 'running' }), undefined, false));
+    this.remember(() =>
+      this.journal.record(makeResult(this.config.host, q.ref, { status: 'running' }), undefined, false),
+    );
     void this.run(q);
   }
 
@@ -248,7 +344,8 @@ export class Pipeline {
     const final = makeResult(this.config.host, ref, {
       status: 'interrupted',
       error_code: 'interrupted',
-      error: 'the agent stopped or died while this request was accepted or running; it was not re-run — check the host, then send a new request',
+      error:
+        'the agent stopped or died while this request was accepted or running; it was not re-run — check the host, then send a new request',
       executed_at: r.executed_at,
       completed_at: new Date().toISOString(),
     });
@@ -262,7 +359,8 @@ export class Pipeline {
       const next = this.queue.shift();
       if (next) void this.run(next);
     }
-    if (this.running.size === 0 && this.queue.length === 0) for (const resolve of this.idle.splice(0)) resolve();
+    if (this.running.size === 0 && this.queue.length === 0)
+      for (const resolve of this.idle.splice(0)) resolve();
   }
 
   private async run(q: Queued): Promise<void> {
@@ -270,14 +368,24 @@ export class Pipeline {
     this.running.set(q.ref.id, ctl);
     let announce: NodeJS.Timeout | undefined;
     try {
-      const running = makeResult(this.config.host, q.ref, { status: 'running', executed_at: new Date().toISOString() });
+      const running = makeResult(this.config.host, q.ref, {
+        status: 'running',
+        executed_at: new Date().toISOString(),
+      });
       this.remember(() => this.journal.record(running, undefined, false));
       // `running` only for commands still running after a moment (the contract's 1 s): a quick command's
       // final result is then the only message on its topic, and never waits behind a delayed ACK (Nagle)
       // at a broker that leaves TCP_NODELAY off.
       announce = setTimeout(() => this.results.progress(running), RUNNING_ANNOUNCE_MS);
-      const live = new LiveOutput(q.ref.id, this.config.execution.max_output, (msg) => this.results.output(msg));
-      const outcome = await runJob(q.job, this.config, { path: this.config.execution.path, maxOutput: this.config.execution.max_output, signal: ctl.signal, onOutput: (stream, chunk) => live.push(stream, chunk) });
+      const live = new LiveOutput(q.ref.id, this.config.execution.max_output, (msg) =>
+        this.results.output(msg),
+      );
+      const outcome = await runJob(q.job, this.config, {
+        path: this.config.execution.path,
+        maxOutput: this.config.execution.max_output,
+        signal: ctl.signal,
+        onOutput: (stream, chunk) => live.push(stream, chunk),
+      });
       // The last lines go out before the final result, so a follower sees them in order.
       live.flush(true);
       let result = makeResult(this.config.host, q.ref, { ...outcome, ...(q.note ? { note: q.note } : {}) });
@@ -285,7 +393,15 @@ export class Pipeline {
       this.finish(q, result);
     } catch (err) {
       this.log.error({ err, id: q.ref.id }, 'running a job failed unexpectedly');
-      this.finish(q, makeResult(this.config.host, q.ref, { status: 'failed', error_code: 'exit_nonzero', error: `the agent could not run the command: ${(err as Error).message}`, completed_at: new Date().toISOString() }));
+      this.finish(
+        q,
+        makeResult(this.config.host, q.ref, {
+          status: 'failed',
+          error_code: 'exit_nonzero',
+          error: `the agent could not run the command: ${(err as Error).message}`,
+          completed_at: new Date().toISOString(),
+        }),
+      );
     } finally {
       clearTimeout(announce);
       this.running.delete(q.ref.id);
@@ -294,18 +410,32 @@ export class Pipeline {
   }
 
   /** A staggered run with a health check releases its group only when the check passes. */
-  private async afterStaggered(q: Queued, stagger: StaggerConfig, result: Result, signal: AbortSignal): Promise<Result> {
+  private async afterStaggered(
+    q: Queued,
+    stagger: StaggerConfig,
+    result: Result,
+    signal: AbortSignal,
+  ): Promise<Result> {
     const health = stagger.health;
     const record = this.stagger.recordOf(stagger.group, q.ref.id);
     if (!health || !record) return result;
     if (result.status !== 'succeeded') {
-      this.log.warn({ group: stagger.group, id: q.ref.id }, 'a staggered run failed; its group stays held until a run on this host passes its health check');
+      this.log.warn(
+        { group: stagger.group, id: q.ref.id },
+        'a staggered run failed; its group stays held until a run on this host passes its health check',
+      );
       return result;
     }
     // A deployment ran its own check (the action's `health`) before deciding on its rollback: that one counts.
-    const check = result.health ?? (await runHealthCheck(health, { path: this.config.execution.path, maxOutput: 2000, signal }));
+    const check =
+      result.health ??
+      (await runHealthCheck(health, { path: this.config.execution.path, maxOutput: 2000, signal }));
     if (check.passed) this.stagger.release(stagger.group, { ...record, released: true });
-    else this.log.warn({ group: stagger.group, id: q.ref.id, check }, 'the health check failed; the group stays held');
+    else
+      this.log.warn(
+        { group: stagger.group, id: q.ref.id, check },
+        'the health check failed; the group stays held',
+      );
     const r: Result = { ...result, health: check };
     if (!check.passed) {
       r.status = 'failed';
@@ -319,28 +449,73 @@ export class Pipeline {
     this.remember(() => this.journal.record(result, undefined, false));
     this.audit.write({ ...q.origin, decision: 'accepted', result });
     this.count(result);
-    this.log.info({ id: result.id, action: result.action, status: result.status, exit_code: result.exit_code, duration_ms: result.duration_ms }, 'request finished');
+    this.log.info(
+      {
+        id: result.id,
+        action: result.action,
+        status: result.status,
+        exit_code: result.exit_code,
+        duration_ms: result.duration_ms,
+      },
+      'request finished',
+    );
     this.results.final(result, q.replyTo);
   }
 
   /** A Rejection when the request's signature is missing where required, wrong, or out of its time window. */
-  private checkSignature(req: Request, action: string, privileged: boolean, now: number): Rejection | undefined {
+  private checkSignature(
+    req: Request,
+    action: string,
+    privileged: boolean,
+    now: number,
+  ): Rejection | undefined {
     const sec = this.config.security;
-    const required = sec.require_signature === 'all' || (sec.require_signature === 'privileged' && privileged);
+    const required =
+      sec.require_signature === 'all' || (sec.require_signature === 'privileged' && privileged);
     if (req.sig === undefined) {
       if (!required) return undefined;
-      return { code: 'bad_signature', error: `action "${action}" needs a signed request (security.require_signature: ${sec.require_signature}) — sign it with the fleet key (homelab-cmd send --key-file, or docs/security.md)` };
+      return {
+        code: 'bad_signature',
+        error: `action "${action}" needs a signed request (security.require_signature: ${sec.require_signature}) — sign it with the fleet key (homelab-cmd send --key-file, or docs/security.md)`,
+      };
     }
     const key = this.config.signingKey;
-    if (key === undefined) return { code: 'bad_signature', error: 'the request is signed, but this agent has no security.key_file to check it — configure the key, or send it unsigned' };
-    if (req.generatedId) return { code: 'bad_signature', error: 'a signed request must carry its own "id" (the signature binds it)' };
-    if (req.ts === undefined) return { code: 'bad_signature', error: 'a signed request must carry "ts" (ms since epoch; the signature binds it)' };
+    if (key === undefined)
+      return {
+        code: 'bad_signature',
+        error:
+          'the request is signed, but this agent has no security.key_file to check it — configure the key, or send it unsigned',
+      };
+    if (req.generatedId)
+      return {
+        code: 'bad_signature',
+        error: 'a signed request must carry its own "id" (the signature binds it)',
+      };
+    if (req.ts === undefined)
+      return {
+        code: 'bad_signature',
+        error: 'a signed request must carry "ts" (ms since epoch; the signature binds it)',
+      };
     const skew = Math.round((now - req.ts) / 1000);
     if (Math.abs(now - req.ts) > sec.window) {
-      return { code: 'expired', error: `the signed request's ts is ${Math.abs(skew)} s ${skew > 0 ? 'in the past' : 'in the future'}; signed requests are valid within ±${Math.round(sec.window / 1000)} s — sign it again now, or check the clocks` };
+      return {
+        code: 'expired',
+        error: `the signed request's ts is ${Math.abs(skew)} s ${skew > 0 ? 'in the past' : 'in the future'}; signed requests are valid within ±${Math.round(sec.window / 1000)} s — sign it again now, or check the clocks`,
+      };
     }
-    const fields = { host: this.config.host, action: req.command !== undefined ? '' : action, id: req.id, ts: req.ts, params: req.command !== undefined ? { command: req.command } : req.params };
-    if (!verify(key, fields, req.sig)) return { code: 'bad_signature', error: 'the signature does not match this request (host, action, id, ts and params are all signed) — check the key and the canonical string in docs/security.md' };
+    const fields = {
+      host: this.config.host,
+      action: req.command !== undefined ? '' : action,
+      id: req.id,
+      ts: req.ts,
+      params: req.command !== undefined ? { command: req.command } : req.params,
+    };
+    if (!verify(key, fields, req.sig))
+      return {
+        code: 'bad_signature',
+        error:
+          'the signature does not match this request (host, action, id, ts and params are all signed) — check the key and the canonical string in docs/security.md',
+      };
     return undefined;
   }
 
@@ -356,7 +531,11 @@ export class Pipeline {
   /** Final results the broker never acknowledged before the last stop: published again. */
   flushOutbox(): void {
     const pending = this.journal.outbox();
-    if (pending.length > 0) this.log.info({ ids: pending.map((r) => r.id) }, 'publishing results the broker had not acknowledged before the last stop');
+    if (pending.length > 0)
+      this.log.info(
+        { ids: pending.map((r) => r.id) },
+        'publishing results the broker had not acknowledged before the last stop',
+      );
     for (const r of pending) this.results.final(r, undefined);
   }
 
@@ -373,7 +552,10 @@ export class Pipeline {
     const stored = this.journal.get(id);
     if (!stored) return;
     this.audit.write({ ...origin, decision: 'repeat', result: stored });
-    this.log.info({ id, status: stored.status }, 'repeated id: answering with the stored result, not running it again');
+    this.log.info(
+      { id, status: stored.status },
+      'repeated id: answering with the stored result, not running it again',
+    );
     if (isFinal(stored.status)) this.results.final(stored, replyTo, false);
     else if (stored.executed_at !== undefined || stored.status === 'scheduled') this.results.progress(stored);
   }

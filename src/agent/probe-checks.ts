@@ -58,12 +58,21 @@ export async function runCheck(probe: ProbeConfig, ctx: CheckContext): Promise<P
         return await withDeadline(probe, ctx, (signal) => checkProcess(probe, signal));
     }
   } catch (err) {
-    return { ok: false, value: null, error: `the check failed: ${(err as Error).message}`, extra: emptyExtra(probe.type) };
+    return {
+      ok: false,
+      value: null,
+      error: `the check failed: ${(err as Error).message}`,
+      extra: emptyExtra(probe.type),
+    };
   }
 }
 
 /** Runs `check` with a signal that fires at the probe's timeout or when the agent stops; a timeout is a failed reading. */
-async function withDeadline(probe: ProbeConfig, ctx: CheckContext, check: (signal: AbortSignal) => Promise<ProbeReading>): Promise<ProbeReading> {
+async function withDeadline(
+  probe: ProbeConfig,
+  ctx: CheckContext,
+  check: (signal: AbortSignal) => Promise<ProbeReading>,
+): Promise<ProbeReading> {
   const ctl = new AbortController();
   const timer = setTimeout(() => ctl.abort(), probe.timeout);
   const onStop = () => ctl.abort();
@@ -72,7 +81,9 @@ async function withDeadline(probe: ProbeConfig, ctx: CheckContext, check: (signa
   try {
     const reading = await check(ctl.signal);
     // A check that succeeded just as the deadline passed still counts; an aborted one reads as a timeout.
-    return !reading.ok && ctl.signal.aborted ? { ok: false, value: null, error: timeoutError(probe), extra: emptyExtra(probe.type) } : reading;
+    return !reading.ok && ctl.signal.aborted
+      ? { ok: false, value: null, error: timeoutError(probe), extra: emptyExtra(probe.type) }
+      : reading;
   } finally {
     clearTimeout(timer);
     ctx.signal.removeEventListener('abort', onStop);
@@ -99,15 +110,31 @@ function checkHttp(probe: ProbeOf<'http'>, signal: AbortSignal): Promise<ProbeRe
     const req = request(
       url,
       // agent: false — a fresh connection each time, so the latency includes the connect and no socket lingers between checks.
-      { method: probe.method, agent: false, rejectUnauthorized: !probe.insecure, headers: { 'user-agent': `homelab-cmd/${VERSION}`, accept: '*/*' } },
+      {
+        method: probe.method,
+        agent: false,
+        rejectUnauthorized: !probe.insecure,
+        headers: { 'user-agent': `homelab-cmd/${VERSION}`, accept: '*/*' },
+      },
       (res) => {
         const latency = Math.round(performance.now() - t0);
         const code = res.statusCode ?? 0;
         const judge = (body: string | undefined) => {
           const extra = { status_code: code };
-          if (!statusAccepted(probe.status, code)) return finish({ ok: false, value: latency, error: `status ${code}, expected ${describeStatus(probe.status)}`, extra });
+          if (!statusAccepted(probe.status, code))
+            return finish({
+              ok: false,
+              value: latency,
+              error: `status ${code}, expected ${describeStatus(probe.status)}`,
+              extra,
+            });
           if (probe.body !== undefined && !new RegExp(probe.body, 'u').test(body ?? '')) {
-            return finish({ ok: false, value: latency, error: `the body does not match ${JSON.stringify(probe.body)} (first ${MAX_BODY / 1024} KiB searched)`, extra });
+            return finish({
+              ok: false,
+              value: latency,
+              error: `the body does not match ${JSON.stringify(probe.body)} (first ${MAX_BODY / 1024} KiB searched)`,
+              extra,
+            });
           }
           finish({ ok: true, value: latency, error: null, extra });
         };
@@ -146,8 +173,12 @@ function checkTcp(probe: ProbeOf<'tcp'>, signal: AbortSignal): Promise<ProbeRead
       resolve(reading);
     };
     const onAbort = () => finish({ ok: false, value: null, error: '' });
-    socket.once('connect', () => finish({ ok: true, value: Math.round(performance.now() - t0), error: null }));
-    socket.on('error', (err: NodeJS.ErrnoException) => finish({ ok: false, value: null, error: networkError(err.code, err.message, target) }));
+    socket.once('connect', () =>
+      finish({ ok: true, value: Math.round(performance.now() - t0), error: null }),
+    );
+    socket.on('error', (err: NodeJS.ErrnoException) =>
+      finish({ ok: false, value: null, error: networkError(err.code, err.message, target) }),
+    );
     if (signal.aborted) return onAbort();
     signal.addEventListener('abort', onAbort, { once: true });
   });
@@ -155,15 +186,28 @@ function checkTcp(probe: ProbeOf<'tcp'>, signal: AbortSignal): Promise<ProbeRead
 
 async function checkPing(probe: ProbeOf<'ping'>, ctx: CheckContext): Promise<ProbeReading> {
   // ping's own deadline (-w) ends it first and it prints its summary; the runner kills it a second later.
-  const run = await runCommand({ argv: pingArgv(probe), env: childEnv({ env: {} }, ctx.path), timeoutMs: probe.timeout + 1000, maxOutput: MAX_OUTPUT, killGraceMs: KILL_GRACE_MS, signal: ctx.signal });
+  const run = await runCommand({
+    argv: pingArgv(probe),
+    env: childEnv({ env: {} }, ctx.path),
+    timeoutMs: probe.timeout + 1000,
+    maxOutput: MAX_OUTPUT,
+    killGraceMs: KILL_GRACE_MS,
+    signal: ctx.signal,
+  });
   const none = { ok: false, value: null, extra: { loss_percent: null } };
   switch (run.kind) {
     case 'not_found':
-      return { ...none, error: `ping was not found on execution.path (${ctx.path}) — install it (iputils-ping)` };
+      return {
+        ...none,
+        error: `ping was not found on execution.path (${ctx.path}) — install it (iputils-ping)`,
+      };
     case 'spawn_failed':
       return { ...none, error: `ping could not be started: ${run.error ?? 'unknown error'}` };
     case 'timed_out':
-      return { ...none, error: `ping did not end within ${formatDuration(probe.timeout + 1000)} and was killed` };
+      return {
+        ...none,
+        error: `ping did not end within ${formatDuration(probe.timeout + 1000)} and was killed`,
+      };
     case 'interrupted':
       return { ...none, error: 'interrupted' };
     case 'exited':
@@ -172,12 +216,27 @@ async function checkPing(probe: ProbeOf<'ping'>, ctx: CheckContext): Promise<Pro
 }
 
 async function checkService(probe: ProbeOf<'service'>, ctx: CheckContext): Promise<ProbeReading> {
-  const run = await runCommand({ argv: serviceArgv(probe), env: childEnv({ env: {} }, ctx.path), timeoutMs: probe.timeout, maxOutput: MAX_OUTPUT, killGraceMs: KILL_GRACE_MS, signal: ctx.signal });
+  const run = await runCommand({
+    argv: serviceArgv(probe),
+    env: childEnv({ env: {} }, ctx.path),
+    timeoutMs: probe.timeout,
+    maxOutput: MAX_OUTPUT,
+    killGraceMs: KILL_GRACE_MS,
+    signal: ctx.signal,
+  });
   switch (run.kind) {
     case 'not_found':
-      return { ok: false, value: null, error: `systemctl was not found on execution.path (${ctx.path}) — the service probe needs systemd` };
+      return {
+        ok: false,
+        value: null,
+        error: `systemctl was not found on execution.path (${ctx.path}) — the service probe needs systemd`,
+      };
     case 'spawn_failed':
-      return { ok: false, value: null, error: `systemctl could not be started: ${run.error ?? 'unknown error'}` };
+      return {
+        ok: false,
+        value: null,
+        error: `systemctl could not be started: ${run.error ?? 'unknown error'}`,
+      };
     case 'timed_out':
       return { ok: false, value: null, error: timeoutError(probe) };
     case 'interrupted':
@@ -186,7 +245,9 @@ async function checkService(probe: ProbeOf<'service'>, ctx: CheckContext): Promi
       // The state word: active, inactive, failed, activating, deactivating, reloading or unknown.
       const word = firstLine(run.stdout.text).slice(0, 32);
       if (run.exitCode === 0) return { ok: true, value: word || 'active', error: null };
-      const why = word ? `${probe.unit} is ${word}` : firstLine(run.stderr.text) || `systemctl exited with code ${run.exitCode}`;
+      const why = word
+        ? `${probe.unit} is ${word}`
+        : firstLine(run.stderr.text) || `systemctl exited with code ${run.exitCode}`;
       return { ok: false, value: word || null, error: why };
     }
   }
@@ -198,7 +259,8 @@ async function checkDisk(probe: ProbeOf<'disk'>): Promise<ProbeReading> {
     return diskReading(probe, await statfs(probe.path));
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') return { ...none, error: `${probe.path} does not exist — create it or fix the probe's path` };
+    if (code === 'ENOENT')
+      return { ...none, error: `${probe.path} does not exist — create it or fix the probe's path` };
     if (code === 'EACCES') return { ...none, error: `${probe.path} is not accessible to the agent's user` };
     return { ...none, error: `${probe.path}: ${(err as Error).message}` };
   }
@@ -218,7 +280,9 @@ async function checkProcess(probe: ProbeOf<'process'>, signal: AbortSignal): Pro
     const found = await Promise.all(pids.slice(i, i + 64).map((pid) => isMatch(pid, probe.process)));
     count += found.filter(Boolean).length;
   }
-  return count > 0 ? { ok: true, value: count, error: null } : { ok: false, value: 0, error: `no process named ${JSON.stringify(probe.process)} is running` };
+  return count > 0
+    ? { ok: true, value: count, error: null }
+    : { ok: false, value: 0, error: `no process named ${JSON.stringify(probe.process)} is running` };
 }
 
 async function isMatch(pid: string, wanted: string): Promise<boolean> {

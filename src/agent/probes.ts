@@ -39,7 +39,13 @@ export class Probes {
     private readonly connected: () => boolean,
   ) {
     this.topics = hostTopics(config.mqtt.prefix, config.host);
-    this.file = new JsonStateFile(config.state_dir, 'probes.json', z.array(z.string()), log, 'the record of published probe states');
+    this.file = new JsonStateFile(
+      config.state_dir,
+      'probes.json',
+      z.array(z.string()),
+      log,
+      'the record of published probe states',
+    );
     this.published = this.file.read([]);
   }
 
@@ -62,7 +68,8 @@ export class Probes {
     }
     if (this.published.join('\n') !== current.join('\n')) this.file.write(current);
     this.published = current;
-    for (const [name, payload] of this.latest) await this.mqtt.publish(this.topics.probe(name), payload, { retain: true });
+    for (const [name, payload] of this.latest)
+      await this.mqtt.publish(this.topics.probe(name), payload, { retain: true });
   }
 
   /** Cancels what is scheduled and aborts checks in flight (their readings are not published). */
@@ -76,7 +83,10 @@ export class Probes {
 
   private schedule(name: string, delayMs: number): void {
     if (this.stopped) return;
-    this.timers.set(name, setTimeout(() => this.run(name), delayMs));
+    this.timers.set(
+      name,
+      setTimeout(() => this.run(name), delayMs),
+    );
   }
 
   private run(name: string): void {
@@ -106,7 +116,9 @@ export class Probes {
     this.latest.set(name, payload);
     // While disconnected the state waits in `latest` for publishAll; never block the schedule on the broker.
     if (!this.connected()) return;
-    this.mqtt.publish(this.topics.probe(name), payload, { retain: true }).catch((err: unknown) => this.log.warn({ err, probe: name }, 'could not publish a probe state'));
+    this.mqtt
+      .publish(this.topics.probe(name), payload, { retain: true })
+      .catch((err: unknown) => this.log.warn({ err, probe: name }, 'could not publish a probe state'));
   }
 
   /** Only a change of verdict is logged, so a probe failing on every check says so once, not every interval. */
@@ -114,7 +126,12 @@ export class Probes {
     const before = this.lastOk.get(state.name);
     this.lastOk.set(state.name, state.ok);
     if (before === state.ok) return;
-    const fields = { probe: state.name, type: state.type, value: state.value, error: state.error ?? undefined };
+    const fields = {
+      probe: state.name,
+      type: state.type,
+      value: state.value,
+      error: state.error ?? undefined,
+    };
     if (!state.ok) this.log.warn(fields, 'probe failing');
     else if (before === false) this.log.info(fields, 'probe ok again');
     else this.log.debug(fields, 'probe ok');

@@ -11,7 +11,11 @@ import type { OutputMessage } from './live-output.js';
 
 /** How results leave the agent; the agent wires it to its MQTT session. */
 export interface ResultSink {
-  publish(topic: string, payload: string, options: { retain: boolean; qos?: 0 | 1; properties?: Record<string, unknown> }): Promise<void>;
+  publish(
+    topic: string,
+    payload: string,
+    options: { retain: boolean; qos?: 0 | 1; properties?: Record<string, unknown> },
+  ): Promise<void>;
 }
 
 export interface ReplyTo {
@@ -40,7 +44,9 @@ export class ResultPublisher {
 
   /** Live output lines: P/H/output/ID, not retained, QoS 0 (a lost batch is not worth a retransmission). */
   output(msg: OutputMessage): void {
-    this.sink.publish(this.topics.output(msg.id), JSON.stringify(msg), { retain: false, qos: 0 }).catch(() => undefined);
+    this.sink
+      .publish(this.topics.output(msg.id), JSON.stringify(msg), { retain: false, qos: 0 })
+      .catch(() => undefined);
   }
 
   /** `running` and `scheduled`: on the id's topic only. */
@@ -55,7 +61,11 @@ export class ResultPublisher {
     if (replyTo) {
       const properties: Record<string, unknown> = {};
       if (replyTo.correlationData) properties.correlationData = replyTo.correlationData;
-      this.sink.publish(replyTo.responseTopic, JSON.stringify(result), { retain: false, properties }).catch((err: unknown) => this.log.warn({ err, id: result.id }, 'could not publish to the response topic'));
+      this.sink
+        .publish(replyTo.responseTopic, JSON.stringify(result), { retain: false, properties })
+        .catch((err: unknown) =>
+          this.log.warn({ err, id: result.id }, 'could not publish to the response topic'),
+        );
     }
     if (fresh) this.trackRetained(result.id);
   }
@@ -67,7 +77,8 @@ export class ResultPublisher {
     while (this.retainedIds.length > KEEP_RETAINED_RESULTS) {
       const old = this.retainedIds.shift();
       // An empty retained payload deletes the retained message [MQTT-3.3.1-10].
-      if (old !== undefined) this.sink.publish(this.topics.resultFor(old), '', { retain: true }).catch(() => undefined);
+      if (old !== undefined)
+        this.sink.publish(this.topics.resultFor(old), '', { retain: true }).catch(() => undefined);
     }
   }
 
@@ -75,7 +86,9 @@ export class ResultPublisher {
     const properties = expires ? { messageExpiryInterval: RESULT_EXPIRY_SEC } : undefined;
     this.sink
       .publish(topic, JSON.stringify(result), { retain: true, ...(properties ? { properties } : {}) })
-      .then(acked, (err: unknown) => this.log.warn({ err, topic }, 'could not publish a result; it stays in the outbox'));
+      .then(acked, (err: unknown) =>
+        this.log.warn({ err, topic }, 'could not publish a result; it stays in the outbox'),
+      );
   }
 }
 

@@ -14,7 +14,11 @@ import { checkJob } from './job-check.js';
 /** The longest wait between attempts, however many doublings the backoff has had. */
 export const MAX_BACKOFF_MS = 5 * 60_000;
 
-export async function runJob(job: Job, config: Pick<Config, 'actions' | 'security'>, opts: ExecOptions): Promise<JobOutcome> {
+export async function runJob(
+  job: Job,
+  config: Pick<Config, 'actions' | 'security'>,
+  opts: ExecOptions,
+): Promise<JobOutcome> {
   const checked = checkJob(job, config);
   if (!checked.ok) return notRun(checked.rejection);
   const ready = checked.job;
@@ -28,24 +32,39 @@ export async function runJob(job: Job, config: Pick<Config, 'actions' | 'securit
   for (let n = 1; n <= retry.attempts; n++) {
     last = await runDeployment(ready, opts);
     first ??= last;
-    const entry: AttemptResult = { attempt: n, status: last.status, exit_code: last.exit_code, duration_ms: last.duration_ms };
+    const entry: AttemptResult = {
+      attempt: n,
+      status: last.status,
+      exit_code: last.exit_code,
+      duration_ms: last.duration_ms,
+    };
     if (last.error_code !== undefined) entry.error_code = last.error_code;
     attempts.push(entry);
     if (n === retry.attempts || !retryable(last)) break;
     const wait = backoffMs(retry.backoffMs, n);
     if (!(await pause(wait, opts.signal))) {
-      last = { ...last, error: `${last.error ?? ''} — the agent stopped before attempt ${n + 1} of ${retry.attempts}` };
+      last = {
+        ...last,
+        error: `${last.error ?? ''} — the agent stopped before attempt ${n + 1} of ${retry.attempts}`,
+      };
       break;
     }
   }
   if (!first || !last) throw new Error('runJob: retry.attempts is at least 2');
   // The last attempt's fields, over the whole run's span.
-  return { ...last, executed_at: first.executed_at, duration_ms: Math.round(performance.now() - t0), attempts };
+  return {
+    ...last,
+    executed_at: first.executed_at,
+    duration_ms: Math.round(performance.now() - t0),
+    attempts,
+  };
 }
 
 /** Only a run that may pass next time: exit_nonzero or a timeout. Never not_found, sudo_failed, denied … */
 export function retryable(outcome: Pick<JobOutcome, 'status' | 'error_code'>): boolean {
-  return outcome.status === 'timed_out' || (outcome.status === 'failed' && outcome.error_code === 'exit_nonzero');
+  return (
+    outcome.status === 'timed_out' || (outcome.status === 'failed' && outcome.error_code === 'exit_nonzero')
+  );
 }
 
 /** backoff, doubling after each failed attempt: 5s, 10s, 20s … at most MAX_BACKOFF_MS. */
@@ -90,5 +109,7 @@ function notRun(rejection: Rejection): JobOutcome {
 /** An action's stagger settings; a deployment's `health` gates its group like `stagger.health` would. */
 export function staggerOf(action: ActionConfig | undefined): ActionConfig['stagger'] {
   if (!action?.stagger) return undefined;
-  return action.health && !action.stagger.health ? { ...action.stagger, health: action.health } : action.stagger;
+  return action.health && !action.stagger.health
+    ? { ...action.stagger, health: action.health }
+    : action.stagger;
 }

@@ -13,7 +13,14 @@
  */
 import { readFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
-import mqtt, { MqttClient, Store, type IClientOptions, type IClientPublishOptions, type IPublishPacket, type StreamBuilder } from 'mqtt';
+import mqtt, {
+  MqttClient,
+  Store,
+  type IClientOptions,
+  type IClientPublishOptions,
+  type IPublishPacket,
+  type StreamBuilder,
+} from 'mqtt';
 import { Failover, redactUrl, type Attempt, type Outcome, type ProtocolVersion } from '../core/failover.js';
 import type { Logger } from '../log.js';
 
@@ -43,7 +50,12 @@ export interface Incoming {
   packet: IPublishPacket;
 }
 
-export type ConnectListener = (info: { protocolVersion: ProtocolVersion; sessionPresent: boolean; reconnect: boolean; url: string }) => void | Promise<void>;
+export type ConnectListener = (info: {
+  protocolVersion: ProtocolVersion;
+  sessionPresent: boolean;
+  reconnect: boolean;
+  url: string;
+}) => void | Promise<void>;
 
 // Reason codes of a CONNACK that refuses the protocol version: v5 0x84, v3.1.1 return code 1.
 const UNSUPPORTED_PROTOCOL = new Set([0x84, 1]);
@@ -58,7 +70,10 @@ interface AttemptState {
 export class MqttSession {
   private client: MqttClient | undefined;
   private readonly failover: Failover;
-  private readonly builders = new Map<string, { build: StreamBuilder; username: string | undefined; password: string | undefined }>();
+  private readonly builders = new Map<
+    string,
+    { build: StreamBuilder; username: string | undefined; password: string | undefined }
+  >();
   private attempt: AttemptState = { connected: false, refusedV5: false, error: undefined };
   private everConnected = false;
   private lastUrl: string | undefined;
@@ -108,7 +123,15 @@ export class MqttSession {
   waitConnected(timeoutMs: number): Promise<void> {
     if (this.connected) return Promise.resolve();
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no connection to ${this.opts.urls.map(redactUrl).join(' or ')} within ${timeoutMs} ms`)), timeoutMs);
+      const timer = setTimeout(
+        () =>
+          reject(
+            new Error(
+              `no connection to ${this.opts.urls.map(redactUrl).join(' or ')} within ${timeoutMs} ms`,
+            ),
+          ),
+        timeoutMs,
+      );
       this.connectListeners.push(() => {
         clearTimeout(timer);
         resolve();
@@ -135,9 +158,15 @@ export class MqttSession {
     if (!client) return;
     if (finalStatus && client.connected) {
       try {
-        await withTimeout(client.publishAsync(finalStatus.topic, finalStatus.payload, { qos: 1, retain: true }), 2000);
+        await withTimeout(
+          client.publishAsync(finalStatus.topic, finalStatus.payload, { qos: 1, retain: true }),
+          2000,
+        );
       } catch (err) {
-        this.opts.log.warn({ err }, 'could not publish offline status before disconnecting; the last will covers it');
+        this.opts.log.warn(
+          { err },
+          'could not publish offline status before disconnecting; the last will covers it',
+        );
       }
     }
     // Disconnected, a graceful end would wait for PUBACKs that cannot come; they stay in the journal's outbox.
@@ -149,7 +178,11 @@ export class MqttSession {
    * The transport for one URL, built by MQTT.js itself (schemes, TLS, WebSocket paths, credentials in
    * the URL) through a client that never connects; the session's one client borrows it per attempt.
    */
-  private transportFor(url: string): { build: StreamBuilder; username: string | undefined; password: string | undefined } {
+  private transportFor(url: string): {
+    build: StreamBuilder;
+    username: string | undefined;
+    password: string | undefined;
+  } {
     const o = this.opts;
     const tls: IClientOptions = { manualConnect: true, rejectUnauthorized: !o.insecure };
     if (o.caFile) tls.ca = readFileSync(o.caFile);
@@ -157,8 +190,15 @@ export class MqttSession {
     if (o.keyFile) tls.key = readFileSync(o.keyFile);
     const parser = mqtt.connect(url, tls);
     const build = (parser as unknown as { streamBuilder?: StreamBuilder }).streamBuilder;
-    if (typeof build !== 'function') throw new Error('this version of MQTT.js has no streamBuilder on its client — install the mqtt 5.x that package.json names (npm ci)');
-    return { build, username: parser.options.username, password: parser.options.password === undefined ? undefined : String(parser.options.password) };
+    if (typeof build !== 'function')
+      throw new Error(
+        'this version of MQTT.js has no streamBuilder on its client — install the mqtt 5.x that package.json names (npm ci)',
+      );
+    return {
+      build,
+      username: parser.options.username,
+      password: parser.options.password === undefined ? undefined : String(parser.options.password),
+    };
   }
 
   private createClient(): MqttClient {
@@ -188,17 +228,27 @@ export class MqttSession {
       this.everConnected = true;
       const protocolVersion = this.failover.protocolVersion;
       if (this.lastUrl !== undefined && this.lastUrl !== url) {
-        o.log.warn({ from: redactUrl(this.lastUrl), to: redactUrl(url), reason: this.leftBecause, protocolVersion }, 'switched to another broker');
+        o.log.warn(
+          { from: redactUrl(this.lastUrl), to: redactUrl(url), reason: this.leftBecause, protocolVersion },
+          'switched to another broker',
+        );
       }
       this.lastUrl = url;
-      o.log.info({ url: redactUrl(url), protocolVersion, sessionPresent: connack.sessionPresent }, reconnect ? 'reconnected to broker' : 'connected to broker');
+      o.log.info(
+        { url: redactUrl(url), protocolVersion, sessionPresent: connack.sessionPresent },
+        reconnect ? 'reconnected to broker' : 'connected to broker',
+      );
       void this.afterConnect(client, connack.sessionPresent, reconnect, url);
     });
     client.on('message', (topic, payload, packet) => {
       for (const l of this.messageListeners) l({ topic, payload, packet });
     });
     client.on('error', (err: Error & { code?: number | string }) => {
-      if (this.failover.protocolVersion === 5 && typeof err.code === 'number' && UNSUPPORTED_PROTOCOL.has(err.code)) {
+      if (
+        this.failover.protocolVersion === 5 &&
+        typeof err.code === 'number' &&
+        UNSUPPORTED_PROTOCOL.has(err.code)
+      ) {
         this.attempt.refusedV5 = true;
         return;
       }
@@ -208,7 +258,10 @@ export class MqttSession {
     client.on('disconnect', (packet) => {
       const reason = packet.properties?.reasonString;
       this.attempt.error = `the broker sent DISCONNECT (reason code ${packet.reasonCode ?? 0}${reason ? `: ${reason}` : ''})`;
-      o.log.warn({ url: redactUrl(this.failover.url), reasonCode: packet.reasonCode, reason }, 'the broker sent DISCONNECT');
+      o.log.warn(
+        { url: redactUrl(this.failover.url), reasonCode: packet.reasonCode, reason },
+        'the broker sent DISCONNECT',
+      );
     });
     client.on('close', () => {
       for (const l of this.closeListeners) l();
@@ -233,14 +286,21 @@ export class MqttSession {
     const next = this.failover.next(outcome);
     const where = { url, next: redactUrl(next.url), retryInMs: next.delayMs };
     if (next.fallback === 'refused') {
-      log.warn({ url }, 'the broker refused MQTT 5; falling back to MQTT 3.1.1 (no response topics, no message expiry)');
+      log.warn(
+        { url },
+        'the broker refused MQTT 5; falling back to MQTT 3.1.1 (no response topics, no message expiry)',
+      );
     } else if (next.fallback === 'closed_without_connack') {
-      log.warn({ url }, 'the broker closed the connection without answering the MQTT 5 CONNECT (RabbitMQ before 3.13 does this); trying MQTT 3.1.1 (no response topics, no message expiry)');
+      log.warn(
+        { url },
+        'the broker closed the connection without answering the MQTT 5 CONNECT (RabbitMQ before 3.13 does this); trying MQTT 3.1.1 (no response topics, no message expiry)',
+      );
     } else if (outcome.kind === 'lost') {
       this.leftBecause = outcome.reason;
       log.warn({ ...where, reason: outcome.reason }, 'connection to broker lost; reconnecting');
     } else {
-      const reason = outcome.kind === 'failed' ? outcome.reason : 'the broker closed the connection without a CONNACK';
+      const reason =
+        outcome.kind === 'failed' ? outcome.reason : 'the broker closed the connection without a CONNACK';
       log.warn({ ...where, reason }, 'broker not reachable; retrying');
     }
     return next;
@@ -255,7 +315,8 @@ export class MqttSession {
       const { username, password } = this.transport();
       // Per attempt: the version this broker gets, and MQTT 5's session expiry only where it exists.
       client.options.protocolVersion = next.protocolVersion;
-      if (next.protocolVersion === 5) client.options.properties = { sessionExpiryInterval: this.opts.sessionExpirySec ?? 7 * 24 * 3600 };
+      if (next.protocolVersion === 5)
+        client.options.properties = { sessionExpiryInterval: this.opts.sessionExpirySec ?? 7 * 24 * 3600 };
       else delete client.options.properties;
       client.options.username = username ?? this.opts.username;
       client.options.password = password ?? this.opts.password;
@@ -272,18 +333,28 @@ export class MqttSession {
     return t;
   }
 
-  private async afterConnect(client: MqttClient, sessionPresent: boolean, reconnect: boolean, url: string): Promise<void> {
+  private async afterConnect(
+    client: MqttClient,
+    sessionPresent: boolean,
+    reconnect: boolean,
+    url: string,
+  ): Promise<void> {
     try {
       // Subscribe at every connect, even with a session present: a persisted session may predate a
       // subscription this version needs. Retain Handling 1 sends retained messages only for a new
       // subscription, and Retain As Published keeps the retain flag on live deliveries, so a retained
       // command is recognised and refused (MQTT 5 § 3.8.3.1; 3.1.1 brokers clear the flag).
       // One topic per SUBSCRIBE: some brokers (aedes over Redis) hang on multi-topic subscribes.
-      for (const topic of this.opts.subscriptions) await client.subscribeAsync(topic, { qos: 1, rap: true, rh: 1 });
+      for (const topic of this.opts.subscriptions)
+        await client.subscribeAsync(topic, { qos: 1, rap: true, rh: 1 });
       const protocolVersion = this.failover.protocolVersion;
-      for (const l of [...this.connectListeners]) await l({ protocolVersion, sessionPresent, reconnect, url });
+      for (const l of [...this.connectListeners])
+        await l({ protocolVersion, sessionPresent, reconnect, url });
     } catch (err) {
-      this.opts.log.error({ err }, 'setting up the session after connect failed; dropping the connection to retry');
+      this.opts.log.error(
+        { err },
+        'setting up the session after connect failed; dropping the connection to retry',
+      );
       client.stream?.destroy();
     }
   }

@@ -6,7 +6,22 @@
  */
 import { z } from 'zod';
 import type { ActionConfig } from '../config/schema.js';
-import { claimSchema, claimTopic, dueAt, groupTopic, heldBy, memberTopic, newer, parseFleetTopic, parseJson, sameRecord, staggerRecordSchema, winner, type Claim, type StaggerRecord } from '../core/stagger.js';
+import {
+  claimSchema,
+  claimTopic,
+  dueAt,
+  groupTopic,
+  heldBy,
+  memberTopic,
+  newer,
+  parseFleetTopic,
+  parseJson,
+  sameRecord,
+  staggerRecordSchema,
+  winner,
+  type Claim,
+  type StaggerRecord,
+} from '../core/stagger.js';
 import { hostOfTopic } from '../core/topics.js';
 import type { Logger } from '../log.js';
 import { JsonStateFile } from './state-file.js';
@@ -31,7 +46,11 @@ export interface StaggerHooks<T extends StaggerItem> {
 }
 
 export interface FleetPublisher {
-  publish(topic: string, payload: string, options: { retain: boolean; properties?: Record<string, unknown> }): Promise<void>;
+  publish(
+    topic: string,
+    payload: string,
+    options: { retain: boolean; properties?: Record<string, unknown> },
+  ): Promise<void>;
 }
 
 interface PeerClaim {
@@ -54,7 +73,12 @@ interface GroupState<T> {
 
 /** The topic filters an agent with staggered actions subscribes to: records, claims, members, peers' status. */
 export function fleetSubscriptions(prefix: string): string[] {
-  return [`${prefix}/_fleet/stagger/+`, `${prefix}/_fleet/stagger/+/claim/+`, `${prefix}/_fleet/stagger/+/member/+`, `${prefix}/+/status`];
+  return [
+    `${prefix}/_fleet/stagger/+`,
+    `${prefix}/_fleet/stagger/+/claim/+`,
+    `${prefix}/_fleet/stagger/+/member/+`,
+    `${prefix}/+/status`,
+  ];
 }
 
 export class StaggerCoordinator<T extends StaggerItem> {
@@ -70,14 +94,25 @@ export class StaggerCoordinator<T extends StaggerItem> {
   private readonly timers = new Set<NodeJS.Timeout>();
 
   constructor(
-    private readonly opts: { prefix: string; host: string; stateDir: string; groups: Iterable<[string, StaggerConfig]> },
+    private readonly opts: {
+      prefix: string;
+      host: string;
+      stateDir: string;
+      groups: Iterable<[string, StaggerConfig]>;
+    },
     private readonly mqtt: FleetPublisher,
     private readonly hooks: StaggerHooks<T>,
     private readonly log: Logger,
     /** The session's own view: a request can arrive before the agent's connect handlers ran. */
     private readonly isConnected: () => boolean,
   ) {
-    this.file = new JsonStateFile(opts.stateDir, 'stagger.json', z.record(z.string(), staggerRecordSchema), log, "this host's record of its stagger groups");
+    this.file = new JsonStateFile(
+      opts.stateDir,
+      'stagger.json',
+      z.record(z.string(), staggerRecordSchema),
+      log,
+      "this host's record of its stagger groups",
+    );
     const saved = this.file.read({});
     for (const [group] of opts.groups) this.group(group).last = saved[group];
   }
@@ -119,12 +154,17 @@ export class StaggerCoordinator<T extends StaggerItem> {
     this.readyAt = Date.now() + Math.max(0, ...[...this.opts.groups].map(([, s]) => s.settle));
     for (const [name, g] of this.groups) {
       g.brokerRecord = undefined;
-      this.send(memberTopic(this.opts.prefix, name, this.opts.host), JSON.stringify({ host: this.opts.host }), true);
+      this.send(
+        memberTopic(this.opts.prefix, name, this.opts.host),
+        JSON.stringify({ host: this.opts.host }),
+        true,
+      );
       // The broker may have restarted without its retained messages: once its retained record had time
       // to arrive, put back what we know if it is newer (the agents republish the group's history).
       const settle = Math.max(...[...this.opts.groups].filter(([n]) => n === name).map(([, s]) => s.settle));
       this.after(settle, () => {
-        if (g.last && !sameRecord(newer(g.last, g.brokerRecord), g.brokerRecord)) this.publishRecord(name, g.last);
+        if (g.last && !sameRecord(newer(g.last, g.brokerRecord), g.brokerRecord))
+          this.publishRecord(name, g.last);
       });
       this.kick(name);
     }
@@ -161,7 +201,16 @@ export class StaggerCoordinator<T extends StaggerItem> {
   private group(name: string): GroupState<T> {
     let g = this.groups.get(name);
     if (!g) {
-      g = { last: undefined, brokerRecord: undefined, claims: new Map(), members: new Set(), pending: [], deciding: false, timer: undefined, told: new Map() };
+      g = {
+        last: undefined,
+        brokerRecord: undefined,
+        claims: new Map(),
+        members: new Set(),
+        pending: [],
+        deciding: false,
+        timer: undefined,
+        told: new Map(),
+      };
       this.groups.set(name, g);
     }
     return g;
@@ -176,7 +225,13 @@ export class StaggerCoordinator<T extends StaggerItem> {
       this.save();
     }
     // Someone put back an older record than we know (a restarted broker, a slow peer): heal it.
-    if (fromBroker && g.last && !sameRecord(g.last, rec) && sameRecord(newer(g.last, rec), g.last) && this.isConnected()) {
+    if (
+      fromBroker &&
+      g.last &&
+      !sameRecord(g.last, rec) &&
+      sameRecord(newer(g.last, rec), g.last) &&
+      this.isConnected()
+    ) {
       this.publishRecord(name, g.last);
     }
     this.kick(name);
@@ -195,7 +250,10 @@ export class StaggerCoordinator<T extends StaggerItem> {
     if (s.max_wait !== undefined && now - item.acceptedAt > s.max_wait) {
       g.pending.shift();
       g.told.delete(item.id);
-      this.hooks.expire(item, `waited longer than stagger.max_wait (${Math.round(s.max_wait / 1000)} s) for its turn in group ${name}; not run — send it again when the group is free`);
+      this.hooks.expire(
+        item,
+        `waited longer than stagger.max_wait (${Math.round(s.max_wait / 1000)} s) for its turn in group ${name}; not run — send it again when the group is free`,
+      );
       return this.kick(name);
     }
     const held = heldBy(g.last, this.opts.host);
@@ -213,12 +271,28 @@ export class StaggerCoordinator<T extends StaggerItem> {
       // Outage: decide on this host's own record of the group (it includes what peers ran, as last seen),
       // but never while a peer was in the middle of claiming a run we did not see the end of.
       const open = [...g.claims.values()].find((c) => c.claim.host !== this.opts.host);
-      if (open) return this.wait(name, item, now + s.interval, `the broker is unreachable and ${open.claim.host} was claiming a run of group ${name}; waiting to learn how it ended`);
-      return this.start(name, item, `the broker was unreachable: decided on this host's own record of group ${name} (last run ${g.last ? `${g.last.at} on ${g.last.host}` : 'none known'})`);
+      if (open)
+        return this.wait(
+          name,
+          item,
+          now + s.interval,
+          `the broker is unreachable and ${open.claim.host} was claiming a run of group ${name}; waiting to learn how it ended`,
+        );
+      return this.start(
+        name,
+        item,
+        `the broker was unreachable: decided on this host's own record of group ${name} (last run ${g.last ? `${g.last.at} on ${g.last.host}` : 'none known'})`,
+      );
     }
     if (s.require_peers_online) {
       const down = [...g.members].filter((h) => h !== this.opts.host && this.peerStatus.get(h) !== 'online');
-      if (down.length > 0) return this.wait(name, item, now + s.interval, `waiting for ${down.join(', ')} (member of group ${name}) to be online (stagger.require_peers_online)`);
+      if (down.length > 0)
+        return this.wait(
+          name,
+          item,
+          now + s.interval,
+          `waiting for ${down.join(', ')} (member of group ${name}) to be online (stagger.require_peers_online)`,
+        );
     }
     const open = this.liveClaims(g, s.settle * 3);
     if (open.length > 0) {
@@ -238,26 +312,43 @@ export class StaggerCoordinator<T extends StaggerItem> {
   private async claim(name: string, g: GroupState<T>, item: T): Promise<void> {
     g.deciding = true;
     const s = item.stagger;
-    const mine: Claim = { host: this.opts.host, action: item.action, id: item.id, at: new Date().toISOString() };
+    const mine: Claim = {
+      host: this.opts.host,
+      action: item.action,
+      id: item.id,
+      at: new Date().toISOString(),
+    };
     const lastBefore = g.last;
     const topic = claimTopic(this.opts.prefix, name, this.opts.host);
     try {
       // Expiry: a claim of an agent that died mid-decision vanishes by itself.
-      await this.mqtt.publish(topic, JSON.stringify(mine), { retain: true, properties: { messageExpiryInterval: Math.ceil((s.settle * 3) / 1000) } });
+      await this.mqtt.publish(topic, JSON.stringify(mine), {
+        retain: true,
+        properties: { messageExpiryInterval: Math.ceil((s.settle * 3) / 1000) },
+      });
       await new Promise<void>((resolve) => this.after(s.settle, resolve));
       if (this.stopped) return;
       if (!this.isConnected()) {
-        this.log.warn({ group: name, id: item.id }, 'lost the broker during the settle window; not deciding now');
+        this.log.warn(
+          { group: name, id: item.id },
+          'lost the broker during the settle window; not deciding now',
+        );
         return;
       }
       if (!sameRecord(g.last, lastBefore) && g.last !== lastBefore) {
-        this.log.info({ group: name, id: item.id, last: g.last }, 'a run of the group started during the settle window; rescheduling');
+        this.log.info(
+          { group: name, id: item.id, last: g.last },
+          'a run of the group started during the settle window; rescheduling',
+        );
         return;
       }
       const rivals = this.liveClaims(g, s.settle * 3).map((c) => c.claim);
       const win = winner([mine, ...rivals]);
       if (win?.host !== this.opts.host) {
-        this.log.info({ group: name, id: item.id, winner: win }, 'lost the tie-break for the group; waiting for the winner\'s run');
+        this.log.info(
+          { group: name, id: item.id, winner: win },
+          "lost the tie-break for the group; waiting for the winner's run",
+        );
         return;
       }
       this.start(name, item, undefined);
@@ -275,7 +366,12 @@ export class StaggerCoordinator<T extends StaggerItem> {
     const g = this.group(name);
     g.pending.shift();
     g.told.delete(item.id);
-    const rec: StaggerRecord = { host: this.opts.host, action: item.action, id: item.id, at: new Date().toISOString() };
+    const rec: StaggerRecord = {
+      host: this.opts.host,
+      action: item.action,
+      id: item.id,
+      at: new Date().toISOString(),
+    };
     if (item.stagger.health) rec.released = false;
     g.last = rec;
     this.save();
@@ -303,7 +399,9 @@ export class StaggerCoordinator<T extends StaggerItem> {
   }
 
   private send(topic: string, payload: string, retain: boolean): void {
-    this.mqtt.publish(topic, payload, { retain }).catch((err: unknown) => this.log.warn({ err, topic }, 'could not publish a stagger message'));
+    this.mqtt
+      .publish(topic, payload, { retain })
+      .catch((err: unknown) => this.log.warn({ err, topic }, 'could not publish a stagger message'));
   }
 
   private after(ms: number, fn: () => void): void {

@@ -3,7 +3,17 @@
  * zod schema. A corrupt or unreadable file is moved aside with a warning and
  * the agent starts from the fallback — never a crash loop.
  */
-import { accessSync, closeSync, constants, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import {
+  accessSync,
+  closeSync,
+  constants,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  writeFileSync,
+} from 'node:fs';
 import path from 'node:path';
 import type { z } from 'zod';
 import { HomelabError } from '../errors.js';
@@ -29,7 +39,10 @@ export class JsonStateFile<T> {
       text = readFileSync(this.file, 'utf8');
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return fallback;
-      this.log.warn({ file: this.file, err: (err as Error).message }, `could not read ${this.what}; starting without it`);
+      this.log.warn(
+        { file: this.file, err: (err as Error).message },
+        `could not read ${this.what}; starting without it`,
+      );
       return fallback;
     }
     try {
@@ -38,7 +51,10 @@ export class JsonStateFile<T> {
       throw new Error(parsed.error.issues[0]?.message ?? 'unexpected content');
     } catch (err) {
       const aside = moveAside(this.file);
-      this.log.warn({ file: this.file, movedTo: aside, err: (err as Error).message }, `${this.what} was corrupt; moved it aside and started without it`);
+      this.log.warn(
+        { file: this.file, movedTo: aside, err: (err as Error).message },
+        `${this.what} was corrupt; moved it aside and started without it`,
+      );
       return fallback;
     }
   }

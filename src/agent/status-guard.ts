@@ -51,7 +51,10 @@ export class StatusGuard {
       this.pending = undefined;
       if (!this.armed) return;
       this.lastRepair = Date.now();
-      this.log.warn({ topic: this.topic }, 'a stale "offline" (a last will published late, or by another broker) replaced our status while connected; publishing "online" again');
+      this.log.warn(
+        { topic: this.topic },
+        'a stale "offline" (a last will published late, or by another broker) replaced our status while connected; publishing "online" again',
+      );
       this.republish().catch((err: unknown) => this.log.warn({ err }, 'could not publish "online" again'));
     }, wait);
     return true;

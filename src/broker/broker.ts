@@ -49,17 +49,25 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
   const roles = new WeakMap<Client, Role>();
   const secured = users.size > 0;
   // Imported only here: a broker without a cluster (and every agent) never loads Redis code.
-  const cluster: ClusterBackend | undefined = opts.cluster && (await (await import('./cluster.js')).connectCluster(opts.cluster, log));
+  const cluster: ClusterBackend | undefined =
+    opts.cluster && (await (await import('./cluster.js')).connectCluster(opts.cluster, log));
   // No message to a resuming session before its CONNACK (connack-first.ts).
   const connackFirst = new ConnackFirst();
 
   const aedes = await Aedes.createBroker({
-    ...(cluster && { mq: cluster.mq, persistence: cluster.persistence, heartbeatInterval: cluster.heartbeatInterval }),
+    ...(cluster && {
+      mq: cluster.mq,
+      persistence: cluster.persistence,
+      heartbeatInterval: cluster.heartbeatInterval,
+    }),
     preConnect(client, _packet, done) {
       connackFirst.hold(client);
       // No users configured: the broker is open, so only this machine may use it.
       if (!secured && !isLoopback(client.conn as net.Socket)) {
-        log.warn({ remote: (client.conn as net.Socket).remoteAddress }, 'refused a non-loopback client: no broker.users are configured');
+        log.warn(
+          { remote: (client.conn as net.Socket).remoteAddress },
+          'refused a non-loopback client: no broker.users are configured',
+        );
         done(authError('anonymous access is limited to loopback', NOT_AUTHORIZED), false);
         return;
       }
@@ -68,7 +76,8 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
     authenticate(client, username, password, done) {
       if (!secured) return done(null, true);
       const user = username === undefined ? undefined : users.get(username);
-      const ok = user !== undefined && password !== undefined && timingSafeEqual(sha256(password), user.digest);
+      const ok =
+        user !== undefined && password !== undefined && timingSafeEqual(sha256(password), user.digest);
       if (!ok || !user) {
         log.warn({ clientId: client.id, username }, 'refused a client: bad username or password');
         return done(authError('bad username or password', BAD_USERNAME_OR_PASSWORD), false);
@@ -80,20 +89,22 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
       if (!secured || client === null) return done(null);
       const role = roles.get(client);
       if (role && mayPublish(role, packet.topic, ctx)) return done(null);
-      log.warn({ clientId: client.id, topic: packet.topic }, 'refused a publish outside the client\'s role');
+      log.warn({ clientId: client.id, topic: packet.topic }, "refused a publish outside the client's role");
       done(new Error('not authorized'));
     },
     authorizeSubscribe(client, sub, done) {
       if (!secured) return done(null, sub);
       const role = roles.get(client);
       if (role && maySubscribe(role, sub.topic, ctx)) return done(null, sub);
-      log.warn({ clientId: client.id, topic: sub.topic }, 'refused a subscription outside the client\'s role');
+      log.warn({ clientId: client.id, topic: sub.topic }, "refused a subscription outside the client's role");
       done(null, null); // negated: SUBACK 0x87 (v5) / 0x80 (v3.1.1)
     },
   });
   // aedes reports persistence failures (a Redis outage, a will it could not publish) here; unheard, they would crash it.
   // (aedes emits 'error', though its types do not list it.)
-  (aedes as unknown as EventEmitter).on('error', (err: Error) => log.error({ err: err.message }, 'broker error'));
+  (aedes as unknown as EventEmitter).on('error', (err: Error) =>
+    log.error({ err: err.message }, 'broker error'),
+  );
   aedes.on('connackSent', (_connack, client) => connackFirst.release(client));
   cluster?.attach((topic, onMessage) => aedes.subscribe(topic, onMessage, () => undefined));
 
@@ -120,7 +131,15 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
     throw listenError(err as NodeJS.ErrnoException, opts.host, opts.port);
   }
   const address = server.address() as net.AddressInfo;
-  log.info({ host: opts.host, port: address.port, users: users.size, mode: secured ? 'users + ACL' : 'anonymous, loopback only' }, 'embedded MQTT broker listening');
+  log.info(
+    {
+      host: opts.host,
+      port: address.port,
+      users: users.size,
+      mode: secured ? 'users + ACL' : 'anonymous, loopback only',
+    },
+    'embedded MQTT broker listening',
+  );
 
   return {
     port: address.port,
@@ -136,13 +155,19 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
 
 export function listenError(err: NodeJS.ErrnoException, host: string, port: number): Error {
   if (err.code === 'EADDRINUSE') {
-    return new PortInUseError(`${host}:${port} is in use — is Mosquitto running? Use --port, or point mqtt.url at it`, host, port);
+    return new PortInUseError(
+      `${host}:${port} is in use — is Mosquitto running? Use --port, or point mqtt.url at it`,
+      host,
+      port,
+    );
   }
   if (err.code === 'EACCES') {
     return new ConnectionError(`${host}:${port} needs privileges to listen on — use --port above 1023`);
   }
   if (err.code === 'EADDRNOTAVAIL') {
-    return new ConnectionError(`${host} is not an address of this machine — use --host 127.0.0.1 or one of its interfaces`);
+    return new ConnectionError(
+      `${host} is not an address of this machine — use --host 127.0.0.1 or one of its interfaces`,
+    );
   }
   return new ConnectionError(`cannot listen on ${host}:${port}: ${err.message}`);
 }

@@ -16,7 +16,11 @@ import type { Logger } from '../log.js';
 
 /** The parts of an aedes persistence these fixes touch. */
 export interface RedisPersistence {
-  addSubscriptions(client: { id: string }, subs: object[], cb?: (...args: unknown[]) => void): Promise<unknown> | undefined;
+  addSubscriptions(
+    client: { id: string },
+    subs: object[],
+    cb?: (...args: unknown[]) => void,
+  ): Promise<unknown> | undefined;
   streamWill(brokers: Record<string, number>): AsyncIterable<StoredWill>;
   delWill(client: { id: string; brokerId: string }): Promise<unknown>;
 }
@@ -78,14 +82,25 @@ export function dropStaleWills(persistence: RedisPersistence, locator: ClientLoc
   persistence.streamWill = (brokers) => filterWills(stream(brokers), persistence, locator, log);
 }
 
-async function* filterWills(wills: AsyncIterable<StoredWill>, persistence: RedisPersistence, locator: ClientLocator, log: Logger): AsyncGenerator<StoredWill> {
+async function* filterWills(
+  wills: AsyncIterable<StoredWill>,
+  persistence: RedisPersistence,
+  locator: ClientLocator,
+  log: Logger,
+): AsyncGenerator<StoredWill> {
   for await (const will of wills) {
     if (locator.isStale(will)) {
       await persistence.delWill({ id: will.clientId, brokerId: will.brokerId });
-      log.info({ clientId: will.clientId, deadBroker: will.brokerId, topic: will.topic }, 'dropped the will a dead broker left behind: its client has reconnected to another broker');
+      log.info(
+        { clientId: will.clientId, deadBroker: will.brokerId, topic: will.topic },
+        'dropped the will a dead broker left behind: its client has reconnected to another broker',
+      );
       continue;
     }
-    log.info({ clientId: will.clientId, deadBroker: will.brokerId, topic: will.topic }, 'publishing the will of a client of a dead broker');
+    log.info(
+      { clientId: will.clientId, deadBroker: will.brokerId, topic: will.topic },
+      'publishing the will of a client of a dead broker',
+    );
     locator.forget(will);
     yield will;
   }

@@ -16,7 +16,12 @@ import mqemitterRedis from 'mqemitter-redis';
 import persistenceRedis from 'aedes-persistence-redis';
 import { ConnectionError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { ClientLocator, dropStaleWills, shareConcurrentAddSubscriptions, type RedisPersistence } from './cluster-persistence.js';
+import {
+  ClientLocator,
+  dropStaleWills,
+  shareConcurrentAddSubscriptions,
+  type RedisPersistence,
+} from './cluster-persistence.js';
 
 export interface ClusterSpec {
   /** redis:// or rediss:// URL, validated by the config schema. */
@@ -33,7 +38,12 @@ export interface ClusterBackend {
   persistence: unknown;
   heartbeatInterval: number;
   /** Feeds the cluster-wide client map from aedes' `$SYS` messages; call once the broker listens. */
-  attach(subscribe: (topic: string, onMessage: (packet: { topic: string; payload: Buffer | string }, done: () => void) => void) => void): void;
+  attach(
+    subscribe: (
+      topic: string,
+      onMessage: (packet: { topic: string; payload: Buffer | string }, done: () => void) => void,
+    ) => void,
+  ): void;
   /** After aedes.close() (which closes the message bus): the persistence's Redis connection. */
   close(): Promise<void>;
 }
@@ -60,7 +70,10 @@ export async function connectCluster(spec: ClusterSpec, log: Logger): Promise<Cl
   const locator = new ClientLocator();
   shareConcurrentAddSubscriptions(persistence);
   dropStaleWills(persistence, locator, log);
-  log.info({ redis: where, heartbeatMs: spec.heartbeatMs }, 'clustered over Redis: subscriptions, retained messages, sessions and wills are shared with the other brokers on it');
+  log.info(
+    { redis: where, heartbeatMs: spec.heartbeatMs },
+    'clustered over Redis: subscriptions, retained messages, sessions and wills are shared with the other brokers on it',
+  );
 
   return {
     mq,
@@ -87,7 +100,14 @@ export async function connectCluster(spec: ClusterSpec, log: Logger): Promise<Cl
 /** One connection that never retries: Redis must be there at start, or the broker says so and exits. */
 async function probe(url: string, options: RedisOptions, where: string): Promise<void> {
   // disconnectTimeout: a half-open socket would otherwise keep the process up 2 s after the error is printed.
-  const conn = new Redis(url, { ...options, lazyConnect: true, retryStrategy: () => null, connectTimeout: PROBE_TIMEOUT_MS, maxRetriesPerRequest: 0, disconnectTimeout: 100 });
+  const conn = new Redis(url, {
+    ...options,
+    lazyConnect: true,
+    retryStrategy: () => null,
+    connectTimeout: PROBE_TIMEOUT_MS,
+    maxRetriesPerRequest: 0,
+    disconnectTimeout: 100,
+  });
   let lastError: Error | undefined;
   conn.on('error', (err: Error) => (lastError = err));
   let timer: NodeJS.Timeout | undefined;
@@ -108,13 +128,21 @@ async function probe(url: string, options: RedisOptions, where: string): Promise
 export function redisError(err: Error & { code?: string }, where: string): ConnectionError {
   const msg = err.message;
   if (/NOAUTH|WRONGPASS|invalid password|AUTH/i.test(msg)) {
-    return new ConnectionError(`Redis at ${where} refused the login (${msg.split('\n')[0]}) — set broker.cluster.password (or password_file), or the password in broker.cluster.redis`);
+    return new ConnectionError(
+      `Redis at ${where} refused the login (${msg.split('\n')[0]}) — set broker.cluster.password (or password_file), or the password in broker.cluster.redis`,
+    );
   }
   if (/Protocol error/i.test(msg)) {
-    return new ConnectionError(`${where} answered, but not as Redis does — is that the Redis port? Fix broker.cluster.redis`);
+    return new ConnectionError(
+      `${where} answered, but not as Redis does — is that the Redis port? Fix broker.cluster.redis`,
+    );
   }
-  const reason = err.code ?? (/timed? ?out/i.test(msg) ? `no answer within ${PROBE_TIMEOUT_MS / 1000} s` : msg.split('\n')[0]);
-  return new ConnectionError(`cannot reach Redis at ${where} (${reason}) for broker.cluster — start Redis there, or fix broker.cluster.redis`);
+  const reason =
+    err.code ??
+    (/timed? ?out/i.test(msg) ? `no answer within ${PROBE_TIMEOUT_MS / 1000} s` : msg.split('\n')[0]);
+  return new ConnectionError(
+    `cannot reach Redis at ${where} (${reason}) for broker.cluster — start Redis there, or fix broker.cluster.redis`,
+  );
 }
 
 /** Logs an outage once and its end once, however many connections and retries it takes. */
@@ -125,7 +153,10 @@ function redisHealth(where: string, log: Logger) {
     error: (err: Error) => {
       if (state.closing || state.down) return;
       state.down = true;
-      log.error({ redis: where, err: err.message }, 'lost Redis: messages between the clustered brokers (and through this one) wait until it is back; retrying');
+      log.error(
+        { redis: where, err: err.message },
+        'lost Redis: messages between the clustered brokers (and through this one) wait until it is back; retrying',
+      );
     },
     ready: () => {
       if (!state.down) return;

@@ -35,15 +35,20 @@ when you run them ("$(cat FILE)"); an inline password is shown only with
       'passwd-file': { type: 'string' },
       reveal: { type: 'boolean' },
     });
-    if (values.help) return out(this.usage), 0;
+    if (values.help) return (out(this.usage), 0);
     if (!values.config) throw new UsageError(`--config is required\n\n${this.usage}`);
     if (!values.passwords && (values['passwd-file'] !== undefined || values.reveal)) {
       throw new UsageError(`--passwd-file and --reveal go with --passwords\n\n${this.usage}`);
     }
     const config = loadConfig(values.config);
-    out(values.passwords
-      ? mosquittoPasswd(config, { passwdFile: values['passwd-file'] ?? '/etc/mosquitto/passwd', reveal: values.reveal ?? false })
-      : mosquittoAcl(config));
+    out(
+      values.passwords
+        ? mosquittoPasswd(config, {
+            passwdFile: values['passwd-file'] ?? '/etc/mosquitto/passwd',
+            reveal: values.reveal ?? false,
+          })
+        : mosquittoAcl(config),
+    );
     return 0;
   },
 };
@@ -103,7 +108,10 @@ export function mosquittoAcl(config: Config): string {
   ];
   for (const u of users) {
     const g = mosquittoGrants(u, ctx);
-    lines.push('', u.role === 'agent' ? `# agent for host ${u.host}` : '# controller: commands any host, reads everything');
+    lines.push(
+      '',
+      u.role === 'agent' ? `# agent for host ${u.host}` : '# controller: commands any host, reads everything',
+    );
     lines.push(`user ${u.username}`);
     for (const t of g.read) lines.push(`topic read ${t}`);
     for (const t of g.write) lines.push(`topic write ${t}`);
@@ -142,7 +150,11 @@ export function mosquittoPasswd(config: Config, opts: PasswdOptions): string {
     `# Mosquitto password_file entries for homelab-cmd's broker.users (${config.source}).`,
     '# Run as root on the broker host. -b puts each password on a command line for a moment,',
     '# visible to local users in ps: run it where no untrusted user is logged in.',
-    ...(hidden > 0 ? [`# ${hidden} password(s) are inline in the config and not shown: edit the placeholders, or run again with --reveal.`] : []),
+    ...(hidden > 0
+      ? [
+          `# ${hidden} password(s) are inline in the config and not shown: edit the placeholders, or run again with --reveal.`,
+        ]
+      : []),
     'set -eu',
     `[ -e ${file} ] || install -m 0640 /dev/null ${file}`,
     ...commands,
@@ -156,12 +168,23 @@ export function mosquittoPasswd(config: Config, opts: PasswdOptions): string {
 function checkedUsers(config: Config): BrokerUser[] {
   const users = config.broker.users;
   if (users.length === 0) {
-    throw new ConfigError(config.source, [{ path: 'broker.users', message: 'no users to grant — list each agent (role: agent, host: …) and controller (role: controller) here' }]);
+    throw new ConfigError(config.source, [
+      {
+        path: 'broker.users',
+        message:
+          'no users to grant — list each agent (role: agent, host: …) and controller (role: controller) here',
+      },
+    ]);
   }
   const issues = users.flatMap((u, i) =>
     // eslint-disable-next-line no-control-regex
     /[\u0000-\u001f\u007f:]/.test(u.username) || u.username.trim() !== u.username
-      ? [{ path: `broker.users.${i}.username`, message: `"${u.username}" cannot be written to Mosquitto's files — no ":", control characters or surrounding blanks` }]
+      ? [
+          {
+            path: `broker.users.${i}.username`,
+            message: `"${u.username}" cannot be written to Mosquitto's files — no ":", control characters or surrounding blanks`,
+          },
+        ]
       : [],
   );
   if (issues.length > 0) throw new ConfigError(config.source, issues);

@@ -15,7 +15,7 @@ Runs this host's agent against the broker at mqtt.url. It keeps retrying
 running commands (execution.shutdown_grace), publishes offline and exits 0.`,
   async run(argv) {
     const { values } = parse(this, argv, { config: { type: 'string', short: 'c' } });
-    if (values.help) return out(this.usage), 0;
+    if (values.help) return (out(this.usage), 0);
     if (!values.config) throw new UsageError(`--config is required\n\n${this.usage}`);
     const config = loadConfig(values.config);
     const log = createLogger();
@@ -24,4 +24,3 @@ running commands (execution.shutdown_grace), publishes offline and exits 0.`,
     return serve(log, agent, undefined);
   },
 };
-

@@ -10,15 +10,30 @@ export interface Verb {
   run(argv: string[]): Promise<number>;
 }
 
-export function parse<O extends Options>(verb: Pick<Verb, 'name' | 'usage'>, argv: string[], options: O, positionals = false) {
+export function parse<O extends Options>(
+  verb: Pick<Verb, 'name' | 'usage'>,
+  argv: string[],
+  options: O,
+  positionals = false,
+) {
   try {
-    return parseArgs({ args: argv, options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals: positionals, strict: true });
+    return parseArgs({
+      args: argv,
+      options: { ...options, help: { type: 'boolean', short: 'h' } },
+      allowPositionals: positionals,
+      strict: true,
+    });
   } catch (err) {
     throw new UsageError(`${(err as Error).message.split('\n')[0]}\n\n${verb.usage}`);
   }
 }
 
-export function intOption(name: string, value: string | undefined, min: number, max: number): number | undefined {
+export function intOption(
+  name: string,
+  value: string | undefined,
+  min: number,
+  max: number,
+): number | undefined {
   if (value === undefined) return undefined;
   if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > max) {
     throw new UsageError(`--${name} must be a whole number from ${min} to ${max}, got "${value}"`);
@@ -29,7 +44,8 @@ export function intOption(name: string, value: string | undefined, min: number, 
 export function secondsOption(name: string, value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
   const n = Number(value);
-  if (!/^\d+(\.\d+)?$/.test(value) || !(n > 0)) throw new UsageError(`--${name} takes a number of seconds greater than 0, got "${value}"`);
+  if (!/^\d+(\.\d+)?$/.test(value) || !(n > 0))
+    throw new UsageError(`--${name} takes a number of seconds greater than 0, got "${value}"`);
   return n;
 }
 

@@ -15,13 +15,15 @@ placeholders, patterns, buttons, secrets files. Exit 0 when valid; otherwise
 prints every problem as "path.to.key: what is wrong — how to fix" and exits 1.`,
   async run(argv) {
     const { values } = parse(this, argv, { config: { type: 'string', short: 'c' } });
-    if (values.help) return out(this.usage), 0;
+    if (values.help) return (out(this.usage), 0);
     if (!values.config) throw new UsageError(`--config is required\n\n${this.usage}`);
     const config = loadConfig(values.config);
     for (const w of configWarnings(config)) err(`warning: ${w}`);
     const actions = Object.keys(config.actions);
     const probes = Object.keys(config.probes);
-    out(`${values.config}: OK — host ${config.host}, ${actions.length} action(s)${actions.length ? `: ${actions.join(', ')}` : ''}${probes.length ? `, ${probes.length} probe(s): ${probes.join(', ')}` : ''}; execution ${config.execution.enabled ? 'enabled' : 'disabled (set execution.enabled: true to run actions)'}${Array.isArray(config.mqtt.url) && config.mqtt.url.length > 1 ? `; brokers in failover order: ${config.mqtt.url.map(redactUrl).join(', ')}` : ''}${config.broker.cluster ? `; embedded broker clustered over Redis at ${redactUrl(config.broker.cluster.redis)}` : ''}`);
+    out(
+      `${values.config}: OK — host ${config.host}, ${actions.length} action(s)${actions.length ? `: ${actions.join(', ')}` : ''}${probes.length ? `, ${probes.length} probe(s): ${probes.join(', ')}` : ''}; execution ${config.execution.enabled ? 'enabled' : 'disabled (set execution.enabled: true to run actions)'}${Array.isArray(config.mqtt.url) && config.mqtt.url.length > 1 ? `; brokers in failover order: ${config.mqtt.url.map(redactUrl).join(', ')}` : ''}${config.broker.cluster ? `; embedded broker clustered over Redis at ${redactUrl(config.broker.cluster.redis)}` : ''}`,
+    );
     return 0;
   },
 };
@@ -30,11 +32,20 @@ prints every problem as "path.to.key: what is wrong — how to fix" and exits 1.
 export function configWarnings(config: Config): string[] {
   const out: string[] = [];
   for (const [name, action] of Object.entries(config.actions)) {
-    for (const argv of [...(action.argv ? [action.argv] : (action.steps ?? [])), ...(action.rollback ?? []), ...(action.health?.argv ? [action.health.argv] : [])]) {
+    for (const argv of [
+      ...(action.argv ? [action.argv] : (action.steps ?? [])),
+      ...(action.rollback ?? []),
+      ...(action.health?.argv ? [action.health.argv] : []),
+    ]) {
       // Judge the fixed parts only: a param is filled with a harmless word.
-      const fixed = argv.map((e) => expandElement(e, Object.fromEntries(placeholders(e).map((p) => [p, 'x']))));
+      const fixed = argv.map((e) =>
+        expandElement(e, Object.fromEntries(placeholders(e).map((p) => [p, 'x']))),
+      );
       const rule = deniedBy(fixed, config.security.deny);
-      if (rule) out.push(`actions.${name}: its command matches the deny-list (${rule}) — it can never run; change it or remove it`);
+      if (rule)
+        out.push(
+          `actions.${name}: its command matches the deny-list (${rule}) — it can never run; change it or remove it`,
+        );
     }
   }
   return out;

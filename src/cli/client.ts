@@ -57,7 +57,9 @@ export async function connectFirst(opts: ClientOptions): Promise<Connected> {
     }
   }
   const tried = failures.map((f) => `${redactUrl(f.url)} (${f.reason}`).join('), nor to ');
-  throw new ConnectionError(`cannot connect to ${tried}) — is the broker running? Check --url, or mqtt.url and credentials in --config`);
+  throw new ConnectionError(
+    `cannot connect to ${tried}) — is the broker running? Check --url, or mqtt.url and credentials in --config`,
+  );
 }
 
 const CLOSED_WITHOUT_CONNACK = 'closed_without_connack';
@@ -85,11 +87,15 @@ function connectOnce(url: string, opts: ClientOptions, protocolVersion: 4 | 5): 
       if (settled) return;
       settled = true;
       client.end(true);
-      const reason = typeof err.code === 'string' && err.code !== CLOSED_WITHOUT_CONNACK ? `${err.code}: ${err.message}` : err.message;
+      const reason =
+        typeof err.code === 'string' && err.code !== CLOSED_WITHOUT_CONNACK
+          ? `${err.code}: ${err.message}`
+          : err.message;
       reject(Object.assign(new Error(reason), { mqttCode: err.code, reason }));
     };
     // No error and no CONNACK: the broker hung up on the CONNECT itself (see connectFirst).
-    const onClose = () => fail(Object.assign(new Error('connection closed before CONNACK'), { code: CLOSED_WITHOUT_CONNACK }));
+    const onClose = () =>
+      fail(Object.assign(new Error('connection closed before CONNACK'), { code: CLOSED_WITHOUT_CONNACK }));
     client.once('connect', () => {
       settled = true;
       client.removeListener('error', fail);

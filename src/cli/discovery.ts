@@ -16,23 +16,44 @@ broker that answers) with the config's
 credentials and publishes an empty retained payload on each of those topics,
 which removes the entities from Home Assistant.`,
   async run(argv) {
-    const { values } = parse(this, argv, { config: { type: 'string', short: 'c' }, clear: { type: 'boolean' }, url: { type: 'string', short: 'u', multiple: true } });
-    if (values.help) return out(this.usage), 0;
+    const { values } = parse(this, argv, {
+      config: { type: 'string', short: 'c' },
+      clear: { type: 'boolean' },
+      url: { type: 'string', short: 'u', multiple: true },
+    });
+    if (values.help) return (out(this.usage), 0);
     if (!values.config) throw new UsageError(`--config is required\n\n${this.usage}`);
     const config = loadConfig(values.config);
-    const msgs = buildDiscovery({ host: config.host, prefix: config.mqtt.prefix, discoveryPrefix: config.discovery.prefix, version: VERSION, actions: config.actions, probes: config.probes });
+    const msgs = buildDiscovery({
+      host: config.host,
+      prefix: config.mqtt.prefix,
+      discoveryPrefix: config.discovery.prefix,
+      version: VERSION,
+      actions: config.actions,
+      probes: config.probes,
+    });
     if (!values.clear) {
       out(msgs.map((m) => `${m.topic}\n${JSON.stringify(m.payload, null, 2)}`).join('\n\n'));
       return 0;
     }
     const m = config.mqtt;
-    const client = await connectClient({ url: values.url?.length ? values.url : m.url, username: m.username, password: m.password, caFile: m.ca_file, certFile: m.cert_file, keyFile: m.key_file, insecure: m.insecure });
+    const client = await connectClient({
+      url: values.url?.length ? values.url : m.url,
+      username: m.username,
+      password: m.password,
+      caFile: m.ca_file,
+      certFile: m.cert_file,
+      keyFile: m.key_file,
+      insecure: m.insecure,
+    });
     try {
       for (const m of msgs) await client.publishAsync(m.topic, '', { qos: 1, retain: true });
     } finally {
       await client.endAsync();
     }
-    out(`cleared ${msgs.length} discovery topic(s) of host ${config.host}${config.discovery.enabled ? ' — the running agent publishes them again at its next start; set discovery.enabled: false to keep them away' : ''}`);
+    out(
+      `cleared ${msgs.length} discovery topic(s) of host ${config.host}${config.discovery.enabled ? ' — the running agent publishes them again at its next start; set discovery.enabled: false to keep them away' : ''}`,
+    );
     return 0;
   },
 };

@@ -17,24 +17,48 @@ and prlimit wrapping), the timeout, stagger and signature rules that apply —
 or precisely why the agent would refuse it. Nothing runs. --action explains it
 as if sent to P/H/cmd/A. Exit 0 when it would be accepted, 1 when refused.`,
   async run(argv) {
-    const { values, positionals } = parse(this, argv, { config: { type: 'string', short: 'c' }, action: { type: 'string', short: 'a' } }, true);
-    if (values.help) return out(this.usage), 0;
+    const { values, positionals } = parse(
+      this,
+      argv,
+      { config: { type: 'string', short: 'c' }, action: { type: 'string', short: 'a' } },
+      true,
+    );
+    if (values.help) return (out(this.usage), 0);
     if (!values.config) throw new UsageError(`--config is required\n\n${this.usage}`);
-    if (positionals.length !== 1) throw new UsageError(`give exactly one command or request (quote it)\n\n${this.usage}`);
+    if (positionals.length !== 1)
+      throw new UsageError(`give exactly one command or request (quote it)\n\n${this.usage}`);
     const { lines, accepted } = explain(loadConfig(values.config), positionals[0] ?? '', values.action);
     out(lines.join('\n'));
     return accepted ? 0 : 1;
   },
 };
 
-export function explain(config: Config, input: string, topicAction?: string): { lines: string[]; accepted: boolean } {
+export function explain(
+  config: Config,
+  input: string,
+  topicAction?: string,
+): { lines: string[]; accepted: boolean } {
   const trimmed = input.trim();
   // Plain text is explained as a raw command (what `{"command": …}` would do); JSON as the request it is.
-  const payload = trimmed.startsWith('{') || (topicAction !== undefined && trimmed === '') ? trimmed : JSON.stringify({ command: trimmed });
-  const parsed = parseDelivery({ topicAction, payload: Buffer.from(payload), retained: false }, Date.now(), () => '(agent-made id)');
-  const refused = (code: string, error: string) => ({ lines: [`refused: ${code}`, `  ${error}`], accepted: false });
+  const payload =
+    trimmed.startsWith('{') || (topicAction !== undefined && trimmed === '')
+      ? trimmed
+      : JSON.stringify({ command: trimmed });
+  const parsed = parseDelivery(
+    { topicAction, payload: Buffer.from(payload), retained: false },
+    Date.now(),
+    () => '(agent-made id)',
+  );
+  const refused = (code: string, error: string) => ({
+    lines: [`refused: ${code}`, `  ${error}`],
+    accepted: false,
+  });
   if (!parsed.ok) return refused(parsed.rejection.code, parsed.rejection.error);
-  const resolved = resolveRequest(parsed.request, config.actions, { sudo: config.execution.sudo, timeoutMs: config.execution.timeout, limits: config.security.limits });
+  const resolved = resolveRequest(parsed.request, config.actions, {
+    sudo: config.execution.sudo,
+    timeoutMs: config.execution.timeout,
+    limits: config.security.limits,
+  });
   if (!resolved.ok) return refused(resolved.rejection.code, resolved.rejection.error);
   // Path params resolved on this machine's file system, and the deny-list, as the agent would.
   const checked = checkJob(resolved.job, config);
@@ -43,17 +67,30 @@ export function explain(config: Config, input: string, topicAction?: string): { 
   const lines = [`action:    ${job.action}`, `params:    ${JSON.stringify(job.params)}`];
   const spawned = (argv: string[]) => {
     const s = spawnArgv(argv, job, config.execution.path);
-    return 'argv' in s ? JSON.stringify(s.argv) : `${JSON.stringify(argv)} — would fail: ${s.code}: ${s.error}`;
+    return 'argv' in s
+      ? JSON.stringify(s.argv)
+      : `${JSON.stringify(argv)} — would fail: ${s.code}: ${s.error}`;
   };
-  for (const [i, argv] of job.commands.entries()) lines.push(`${job.commands.length > 1 ? `step ${i + 1}:` : 'argv:     '} ${spawned(argv)}`);
+  for (const [i, argv] of job.commands.entries())
+    lines.push(`${job.commands.length > 1 ? `step ${i + 1}:` : 'argv:     '} ${spawned(argv)}`);
   const health = job.health;
   if (health) {
-    const probe = health.http ? `GET ${health.http.url} must answer ${health.http.status}` : `${JSON.stringify(health.argv)} must exit 0 (no sudo)`;
-    lines.push(`health:    ${probe}; ${health.retries} tries, ${formatDuration(health.delay)} apart, ${formatDuration(health.timeout)} each`);
+    const probe = health.http
+      ? `GET ${health.http.url} must answer ${health.http.status}`
+      : `${JSON.stringify(health.argv)} must exit 0 (no sudo)`;
+    lines.push(
+      `health:    ${probe}; ${health.retries} tries, ${formatDuration(health.delay)} apart, ${formatDuration(health.timeout)} each`,
+    );
   }
   for (const [i, argv] of (job.rollback ?? []).entries()) lines.push(`rollback ${i + 1}: ${spawned(argv)}`);
-  if (job.rollback) lines.push(`           (when a step${health ? ' or the health check' : ''} fails; its own budget of ${formatDuration(job.actionTimeoutMs)})`);
-  if (job.retry) lines.push(`retry:     up to ${job.retry.attempts} attempts, waiting ${formatDuration(job.retry.backoffMs)} then doubling (idempotent action)`);
+  if (job.rollback)
+    lines.push(
+      `           (when a step${health ? ' or the health check' : ''} fails; its own budget of ${formatDuration(job.actionTimeoutMs)})`,
+    );
+  if (job.retry)
+    lines.push(
+      `retry:     up to ${job.retry.attempts} attempts, waiting ${formatDuration(job.retry.backoffMs)} then doubling (idempotent action)`,
+    );
   const action = config.actions[job.action];
   const sec = config.security.require_signature;
   const signed = sec === 'all' || (sec === 'privileged' && job.sudo);
@@ -63,6 +100,10 @@ export function explain(config: Config, input: string, topicAction?: string): { 
     `stagger:   ${action?.stagger ? `group ${action.stagger.group}, one run per ${formatDuration(action.stagger.interval)} across the fleet` : 'none'}`,
     `signature: ${signed ? `required (security.require_signature: ${sec})` : 'not required'}`,
   );
-  if (!config.execution.enabled) return { lines: [...lines, 'refused: execution_disabled', `  execution.enabled is false in ${config.source}`], accepted: false };
+  if (!config.execution.enabled)
+    return {
+      lines: [...lines, 'refused: execution_disabled', `  execution.enabled is false in ${config.source}`],
+      accepted: false,
+    };
   return { lines: [...lines, 'would run: yes (nothing was run)'], accepted: true };
 }

@@ -8,16 +8,57 @@ import { err, out, type Verb } from './args.js';
  * clients or the HA builders in its memory (an idle agent on a Pi is the budget).
  */
 const VERBS: { name: string; summary: string; load: () => Promise<Verb> }[] = [
-  { name: 'up', summary: "the embedded default: an MQTT 5 broker plus this host's agent, on one machine", load: async () => (await import('./run.js')).upVerb },
-  { name: 'agent', summary: 'the agent alone, connecting to mqtt.url', load: async () => (await import('./agent.js')).agentVerb },
-  { name: 'broker', summary: 'the embedded MQTT broker alone (auth and ACL from config)', load: async () => (await import('./run.js')).brokerVerb },
-  { name: 'send', summary: 'send one request and print its final result as JSON', load: async () => (await import('./send.js')).sendVerb },
-  { name: 'status', summary: 'a table of hosts from retained status and heartbeats (--actions: per-action counts and durations)', load: async () => (await import('./status.js')).statusVerb },
-  { name: 'check-config', summary: 'validate a config file; print every problem with its key path', load: async () => (await import('./check-config.js')).checkConfigVerb },
-  { name: 'explain', summary: 'dry run: which action a command or request matches, its exact argv, or why it is refused', load: async () => (await import('./explain.js')).explainVerb },
-  { name: 'sudoers', summary: 'print NOPASSWD sudoers lines for exactly the sudo: true actions', load: async () => (await import('./sudoers.js')).sudoersVerb },
-  { name: 'acl', summary: 'print a Mosquitto acl_file (and password commands) for broker.users', load: async () => (await import('./acl.js')).aclVerb },
-  { name: 'discovery', summary: 'print the Home Assistant discovery messages of a config, or clear them', load: async () => (await import('./discovery.js')).discoveryVerb },
+  {
+    name: 'up',
+    summary: "the embedded default: an MQTT 5 broker plus this host's agent, on one machine",
+    load: async () => (await import('./run.js')).upVerb,
+  },
+  {
+    name: 'agent',
+    summary: 'the agent alone, connecting to mqtt.url',
+    load: async () => (await import('./agent.js')).agentVerb,
+  },
+  {
+    name: 'broker',
+    summary: 'the embedded MQTT broker alone (auth and ACL from config)',
+    load: async () => (await import('./run.js')).brokerVerb,
+  },
+  {
+    name: 'send',
+    summary: 'send one request and print its final result as JSON',
+    load: async () => (await import('./send.js')).sendVerb,
+  },
+  {
+    name: 'status',
+    summary:
+      'a table of hosts from retained status and heartbeats (--actions: per-action counts and durations)',
+    load: async () => (await import('./status.js')).statusVerb,
+  },
+  {
+    name: 'check-config',
+    summary: 'validate a config file; print every problem with its key path',
+    load: async () => (await import('./check-config.js')).checkConfigVerb,
+  },
+  {
+    name: 'explain',
+    summary: 'dry run: which action a command or request matches, its exact argv, or why it is refused',
+    load: async () => (await import('./explain.js')).explainVerb,
+  },
+  {
+    name: 'sudoers',
+    summary: 'print NOPASSWD sudoers lines for exactly the sudo: true actions',
+    load: async () => (await import('./sudoers.js')).sudoersVerb,
+  },
+  {
+    name: 'acl',
+    summary: 'print a Mosquitto acl_file (and password commands) for broker.users',
+    load: async () => (await import('./acl.js')).aclVerb,
+  },
+  {
+    name: 'discovery',
+    summary: 'print the Home Assistant discovery messages of a config, or clear them',
+    load: async () => (await import('./discovery.js')).discoveryVerb,
+  },
 ];
 
 export const EXIT = { ok: 0, failed: 1, usage: 2 } as const;

@@ -8,15 +8,29 @@ import { connectClient } from './client.js';
 import { err, intOption, out, parse, type Verb } from './args.js';
 import { serve } from './serve.js';
 
-function brokerFor(config: Config, log: Logger, port: number, host = config.broker.host): Promise<RunningBroker> {
+function brokerFor(
+  config: Config,
+  log: Logger,
+  port: number,
+  host = config.broker.host,
+): Promise<RunningBroker> {
   return startBroker({
     host,
     port,
-    users: config.broker.users.map((u) => ({ username: u.username, password: u.password ?? '', role: u.role, host: u.host })),
+    users: config.broker.users.map((u) => ({
+      username: u.username,
+      password: u.password ?? '',
+      role: u.role,
+      host: u.host,
+    })),
     prefix: config.mqtt.prefix,
     discoveryPrefix: config.discovery.prefix,
     log: log.child({ module: 'broker' }),
-    cluster: config.broker.cluster && { redis: config.broker.cluster.redis, password: config.broker.cluster.password, heartbeatMs: config.broker.cluster.heartbeat },
+    cluster: config.broker.cluster && {
+      redis: config.broker.cluster.redis,
+      password: config.broker.cluster.password,
+      heartbeatMs: config.broker.cluster.heartbeat,
+    },
   });
 }
 
@@ -35,8 +49,11 @@ broker.port, 1883) and an agent for this host connected to it. Without
 If the port is already taken by an MQTT broker (say Mosquitto) and --port was
 not given, the agent connects to that broker instead, and says so.`,
   async run(argv) {
-    const { values } = parse(this, argv, { config: { type: 'string', short: 'c' }, port: { type: 'string', short: 'p' } });
-    if (values.help) return out(this.usage), 0;
+    const { values } = parse(this, argv, {
+      config: { type: 'string', short: 'c' },
+      port: { type: 'string', short: 'p' },
+    });
+    if (values.help) return (out(this.usage), 0);
     const file = values.config ?? exampleConfigPath();
     const config = loadConfig(file);
     const explicitPort = intOption('port', values.port, 0, 65_535);
@@ -52,12 +69,23 @@ not given, the agent connects to that broker instead, and says so.`,
       // The user already runs a broker on the default port: what they want is an agent on it, not an error.
       if (!(e instanceof PortInUseError) || explicitPort !== undefined) throw e;
       url = `mqtt://${urlHost(config.broker.host)}:${port}`;
-      const probe = await connectClient({ url, username: config.mqtt.username, password: config.mqtt.password, connectTimeoutMs: 3000 }).catch((pe: unknown) => pe as Error);
+      const probe = await connectClient({
+        url,
+        username: config.mqtt.username,
+        password: config.mqtt.password,
+        connectTimeoutMs: 3000,
+      }).catch((pe: unknown) => pe as Error);
       if (probe instanceof Error) {
-        throw new PortInUseError(`${e.host}:${port} is in use, and not by an MQTT broker this agent can use (${probe.message.split(' — ')[0]}) — free the port, or pass --port N for the embedded broker`, e.host, port);
+        throw new PortInUseError(
+          `${e.host}:${port} is in use, and not by an MQTT broker this agent can use (${probe.message.split(' — ')[0]}) — free the port, or pass --port N for the embedded broker`,
+          e.host,
+          port,
+        );
       }
       probe.end(true);
-      err(`homelab-cmd: ${e.host}:${port} already has an MQTT broker (Mosquitto?) — using it instead of starting the embedded one; pass --port N to run the embedded broker beside it.`);
+      err(
+        `homelab-cmd: ${e.host}:${port} already has an MQTT broker (Mosquitto?) — using it instead of starting the embedded one; pass --port N to run the embedded broker beside it.`,
+      );
     }
 
     const agent = new Agent(config, log, { url });
@@ -77,7 +105,9 @@ not given, the agent connects to that broker instead, and says so.`,
         `homelab-cmd: host "${H}" is online at ${url} (${broker ? 'embedded broker, MQTT 5 and 3.1.1' : 'existing broker'}); config ${file}`,
         `Try it, in another terminal:`,
         `  npx homelab-cmd status --url ${url}`,
-        ...Object.keys(config.actions).slice(0, 1).map((a) => `  npx homelab-cmd send ${H} ${a} --url ${url}`),
+        ...Object.keys(config.actions)
+          .slice(0, 1)
+          .map((a) => `  npx homelab-cmd send ${H} ${a} --url ${url}`),
         `  mosquitto_sub -p ${portOf} -v -t '${P}/#'`,
         `  mosquitto_pub -p ${portOf} -t '${P}/${H}/cmd/${Object.keys(config.actions)[0] ?? 'ACTION'}' -m ''`,
         `Stop with Ctrl-C.`,
@@ -96,12 +126,23 @@ username/password auth and the agent/controller roles; with no users, only
 anonymous clients from loopback are accepted. With broker.cluster, several of
 these brokers share one Redis (docs/scaling.md).`,
   async run(argv) {
-    const { values } = parse(this, argv, { config: { type: 'string', short: 'c' }, port: { type: 'string', short: 'p' }, host: { type: 'string' } });
-    if (values.help) return out(this.usage), 0;
+    const { values } = parse(this, argv, {
+      config: { type: 'string', short: 'c' },
+      port: { type: 'string', short: 'p' },
+      host: { type: 'string' },
+    });
+    if (values.help) return (out(this.usage), 0);
     const config = loadConfig(values.config ?? exampleConfigPath());
     const log = createLogger();
-    const broker = await brokerFor(config, log, intOption('port', values.port, 0, 65_535) ?? config.broker.port, values.host ?? config.broker.host);
-    out(`homelab-cmd: embedded broker listening on ${broker.host}:${broker.port}${config.broker.cluster ? ', clustered over Redis' : ''}`);
+    const broker = await brokerFor(
+      config,
+      log,
+      intOption('port', values.port, 0, 65_535) ?? config.broker.port,
+      values.host ?? config.broker.host,
+    );
+    out(
+      `homelab-cmd: embedded broker listening on ${broker.host}:${broker.port}${config.broker.cluster ? ', clustered over Redis' : ''}`,
+    );
     return serve(log, undefined, broker);
   },
 };

@@ -21,7 +21,11 @@ export interface Target extends ClientOptions {
  * `--url`/`--prefix` default to mqtt.url/mqtt.prefix of `--config`, else the contract's defaults.
  * `--url` may be repeated (like a list in mqtt.url): the brokers are tried in order.
  */
-export function targetFrom(values: { url?: string | string[] | undefined; prefix?: string | undefined; config?: string | undefined }): Target {
+export function targetFrom(values: {
+  url?: string | string[] | undefined;
+  prefix?: string | undefined;
+  config?: string | undefined;
+}): Target {
   const config = values.config ? loadConfig(values.config) : undefined;
   const given = values.url === undefined ? [] : brokerUrls(values.url);
   return {
@@ -71,11 +75,14 @@ security.key_file of --config. --follow prints the command's output live
       },
       true,
     );
-    if (values.help) return out(this.usage), 0;
+    if (values.help) return (out(this.usage), 0);
     const [host, action, ...extra] = positionals;
-    if (!host || !action || extra.length > 0) throw new UsageError(`give exactly HOST and ACTION\n\n${this.usage}`);
-    if (!HOST_ID_RE.test(host)) throw new UsageError(`HOST "${host}" is not a host id (${HOST_ID_RE.source})`);
-    if (!ACTION_NAME_RE.test(action)) throw new UsageError(`ACTION "${action}" is not an action name (${ACTION_NAME_RE.source})`);
+    if (!host || !action || extra.length > 0)
+      throw new UsageError(`give exactly HOST and ACTION\n\n${this.usage}`);
+    if (!HOST_ID_RE.test(host))
+      throw new UsageError(`HOST "${host}" is not a host id (${HOST_ID_RE.source})`);
+    if (!ACTION_NAME_RE.test(action))
+      throw new UsageError(`ACTION "${action}" is not an action name (${ACTION_NAME_RE.source})`);
     const id = values.id ?? randomUUID();
     if (!REQUEST_ID_RE.test(id)) throw new UsageError(`--id "${id}" must match ${REQUEST_ID_RE.source}`);
     const params: Record<string, string> = {};
@@ -90,15 +97,29 @@ security.key_file of --config. --follow prints the command's output live
 
     const request: Record<string, unknown> = { id, action, params };
     if (timeout !== undefined) request.timeout = timeout;
-    const key = readKey(values['key-file']) ?? (values.config ? loadConfig(values.config).signingKey : undefined);
+    const key =
+      readKey(values['key-file']) ?? (values.config ? loadConfig(values.config).signingKey : undefined);
     if (key !== undefined) {
       request.ts = Date.now();
       request.sig = sign(key, { host, action, id, ts: request.ts as number, params });
     }
     const client = await connectClient(target);
     try {
-      const follow = values.follow ? (m: OutputMessage) => (m.stream === 'stdout' ? out : err)(m.lines.join('\n') + (m.truncated ? '\n[output truncated]' : '')) : undefined;
-      const result = await sendAndWait(client, target.prefix, host, request, waitS * 1000, (r) => err(`${r.status}${r.run_at ? ` (runs at ${r.run_at})` : ''}…`), follow);
+      const follow = values.follow
+        ? (m: OutputMessage) =>
+            (m.stream === 'stdout' ? out : err)(
+              m.lines.join('\n') + (m.truncated ? '\n[output truncated]' : ''),
+            )
+        : undefined;
+      const result = await sendAndWait(
+        client,
+        target.prefix,
+        host,
+        request,
+        waitS * 1000,
+        (r) => err(`${r.status}${r.run_at ? ` (runs at ${r.run_at})` : ''}…`),
+        follow,
+      );
       out(JSON.stringify(result, null, 2));
       return result.status === 'succeeded' ? 0 : 1;
     } catch (e) {
@@ -135,8 +156,15 @@ export async function sendAndWait(
   let hostStatus: string | undefined;
   const final = new Promise<Result>((resolve, reject) => {
     const timer = setTimeout(() => {
-      const hint = hostStatus === 'online' ? 'the agent is online but did not answer' : `host ${host} is ${hostStatus ?? 'unknown to this broker (no retained status)'}; the request waits in its session until it comes back`;
-      reject(new Error(`no final result for id ${id} within ${waitMs / 1000} s — ${hint}. Check with: homelab-cmd status`));
+      const hint =
+        hostStatus === 'online'
+          ? 'the agent is online but did not answer'
+          : `host ${host} is ${hostStatus ?? 'unknown to this broker (no retained status)'}; the request waits in its session until it comes back`;
+      reject(
+        new Error(
+          `no final result for id ${id} within ${waitMs / 1000} s — ${hint}. Check with: homelab-cmd status`,
+        ),
+      );
     }, waitMs);
     client.on('message', (topic, payload) => {
       if (topic === topics.status) hostStatus = payload.toString();

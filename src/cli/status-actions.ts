@@ -6,7 +6,14 @@ import type { HostRow } from './status.js';
 export type ActionRow = { host: string; status: string; action: string } & ActionFigures;
 
 export function actionRows(hosts: HostRow[]): ActionRow[] {
-  return hosts.flatMap((h) => Object.entries(h.heartbeat?.actions ?? {}).map(([action, f]) => ({ host: h.host, status: h.status, action, ...f })));
+  return hosts.flatMap((h) =>
+    Object.entries(h.heartbeat?.actions ?? {}).map(([action, f]) => ({
+      host: h.host,
+      status: h.status,
+      action,
+      ...f,
+    })),
+  );
 }
 
 /** 850ms, 12.3s, 4.5m, 1.2h: short enough for a column, exact enough to compare runs. */
@@ -36,7 +43,18 @@ export function formatActionsTable(hosts: HostRow[], now: Date): string {
     const actions = h.heartbeat?.actions;
     if (!actions) {
       // An agent older than the `actions` field, or no heartbeat at all: say so rather than drop the host.
-      body.push([h.host, h.heartbeat ? '(no per-action figures: upgrade this agent)' : '(no heartbeat)', '', '', '', '', '', '', '', '']);
+      body.push([
+        h.host,
+        h.heartbeat ? '(no per-action figures: upgrade this agent)' : '(no heartbeat)',
+        '',
+        '',
+        '',
+        '',
+        '',
+        '',
+        '',
+        '',
+      ]);
       continue;
     }
     const names = Object.keys(actions);
@@ -45,9 +63,27 @@ export function formatActionsTable(hosts: HostRow[], now: Date): string {
       const f = actions[name];
       if (!f) continue;
       const last = f.last_status ? `${f.last_status} ${ago(f.last_at, now)}`.trim() : '-';
-      body.push([h.host, name, String(f.count), String(f.succeeded), String(f.failed), String(f.timed_out), String(f.rejected), formatMs(f.p50_ms), formatMs(f.p95_ms), last]);
+      body.push([
+        h.host,
+        name,
+        String(f.count),
+        String(f.succeeded),
+        String(f.failed),
+        String(f.timed_out),
+        String(f.rejected),
+        formatMs(f.p50_ms),
+        formatMs(f.p95_ms),
+        last,
+      ]);
     }
   }
   const widths = header.map((t, i) => Math.max(t.length, ...body.map((b) => (b[i] ?? '').length)));
-  return [header, ...body].map((cols) => cols.map((c, i) => (i === cols.length - 1 ? c : c.padEnd(widths[i] ?? 0))).join('  ').trimEnd()).join('\n');
+  return [header, ...body]
+    .map((cols) =>
+      cols
+        .map((c, i) => (i === cols.length - 1 ? c : c.padEnd(widths[i] ?? 0)))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
 }

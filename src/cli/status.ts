@@ -31,8 +31,14 @@ scripts (with --actions: one object per host and action); --watch keeps the
 table current, redrawn every --interval seconds (default 2), until Ctrl-C.
 --url may be repeated: the first broker that answers is read.`,
   async run(argv) {
-    const { values } = parse(this, argv, { ...targetOptions, actions: { type: 'boolean' }, json: { type: 'boolean' }, watch: { type: 'boolean', short: 'w' }, interval: { type: 'string' } });
-    if (values.help) return out(this.usage), 0;
+    const { values } = parse(this, argv, {
+      ...targetOptions,
+      actions: { type: 'boolean' },
+      json: { type: 'boolean' },
+      watch: { type: 'boolean', short: 'w' },
+      interval: { type: 'string' },
+    });
+    if (values.help) return (out(this.usage), 0);
     const target = targetFrom(values);
     const { client, url } = await connectFirst(target);
     const rows = new Map<string, HostRow>();
@@ -51,18 +57,23 @@ table current, redrawn every --interval seconds (default 2), until Ctrl-C.
         let host: string | undefined;
         try {
           if ((host = hostOfTopic(p, topic, 'status'))) row(host).status = text;
-          else if ((host = hostOfTopic(p, topic, 'heartbeat')) && text) row(host).heartbeat = JSON.parse(text) as Heartbeat;
-          else if ((host = hostOfTopic(p, topic, 'result')) && text) row(host).last = JSON.parse(text) as Result;
+          else if ((host = hostOfTopic(p, topic, 'heartbeat')) && text)
+            row(host).heartbeat = JSON.parse(text) as Heartbeat;
+          else if ((host = hostOfTopic(p, topic, 'result')) && text)
+            row(host).last = JSON.parse(text) as Result;
         } catch {
           // A malformed retained message from someone else is skipped, not fatal.
         }
       });
-      for (const leaf of ['status', 'heartbeat', 'result']) void client.subscribeAsync(`${target.prefix}/+/${leaf}`, { qos: 0 }).then(bump);
+      for (const leaf of ['status', 'heartbeat', 'result'])
+        void client.subscribeAsync(`${target.prefix}/+/${leaf}`, { qos: 0 }).then(bump);
     });
     await done;
     clearTimeout(quiet);
     const render = () => {
-      const list = [...rows.values()].filter((r) => r.host !== '_fleet').sort((a, b) => a.host.localeCompare(b.host));
+      const list = [...rows.values()]
+        .filter((r) => r.host !== '_fleet')
+        .sort((a, b) => a.host.localeCompare(b.host));
       if (values.json) return JSON.stringify(values.actions ? actionRows(list) : list, null, 2);
       if (list.length === 0) return `no hosts found under ${target.prefix}/ on ${url}`;
       return values.actions ? formatActionsTable(list, new Date()) : formatTable(list, new Date());
@@ -90,10 +101,24 @@ export function formatTable(rows: HostRow[], now: Date): string {
   const body = rows.map((r) => {
     const hb = r.heartbeat;
     const age = hb ? `${Math.max(0, Math.round((now.getTime() - Date.parse(hb.ts)) / 1000))}s ago` : '-';
-    const pct = (u?: { used: number; total: number }) => (u && u.total > 0 ? `${Math.round((u.used / u.total) * 100)}%` : '-');
-    const last = r.last ? `${r.last.action ?? '?'} ${r.last.status} ${r.last.completed_at ?? ''}`.trim() : '-';
-    return [r.host, r.status, age, hb ? hb.load.map((n) => n.toFixed(2)).join(' ') : '-', pct(hb?.memory), pct(hb?.disk), hb ? String(hb.running) : '-', last];
+    const pct = (u?: { used: number; total: number }) =>
+      u && u.total > 0 ? `${Math.round((u.used / u.total) * 100)}%` : '-';
+    const last = r.last
+      ? `${r.last.action ?? '?'} ${r.last.status} ${r.last.completed_at ?? ''}`.trim()
+      : '-';
+    return [
+      r.host,
+      r.status,
+      age,
+      hb ? hb.load.map((n) => n.toFixed(2)).join(' ') : '-',
+      pct(hb?.memory),
+      pct(hb?.disk),
+      hb ? String(hb.running) : '-',
+      last,
+    ];
   });
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => (b[i] ?? '').length)));
-  return [header, ...body].map((cols) => cols.map((c, i) => (i === cols.length - 1 ? c : c.padEnd(widths[i] ?? 0))).join('  ')).join('\n');
+  return [header, ...body]
+    .map((cols) => cols.map((c, i) => (i === cols.length - 1 ? c : c.padEnd(widths[i] ?? 0))).join('  '))
+    .join('\n');
 }

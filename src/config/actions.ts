@@ -31,7 +31,9 @@ const enumParam = z.strictObject({
 const rootDir = z
   .string()
   .regex(/^\//, 'must be an absolute directory (starting with "/")')
-  .refine((d) => d.replace(/\/+$/, '') !== '', { message: '"/" confines nothing — name the directory the values must stay in, e.g. /var/log/myapp' });
+  .refine((d) => d.replace(/\/+$/, '') !== '', {
+    message: '"/" confines nothing — name the directory the values must stay in, e.g. /var/log/myapp',
+  });
 /** A file or directory name confined to `roots` (core/paths.ts checks the text, exec/confine.ts the real path). */
 const pathParam = z.strictObject({
   type: z.literal('path'),
@@ -73,7 +75,11 @@ export const healthCheckSchema = z
   })
   .superRefine((health, ctx) => {
     if ((health.argv === undefined) === (health.http === undefined)) {
-      ctx.addIssue({ code: 'custom', message: 'give exactly one of argv (a command; exit 0 passes) or http (url, and the status it must answer)' });
+      ctx.addIssue({
+        code: 'custom',
+        message:
+          'give exactly one of argv (a command; exit 0 passes) or http (url, and the status it must answer)',
+      });
     }
   });
 
@@ -81,7 +87,9 @@ export const actionSchema = z
   .strictObject({
     argv: argvSchema.optional(),
     steps: z.array(argvSchema).min(1, 'give at least one step').optional(),
-    params: z.record(z.string().regex(PARAM_NAME_RE, 'param names must match ^[a-z][a-z0-9_]{0,62}$'), paramSchema).default({}),
+    params: z
+      .record(z.string().regex(PARAM_NAME_RE, 'param names must match ^[a-z][a-z0-9_]{0,62}$'), paramSchema)
+      .default({}),
     pattern: regexSource.optional(),
     sudo: z.boolean().optional(),
     timeout: positiveDuration.optional(),
@@ -110,73 +118,118 @@ export const actionSchema = z
     name: z.string().min(1).max(64).optional(),
     device_class: z.enum(['restart', 'identify', 'update']).optional(),
     env: z
-      .record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'environment names are letters, digits and "_"'), z.string())
+      .record(
+        z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'environment names are letters, digits and "_"'),
+        z.string(),
+      )
       .default({}),
     limits: limitsSchema.optional(),
   })
-  .superRefine((action, ctx) => {
-    const issue = (path: (string | number)[], message: string) => ctx.addIssue({ code: 'custom', path, message });
-    const isMapping = (x: unknown) => typeof x === 'object' && x !== null;
-    if ((action.argv === undefined) === (action.steps === undefined)) {
-      issue([], 'give exactly one of argv (one command) or steps (commands run in order)');
-    }
-    const commands: [(string | number)[], string[]][] = action.argv
-      ? [[['argv'], action.argv]]
-      : (action.steps ?? []).map((s, i) => [['steps', i], s]);
-    // Rollback steps may use the action's params, under the same rules as its steps.
-    (action.rollback ?? []).forEach((s, i) => commands.push([['rollback', i], s]));
-    const used = new Set<string>();
-    for (const [path, argv] of commands) {
-      argv.forEach((element, i) => {
-        for (const name of placeholders(element)) {
-          used.add(name);
-          if (i === 0) issue([...path, 0], `the executable may not come from a param ({${name}}) — name a fixed program`);
-          if (!(name in action.params)) issue([...path, i], `{${name}} is not a declared param — add it under params or remove it`);
+  .superRefine(
+    (action, ctx) => {
+      const issue = (path: (string | number)[], message: string) =>
+        ctx.addIssue({ code: 'custom', path, message });
+      const isMapping = (x: unknown) => typeof x === 'object' && x !== null;
+      if ((action.argv === undefined) === (action.steps === undefined)) {
+        issue([], 'give exactly one of argv (one command) or steps (commands run in order)');
+      }
+      const commands: [(string | number)[], string[]][] = action.argv
+        ? [[['argv'], action.argv]]
+        : (action.steps ?? []).map((s, i) => [['steps', i], s]);
+      // Rollback steps may use the action's params, under the same rules as its steps.
+      (action.rollback ?? []).forEach((s, i) => commands.push([['rollback', i], s]));
+      const used = new Set<string>();
+      for (const [path, argv] of commands) {
+        argv.forEach((element, i) => {
+          for (const name of placeholders(element)) {
+            used.add(name);
+            if (i === 0)
+              issue(
+                [...path, 0],
+                `the executable may not come from a param ({${name}}) — name a fixed program`,
+              );
+            if (!(name in action.params))
+              issue([...path, i], `{${name}} is not a declared param — add it under params or remove it`);
+          }
+        });
+      }
+      for (const [path, health] of [
+        [['stagger', 'health'], action.stagger?.health],
+        [['health'], action.health],
+      ] as const) {
+        // Its shape may have failed already (reported there): check only a list of strings.
+        if (!Array.isArray(health?.argv)) continue;
+        health.argv.forEach((element, i) => {
+          if (typeof element === 'string' && placeholders(element).length > 0)
+            issue([...path, 'argv', i], 'a health check takes no params — write the command out in full');
+        });
+      }
+      if (isMapping(action.health) && isMapping(action.stagger?.health)) {
+        issue(
+          ['stagger', 'health'],
+          'give the health check once: with actions.<name>.health set, that check also gates the stagger group — remove stagger.health',
+        );
+      }
+      if (isMapping(action.retry) && !action.idempotent) {
+        issue(
+          ['retry'],
+          'retry runs the action again after a failure, which is safe only when running it twice does no harm — if so, confirm with idempotent: true; otherwise remove retry',
+        );
+      }
+      if (isMapping(action.retry) && action.rollback) {
+        issue(
+          ['retry'],
+          'retry and rollback do not mix: a rolled-back deployment failed for a reason a second try will meet again, and one whose rollback failed must be looked at, not redeployed — remove one of them',
+        );
+      }
+      for (const [name, param] of Object.entries(action.params)) {
+        if (!used.has(name))
+          issue(
+            ['params', name],
+            `param "${name}" is declared but no argv element uses {${name}} — use it or remove it`,
+          );
+        checkDefault(param, (m) => issue(['params', name, 'default'], m));
+        if (
+          param.type === 'integer' &&
+          param.min !== undefined &&
+          param.max !== undefined &&
+          param.min > param.max
+        ) {
+          issue(['params', name], `min (${param.min}) is greater than max (${param.max})`);
         }
-      });
-    }
-    for (const [path, health] of [[['stagger', 'health'], action.stagger?.health], [['health'], action.health]] as const) {
-      // Its shape may have failed already (reported there): check only a list of strings.
-      if (!Array.isArray(health?.argv)) continue;
-      health.argv.forEach((element, i) => {
-        if (typeof element === 'string' && placeholders(element).length > 0) issue([...path, 'argv', i], 'a health check takes no params — write the command out in full');
-      });
-    }
-    if (isMapping(action.health) && isMapping(action.stagger?.health)) {
-      issue(['stagger', 'health'], 'give the health check once: with actions.<name>.health set, that check also gates the stagger group — remove stagger.health');
-    }
-    if (isMapping(action.retry) && !action.idempotent) {
-      issue(['retry'], 'retry runs the action again after a failure, which is safe only when running it twice does no harm — if so, confirm with idempotent: true; otherwise remove retry');
-    }
-    if (isMapping(action.retry) && action.rollback) {
-      issue(['retry'], 'retry and rollback do not mix: a rolled-back deployment failed for a reason a second try will meet again, and one whose rollback failed must be looked at, not redeployed — remove one of them');
-    }
-    for (const [name, param] of Object.entries(action.params)) {
-      if (!used.has(name)) issue(['params', name], `param "${name}" is declared but no argv element uses {${name}} — use it or remove it`);
-      checkDefault(param, (m) => issue(['params', name, 'default'], m));
-      if (param.type === 'integer' && param.min !== undefined && param.max !== undefined && param.min > param.max) {
-        issue(['params', name], `min (${param.min}) is greater than max (${param.max})`);
       }
-    }
-    if (action.button) {
-      // A press carries no params. Enum and integer params are shown in HA as select/number entities
-      // whose current values the press uses; a string param can only fall back to its default.
-      const missing = Object.entries(action.params).filter(([, p]) => p.default === undefined && (p.type === 'string' || p.type === 'path'));
-      for (const [name] of missing) {
-        issue(['button'], `a button press sends no params, and param "${name}" has no default — give it a default, or set button: false`);
+      if (action.button) {
+        // A press carries no params. Enum and integer params are shown in HA as select/number entities
+        // whose current values the press uses; a string param can only fall back to its default.
+        const missing = Object.entries(action.params).filter(
+          ([, p]) => p.default === undefined && (p.type === 'string' || p.type === 'path'),
+        );
+        for (const [name] of missing) {
+          issue(
+            ['button'],
+            `a button press sends no params, and param "${name}" has no default — give it a default, or set button: false`,
+          );
+        }
       }
-    }
-    if (action.pattern !== undefined) {
-      const groups = namedGroups(action.pattern);
-      const params = Object.keys(action.params);
-      for (const g of groups.filter((g) => !params.includes(g))) {
-        issue(['pattern'], `named group (?<${g}>…) is not a declared param — rename it to one of: ${params.join(', ') || '(no params)'}`);
+      if (action.pattern !== undefined) {
+        const groups = namedGroups(action.pattern);
+        const params = Object.keys(action.params);
+        for (const g of groups.filter((g) => !params.includes(g))) {
+          issue(
+            ['pattern'],
+            `named group (?<${g}>…) is not a declared param — rename it to one of: ${params.join(', ') || '(no params)'}`,
+          );
+        }
+        for (const p of params.filter((p) => !groups.includes(p))) {
+          issue(
+            ['pattern'],
+            `has no named group for param "${p}" — add (?<${p}>…) so a raw command can set it`,
+          );
+        }
       }
-      for (const p of params.filter((p) => !groups.includes(p))) {
-        issue(['pattern'], `has no named group for param "${p}" — add (?<${p}>…) so a raw command can set it`);
-      }
-    }
-  }, { when: (payload) => structurallySound(payload.value) });
+    },
+    { when: (payload) => structurallySound(payload.value) },
+  );
 
 /**
  * Cross-checks run even when a field elsewhere in the action failed (check-config reports every
@@ -191,8 +244,12 @@ function structurallySound(value: unknown): boolean {
   if (a.rollback !== undefined && !(Array.isArray(a.rollback) && a.rollback.every(isArgv))) return false;
   if (typeof a.params !== 'object' || a.params === null) return false;
   const types = ['string', 'integer', 'enum', 'path'];
-  return Object.values(a.params).every((p) => typeof p === 'object' && p !== null && types.includes((p as { type?: string }).type ?? ''))
-    && (a.pattern === undefined || typeof a.pattern === 'string');
+  return (
+    Object.values(a.params).every(
+      (p) => typeof p === 'object' && p !== null && types.includes((p as { type?: string }).type ?? ''),
+    ) &&
+    (a.pattern === undefined || typeof a.pattern === 'string')
+  );
 }
 
 function checkDefault(param: z.infer<typeof paramSchema>, report: (message: string) => void): void {
@@ -201,16 +258,26 @@ function checkDefault(param: z.infer<typeof paramSchema>, report: (message: stri
   // every problem at once): a default of the wrong type is reported where it is declared, not here.
   if (param.type === 'string') {
     if (typeof param.default !== 'string' || typeof param.pattern !== 'string') return;
-    if (!safeTest(param.pattern, param.default)) report(`"${param.default}" does not match the param's pattern`);
-    else if (param.default.startsWith('-')) report('a default may not begin with "-" (it would read as an option)');
+    if (!safeTest(param.pattern, param.default))
+      report(`"${param.default}" does not match the param's pattern`);
+    else if (param.default.startsWith('-'))
+      report('a default may not begin with "-" (it would read as an option)');
   } else if (param.type === 'integer') {
     if (typeof param.default !== 'number') return;
-    if ((param.min !== undefined && param.default < param.min) || (param.max !== undefined && param.default > param.max)) {
+    if (
+      (param.min !== undefined && param.default < param.min) ||
+      (param.max !== undefined && param.default > param.max)
+    ) {
       report(`${param.default} is outside min/max`);
     }
   } else if (param.type === 'path') {
     // A default or roots of the wrong type is reported where it is declared.
-    if (typeof param.default !== 'string' || !Array.isArray(param.roots) || !param.roots.every((r) => typeof r === 'string')) return;
+    if (
+      typeof param.default !== 'string' ||
+      !Array.isArray(param.roots) ||
+      !param.roots.every((r) => typeof r === 'string')
+    )
+      return;
     const checked = lexicalPath(param.default, param.roots);
     if ('error' in checked) report(checked.error);
   } else if (!Array.isArray(param.values) || typeof param.default !== 'string') {

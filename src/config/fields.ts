@@ -21,7 +21,9 @@ export const duration = z.union([z.number(), z.string()]).transform((value, ctx)
 });
 
 /** Timeouts and intervals: 0 would kill every command at once, or publish heartbeats in a tight loop. */
-export const positiveDuration = duration.refine((ms) => ms > 0, { message: 'must be more than 0 — give a duration such as 30s' });
+export const positiveDuration = duration.refine((ms) => ms > 0, {
+  message: 'must be more than 0 — give a duration such as 30s',
+});
 
 export const regexSource = z.string().check((ctx) => {
   try {
@@ -40,31 +42,45 @@ export const hostId = z
   .regex(HOST_ID_RE, 'must match ^[a-z0-9][a-z0-9_-]{0,62}$ — use lowercase letters, digits, "_" and "-"');
 export const topicPrefix = z
   .string()
-  .regex(TOPIC_PREFIX_RE, 'must be topic levels of letters, digits, "_" and "-" joined by "/" — no wildcards, no leading or trailing "/"');
+  .regex(
+    TOPIC_PREFIX_RE,
+    'must be topic levels of letters, digits, "_" and "-" joined by "/" — no wildcards, no leading or trailing "/"',
+  );
 
 /** Bytes: a number, or a string with K, M or G (powers of 1024). */
 export const size = z.union([z.int().positive(), z.string()]).transform((value, ctx): number => {
   if (typeof value === 'number') return value;
   const m = /^(\d+)\s*([KMG])?i?B?$/i.exec(value.trim());
   if (!m) {
-    ctx.addIssue({ code: 'custom', message: `"${value}" is not a size — write bytes (1048576) or a number with K, M or G (512M, 2G)` });
+    ctx.addIssue({
+      code: 'custom',
+      message: `"${value}" is not a size — write bytes (1048576) or a number with K, M or G (512M, 2G)`,
+    });
     return z.NEVER;
   }
   const unit = { K: 1024, M: 1024 ** 2, G: 1024 ** 3 }[(m[2] ?? '').toUpperCase() as 'K' | 'M' | 'G'] ?? 1;
   return Number(m[1]) * unit;
 });
 
-export const argvSchema = z.array(z.string().min(1, 'an argv element may not be empty')).min(1, 'give at least the executable');
+export const argvSchema = z
+  .array(z.string().min(1, 'an argv element may not be empty'))
+  .min(1, 'give at least the executable');
 
 /** What a health check or probe may fetch: http or https, with a host. */
-export const httpUrl = z.string().refine((s) => {
-  try {
-    const u = new URL(s);
-    return (u.protocol === 'http:' || u.protocol === 'https:') && u.hostname !== '';
-  } catch {
-    return false;
-  }
-}, { error: (issue) => `${JSON.stringify(issue.input)} is not an http:// or https:// URL — give e.g. http://127.0.0.1:8080/healthz` });
+export const httpUrl = z.string().refine(
+  (s) => {
+    try {
+      const u = new URL(s);
+      return (u.protocol === 'http:' || u.protocol === 'https:') && u.hostname !== '';
+    } catch {
+      return false;
+    }
+  },
+  {
+    error: (issue) =>
+      `${JSON.stringify(issue.input)} is not an http:// or https:// URL — give e.g. http://127.0.0.1:8080/healthz`,
+  },
+);
 
 export const secretFields = {
   password: z.string().min(1).optional(),

@@ -33,8 +33,11 @@ export function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): 
     text = readFileSync(file, 'utf8');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : (err as Error).message;
-    throw new ConfigError(file, [{ path: '(file)', message: `cannot read it: ${why} — check the path given to --config` }]);
+    const why =
+      code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : (err as Error).message;
+    throw new ConfigError(file, [
+      { path: '(file)', message: `cannot read it: ${why} — check the path given to --config` },
+    ]);
   }
   return parseConfig(text, file, env);
 }
@@ -54,7 +57,9 @@ export function parseConfig(text: string, source: string, env: NodeJS.ProcessEnv
   }
   const data: unknown = doc.toJS() ?? {};
   if (typeof data !== 'object' || Array.isArray(data)) {
-    throw new ConfigError(source, [{ path: '(root)', message: 'the file must be a YAML mapping of keys (host:, mqtt:, actions: …)' }]);
+    throw new ConfigError(source, [
+      { path: '(root)', message: 'the file must be a YAML mapping of keys (host:, mqtt:, actions: …)' },
+    ]);
   }
   // zod leaves `input` out of issues unless asked: without it every wrong value would read "is required".
   const parsed = configSchema.safeParse(data, { reportInput: true });
@@ -69,7 +74,10 @@ export function parseConfig(text: string, source: string, env: NodeJS.ProcessEnv
       // A trailing newline is how editors save files; it is never part of a password.
       return readFileSync(path.resolve(dir, file), 'utf8').replace(/\r?\n$/, '');
     } catch (err) {
-      issues.push({ path: keyPath, message: `cannot read ${file}: ${(err as Error).message} — check the path and its permissions` });
+      issues.push({
+        path: keyPath,
+        message: `cannot read ${file}: ${(err as Error).message} — check the path and its permissions`,
+      });
       return undefined;
     }
   };
@@ -91,14 +99,29 @@ export function parseConfig(text: string, source: string, env: NodeJS.ProcessEnv
   }));
   const names = new Set<string>();
   users.forEach((u, i) => {
-    if (names.has(u.username)) issues.push({ path: `broker.users.${i}.username`, message: `"${u.username}" is listed twice — usernames must be unique` });
+    if (names.has(u.username))
+      issues.push({
+        path: `broker.users.${i}.username`,
+        message: `"${u.username}" is listed twice — usernames must be unique`,
+      });
     names.add(u.username);
   });
-  const signingKey = readSecret('security.key_file', raw.security.key_file === undefined ? undefined : path.resolve(dir, raw.security.key_file));
+  const signingKey = readSecret(
+    'security.key_file',
+    raw.security.key_file === undefined ? undefined : path.resolve(dir, raw.security.key_file),
+  );
   if (signingKey !== undefined && signingKey.length < 16) {
-    issues.push({ path: 'security.key_file', message: 'the key is shorter than 16 characters — use e.g. `openssl rand -hex 32 > key`' });
+    issues.push({
+      path: 'security.key_file',
+      message: 'the key is shorter than 16 characters — use e.g. `openssl rand -hex 32 > key`',
+    });
   }
-  const cluster = raw.broker.cluster && { ...raw.broker.cluster, password: readSecret('broker.cluster.password_file', raw.broker.cluster.password_file) ?? raw.broker.cluster.password };
+  const cluster = raw.broker.cluster && {
+    ...raw.broker.cluster,
+    password:
+      readSecret('broker.cluster.password_file', raw.broker.cluster.password_file) ??
+      raw.broker.cluster.password,
+  };
   if (issues.length > 0) throw new ConfigError(source, issues);
 
   return {
@@ -123,7 +146,8 @@ function formatIssue(issue: z.core.$ZodIssue): ConfigIssue {
     case 'unrecognized_keys':
       return {
         path: issue.keys.map((k) => (keyPath === '(root)' ? k : `${keyPath}.${k}`)).join(', '),
-        message: 'unknown key — remove it, or fix its spelling (every key is listed in docs/configuration.md)',
+        message:
+          'unknown key — remove it, or fix its spelling (every key is listed in docs/configuration.md)',
       };
     case 'invalid_type':
       return {
@@ -134,7 +158,10 @@ function formatIssue(issue: z.core.$ZodIssue): ConfigIssue {
             : `expected ${issue.expected}, got ${/password$/.test(keyPath) ? 'a value of another type (not shown: a secret)' : describe(issue.input)} — change the value`,
       };
     case 'invalid_value':
-      return { path: keyPath, message: `must be one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')} — got ${describe(issue.input)}` };
+      return {
+        path: keyPath,
+        message: `must be one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')} — got ${describe(issue.input)}`,
+      };
     case 'invalid_key':
       // A bad record key (action, param or env name): its own rule says what is wrong, not "Invalid key in record".
       return { path: keyPath, message: issue.issues[0]?.message ?? issue.message };

@@ -6,7 +6,15 @@ import { z } from 'zod';
 import { formatDuration } from '../core/duration.js';
 import { ACTION_NAME_RE } from '../core/names.js';
 import { actionSchema, limitsSchema } from './actions.js';
-import { duration, hostId, positiveDuration, regexSource, secretFields, size, topicPrefix } from './fields.js';
+import {
+  duration,
+  hostId,
+  positiveDuration,
+  regexSource,
+  secretFields,
+  size,
+  topicPrefix,
+} from './fields.js';
 import { probeSchema } from './probes.js';
 
 export { actionSchema, healthCheckSchema, limitsSchema, paramSchema } from './actions.js';
@@ -24,7 +32,11 @@ const userSchema = z
       ctx.addIssue({ code: 'custom', message: 'give exactly one of password or password_file' });
     }
     if (user.role === 'agent' && user.host === undefined) {
-      ctx.addIssue({ code: 'custom', path: ['host'], message: 'an agent user is bound to one host — add host: <its host id>' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['host'],
+        message: 'an agent user is bound to one host — add host: <its host id>',
+      });
     }
   });
 
@@ -32,22 +44,37 @@ const userSchema = z
 function isRedisUrl(value: string): boolean {
   try {
     const u = new URL(value);
-    return (u.protocol === 'redis:' || u.protocol === 'rediss:') && u.hostname !== '' && /^\/?\d*$/.test(u.pathname);
+    return (
+      (u.protocol === 'redis:' || u.protocol === 'rediss:') &&
+      u.hostname !== '' &&
+      /^\/?\d*$/.test(u.pathname)
+    );
   } catch {
     return false;
   }
 }
 
 // broker.cluster: several embedded brokers share subscriptions, retained messages, sessions and wills through one Redis.
-const clusterSchema = z.strictObject({
-  redis: z.string().refine(isRedisUrl, { message: 'must be a Redis URL like redis://10.0.0.5:6379 (rediss:// for TLS, redis://:PASSWORD@HOST:6379/DB) — the one Redis every clustered broker shares' }),
-  // Redis AUTH password; either one replaces a password written in the URL.
-  ...secretFields,
-  // How often each broker tells the others it is alive: a dead broker's clients' wills go out 3 to 7 of these after it dies.
-  heartbeat: positiveDuration
-    .refine((ms) => ms >= 1000 && ms <= 300_000, { message: 'must be between 1s and 5m — 5s (the default) puts a dead broker\'s wills out within about half a minute' })
-    .default(5_000),
-}).refine((c) => c.password === undefined || c.password_file === undefined, { path: ['password_file'], message: 'give password or password_file, not both' });
+const clusterSchema = z
+  .strictObject({
+    redis: z.string().refine(isRedisUrl, {
+      message:
+        'must be a Redis URL like redis://10.0.0.5:6379 (rediss:// for TLS, redis://:PASSWORD@HOST:6379/DB) — the one Redis every clustered broker shares',
+    }),
+    // Redis AUTH password; either one replaces a password written in the URL.
+    ...secretFields,
+    // How often each broker tells the others it is alive: a dead broker's clients' wills go out 3 to 7 of these after it dies.
+    heartbeat: positiveDuration
+      .refine((ms) => ms >= 1000 && ms <= 300_000, {
+        message:
+          "must be between 1s and 5m — 5s (the default) puts a dead broker's wills out within about half a minute",
+      })
+      .default(5_000),
+  })
+  .refine((c) => c.password === undefined || c.password_file === undefined, {
+    path: ['password_file'],
+    message: 'give password or password_file, not both',
+  });
 
 const mqttUrl = z
   .string()
@@ -59,7 +86,10 @@ const mqttUrls = z.union(
     z
       .array(mqttUrl)
       .min(1, 'list at least one broker URL (or give one URL as a plain string)')
-      .refine((urls) => new Set(urls).size === urls.length, 'lists the same URL twice — give each broker once'),
+      .refine(
+        (urls) => new Set(urls).size === urls.length,
+        'lists the same URL twice — give each broker once',
+      ),
   ],
   { error: 'give one URL (mqtt://host:1883) or a list of URLs, tried in order' },
 );
@@ -79,87 +109,132 @@ export const mqttSchema = z
   })
   .superRefine((mqtt, ctx) => {
     if (mqtt.password !== undefined && mqtt.password_file !== undefined) {
-      ctx.addIssue({ code: 'custom', path: ['password_file'], message: 'give password or password_file, not both' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['password_file'],
+        message: 'give password or password_file, not both',
+      });
     }
     if (mqtt.keepalive < 1000 || mqtt.keepalive > 65_535_000) {
-      ctx.addIssue({ code: 'custom', path: ['keepalive'], message: `${formatDuration(mqtt.keepalive)} is out of range — use 1s to 65535s` });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['keepalive'],
+        message: `${formatDuration(mqtt.keepalive)} is out of range — use 1s to 65535s`,
+      });
     }
     if ((mqtt.cert_file === undefined) !== (mqtt.key_file === undefined)) {
-      ctx.addIssue({ code: 'custom', path: ['cert_file'], message: 'a client certificate needs both cert_file and key_file' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['cert_file'],
+        message: 'a client certificate needs both cert_file and key_file',
+      });
     }
   });
 
-export const configSchema = z.strictObject({
-  host: hostId.optional(),
-  state_dir: z.string().min(1).optional(),
-  mqtt: mqttSchema.prefault({}),
-  heartbeat: z.strictObject({ interval: positiveDuration.default(30_000) }).prefault({}),
-  discovery: z
-    .strictObject({
-      enabled: z.boolean().default(true),
-      prefix: topicPrefix.default('homeassistant'),
-    })
-    .prefault({}),
-  execution: z
-    .strictObject({
-      enabled: z.boolean().default(false),
-      sudo: z.boolean().default(false),
-      timeout: positiveDuration.default(30_000),
-      max_output: z.int().min(0).max(10_000_000).default(10_000),
-      concurrency: z.int().min(1).max(64).default(2),
-      queue: z.int().min(0).max(100_000).default(32),
-      shutdown_grace: duration.default(10_000),
-      // The fixed PATH every child gets; nothing else of the agent's environment reaches it.
-      path: z
-        .string()
-        .regex(/^\/[^:]*(?::\/[^:]*)*$/, 'must be absolute directories joined by ":" — a relative PATH entry would depend on the working directory')
-        .default('/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'),
-    })
-    .prefault({}),
-  security: z
-    .strictObject({
-      require_signature: z.enum(['none', 'privileged', 'all'], { error: 'require_signature must be none, privileged (sudo actions) or all' }).default('none'),
-      key_file: z.string().min(1).optional(),
-      // How far a signed request's ts may be from the agent's clock, either way.
-      window: positiveDuration.default(300_000),
-      deny: z.array(regexSource).default([]),
-      limits: limitsSchema.optional(),
-      audit: z
-        .strictObject({
-          enabled: z.boolean().default(true),
-          max_size: size.default(1_048_576),
-          keep: z.int().min(1).max(100).default(3),
-        })
-        .prefault({}),
-    })
-    .prefault({})
-    .superRefine((sec, ctx) => {
-      if (sec.require_signature !== 'none' && sec.key_file === undefined) {
-        ctx.addIssue({ code: 'custom', path: ['key_file'], message: `require_signature: ${sec.require_signature} needs key_file — the file with the shared HMAC key` });
+export const configSchema = z
+  .strictObject({
+    host: hostId.optional(),
+    state_dir: z.string().min(1).optional(),
+    mqtt: mqttSchema.prefault({}),
+    heartbeat: z.strictObject({ interval: positiveDuration.default(30_000) }).prefault({}),
+    discovery: z
+      .strictObject({
+        enabled: z.boolean().default(true),
+        prefix: topicPrefix.default('homeassistant'),
+      })
+      .prefault({}),
+    execution: z
+      .strictObject({
+        enabled: z.boolean().default(false),
+        sudo: z.boolean().default(false),
+        timeout: positiveDuration.default(30_000),
+        max_output: z.int().min(0).max(10_000_000).default(10_000),
+        concurrency: z.int().min(1).max(64).default(2),
+        queue: z.int().min(0).max(100_000).default(32),
+        shutdown_grace: duration.default(10_000),
+        // The fixed PATH every child gets; nothing else of the agent's environment reaches it.
+        path: z
+          .string()
+          .regex(
+            /^\/[^:]*(?::\/[^:]*)*$/,
+            'must be absolute directories joined by ":" — a relative PATH entry would depend on the working directory',
+          )
+          .default('/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'),
+      })
+      .prefault({}),
+    security: z
+      .strictObject({
+        require_signature: z
+          .enum(['none', 'privileged', 'all'], {
+            error: 'require_signature must be none, privileged (sudo actions) or all',
+          })
+          .default('none'),
+        key_file: z.string().min(1).optional(),
+        // How far a signed request's ts may be from the agent's clock, either way.
+        window: positiveDuration.default(300_000),
+        deny: z.array(regexSource).default([]),
+        limits: limitsSchema.optional(),
+        audit: z
+          .strictObject({
+            enabled: z.boolean().default(true),
+            max_size: size.default(1_048_576),
+            keep: z.int().min(1).max(100).default(3),
+          })
+          .prefault({}),
+      })
+      .prefault({})
+      .superRefine((sec, ctx) => {
+        if (sec.require_signature !== 'none' && sec.key_file === undefined) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['key_file'],
+            message: `require_signature: ${sec.require_signature} needs key_file — the file with the shared HMAC key`,
+          });
+        }
+      }),
+    actions: z
+      .record(
+        z.string().regex(ACTION_NAME_RE, 'action names must match ^[a-z0-9][a-z0-9_]{0,62}$'),
+        actionSchema,
+      )
+      .default({}),
+    probes: z
+      .record(
+        z.string().regex(ACTION_NAME_RE, 'probe names must match ^[a-z0-9][a-z0-9_]{0,62}$'),
+        probeSchema,
+      )
+      .default({}),
+    broker: z
+      .strictObject({
+        host: z.string().min(1).default('127.0.0.1'),
+        port: z.int().min(0).max(65_535).default(1883),
+        users: z.array(userSchema).default([]),
+        cluster: clusterSchema.optional(),
+      })
+      .prefault({}),
+  })
+  .superRefine(
+    (config, ctx) => {
+      // An agent may write `<discovery>/+/<its host>/#`: were that inside `<prefix>/`, a host named
+      // "cmd" or "status" could write other hosts' command or status topics.
+      const p = config.mqtt.prefix;
+      const d = config.discovery.prefix;
+      if (p === d || p.startsWith(`${d}/`) || d.startsWith(`${p}/`)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['discovery', 'prefix'],
+          message: `"${d}" must not overlap mqtt.prefix "${p}" — the broker ACL needs them apart; use e.g. homeassistant`,
+        });
       }
-    }),
-  actions: z.record(z.string().regex(ACTION_NAME_RE, 'action names must match ^[a-z0-9][a-z0-9_]{0,62}$'), actionSchema).default({}),
-  probes: z.record(z.string().regex(ACTION_NAME_RE, 'probe names must match ^[a-z0-9][a-z0-9_]{0,62}$'), probeSchema).default({}),
-  broker: z
-    .strictObject({
-      host: z.string().min(1).default('127.0.0.1'),
-      port: z.int().min(0).max(65_535).default(1883),
-      users: z.array(userSchema).default([]),
-      cluster: clusterSchema.optional(),
-    })
-    .prefault({}),
-}).superRefine((config, ctx) => {
-  // An agent may write `<discovery>/+/<its host>/#`: were that inside `<prefix>/`, a host named
-  // "cmd" or "status" could write other hosts' command or status topics.
-  const p = config.mqtt.prefix;
-  const d = config.discovery.prefix;
-  if (p === d || p.startsWith(`${d}/`) || d.startsWith(`${p}/`)) {
-    ctx.addIssue({ code: 'custom', path: ['discovery', 'prefix'], message: `"${d}" must not overlap mqtt.prefix "${p}" — the broker ACL needs them apart; use e.g. homeassistant` });
-  }
-}, { when: (payload) => {
-  const v = payload.value as { mqtt?: { prefix?: unknown }; discovery?: { prefix?: unknown } } | undefined;
-  return typeof v?.mqtt?.prefix === 'string' && typeof v.discovery?.prefix === 'string';
-} });
+    },
+    {
+      when: (payload) => {
+        const v = payload.value as
+          { mqtt?: { prefix?: unknown }; discovery?: { prefix?: unknown } } | undefined;
+        return typeof v?.mqtt?.prefix === 'string' && typeof v.discovery?.prefix === 'string';
+      },
+    },
+  );
 
 export type RawConfig = z.output<typeof configSchema>;
 export type BrokerUser = z.output<typeof userSchema>;

@@ -61,17 +61,38 @@ export type ActionCounters = z.infer<typeof actionCountersSchema>;
 /** `state_dir/stats.json`: the counters, so a restart does not reset what HA graphs. */
 export const statsStateSchema = z.object({
   version: z.literal(1),
-  totals: z.object({ executed: counter, succeeded: counter, failed: counter, timed_out: counter, rejected: counter, duration_ms: z.number().nonnegative() }),
+  totals: z.object({
+    executed: counter,
+    succeeded: counter,
+    failed: counter,
+    timed_out: counter,
+    rejected: counter,
+    duration_ms: z.number().nonnegative(),
+  }),
   actions: z.record(z.string().regex(ACTION_NAME_RE), actionCountersSchema),
 });
 export type StatsState = z.infer<typeof statsStateSchema>;
 
 export function emptyStats(): StatsState {
-  return { version: 1, totals: { executed: 0, succeeded: 0, failed: 0, timed_out: 0, rejected: 0, duration_ms: 0 }, actions: {} };
+  return {
+    version: 1,
+    totals: { executed: 0, succeeded: 0, failed: 0, timed_out: 0, rejected: 0, duration_ms: 0 },
+    actions: {},
+  };
 }
 
 function emptyCounters(): ActionCounters {
-  return { count: 0, succeeded: 0, failed: 0, timed_out: 0, interrupted: 0, rejected: 0, durations: [], last_status: null, last_at: null };
+  return {
+    count: 0,
+    succeeded: 0,
+    failed: 0,
+    timed_out: 0,
+    interrupted: 0,
+    rejected: 0,
+    durations: [],
+    last_status: null,
+    last_at: null,
+  };
 }
 
 /**
@@ -96,7 +117,12 @@ export function pushWindow(window: number[], value: number, size = STATS_WINDOW)
  * Only results of a configured action are attributed to it: a rejected unknown action's name is the
  * sender's choice, and keeping it would let anyone grow the heartbeat and the file.
  */
-export function recordResult(state: StatsState, result: Result, known: (action: string) => boolean, now: Date): boolean {
+export function recordResult(
+  state: StatsState,
+  result: Result,
+  known: (action: string) => boolean,
+  now: Date,
+): boolean {
   const status = result.status;
   if (!isFinal(status)) return false;
   const t = state.totals;
@@ -112,7 +138,8 @@ export function recordResult(state: StatsState, result: Result, known: (action: 
   a[status]++;
   if (status !== 'rejected') a.count++;
   // A run cut short by a stop says nothing about how long the action takes.
-  if (status !== 'rejected' && status !== 'interrupted' && result.duration_ms !== undefined) pushWindow(a.durations, result.duration_ms);
+  if (status !== 'rejected' && status !== 'interrupted' && result.duration_ms !== undefined)
+    pushWindow(a.durations, result.duration_ms);
   a.last_status = status;
   a.last_at = result.completed_at ?? now.toISOString();
   return true;
@@ -121,7 +148,14 @@ export function recordResult(state: StatsState, result: Result, known: (action: 
 /** The contract's `stats`. avg_duration_ms: the mean over executed runs, as it always was. */
 export function totalsOf(state: StatsState): Stats {
   const { executed, succeeded, failed, timed_out, rejected, duration_ms } = state.totals;
-  return { executed, succeeded, failed, timed_out, rejected, avg_duration_ms: executed > 0 ? Math.round(duration_ms / executed) : 0 };
+  return {
+    executed,
+    succeeded,
+    failed,
+    timed_out,
+    rejected,
+    avg_duration_ms: executed > 0 ? Math.round(duration_ms / executed) : 0,
+  };
 }
 
 /** Every configured action, in config order, zeros before its first result: a stable shape for consumers. */

@@ -18,7 +18,10 @@ const ROOTISH = new Set(['/', '/*', '/.', '/..']);
 export const BUILTIN_DENY: readonly DenyRule[] = [
   {
     name: 'recursive delete of /',
-    matches: (a) => base(a[0] ?? '') === 'rm' && a.some((x) => /^-[a-zA-Z]*[rR]/.test(x) || x === '--recursive') && a.some((x) => ROOTISH.has(x) || x === '--no-preserve-root'),
+    matches: (a) =>
+      base(a[0] ?? '') === 'rm' &&
+      a.some((x) => /^-[a-zA-Z]*[rR]/.test(x) || x === '--recursive') &&
+      a.some((x) => ROOTISH.has(x) || x === '--no-preserve-root'),
   },
   { name: 'making a filesystem', matches: (a) => /^mkfs(\..+)?$|^mke2fs$|^wipefs$/.test(base(a[0] ?? '')) },
   {
@@ -26,14 +29,23 @@ export const BUILTIN_DENY: readonly DenyRule[] = [
     matches: (a) => {
       const exe = base(a[0] ?? '');
       if (exe === 'dd') return a.some((x) => x.startsWith('of=') && BLOCK_DEVICE_RE.test(x.slice(3)));
-      return ['shred', 'fdisk', 'sfdisk', 'parted', 'sgdisk', 'blkdiscard'].includes(exe) && a.some((x) => BLOCK_DEVICE_RE.test(x));
+      return (
+        ['shred', 'fdisk', 'sfdisk', 'parted', 'sgdisk', 'blkdiscard'].includes(exe) &&
+        a.some((x) => BLOCK_DEVICE_RE.test(x))
+      );
     },
   },
-  { name: 'a fork bomb', matches: (a) => a.some((x) => /:\s*\(\s*\)\s*\{\s*:\s*\|\s*:\s*&\s*\}\s*;\s*:/.test(x)) },
+  {
+    name: 'a fork bomb',
+    matches: (a) => a.some((x) => /:\s*\(\s*\)\s*\{\s*:\s*\|\s*:\s*&\s*\}\s*;\s*:/.test(x)),
+  },
   { name: 'reading the password hashes', matches: (a) => a.some((x) => /\/etc\/g?shadow\b/.test(x)) },
   {
     name: 'recursive chmod or chown of /',
-    matches: (a) => ['chmod', 'chown', 'chgrp'].includes(base(a[0] ?? '')) && a.some((x) => /^-[a-zA-Z]*R/.test(x) || x === '--recursive') && a.some((x) => ROOTISH.has(x)),
+    matches: (a) =>
+      ['chmod', 'chown', 'chgrp'].includes(base(a[0] ?? '')) &&
+      a.some((x) => /^-[a-zA-Z]*R/.test(x) || x === '--recursive') &&
+      a.some((x) => ROOTISH.has(x)),
   },
 ];
 
@@ -43,7 +55,8 @@ export function deniedBy(argv: readonly string[], extra: readonly string[] = [])
   const line = argv.join(' ');
   for (const pattern of extra) {
     // Unanchored on purpose: a deny pattern may match anywhere in the command line.
-    if (new RegExp(pattern, 'u').test(line) || anchored(pattern).test(line)) return `security.deny pattern ${pattern}`;
+    if (new RegExp(pattern, 'u').test(line) || anchored(pattern).test(line))
+      return `security.deny pattern ${pattern}`;
   }
   return undefined;
 }

@@ -43,9 +43,16 @@ export function probeObject(name: string, reading?: 'latency' | 'used'): string 
   return reading ? `probe_${name}-${reading}` : `probe_${name}`;
 }
 
-export function probeEntities(name: string, probe: ProbeConfig, label: string, stateTopic: string): ProbeEntity[] {
+export function probeEntities(
+  name: string,
+  probe: ProbeConfig,
+  label: string,
+  stateTopic: string,
+): ProbeEntity[] {
   const deviceClass = BINARY_CLASS[probe.type];
-  const attributes = Object.entries(ATTRIBUTES[probe.type]).map(([key, field]) => `'${key}': value_json.${field}`);
+  const attributes = Object.entries(ATTRIBUTES[probe.type]).map(
+    ([key, field]) => `'${key}': value_json.${field}`,
+  );
   const out: ProbeEntity[] = [
     {
       component: 'binary_sensor',
@@ -53,7 +60,10 @@ export function probeEntities(name: string, probe: ProbeConfig, label: string, s
       name: label,
       body: {
         state_topic: stateTopic,
-        value_template: deviceClass === 'problem' ? "{{ 'OFF' if value_json.ok else 'ON' }}" : "{{ 'ON' if value_json.ok else 'OFF' }}",
+        value_template:
+          deviceClass === 'problem'
+            ? "{{ 'OFF' if value_json.ok else 'ON' }}"
+            : "{{ 'ON' if value_json.ok else 'OFF' }}",
         json_attributes_topic: stateTopic,
         json_attributes_template: `{{ {${attributes.join(', ')}} | tojson }}`,
         device_class: deviceClass,
@@ -66,14 +76,26 @@ export function probeEntities(name: string, probe: ProbeConfig, label: string, s
       component: 'sensor',
       object: probeObject(name, 'latency'),
       name: `${label} latency`,
-      body: { state_topic: stateTopic, value_template: '{{ value_json.value }}', device_class: 'duration', state_class: 'measurement', unit_of_measurement: 'ms' },
+      body: {
+        state_topic: stateTopic,
+        value_template: '{{ value_json.value }}',
+        device_class: 'duration',
+        state_class: 'measurement',
+        unit_of_measurement: 'ms',
+      },
     });
   } else if (probe.type === 'disk') {
     out.push({
       component: 'sensor',
       object: probeObject(name, 'used'),
       name: `${label} used`,
-      body: { state_topic: stateTopic, value_template: '{{ value_json.value }}', state_class: 'measurement', unit_of_measurement: '%', icon: 'mdi:harddisk' },
+      body: {
+        state_topic: stateTopic,
+        value_template: '{{ value_json.value }}',
+        state_class: 'measurement',
+        unit_of_measurement: '%',
+        icon: 'mdi:harddisk',
+      },
     });
   }
   return out;

@@ -63,9 +63,19 @@ export function buildDiscovery(input: DiscoveryInput): DiscoveryMessage[] {
   const t = hostTopics(input.prefix, host);
   const device = deviceBlock(input);
   const origin = { name: 'homelab-cmd', sw_version: input.version };
-  const availability = { availability_topic: t.status, payload_available: 'online', payload_not_available: 'offline' };
+  const availability = {
+    availability_topic: t.status,
+    payload_available: 'online',
+    payload_not_available: 'offline',
+  };
   const out: DiscoveryMessage[] = [];
-  const add = (component: Component, object: string, name: string, body: Record<string, unknown>, opts: { available?: boolean } = {}) => {
+  const add = (
+    component: Component,
+    object: string,
+    name: string,
+    body: Record<string, unknown>,
+    opts: { available?: boolean } = {},
+  ) => {
     const payload: Record<string, unknown> = {
       name,
       unique_id: uniqueId(host, object),
@@ -80,12 +90,40 @@ export function buildDiscovery(input: DiscoveryInput): DiscoveryMessage[] {
   };
 
   // No availability here: HA then shows "disconnected" rather than "unavailable" while the host is down.
-  add('binary_sensor', 'connectivity', 'Connectivity', { state_topic: t.status, payload_on: 'online', payload_off: 'offline', device_class: 'connectivity', entity_category: 'diagnostic' }, { available: false });
+  add(
+    'binary_sensor',
+    'connectivity',
+    'Connectivity',
+    {
+      state_topic: t.status,
+      payload_on: 'online',
+      payload_off: 'offline',
+      device_class: 'connectivity',
+      entity_category: 'diagnostic',
+    },
+    { available: false },
+  );
   // No availability either: the last result stays visible while the host is down. State = status (≤ 255 chars).
-  add('sensor', 'last_result', 'Last result', { state_topic: t.result, value_template: '{{ value_json.status }}', json_attributes_topic: t.result, icon: 'mdi:console' }, { available: false });
+  add(
+    'sensor',
+    'last_result',
+    'Last result',
+    {
+      state_topic: t.result,
+      value_template: '{{ value_json.status }}',
+      json_attributes_topic: t.result,
+      icon: 'mdi:console',
+    },
+    { available: false },
+  );
 
   for (const s of heartbeatSensors()) {
-    add('sensor', s.object, s.name, { state_topic: t.heartbeat, value_template: s.template, ...s.meta, entity_category: 'diagnostic' });
+    add('sensor', s.object, s.name, {
+      state_topic: t.heartbeat,
+      value_template: s.template,
+      ...s.meta,
+      entity_category: 'diagnostic',
+    });
   }
   // Per-action monitoring, every action (button or not): see discovery-actions.ts.
   for (const [name, action] of Object.entries(input.actions)) {
@@ -106,7 +144,14 @@ export function buildDiscovery(input: DiscoveryInput): DiscoveryMessage[] {
       const state = paramTopic(input.prefix, host, name, param);
       const label = `${action.name ?? humanize(name)}: ${humanize(param)}`;
       if (spec.type === 'enum') {
-        add('select', `param_${name}-${param}`, label, { state_topic: state, command_topic: `${state}/set`, options: [...spec.values], qos: 1, retain: false, entity_category: 'config' });
+        add('select', `param_${name}-${param}`, label, {
+          state_topic: state,
+          command_topic: `${state}/set`,
+          options: [...spec.values],
+          qos: 1,
+          retain: false,
+          entity_category: 'config',
+        });
       } else if (spec.type === 'integer') {
         add('number', `param_${name}-${param}`, label, {
           state_topic: state,
@@ -123,7 +168,8 @@ export function buildDiscovery(input: DiscoveryInput): DiscoveryMessage[] {
     }
   }
   for (const [name, probe] of Object.entries(input.probes ?? {})) {
-    for (const e of probeEntities(name, probe, probe.name ?? humanize(name), t.probe(name))) add(e.component, e.object, e.name, e.body);
+    for (const e of probeEntities(name, probe, probe.name ?? humanize(name), t.probe(name)))
+      add(e.component, e.object, e.name, e.body);
   }
   return out;
 }
@@ -148,23 +194,74 @@ interface HeartbeatSensor {
 }
 
 function heartbeatSensors(): HeartbeatSensor[] {
-  const pct = (k: 'memory' | 'disk') => `{{ ((value_json.${k}.used / value_json.${k}.total) * 100) | round(1) if value_json.${k}.total else 0 }}`;
-  const counter = (k: string, name: string): HeartbeatSensor => ({ object: k, name, template: `{{ value_json.stats.${k} }}`, meta: { state_class: 'total_increasing', icon: 'mdi:counter' } });
+  const pct = (k: 'memory' | 'disk') =>
+    `{{ ((value_json.${k}.used / value_json.${k}.total) * 100) | round(1) if value_json.${k}.total else 0 }}`;
+  const counter = (k: string, name: string): HeartbeatSensor => ({
+    object: k,
+    name,
+    template: `{{ value_json.stats.${k} }}`,
+    meta: { state_class: 'total_increasing', icon: 'mdi:counter' },
+  });
   return [
-    { object: 'uptime', name: 'Uptime', template: '{{ value_json.uptime_s }}', meta: { device_class: 'duration', state_class: 'measurement', unit_of_measurement: 's' } },
-    { object: 'load_1', name: 'Load (1 min)', template: '{{ value_json.load[0] }}', meta: { state_class: 'measurement', icon: 'mdi:gauge' } },
-    { object: 'load_5', name: 'Load (5 min)', template: '{{ value_json.load[1] }}', meta: { state_class: 'measurement', icon: 'mdi:gauge' } },
-    { object: 'load_15', name: 'Load (15 min)', template: '{{ value_json.load[2] }}', meta: { state_class: 'measurement', icon: 'mdi:gauge' } },
-    { object: 'memory_use', name: 'Memory use', template: pct('memory'), meta: { state_class: 'measurement', unit_of_measurement: '%', icon: 'mdi:memory' } },
-    { object: 'disk_use', name: 'Disk use', template: pct('disk'), meta: { state_class: 'measurement', unit_of_measurement: '%', icon: 'mdi:harddisk' } },
-    { object: 'running', name: 'Commands running', template: '{{ value_json.running }}', meta: { state_class: 'measurement', icon: 'mdi:play-circle-outline' } },
-    { object: 'queued', name: 'Commands queued', template: '{{ value_json.queued }}', meta: { state_class: 'measurement', icon: 'mdi:tray-full' } },
+    {
+      object: 'uptime',
+      name: 'Uptime',
+      template: '{{ value_json.uptime_s }}',
+      meta: { device_class: 'duration', state_class: 'measurement', unit_of_measurement: 's' },
+    },
+    {
+      object: 'load_1',
+      name: 'Load (1 min)',
+      template: '{{ value_json.load[0] }}',
+      meta: { state_class: 'measurement', icon: 'mdi:gauge' },
+    },
+    {
+      object: 'load_5',
+      name: 'Load (5 min)',
+      template: '{{ value_json.load[1] }}',
+      meta: { state_class: 'measurement', icon: 'mdi:gauge' },
+    },
+    {
+      object: 'load_15',
+      name: 'Load (15 min)',
+      template: '{{ value_json.load[2] }}',
+      meta: { state_class: 'measurement', icon: 'mdi:gauge' },
+    },
+    {
+      object: 'memory_use',
+      name: 'Memory use',
+      template: pct('memory'),
+      meta: { state_class: 'measurement', unit_of_measurement: '%', icon: 'mdi:memory' },
+    },
+    {
+      object: 'disk_use',
+      name: 'Disk use',
+      template: pct('disk'),
+      meta: { state_class: 'measurement', unit_of_measurement: '%', icon: 'mdi:harddisk' },
+    },
+    {
+      object: 'running',
+      name: 'Commands running',
+      template: '{{ value_json.running }}',
+      meta: { state_class: 'measurement', icon: 'mdi:play-circle-outline' },
+    },
+    {
+      object: 'queued',
+      name: 'Commands queued',
+      template: '{{ value_json.queued }}',
+      meta: { state_class: 'measurement', icon: 'mdi:tray-full' },
+    },
     counter('executed', 'Commands executed'),
     counter('succeeded', 'Commands succeeded'),
     counter('failed', 'Commands failed'),
     counter('timed_out', 'Commands timed out'),
     counter('rejected', 'Requests rejected'),
-    { object: 'avg_duration', name: 'Average duration', template: '{{ value_json.stats.avg_duration_ms }}', meta: { device_class: 'duration', state_class: 'measurement', unit_of_measurement: 'ms' } },
+    {
+      object: 'avg_duration',
+      name: 'Average duration',
+      template: '{{ value_json.stats.avg_duration_ms }}',
+      meta: { device_class: 'duration', state_class: 'measurement', unit_of_measurement: 'ms' },
+    },
   ];
 }
 

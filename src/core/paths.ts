@@ -21,13 +21,18 @@ const CONTROL_RE = /[\u0000-\u001f\u007f-\u009f]/;
 export function lexicalPath(value: string, roots: readonly string[]): { value: string } | { error: string } {
   const allowed = `allowed: paths inside ${roots.join(', ')}`;
   if (value === '') return { error: `is empty — ${allowed}` };
-  if (value.length > PATH_MAX) return { error: `is ${value.length} characters; a path has at most ${PATH_MAX} — ${allowed}` };
-  if (CONTROL_RE.test(value)) return { error: `contains a control character (NUL, newline, …), never accepted in a path — ${allowed}` };
-  if (value.startsWith('-')) return { error: `may not begin with "-" (it would read as an option) — ${allowed}` };
-  if (value.split('/').includes('..')) return { error: `may not contain ".." — name the file directly; ${allowed}` };
+  if (value.length > PATH_MAX)
+    return { error: `is ${value.length} characters; a path has at most ${PATH_MAX} — ${allowed}` };
+  if (CONTROL_RE.test(value))
+    return { error: `contains a control character (NUL, newline, …), never accepted in a path — ${allowed}` };
+  if (value.startsWith('-'))
+    return { error: `may not begin with "-" (it would read as an option) — ${allowed}` };
+  if (value.split('/').includes('..'))
+    return { error: `may not contain ".." — name the file directly; ${allowed}` };
   const first = roots[0] ?? '/';
   const resolved = path.posix.resolve(first, value);
-  if (!roots.some((root) => isInside(path.posix.resolve(root), resolved))) return { error: `"${short(value)}" is outside the allowed roots — ${allowed}` };
+  if (!roots.some((root) => isInside(path.posix.resolve(root), resolved)))
+    return { error: `"${short(value)}" is outside the allowed roots — ${allowed}` };
   return { value: resolved };
 }
 

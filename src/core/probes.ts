@@ -41,7 +41,13 @@ export interface ProbeState {
 const MAX_ERROR = 200;
 
 /** The published state; keys in a fixed order, so consumers and diffs see a stable shape. */
-export function probeState(name: string, type: ProbeType, reading: ProbeReading, durationMs: number, checkedAt: Date): ProbeState {
+export function probeState(
+  name: string,
+  type: ProbeType,
+  reading: ProbeReading,
+  durationMs: number,
+  checkedAt: Date,
+): ProbeState {
   return {
     name,
     type,
@@ -114,16 +120,30 @@ export function parsePing(output: string): PingSummary | undefined {
   if (!counts) return undefined;
   const rtt = /min\/avg\/max(?:\/[a-z]+)? = [\d.]+\/([\d.]+)\//.exec(output);
   const avg = rtt ? Number(rtt[1]) : NaN;
-  return { transmitted: Number(counts[1]), received: Number(counts[2]), avgMs: Number.isFinite(avg) ? avg : null };
+  return {
+    transmitted: Number(counts[1]),
+    received: Number(counts[2]),
+    avgMs: Number.isFinite(avg) ? avg : null,
+  };
 }
 
-export function pingReading(probe: ProbeOf<'ping'>, exitCode: number, stdout: string, stderr: string): ProbeReading {
+export function pingReading(
+  probe: ProbeOf<'ping'>,
+  exitCode: number,
+  stdout: string,
+  stderr: string,
+): ProbeReading {
   const summary = parsePing(stdout);
   if (!summary) {
     // An output we cannot read: trust the exit code alone.
     return exitCode === 0
       ? { ok: true, value: null, error: null, extra: { loss_percent: null } }
-      : { ok: false, value: null, error: firstLine(stderr) || `ping exited with code ${exitCode}`, extra: { loss_percent: null } };
+      : {
+          ok: false,
+          value: null,
+          error: firstLine(stderr) || `ping exited with code ${exitCode}`,
+          extra: { loss_percent: null },
+        };
   }
   const loss = summary.transmitted > 0 ? round1((1 - summary.received / summary.transmitted) * 100) : 100;
   // At least one reply is "reachable": iputils exits 1 when any of -c replies missed the deadline.
@@ -164,7 +184,9 @@ export function diskReading(probe: ProbeOf<'disk'>, s: FsStats): ProbeReading {
   return {
     ok: !over,
     value: u.percent,
-    error: over ? `${u.percent} % used, at or above warn_percent ${probe.warn_percent} — free some space` : null,
+    error: over
+      ? `${u.percent} % used, at or above warn_percent ${probe.warn_percent} — free some space`
+      : null,
     extra: { used_bytes: u.used, free_bytes: u.free, total_bytes: u.total },
   };
 }

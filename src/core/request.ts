@@ -26,7 +26,8 @@ export interface Request {
   transaction: string | undefined;
 }
 
-export type ParseOutcome = { ok: true; request: Request } | { ok: false; ref: RequestRef; rejection: Rejection };
+export type ParseOutcome =
+  { ok: true; request: Request } | { ok: false; ref: RequestRef; rejection: Rejection };
 
 export interface Delivery {
   /** ACTION of `P/H/cmd/ACTION`; undefined on `P/H/cmd`. */
@@ -36,7 +37,12 @@ export interface Delivery {
 }
 
 // The HomelabCmd hub's PendingCommand names (CONTRACT.md § Request object).
-const ALIASES = { action_id: 'id', action_type: 'action', parameters: 'params', timeout_seconds: 'timeout' } as const;
+const ALIASES = {
+  action_id: 'id',
+  action_type: 'action',
+  parameters: 'params',
+  timeout_seconds: 'timeout',
+} as const;
 
 const requestSchema = z.strictObject({
   id: z.union([z.string(), z.number()]).optional(),
@@ -53,13 +59,24 @@ const requestSchema = z.strictObject({
 export function parseDelivery(delivery: Delivery, now: number, newId: () => string): ParseOutcome {
   const { topicAction, payload } = delivery;
   const fallbackRef: RequestRef = { id: newId(), action: topicAction ?? null };
-  const reject = (code: Rejection['code'], error: string, ref: RequestRef = fallbackRef): ParseOutcome => ({ ok: false, ref, rejection: { code, error } });
+  const reject = (code: Rejection['code'], error: string, ref: RequestRef = fallbackRef): ParseOutcome => ({
+    ok: false,
+    ref,
+    rejection: { code, error },
+  });
 
   if (topicAction !== undefined && !ACTION_NAME_RE.test(topicAction)) {
-    return reject('unknown_action', `"${topicAction}" is not a valid action name — action names match ${ACTION_NAME_RE.source}`, { ...fallbackRef, action: null });
+    return reject(
+      'unknown_action',
+      `"${topicAction}" is not a valid action name — action names match ${ACTION_NAME_RE.source}`,
+      { ...fallbackRef, action: null },
+    );
   }
   if (payload.byteLength > MAX_PAYLOAD_BYTES) {
-    return reject('invalid_request', `the payload is ${payload.byteLength} bytes; requests are at most ${MAX_PAYLOAD_BYTES} bytes — send params, not data`);
+    return reject(
+      'invalid_request',
+      `the payload is ${payload.byteLength} bytes; requests are at most ${MAX_PAYLOAD_BYTES} bytes — send params, not data`,
+    );
   }
   const text = Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength).toString('utf8');
   const trimmed = text.trimStart();
@@ -68,7 +85,10 @@ export function parseDelivery(delivery: Delivery, now: number, newId: () => stri
     // Empty or any non-JSON text (HA's PRESS) is a press of P/H/cmd/ACTION.
     if (delivery.retained) return reject('retained_ignored', retainedMessage());
     if (topicAction === undefined) {
-      return reject('invalid_request', 'a payload on the cmd topic must be a JSON request naming "action" or "command" — or publish to cmd/<action> to press it');
+      return reject(
+        'invalid_request',
+        'a payload on the cmd topic must be a JSON request naming "action" or "command" — or publish to cmd/<action> to press it',
+      );
     }
     return { ok: true, request: pressRequest(fallbackRef.id, topicAction) };
   }
@@ -77,7 +97,10 @@ export function parseDelivery(delivery: Delivery, now: number, newId: () => stri
   try {
     json = JSON.parse(text);
   } catch (err) {
-    return reject('invalid_request', `the payload starts with "{" but is not valid JSON (${(err as Error).message}) — fix the JSON, or send plain text to press`);
+    return reject(
+      'invalid_request',
+      `the payload starts with "{" but is not valid JSON (${(err as Error).message}) — fix the JSON, or send plain text to press`,
+    );
   }
   if (typeof json !== 'object' || json === null || Array.isArray(json)) {
     return reject('invalid_request', 'the payload must be one JSON object');
@@ -103,26 +126,59 @@ export function parseDelivery(delivery: Delivery, now: number, newId: () => stri
   const generatedId = r.id === undefined;
   if (!generatedId) {
     id = String(r.id);
-    if (typeof r.id === 'number' && !Number.isSafeInteger(r.id)) return reject('invalid_request', `"id" ${r.id} is not a whole number — use a string id`, ref);
-    if (!REQUEST_ID_RE.test(id)) return reject('invalid_request', `"id" must match ${REQUEST_ID_RE.source} (letters, digits, . _ : -; up to 64)`, { ...ref, id: fallbackRef.id });
+    if (typeof r.id === 'number' && !Number.isSafeInteger(r.id))
+      return reject('invalid_request', `"id" ${r.id} is not a whole number — use a string id`, ref);
+    if (!REQUEST_ID_RE.test(id))
+      return reject(
+        'invalid_request',
+        `"id" must match ${REQUEST_ID_RE.source} (letters, digits, . _ : -; up to 64)`,
+        { ...ref, id: fallbackRef.id },
+      );
   }
   if (r.action !== undefined && !ACTION_NAME_RE.test(r.action)) {
-    return reject('unknown_action', `"${r.action}" is not a valid action name — action names match ${ACTION_NAME_RE.source}`, ref);
+    return reject(
+      'unknown_action',
+      `"${r.action}" is not a valid action name — action names match ${ACTION_NAME_RE.source}`,
+      ref,
+    );
   }
   if (r.action !== undefined && topicAction !== undefined && r.action !== topicAction) {
-    return reject('invalid_request', `"action" is "${r.action}" but the topic names "${topicAction}" — make them agree or drop "action"`, ref);
+    return reject(
+      'invalid_request',
+      `"action" is "${r.action}" but the topic names "${topicAction}" — make them agree or drop "action"`,
+      ref,
+    );
   }
   const action = r.action ?? topicAction;
   if (r.command !== undefined) {
-    if (r.params !== undefined) return reject('invalid_request', 'give "params" or a raw "command", not both — the command\'s pattern supplies the params', ref);
-    if (r.command.length > MAX_COMMAND_LENGTH) return reject('invalid_request', `"command" is longer than ${MAX_COMMAND_LENGTH} characters`, ref);
+    if (r.params !== undefined)
+      return reject(
+        'invalid_request',
+        'give "params" or a raw "command", not both — the command\'s pattern supplies the params',
+        ref,
+      );
+    if (r.command.length > MAX_COMMAND_LENGTH)
+      return reject('invalid_request', `"command" is longer than ${MAX_COMMAND_LENGTH} characters`, ref);
   } else if (action === undefined) {
-    return reject('invalid_request', 'name an "action" (or send a raw "command", or publish to cmd/<action>)', ref);
+    return reject(
+      'invalid_request',
+      'name an "action" (or send a raw "command", or publish to cmd/<action>)',
+      ref,
+    );
   }
-  if (r.ttl !== undefined && r.ts === undefined) return reject('invalid_request', '"ttl" needs "ts" (the sender\'s time in ms since epoch) to count from', ref);
+  if (r.ttl !== undefined && r.ts === undefined)
+    return reject(
+      'invalid_request',
+      '"ttl" needs "ts" (the sender\'s time in ms since epoch) to count from',
+      ref,
+    );
   if (r.ts !== undefined && r.ttl !== undefined && now > r.ts + r.ttl * 1000) {
     const late = Math.round((now - r.ts - r.ttl * 1000) / 1000);
-    return reject('expired', `the request expired ${late} s ago (ts + ttl is in the past) — send it again, or check the sender's clock`, ref);
+    return reject(
+      'expired',
+      `the request expired ${late} s ago (ts + ttl is in the past) — send it again, or check the sender's clock`,
+      ref,
+    );
   }
   return {
     ok: true,
@@ -143,7 +199,19 @@ export function parseDelivery(delivery: Delivery, now: number, newId: () => stri
 }
 
 function pressRequest(id: string, action: string): Request {
-  return { id, generatedId: true, press: true, action, params: {}, command: undefined, timeoutMs: undefined, ts: undefined, ttl: undefined, sig: undefined, transaction: undefined };
+  return {
+    id,
+    generatedId: true,
+    press: true,
+    action,
+    params: {},
+    command: undefined,
+    timeoutMs: undefined,
+    ts: undefined,
+    ttl: undefined,
+    sig: undefined,
+    transaction: undefined,
+  };
 }
 
 function retainedMessage(): string {
@@ -170,7 +238,8 @@ function unalias(obj: Record<string, unknown>): Record<string, unknown> | string
  */
 function ownCopy(params: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (const [key, value] of Object.entries(params)) Object.defineProperty(out, key, { value, enumerable: true, writable: true, configurable: true });
+  for (const [key, value] of Object.entries(params))
+    Object.defineProperty(out, key, { value, enumerable: true, writable: true, configurable: true });
   return out;
 }
 

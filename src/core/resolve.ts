@@ -45,42 +45,71 @@ export interface ResolveDefaults {
   limits?: Limits | undefined;
 }
 
-export type ResolveOutcome = { ok: true; job: Job } | { ok: false; action: string | null; rejection: Rejection };
+export type ResolveOutcome =
+  { ok: true; job: Job } | { ok: false; action: string | null; rejection: Rejection };
 
 // Control characters never reach a command, whatever a param's pattern allows: C0, DEL and C1
 // (U+0080–U+009F holds CSI and NEL, which terminals and log viewers act on too).
 // eslint-disable-next-line no-control-regex
 const CONTROL_RE = /[\u0000-\u001f\u007f-\u009f]/;
 
-export function resolveRequest(req: Request, actions: Readonly<Record<string, ActionConfig>>, defaults: ResolveDefaults): ResolveOutcome {
+export function resolveRequest(
+  req: Request,
+  actions: Readonly<Record<string, ActionConfig>>,
+  defaults: ResolveDefaults,
+): ResolveOutcome {
   let name = req.action;
   let rawParams: Record<string, unknown> = req.params;
 
   if (req.command !== undefined) {
     const match = matchCommand(req.command, actions, req.action);
     if (!match) {
-      const scope = req.action === undefined ? 'any action\'s pattern' : `the pattern of action "${req.action}"`;
-      return { ok: false, action: req.action ?? null, rejection: { code: 'not_whitelisted', error: `the command does not fully match ${scope} — only whitelisted command shapes run; see the action patterns in the agent's config` } };
+      const scope =
+        req.action === undefined ? "any action's pattern" : `the pattern of action "${req.action}"`;
+      return {
+        ok: false,
+        action: req.action ?? null,
+        rejection: {
+          code: 'not_whitelisted',
+          error: `the command does not fully match ${scope} — only whitelisted command shapes run; see the action patterns in the agent's config`,
+        },
+      };
     }
     name = match.action;
     rawParams = match.params;
   }
-  if (name === undefined) return { ok: false, action: null, rejection: { code: 'invalid_request', error: 'no action named' } };
+  if (name === undefined)
+    return { ok: false, action: null, rejection: { code: 'invalid_request', error: 'no action named' } };
   const action = Object.hasOwn(actions, name) ? actions[name] : undefined;
   if (!action) {
     const known = Object.keys(actions).sort().join(', ') || '(none configured)';
-    return { ok: false, action: name, rejection: { code: 'unknown_action', error: `this host has no action "${name}" — known actions: ${known}` } };
+    return {
+      ok: false,
+      action: name,
+      rejection: {
+        code: 'unknown_action',
+        error: `this host has no action "${name}" — known actions: ${known}`,
+      },
+    };
   }
 
   const params = validateParams(action.params, rawParams);
-  if (typeof params === 'string') return { ok: false, action: name, rejection: { code: 'invalid_params', error: params } };
+  if (typeof params === 'string')
+    return { ok: false, action: name, rejection: { code: 'invalid_params', error: params } };
 
   const expanded = expandCommands(action, params);
   if ('code' in expanded) return { ok: false, action: name, rejection: expanded };
 
   const actionTimeoutMs = action.timeout ?? defaults.timeoutMs;
   if (req.timeoutMs !== undefined && req.timeoutMs > actionTimeoutMs) {
-    return { ok: false, action: name, rejection: { code: 'invalid_request', error: `"timeout" ${req.timeoutMs / 1000} s is more than action "${name}" allows (${formatDuration(actionTimeoutMs)}) — ask for less, or raise the action's timeout in config` } };
+    return {
+      ok: false,
+      action: name,
+      rejection: {
+        code: 'invalid_request',
+        error: `"timeout" ${req.timeoutMs / 1000} s is more than action "${name}" allows (${formatDuration(actionTimeoutMs)}) — ask for less, or raise the action's timeout in config`,
+      },
+    };
   }
   return {
     ok: true,
@@ -94,13 +123,18 @@ export function resolveRequest(req: Request, actions: Readonly<Record<string, Ac
       env: action.env,
       limits: action.limits ?? defaults.limits,
       ...(action.health ? { health: action.health } : {}),
-      ...(action.retry ? { retry: { attempts: action.retry.attempts, backoffMs: action.retry.backoff } } : {}),
+      ...(action.retry
+        ? { retry: { attempts: action.retry.attempts, backoffMs: action.retry.backoff } }
+        : {}),
     },
   };
 }
 
 /** The action's commands (and rollback steps) with `params` filled in, or the option-injection rejection. */
-export function expandCommands(action: Pick<ActionConfig, 'argv' | 'steps' | 'rollback'>, params: Readonly<Record<string, string>>): { commands: string[][]; rollback?: string[][] } | Rejection {
+export function expandCommands(
+  action: Pick<ActionConfig, 'argv' | 'steps' | 'rollback'>,
+  params: Readonly<Record<string, string>>,
+): { commands: string[][]; rollback?: string[][] } | Rejection {
   const expand = (template: readonly string[][]): string[][] | Rejection => {
     const out: string[][] = [];
     for (const argv of template) {
@@ -109,7 +143,10 @@ export function expandCommands(action: Pick<ActionConfig, 'argv' | 'steps' | 'ro
         const value = expandElement(element, params);
         // [contract] an element that begins with "-" because of a param is option injection.
         if (value.startsWith('-') && !element.startsWith('-')) {
-          return { code: 'invalid_params', error: `a param value would make the argument "${truncate(value)}" begin with "-" (an option) — values may not start with "-"` };
+          return {
+            code: 'invalid_params',
+            error: `a param value would make the argument "${truncate(value)}" begin with "-" (an option) — values may not start with "-"`,
+          };
         }
         expanded.push(value);
       }
@@ -125,7 +162,10 @@ export function expandCommands(action: Pick<ActionConfig, 'argv' | 'steps' | 'ro
 }
 
 /** Validated params as strings (argv is text), defaults applied; or a message naming the bad param. */
-export function validateParams(specs: Readonly<Record<string, ParamSpec>>, given: Record<string, unknown>): Record<string, string> | string {
+export function validateParams(
+  specs: Readonly<Record<string, ParamSpec>>,
+  given: Record<string, unknown>,
+): Record<string, string> | string {
   const unknown = Object.keys(given).filter((k) => !Object.hasOwn(specs, k));
   if (unknown.length > 0) {
     const known = Object.keys(specs).join(', ') || '(none)';
@@ -151,19 +191,29 @@ export function validateParams(specs: Readonly<Record<string, ParamSpec>>, given
     }
     // Defaults and enum values come from the config, whose schema takes any text: a control
     // character from there must not reach a command either (found by test/unit/fuzz.test.ts).
-    if (CONTROL_RE.test(result)) return `param "${name}" would pass a control character (newline, NUL, …) to the command — its default or enum values in the config must not contain one`;
+    if (CONTROL_RE.test(result))
+      return `param "${name}" would pass a control character (newline, NUL, …) to the command — its default or enum values in the config must not contain one`;
     out[name] = result;
   }
   return out;
 }
 
-function checkParam(name: string, spec: ParamSpec, value: unknown): { value: string; error?: undefined } | { error: string } {
+function checkParam(
+  name: string,
+  spec: ParamSpec,
+  value: unknown,
+): { value: string; error?: undefined } | { error: string } {
   switch (spec.type) {
     case 'string': {
       if (typeof value !== 'string') return { error: `param "${name}" must be a JSON string` };
-      if (value.length > spec.max_length) return { error: `param "${name}" is ${value.length} characters; at most ${spec.max_length}` };
-      if (CONTROL_RE.test(value)) return { error: `param "${name}" contains a control character (newline, NUL, …) — these are never accepted` };
-      if (!anchored(spec.pattern).test(value)) return { error: `param "${name}" does not match its pattern ${spec.pattern}` };
+      if (value.length > spec.max_length)
+        return { error: `param "${name}" is ${value.length} characters; at most ${spec.max_length}` };
+      if (CONTROL_RE.test(value))
+        return {
+          error: `param "${name}" contains a control character (newline, NUL, …) — these are never accepted`,
+        };
+      if (!anchored(spec.pattern).test(value))
+        return { error: `param "${name}" does not match its pattern ${spec.pattern}` };
       return { value };
     }
     case 'integer': {
@@ -171,8 +221,10 @@ function checkParam(name: string, spec: ParamSpec, value: unknown): { value: str
       if (typeof value === 'number' && Number.isSafeInteger(value)) n = value;
       else if (typeof value === 'string' && /^-?\d{1,15}$/.test(value)) n = Number(value);
       else return { error: `param "${name}" must be a whole number (a JSON integer or a decimal string)` };
-      if (spec.min !== undefined && n < spec.min) return { error: `param "${name}" is ${n}; the minimum is ${spec.min}` };
-      if (spec.max !== undefined && n > spec.max) return { error: `param "${name}" is ${n}; the maximum is ${spec.max}` };
+      if (spec.min !== undefined && n < spec.min)
+        return { error: `param "${name}" is ${n}; the minimum is ${spec.min}` };
+      if (spec.max !== undefined && n > spec.max)
+        return { error: `param "${name}" is ${n}; the maximum is ${spec.max}` };
       return { value: String(n) };
     }
     case 'enum': {
@@ -182,7 +234,8 @@ function checkParam(name: string, spec: ParamSpec, value: unknown): { value: str
       return { value };
     }
     case 'path': {
-      if (typeof value !== 'string') return { error: `param "${name}" must be a JSON string (a path inside ${spec.roots.join(', ')})` };
+      if (typeof value !== 'string')
+        return { error: `param "${name}" must be a JSON string (a path inside ${spec.roots.join(', ')})` };
       const checked = lexicalPath(value, spec.roots);
       return 'error' in checked ? { error: `param "${name}" ${checked.error}` } : checked;
     }
@@ -190,7 +243,11 @@ function checkParam(name: string, spec: ParamSpec, value: unknown): { value: str
 }
 
 /** Which action a raw command is: the first whose pattern matches it whole. */
-export function matchCommand(command: string, actions: Readonly<Record<string, ActionConfig>>, only?: string): { action: string; params: Record<string, string> } | undefined {
+export function matchCommand(
+  command: string,
+  actions: Readonly<Record<string, ActionConfig>>,
+  only?: string,
+): { action: string; params: Record<string, string> } | undefined {
   for (const [name, action] of Object.entries(actions)) {
     if (action.pattern === undefined || (only !== undefined && name !== only)) continue;
     const m = anchored(action.pattern).exec(command);

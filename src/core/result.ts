@@ -112,7 +112,11 @@ export interface RequestRef {
 }
 
 /** Fixed key order: build every result through here. */
-export function makeResult(host: string, ref: RequestRef, fields: Partial<Omit<Result, 'id' | 'host' | 'action'>> & { status: ResultStatus }): Result {
+export function makeResult(
+  host: string,
+  ref: RequestRef,
+  fields: Partial<Omit<Result, 'id' | 'host' | 'action'>> & { status: ResultStatus },
+): Result {
   const r: Result = {
     id: ref.id,
     host,

@@ -35,18 +35,24 @@ export function parseJson<T>(schema: z.ZodType<T>, text: string): T | undefined 
 }
 
 export const groupTopic = (prefix: string, group: string) => `${prefix}/_fleet/stagger/${group}`;
-export const claimTopic = (prefix: string, group: string, host: string) => `${prefix}/_fleet/stagger/${group}/claim/${host}`;
-export const memberTopic = (prefix: string, group: string, host: string) => `${prefix}/_fleet/stagger/${group}/member/${host}`;
+export const claimTopic = (prefix: string, group: string, host: string) =>
+  `${prefix}/_fleet/stagger/${group}/claim/${host}`;
+export const memberTopic = (prefix: string, group: string, host: string) =>
+  `${prefix}/_fleet/stagger/${group}/member/${host}`;
 
 /** Which fleet topic this is: the group record, a claim, or a membership. */
-export function parseFleetTopic(prefix: string, topic: string): { kind: 'record'; group: string } | { kind: 'claim' | 'member'; group: string; host: string } | undefined {
+export function parseFleetTopic(
+  prefix: string,
+  topic: string,
+): { kind: 'record'; group: string } | { kind: 'claim' | 'member'; group: string; host: string } | undefined {
   const head = `${prefix}/_fleet/stagger/`;
   if (!topic.startsWith(head)) return undefined;
   const parts = topic.slice(head.length).split('/');
   const [group, kind, host] = parts;
   if (!group || !ACTION_NAME_RE.test(group)) return undefined;
   if (parts.length === 1) return { kind: 'record', group };
-  if (parts.length === 3 && (kind === 'claim' || kind === 'member') && host && HOST_ID_RE.test(host)) return { kind, group, host };
+  if (parts.length === 3 && (kind === 'claim' || kind === 'member') && host && HOST_ID_RE.test(host))
+    return { kind, group, host };
   return undefined;
 }
 
@@ -62,7 +68,14 @@ export function newer(a: StaggerRecord | undefined, b: StaggerRecord | undefined
 }
 
 export function sameRecord(a: StaggerRecord | undefined, b: StaggerRecord | undefined): boolean {
-  return a !== undefined && b !== undefined && a.host === b.host && a.id === b.id && a.at === b.at && (a.released ?? true) === (b.released ?? true);
+  return (
+    a !== undefined &&
+    b !== undefined &&
+    a.host === b.host &&
+    a.id === b.id &&
+    a.at === b.at &&
+    (a.released ?? true) === (b.released ?? true)
+  );
 }
 
 /**
@@ -70,7 +83,9 @@ export function sameRecord(a: StaggerRecord | undefined, b: StaggerRecord | unde
  * Every agent that saw the same claims picks the same one.
  */
 export function winner(claims: readonly Claim[]): Claim | undefined {
-  return [...claims].sort((a, b) => Date.parse(a.at) - Date.parse(b.at) || (a.host < b.host ? -1 : a.host > b.host ? 1 : 0))[0];
+  return [...claims].sort(
+    (a, b) => Date.parse(a.at) - Date.parse(b.at) || (a.host < b.host ? -1 : a.host > b.host ? 1 : 0),
+  )[0];
 }
 
 /** When the group is free for `me` again: never before last start + interval. */

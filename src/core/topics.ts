@@ -27,12 +27,15 @@ export function hostTopics(prefix: string, host: string): HostTopics {
   };
 }
 
-
 /** `P/H/cmd` → no action; `P/H/cmd/ACTION` → ACTION; anything else → not a command topic. */
-export function commandTopicAction(topics: HostTopics, topic: string): { action: string | undefined } | undefined {
+export function commandTopicAction(
+  topics: HostTopics,
+  topic: string,
+): { action: string | undefined } | undefined {
   if (topic === topics.cmd) return { action: undefined };
   const head = `${topics.cmd}/`;
-  if (topic.startsWith(head) && !topic.slice(head.length).includes('/')) return { action: topic.slice(head.length) };
+  if (topic.startsWith(head) && !topic.slice(head.length).includes('/'))
+    return { action: topic.slice(head.length) };
   return undefined;
 }
 

@@ -28,7 +28,11 @@ export class CappedBuffer {
   }
 }
 
-export function decodeCapped(bytes: Buffer, max: number, alreadyTruncated: boolean): { text: string; truncated: boolean } {
+export function decodeCapped(
+  bytes: Buffer,
+  max: number,
+  alreadyTruncated: boolean,
+): { text: string; truncated: boolean } {
   let text = bytes.toString('utf8');
   let truncated = alreadyTruncated;
   // A replacement character is 3 bytes where the invalid byte was 1, and a cut may split a character:

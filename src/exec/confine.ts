@@ -16,15 +16,21 @@ import type { Rejection } from '../core/result.js';
 type PathSpec = Extract<ParamSpec, { type: 'path' }>;
 
 /** The job with its path params resolved into its commands, or an `invalid_params` rejection. */
-export function confinePaths(job: Job, action: Pick<ActionConfig, 'argv' | 'steps' | 'rollback' | 'params'> | undefined): { ok: true; job: Job } | { ok: false; rejection: Rejection } {
-  const specs = Object.entries(action?.params ?? {}).filter((e): e is [string, PathSpec] => e[1].type === 'path');
+export function confinePaths(
+  job: Job,
+  action: Pick<ActionConfig, 'argv' | 'steps' | 'rollback' | 'params'> | undefined,
+): { ok: true; job: Job } | { ok: false; rejection: Rejection } {
+  const specs = Object.entries(action?.params ?? {}).filter(
+    (e): e is [string, PathSpec] => e[1].type === 'path',
+  );
   if (!action || specs.length === 0) return { ok: true, job };
   const values = { ...job.params };
   for (const [name, spec] of specs) {
     const given = job.params[name];
     if (given === undefined) continue;
     const real = confine(given, spec);
-    if ('error' in real) return { ok: false, rejection: { code: 'invalid_params', error: `param "${name}" ${real.error}` } };
+    if ('error' in real)
+      return { ok: false, rejection: { code: 'invalid_params', error: `param "${name}" ${real.error}` } };
     values[name] = real.value;
   }
   const expanded = expandCommands(action, values);
@@ -42,11 +48,16 @@ function confine(value: string, spec: PathSpec): { value: string } | { error: st
       return []; // a root missing on this host confines nothing, and allows nothing
     }
   });
-  if (roots.length === 0) return { error: `cannot be checked: none of its roots (${spec.roots.join(', ')}) exists on this host — create one, or fix roots in the config` };
+  if (roots.length === 0)
+    return {
+      error: `cannot be checked: none of its roots (${spec.roots.join(', ')}) exists on this host — create one, or fix roots in the config`,
+    };
   const real = realPath(value, spec.must_exist);
   if ('error' in real) return { error: `${real.error} — ${allowed}` };
   if (!roots.some((root) => isInside(root, real.value))) {
-    return { error: `"${short(value)}" resolves to ${short(real.value)}, outside the allowed roots (symlinks are followed) — ${allowed}` };
+    return {
+      error: `"${short(value)}" resolves to ${short(real.value)}, outside the allowed roots (symlinks are followed) — ${allowed}`,
+    };
   }
   return real;
 }
@@ -56,7 +67,8 @@ function realPath(value: string, mustExist: boolean): { value: string } | { erro
     return { value: realpathSync.native(value) };
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    if (code !== 'ENOENT') return { error: `"${short(value)}" cannot be resolved (${code ?? (err as Error).message})` };
+    if (code !== 'ENOENT')
+      return { error: `"${short(value)}" cannot be resolved (${code ?? (err as Error).message})` };
     if (mustExist) return { error: `"${short(value)}" does not exist` };
   }
   // Not there yet (must_exist: false). A dangling symlink is "not there" to realpath, but a command

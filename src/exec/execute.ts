@@ -22,8 +22,22 @@ export interface ExecOptions {
 }
 
 /** The result fields a run fills in; the pipeline adds id, host, action and transaction. */
-export type ExecOutcome = Required<Pick<Result, 'exit_code' | 'stdout' | 'stderr' | 'stdout_truncated' | 'stderr_truncated' | 'executed_at' | 'completed_at' | 'duration_ms'>> &
-  Pick<Result, 'error_code' | 'error' | 'steps'> & { status: Exclude<ResultStatus, 'running' | 'scheduled' | 'rejected'> };
+export type ExecOutcome = Required<
+  Pick<
+    Result,
+    | 'exit_code'
+    | 'stdout'
+    | 'stderr'
+    | 'stdout_truncated'
+    | 'stderr_truncated'
+    | 'executed_at'
+    | 'completed_at'
+    | 'duration_ms'
+  >
+> &
+  Pick<Result, 'error_code' | 'error' | 'steps'> & {
+    status: Exclude<ResultStatus, 'running' | 'scheduled' | 'rejected'>;
+  };
 
 export function childEnv(job: Pick<Job, 'env'>, searchPath: string): Record<string, string> {
   return { PATH: searchPath, LANG: 'C.UTF-8', ...job.env };
@@ -33,22 +47,43 @@ export function childEnv(job: Pick<Job, 'env'>, searchPath: string): Record<stri
  * The exact argv that will be spawned for one command of a job, or why it cannot be:
  * `[sudo -n -- timeout …] [prlimit … --] exe args`. The sudoers lines are built from it too.
  */
-export function spawnArgv(argv: readonly string[], job: Pick<Job, 'sudo' | 'actionTimeoutMs' | 'limits'>, searchPath: string): { argv: string[] } | { code: ErrorCode; error: string } {
+export function spawnArgv(
+  argv: readonly string[],
+  job: Pick<Job, 'sudo' | 'actionTimeoutMs' | 'limits'>,
+  searchPath: string,
+): { argv: string[] } | { code: ErrorCode; error: string } {
   const exe = argv[0] ?? '';
   const flags = job.limits ? prlimitFlags(job.limits) : [];
   let limit: string[] = [];
   if (flags.length > 0) {
     const prlimit = resolveExecutable('prlimit', searchPath);
-    if (!prlimit) return { code: 'not_found', error: `the action sets limits, which need prlimit from util-linux, and it is not on ${searchPath} — install util-linux, or remove the limits` };
+    if (!prlimit)
+      return {
+        code: 'not_found',
+        error: `the action sets limits, which need prlimit from util-linux, and it is not on ${searchPath} — install util-linux, or remove the limits`,
+      };
     limit = [prlimit, ...flags, '--'];
   }
   if (!job.sudo) return { argv: [...limit, ...argv] };
   const abs = resolveExecutable(exe, searchPath);
-  if (!abs) return { code: 'not_found', error: `${exe} was not found on the agent's PATH (${searchPath}) — install it or fix the action's argv` };
+  if (!abs)
+    return {
+      code: 'not_found',
+      error: `${exe} was not found on the agent's PATH (${searchPath}) — install it or fix the action's argv`,
+    };
   const sudo = resolveExecutable('sudo', searchPath);
-  if (!sudo) return { code: 'sudo_failed', error: 'the action runs through sudo, but sudo is not installed on this host — install it and add the lines from `homelab-cmd sudoers --config <file>`' };
+  if (!sudo)
+    return {
+      code: 'sudo_failed',
+      error:
+        'the action runs through sudo, but sudo is not installed on this host — install it and add the lines from `homelab-cmd sudoers --config <file>`',
+    };
   const timeout = resolveExecutable('timeout', searchPath);
-  if (!timeout) return { code: 'sudo_failed', error: 'sudo actions need coreutils `timeout` to bound the command as root — install coreutils' };
+  if (!timeout)
+    return {
+      code: 'sudo_failed',
+      error: 'sudo actions need coreutils `timeout` to bound the command as root — install coreutils',
+    };
   return { argv: sudoArgv(sudo, sudoInner([...limit, abs, ...argv.slice(1)], job.actionTimeoutMs, timeout)) };
 }
 
@@ -61,22 +96,39 @@ export async function executeJob(job: Job, opts: ExecOptions): Promise<ExecOutco
   const err: string[] = [];
   let outTrunc = false;
   let errTrunc = false;
-  let last: { status: ExecOutcome['status']; exit_code: number; error_code?: ErrorCode; error?: string } = { status: 'succeeded', exit_code: 0 };
+  let last: { status: ExecOutcome['status']; exit_code: number; error_code?: ErrorCode; error?: string } = {
+    status: 'succeeded',
+    exit_code: 0,
+  };
 
   for (const argv of job.commands) {
     const spawn = spawnArgv(argv, job, opts.path);
     if ('code' in spawn) {
-      last = { status: 'failed', exit_code: spawn.code === 'not_found' ? 127 : -1, error_code: spawn.code, error: spawn.error };
+      last = {
+        status: 'failed',
+        exit_code: spawn.code === 'not_found' ? 127 : -1,
+        error_code: spawn.code,
+        error: spawn.error,
+      };
       if (job.commands.length > 1) steps.push({ argv: [...argv], exit_code: last.exit_code, duration_ms: 0 });
       break;
     }
     const remaining = Math.max(1, Math.round(deadline - performance.now()));
-    const run = await runCommand({ argv: spawn.argv, env: childEnv(job, opts.path), timeoutMs: remaining, maxOutput: opts.maxOutput, killGraceMs: opts.killGraceMs, signal: opts.signal, onOutput: opts.onOutput });
+    const run = await runCommand({
+      argv: spawn.argv,
+      env: childEnv(job, opts.path),
+      timeoutMs: remaining,
+      maxOutput: opts.maxOutput,
+      killGraceMs: opts.killGraceMs,
+      signal: opts.signal,
+      onOutput: opts.onOutput,
+    });
     out.push(run.stdout.text);
     err.push(run.stderr.text);
     outTrunc ||= run.stdout.truncated;
     errTrunc ||= run.stderr.truncated;
-    if (job.commands.length > 1) steps.push({ argv: [...argv], exit_code: run.exitCode, duration_ms: run.durationMs });
+    if (job.commands.length > 1)
+      steps.push({ argv: [...argv], exit_code: run.exitCode, duration_ms: run.durationMs });
     last = classify(run, argv, job);
     if (last.status !== 'succeeded') break;
   }
@@ -101,26 +153,66 @@ export async function executeJob(job: Job, opts: ExecOptions): Promise<ExecOutco
   return outcome;
 }
 
-function classify(run: RunOutcome, argv: readonly string[], job: Job): { status: ExecOutcome['status']; exit_code: number; error_code?: ErrorCode; error?: string } {
+function classify(
+  run: RunOutcome,
+  argv: readonly string[],
+  job: Job,
+): { status: ExecOutcome['status']; exit_code: number; error_code?: ErrorCode; error?: string } {
   const exe = argv[0] ?? '';
   switch (run.kind) {
     case 'timed_out':
-      return { status: 'timed_out', exit_code: -1, error_code: 'timeout', error: `${exe} ran longer than its timeout of ${formatDuration(job.timeoutMs)} and was killed with its whole process group — raise the action's timeout if it needs longer` };
+      return {
+        status: 'timed_out',
+        exit_code: -1,
+        error_code: 'timeout',
+        error: `${exe} ran longer than its timeout of ${formatDuration(job.timeoutMs)} and was killed with its whole process group — raise the action's timeout if it needs longer`,
+      };
     case 'interrupted':
-      return { status: 'interrupted', exit_code: -1, error_code: 'interrupted', error: 'the agent stopped while the command ran; it was killed — check the host before running it again' };
+      return {
+        status: 'interrupted',
+        exit_code: -1,
+        error_code: 'interrupted',
+        error:
+          'the agent stopped while the command ran; it was killed — check the host before running it again',
+      };
     case 'not_found':
-      return { status: 'failed', exit_code: 127, error_code: 'not_found', error: `${exe} was not found on the agent's PATH — install it or fix the action's argv` };
+      return {
+        status: 'failed',
+        exit_code: 127,
+        error_code: 'not_found',
+        error: `${exe} was not found on the agent's PATH — install it or fix the action's argv`,
+      };
     case 'spawn_failed':
-      return { status: 'failed', exit_code: -1, error_code: 'not_found', error: `${exe} could not be started: ${run.error ?? 'unknown error'}` };
+      return {
+        status: 'failed',
+        exit_code: -1,
+        error_code: 'not_found',
+        error: `${exe} could not be started: ${run.error ?? 'unknown error'}`,
+      };
     case 'exited':
       if (run.exitCode === 0) return { status: 'succeeded', exit_code: 0 };
       if (job.sudo && isSudoRefusal(run.exitCode, run.stderr.text)) {
-        return { status: 'failed', exit_code: run.exitCode, error_code: 'sudo_failed', error: `sudo refused to run ${exe} without a password — install the rule printed by \`homelab-cmd sudoers --config <file>\` (sudo said: ${firstLine(run.stderr.text)})` };
+        return {
+          status: 'failed',
+          exit_code: run.exitCode,
+          error_code: 'sudo_failed',
+          error: `sudo refused to run ${exe} without a password — install the rule printed by \`homelab-cmd sudoers --config <file>\` (sudo said: ${firstLine(run.stderr.text)})`,
+        };
       }
       if (job.sudo && run.exitCode === 127 && run.stdout.text === '') {
-        return { status: 'failed', exit_code: 127, error_code: 'not_found', error: `${exe} was not found when run through sudo — check the action's argv` };
+        return {
+          status: 'failed',
+          exit_code: 127,
+          error_code: 'not_found',
+          error: `${exe} was not found when run through sudo — check the action's argv`,
+        };
       }
-      return { status: 'failed', exit_code: run.exitCode, error_code: 'exit_nonzero', error: `${exe} exited with code ${run.exitCode}${run.signal ? ` (signal ${run.signal})` : ''} — see stderr` };
+      return {
+        status: 'failed',
+        exit_code: run.exitCode,
+        error_code: 'exit_nonzero',
+        error: `${exe} exited with code ${run.exitCode}${run.signal ? ` (signal ${run.signal})` : ''} — see stderr`,
+      };
   }
 }
 

@@ -103,7 +103,11 @@ export async function runCommand(spec: RunSpec): Promise<RunOutcome> {
     if (spec.signal?.aborted) onAbort();
     spec.signal?.addEventListener('abort', onAbort, { once: true });
 
-    const exit = await new Promise<{ code: number | null; signal: NodeJS.Signals | null; error?: NodeJS.ErrnoException }>((resolve) => {
+    const exit = await new Promise<{
+      code: number | null;
+      signal: NodeJS.Signals | null;
+      error?: NodeJS.ErrnoException;
+    }>((resolve) => {
       child.once('exit', (code, signal) => resolve({ code, signal }));
       child.once('error', (error: NodeJS.ErrnoException) => resolve({ code: null, signal: null, error }));
     });
@@ -121,7 +125,12 @@ export async function runCommand(spec: RunSpec): Promise<RunOutcome> {
     }
     clearTimeout(killTimer);
 
-    const base = { stdout: stdout.result(), stderr: stderr.result(), startedAt, durationMs: Math.round(performance.now() - t0) };
+    const base = {
+      stdout: stdout.result(),
+      stderr: stderr.result(),
+      startedAt,
+      durationMs: Math.round(performance.now() - t0),
+    };
     if (exit.error) {
       const notFound = exit.error.code === 'ENOENT';
       return {
@@ -134,7 +143,12 @@ export async function runCommand(spec: RunSpec): Promise<RunOutcome> {
     }
     if (aborted) return { ...base, kind: 'interrupted', exitCode: -1, signal: exit.signal ?? undefined };
     if (timedOut) return { ...base, kind: 'timed_out', exitCode: -1, signal: exit.signal ?? undefined };
-    return { ...base, kind: 'exited', exitCode: exit.code ?? 128 + signalNumber(exit.signal), signal: exit.signal ?? undefined };
+    return {
+      ...base,
+      kind: 'exited',
+      exitCode: exit.code ?? 128 + signalNumber(exit.signal),
+      signal: exit.signal ?? undefined,
+    };
   } finally {
     removeWorkDir(cwd);
   }

@@ -53,5 +53,11 @@ export function sudoArgv(sudoExe: string, inner: readonly string[]): string[] {
 
 /** sudo's own refusals (exit 1, "sudo: …" on stderr), as opposed to the command failing. */
 export function isSudoRefusal(exitCode: number, stderr: string): boolean {
-  return exitCode === 1 && /^sudo: /m.test(stderr) && /password|not allowed|sudoers|terminal|tty|askpass|not permitted|unable to|no new privileges|effective uid is not 0/i.test(stderr);
+  return (
+    exitCode === 1 &&
+    /^sudo: /m.test(stderr) &&
+    /password|not allowed|sudoers|terminal|tty|askpass|not permitted|unable to|no new privileges|effective uid is not 0/i.test(
+      stderr,
+    )
+  );
 }

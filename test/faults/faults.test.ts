@@ -24,7 +24,14 @@ const procs: AgentProcess[] = [];
 const proxies: FaultProxy[] = [];
 
 beforeAll(async () => {
-  broker = await startBroker({ host: '127.0.0.1', port: 0, users: [], prefix: 'homelab', discoveryPrefix: 'homeassistant', log: silentLogger() });
+  broker = await startBroker({
+    host: '127.0.0.1',
+    port: 0,
+    users: [],
+    prefix: 'homelab',
+    discoveryPrefix: 'homeassistant',
+    log: silentLogger(),
+  });
   url = `mqtt://127.0.0.1:${broker.port}`;
   ctl = await TestClient.connect(url);
   await ctl.sub('homelab/+/result/#', 'homelab/+/status');
@@ -50,15 +57,39 @@ async function proxy(): Promise<FaultProxy> {
   return p;
 }
 
-function agent(host: string, mqttUrl: string, dir: string, extra: Record<string, unknown> = {}): AgentProcess {
-  const file = writeConfig(dir, { host, state_dir: `${dir}/state`, mqtt: { url: mqttUrl, keepalive: '1s' }, heartbeat: { interval: '1h' }, execution: { enabled: true, path: testPath(`${dir}/bin`) }, ...extra }, `${host}.yaml`);
+function agent(
+  host: string,
+  mqttUrl: string,
+  dir: string,
+  extra: Record<string, unknown> = {},
+): AgentProcess {
+  const file = writeConfig(
+    dir,
+    {
+      host,
+      state_dir: `${dir}/state`,
+      mqtt: { url: mqttUrl, keepalive: '1s' },
+      heartbeat: { interval: '1h' },
+      execution: { enabled: true, path: testPath(`${dir}/bin`) },
+      ...extra,
+    },
+    `${host}.yaml`,
+  );
   const a = spawnCli(['agent', '--config', file]);
   procs.push(a);
   return a;
 }
 
-const onlineAfter = (host: string, index: number, ms = 15_000) => ctl.wait((m) => ctl.messages.indexOf(m) >= index && m.topic === `homelab/${host}/status` && m.text === 'online', ms, `${host} online`);
-const finals = (host: string, id: string) => ctl.on(`homelab/${host}/result/${id}`).filter((m) => m.text !== '' && FINAL.includes((JSON.parse(m.text) as Result).status));
+const onlineAfter = (host: string, index: number, ms = 15_000) =>
+  ctl.wait(
+    (m) => ctl.messages.indexOf(m) >= index && m.topic === `homelab/${host}/status` && m.text === 'online',
+    ms,
+    `${host} online`,
+  );
+const finals = (host: string, id: string) =>
+  ctl
+    .on(`homelab/${host}/result/${id}`)
+    .filter((m) => m.text !== '' && FINAL.includes((JSON.parse(m.text) as Result).status));
 
 describe('connection faults', () => {
   it('a half-open connection (no FIN, nothing answers) is noticed within the keepalive; the agent reconnects and ends online', async () => {
@@ -94,13 +125,21 @@ describe('connection faults', () => {
     p.mode = 'refuse';
     p.cut();
     // Wait until the broker has seen the agent go: its will says offline.
-    await ctl.wait((m) => m.topic === 'homelab/fault-outage/status' && m.text === 'offline', 10_000, 'the will');
+    await ctl.wait(
+      (m) => m.topic === 'homelab/fault-outage/status' && m.text === 'offline',
+      10_000,
+      'the will',
+    );
     const ids = ['o-1', 'o-2', 'o-3'];
     for (const id of ids) await ctl.pub('homelab/fault-outage/cmd/restart_dns', JSON.stringify({ id }));
     const mark = ctl.messages.length;
     p.mode = 'pass';
     await onlineAfter('fault-outage', mark);
-    await until(() => ids.every((id) => finals('fault-outage', id).length > 0), 15_000, 'the queued commands to run');
+    await until(
+      () => ids.every((id) => finals('fault-outage', id).length > 0),
+      15_000,
+      'the queued commands to run',
+    );
     expect(calls(dir)).toEqual(['pihole restartdns', 'pihole restartdns', 'pihole restartdns']);
     for (const id of ids) expect(finals('fault-outage', id)).toHaveLength(1);
   });
@@ -119,15 +158,25 @@ describe('connection faults', () => {
     p.mode = 'refuse';
     writeFileSync(gate, '');
     const journal = `${dir}/state/journal.jsonl`;
-    await until(() => readFileSync(journal, 'utf8').includes('"finished\\n"'), 10_000, 'the final result in the journal');
+    await until(
+      () => readFileSync(journal, 'utf8').includes('"finished\\n"'),
+      10_000,
+      'the final result in the journal',
+    );
     expect(finals('fault-outbox', 'ob-1')).toHaveLength(0);
     first.proc.kill('SIGKILL');
     await first.exited;
     // Restarted, straight at the broker: the outbox is published, and the command is not run again.
     const mark = ctl.messages.length;
     agent('fault-outbox', url, dir, { actions: { slow: { argv: ['slow'] } } });
-    const r = await ctl.waitJson<Result>('homelab/fault-outbox/result/ob-1', (x) => FINAL.includes(x.status), 15_000);
-    expect(ctl.messages.indexOf(ctl.on('homelab/fault-outbox/result/ob-1').at(-1)!)).toBeGreaterThanOrEqual(mark);
+    const r = await ctl.waitJson<Result>(
+      'homelab/fault-outbox/result/ob-1',
+      (x) => FINAL.includes(x.status),
+      15_000,
+    );
+    expect(ctl.messages.indexOf(ctl.on('homelab/fault-outbox/result/ob-1').at(-1)!)).toBeGreaterThanOrEqual(
+      mark,
+    );
     expect(r).toMatchObject({ status: 'succeeded', stdout: 'finished\n' });
     expect(calls(dir)).toHaveLength(1);
   });
@@ -142,11 +191,15 @@ describe('state dir faults', () => {
     try {
       execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', state]);
     } catch {
-      process.stderr.write('\n*** SKIPPED: full state_dir test — cannot mount a small tmpfs here (needs root) ***\n\n');
+      process.stderr.write(
+        '\n*** SKIPPED: full state_dir test — cannot mount a small tmpfs here (needs root) ***\n\n',
+      );
       return;
     }
     try {
-      const a = agent('fault-full', url, dir, { actions: { restart_dns: { argv: ['pihole', 'restartdns'] } } });
+      const a = agent('fault-full', url, dir, {
+        actions: { restart_dns: { argv: ['pihole', 'restartdns'] } },
+      });
       await onlineAfter('fault-full', 0);
       // Fill what is left.
       try {
@@ -156,13 +209,17 @@ describe('state dir faults', () => {
       }
       const done = ctl.next((m) => m.topic === 'homelab/fault-full/result/full-1' && m.text !== '');
       await ctl.pub('homelab/fault-full/cmd/restart_dns', JSON.stringify({ id: 'full-1' }));
-      const r = JSON.parse((await done.catch((e: unknown) => Promise.reject(new Error(`${String(e)}\n${a.output()}`)))).text) as Result;
+      const r = JSON.parse(
+        (await done.catch((e: unknown) => Promise.reject(new Error(`${String(e)}\n${a.output()}`)))).text,
+      ) as Result;
       expect(r).toMatchObject({ status: 'rejected', error_code: 'busy' });
       expect(r.error).toMatch(/cannot write its journal .*ENOSPC.* free space/);
       expect(calls(dir)).toEqual([]);
       expect(a.proc.exitCode).toBeNull(); // still running: never a crash loop
       execFileSync('rm', [`${state}/filler`]);
-      const ok = ctl.next((m) => m.topic === 'homelab/fault-full/result/full-1' && m.text.includes('succeeded'));
+      const ok = ctl.next(
+        (m) => m.topic === 'homelab/fault-full/result/full-1' && m.text.includes('succeeded'),
+      );
       await ctl.pub('homelab/fault-full/cmd/restart_dns', JSON.stringify({ id: 'full-1' }));
       await ok;
       expect(calls(dir)).toEqual(['pihole restartdns']);
@@ -177,9 +234,13 @@ describe('state dir faults', () => {
 describe('floods', () => {
   it('10,000 requests in a burst: each answered exactly once (run or busy), memory bounded', async () => {
     const dir = tempDir();
-    const a = agent('fault-flood', url, dir, { actions: { ok: { argv: ['true'] } }, execution: { enabled: true, concurrency: 4, queue: 64 } });
+    const a = agent('fault-flood', url, dir, {
+      actions: { ok: { argv: ['true'] } },
+      execution: { enabled: true, concurrency: 4, queue: 64 },
+    });
     await onlineAfter('fault-flood', 0);
-    const rss = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${a.proc.pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
+    const rss = () =>
+      Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${a.proc.pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
     const before = rss();
     let peak = before;
     const sampler = setInterval(() => (peak = Math.max(peak, rss())), 100);
@@ -192,7 +253,11 @@ describe('floods', () => {
       seen.set(r.id, [...(seen.get(r.id) ?? []), r.status]);
     });
     const t0 = Date.now();
-    await Promise.all(Array.from({ length: N }, (_, i) => ctl.pub('homelab/fault-flood/cmd/ok', JSON.stringify({ id: `f-${i}` }))));
+    await Promise.all(
+      Array.from({ length: N }, (_, i) =>
+        ctl.pub('homelab/fault-flood/cmd/ok', JSON.stringify({ id: `f-${i}` })),
+      ),
+    );
     await until(() => seen.size === N, 120_000, 'a final result for every request');
     clearInterval(sampler);
     const statuses = [...seen.values()];
@@ -201,7 +266,9 @@ describe('floods', () => {
     const busy = statuses.filter((s) => s[0] === 'rejected').length;
     expect(ran + busy).toBe(N);
     expect(ran).toBeGreaterThan(0);
-    process.stderr.write(`flood: ${N} requests in ${Date.now() - t0} ms — ${ran} ran, ${busy} busy, 0 duplicates; agent RSS ${before.toFixed(0)} → peak ${peak.toFixed(0)} MB\n`);
+    process.stderr.write(
+      `flood: ${N} requests in ${Date.now() - t0} ms — ${ran} ran, ${busy} busy, 0 duplicates; agent RSS ${before.toFixed(0)} → peak ${peak.toFixed(0)} MB\n`,
+    );
     expect(peak - before).toBeLessThan(150);
   }, 180_000);
 });

@@ -6,7 +6,10 @@ import { stringify } from 'yaml';
 import { BIN, REPO } from './fixtures.js';
 
 /** An in-process agent from a config object; the same code path as `homelab-cmd agent`. */
-export async function startAgent(config: Record<string, unknown>, source = '/test/agent.yaml'): Promise<{ agent: Agent; config: Config }> {
+export async function startAgent(
+  config: Record<string, unknown>,
+  source = '/test/agent.yaml',
+): Promise<{ agent: Agent; config: Config }> {
   const cfg = parseConfig(stringify(config), source);
   const agent = new Agent(cfg, silentLogger(), { backoff: { initialMs: 50, maxMs: 500 } });
   agent.start();
@@ -22,17 +25,30 @@ export interface AgentProcess {
 
 /** `homelab-cmd <verb> …` as a real child process (for SIGKILL / SIGTERM tests). */
 export function spawnCli(args: string[], env: NodeJS.ProcessEnv = {}): AgentProcess {
-  const proc = spawn(process.execPath, [BIN, ...args], { cwd: REPO, env: { ...process.env, HOMELAB_CMD_LOG_LEVEL: 'info', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, [BIN, ...args], {
+    cwd: REPO,
+    env: { ...process.env, HOMELAB_CMD_LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   proc.stdout?.on('data', (c: Buffer) => (out += c.toString()));
   proc.stderr?.on('data', (c: Buffer) => (out += c.toString()));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    proc.once('exit', (code, signal) => resolve({ code, signal })),
+  );
   return { proc, output: () => out, exited };
 }
 
 /** Runs the CLI to completion. */
-export async function runCli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const proc = spawn(process.execPath, [BIN, ...args], { cwd: REPO, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+export async function runCli(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const proc = spawn(process.execPath, [BIN, ...args], {
+    cwd: REPO,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stdout = '';
   let stderr = '';
   proc.stdout?.on('data', (c: Buffer) => (stdout += c.toString()));

@@ -13,7 +13,10 @@ export interface ClusterBroker {
 }
 
 /** `homelab-cmd broker --port 0` as a real process (a killed broker must really die), on a cluster config. */
-export async function startClusterBroker(configFile: string, env: NodeJS.ProcessEnv = {}): Promise<ClusterBroker> {
+export async function startClusterBroker(
+  configFile: string,
+  env: NodeJS.ProcessEnv = {},
+): Promise<ClusterBroker> {
   const p = spawnCli(['broker', '--config', configFile, '--port', '0'], env);
   let port = 0;
   let exited = false;
@@ -32,7 +35,13 @@ export async function startClusterBroker(configFile: string, env: NodeJS.Process
     p.proc.kill(signal);
     await p.exited;
   };
-  return { port, url: `mqtt://127.0.0.1:${port}`, process: p, kill: () => end('SIGKILL'), stop: () => end('SIGTERM') };
+  return {
+    port,
+    url: `mqtt://127.0.0.1:${port}`,
+    process: p,
+    kill: () => end('SIGKILL'),
+    stop: () => end('SIGTERM'),
+  };
 }
 
 export interface Cluster {
@@ -43,10 +52,18 @@ export interface Cluster {
 }
 
 /** A Redis of its own and `count` brokers clustered over it; `broker` is merged into each one's config. */
-export async function startCluster(dir: string, count: number, broker: Record<string, unknown> = {}): Promise<Cluster> {
+export async function startCluster(
+  dir: string,
+  count: number,
+  broker: Record<string, unknown> = {},
+): Promise<Cluster> {
   const redis = await startRedis();
   const brokers: ClusterBroker[] = [];
-  const configFile = writeConfig(dir, { broker: { host: '127.0.0.1', ...broker, cluster: { redis: redis.url, heartbeat: '1s' } } }, 'broker.yaml');
+  const configFile = writeConfig(
+    dir,
+    { broker: { host: '127.0.0.1', ...broker, cluster: { redis: redis.url, heartbeat: '1s' } } },
+    'broker.yaml',
+  );
   try {
     for (let i = 0; i < count; i++) brokers.push(await startClusterBroker(configFile));
   } catch (err) {

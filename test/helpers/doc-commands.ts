@@ -66,7 +66,8 @@ export function docBlocks(file: string): DocBlock[] {
         open = undefined;
         return;
       }
-      if (open) open.block.lines.push(text.slice(Math.min(open.indent, text.length - text.trimStart().length)));
+      if (open)
+        open.block.lines.push(text.slice(Math.min(open.indent, text.length - text.trimStart().length)));
     });
   return blocks;
 }
@@ -83,7 +84,8 @@ export function splitComment(line: string): { cmd: string; comment: string } {
     }
     if (c === '\\') i++;
     else if (c === "'" || c === '"') quote = c;
-    else if (c === '#' && (i === 0 || /\s/.test(line[i - 1]!))) return { cmd: line.slice(0, i).trim(), comment: line.slice(i).trim() };
+    else if (c === '#' && (i === 0 || /\s/.test(line[i - 1]!)))
+      return { cmd: line.slice(0, i).trim(), comment: line.slice(i).trim() };
   }
   return { cmd: line.trim(), comment: '' };
 }

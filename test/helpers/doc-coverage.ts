@@ -28,7 +28,13 @@ export interface Rule {
 }
 
 const read = (f: string) => readFileSync(path.join(REPO, f), 'utf8');
-const pkg = () => JSON.parse(read('package.json')) as { name: string; bin: Record<string, string>; engines: { node: string }; scripts: Record<string, string> };
+const pkg = () =>
+  JSON.parse(read('package.json')) as {
+    name: string;
+    bin: Record<string, string>;
+    engines: { node: string };
+    scripts: Record<string, string>;
+  };
 function must(ok: boolean, what: string): void {
   if (!ok) throw new Error(what);
 }
@@ -39,7 +45,14 @@ const SUDO = 'test/integration/docs-sudo.test.ts';
 const EXAMPLES = 'test/integration/docs-examples.test.ts';
 const NODE_RED = 'test/integration/node-red.test.ts';
 /** Docs whose CLI and MQTT examples docs-examples.test.ts runs against its agent for host pihole-1. */
-const EXAMPLE_DOCS = ['README.md', 'docs/mqtt-api.md', 'docs/security.md', 'docs/operations.md', 'docs/performance.md', 'docs/home-assistant.md'];
+const EXAMPLE_DOCS = [
+  'README.md',
+  'docs/mqtt-api.md',
+  'docs/security.md',
+  'docs/operations.md',
+  'docs/performance.md',
+  'docs/home-assistant.md',
+];
 
 const unitExists = (c: DocCommand) => {
   // daemon-reload names no unit; every other verb is about ours.
@@ -54,29 +67,43 @@ export const RULES: Rule[] = [
     cover: {
       kind: 'static',
       why: 'a login from your computer to the Pi',
-      check: 'the destination is the host the page names; docs-getting-started checks it with `ssh -G` (parses, never connects)',
-      verify: (c) => must(/^ssh <user>@pihole-1\.local$/.test(c.cmd), 'ssh to <user>@pihole-1.local, the hostname set in Imager'),
+      check:
+        'the destination is the host the page names; docs-getting-started checks it with `ssh -G` (parses, never connects)',
+      verify: (c) =>
+        must(
+          /^ssh <user>@pihole-1\.local$/.test(c.cmd),
+          'ssh to <user>@pihole-1.local, the hostname set in Imager',
+        ),
     },
   },
   {
     match: /^sudo apt-get (update|install)\b/,
     cover: {
       kind: 'static',
-      why: 'changes the operating system\'s packages (and needs the network)',
+      why: "changes the operating system's packages (and needs the network)",
       check: 'docs-getting-started runs the same apt-get arguments with --simulate',
-      verify: (c) => must(/^sudo apt-get (update && sudo apt-get -y full-upgrade|install -y [a-z0-9 .+-]+)$/.test(c.cmd), 'plain apt-get update/full-upgrade/install -y'),
+      verify: (c) =>
+        must(
+          /^sudo apt-get (update && sudo apt-get -y full-upgrade|install -y [a-z0-9 .+-]+)$/.test(c.cmd),
+          'plain apt-get update/full-upgrade/install -y',
+        ),
     },
   },
   {
     match: /^(curl -fsSL https:\/\/deb\.nodesource\.com\/|sudo bash \/tmp\/nodesource_setup\.sh$)/,
     cover: {
       kind: 'static',
-      why: 'downloads and runs NodeSource\'s installer as root',
+      why: "downloads and runs NodeSource's installer as root",
       check: 'the Node.js major it installs satisfies package.json engines.node',
       verify: (c) => {
-        const setup = /setup_(\d+)\.x/.exec(c.cmd) ?? /setup_(\d+)\.x/.exec(readFileSync(path.join(REPO, c.file), 'utf8'));
+        const setup =
+          /setup_(\d+)\.x/.exec(c.cmd) ??
+          /setup_(\d+)\.x/.exec(readFileSync(path.join(REPO, c.file), 'utf8'));
         const min = Number(/>=\s*(\d+)/.exec(pkg().engines.node)?.[1]);
-        must(setup !== null && Number(setup[1]) >= min, `NodeSource's setup_N.x with N >= ${min} (engines.node)`);
+        must(
+          setup !== null && Number(setup[1]) >= min,
+          `NodeSource's setup_N.x with N >= ${min} (engines.node)`,
+        );
       },
     },
   },
@@ -85,8 +112,13 @@ export const RULES: Rule[] = [
     cover: {
       kind: 'static',
       why: 'homelab-cmd is not published on npm yet (install.md says so)',
-      check: 'package.json is the package `homelab-cmd` with the bin `homelab-cmd`; docs-install installs its npm pack tarball the same way',
-      verify: () => must(pkg().name === 'homelab-cmd' && pkg().bin['homelab-cmd'] !== undefined, 'package.json name and bin are homelab-cmd'),
+      check:
+        'package.json is the package `homelab-cmd` with the bin `homelab-cmd`; docs-install installs its npm pack tarball the same way',
+      verify: () =>
+        must(
+          pkg().name === 'homelab-cmd' && pkg().bin['homelab-cmd'] !== undefined,
+          'package.json name and bin are homelab-cmd',
+        ),
     },
   },
   {
@@ -94,7 +126,8 @@ export const RULES: Rule[] = [
     cover: {
       kind: 'static',
       why: 'needs systemd as PID 1, and would start a real service',
-      check: 'the unit exists; docs-install runs `systemd-analyze verify` on the installed unit and starts its ExecStart the way systemd would (User=, Environment=, StateDirectory=)',
+      check:
+        'the unit exists; docs-install runs `systemd-analyze verify` on the installed unit and starts its ExecStart the way systemd would (User=, Environment=, StateDirectory=)',
       verify: unitExists,
     },
   },
@@ -103,7 +136,8 @@ export const RULES: Rule[] = [
     cover: {
       kind: 'static',
       why: 'needs journald',
-      check: 'docs-install and docs-getting-started find the log lines the docs promise in what the unit\'s ExecStart writes (what journald would store)',
+      check:
+        "docs-install and docs-getting-started find the log lines the docs promise in what the unit's ExecStart writes (what journald would store)",
       verify: unitExists,
     },
   },
@@ -112,11 +146,15 @@ export const RULES: Rule[] = [
     cover: {
       kind: 'static',
       why: 'needs a Docker engine',
-      check: 'the compose file parses and has the service; test/unit/packaging.test.ts checks compose.yaml, the Dockerfile and the ACL; docs-install logs in to a Mosquitto with docker/mosquitto/ and the passwords the page makes',
+      check:
+        'the compose file parses and has the service; test/unit/packaging.test.ts checks compose.yaml, the Dockerfile and the ACL; docs-install logs in to a Mosquitto with docker/mosquitto/ and the passwords the page makes',
       verify: (c) => {
         const compose = parse(read('docker/compose.yaml')) as { services: Record<string, unknown> };
         const service = /\b(agent|mosquitto)$/.exec(c.cmd)?.[1];
-        must(service === undefined || service in compose.services, `docker/compose.yaml has the service ${service}`);
+        must(
+          service === undefined || service in compose.services,
+          `docker/compose.yaml has the service ${service}`,
+        );
       },
     },
   },
@@ -125,8 +163,14 @@ export const RULES: Rule[] = [
     cover: {
       kind: 'static',
       why: 'the 1,000-agent cluster takes about a minute',
-      check: 'bench:cluster runs the same script with --only cluster; bench:quick (run by .ci/run) includes a 40-agent cluster',
-      verify: () => must(pkg().scripts['bench:cluster'] === `${pkg().scripts.bench} --only cluster` && read('.ci/run').includes('npm run bench:quick'), 'bench:cluster is bench --only cluster; .ci/run runs bench:quick'),
+      check:
+        'bench:cluster runs the same script with --only cluster; bench:quick (run by .ci/run) includes a 40-agent cluster',
+      verify: () =>
+        must(
+          pkg().scripts['bench:cluster'] === `${pkg().scripts.bench} --only cluster` &&
+            read('.ci/run').includes('npm run bench:quick'),
+          'bench:cluster is bench --only cluster; .ci/run runs bench:quick',
+        ),
     },
   },
   {
@@ -135,7 +179,12 @@ export const RULES: Rule[] = [
       kind: 'static',
       why: 'the full benchmark takes minutes',
       check: 'bench and bench:quick run the same script; .ci/run runs bench:quick',
-      verify: () => must(pkg().scripts['bench:quick'] === `${pkg().scripts.bench} --quick` && read('.ci/run').includes('npm run bench:quick'), 'bench:quick is bench --quick, run by .ci/run'),
+      verify: () =>
+        must(
+          pkg().scripts['bench:quick'] === `${pkg().scripts.bench} --quick` &&
+            read('.ci/run').includes('npm run bench:quick'),
+          'bench:quick is bench --quick, run by .ci/run',
+        ),
     },
   },
 
@@ -145,7 +194,11 @@ export const RULES: Rule[] = [
       kind: 'static',
       why: 'a step of `npm test`, which .ci/run runs',
       check: '.ci/run runs npm test, and the test script builds first',
-      verify: () => must(/^npm run build && /.test(pkg().scripts.test ?? '') && /^npm test$/m.test(read('.ci/run')), 'npm test = npm run build && …, run by .ci/run'),
+      verify: () =>
+        must(
+          /^npm run build && /.test(pkg().scripts.test ?? '') && /^npm test$/m.test(read('.ci/run')),
+          'npm test = npm run build && …, run by .ci/run',
+        ),
     },
   },
   {
@@ -155,7 +208,8 @@ export const RULES: Rule[] = [
       why: 'runs part of the suite, which .ci/run runs whole (npm test)',
       check: 'every test file it names exists',
       verify: (c) => {
-        for (const f of c.cmd.split(' ').filter((w) => w.endsWith('.test.ts'))) must(existsSync(path.join(REPO, f)), `${f} exists`);
+        for (const f of c.cmd.split(' ').filter((w) => w.endsWith('.test.ts')))
+          must(existsSync(path.join(REPO, f)), `${f} exists`);
       },
     },
   },
@@ -168,8 +222,16 @@ export const RULES: Rule[] = [
   // --- Examples against a running agent ---------------------------------------------------
   { files: ['docs/node-red.md'], match: /^curl .*\/inject\//, cover: { kind: 'run', by: NODE_RED } },
   { files: EXAMPLE_DOCS, match: /^npm ci && npm start$/, cover: { kind: 'run', by: EXAMPLES } },
-  { files: EXAMPLE_DOCS, match: /^(mosquitto_(pub|sub|rr)|(npx )?homelab-cmd|examples\/sign-request\.sh) /, cover: { kind: 'run', by: EXAMPLES } },
-  { files: EXAMPLE_DOCS, match: /^journalctl -u homelab-cmd -o cat \| jq /, cover: { kind: 'run', by: EXAMPLES } },
+  {
+    files: EXAMPLE_DOCS,
+    match: /^(mosquitto_(pub|sub|rr)|(npx )?homelab-cmd|examples\/sign-request\.sh) /,
+    cover: { kind: 'run', by: EXAMPLES },
+  },
+  {
+    files: EXAMPLE_DOCS,
+    match: /^journalctl -u homelab-cmd -o cat \| jq /,
+    cover: { kind: 'run', by: EXAMPLES },
+  },
   { files: EXAMPLE_DOCS, match: /^node bench\/bench\.mjs --help$/, cover: { kind: 'run', by: EXAMPLES } },
 
   // --- What CI runs -------------------------------------------------------------------------

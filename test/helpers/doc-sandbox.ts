@@ -18,9 +18,22 @@ const OVERLAID = ['/etc', '/usr', '/var', '/run', os.homedir()];
 
 /** Why a sandbox cannot be made here, or undefined when it can (root, unshare, overlayfs). */
 export const sandboxUnavailable: string | undefined = (() => {
-  if (process.getuid?.() !== 0) return 'the install docs run as root in a private mount namespace: run the tests as root (CI does)';
-  const probe = spawnSync('unshare', ['-m', '--propagation', 'private', 'sh', '-c', 'd=$(mktemp -d) && mkdir $d/u $d/w && mount -t overlay overlay -o lowerdir=/etc,upperdir=$d/u,workdir=$d/w /etc; r=$?; umount /etc 2>/dev/null; rm -rf $d; exit $r'], { encoding: 'utf8' });
-  if (probe.error || probe.status !== 0) return `unshare -m with an overlay on /etc failed (${probe.error?.message ?? probe.stderr.trim()}): needs CAP_SYS_ADMIN and overlayfs`;
+  if (process.getuid?.() !== 0)
+    return 'the install docs run as root in a private mount namespace: run the tests as root (CI does)';
+  const probe = spawnSync(
+    'unshare',
+    [
+      '-m',
+      '--propagation',
+      'private',
+      'sh',
+      '-c',
+      'd=$(mktemp -d) && mkdir $d/u $d/w && mount -t overlay overlay -o lowerdir=/etc,upperdir=$d/u,workdir=$d/w /etc; r=$?; umount /etc 2>/dev/null; rm -rf $d; exit $r',
+    ],
+    { encoding: 'utf8' },
+  );
+  if (probe.error || probe.status !== 0)
+    return `unshare -m with an overlay on /etc failed (${probe.error?.message ?? probe.stderr.trim()}): needs CAP_SYS_ADMIN and overlayfs`;
   return undefined;
 })();
 
@@ -56,16 +69,34 @@ export class Sandbox {
     // and the docs clone it: it stays visible at its own path, read-only.
     const repo = realpathSync(REPO);
     const inTmp = path.relative('/tmp', repo);
-    const keepRepo = inTmp !== '' && !inTmp.startsWith('..') && !path.isAbsolute(inTmp)
-      ? [`mkdir -p ${dir}/tmp/${inTmp}`, `mount --bind ${repo} ${dir}/tmp/${inTmp}`, `mount -o remount,bind,ro ${dir}/tmp/${inTmp}`]
-      : [];
-    const setup = ['set -e', ...mounts, ...keepRepo, `mount --rbind ${dir}/tmp /tmp`, 'chmod 1777 /tmp', 'echo ready', 'exec sleep infinity'].join('\n');
-    const holder = spawn('unshare', ['-m', '--propagation', 'private', 'bash', '-c', setup], { cwd: path.join(dir, 'tmp'), stdio: ['ignore', 'pipe', 'pipe'] });
+    const keepRepo =
+      inTmp !== '' && !inTmp.startsWith('..') && !path.isAbsolute(inTmp)
+        ? [
+            `mkdir -p ${dir}/tmp/${inTmp}`,
+            `mount --bind ${repo} ${dir}/tmp/${inTmp}`,
+            `mount -o remount,bind,ro ${dir}/tmp/${inTmp}`,
+          ]
+        : [];
+    const setup = [
+      'set -e',
+      ...mounts,
+      ...keepRepo,
+      `mount --rbind ${dir}/tmp /tmp`,
+      'chmod 1777 /tmp',
+      'echo ready',
+      'exec sleep infinity',
+    ].join('\n');
+    const holder = spawn('unshare', ['-m', '--propagation', 'private', 'bash', '-c', setup], {
+      cwd: path.join(dir, 'tmp'),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let err = '';
     holder.stderr?.on('data', (c: Buffer) => (err += c.toString()));
     await new Promise<void>((resolve, reject) => {
       holder.stdout?.once('data', () => resolve());
-      holder.once('exit', (code) => reject(new Error(`the sandbox's mount namespace could not be set up (exit ${code}): ${err}`)));
+      holder.once('exit', (code) =>
+        reject(new Error(`the sandbox's mount namespace could not be set up (exit ${code}): ${err}`)),
+      );
     });
     return new Sandbox(dir, holder, readlinkSync(`/proc/${holder.pid}/ns/mnt`));
   }
@@ -73,17 +104,41 @@ export class Sandbox {
   private argv(script: string, opts: { keepCwd?: boolean } = {}): string[] {
     const body = opts.keepCwd ? `${script}\npwd > /tmp/.cwd` : script;
     // Refuse to run anywhere but the session's directory: a relative path must never land in the checkout.
-    return ['-t', String(this.holder.pid), '-m', '--', 'bash', '-c', 'd=$(cat /tmp/.cwd) && [ -n "$d" ] && cd "$d" && exec bash -c "$0"', body];
+    return [
+      '-t',
+      String(this.holder.pid),
+      '-m',
+      '--',
+      'bash',
+      '-c',
+      'd=$(cat /tmp/.cwd) && [ -n "$d" ] && cd "$d" && exec bash -c "$0"',
+      body,
+    ];
   }
 
   private env(extra: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
     // A login-like environment: the test runner's variables (npm_*, NODE_OPTIONS, VITEST) stay out.
-    return { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', HOME: os.homedir(), USER: 'root', LOGNAME: 'root', LANG: 'C.UTF-8', TERM: 'dumb', ...extra };
+    return {
+      PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+      HOME: os.homedir(),
+      USER: 'root',
+      LOGNAME: 'root',
+      LANG: 'C.UTF-8',
+      TERM: 'dumb',
+      ...extra,
+    };
   }
 
   /** Runs a bash script to completion inside the sandbox; `keepCwd` carries a `cd` to the next run. */
-  run(script: string, opts: { stdin?: string; env?: NodeJS.ProcessEnv; keepCwd?: boolean; timeoutMs?: number } = {}): Promise<RunResult> {
-    const child = spawn('nsenter', this.argv(script, opts), { cwd: path.join(this.dir, 'tmp'), env: this.env(opts.env ?? {}), stdio: ['pipe', 'pipe', 'pipe'] });
+  run(
+    script: string,
+    opts: { stdin?: string; env?: NodeJS.ProcessEnv; keepCwd?: boolean; timeoutMs?: number } = {},
+  ): Promise<RunResult> {
+    const child = spawn('nsenter', this.argv(script, opts), {
+      cwd: path.join(this.dir, 'tmp'),
+      env: this.env(opts.env ?? {}),
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
@@ -106,8 +161,15 @@ export class Sandbox {
   }
 
   /** Starts a long-running program inside the sandbox (nsenter execs it: `proc` is the program); stop() kills what is left. */
-  start(script: string, env: NodeJS.ProcessEnv = {}): { proc: ChildProcess; output: () => string; exited: Promise<number | null> } {
-    const proc = spawn('nsenter', this.argv(script), { cwd: path.join(this.dir, 'tmp'), env: this.env(env), stdio: ['ignore', 'pipe', 'pipe'] });
+  start(
+    script: string,
+    env: NodeJS.ProcessEnv = {},
+  ): { proc: ChildProcess; output: () => string; exited: Promise<number | null> } {
+    const proc = spawn('nsenter', this.argv(script), {
+      cwd: path.join(this.dir, 'tmp'),
+      env: this.env(env),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     proc.stdout?.on('data', (c: Buffer) => (out += c.toString()));
     proc.stderr?.on('data', (c: Buffer) => (out += c.toString()));

@@ -50,7 +50,8 @@ export function parseService(text: string): UnitService {
     if (!line || line.startsWith('#')) continue;
     const head = /^\[(\w+)\]$/.exec(line);
     if (head) section = head[1]!;
-    else if (section === 'Service') kv.push([line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)]);
+    else if (section === 'Service')
+      kv.push([line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)]);
   }
   const one = (k: string) => kv.filter(([key]) => key === k).at(-1)?.[1];
   // Only %S (the state directory root) is used by our unit; any other specifier must be added here knowingly.
@@ -60,15 +61,25 @@ export function parseService(text: string): UnitService {
     return v.replace(/%S/g, '/var/lib').replace(/%%/g, '%');
   };
   const environment = Object.fromEntries(
-    kv.filter(([k]) => k === 'Environment').map(([, v]) => {
-      const [name, ...rest] = expand(v).split('=');
-      return [name!, rest.join('=')];
-    }),
+    kv
+      .filter(([k]) => k === 'Environment')
+      .map(([, v]) => {
+        const [name, ...rest] = expand(v).split('=');
+        return [name!, rest.join('=')];
+      }),
   );
   const execStart = one('ExecStart');
   const user = one('User');
   if (!execStart || !user) throw new Error('the unit has no ExecStart or User');
-  return { user, group: one('Group') ?? user, execStart: expand(execStart), environment, stateDirectory: one('StateDirectory'), stateDirectoryMode: one('StateDirectoryMode') ?? '0755', umask: one('UMask') ?? '0022' };
+  return {
+    user,
+    group: one('Group') ?? user,
+    execStart: expand(execStart),
+    environment,
+    stateDirectory: one('StateDirectory'),
+    stateDirectoryMode: one('StateDirectoryMode') ?? '0755',
+    umask: one('UMask') ?? '0022',
+  };
 }
 
 /** systemd's default PATH for services (systemd 252, merged /usr). */
@@ -85,7 +96,9 @@ export function startService(sandbox: Sandbox, unitText: string): ReturnType<San
   const u = parseService(unitText);
   const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
   const env = Object.entries({ PATH: SYSTEMD_PATH, ...u.environment }).map(([k, v]) => q(`${k}=${v}`));
-  const state = u.stateDirectory ? `install -d -m ${u.stateDirectoryMode} -o ${q(u.user)} -g ${q(u.group)} /var/lib/${u.stateDirectory}` : ':';
+  const state = u.stateDirectory
+    ? `install -d -m ${u.stateDirectoryMode} -o ${q(u.user)} -g ${q(u.group)} /var/lib/${u.stateDirectory}`
+    : ':';
   const script = [
     state,
     'cd /',

@@ -29,9 +29,16 @@ export class Walkthrough {
     private readonly sandbox: Sandbox,
     private readonly subs: Substitution[],
   ) {
-    const mine = new Set(commandsRunBy(runner).filter((c) => c.file === file).map(where));
+    const mine = new Set(
+      commandsRunBy(runner)
+        .filter((c) => c.file === file)
+        .map(where),
+    );
     for (const c of shellCommands(file)) {
-      if (!mine.has(where(c)) && !isStatic(c)) throw new Error(`${where(c)}: \`${c.cmd}\` is neither run by ${runner} nor static (test/helpers/doc-coverage.ts)`);
+      if (!mine.has(where(c)) && !isStatic(c))
+        throw new Error(
+          `${where(c)}: \`${c.cmd}\` is neither run by ${runner} nor static (test/helpers/doc-coverage.ts)`,
+        );
       (this.blocks[c.block] ??= []).push(c);
     }
   }
@@ -40,27 +47,45 @@ export class Walkthrough {
   line(c: DocCommand): string {
     if (isStatic(c)) return `: static, not run: ${JSON.stringify(c.cmd)}`;
     // Two branches for replace()'s two overloads (string or function replacement).
-    return this.subs.reduce((cmd, s) => (typeof s.to === 'string' ? cmd.replace(s.from, s.to) : cmd.replace(s.from, s.to)), c.cmd);
+    return this.subs.reduce(
+      (cmd, s) => (typeof s.to === 'string' ? cmd.replace(s.from, s.to) : cmd.replace(s.from, s.to)),
+      c.cmd,
+    );
   }
 
   /** Runs the block whose commands include `needle`, and fails with the script and its output unless it exits 0. */
-  async block(needle: string, opts: { stdin?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<BlockRun> {
+  async block(
+    needle: string,
+    opts: { stdin?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+  ): Promise<BlockRun> {
     const i = this.blocks.findIndex((b) => b?.some((c) => c.cmd.includes(needle)));
-    if (i === -1) throw new Error(`${this.file}: no shell block has a command containing ${JSON.stringify(needle)}`);
-    if (this.ran.has(i)) throw new Error(`${this.file}: the block with ${JSON.stringify(needle)} ran already`);
+    if (i === -1)
+      throw new Error(`${this.file}: no shell block has a command containing ${JSON.stringify(needle)}`);
+    if (this.ran.has(i))
+      throw new Error(`${this.file}: the block with ${JSON.stringify(needle)} ran already`);
     this.ran.add(i);
     const cmds = this.blocks[i]!;
-    const script = ['set -eo pipefail', 'trap \'echo "FAILED: $BASH_COMMAND" >&2\' ERR', ...cmds.map((c) => this.line(c))].join('\n');
+    const script = [
+      'set -eo pipefail',
+      'trap \'echo "FAILED: $BASH_COMMAND" >&2\' ERR',
+      ...cmds.map((c) => this.line(c)),
+    ].join('\n');
     const r = await this.sandbox.run(script, { ...opts, keepCwd: true });
     if (r.code !== 0) {
-      const used = this.subs.map((s) => `  ${String(s.from)} → ${typeof s.to === 'string' ? s.to : '(mapped)'}  (${s.why})`).join('\n');
-      throw new Error(`${this.file}:${cmds[0]!.line}: the block failed (exit ${r.code})\n--- script\n${script}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}\n--- substitutions\n${used}`);
+      const used = this.subs
+        .map((s) => `  ${String(s.from)} → ${typeof s.to === 'string' ? s.to : '(mapped)'}  (${s.why})`)
+        .join('\n');
+      throw new Error(
+        `${this.file}:${cmds[0]!.line}: the block failed (exit ${r.code})\n--- script\n${script}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}\n--- substitutions\n${used}`,
+      );
     }
     return { ...r, script };
   }
 
   /** Commands of blocks no test has run yet: a page's walkthrough must run them all. */
   unrun(): string[] {
-    return this.blocks.flatMap((b, i) => (b && !this.ran.has(i) ? b.filter((c) => !isStatic(c)).map((c) => `${where(c)}: ${c.cmd}`) : []));
+    return this.blocks.flatMap((b, i) =>
+      b && !this.ran.has(i) ? b.filter((c) => !isStatic(c)).map((c) => `${where(c)}: ${c.cmd}`) : [],
+    );
   }
 }

@@ -18,7 +18,14 @@ export class Harness {
   private readonly stateDirs = new Map<string, string>();
 
   async start(): Promise<void> {
-    this.broker = await startBroker({ host: '127.0.0.1', port: 0, users: [], prefix: 'homelab', discoveryPrefix: 'homeassistant', log: silentLogger() });
+    this.broker = await startBroker({
+      host: '127.0.0.1',
+      port: 0,
+      users: [],
+      prefix: 'homelab',
+      discoveryPrefix: 'homeassistant',
+      log: silentLogger(),
+    });
     this.url = `mqtt://127.0.0.1:${this.broker.port}`;
     this.ctl = await TestClient.connect(this.url);
     await this.ctl.sub('homelab/+/result/#', 'homelab/+/result');
@@ -34,14 +41,23 @@ export class Harness {
   async agent(
     host: string,
     actions: Record<string, unknown>,
-    opts: { binDir?: string; stateDir?: string; execution?: Record<string, unknown>; extra?: Record<string, unknown> } = {},
+    opts: {
+      binDir?: string;
+      stateDir?: string;
+      execution?: Record<string, unknown>;
+      extra?: Record<string, unknown>;
+    } = {},
   ): Promise<{ agent: Agent; stateDir: string }> {
     const stateDir = opts.stateDir ?? `${tempDir()}/state`;
     const { agent } = await startAgent({
       host,
       state_dir: stateDir,
       mqtt: { url: this.url },
-      execution: { enabled: true, path: opts.binDir ? testPath(opts.binDir) : '/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin', ...opts.execution },
+      execution: {
+        enabled: true,
+        path: opts.binDir ? testPath(opts.binDir) : '/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin',
+        ...opts.execution,
+      },
       actions,
       ...opts.extra,
     });
@@ -62,11 +78,16 @@ export class Harness {
   }
 
   /** Publishes a request object and resolves with its final result. */
-  async request(host: string, body: Record<string, unknown>, opts: { topic?: string; ms?: number; retain?: boolean } = {}): Promise<Result> {
+  async request(
+    host: string,
+    body: Record<string, unknown>,
+    opts: { topic?: string; ms?: number; retain?: boolean } = {},
+  ): Promise<Result> {
     const given = body.id ?? body.action_id;
     const id = given === undefined ? randomUUID() : String(given);
     const full = given === undefined ? { id, ...body } : body;
-    const topic = opts.topic ?? (full.action ? `homelab/${host}/cmd/${String(full.action)}` : `homelab/${host}/cmd`);
+    const topic =
+      opts.topic ?? (full.action ? `homelab/${host}/cmd/${String(full.action)}` : `homelab/${host}/cmd`);
     const done = this.finalFor(host, id, opts.ms);
     await this.ctl.pub(topic, JSON.stringify(full), { retain: opts.retain ?? false });
     return done;
@@ -77,7 +98,11 @@ export class Harness {
     const before = this.ctl.messages.length;
     await this.ctl.pub(`homelab/${host}/cmd/${action}`, payload);
     const m = await this.ctl.wait(
-      (x) => this.ctl.messages.indexOf(x) >= before && x.topic === `homelab/${host}/result` && x.text !== '' && FINAL.includes((JSON.parse(x.text) as Result).status),
+      (x) =>
+        this.ctl.messages.indexOf(x) >= before &&
+        x.topic === `homelab/${host}/result` &&
+        x.text !== '' &&
+        FINAL.includes((JSON.parse(x.text) as Result).status),
       ms,
       `a final result of ${action} on ${host}`,
     );
@@ -88,12 +113,19 @@ export class Harness {
   finalFor(host: string, id: string, ms = 10_000): Promise<Result> {
     const topic = `homelab/${host}/result/${id}`;
     return this.ctl
-      .next((m) => m.topic === topic && m.text !== '' && FINAL.includes((JSON.parse(m.text) as Result).status), ms, `a final result on ${topic}`)
+      .next(
+        (m) => m.topic === topic && m.text !== '' && FINAL.includes((JSON.parse(m.text) as Result).status),
+        ms,
+        `a final result on ${topic}`,
+      )
       .then((m) => JSON.parse(m.text) as Result);
   }
 
   /** Every result object seen on P/H/result/ID, in order. */
   seen(host: string, id: string): Result[] {
-    return this.ctl.on(`homelab/${host}/result/${id}`).filter((m) => m.text !== '').map((m) => JSON.parse(m.text) as Result);
+    return this.ctl
+      .on(`homelab/${host}/result/${id}`)
+      .filter((m) => m.text !== '')
+      .map((m) => JSON.parse(m.text) as Result);
   }
 }

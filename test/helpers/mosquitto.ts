@@ -14,7 +14,9 @@ export const MOSQUITTO = findBinary('mosquitto');
 
 /** Say loudly, once per file, what is skipped and why. */
 export function reportMissing(binary: string, what: string): void {
-  process.stderr.write(`\n*** SKIPPED: ${what} — the "${binary}" binary is not installed (CI installs it with apt-get) ***\n\n`);
+  process.stderr.write(
+    `\n*** SKIPPED: ${what} — the "${binary}" binary is not installed (CI installs it with apt-get) ***\n\n`,
+  );
 }
 
 export interface MosquittoProcess {
@@ -32,13 +34,18 @@ export async function startMosquitto(extraConf = ''): Promise<MosquittoProcess> 
   const port = await freePort();
   const dir = mkdtempSync(path.join(os.tmpdir(), 'hc-mosq-'));
   const conf = path.join(dir, 'mosquitto.conf');
-  writeFileSync(conf, `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest stderr\n${extraConf}\n`);
+  writeFileSync(
+    conf,
+    `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest stderr\n${extraConf}\n`,
+  );
   let proc: ChildProcess;
   const launch = async () => {
     proc = spawn(MOSQUITTO!, ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
     let log = '';
     proc.stderr?.on('data', (c: Buffer) => (log += c.toString()));
-    const exited = new Promise<never>((_, reject) => proc.once('exit', (code) => reject(new Error(`mosquitto exited (${code}): ${log}`))));
+    const exited = new Promise<never>((_, reject) =>
+      proc.once('exit', (code) => reject(new Error(`mosquitto exited (${code}): ${log}`))),
+    );
     await Promise.race([waitForPort(port), exited]);
   };
   await launch();

@@ -29,7 +29,12 @@ export class TestClient {
    * as the CONNACK, and MQTT.js emits them (process.nextTick) before an awaited connectAsync returns.
    */
   static async connect(url: string, opts: IClientOptions = {}): Promise<TestClient> {
-    const client = mqtt.connect(url, { protocolVersion: 5, reconnectPeriod: 0, connectTimeout: 5000, ...opts });
+    const client = mqtt.connect(url, {
+      protocolVersion: 5,
+      reconnectPeriod: 0,
+      connectTimeout: 5000,
+      ...opts,
+    });
     const recorder = new TestClient(client);
     await new Promise<void>((resolve, reject) => {
       const settle = () => {
@@ -70,15 +75,27 @@ export class TestClient {
     return withDeadline(new Promise<Msg>((resolve) => this.waiters.push({ pred, resolve })), ms, what);
   }
 
-  waitJson<T = Record<string, unknown>>(topic: string, pred: (v: T) => boolean = () => true, ms = 10_000): Promise<T> {
-    return this.wait((m) => m.topic === topic && m.text !== '' && pred(JSON.parse(m.text) as T), ms, `JSON on ${topic}`).then((m) => JSON.parse(m.text) as T);
+  waitJson<T = Record<string, unknown>>(
+    topic: string,
+    pred: (v: T) => boolean = () => true,
+    ms = 10_000,
+  ): Promise<T> {
+    return this.wait(
+      (m) => m.topic === topic && m.text !== '' && pred(JSON.parse(m.text) as T),
+      ms,
+      `JSON on ${topic}`,
+    ).then((m) => JSON.parse(m.text) as T);
   }
 
   on(topic: string): Msg[] {
     return this.messages.filter((m) => m.topic === topic);
   }
 
-  pub(topic: string, payload: string | Buffer, opts: Parameters<MqttClient['publishAsync']>[2] = {}): Promise<unknown> {
+  pub(
+    topic: string,
+    payload: string | Buffer,
+    opts: Parameters<MqttClient['publishAsync']>[2] = {},
+  ): Promise<unknown> {
     return this.client.publishAsync(topic, payload, { qos: 1, ...opts });
   }
 

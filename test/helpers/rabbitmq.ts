@@ -89,7 +89,12 @@ export async function startRabbitMQ(timeoutMs = 90_000): Promise<RabbitNode> {
     RABBITMQ_PID_FILE: path.join(dir, 'rabbit.pid'),
     RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS: '-kernel inet_dist_use_interface {127,0,0,1}',
   };
-  const proc: ChildProcess = spawn(RABBITMQ_SERVER, [], { env, cwd: dir, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  const proc: ChildProcess = spawn(RABBITMQ_SERVER, [], {
+    env,
+    cwd: dir,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  });
   let log = '';
   proc.stdout?.on('data', (c: Buffer) => (log += c.toString()));
   proc.stderr?.on('data', (c: Buffer) => (log += c.toString()));
@@ -104,7 +109,10 @@ export async function startRabbitMQ(timeoutMs = 90_000): Promise<RabbitNode> {
     await exited;
   };
   try {
-    await Promise.race([waitForPort(mqttPort, timeoutMs), exited.then(() => Promise.reject(new Error(`rabbitmq-server exited:\n${log.slice(-3000)}`)))]);
+    await Promise.race([
+      waitForPort(mqttPort, timeoutMs),
+      exited.then(() => Promise.reject(new Error(`rabbitmq-server exited:\n${log.slice(-3000)}`))),
+    ]);
   } catch (err) {
     await kill();
     throw err;

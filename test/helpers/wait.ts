@@ -16,7 +16,11 @@ export function withDeadline<T>(p: Promise<T>, ms: number, what: string): Promis
 }
 
 /** Re-check a condition each time `emitter` fires `event` (or every 50 ms for file/process state), until true or the deadline. */
-export async function until(check: () => boolean | Promise<boolean>, ms: number, what: string): Promise<void> {
+export async function until(
+  check: () => boolean | Promise<boolean>,
+  ms: number,
+  what: string,
+): Promise<void> {
   const deadline = Date.now() + ms;
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);

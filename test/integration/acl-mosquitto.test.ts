@@ -40,13 +40,27 @@ interface Broker {
 async function startSecuredMosquitto(dir: string, files: { passwd: string; acl: string }): Promise<Broker> {
   const port = await freePort();
   const conf = path.join(dir, 'mosquitto.conf');
-  writeFileSync(conf, [`listener ${port} 127.0.0.1`, 'allow_anonymous false', `password_file ${files.passwd}`, `acl_file ${files.acl}`, 'persistence false', 'log_dest stderr', 'log_type all', ''].join('\n'));
+  writeFileSync(
+    conf,
+    [
+      `listener ${port} 127.0.0.1`,
+      'allow_anonymous false',
+      `password_file ${files.passwd}`,
+      `acl_file ${files.acl}`,
+      'persistence false',
+      'log_dest stderr',
+      'log_type all',
+      '',
+    ].join('\n'),
+  );
   chmodSync(dir, 0o755);
   for (const f of readdirSync(dir)) chmodSync(path.join(dir, f), 0o644);
   const proc: ChildProcess = spawn(MOSQUITTO!, ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
   let log = '';
   proc.stderr?.on('data', (c: Buffer) => (log += c.toString()));
-  const exited = new Promise<never>((_, reject) => proc.once('exit', (code) => reject(new Error(`mosquitto exited (${code}): ${log}`))));
+  const exited = new Promise<never>((_, reject) =>
+    proc.once('exit', (code) => reject(new Error(`mosquitto exited (${code}): ${log}`))),
+  );
   await Promise.race([waitForPort(port), exited]);
   exited.catch(() => undefined);
   return {
@@ -89,7 +103,11 @@ describe.skipIf(!available)('homelab-cmd acl: the generated files in a real Mosq
   let ctl: TestClient;
   const clients: TestClient[] = [];
 
-  const connect = async (username: string, password: string, opts: Parameters<typeof TestClient.connect>[1] = {}) => {
+  const connect = async (
+    username: string,
+    password: string,
+    opts: Parameters<typeof TestClient.connect>[1] = {},
+  ) => {
     const c = await TestClient.connect(broker.url, { username, password, ...opts });
     clients.push(c);
     return c;
@@ -114,7 +132,10 @@ describe.skipIf(!available)('homelab-cmd acl: the generated files in a real Mosq
     // The generated script makes the password file, with the real mosquitto_passwd.
     const passwd = path.join(dir, 'passwd');
     const script = mosquittoPasswd(config, { passwdFile: passwd, reveal: true });
-    const made = spawnSync('sh', ['-c', script], { encoding: 'utf8', env: { PATH: `${path.dirname(PASSWD!)}:/usr/bin:/bin` } });
+    const made = spawnSync('sh', ['-c', script], {
+      encoding: 'utf8',
+      env: { PATH: `${path.dirname(PASSWD!)}:/usr/bin:/bin` },
+    });
     expect(made.status, `${made.stderr}\n${script}`).toBe(0);
     const acl = path.join(dir, 'acl');
     writeFileSync(acl, mosquittoAcl(config));
@@ -141,7 +162,9 @@ describe.skipIf(!available)('homelab-cmd acl: the generated files in a real Mosq
       ['client id only', { clientId: 'agent-a' }],
     ];
     for (const [what, opts] of attempts) {
-      await expect(TestClient.connect(broker.url, opts), what).rejects.toThrow(/not authori[sz]ed|bad user name or password|Connection refused/i);
+      await expect(TestClient.connect(broker.url, opts), what).rejects.toThrow(
+        /not authori[sz]ed|bad user name or password|Connection refused/i,
+      );
     }
   });
 
@@ -165,7 +188,7 @@ describe.skipIf(!available)('homelab-cmd acl: the generated files in a real Mosq
     }
   });
 
-  it('drops what agent a may not publish: commands (even its own), param sets, other hosts\' topics, HA\'s birth', async () => {
+  it("drops what agent a may not publish: commands (even its own), param sets, other hosts' topics, HA's birth", async () => {
     const refused = [
       'homelab/b/cmd/x',
       'homelab/a/cmd/x',
@@ -194,9 +217,18 @@ describe.skipIf(!available)('homelab-cmd acl: the generated files in a real Mosq
     for (const [topic, ack] of acks) expect(ack, topic).toBe(mosquittoMajor(broker) >= 2 ? 0x87 : 'ok');
   });
 
-  it('delivers to agent a its own commands and params, all status topics and HA\'s birth — nothing of host b', async () => {
+  it("delivers to agent a its own commands and params, all status topics and HA's birth — nothing of host b", async () => {
     const subacks: Record<string, number> = {};
-    for (const filter of ['homelab/a/cmd/#', 'homelab/a/param/#', 'homelab/+/status', 'homeassistant/status', 'homelab/_fleet/#', 'homelab/b/cmd/#', 'homelab/b/param/#', 'homelab/b/result/#']) {
+    for (const filter of [
+      'homelab/a/cmd/#',
+      'homelab/a/param/#',
+      'homelab/+/status',
+      'homeassistant/status',
+      'homelab/_fleet/#',
+      'homelab/b/cmd/#',
+      'homelab/b/param/#',
+      'homelab/b/result/#',
+    ]) {
       const granted = await agentA.client.subscribeAsync(filter, { qos: 1 });
       subacks[filter] = granted[0]?.qos ?? -1;
     }
@@ -216,21 +248,42 @@ describe.skipIf(!available)('homelab-cmd acl: the generated files in a real Mosq
     await agentB.pub('homelab/b/result/req-9', hidden);
     await agentB.pub('homelab/b/status', shown);
 
-    await agentA.wait((m) => m.topic === 'homelab/a/cmd/restart_dns' && m.text === shown, 5000, 'a\'s own command');
-    await agentA.wait((m) => m.topic === 'homelab/b/status' && m.text === shown, 5000, 'b\'s status');
-    expect(agentA.messages.filter((m) => m.text === shown).map((m) => m.topic).sort()).toEqual(
-      ['homeassistant/status', 'homelab/a/cmd/restart_dns', 'homelab/a/param/set_mode/mode/set', 'homelab/b/status'],
+    await agentA.wait(
+      (m) => m.topic === 'homelab/a/cmd/restart_dns' && m.text === shown,
+      5000,
+      "a's own command",
     );
+    await agentA.wait((m) => m.topic === 'homelab/b/status' && m.text === shown, 5000, "b's status");
+    expect(
+      agentA.messages
+        .filter((m) => m.text === shown)
+        .map((m) => m.topic)
+        .sort(),
+    ).toEqual([
+      'homeassistant/status',
+      'homelab/a/cmd/restart_dns',
+      'homelab/a/param/set_mode/mode/set',
+      'homelab/b/status',
+    ]);
     expect(agentA.messages.filter((m) => m.text === hidden).map((m) => m.topic)).toEqual([]);
     // Agent b did get its own command: the refusal above is about who reads, not what was sent.
     await agentB.sub('homelab/b/cmd/#');
     const forB = token('for-b');
     await ctl.pub('homelab/b/cmd/restart_dns', forB);
-    await agentB.wait((m) => m.topic === 'homelab/b/cmd/restart_dns' && m.text === forB, 5000, 'b\'s own command');
+    await agentB.wait(
+      (m) => m.topic === 'homelab/b/cmd/restart_dns' && m.text === forB,
+      5000,
+      "b's own command",
+    );
   });
 
   it('lets the controller command any host and set params, and nothing it should not write', async () => {
-    const allowed = ['homelab/a/cmd/restart_dns', 'homelab/b/cmd', 'homelab/a/param/set_mode/mode/set', 'homeassistant/status'];
+    const allowed = [
+      'homelab/a/cmd/restart_dns',
+      'homelab/b/cmd',
+      'homelab/a/param/set_mode/mode/set',
+      'homeassistant/status',
+    ];
     for (const topic of allowed) {
       const payload = token('ctl');
       expect(await tryPub(ctl, topic, payload), topic).toBe('ok');
@@ -238,7 +291,14 @@ describe.skipIf(!available)('homelab-cmd acl: the generated files in a real Mosq
     }
     // A controller cannot pose as an agent: no status, results, discovery or fleet claims.
     const payload = token('ctl-refused');
-    for (const topic of ['homelab/a/status', 'homelab/a/result', 'homelab/a/result/req-1', 'homeassistant/button/a/x/config', 'homelab/_fleet/stagger/dns', 'homelab/a/param/x/y']) {
+    for (const topic of [
+      'homelab/a/status',
+      'homelab/a/result',
+      'homelab/a/result/req-1',
+      'homeassistant/button/a/x/config',
+      'homelab/_fleet/stagger/dns',
+      'homelab/a/param/x/y',
+    ]) {
       await tryPub(ctl, topic, payload);
     }
     const marker = token('marker');
@@ -254,19 +314,28 @@ describe.skipIf(!available)('homelab-cmd acl: the generated files in a real Mosq
     const reader = await connect('Home Assistant', PW.ctl);
     await reader.sub('$SYS/broker/version');
     await reader.sub('homelab/a/status');
-    await reader.wait((m) => m.topic === 'homelab/a/status' && m.text === marker, 5000, 'the retained status');
+    await reader.wait(
+      (m) => m.topic === 'homelab/a/status' && m.text === marker,
+      5000,
+      'the retained status',
+    );
     expect(reader.messages.filter((m) => m.topic.startsWith('$SYS'))).toEqual([]);
   });
 
-  it('lets agent a\'s last will (offline on its status topic) through', async () => {
+  it("lets agent a's last will (offline on its status topic) through", async () => {
     const will = token('offline');
-    const dying = await connect('agent-a', PW.a, { will: { topic: 'homelab/a/status', payload: Buffer.from(will), qos: 1, retain: false } });
+    const dying = await connect('agent-a', PW.a, {
+      will: { topic: 'homelab/a/status', payload: Buffer.from(will), qos: 1, retain: false },
+    });
     dying.client.stream.destroy();
     await ctl.wait((m) => m.topic === 'homelab/a/status' && m.text === will, 10_000, 'the last will');
   });
 
   it('the broker logged the refusals it made (log_type debug: for whoever debugs a silent drop)', () => {
-    const denied = broker.log().split('\n').filter((l) => l.includes('Denied PUBLISH'));
+    const denied = broker
+      .log()
+      .split('\n')
+      .filter((l) => l.includes('Denied PUBLISH'));
     expect(denied.join('\n')).toMatch(/Denied PUBLISH from .* 'homelab\/a\/cmd\/x'/);
   });
 });

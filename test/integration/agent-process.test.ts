@@ -17,7 +17,14 @@ let broker: RunningBroker;
 let url: string;
 let ctl: TestClient;
 beforeAll(async () => {
-  broker = await startBroker({ host: '127.0.0.1', port: 0, users: [], prefix: 'homelab', discoveryPrefix: 'homeassistant', log: silentLogger() });
+  broker = await startBroker({
+    host: '127.0.0.1',
+    port: 0,
+    users: [],
+    prefix: 'homelab',
+    discoveryPrefix: 'homeassistant',
+    log: silentLogger(),
+  });
   url = `mqtt://127.0.0.1:${broker.port}`;
   ctl = await TestClient.connect(url);
   await ctl.sub('homelab/+/status', 'homelab/+/result/#');
@@ -37,7 +44,13 @@ describe('crash mid-run', () => {
     const host = 'proc-crash';
     const dir = tempDir();
     const bin = fakeBin(dir, 'pihole', `while [ ! -f "${dir}/never" ]; do sleep 0.05; done`);
-    const file = writeConfig(dir, { host, state_dir: `${dir}/state`, mqtt: { url }, execution: { enabled: true, path: testPath(bin) }, actions: { restart_dns: { argv: ['pihole', 'restartdns'] } } });
+    const file = writeConfig(dir, {
+      host,
+      state_dir: `${dir}/state`,
+      mqtt: { url },
+      execution: { enabled: true, path: testPath(bin) },
+      actions: { restart_dns: { argv: ['pihole', 'restartdns'] } },
+    });
     const first = spawnCli(['agent', '--config', file]);
     await ctl.wait((m) => m.topic === `homelab/${host}/status` && m.text === 'online');
     await ctl.pub(`homelab/${host}/cmd/restart_dns`, JSON.stringify({ id: 'crash-1' }));
@@ -46,10 +59,19 @@ describe('crash mid-run', () => {
     first.proc.kill('SIGKILL');
     await first.exited;
 
-    const interrupted = ctl.next((m) => m.topic === `homelab/${host}/result/crash-1` && m.text.includes('"interrupted"'), 10_000, 'interrupted result');
+    const interrupted = ctl.next(
+      (m) => m.topic === `homelab/${host}/result/crash-1` && m.text.includes('"interrupted"'),
+      10_000,
+      'interrupted result',
+    );
     const second = spawnCli(['agent', '--config', file]);
     const r = JSON.parse((await interrupted).text);
-    expect(r).toMatchObject({ id: 'crash-1', status: 'interrupted', error_code: 'interrupted', exit_code: -1 });
+    expect(r).toMatchObject({
+      id: 'crash-1',
+      status: 'interrupted',
+      error_code: 'interrupted',
+      exit_code: -1,
+    });
     expect(r.executed_at).toBeDefined();
     // Sending the id again gets the stored result; the command ran exactly once.
     const again = ctl.next((m) => m.topic === `homelab/${host}/result/crash-1`, 10_000, 'the stored result');
@@ -85,13 +107,19 @@ describe('memory under a flood of output', () => {
     await ctl.wait((m) => m.topic === `homelab/${host}/status` && m.text === 'online');
     // Warm up the code paths first, so the baseline is the idle size of a working agent.
     for (const id of ['warm-1', 'warm-2']) {
-      const done = ctl.next((m) => m.topic === `homelab/${host}/result/${id}` && m.text.includes('succeeded'));
+      const done = ctl.next(
+        (m) => m.topic === `homelab/${host}/result/${id}` && m.text.includes('succeeded'),
+      );
       await ctl.pub(`homelab/${host}/cmd/small`, JSON.stringify({ id }));
       await done;
     }
     const idle = rssKb(agent.proc.pid!);
     let peak = idle;
-    const done = ctl.next((m) => m.topic === `homelab/${host}/result/flood-1` && m.text.includes('succeeded'), 60_000, 'flood result');
+    const done = ctl.next(
+      (m) => m.topic === `homelab/${host}/result/flood-1` && m.text.includes('succeeded'),
+      60_000,
+      'flood result',
+    );
     await ctl.pub(`homelab/${host}/cmd/flood`, JSON.stringify({ id: 'flood-1' }));
     const sampler = setInterval(() => (peak = Math.max(peak, rssKb(agent.proc.pid!))), 50);
     const r = JSON.parse((await done).text);
@@ -99,7 +127,9 @@ describe('memory under a flood of output', () => {
     expect(r.stdout_truncated).toBe(true);
     expect(Buffer.byteLength(r.stdout)).toBe(10_000);
     const growthMb = (peak - idle) / 1024;
-    process.stderr.write(`RSS idle ${Math.round(idle / 1024)} MB, peak during ${label} of output ${Math.round(peak / 1024)} MB (+${growthMb.toFixed(1)} MB)\n`);
+    process.stderr.write(
+      `RSS idle ${Math.round(idle / 1024)} MB, peak during ${label} of output ${Math.round(peak / 1024)} MB (+${growthMb.toFixed(1)} MB)\n`,
+    );
     expect(growthMb).toBeLessThan(limitMb);
     agent.proc.kill('SIGTERM');
     await agent.exited;
@@ -129,9 +159,19 @@ describe('a broker that refuses MQTT 5', () => {
     await new Promise<void>((resolve) => front.listen(port, '127.0.0.1', resolve));
     const host = 'proc-v311';
     const dir = tempDir();
-    const file = writeConfig(dir, { host, state_dir: `${dir}/state`, mqtt: { url: `mqtt://127.0.0.1:${port}` }, execution: { enabled: true }, actions: { ok: { argv: ['echo', 'fine'] } } });
+    const file = writeConfig(dir, {
+      host,
+      state_dir: `${dir}/state`,
+      mqtt: { url: `mqtt://127.0.0.1:${port}` },
+      execution: { enabled: true },
+      actions: { ok: { argv: ['echo', 'fine'] } },
+    });
     const agent = spawnCli(['agent', '--config', file]);
-    await ctl.wait((m) => m.topic === `homelab/${host}/status` && m.text === 'online', 10_000, 'online over 3.1.1');
+    await ctl.wait(
+      (m) => m.topic === `homelab/${host}/status` && m.text === 'online',
+      10_000,
+      'online over 3.1.1',
+    );
     const done = ctl.next((m) => m.topic === `homelab/${host}/result/v3-1` && m.text.includes('succeeded'));
     await ctl.pub(`homelab/${host}/cmd/ok`, JSON.stringify({ id: 'v3-1' }));
     expect(JSON.parse((await done).text).stdout).toBe('fine\n');

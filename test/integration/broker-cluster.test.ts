@@ -43,7 +43,11 @@ it('an agent and a standalone broker load no Redis code: it is imported only wit
 it('check-config names the Redis a broker clusters over, with its password hidden, and refuses a URL that is not Redis', async () => {
   const dir = tempDir('hc-cluster-config-');
   try {
-    const good = writeConfig(dir, { broker: { cluster: { redis: 'redis://:hunter2@10.0.0.5:6379/1' } } }, 'good.yaml');
+    const good = writeConfig(
+      dir,
+      { broker: { cluster: { redis: 'redis://:hunter2@10.0.0.5:6379/1' } } },
+      'good.yaml',
+    );
     const ok = await runCli(['check-config', '--config', good]);
     expect(ok.code).toBe(0);
     expect(ok.stdout).toContain('embedded broker clustered over Redis at redis://***@10.0.0.5:6379/1');
@@ -118,8 +122,16 @@ describe.skipIf(!REDIS_SERVER)('clustered embedded brokers (broker.cluster.redis
   });
 
   it('a SUBSCRIBE of several topics on a persistent session completes (aedes-persistence-redis hung on it)', async () => {
-    const c = await connect(A, { clientId: 'multi-sub', clean: false, properties: { sessionExpiryInterval: 300 } });
-    const granted = await withDeadline(c.client.subscribeAsync(['t/m/1', 't/m/2', 't/m/+/x', 't/m/#'], { qos: 1 }), 10_000, 'the SUBACK of a 4-topic SUBSCRIBE');
+    const c = await connect(A, {
+      clientId: 'multi-sub',
+      clean: false,
+      properties: { sessionExpiryInterval: 300 },
+    });
+    const granted = await withDeadline(
+      c.client.subscribeAsync(['t/m/1', 't/m/2', 't/m/+/x', 't/m/#'], { qos: 1 }),
+      10_000,
+      'the SUBACK of a 4-topic SUBSCRIBE',
+    );
     expect(granted.map((g) => g.qos)).toEqual([1, 1, 1, 1]);
     const other = await connect(B);
     await other.pub('t/m/2', 'reached');
@@ -144,10 +156,18 @@ describe.skipIf(!REDIS_SERVER)('clustered embedded brokers (broker.cluster.redis
   it('a retained message published on one broker is delivered by the other, and cleared on both', async () => {
     const pub = await connect(B);
     await pub.pub('t/ret/a', 'kept', { retain: true });
-    await until(async () => (await retainedOn(A, 't/ret/a')) === 'kept', 10_000, "B's retained message to be given by A");
+    await until(
+      async () => (await retainedOn(A, 't/ret/a')) === 'kept',
+      10_000,
+      "B's retained message to be given by A",
+    );
     const clearer = await connect(A);
     await clearer.pub('t/ret/a', '', { retain: true });
-    await until(async () => (await retainedOn(B, 't/ret/a')) === undefined, 10_000, 'the clear made on A to hold on B');
+    await until(
+      async () => (await retainedOn(B, 't/ret/a')) === undefined,
+      10_000,
+      'the clear made on A to hold on B',
+    );
     await until(async () => (await retainedOn(A, 't/ret/a')) === undefined, 10_000, 'the clear to hold on A');
   });
 
@@ -176,15 +196,24 @@ describe.skipIf(!REDIS_SERVER)('clustered embedded brokers (broker.cluster.redis
     expect((await again.wait((m) => m.topic === 't/queue/1')).text).toBe('while-away');
   });
 
-  it('a killed broker\'s wills go out through the other — except for a client that already reconnected there', async () => {
+  it("a killed broker's wills go out through the other — except for a client that already reconnected there", async () => {
     // A third broker to kill, so the shared A and B stay up for the other tests.
     const doomed = await startClusterBroker(cluster.configFile);
     const watcher = await connect(B);
     await watcher.sub('t/will/+');
-    const will = (id: string) => ({ topic: `t/will/${id}`, payload: Buffer.from('offline'), qos: 1 as const, retain: true });
+    const will = (id: string) => ({
+      topic: `t/will/${id}`,
+      payload: Buffer.from('offline'),
+      qos: 1 as const,
+      retain: true,
+    });
     const session = { clean: false, properties: { sessionExpiryInterval: 300 } };
     const gone = await TestClient.connect(doomed.url, { ...session, clientId: 'gone', will: will('gone') });
-    const mover = await TestClient.connect(doomed.url, { ...session, clientId: 'mover', will: will('mover') });
+    const mover = await TestClient.connect(doomed.url, {
+      ...session,
+      clientId: 'mover',
+      will: will('mover'),
+    });
     await mover.pub('t/will/mover', 'online', { retain: true });
     await watcher.wait((m) => m.topic === 't/will/mover' && m.text === 'online');
 
@@ -195,15 +224,30 @@ describe.skipIf(!REDIS_SERVER)('clustered embedded brokers (broker.cluster.redis
     const back = watcher.messages.length;
 
     // B declares the doomed broker dead after 3 missed heartbeats (1 s each) and sweeps its wills.
-    await watcher.wait((m) => m.topic === 't/will/gone' && m.text === 'offline', 20_000, 'the will of the client that did not come back');
+    await watcher.wait(
+      (m) => m.topic === 't/will/gone' && m.text === 'offline',
+      20_000,
+      'the will of the client that did not come back',
+    );
     const redis = new Redis(cluster.redis.url);
     try {
       // The sweep's pass is over once the doomed broker has no will left in Redis (the mover's own new will stays).
-      await until(async () => (await redis.lrange('will', 0, -1)).filter((k) => k.endsWith(':mover') || k.endsWith(':gone')).length === 1, 20_000, 'the will sweep to finish');
+      await until(
+        async () =>
+          (await redis.lrange('will', 0, -1)).filter((k) => k.endsWith(':mover') || k.endsWith(':gone'))
+            .length === 1,
+        20_000,
+        'the will sweep to finish',
+      );
     } finally {
       redis.disconnect();
     }
-    expect(watcher.messages.slice(back).filter((m) => m.topic === 't/will/mover').map((m) => m.text)).not.toContain('offline');
+    expect(
+      watcher.messages
+        .slice(back)
+        .filter((m) => m.topic === 't/will/mover')
+        .map((m) => m.text),
+    ).not.toContain('offline');
     const late = await connect(A);
     await late.sub('t/will/+');
     expect((await late.wait((m) => m.topic === 't/will/mover')).text).toBe('online');
@@ -216,69 +260,87 @@ describe.skipIf(!REDIS_SERVER)('clustered embedded brokers (broker.cluster.redis
 
   it('a Redis that is down at start: one line saying what and how to fix it, exit 2, no stack trace', async () => {
     const port = await freePort();
-    const file = writeConfig(dir, { broker: { cluster: { redis: `redis://127.0.0.1:${port}` } } }, 'no-redis.yaml');
+    const file = writeConfig(
+      dir,
+      { broker: { cluster: { redis: `redis://127.0.0.1:${port}` } } },
+      'no-redis.yaml',
+    );
     const { code, stdout, stderr } = await runCli(['broker', '--config', file, '--port', '0']);
     expect(code).toBe(2);
     expect(stdout).toBe('');
-    expect(stderr.trim()).toBe(`homelab-cmd broker: cannot reach Redis at redis://127.0.0.1:${port} (ECONNREFUSED) for broker.cluster — start Redis there, or fix broker.cluster.redis`);
+    expect(stderr.trim()).toBe(
+      `homelab-cmd broker: cannot reach Redis at redis://127.0.0.1:${port} (ECONNREFUSED) for broker.cluster — start Redis there, or fix broker.cluster.redis`,
+    );
   });
 });
 
-describe.skipIf(!REDIS_SERVER)('clustered embedded brokers with broker.users: the ACL and a real agent', () => {
-  const f = clusterFixture({ users }, ha);
-  const connect = (url: string, opts: ConnectOptions = {}) => f.connect(url, opts);
-  let A: string;
-  let B: string;
-  let dir: string;
-  beforeAll(() => {
-    ({ A, B, dir } = f);
-  });
-
-  it('the ACL holds on every broker: an agent user on B can neither command nor read another host', async () => {
-    const agent = await connect(B, { username: 'agent-z', password: 'pw-z' });
-    await expect(agent.pub('homelab/other/cmd/reboot', '')).rejects.toThrow();
-    await expect(agent.client.subscribeAsync('homelab/other/cmd/#', { qos: 1 })).rejects.toThrow(/Not authorized/);
-    await expect(TestClient.connect(A, { username: 'agent-z', password: 'wrong' })).rejects.toThrow(/Bad User Name or Password|Not authorized/i);
-  });
-
-  describe('an agent on B, a controller on A', () => {
-    let agent: Agent;
-    beforeAll(async () => {
-      ({ agent } = await startAgent({
-        host: 'zed',
-        state_dir: `${dir}/state-zed`,
-        mqtt: { url: B, username: 'agent-z', password: 'pw-z' },
-        heartbeat: { interval: '1s' },
-        execution: { enabled: true },
-        actions: { hello: { argv: ['echo', 'hi'], button: true } },
-      }));
-    });
-    afterAll(() => agent?.stop());
-
-    it('answers a request sent through the other broker, and its result is retained on both', async () => {
-      const ctl = await connect(A);
-      await ctl.sub('homelab/zed/result/+');
-      await ctl.pub('homelab/zed/cmd/hello', JSON.stringify({ id: 'via-a-1' }));
-      const result = await ctl.waitJson<{ status: string; stdout: string }>('homelab/zed/result/via-a-1', (r) => r.status === 'succeeded');
-      expect(result.stdout).toBe('hi\n');
-      for (const url of [A, B]) {
-        const late = await connect(url);
-        await late.sub('homelab/zed/result/via-a-1');
-        expect((await late.waitJson<{ status: string }>('homelab/zed/result/via-a-1')).status).toBe('succeeded');
-      }
+describe.skipIf(!REDIS_SERVER)(
+  'clustered embedded brokers with broker.users: the ACL and a real agent',
+  () => {
+    const f = clusterFixture({ users }, ha);
+    const connect = (url: string, opts: ConnectOptions = {}) => f.connect(url, opts);
+    let A: string;
+    let B: string;
+    let dir: string;
+    beforeAll(() => {
+      ({ A, B, dir } = f);
     });
 
-    it('status, heartbeat and discovery read the same on both brokers', async () => {
-      const seen = async (url: string) => {
-        const c = await connect(url);
-        await c.sub('homelab/zed/status', 'homelab/zed/heartbeat', 'homeassistant/button/zed/+/config');
-        await c.wait((m) => m.topic === 'homelab/zed/status' && m.text === 'online');
-        await c.wait((m) => m.topic === 'homelab/zed/heartbeat');
-        const button = await c.wait((m) => m.topic.startsWith('homeassistant/button/zed/'));
-        return { status: 'online', button: button.topic, buttonConfig: JSON.parse(button.text) as unknown };
-      };
-      const [onA, onB] = [await seen(A), await seen(B)];
-      expect(onA).toEqual(onB);
+    it('the ACL holds on every broker: an agent user on B can neither command nor read another host', async () => {
+      const agent = await connect(B, { username: 'agent-z', password: 'pw-z' });
+      await expect(agent.pub('homelab/other/cmd/reboot', '')).rejects.toThrow();
+      await expect(agent.client.subscribeAsync('homelab/other/cmd/#', { qos: 1 })).rejects.toThrow(
+        /Not authorized/,
+      );
+      await expect(TestClient.connect(A, { username: 'agent-z', password: 'wrong' })).rejects.toThrow(
+        /Bad User Name or Password|Not authorized/i,
+      );
     });
-  });
-});
+
+    describe('an agent on B, a controller on A', () => {
+      let agent: Agent;
+      beforeAll(async () => {
+        ({ agent } = await startAgent({
+          host: 'zed',
+          state_dir: `${dir}/state-zed`,
+          mqtt: { url: B, username: 'agent-z', password: 'pw-z' },
+          heartbeat: { interval: '1s' },
+          execution: { enabled: true },
+          actions: { hello: { argv: ['echo', 'hi'], button: true } },
+        }));
+      });
+      afterAll(() => agent?.stop());
+
+      it('answers a request sent through the other broker, and its result is retained on both', async () => {
+        const ctl = await connect(A);
+        await ctl.sub('homelab/zed/result/+');
+        await ctl.pub('homelab/zed/cmd/hello', JSON.stringify({ id: 'via-a-1' }));
+        const result = await ctl.waitJson<{ status: string; stdout: string }>(
+          'homelab/zed/result/via-a-1',
+          (r) => r.status === 'succeeded',
+        );
+        expect(result.stdout).toBe('hi\n');
+        for (const url of [A, B]) {
+          const late = await connect(url);
+          await late.sub('homelab/zed/result/via-a-1');
+          expect((await late.waitJson<{ status: string }>('homelab/zed/result/via-a-1')).status).toBe(
+            'succeeded',
+          );
+        }
+      });
+
+      it('status, heartbeat and discovery read the same on both brokers', async () => {
+        const seen = async (url: string) => {
+          const c = await connect(url);
+          await c.sub('homelab/zed/status', 'homelab/zed/heartbeat', 'homeassistant/button/zed/+/config');
+          await c.wait((m) => m.topic === 'homelab/zed/status' && m.text === 'online');
+          await c.wait((m) => m.topic === 'homelab/zed/heartbeat');
+          const button = await c.wait((m) => m.topic.startsWith('homeassistant/button/zed/'));
+          return { status: 'online', button: button.topic, buttonConfig: JSON.parse(button.text) as unknown };
+        };
+        const [onA, onB] = [await seen(A), await seen(B)];
+        expect(onA).toEqual(onB);
+      });
+    });
+  },
+);

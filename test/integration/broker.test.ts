@@ -5,7 +5,13 @@ import { PortInUseError } from '../../src/errors.js';
 import { silentLogger } from '../../src/log.js';
 import { TestClient } from '../helpers/mqtt.js';
 
-const base = { host: '127.0.0.1', port: 0, prefix: 'homelab', discoveryPrefix: 'homeassistant', log: silentLogger() };
+const base = {
+  host: '127.0.0.1',
+  port: 0,
+  prefix: 'homelab',
+  discoveryPrefix: 'homeassistant',
+  log: silentLogger(),
+};
 
 describe('embedded broker (aedes 2.0.0-beta.1): the MQTT 5 features we rely on', () => {
   let broker: RunningBroker;
@@ -34,9 +40,14 @@ describe('embedded broker (aedes 2.0.0-beta.1): the MQTT 5 features we rely on',
     await requester.sub('t/reply/1');
     responder.client.on('message', (_t, _p, packet) => {
       const rt = packet.properties?.responseTopic;
-      if (rt) void responder.pub(rt, 'pong', { properties: { correlationData: packet.properties?.correlationData } });
+      if (rt)
+        void responder.pub(rt, 'pong', {
+          properties: { correlationData: packet.properties?.correlationData },
+        });
     });
-    await requester.pub('t/req', 'ping', { properties: { responseTopic: 't/reply/1', correlationData: Buffer.from('corr-42') } });
+    await requester.pub('t/req', 'ping', {
+      properties: { responseTopic: 't/reply/1', correlationData: Buffer.from('corr-42') },
+    });
     const reply = await requester.wait((m) => m.topic === 't/reply/1');
     expect(reply.text).toBe('pong');
     expect(reply.packet.properties?.correlationData?.toString()).toBe('corr-42');
@@ -67,7 +78,9 @@ describe('embedded broker (aedes 2.0.0-beta.1): the MQTT 5 features we rely on',
   it('gives a clear error when the port is in use', async () => {
     const err = await startBroker({ ...base, port: broker.port, users: [] }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(PortInUseError);
-    expect((err as Error).message).toBe(`127.0.0.1:${broker.port} is in use — is Mosquitto running? Use --port, or point mqtt.url at it`);
+    expect((err as Error).message).toBe(
+      `127.0.0.1:${broker.port} is in use — is Mosquitto running? Use --port, or point mqtt.url at it`,
+    );
   });
 });
 
@@ -88,12 +101,16 @@ describe('embedded broker with users: authentication and the role ACL', () => {
   afterAll(() => broker.close());
 
   it('refuses a wrong password and anonymous clients', async () => {
-    await expect(TestClient.connect(url, { username: 'agent-a', password: 'wrong' })).rejects.toThrow(/Bad User Name or Password|Not authorized/i);
+    await expect(TestClient.connect(url, { username: 'agent-a', password: 'wrong' })).rejects.toThrow(
+      /Bad User Name or Password|Not authorized/i,
+    );
     await expect(TestClient.connect(url, {})).rejects.toThrow(/Bad User Name or Password|Not authorized/i);
-    await expect(TestClient.connect(url, { username: 'nobody', password: 'x', protocolVersion: 4 })).rejects.toThrow(/Bad username or password|Not authorized/i);
+    await expect(
+      TestClient.connect(url, { username: 'nobody', password: 'x', protocolVersion: 4 }),
+    ).rejects.toThrow(/Bad username or password|Not authorized/i);
   });
 
-  it('an agent cannot publish to another host\'s cmd topic, nor its own; a controller can', async () => {
+  it("an agent cannot publish to another host's cmd topic, nor its own; a controller can", async () => {
     const a = await TestClient.connect(url, { username: 'agent-a', password: 'pw-a' });
     const b = await TestClient.connect(url, { username: 'agent-b', password: 'pw-b' });
     const ha = await TestClient.connect(url, { username: 'ha', password: 'pw-ha' });
@@ -112,10 +129,12 @@ describe('embedded broker with users: authentication and the role ACL', () => {
     await Promise.all([a.end(), b.end(), ha.end()]);
   });
 
-  it('an agent cannot read another host\'s commands; a controller reads everything', async () => {
+  it("an agent cannot read another host's commands; a controller reads everything", async () => {
     const a = await TestClient.connect(url, { username: 'agent-a', password: 'pw-a' });
     // MQTT 5: SUBACK 0x87 (Not authorized), which MQTT.js raises.
-    await expect(a.client.subscribeAsync('homelab/host-b/cmd/#', { qos: 1 })).rejects.toThrow(/Not authorized/);
+    await expect(a.client.subscribeAsync('homelab/host-b/cmd/#', { qos: 1 })).rejects.toThrow(
+      /Not authorized/,
+    );
     await expect(a.client.subscribeAsync('homelab/#', { qos: 1 })).rejects.toThrow(/Not authorized/);
     const own = await a.client.subscribeAsync('homelab/host-a/cmd/#', { qos: 1 });
     expect(own[0]?.qos).toBe(1);

@@ -71,8 +71,12 @@ describe('check-config', () => {
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/mqtt\.keepalive: "soon" is not a duration — write seconds/);
     expect(r.stderr).toMatch(/mqtt\.colour: unknown key — remove it/);
-    expect(r.stderr).toMatch(/actions\.restart\.params\.unit\.pattern: does not compile as a regular expression/);
-    expect(r.stderr).toMatch(/actions\.restart\.button: a button press sends no params, and param "unit" has no default/);
+    expect(r.stderr).toMatch(
+      /actions\.restart\.params\.unit\.pattern: does not compile as a regular expression/,
+    );
+    expect(r.stderr).toMatch(
+      /actions\.restart\.button: a button press sends no params, and param "unit" has no default/,
+    );
   });
 
   it('names line and column of a YAML syntax error', async () => {
@@ -97,8 +101,20 @@ describe('sudoers', () => {
     const file = writeConfig(dir, {
       host: 'h1',
       actions: {
-        restart_service: { argv: ['systemctl', 'restart', '{unit}'], params: { unit: { type: 'string', pattern: '^[a-z.]{1,20}$' } }, sudo: true, timeout: '60s' },
-        apply_updates: { steps: [['apt-get', 'update'], ['apt-get', '-y', 'upgrade']], sudo: true, timeout: '30m' },
+        restart_service: {
+          argv: ['systemctl', 'restart', '{unit}'],
+          params: { unit: { type: 'string', pattern: '^[a-z.]{1,20}$' } },
+          sudo: true,
+          timeout: '60s',
+        },
+        apply_updates: {
+          steps: [
+            ['apt-get', 'update'],
+            ['apt-get', '-y', 'upgrade'],
+          ],
+          sudo: true,
+          timeout: '30m',
+        },
         uptime: { argv: ['uptime'] },
       },
     });
@@ -106,7 +122,9 @@ describe('sudoers', () => {
     expect(r.code).toBe(0);
     const rules = r.stdout.split('\n').filter((l) => l.startsWith('hc '));
     expect(rules).toHaveLength(3);
-    expect(rules[0]).toMatch(/^hc ALL=\(root\) NOPASSWD: \/\S*timeout --kill-after\\=5s 60s \/\S*systemctl restart \*$/);
+    expect(rules[0]).toMatch(
+      /^hc ALL=\(root\) NOPASSWD: \/\S*timeout --kill-after\\=5s 60s \/\S*systemctl restart \*$/,
+    );
     expect(rules[2]).toMatch(/1800s \/\S*apt-get -y upgrade$/);
     expect(r.stdout).not.toMatch(/uptime$/m);
   });
@@ -116,20 +134,35 @@ describe('send', () => {
   const h = new Harness();
   beforeAll(async () => {
     await h.start();
-    await h.agent('cli-send', { echo: { argv: ['echo', '{m}'], params: { m: { type: 'string', pattern: '^[a-z]{1,10}$', default: 'hi' } } }, fails: { argv: ['false'] } });
+    await h.agent('cli-send', {
+      echo: {
+        argv: ['echo', '{m}'],
+        params: { m: { type: 'string', pattern: '^[a-z]{1,10}$', default: 'hi' } },
+      },
+      fails: { argv: ['false'] },
+    });
   });
   afterAll(() => h.stop());
 
   it('prints the final result and exits 0 when succeeded', async () => {
     const r = await runCli(['send', 'cli-send', 'echo', '--param', 'm=yo', '--url', h.url]);
     expect(r.code).toBe(0);
-    expect(JSON.parse(r.stdout)).toMatchObject({ host: 'cli-send', action: 'echo', status: 'succeeded', stdout: 'yo\n' });
+    expect(JSON.parse(r.stdout)).toMatchObject({
+      host: 'cli-send',
+      action: 'echo',
+      status: 'succeeded',
+      stdout: 'yo\n',
+    });
   });
 
   it('exits 1 when the result is not succeeded', async () => {
     const r = await runCli(['send', 'cli-send', 'fails', '--url', h.url]);
     expect(r.code).toBe(1);
-    expect(JSON.parse(r.stdout)).toMatchObject({ status: 'failed', error_code: 'exit_nonzero', exit_code: 1 });
+    expect(JSON.parse(r.stdout)).toMatchObject({
+      status: 'failed',
+      error_code: 'exit_nonzero',
+      exit_code: 1,
+    });
     const rej = await runCli(['send', 'cli-send', 'echo', '--param', 'm=NOPE', '--url', h.url]);
     expect(rej.code).toBe(1);
     expect(JSON.parse(rej.stdout)).toMatchObject({ status: 'rejected', error_code: 'invalid_params' });
@@ -169,15 +202,21 @@ describe('send', () => {
 });
 
 describe('up', () => {
-  it('starts the embedded broker and this host\'s agent; an MQTT 5 client sees it online; SIGTERM exits 0', async () => {
+  it("starts the embedded broker and this host's agent; an MQTT 5 client sees it online; SIGTERM exits 0", async () => {
     const dir = tempDir();
     const port = await freePort();
-    const file = writeConfig(dir, { host: 'up-embedded', state_dir: `${dir}/state`, execution: { enabled: true }, actions: { uptime: { argv: ['uptime'] } } });
+    const file = writeConfig(dir, {
+      host: 'up-embedded',
+      state_dir: `${dir}/state`,
+      execution: { enabled: true },
+      actions: { uptime: { argv: ['uptime'] } },
+    });
     const up = spawnCli(['up', '--config', file, '--port', String(port)]);
     const c = await withDeadline(
       (async () => {
         for (;;) {
-          if (up.output().includes('is online')) return TestClient.connect(`mqtt://127.0.0.1:${port}`, { protocolVersion: 5 });
+          if (up.output().includes('is online'))
+            return TestClient.connect(`mqtt://127.0.0.1:${port}`, { protocolVersion: 5 });
           await new Promise((r) => setTimeout(r, 20));
         }
       })(),
@@ -186,7 +225,9 @@ describe('up', () => {
     );
     await c.sub('homelab/up-embedded/status');
     expect((await c.wait((m) => m.topic === 'homelab/up-embedded/status')).text).toBe('online');
-    expect(up.output()).toContain(`host "up-embedded" is online at mqtt://127.0.0.1:${port} (embedded broker, MQTT 5 and 3.1.1)`);
+    expect(up.output()).toContain(
+      `host "up-embedded" is online at mqtt://127.0.0.1:${port} (embedded broker, MQTT 5 and 3.1.1)`,
+    );
     expect(up.output()).toContain('npx homelab-cmd send up-embedded uptime');
     const r = await runCli(['send', 'up-embedded', 'uptime', '--url', `mqtt://127.0.0.1:${port}`]);
     expect(r.code).toBe(0);
@@ -201,48 +242,99 @@ describe('up', () => {
     const r = await runCli(['up', '--port', String(h.broker.port)]);
     await h.stop();
     expect(r.code).toBe(2);
-    expect(r.stderr).toContain(`127.0.0.1:${h.broker.port} is in use — is Mosquitto running? Use --port, or point mqtt.url at it`);
+    expect(r.stderr).toContain(
+      `127.0.0.1:${h.broker.port} is in use — is Mosquitto running? Use --port, or point mqtt.url at it`,
+    );
   });
 
   if (!MOSQUITTO) reportMissing('mosquitto', '`up` next to an existing Mosquitto');
-  it.skipIf(!MOSQUITTO)('with a broker already on its port, connects the agent to it and says so in one line', async () => {
-    const m = await startMosquitto();
-    const dir = tempDir();
-    const file = writeConfig(dir, { host: 'up-beside', state_dir: `${dir}/state`, broker: { port: m.port }, execution: { enabled: true }, actions: { uptime: { argv: ['uptime'] } } });
-    const watcher = await TestClient.connect(m.url);
-    await watcher.sub('homelab/up-beside/status');
-    const up = spawnCli(['up', '--config', file]);
-    await watcher.wait((x) => x.text === 'online', 10_000, 'the agent online on the existing Mosquitto');
-    const lines = up.output().split('\n').filter((l) => l.includes('already has an MQTT broker'));
-    expect(lines).toEqual([`homelab-cmd: 127.0.0.1:${m.port} already has an MQTT broker (Mosquitto?) — using it instead of starting the embedded one; pass --port N to run the embedded broker beside it.`]);
-    const r = await runCli(['send', 'up-beside', 'uptime', '--url', m.url]);
-    expect(r.code).toBe(0);
-    up.proc.kill('SIGTERM');
-    await up.exited;
-    await watcher.end();
-    await m.stop();
-  });
+  it.skipIf(!MOSQUITTO)(
+    'with a broker already on its port, connects the agent to it and says so in one line',
+    async () => {
+      const m = await startMosquitto();
+      const dir = tempDir();
+      const file = writeConfig(dir, {
+        host: 'up-beside',
+        state_dir: `${dir}/state`,
+        broker: { port: m.port },
+        execution: { enabled: true },
+        actions: { uptime: { argv: ['uptime'] } },
+      });
+      const watcher = await TestClient.connect(m.url);
+      await watcher.sub('homelab/up-beside/status');
+      const up = spawnCli(['up', '--config', file]);
+      await watcher.wait((x) => x.text === 'online', 10_000, 'the agent online on the existing Mosquitto');
+      const lines = up
+        .output()
+        .split('\n')
+        .filter((l) => l.includes('already has an MQTT broker'));
+      expect(lines).toEqual([
+        `homelab-cmd: 127.0.0.1:${m.port} already has an MQTT broker (Mosquitto?) — using it instead of starting the embedded one; pass --port N to run the embedded broker beside it.`,
+      ]);
+      const r = await runCli(['send', 'up-beside', 'uptime', '--url', m.url]);
+      expect(r.code).toBe(0);
+      up.proc.kill('SIGTERM');
+      await up.exited;
+      await watcher.end();
+      await m.stop();
+    },
+  );
 
   const RR = findBinary('mosquitto_rr');
   if (!RR || !MOSQUITTO) reportMissing('mosquitto_rr', 'the mosquitto_rr round trip');
-  it.skipIf(!RR || !MOSQUITTO)('mosquitto_rr gets the final result through the MQTT 5 response topic (against Mosquitto)', async () => {
-    const m = await startMosquitto();
-    const dir = tempDir();
-    const file = writeConfig(dir, { host: 'rr-host', state_dir: `${dir}/state`, mqtt: { url: m.url }, execution: { enabled: true }, actions: { echo: { argv: ['echo', '{m}'], params: { m: { type: 'string', pattern: '^[a-z]{1,10}$' } } } } });
-    const watcher = await TestClient.connect(m.url);
-    await watcher.sub('homelab/rr-host/status');
-    const agent = spawnCli(['agent', '--config', file]);
-    await watcher.wait((x) => x.text === 'online');
-    const rr = spawnSync(RR!, ['-p', String(m.port), '-V', 'mqttv5', '-t', 'homelab/rr-host/cmd/echo', '-e', 'homelab/_reply/rr-test', '-m', '{"params":{"m":"viarr"}}', '-W', '10'], { encoding: 'utf8' });
-    expect(rr.status).toBe(0);
-    expect(JSON.parse(rr.stdout)).toMatchObject({ host: 'rr-host', action: 'echo', status: 'succeeded', stdout: 'viarr\n' });
-    agent.proc.kill('SIGTERM');
-    await agent.exited;
-    await watcher.end();
-    await m.stop();
-  });
+  it.skipIf(!RR || !MOSQUITTO)(
+    'mosquitto_rr gets the final result through the MQTT 5 response topic (against Mosquitto)',
+    async () => {
+      const m = await startMosquitto();
+      const dir = tempDir();
+      const file = writeConfig(dir, {
+        host: 'rr-host',
+        state_dir: `${dir}/state`,
+        mqtt: { url: m.url },
+        execution: { enabled: true },
+        actions: {
+          echo: { argv: ['echo', '{m}'], params: { m: { type: 'string', pattern: '^[a-z]{1,10}$' } } },
+        },
+      });
+      const watcher = await TestClient.connect(m.url);
+      await watcher.sub('homelab/rr-host/status');
+      const agent = spawnCli(['agent', '--config', file]);
+      await watcher.wait((x) => x.text === 'online');
+      const rr = spawnSync(
+        RR!,
+        [
+          '-p',
+          String(m.port),
+          '-V',
+          'mqttv5',
+          '-t',
+          'homelab/rr-host/cmd/echo',
+          '-e',
+          'homelab/_reply/rr-test',
+          '-m',
+          '{"params":{"m":"viarr"}}',
+          '-W',
+          '10',
+        ],
+        { encoding: 'utf8' },
+      );
+      expect(rr.status).toBe(0);
+      expect(JSON.parse(rr.stdout)).toMatchObject({
+        host: 'rr-host',
+        action: 'echo',
+        status: 'succeeded',
+        stdout: 'viarr\n',
+      });
+      agent.proc.kill('SIGTERM');
+      await agent.exited;
+      await watcher.end();
+      await m.stop();
+    },
+  );
 });
 
 it('the bin exists and is executable', () => {
-  expect(spawnSync(process.execPath, [BIN, '--version'], { encoding: 'utf8' }).stdout.trim()).toMatch(/^\d+\.\d+\.\d+/);
+  expect(spawnSync(process.execPath, [BIN, '--version'], { encoding: 'utf8' }).stdout.trim()).toMatch(
+    /^\d+\.\d+\.\d+/,
+  );
 });

@@ -17,7 +17,8 @@ afterAll(async () => {
   await h.stop();
 });
 
-const configs = (host: string) => ha.messages.filter((m) => m.topic.startsWith('homeassistant/') && m.topic.includes(`/${host}/`));
+const configs = (host: string) =>
+  ha.messages.filter((m) => m.topic.startsWith('homeassistant/') && m.topic.includes(`/${host}/`));
 
 describe('discovery lifecycle', () => {
   const host = 'disco-1';
@@ -33,15 +34,22 @@ describe('discovery lifecycle', () => {
     await ha.wait((m) => m.topic === `homeassistant/button/${host}/run_restart_dns/config`);
     const late = await TestClient.connect(h.url);
     await late.sub(`homeassistant/+/${host}/#`);
-    const btn = await late.waitJson<Record<string, unknown>>(`homeassistant/button/${host}/run_restart_dns/config`);
-    expect(btn).toMatchObject({ name: 'Restart DNS', unique_id: `homelab_cmd_${host}_run_restart_dns`, command_topic: `homelab/${host}/cmd/restart_dns`, device_class: 'restart' });
+    const btn = await late.waitJson<Record<string, unknown>>(
+      `homeassistant/button/${host}/run_restart_dns/config`,
+    );
+    expect(btn).toMatchObject({
+      name: 'Restart DNS',
+      unique_id: `homelab_cmd_${host}_run_restart_dns`,
+      command_topic: `homelab/${host}/cmd/restart_dns`,
+      device_class: 'restart',
+    });
     expect((btn.device as { identifiers: string[] }).identifiers).toEqual([`homelab_cmd_${host}`]);
     await late.wait((m) => m.topic === `homeassistant/binary_sensor/${host}/connectivity/config`);
     expect(late.messages.every((m) => m.packet.retain)).toBe(true);
     await late.end();
   });
 
-  it('at a restart with the same config publishes nothing again, and clears a removed action\'s config', async () => {
+  it("at a restart with the same config publishes nothing again, and clears a removed action's config", async () => {
     // Same config: no discovery between `online` and the first heartbeat (both published on connect, discovery between them).
     await h.stopAgent(current);
     const before = ha.messages.length;
@@ -53,7 +61,11 @@ describe('discovery lifecycle', () => {
     const { uptime } = actions;
     const before2 = ha.messages.length;
     current = (await h.agent(host, { uptime }, { stateDir })).agent;
-    const cleared = await ha.wait((m) => ha.messages.indexOf(m) >= before2 && m.topic === `homeassistant/button/${host}/run_restart_dns/config`);
+    const cleared = await ha.wait(
+      (m) =>
+        ha.messages.indexOf(m) >= before2 &&
+        m.topic === `homeassistant/button/${host}/run_restart_dns/config`,
+    );
     expect(cleared.text).toBe('');
     expect(cleared.packet.retain).toBe(false); // live delivery; the broker deleted the retained copy:
     const late = await TestClient.connect(h.url);
@@ -66,16 +78,36 @@ describe('discovery lifecycle', () => {
   it('republishes everything when HA sends its birth message', async () => {
     const before = ha.messages.length;
     await ha.pub('homeassistant/status', 'online');
-    await ha.wait((m) => ha.messages.indexOf(m) >= before && m.topic === `homeassistant/button/${host}/run_uptime/config`, 5000, 'republish after birth');
-    await ha.wait((m) => ha.messages.indexOf(m) >= before && m.topic === `homeassistant/binary_sensor/${host}/connectivity/config`, 5000, 'republish after birth');
+    await ha.wait(
+      (m) => ha.messages.indexOf(m) >= before && m.topic === `homeassistant/button/${host}/run_uptime/config`,
+      5000,
+      'republish after birth',
+    );
+    await ha.wait(
+      (m) =>
+        ha.messages.indexOf(m) >= before &&
+        m.topic === `homeassistant/binary_sensor/${host}/connectivity/config`,
+      5000,
+      'republish after birth',
+    );
   });
 
   it('discovery.enabled: false clears what the agent published before', async () => {
     const before = ha.messages.length;
     await h.stopAgent(current);
     await h.agent(host, { uptime: actions.uptime }, { stateDir, extra: { discovery: { enabled: false } } });
-    await ha.wait((m) => ha.messages.indexOf(m) >= before && m.topic === `homeassistant/button/${host}/run_uptime/config` && m.text === '');
-    await ha.wait((m) => ha.messages.indexOf(m) >= before && m.topic === `homeassistant/binary_sensor/${host}/connectivity/config` && m.text === '');
+    await ha.wait(
+      (m) =>
+        ha.messages.indexOf(m) >= before &&
+        m.topic === `homeassistant/button/${host}/run_uptime/config` &&
+        m.text === '',
+    );
+    await ha.wait(
+      (m) =>
+        ha.messages.indexOf(m) >= before &&
+        m.topic === `homeassistant/binary_sensor/${host}/connectivity/config` &&
+        m.text === '',
+    );
   });
 });
 
@@ -89,18 +121,30 @@ describe('params from the dashboard', () => {
       {
         restart_service: {
           argv: ['systemctl', 'restart', '{unit}', '--lines={lines}'],
-          params: { unit: { type: 'enum', values: ['nginx', 'sshd'] }, lines: { type: 'integer', min: 1, max: 50, default: 10 } },
+          params: {
+            unit: { type: 'enum', values: ['nginx', 'sshd'] },
+            lines: { type: 'integer', min: 1, max: 50, default: 10 },
+          },
           button: true,
         },
       },
       { binDir: bin },
     );
-    const sel = await ha.waitJson<Record<string, unknown>>(`homeassistant/select/${host}/param_restart_service-unit/config`);
-    expect(sel).toMatchObject({ options: ['nginx', 'sshd'], command_topic: `homelab/${host}/param/restart_service/unit/set` });
-    const num = await ha.waitJson<Record<string, unknown>>(`homeassistant/number/${host}/param_restart_service-lines/config`);
+    const sel = await ha.waitJson<Record<string, unknown>>(
+      `homeassistant/select/${host}/param_restart_service-unit/config`,
+    );
+    expect(sel).toMatchObject({
+      options: ['nginx', 'sshd'],
+      command_topic: `homelab/${host}/param/restart_service/unit/set`,
+    });
+    const num = await ha.waitJson<Record<string, unknown>>(
+      `homeassistant/number/${host}/param_restart_service-lines/config`,
+    );
     expect(num).toMatchObject({ min: 1, max: 50, step: 1 });
     // Initial values: the first enum value, the integer's default.
-    expect((await ha.wait((m) => m.topic === `homelab/${host}/param/restart_service/unit`)).text).toBe('nginx');
+    expect((await ha.wait((m) => m.topic === `homelab/${host}/param/restart_service/unit`)).text).toBe(
+      'nginx',
+    );
     expect((await ha.wait((m) => m.topic === `homelab/${host}/param/restart_service/lines`)).text).toBe('10');
 
     expect((await h.press(host, 'restart_service', 'PRESS')).status).toBe('succeeded');
@@ -127,14 +171,22 @@ describe('a persistent session from an older version', () => {
   it('still gets every subscription this version needs (the agent subscribes even when a session is present)', async () => {
     const host = 'disco-old';
     // An "older agent" left a session holding only the command subscription.
-    const old = await TestClient.connect(h.url, { clientId: `homelab-cmd-${host}`, clean: false, properties: { sessionExpiryInterval: 3600 } });
+    const old = await TestClient.connect(h.url, {
+      clientId: `homelab-cmd-${host}`,
+      clean: false,
+      properties: { sessionExpiryInterval: 3600 },
+    });
     await old.sub(`homelab/${host}/cmd/+`);
     await old.client.endAsync();
     await h.agent(host, { uptime: { argv: ['uptime'], button: true } });
     await ha.wait((m) => m.topic === `homeassistant/button/${host}/run_uptime/config`);
     const before = ha.messages.length;
     await ha.pub('homeassistant/status', 'online');
-    await ha.wait((m) => ha.messages.indexOf(m) >= before && m.topic === `homeassistant/button/${host}/run_uptime/config`, 5000, 'republish after birth');
+    await ha.wait(
+      (m) => ha.messages.indexOf(m) >= before && m.topic === `homeassistant/button/${host}/run_uptime/config`,
+      5000,
+      'republish after birth',
+    );
   });
 });
 
@@ -142,7 +194,10 @@ describe('homelab-cmd discovery', () => {
   it('prints the full set for a config, and --clear empties those topics on the broker', async () => {
     const { runCli } = await import('../helpers/agent.js');
     const { writeConfig } = await import('../helpers/fixtures.js');
-    const file = writeConfig(tempDir(), { host: 'disco-cli', actions: { restart_dns: { argv: ['true'], button: true, name: 'Restart DNS' } } });
+    const file = writeConfig(tempDir(), {
+      host: 'disco-cli',
+      actions: { restart_dns: { argv: ['true'], button: true, name: 'Restart DNS' } },
+    });
     const printed = await runCli(['discovery', '--config', file]);
     expect(printed.code).toBe(0);
     const topics = printed.stdout.split('\n').filter((l) => l.startsWith('homeassistant/'));
@@ -152,11 +207,18 @@ describe('homelab-cmd discovery', () => {
     expect(topics.length).toBe(18);
     // Publish them as an agent would, then clear them.
     await h.agent('disco-cli', { restart_dns: { argv: ['true'], button: true, name: 'Restart DNS' } });
-    await ha.wait((m) => m.topic === 'homeassistant/button/disco-cli/run_restart_dns/config' && m.text !== '');
+    await ha.wait(
+      (m) => m.topic === 'homeassistant/button/disco-cli/run_restart_dns/config' && m.text !== '',
+    );
     const before = ha.messages.length;
     const cleared = await runCli(['discovery', '--config', file, '--clear', '--url', h.url]);
     expect(cleared.code).toBe(0);
     expect(cleared.stdout).toMatch(/cleared 18 discovery topic\(s\) of host disco-cli/);
-    for (const t of topics) await ha.wait((m) => ha.messages.indexOf(m) >= before && m.topic === t && m.text === '', 5000, `${t} cleared`);
+    for (const t of topics)
+      await ha.wait(
+        (m) => ha.messages.indexOf(m) >= before && m.topic === t && m.text === '',
+        5000,
+        `${t} cleared`,
+      );
   });
 });

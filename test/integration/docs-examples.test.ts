@@ -21,13 +21,23 @@ import { commandsRunBy } from '../helpers/doc-coverage.js';
 import { where, type DocCommand } from '../helpers/doc-commands.js';
 import { BIN, REPO, calls, fakeBin, tempDir, testPath, writeConfig } from '../helpers/fixtures.js';
 import { TestClient } from '../helpers/mqtt.js';
-import { MOSQUITTO, findBinary, reportMissing, startMosquitto, type MosquittoProcess } from '../helpers/mosquitto.js';
+import {
+  MOSQUITTO,
+  findBinary,
+  reportMissing,
+  startMosquitto,
+  type MosquittoProcess,
+} from '../helpers/mosquitto.js';
 import { freePort, waitForPort } from '../helpers/net.js';
 import { until, withDeadline } from '../helpers/wait.js';
 
 const ME = 'test/integration/docs-examples.test.ts';
-const available = MOSQUITTO !== undefined && findBinary('mosquitto_pub') !== undefined && findBinary('mosquitto_rr') !== undefined && findBinary('mosquitto_sub') !== undefined;
-if (!available) reportMissing('mosquitto / mosquitto-clients', 'running the docs\' MQTT and CLI examples');
+const available =
+  MOSQUITTO !== undefined &&
+  findBinary('mosquitto_pub') !== undefined &&
+  findBinary('mosquitto_rr') !== undefined &&
+  findBinary('mosquitto_sub') !== undefined;
+if (!available) reportMissing('mosquitto / mosquitto-clients', "running the docs' MQTT and CLI examples");
 
 const FINAL = /"status":"(succeeded|failed|timed_out|rejected|interrupted)"/;
 const commands = commandsRunBy(ME);
@@ -42,7 +52,8 @@ const watchers = new Map<string, { proc: ChildProcess; out: () => string }>();
 /** Points an example at the test broker; everything else stays as documented. */
 function localize(cmd: string): string {
   // The README's tour relies on `up` on the default port; here the broker is private, so say where it is.
-  if (/^(npx )?homelab-cmd (send|status)\b/.test(cmd) && !cmd.includes('--url')) cmd = `${cmd} --url ${m.url}`;
+  if (/^(npx )?homelab-cmd (send|status)\b/.test(cmd) && !cmd.includes('--url'))
+    cmd = `${cmd} --url ${m.url}`;
   return cmd
     .replace(/ -h \S+/, '')
     .replace(/ -u \S+ -P \S+/, '')
@@ -52,15 +63,30 @@ function localize(cmd: string): string {
     .replace(/^(mosquitto_pub|mosquitto_rr|mosquitto_sub)/, `$1 -h 127.0.0.1 -p ${m.port}`);
 }
 
-function sh(cmd: string, opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): { status: number | null; stdout: string; stderr: string } {
-  return spawnSync('sh', ['-c', cmd], { encoding: 'utf8', timeout: 30_000, cwd: opts.cwd ?? dir, env: { ...process.env, ...opts.env } });
+function sh(
+  cmd: string,
+  opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {},
+): { status: number | null; stdout: string; stderr: string } {
+  return spawnSync('sh', ['-c', cmd], {
+    encoding: 'utf8',
+    timeout: 30_000,
+    cwd: opts.cwd ?? dir,
+    env: { ...process.env, ...opts.env },
+  });
 }
 
 function startAgent(): Promise<void> {
   agent = spawnCli(['agent', '--config', agentFile]);
   agent.proc.stderr?.on('data', (c: Buffer) => (agentLog += c.toString()));
   const before = ctl.messages.length;
-  return ctl.wait((x) => ctl.messages.indexOf(x) >= before && x.topic === 'homelab/pihole-1/status' && x.text === 'online', 15_000, 'pihole-1 online').then(() => undefined);
+  return ctl
+    .wait(
+      (x) =>
+        ctl.messages.indexOf(x) >= before && x.topic === 'homelab/pihole-1/status' && x.text === 'online',
+      15_000,
+      'pihole-1 online',
+    )
+    .then(() => undefined);
 }
 
 async function stopAgent(): Promise<void> {
@@ -70,7 +96,11 @@ async function stopAgent(): Promise<void> {
 
 /** A final result on homelab/pihole-1/result published after message index `before`. */
 async function resultAfter(before: number, what: string): Promise<Record<string, unknown>> {
-  const res = await ctl.wait((x) => ctl.messages.indexOf(x) >= before && x.topic === 'homelab/pihole-1/result' && FINAL.test(x.text), 15_000, `a result for: ${what}`);
+  const res = await ctl.wait(
+    (x) => ctl.messages.indexOf(x) >= before && x.topic === 'homelab/pihole-1/result' && FINAL.test(x.text),
+    15_000,
+    `a result for: ${what}`,
+  );
   return JSON.parse(res.text) as Record<string, unknown>;
 }
 
@@ -87,7 +117,19 @@ async function myAgentYaml(): Promise<string> {
   const cfg = parse(uncommented) as Record<string, Record<string, unknown>>;
   cfg.mqtt!.url = m.url;
   cfg.state_dir = `${tempDir()}/state` as never;
-  cfg.broker = { host: '127.0.0.1', port: await freePort(), users: [{ username: 'agent-me', password: 'agent-me-password', role: 'agent', host: os.hostname().toLowerCase() }, { username: 'homeassistant', password: 'ha-password', role: 'controller' }] };
+  cfg.broker = {
+    host: '127.0.0.1',
+    port: await freePort(),
+    users: [
+      {
+        username: 'agent-me',
+        password: 'agent-me-password',
+        role: 'agent',
+        host: os.hostname().toLowerCase(),
+      },
+      { username: 'homeassistant', password: 'ha-password', role: 'controller' },
+    ],
+  };
   return writeConfig(tempDir(), cfg, 'my-agent.yaml');
 }
 
@@ -99,15 +141,24 @@ const handlers: Handler[] = [
     match: /^npm ci && npm start$/,
     async run() {
       const port = await freePort();
-      const p = spawn('npm', ['start', '--', '--port', String(port)], { cwd: REPO, env: { ...process.env, XDG_STATE_HOME: tempDir() }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+      const p = spawn('npm', ['start', '--', '--port', String(port)], {
+        cwd: REPO,
+        env: { ...process.env, XDG_STATE_HOME: tempDir() },
+        stdio: ['ignore', 'pipe', 'pipe'],
+        detached: true,
+      });
       let out = '';
       p.stdout.on('data', (c: Buffer) => (out += c.toString()));
       p.stderr.on('data', (c: Buffer) => (out += c.toString()));
       try {
         await until(() => out.includes('is online'), 30_000, '`npm start` to say the host is online');
         const host = os.hostname().toLowerCase();
-        expect(out).toContain(`host "${host}" is online at mqtt://127.0.0.1:${port} (embedded broker, MQTT 5 and 3.1.1)`);
-        expect(sh(`${process.execPath} ${BIN} send ${host} uptime --url mqtt://127.0.0.1:${port}`).status).toBe(0);
+        expect(out).toContain(
+          `host "${host}" is online at mqtt://127.0.0.1:${port} (embedded broker, MQTT 5 and 3.1.1)`,
+        );
+        expect(
+          sh(`${process.execPath} ${BIN} send ${host} uptime --url mqtt://127.0.0.1:${port}`).status,
+        ).toBe(0);
       } finally {
         process.kill(-p.pid!, 'SIGTERM'); // npm and the node it started: the group we made
         await new Promise((r) => p.once('exit', r));
@@ -151,7 +202,13 @@ const handlers: Handler[] = [
     async run(c) {
       const before = ctl.messages.length;
       expect(sh(localize(c.cmd)).status).toBe(0);
-      await ctl.wait((x) => ctl.messages.indexOf(x) >= before && x.topic === 'homeassistant/button/pihole-1/run_restart_dns/config', 10_000, 'discovery published again');
+      await ctl.wait(
+        (x) =>
+          ctl.messages.indexOf(x) >= before &&
+          x.topic === 'homeassistant/button/pihole-1/run_restart_dns/config',
+        10_000,
+        'discovery published again',
+      );
     },
   },
   {
@@ -183,7 +240,10 @@ const handlers: Handler[] = [
         // The output lines come first, live, then the result.
         const json = r.stdout.indexOf('{');
         expect(r.stdout.slice(0, json)).toContain('0 upgraded');
-        expect(JSON.parse(r.stdout.slice(json))).toMatchObject({ status: 'succeeded', action: 'apply_updates' });
+        expect(JSON.parse(r.stdout.slice(json))).toMatchObject({
+          status: 'succeeded',
+          action: 'apply_updates',
+        });
       }
     },
   },
@@ -199,8 +259,17 @@ const handlers: Handler[] = [
         p.stderr.on('data', (b: Buffer) => (out += b.toString()));
         const exited = new Promise((r) => p.once('exit', r));
         try {
-          if (verb === 'agent') await ctl.wait((x) => x.topic === `homelab/${os.hostname().toLowerCase()}/status` && x.text === 'online', 15_000, 'my-agent online');
-          else await waitForPort((parse(readFileSync(file, 'utf8')) as { broker: { port: number } }).broker.port, 15_000);
+          if (verb === 'agent')
+            await ctl.wait(
+              (x) => x.topic === `homelab/${os.hostname().toLowerCase()}/status` && x.text === 'online',
+              15_000,
+              'my-agent online',
+            );
+          else
+            await waitForPort(
+              (parse(readFileSync(file, 'utf8')) as { broker: { port: number } }).broker.port,
+              15_000,
+            );
         } catch (err) {
           throw new Error(`${String(err)}\n${out}`);
         } finally {
@@ -211,10 +280,16 @@ const handlers: Handler[] = [
       }
       const r = sh(cmd);
       expect(r.status, r.stderr).toBe(0);
-      const actions = Object.keys((parse(readFileSync(file, 'utf8')) as { actions: Record<string, unknown> }).actions);
-      expect(actions).toEqual(expect.arrayContaining(['uptime', 'restart_service', 'clear_logs', 'apply_updates', 'restart_dns'])); // uncommented
+      const actions = Object.keys(
+        (parse(readFileSync(file, 'utf8')) as { actions: Record<string, unknown> }).actions,
+      );
+      expect(actions).toEqual(
+        expect.arrayContaining(['uptime', 'restart_service', 'clear_logs', 'apply_updates', 'restart_dns']),
+      ); // uncommented
       const expected: Record<string, RegExp> = {
-        'check-config': new RegExp(`OK — host ${os.hostname().toLowerCase()}, ${actions.length} action\\(s\\): ${actions.join(', ')}[,;].*execution enabled`),
+        'check-config': new RegExp(
+          `OK — host ${os.hostname().toLowerCase()}, ${actions.length} action\\(s\\): ${actions.join(', ')}[,;].*execution enabled`,
+        ),
         explain: /^action:\s+restart_service$[\s\S]*would run: yes/m,
         sudoers: /^\S+ ALL=\(root\) NOPASSWD: \S*timeout --kill-after\\=5s 60s \S*systemctl restart \*$/m,
         acl: /^user agent-me$/m,
@@ -227,11 +302,20 @@ const handlers: Handler[] = [
     match: /^examples\/sign-request\.sh /,
     async run(c) {
       const id = /restart_service (\S+) /.exec(c.cmd)![1]!;
-      const cmd = c.cmd.replace(/ fleet\.key /, ` ${dir}/fleet.key `).replace(/ -h \S+$/, ` -h 127.0.0.1 -p ${m.port}`);
-      const done = ctl.wait((x) => x.topic === `homelab/pihole-1/result/${id}` && FINAL.test(x.text), 15_000, `the result of ${id}`);
+      const cmd = c.cmd
+        .replace(/ fleet\.key /, ` ${dir}/fleet.key `)
+        .replace(/ -h \S+$/, ` -h 127.0.0.1 -p ${m.port}`);
+      const done = ctl.wait(
+        (x) => x.topic === `homelab/pihole-1/result/${id}` && FINAL.test(x.text),
+        15_000,
+        `the result of ${id}`,
+      );
       const r = sh(cmd, { cwd: REPO });
       expect(r.status, r.stderr).toBe(0);
-      expect(JSON.parse((await done).text)).toMatchObject({ status: 'succeeded', stdout: 'restarted nginx\n' });
+      expect(JSON.parse((await done).text)).toMatchObject({
+        status: 'succeeded',
+        stdout: 'restarted nginx\n',
+      });
     },
   },
   {
@@ -244,7 +328,11 @@ const handlers: Handler[] = [
       }
       // An agent that cannot reach its broker warns: a log with warnings and info lines both.
       const d = tempDir();
-      const cfg = writeConfig(d, { host: 'jq-host', state_dir: `${d}/state`, mqtt: { url: `mqtt://127.0.0.1:${await freePort()}` } });
+      const cfg = writeConfig(d, {
+        host: 'jq-host',
+        state_dir: `${d}/state`,
+        mqtt: { url: `mqtt://127.0.0.1:${await freePort()}` },
+      });
       const p = spawnCli(['agent', '--config', cfg]);
       await until(() => p.output().includes('broker not reachable'), 15_000, 'a warning in the log');
       p.proc.kill('SIGTERM');
@@ -252,7 +340,10 @@ const handlers: Handler[] = [
       writeFileSync(`${d}/journal`, p.output());
       const r = sh(c.cmd.replace('journalctl -u homelab-cmd -o cat', `cat ${d}/journal`));
       expect(r.status, r.stderr).toBe(0);
-      const kept = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { level: number; msg: string });
+      const kept = r.stdout
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { level: number; msg: string });
       expect(kept.length).toBeGreaterThan(0);
       expect(kept.every((l) => l.level >= 40)).toBe(true);
       expect(kept.map((l) => l.msg)).toContain('broker not reachable; retrying');
@@ -269,7 +360,7 @@ const handlers: Handler[] = [
   },
 ];
 
-describe.skipIf(!available)('the docs\' MQTT and CLI examples, run as written', () => {
+describe.skipIf(!available)("the docs' MQTT and CLI examples, run as written", () => {
   beforeAll(async () => {
     m = await startMosquitto();
     dir = tempDir();
@@ -288,19 +379,36 @@ describe.skipIf(!available)('the docs\' MQTT and CLI examples, run as written', 
       security: { key_file: `${dir}/fleet.key` },
       actions: {
         restart_dns: { argv: ['pihole', 'restartdns'], button: true },
-        restart_service: { argv: ['systemctl', 'restart', '{unit}'], params: { unit: { type: 'string', pattern: '^[a-zA-Z0-9_.@-]{1,64}$' } }, pattern: '^systemctl restart (?<unit>[a-zA-Z0-9_.@-]{1,64})$', sudo: true },
-        apply_updates: { steps: [['apt-get', 'update'], ['apt-get', '-y', 'upgrade']], sudo: true },
+        restart_service: {
+          argv: ['systemctl', 'restart', '{unit}'],
+          params: { unit: { type: 'string', pattern: '^[a-zA-Z0-9_.@-]{1,64}$' } },
+          pattern: '^systemctl restart (?<unit>[a-zA-Z0-9_.@-]{1,64})$',
+          sudo: true,
+        },
+        apply_updates: {
+          steps: [
+            ['apt-get', 'update'],
+            ['apt-get', '-y', 'upgrade'],
+          ],
+          sudo: true,
+        },
         // The example config's demo actions, which the README's tour uses.
         uptime: { argv: ['uptime'], pattern: '^uptime$' },
         disk_usage: { argv: ['df', '-h', '/'], pattern: '^df -h /$' },
-        echo: { argv: ['echo', '{message}'], params: { message: { type: 'string', pattern: '^[A-Za-z0-9 _.,:!?-]{1,100}$', default: 'hello' } }, pattern: '^echo (?<message>.{1,100})$' },
+        echo: {
+          argv: ['echo', '{message}'],
+          params: { message: { type: 'string', pattern: '^[A-Za-z0-9 _.,:!?-]{1,100}$', default: 'hello' } },
+          pattern: '^echo (?<message>.{1,100})$',
+        },
       },
     });
     ctl = await TestClient.connect(m.url);
     await ctl.sub('homelab/#', 'homeassistant/#');
     await startAgent();
     for (const c of commands.filter((x) => x.cmd.startsWith('mosquitto_sub '))) {
-      const proc = spawn('sh', ['-c', `exec ${localize(c.cmd.replace(/\s*&$/, ''))}`], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const proc = spawn('sh', ['-c', `exec ${localize(c.cmd.replace(/\s*&$/, ''))}`], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
       let out = '';
       proc.stdout?.on('data', (b: Buffer) => (out += b.toString()));
       watchers.set(where(c), { proc, out: () => out });
@@ -320,23 +428,39 @@ describe.skipIf(!available)('the docs\' MQTT and CLI examples, run as written', 
     expect(commands.filter((c) => c.cmd.startsWith('mosquitto_pub')).length).toBeGreaterThanOrEqual(6);
   });
 
-  it.each(commands.map((c) => [where(c), c.cmd, c] as const))('%s: %s', async (_w, _cmd, c) => {
-    const h = handlers.find((x) => x.match.test(c.cmd));
-    if (!h) throw new Error(`${where(c)}: no handler in ${ME} runs \`${c.cmd}\` — add one that runs it as written and checks its effect`);
-    await h.run(c);
-  }, 60_000);
+  it.each(commands.map((c) => [where(c), c.cmd, c] as const))(
+    '%s: %s',
+    async (_w, _cmd, c) => {
+      const h = handlers.find((x) => x.match.test(c.cmd));
+      if (!h)
+        throw new Error(
+          `${where(c)}: no handler in ${ME} runs \`${c.cmd}\` — add one that runs it as written and checks its effect`,
+        );
+      await h.run(c);
+    },
+    60_000,
+  );
 
   it('the watchers (mosquitto_sub) printed what their examples promise', () => {
     for (const [at, w] of watchers) expect(w.out(), `${at} printed nothing`).toMatch(/^\S+ /m);
-    const out = (filter: string) => [...watchers.entries()].find(([, w]) => w.proc.spawnargs.join(' ').includes(`'${filter}'`))?.[1].out() ?? '';
+    const out = (filter: string) =>
+      [...watchers.entries()]
+        .find(([, w]) => w.proc.spawnargs.join(' ').includes(`'${filter}'`))?.[1]
+        .out() ?? '';
     // mqtt-api.md's "following one request": running, then the final result, both with the transaction.
     const ftl = out('homelab/pihole-1/result/ftl-1').split('\n').filter(Boolean);
-    expect(ftl.map((l) => JSON.parse(l.slice(l.indexOf(' ') + 1)) as { status: string; transaction: string })).toEqual([
+    expect(
+      ftl.map((l) => JSON.parse(l.slice(l.indexOf(' ') + 1)) as { status: string; transaction: string }),
+    ).toEqual([
       expect.objectContaining({ status: 'running', transaction: 'from-cli' }),
       expect.objectContaining({ status: 'succeeded', transaction: 'from-cli' }),
     ]);
-    expect(out('homelab/pihole-1/output/+')).toMatch(/^homelab\/pihole-1\/output\/\S+ \{.*"lines":\["0 upgraded"/m);
-    expect(out('homeassistant/+/pihole-1/+/config')).toMatch(/^homeassistant\/button\/pihole-1\/run_restart_dns\/config \{/m);
+    expect(out('homelab/pihole-1/output/+')).toMatch(
+      /^homelab\/pihole-1\/output\/\S+ \{.*"lines":\["0 upgraded"/m,
+    );
+    expect(out('homeassistant/+/pihole-1/+/config')).toMatch(
+      /^homeassistant\/button\/pihole-1\/run_restart_dns\/config \{/m,
+    );
     expect(calls(dir)).toContain('systemctl restart nginx'); // the signed request ran
   });
 });

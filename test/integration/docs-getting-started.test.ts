@@ -22,7 +22,11 @@ import { until, withDeadline } from '../helpers/wait.js';
 
 const DOC = 'docs/getting-started.md';
 const ME = 'test/integration/docs-getting-started.test.ts';
-const missing = sandboxUnavailable ?? (['sudo', 'visudo', 'git', 'setpriv'].find((b) => !findBinary(b)) ? 'needs sudo, visudo, git and setpriv' : undefined);
+const missing =
+  sandboxUnavailable ??
+  (['sudo', 'visudo', 'git', 'setpriv'].find((b) => !findBinary(b))
+    ? 'needs sudo, visudo, git and setpriv'
+    : undefined);
 const isRepo = spawnSync('git', ['-C', REPO, 'rev-parse', 'HEAD'], { encoding: 'utf8' }).status === 0;
 if (missing) reportMissing('sandbox', `docs/getting-started.md as written (${missing})`);
 if (!isRepo) reportMissing('git repository', 'docs/getting-started.md as written (it clones this checkout)');
@@ -30,113 +34,164 @@ if (!isRepo) reportMissing('git repository', 'docs/getting-started.md as written
 const doc = readDoc(DOC);
 const line = (needle: string) => shellCommands(DOC).find((c) => c.cmd.includes(needle))!.line;
 
-describe.skipIf(missing !== undefined || !isRepo)('docs/getting-started.md, run as written in a throwaway root', () => {
-  let sandbox: Sandbox;
-  let broker: RunningBroker;
-  let ctl: TestClient;
-  let w: Walkthrough;
-  let service: ReturnType<Sandbox['start']> | undefined;
-  let url = '';
+describe.skipIf(missing !== undefined || !isRepo)(
+  'docs/getting-started.md, run as written in a throwaway root',
+  () => {
+    let sandbox: Sandbox;
+    let broker: RunningBroker;
+    let ctl: TestClient;
+    let w: Walkthrough;
+    let service: ReturnType<Sandbox['start']> | undefined;
+    let url = '';
 
-  beforeAll(async () => {
-    broker = await docsBroker();
-    url = `mqtt://127.0.0.1:${broker.port}`;
-    ctl = await TestClient.connect(url, { username: 'homeassistant', password: CONTROLLER_PW });
-    await ctl.sub('homelab/pihole-1/status', 'homelab/pihole-1/result', 'homeassistant/button/pihole-1/#');
-    sandbox = await Sandbox.create();
-    w = new Walkthrough(DOC, ME, sandbox, [{ from: '<this repository>', to: REPO, why: 'the repository to clone is this checkout (its HEAD commit)' }]);
-  }, 60_000);
+    beforeAll(async () => {
+      broker = await docsBroker();
+      url = `mqtt://127.0.0.1:${broker.port}`;
+      ctl = await TestClient.connect(url, { username: 'homeassistant', password: CONTROLLER_PW });
+      await ctl.sub('homelab/pihole-1/status', 'homelab/pihole-1/result', 'homeassistant/button/pihole-1/#');
+      sandbox = await Sandbox.create();
+      w = new Walkthrough(DOC, ME, sandbox, [
+        {
+          from: '<this repository>',
+          to: REPO,
+          why: 'the repository to clone is this checkout (its HEAD commit)',
+        },
+      ]);
+    }, 60_000);
 
-  afterAll(async () => {
-    service?.proc.kill('SIGKILL');
-    sandbox?.stop();
-    await ctl?.end();
-    await broker?.close();
-  });
+    afterAll(async () => {
+      service?.proc.kill('SIGKILL');
+      sandbox?.stop();
+      await ctl?.end();
+      await broker?.close();
+    });
 
-  it('takes its commands from the coverage rules', () => {
-    expect(commandsRunBy(ME).length).toBeGreaterThan(10);
-  });
+    it('takes its commands from the coverage rules', () => {
+      expect(commandsRunBy(ME).length).toBeGreaterThan(10);
+    });
 
-  it('1. prepare the Pi (static: a login and OS packages) — ssh parses the destination, apt-get accepts the arguments', async () => {
-    const ssh = findBinary('ssh');
-    if (!ssh) reportMissing('ssh', 'checking the ssh line of getting-started.md with ssh -G');
-    else {
-      const cmd = shellCommands(DOC).find((c) => c.cmd.startsWith('ssh '))!.cmd.replace('<user>', 'pi');
-      // -G prints the resolved configuration and exits: it never connects.
-      const r = spawnSync('sh', ['-c', cmd.replace(/^ssh /, 'ssh -G ')], { encoding: 'utf8' });
-      expect(r.status, r.stderr).toBe(0);
-      expect(r.stdout).toMatch(/^user pi$/m);
-      expect(r.stdout).toMatch(/^hostname pihole-1\.local$/m);
-    }
-    for (const c of shellCommands(DOC).filter((x) => /^sudo apt-get/.test(x.cmd))) {
-      for (const part of c.cmd.split(' && ')) {
-        const args = part.replace(/^sudo apt-get /, '');
-        if (args === 'update') continue; // nothing to simulate: it only downloads the package lists
-        const r = await sandbox.run(`apt-get -s ${args}`);
-        if (/Unable to locate package/.test(r.stderr)) reportMissing('apt package lists', `simulating "${part}" (run apt-get update first)`);
-        else expect(r.code, `${part}: ${r.stderr}`).toBe(0);
+    it('1. prepare the Pi (static: a login and OS packages) — ssh parses the destination, apt-get accepts the arguments', async () => {
+      const ssh = findBinary('ssh');
+      if (!ssh) reportMissing('ssh', 'checking the ssh line of getting-started.md with ssh -G');
+      else {
+        const cmd = shellCommands(DOC)
+          .find((c) => c.cmd.startsWith('ssh '))!
+          .cmd.replace('<user>', 'pi');
+        // -G prints the resolved configuration and exits: it never connects.
+        const r = spawnSync('sh', ['-c', cmd.replace(/^ssh /, 'ssh -G ')], { encoding: 'utf8' });
+        expect(r.status, r.stderr).toBe(0);
+        expect(r.stdout).toMatch(/^user pi$/m);
+        expect(r.stdout).toMatch(/^hostname pihole-1\.local$/m);
       }
-    }
-  });
+      for (const c of shellCommands(DOC).filter((x) => /^sudo apt-get/.test(x.cmd))) {
+        for (const part of c.cmd.split(' && ')) {
+          const args = part.replace(/^sudo apt-get /, '');
+          if (args === 'update') continue; // nothing to simulate: it only downloads the package lists
+          const r = await sandbox.run(`apt-get -s ${args}`);
+          if (/Unable to locate package/.test(r.stderr))
+            reportMissing('apt package lists', `simulating "${part}" (run apt-get update first)`);
+          else expect(r.code, `${part}: ${r.stderr}`).toBe(0);
+        }
+      }
+    });
 
-  it('1.3 Node.js: the version it checks for satisfies engines.node', async () => {
-    const r = await w.block('node --version');
-    expect(Number(/^v(\d+)\./.exec(r.stdout)?.[1])).toBeGreaterThanOrEqual(20);
-  });
+    it('1.3 Node.js: the version it checks for satisfies engines.node', async () => {
+      const r = await w.block('node --version');
+      expect(Number(/^v(\d+)\./.exec(r.stdout)?.[1])).toBeGreaterThanOrEqual(20);
+    });
 
-  it('3. install: clone, npm ci, npm pack, npm install -g, --version, the system user', async () => {
-    const r = await w.block('npm pack', { timeoutMs: 300_000 });
-    expect(r.stdout).toMatch(/^\d+\.\d+\.\d+$/m);
-    expect((await sandbox.run('getent passwd homelab-cmd')).stdout).toMatch(/^homelab-cmd:x:\d+:\d+::\/var\/lib\/homelab-cmd:\/usr\/sbin\/nologin$/m);
-  }, 320_000);
+    it('3. install: clone, npm ci, npm pack, npm install -g, --version, the system user', async () => {
+      const r = await w.block('npm pack', { timeoutMs: 300_000 });
+      expect(r.stdout).toMatch(/^\d+\.\d+\.\d+$/m);
+      expect((await sandbox.run('getent passwd homelab-cmd')).stdout).toMatch(
+        /^homelab-cmd:x:\d+:\d+::\/var\/lib\/homelab-cmd:\/usr\/sbin\/nologin$/m,
+      );
+    }, 320_000);
 
-  it('4. the config: the page\'s YAML typed into sudoedit, the password, check-config as the agent\'s user', async () => {
-    const typed = yamlAfter(DOC, line('sudoedit')).replace('mqtt://homeassistant.local:1883', url);
-    await w.block('sudoedit', { env: editorTyping(sandbox, typed) });
-    expect(await sandbox.read('/etc/homelab-cmd/agent.yaml')).toBe(typed);
-    const r = await w.block('read -rs', { stdin: `${AGENT_PW}\n` });
-    const promised = /It answers `… (.+?)`/s.exec(doc)![1]!.replace(/\s+/g, ' ');
-    expect(r.stdout).toContain(`/etc/homelab-cmd/agent.yaml: ${promised}`);
-    expect((await sandbox.run('stat -c "%a %U:%G" /etc/homelab-cmd/agent.yaml /etc/homelab-cmd/mqtt.pw')).stdout).toBe('640 root:homelab-cmd\n640 root:homelab-cmd\n');
-  });
+    it("4. the config: the page's YAML typed into sudoedit, the password, check-config as the agent's user", async () => {
+      const typed = yamlAfter(DOC, line('sudoedit')).replace('mqtt://homeassistant.local:1883', url);
+      await w.block('sudoedit', { env: editorTyping(sandbox, typed) });
+      expect(await sandbox.read('/etc/homelab-cmd/agent.yaml')).toBe(typed);
+      const r = await w.block('read -rs', { stdin: `${AGENT_PW}\n` });
+      const promised = /It answers `… (.+?)`/s.exec(doc)![1]!.replace(/\s+/g, ' ');
+      expect(r.stdout).toContain(`/etc/homelab-cmd/agent.yaml: ${promised}`);
+      expect(
+        (await sandbox.run('stat -c "%a %U:%G" /etc/homelab-cmd/agent.yaml /etc/homelab-cmd/mqtt.pw')).stdout,
+      ).toBe('640 root:homelab-cmd\n640 root:homelab-cmd\n');
+    });
 
-  it('5. sudoers: exactly apt-get update and apt-get -y upgrade, wrapped in timeout', async () => {
-    await w.block('visudo -cf');
-    const rules = (await sandbox.read('/etc/sudoers.d/homelab-cmd'))!.split('\n').filter((l) => l && !l.startsWith('#'));
-    expect(rules).toEqual([
-      expect.stringMatching(/^homelab-cmd ALL=\(root\) NOPASSWD: \/usr\/bin\/timeout --kill-after\\=5s 1800s \/(usr\/)?bin\/apt-get update$/),
-      expect.stringMatching(/^homelab-cmd ALL=\(root\) NOPASSWD: \/usr\/bin\/timeout --kill-after\\=5s 1800s \/(usr\/)?bin\/apt-get -y upgrade$/),
-    ]);
-  });
+    it('5. sudoers: exactly apt-get update and apt-get -y upgrade, wrapped in timeout', async () => {
+      await w.block('visudo -cf');
+      const rules = (await sandbox.read('/etc/sudoers.d/homelab-cmd'))!
+        .split('\n')
+        .filter((l) => l && !l.startsWith('#'));
+      expect(rules).toEqual([
+        expect.stringMatching(
+          /^homelab-cmd ALL=\(root\) NOPASSWD: \/usr\/bin\/timeout --kill-after\\=5s 1800s \/(usr\/)?bin\/apt-get update$/,
+        ),
+        expect.stringMatching(
+          /^homelab-cmd ALL=\(root\) NOPASSWD: \/usr\/bin\/timeout --kill-after\\=5s 1800s \/(usr\/)?bin\/apt-get -y upgrade$/,
+        ),
+      ]);
+    });
 
-  it('6. the service: the unit installed, its ExecStart started as systemd would; the log shows what the page says', async () => {
-    await w.block('packaging/homelab-cmd.service /etc/systemd/system/');
-    service = startService(sandbox, (await sandbox.read('/etc/systemd/system/homelab-cmd.service'))!);
-    await ctl.wait((m) => m.topic === 'homelab/pihole-1/status' && m.text === 'online', 30_000, 'pihole-1 online');
-    // `journalctl -u homelab-cmd -o cat -n 5` is static: the journal would hold this output.
-    const promised = [.../The log shows (.+?) If it shows/s.exec(doc)![1]!.matchAll(/`([^`]+)`/g)].map((m) => m[1]!.replace(/\s+/g, ' '));
-    expect(promised.length).toBe(3);
-    const logged = () => service!.output().split('\n').filter((l) => l.startsWith('{')).map((l) => (JSON.parse(l) as { msg: string }).msg);
-    await until(() => promised.every((p) => logged().includes(p!)), 10_000, `the log lines ${promised.join(', ')}`);
-  }, 60_000);
+    it('6. the service: the unit installed, its ExecStart started as systemd would; the log shows what the page says', async () => {
+      await w.block('packaging/homelab-cmd.service /etc/systemd/system/');
+      service = startService(sandbox, (await sandbox.read('/etc/systemd/system/homelab-cmd.service'))!);
+      await ctl.wait(
+        (m) => m.topic === 'homelab/pihole-1/status' && m.text === 'online',
+        30_000,
+        'pihole-1 online',
+      );
+      // `journalctl -u homelab-cmd -o cat -n 5` is static: the journal would hold this output.
+      const promised = [.../The log shows (.+?) If it shows/s.exec(doc)![1]!.matchAll(/`([^`]+)`/g)].map(
+        (m) => m[1]!.replace(/\s+/g, ' '),
+      );
+      expect(promised.length).toBe(3);
+      const logged = () =>
+        service!
+          .output()
+          .split('\n')
+          .filter((l) => l.startsWith('{'))
+          .map((l) => (JSON.parse(l) as { msg: string }).msg);
+      await until(
+        () => promised.every((p) => logged().includes(p!)),
+        10_000,
+        `the log lines ${promised.join(', ')}`,
+      );
+    }, 60_000);
 
-  it('7. Home Assistant: buttons "Uptime" and "Apply updates"; pressing Uptime makes Last result succeeded', async () => {
-    const discovered = () => ctl.messages.filter((m) => m.topic.startsWith('homeassistant/button/pihole-1/') && m.text).map((m) => JSON.parse(m.text) as { name: string; command_topic: string; payload_press: string });
-    await until(() => discovered().length >= 2, 10_000, 'the discovery of two buttons');
-    const buttons = discovered();
-    expect(buttons.map((b) => b.name).sort()).toEqual(['Apply updates', 'Uptime']);
-    // What HA does when the button is pressed: payload_press on command_topic.
-    const uptime = buttons.find((b) => b.name === 'Uptime')!;
-    const before = ctl.messages.length;
-    await ctl.pub(uptime.command_topic, uptime.payload_press);
-    const res = await ctl.wait((m) => ctl.messages.indexOf(m) >= before && m.topic === 'homelab/pihole-1/result' && /"succeeded"|"failed"/.test(m.text), 20_000, 'the Uptime result');
-    expect(JSON.parse(res.text)).toMatchObject({ action: 'uptime', status: 'succeeded', stdout: expect.stringContaining('load average') });
-    service!.proc.kill('SIGTERM');
-    expect(await withDeadline(service!.exited, 30_000, 'the agent to stop')).toBe(0);
-  }, 60_000);
+    it('7. Home Assistant: buttons "Uptime" and "Apply updates"; pressing Uptime makes Last result succeeded', async () => {
+      const discovered = () =>
+        ctl.messages
+          .filter((m) => m.topic.startsWith('homeassistant/button/pihole-1/') && m.text)
+          .map((m) => JSON.parse(m.text) as { name: string; command_topic: string; payload_press: string });
+      await until(() => discovered().length >= 2, 10_000, 'the discovery of two buttons');
+      const buttons = discovered();
+      expect(buttons.map((b) => b.name).sort()).toEqual(['Apply updates', 'Uptime']);
+      // What HA does when the button is pressed: payload_press on command_topic.
+      const uptime = buttons.find((b) => b.name === 'Uptime')!;
+      const before = ctl.messages.length;
+      await ctl.pub(uptime.command_topic, uptime.payload_press);
+      const res = await ctl.wait(
+        (m) =>
+          ctl.messages.indexOf(m) >= before &&
+          m.topic === 'homelab/pihole-1/result' &&
+          /"succeeded"|"failed"/.test(m.text),
+        20_000,
+        'the Uptime result',
+      );
+      expect(JSON.parse(res.text)).toMatchObject({
+        action: 'uptime',
+        status: 'succeeded',
+        stdout: expect.stringContaining('load average'),
+      });
+      service!.proc.kill('SIGTERM');
+      expect(await withDeadline(service!.exited, 30_000, 'the agent to stop')).toBe(0);
+    }, 60_000);
 
-  it('runs every command of the page (or lists it as static in doc-coverage.ts)', () => {
-    expect(w.unrun()).toEqual([]);
-  });
-});
+    it('runs every command of the page (or lists it as static in doc-coverage.ts)', () => {
+      expect(w.unrun()).toEqual([]);
+    });
+  },
+);

@@ -12,8 +12,24 @@ beforeAll(async () => {
   await h.start();
   dir = tempDir();
   // An apt-get stand-in that prints a line at a time, like a real upgrade.
-  fakeBin(dir, 'apt-get', 'for i in 1 2 3; do echo "Get:$i package-$i"; sleep 0.15; done; echo "warning: held back" >&2');
-  await h.agent('eco-host', { apply_updates: { steps: [['apt-get', 'update'], ['apt-get', '-y', 'upgrade']] }, flood: { argv: ['sh', '-c', 'yes line | head -n 5000'] } }, { binDir: `${dir}/bin` });
+  fakeBin(
+    dir,
+    'apt-get',
+    'for i in 1 2 3; do echo "Get:$i package-$i"; sleep 0.15; done; echo "warning: held back" >&2',
+  );
+  await h.agent(
+    'eco-host',
+    {
+      apply_updates: {
+        steps: [
+          ['apt-get', 'update'],
+          ['apt-get', '-y', 'upgrade'],
+        ],
+      },
+      flood: { argv: ['sh', '-c', 'yes line | head -n 5000'] },
+    },
+    { binDir: `${dir}/bin` },
+  );
 });
 afterAll(() => h.stop());
 
@@ -22,15 +38,37 @@ describe('live output', () => {
     await h.ctl.sub('homelab/eco-host/output/+');
     const r = await h.request('eco-host', { id: 'live-1', action: 'apply_updates' });
     expect(r.status).toBe('succeeded');
-    const msgs = h.ctl.on('homelab/eco-host/output/live-1').map((m) => ({ ...JSON.parse(m.text), retain: m.packet.retain }) as { stream: string; lines: string[]; seq: number; retain: boolean });
+    const msgs = h.ctl.on('homelab/eco-host/output/live-1').map(
+      (m) =>
+        ({ ...JSON.parse(m.text), retain: m.packet.retain }) as {
+          stream: string;
+          lines: string[];
+          seq: number;
+          retain: boolean;
+        },
+    );
     const stdout = msgs.filter((m) => m.stream === 'stdout').flatMap((m) => m.lines);
-    expect(stdout).toEqual(['Get:1 package-1', 'Get:2 package-2', 'Get:3 package-3', 'Get:1 package-1', 'Get:2 package-2', 'Get:3 package-3']);
-    expect(msgs.filter((m) => m.stream === 'stderr').flatMap((m) => m.lines)).toEqual(['warning: held back', 'warning: held back']);
+    expect(stdout).toEqual([
+      'Get:1 package-1',
+      'Get:2 package-2',
+      'Get:3 package-3',
+      'Get:1 package-1',
+      'Get:2 package-2',
+      'Get:3 package-3',
+    ]);
+    expect(msgs.filter((m) => m.stream === 'stderr').flatMap((m) => m.lines)).toEqual([
+      'warning: held back',
+      'warning: held back',
+    ]);
     expect(msgs.length).toBeGreaterThan(2); // several batches: it streamed, not one dump at the end
     expect(msgs.every((m) => !m.retain)).toBe(true);
     // Every output message came before the final result on the id's topic.
-    const lastOutput = Math.max(...h.ctl.messages.map((m, i) => (m.topic === 'homelab/eco-host/output/live-1' ? i : -1)));
-    const final = h.ctl.messages.findIndex((m) => m.topic === 'homelab/eco-host/result/live-1' && m.text.includes('succeeded'));
+    const lastOutput = Math.max(
+      ...h.ctl.messages.map((m, i) => (m.topic === 'homelab/eco-host/output/live-1' ? i : -1)),
+    );
+    const final = h.ctl.messages.findIndex(
+      (m) => m.topic === 'homelab/eco-host/result/live-1' && m.text.includes('succeeded'),
+    );
     expect(lastOutput).toBeLessThan(final);
   });
 
@@ -38,7 +76,10 @@ describe('live output', () => {
     const before = h.ctl.messages.length;
     const r = await h.request('eco-host', { id: 'live-2', action: 'flood' });
     expect(r.stdout_truncated).toBe(true); // 25,000 bytes against max_output 10,000
-    const msgs = h.ctl.messages.slice(before).filter((m) => m.topic === 'homelab/eco-host/output/live-2').map((m) => JSON.parse(m.text) as { lines: string[]; truncated?: boolean });
+    const msgs = h.ctl.messages
+      .slice(before)
+      .filter((m) => m.topic === 'homelab/eco-host/output/live-2')
+      .map((m) => JSON.parse(m.text) as { lines: string[]; truncated?: boolean });
     // 5000 lines in a few batches (at most one per 100 ms), never one message per line.
     expect(msgs.length).toBeLessThan(20);
     expect(msgs.flatMap((m) => m.lines).join('\n').length).toBeLessThanOrEqual(10_000);
@@ -50,7 +91,10 @@ describe('live output', () => {
     expect(r.code).toBe(0);
     const jsonStart = r.stdout.indexOf('{');
     expect(r.stdout.slice(0, jsonStart)).toContain('Get:1 package-1\nGet:2 package-2\nGet:3 package-3');
-    expect(JSON.parse(r.stdout.slice(jsonStart))).toMatchObject({ status: 'succeeded', action: 'apply_updates' });
+    expect(JSON.parse(r.stdout.slice(jsonStart))).toMatchObject({
+      status: 'succeeded',
+      action: 'apply_updates',
+    });
     expect(r.stderr).toContain('warning: held back');
   });
 });
@@ -75,8 +119,18 @@ describe('explain', () => {
       execution: { enabled: true, path: `${d}/bin:/usr/bin:/bin` },
       security: { require_signature: 'privileged', key_file: path.join(REPO, 'package.json') },
       actions: {
-        restart_service: { argv: ['systemctl', 'restart', '{unit}'], params: { unit: { type: 'string', pattern: '^[a-z.]{1,20}$' } }, pattern: '^systemctl restart (?<unit>[a-z.]{1,20})$', sudo: true, timeout: '60s', limits: { memory: '64M' } },
-        restart_dns: { argv: ['systemctl', 'restart', 'pihole-FTL'], stagger: { group: 'dns', interval: '30m' } },
+        restart_service: {
+          argv: ['systemctl', 'restart', '{unit}'],
+          params: { unit: { type: 'string', pattern: '^[a-z.]{1,20}$' } },
+          pattern: '^systemctl restart (?<unit>[a-z.]{1,20})$',
+          sudo: true,
+          timeout: '60s',
+          limits: { memory: '64M' },
+        },
+        restart_dns: {
+          argv: ['systemctl', 'restart', 'pihole-FTL'],
+          stagger: { group: 'dns', interval: '30m' },
+        },
       },
     });
   };
@@ -85,18 +139,27 @@ describe('explain', () => {
     const r = await runCli(['explain', '--config', config(), 'systemctl restart nginx']);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/^action:\s+restart_service$/m);
-    expect(r.stdout).toMatch(/^argv:\s+\[".*sudo","-n","--",".*timeout","--kill-after=5s","60s",".*prlimit","--as=67108864","--",".*systemctl","restart","nginx"\]$/m);
+    expect(r.stdout).toMatch(
+      /^argv:\s+\[".*sudo","-n","--",".*timeout","--kill-after=5s","60s",".*prlimit","--as=67108864","--",".*systemctl","restart","nginx"\]$/m,
+    );
     expect(r.stdout).toMatch(/^signature: required \(security.require_signature: privileged\)$/m);
     expect(r.stdout).toMatch(/would run: yes \(nothing was run\)/);
   });
 
   it('a JSON request: stagger shown; a bad one says precisely why, exit 1', async () => {
     const cfg = config();
-    expect((await runCli(['explain', '--config', cfg, '{"action":"restart_dns"}'])).stdout).toMatch(/^stagger:\s+group dns, one run per 30m across the fleet$/m);
+    expect((await runCli(['explain', '--config', cfg, '{"action":"restart_dns"}'])).stdout).toMatch(
+      /^stagger:\s+group dns, one run per 30m across the fleet$/m,
+    );
     const bad = await runCli(['explain', '--config', cfg, 'systemctl restart nginx; reboot']);
     expect(bad.code).toBe(1);
     expect(bad.stdout).toMatch(/^refused: not_whitelisted$/m);
-    const opt = await runCli(['explain', '--config', cfg, '{"action":"restart_service","params":{"unit":"x"},"colour":1}']);
+    const opt = await runCli([
+      'explain',
+      '--config',
+      cfg,
+      '{"action":"restart_service","params":{"unit":"x"},"colour":1}',
+    ]);
     expect(opt.stdout).toMatch(/refused: invalid_request\n {2}"colour"|unknown field/);
     expect(calls(path.dirname(cfg))).toEqual([]); // nothing ran
   });

@@ -40,7 +40,15 @@ async function observer(url: string, host: string): Promise<TestClient> {
 }
 
 function agent(host: string, urls: string[], dir: string, actions: Record<string, unknown>): AgentProcess {
-  const file = writeConfig(dir, { host, state_dir: `${dir}/state`, mqtt: { url: urls, keepalive: '1s' }, heartbeat: { interval: '1h' }, discovery: { enabled: false }, execution: { enabled: true, path: testPath(`${dir}/bin`) }, actions });
+  const file = writeConfig(dir, {
+    host,
+    state_dir: `${dir}/state`,
+    mqtt: { url: urls, keepalive: '1s' },
+    heartbeat: { interval: '1h' },
+    discovery: { enabled: false },
+    execution: { enabled: true, path: testPath(`${dir}/bin`) },
+    actions,
+  });
   return later(spawnCli(['agent', '--config', file]), async (a) => {
     if (a.proc.exitCode === null && a.proc.signalCode === null) {
       a.proc.kill('SIGKILL');
@@ -49,9 +57,14 @@ function agent(host: string, urls: string[], dir: string, actions: Record<string
   });
 }
 
-const isStatus = (host: string, value: string) => (m: Msg) => m.topic === `homelab/${host}/status` && m.text === value;
-const finals = (c: TestClient, host: string, id: string) => c.on(`homelab/${host}/result/${id}`).filter((m) => m.text !== '' && FINAL.includes((JSON.parse(m.text) as Result).status));
-const fail = (a: AgentProcess) => (e: unknown) => Promise.reject(new Error(`${String(e)}\n--- agent log ---\n${a.output()}`));
+const isStatus = (host: string, value: string) => (m: Msg) =>
+  m.topic === `homelab/${host}/status` && m.text === value;
+const finals = (c: TestClient, host: string, id: string) =>
+  c
+    .on(`homelab/${host}/result/${id}`)
+    .filter((m) => m.text !== '' && FINAL.includes((JSON.parse(m.text) as Result).status));
+const fail = (a: AgentProcess) => (e: unknown) =>
+  Promise.reject(new Error(`${String(e)}\n--- agent log ---\n${a.output()}`));
 
 async function retainedStatus(url: string, host: string): Promise<string> {
   const late = await TestClient.connect(url);
@@ -87,18 +100,32 @@ describe.skipIf(!MOSQUITTO)('broker failover', () => {
     await until(() => toB.accepted >= 1, 10_000, 'the agent to try B');
     writeFileSync(gate, '');
     const journal = `${dir}/state/journal.jsonl`;
-    await until(() => existsSync(journal) && readFileSync(journal, 'utf8').includes('"finished\\n"'), 10_000, 'the result, finished while no broker was reachable');
+    await until(
+      () => existsSync(journal) && readFileSync(journal, 'utf8').includes('"finished\\n"'),
+      10_000,
+      'the result, finished while no broker was reachable',
+    );
     toB.mode = 'pass';
 
     await onB.wait(isStatus(host, 'online'), 20_000, 'online on B').catch(fail(proc));
-    const r1 = await onB.waitJson<Result>(`homelab/${host}/result/fo-1`, (r) => FINAL.includes(r.status), 10_000).catch(fail(proc));
+    const r1 = await onB
+      .waitJson<Result>(`homelab/${host}/result/fo-1`, (r) => FINAL.includes(r.status), 10_000)
+      .catch(fail(proc));
     expect(r1).toMatchObject({ status: 'succeeded', stdout: 'finished\n' });
 
-    const done = onB.next((m) => m.topic === `homelab/${host}/result/fo-2` && m.text.includes('succeeded'), 10_000, 'the result of a request sent via B');
+    const done = onB.next(
+      (m) => m.topic === `homelab/${host}/result/fo-2` && m.text.includes('succeeded'),
+      10_000,
+      'the result of a request sent via B',
+    );
     await onB.pub(`homelab/${host}/cmd/quick`, JSON.stringify({ id: 'fo-2' }));
     await done;
     // Another request's round trip: any duplicate of either result would have arrived by now.
-    const marker = onB.next((m) => m.topic === `homelab/${host}/result/fo-3` && m.text.includes('succeeded'), 10_000, 'a marker request');
+    const marker = onB.next(
+      (m) => m.topic === `homelab/${host}/result/fo-3` && m.text.includes('succeeded'),
+      10_000,
+      'a marker request',
+    );
     await onB.pub(`homelab/${host}/cmd/quick`, JSON.stringify({ id: 'fo-3' }));
     await marker;
     expect(finals(onB, host, 'fo-1')).toHaveLength(1);
@@ -134,7 +161,11 @@ describe.skipIf(!MOSQUITTO)('broker failover', () => {
     await onA.wait(isStatus(host, 'offline'), 10_000, 'the will on A');
     expect(await retainedStatus(a.url, host)).toBe('offline');
     expect(await retainedStatus(b.url, host)).toBe('online');
-    const done = onB.next((m) => m.topic === `homelab/${host}/result/fp-1` && m.text.includes('succeeded'), 10_000, 'a result via B');
+    const done = onB.next(
+      (m) => m.topic === `homelab/${host}/result/fp-1` && m.text.includes('succeeded'),
+      10_000,
+      'a result via B',
+    );
     await onB.pub(`homelab/${host}/cmd/quick`, JSON.stringify({ id: 'fp-1' }));
     await done;
   });
@@ -160,7 +191,11 @@ describe.skipIf(!MOSQUITTO)('broker failover', () => {
     // A comes back: the agent stays on B, which works (a request round trip via B shows where it is).
     await a.restart();
     const onA2 = await observer(a.url, host);
-    const viaB = onB.next((m) => m.topic === `homelab/${host}/result/fq-1` && m.text.includes('succeeded'), 10_000, 'a result via B');
+    const viaB = onB.next(
+      (m) => m.topic === `homelab/${host}/result/fq-1` && m.text.includes('succeeded'),
+      10_000,
+      'a result via B',
+    );
     await onB.pub(`homelab/${host}/cmd/quick`, JSON.stringify({ id: 'fq-1' }));
     await viaB;
     expect(onA2.on(`homelab/${host}/status`)).toHaveLength(0);
@@ -171,7 +206,9 @@ describe.skipIf(!MOSQUITTO)('broker failover', () => {
     const rr = later(await TestClient.connect(a.url), (t) => t.end());
     await rr.sub('fo-test/reply');
     const reply = rr.next((m) => m.topic === 'fo-test/reply', 10_000, 'the MQTT 5 response');
-    await rr.pub(`homelab/${host}/cmd/quick`, JSON.stringify({ id: 'fq-2' }), { properties: { responseTopic: 'fo-test/reply', correlationData: Buffer.from('c-42') } });
+    await rr.pub(`homelab/${host}/cmd/quick`, JSON.stringify({ id: 'fq-2' }), {
+      properties: { responseTopic: 'fo-test/reply', correlationData: Buffer.from('c-42') },
+    });
     const m = await reply.catch(fail(proc));
     expect(m.packet.properties?.correlationData?.toString()).toBe('c-42');
     expect(JSON.parse(m.text)).toMatchObject({ id: 'fq-2', status: 'succeeded' });
@@ -187,7 +224,9 @@ describe.skipIf(!MOSQUITTO)('broker failover', () => {
     await onA.wait(isStatus(host, 'online'), 15_000, 'online').catch(fail(proc));
     const mark = onA.messages.length;
     await onA.pub(`homelab/${host}/status`, 'offline', { retain: true });
-    await onA.wait((m) => onA.messages.indexOf(m) > mark && isStatus(host, 'online')(m), 10_000, 'online again').catch(fail(proc));
+    await onA
+      .wait((m) => onA.messages.indexOf(m) > mark && isStatus(host, 'online')(m), 10_000, 'online again')
+      .catch(fail(proc));
     expect(await retainedStatus(a.url, host)).toBe('online');
     expect(proc.output()).toContain('a stale \\"offline\\"');
     // SIGTERM: the agent's own offline is not "corrected".
@@ -202,7 +241,17 @@ describe('a list of brokers at start, and in the CLI', () => {
     const host = 'fo-cli';
     const dir = tempDir();
     fakeBin(dir, 'quick', 'echo quick');
-    const broker = later(await startBroker({ host: '127.0.0.1', port: 0, users: [], prefix: 'homelab', discoveryPrefix: 'homeassistant', log: silentLogger() }), (b) => b.close());
+    const broker = later(
+      await startBroker({
+        host: '127.0.0.1',
+        port: 0,
+        users: [],
+        prefix: 'homelab',
+        discoveryPrefix: 'homeassistant',
+        log: silentLogger(),
+      }),
+      (b) => b.close(),
+    );
     const live = `mqtt://127.0.0.1:${broker.port}`;
     const dead = `mqtt://127.0.0.1:${await freePort()}`;
     const dead2 = `mqtt://127.0.0.1:${await freePort()}`;

@@ -41,7 +41,8 @@ describe.skipIf(!REDIS_SERVER)(`a fleet of ${FLEET} agents split across two clus
     }
     return counts;
   };
-  const request = (i: number, id: string, secs = 0) => driver.pub(`homelab/${host(i)}/cmd/mark`, JSON.stringify({ id, params: { tag: id, secs } }));
+  const request = (i: number, id: string, secs = 0) =>
+    driver.pub(`homelab/${host(i)}/cmd/mark`, JSON.stringify({ id, params: { tag: id, secs } }));
   const allFinal = (ids: string[]) => ids.every((id) => finals.has(id));
 
   beforeAll(async () => {
@@ -49,11 +50,29 @@ describe.skipIf(!REDIS_SERVER)(`a fleet of ${FLEET} agents split across two clus
     runLog = path.join(dir, 'runs.log');
     cluster = await startCluster(dir, 2);
     const [A, B] = cluster.brokers.map((b) => b.url) as [string, string];
-    fleet = spawn(process.execPath, [path.join(REPO, 'bench', 'fleet-proc.mjs'), '--url', `${A},${B}`, '--hosts', String(FLEET), '--dir', dir, '--mark-log', runLog], { stdio: ['ignore', 'pipe', 'pipe'] });
+    fleet = spawn(
+      process.execPath,
+      [
+        path.join(REPO, 'bench', 'fleet-proc.mjs'),
+        '--url',
+        `${A},${B}`,
+        '--hosts',
+        String(FLEET),
+        '--dir',
+        dir,
+        '--mark-log',
+        runLog,
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     let out = '';
     fleet.stdout?.on('data', (c: Buffer) => (out += c.toString()));
     fleet.stderr?.on('data', (c: Buffer) => (out += c.toString()));
-    await until(() => out.includes('ready\n') || fleet.exitCode !== null, 180_000, `${FLEET} agents to connect`);
+    await until(
+      () => out.includes('ready\n') || fleet.exitCode !== null,
+      180_000,
+      `${FLEET} agents to connect`,
+    );
     if (!out.includes('ready\n')) throw new Error(`the fleet exited: ${out}`);
     // The controller stays on A; B is the broker that will be killed.
     driver = await TestClient.connect(A);
@@ -83,7 +102,9 @@ describe.skipIf(!REDIS_SERVER)(`a fleet of ${FLEET} agents split across two clus
     await Promise.all(ids.map((id, i) => request(i, id)));
     await until(() => allFinal(ids), 120_000, `${FLEET} final results`);
     const ms = performance.now() - t0;
-    process.stderr.write(`fleet-cluster: fan-out to ${FLEET} agents across 2 brokers: ${ms.toFixed(0)} ms until the last result\n`);
+    process.stderr.write(
+      `fleet-cluster: fan-out to ${FLEET} agents across 2 brokers: ${ms.toFixed(0)} ms until the last result\n`,
+    );
     expect(ids.map((id) => finals.get(id))).toEqual(ids.map(() => ['succeeded']));
     const counted = runs('fan-');
     expect(counted.size).toBe(FLEET);
@@ -100,7 +121,11 @@ describe.skipIf(!REDIS_SERVER)(`a fleet of ${FLEET} agents split across two clus
     const killedAt = performance.now();
     await cluster.brokers[1]!.kill();
 
-    await until(() => allFinal(ids), 120_000, `every final result after the kill (${ids.filter((id) => finals.has(id)).length}/${FLEET} so far)`);
+    await until(
+      () => allFinal(ids),
+      120_000,
+      `every final result after the kill (${ids.filter((id) => finals.has(id)).length}/${FLEET} so far)`,
+    );
     const recoveredMs = performance.now() - killedAt;
     const counted = runs('kill-');
     const duplicates = ids.filter((id) => (finals.get(id)?.length ?? 0) > 1).length;
@@ -123,7 +148,11 @@ describe.skipIf(!REDIS_SERVER)(`a fleet of ${FLEET} agents split across two clus
     // The dead broker's wills: gone (dropped, or published and then corrected) once A has swept them.
     const redis = new Redis(cluster.redis.url);
     try {
-      await until(async () => (await redis.lrange('will', 0, -1)).length === FLEET, 30_000, 'the will sweep of the dead broker');
+      await until(
+        async () => (await redis.lrange('will', 0, -1)).length === FLEET,
+        30_000,
+        'the will sweep of the dead broker',
+      );
     } finally {
       redis.disconnect();
     }
@@ -131,9 +160,15 @@ describe.skipIf(!REDIS_SERVER)(`a fleet of ${FLEET} agents split across two clus
     await watcher.sub('homelab/+/status');
     const latest = () => new Map(watcher.messages.map((m) => [m.topic, m.text]));
     // A will published before its agent came back is put right by the agent (StatusGuard): wait for that, then count.
-    await until(() => latest().size === FLEET && [...latest().values()].every((t) => t === 'online'), 30_000, 'every status to read online');
+    await until(
+      () => latest().size === FLEET && [...latest().values()].every((t) => t === 'online'),
+      30_000,
+      'every status to read online',
+    );
     const corrected = new Set(watcher.messages.filter((m) => m.text === 'offline').map((m) => m.topic)).size;
-    process.stderr.write(`fleet-cluster: statuses seen offline after the sweep, then corrected by their agent: ${corrected}\n`);
+    process.stderr.write(
+      `fleet-cluster: statuses seen offline after the sweep, then corrected by their agent: ${corrected}\n`,
+    );
     await watcher.end();
     expect(latest().size).toBe(FLEET);
   }, 300_000);

@@ -28,7 +28,10 @@ beforeAll(async () => {
         pattern: '^systemctl restart (?<unit>[a-zA-Z0-9_.@-]{1,64})$',
       },
       // A deliberately permissive pattern: even then a value is one argv element, never a shell word.
-      note: { argv: ['systemctl', 'status', 'x{text}'], params: { text: { type: 'string', pattern: '^.{0,200}$' } } },
+      note: {
+        argv: ['systemctl', 'status', 'x{text}'],
+        params: { text: { type: 'string', pattern: '^.{0,200}$' } },
+      },
     },
     { binDir: bin },
   );
@@ -66,7 +69,11 @@ describe('injection corpus: every attempt is rejected and nothing runs', () => {
 
   it.each(CORPUS)('as a raw command: %s', async (_name, value) => {
     const before = calls(dir).length;
-    const r = await h.request(host, { command: `systemctl restart ${value}` }, { topic: `homelab/${host}/cmd` });
+    const r = await h.request(
+      host,
+      { command: `systemctl restart ${value}` },
+      { topic: `homelab/${host}/cmd` },
+    );
     expect(r.status).toBe('rejected');
     // No pattern match, an option-looking capture, or a command longer than 4096 characters.
     expect(['not_whitelisted', 'invalid_params', 'invalid_request']).toContain(r.error_code);
@@ -80,18 +87,16 @@ describe('injection corpus: every attempt is rejected and nothing runs', () => {
 });
 
 describe('a permissive pattern still cannot reach a shell', () => {
-  it.each([
-    ['nginx; touch PWNED'],
-    ['$(touch PWNED)'],
-    ['`touch PWNED`'],
-    ['a b c'],
-  ])('%j lands as one argv element, verbatim', async (value) => {
-    const before = calls(dir).length;
-    const r = await h.request(host, { action: 'note', params: { text: value } });
-    expect(r.status).toBe('succeeded');
-    expect(calls(dir).slice(before)).toEqual([`systemctl status x${value}`]);
-    // The fake systemctl echoes its second argument: the whole value came as that one argument.
-    expect(r.stdout).toBe(`restarted x${value}\n`);
-    expect(existsSync(canary)).toBe(false);
-  });
+  it.each([['nginx; touch PWNED'], ['$(touch PWNED)'], ['`touch PWNED`'], ['a b c']])(
+    '%j lands as one argv element, verbatim',
+    async (value) => {
+      const before = calls(dir).length;
+      const r = await h.request(host, { action: 'note', params: { text: value } });
+      expect(r.status).toBe('succeeded');
+      expect(calls(dir).slice(before)).toEqual([`systemctl status x${value}`]);
+      // The fake systemctl echoes its second argument: the whole value came as that one argument.
+      expect(r.stdout).toBe(`restarted x${value}\n`);
+      expect(existsSync(canary)).toBe(false);
+    },
+  );
 });

@@ -16,7 +16,13 @@ import { tempDir, writeConfig } from '../helpers/fixtures.js';
 import { MOSQUITTO, reportMissing, startMosquitto } from '../helpers/mosquitto.js';
 import { TestClient, type Msg } from '../helpers/mqtt.js';
 import { ProtocolGate } from '../helpers/protocol-gate.js';
-import { RABBITMQ_SERVER, rabbitVersion, speaksMqtt5, startRabbitMQ, type RabbitNode } from '../helpers/rabbitmq.js';
+import {
+  RABBITMQ_SERVER,
+  rabbitVersion,
+  speaksMqtt5,
+  startRabbitMQ,
+  type RabbitNode,
+} from '../helpers/rabbitmq.js';
 import { until, withDeadline } from '../helpers/wait.js';
 
 interface Server {
@@ -41,7 +47,8 @@ const V5_LOG = /"protocolVersion":5,"sessionPresent":false,"msg":"connected to b
 
 // RabbitMQ takes seconds to boot: it starts now, while the other brokers' scenarios run.
 const RABBIT_VERSION = rabbitVersion();
-const rabbitBoot: Promise<RabbitNode> | undefined = RABBITMQ_SERVER && RABBIT_VERSION ? startRabbitMQ() : undefined;
+const rabbitBoot: Promise<RabbitNode> | undefined =
+  RABBITMQ_SERVER && RABBIT_VERSION ? startRabbitMQ() : undefined;
 rabbitBoot?.catch(() => undefined); // reported by the RabbitMQ scenario's beforeAll
 afterAll(async () => {
   const node = await rabbitBoot?.catch(() => undefined);
@@ -50,16 +57,34 @@ afterAll(async () => {
 
 if (!MOSQUITTO) reportMissing('mosquitto', 'the interop matrix rows for Mosquitto 2 (MQTT 5 and 3.1.1)');
 if (!RABBITMQ_SERVER || !RABBIT_VERSION) {
-  process.stderr.write(`\n*** SKIPPED: the interop matrix row for RabbitMQ's MQTT plugin — "rabbitmq-server" is not installed (CI does not install it: docs/brokers.md § Running the matrix) ***\n\n`);
+  process.stderr.write(
+    `\n*** SKIPPED: the interop matrix row for RabbitMQ's MQTT plugin — "rabbitmq-server" is not installed (CI does not install it: docs/brokers.md § Running the matrix) ***\n\n`,
+  );
 }
 
 const servers: [string, () => Promise<Server>, boolean][] = [
   [
     'embedded aedes (MQTT 5)',
     async () => {
-      const b = await startBroker({ host: '127.0.0.1', port: 0, users: [], prefix: 'homelab', discoveryPrefix: 'homeassistant', log: silentLogger() });
+      const b = await startBroker({
+        host: '127.0.0.1',
+        port: 0,
+        users: [],
+        prefix: 'homelab',
+        discoveryPrefix: 'homeassistant',
+        log: silentLogger(),
+      });
       const url = `mqtt://127.0.0.1:${b.port}`;
-      return { url, observeUrl: url, observerVersion: 5, agentVersion: 5, versionLog: V5_LOG, wildcardRetained: true, dotsBecomeLevels: false, stop: () => b.close() };
+      return {
+        url,
+        observeUrl: url,
+        observerVersion: 5,
+        agentVersion: 5,
+        versionLog: V5_LOG,
+        wildcardRetained: true,
+        dotsBecomeLevels: false,
+        stop: () => b.close(),
+      };
     },
     true,
   ],
@@ -67,7 +92,16 @@ const servers: [string, () => Promise<Server>, boolean][] = [
     'Mosquitto 2 (MQTT 5)',
     async () => {
       const m = await startMosquitto();
-      return { url: m.url, observeUrl: m.url, observerVersion: 5, agentVersion: 5, versionLog: V5_LOG, wildcardRetained: true, dotsBecomeLevels: false, stop: () => m.stop() };
+      return {
+        url: m.url,
+        observeUrl: m.url,
+        observerVersion: 5,
+        agentVersion: 5,
+        versionLog: V5_LOG,
+        wildcardRetained: true,
+        dotsBecomeLevels: false,
+        stop: () => m.stop(),
+      };
     },
     MOSQUITTO !== undefined,
   ],
@@ -126,7 +160,9 @@ describe.each(servers)('interop: %s', (name, make, available) => {
   const clients: TestClient[] = [];
 
   const connect = async (opts: { protocolVersion?: 4 | 5 } = {}) => {
-    const c = await TestClient.connect(server.observeUrl, { protocolVersion: opts.protocolVersion ?? server.observerVersion });
+    const c = await TestClient.connect(server.observeUrl, {
+      protocolVersion: opts.protocolVersion ?? server.observerVersion,
+    });
     clients.push(c);
     return c;
   };
@@ -136,10 +172,23 @@ describe.each(servers)('interop: %s', (name, make, available) => {
     await late.sub(topic);
     return late.wait((m) => m.topic === topic, 10_000, `the retained message on ${topic}`);
   };
-  const fail = (e: unknown) => Promise.reject(new Error(`${String(e)}\n--- agent log ---\n${agent.output()}`));
-  const request = async (topic: string, body: Record<string, unknown>, opts: Parameters<TestClient['pub']>[2] = {}): Promise<Result> => {
+  const fail = (e: unknown) =>
+    Promise.reject(new Error(`${String(e)}\n--- agent log ---\n${agent.output()}`));
+  const request = async (
+    topic: string,
+    body: Record<string, unknown>,
+    opts: Parameters<TestClient['pub']>[2] = {},
+  ): Promise<Result> => {
     const id = String(body.id);
-    const done = ctl.next((m) => m.topic.startsWith(t('result/')) && m.text !== '' && (JSON.parse(m.text) as Result).id === id && FINAL.includes((JSON.parse(m.text) as Result).status), 15_000, `the final result of ${id}`);
+    const done = ctl.next(
+      (m) =>
+        m.topic.startsWith(t('result/')) &&
+        m.text !== '' &&
+        (JSON.parse(m.text) as Result).id === id &&
+        FINAL.includes((JSON.parse(m.text) as Result).status),
+      15_000,
+      `the final result of ${id}`,
+    );
     await ctl.pub(topic, JSON.stringify(body), opts);
     return JSON.parse((await done.catch(fail)).text) as Result;
   };
@@ -150,7 +199,11 @@ describe.each(servers)('interop: %s', (name, make, available) => {
     ctl = await connect();
     await ctl.sub(t('status'), t('result/#'), t('heartbeat'));
     // Waiting before the agent subscribes: a retained command on the exact topic P/H/cmd.
-    await ctl.pub(t('cmd'), JSON.stringify({ id: 'io-retained-before', action: 'echo', params: { m: 'never' } }), { retain: true });
+    await ctl.pub(
+      t('cmd'),
+      JSON.stringify({ id: 'io-retained-before', action: 'echo', params: { m: 'never' } }),
+      { retain: true },
+    );
     const dir = tempDir();
     const file = writeConfig(dir, {
       host,
@@ -158,10 +211,18 @@ describe.each(servers)('interop: %s', (name, make, available) => {
       mqtt: { url: server.url, keepalive: '2s' },
       heartbeat: { interval: '1h' },
       execution: { enabled: true },
-      actions: { echo: { argv: ['echo', '{m}'], params: { m: { type: 'string', pattern: '^[a-z]{1,12}$' } }, pattern: '^echo (?<m>[a-z]{1,12})$' } },
+      actions: {
+        echo: {
+          argv: ['echo', '{m}'],
+          params: { m: { type: 'string', pattern: '^[a-z]{1,12}$' } },
+          pattern: '^echo (?<m>[a-z]{1,12})$',
+        },
+      },
     });
     agent = spawnCli(['agent', '--config', file]);
-    await ctl.wait((m) => m.topic === t('status') && m.text === 'online', 20_000, `${host} online`).catch(fail);
+    await ctl
+      .wait((m) => m.topic === t('status') && m.text === 'online', 20_000, `${host} online`)
+      .catch(fail);
   }, 120_000);
 
   afterAll(async () => {
@@ -186,21 +247,36 @@ describe.each(servers)('interop: %s', (name, make, available) => {
     });
 
     it('a retained command that waited for the agent is refused, not run', async () => {
-      const r = await ctl.waitJson<Result>(t('result/io-retained-before'), (x) => FINAL.includes(x.status), 10_000).catch(fail);
+      const r = await ctl
+        .waitJson<Result>(t('result/io-retained-before'), (x) => FINAL.includes(x.status), 10_000)
+        .catch(fail);
       expect(r).toMatchObject({ status: 'rejected', error_code: 'retained_ignored' });
     });
 
     it('request → result', async () => {
-      expect(await request(t('cmd/echo'), { id: 'io-req', params: { m: 'hello' } })).toMatchObject({ status: 'succeeded', stdout: 'hello\n', host });
+      expect(await request(t('cmd/echo'), { id: 'io-req', params: { m: 'hello' } })).toMatchObject({
+        status: 'succeeded',
+        stdout: 'hello\n',
+        host,
+      });
     });
 
     it('a raw command', async () => {
-      expect(await request(t('cmd'), { id: 'io-raw', command: 'echo world' })).toMatchObject({ status: 'succeeded', action: 'echo', stdout: 'world\n' });
+      expect(await request(t('cmd'), { id: 'io-raw', command: 'echo world' })).toMatchObject({
+        status: 'succeeded',
+        action: 'echo',
+        stdout: 'world\n',
+      });
     });
 
     it(`a retained command published while the agent listens is ${name.includes('3.1.1') ? 'run (3.1.1 clears the retain flag on live delivery)' : 'refused'}`, async () => {
-      const r = await request(t('cmd/echo'), { id: 'io-retained-live', params: { m: 'live' } }, { retain: true });
-      if (server.agentVersion === 5) expect(r).toMatchObject({ status: 'rejected', error_code: 'retained_ignored' });
+      const r = await request(
+        t('cmd/echo'),
+        { id: 'io-retained-live', params: { m: 'live' } },
+        { retain: true },
+      );
+      if (server.agentVersion === 5)
+        expect(r).toMatchObject({ status: 'rejected', error_code: 'retained_ignored' });
       else expect(r).toMatchObject({ status: 'succeeded', stdout: 'live\n' });
     });
 
@@ -220,20 +296,32 @@ describe.each(servers)('interop: %s', (name, make, available) => {
       expect(JSON.parse(conn.text)).toMatchObject({ device_class: 'connectivity', state_topic: t('status') });
       const sensors = () => late.messages.filter((m) => m.topic.startsWith(`homeassistant/sensor/${host}/`));
       // The last-result sensor and the heartbeat's (load, memory, disk, …).
-      if (server.wildcardRetained) await until(() => sensors().length >= 4, 10_000, 'the sensor configs through the wildcard');
+      if (server.wildcardRetained)
+        await until(() => sensors().length >= 4, 10_000, 'the sensor configs through the wildcard');
       // RabbitMQ answers each SUBSCRIBE in order: the wildcard's retained messages, had there been
       // any, would have come before the exact topic's.
       else expect(sensors()).toHaveLength(0);
     });
 
     it(`the CLI: send works${name.includes('RabbitMQ') ? '; status finds no hosts (it reads retained messages through wildcards)' : ', and status lists the host online'}`, async () => {
-      const sent = await runCli(['send', host, 'echo', '--param', 'm=cli', '--url', server.url, '--wait', '20']);
+      const sent = await runCli([
+        'send',
+        host,
+        'echo',
+        '--param',
+        'm=cli',
+        '--url',
+        server.url,
+        '--wait',
+        '20',
+      ]);
       expect(sent.code, sent.stderr).toBe(0);
       expect(JSON.parse(sent.stdout)).toMatchObject({ status: 'succeeded', stdout: 'cli\n' });
       const status = await runCli(['status', '--url', server.url, '--json']);
       expect(status.code, status.stderr).toBe(0);
       const rows = JSON.parse(status.stdout) as { host: string; status: string }[];
-      if (server.wildcardRetained) expect(rows).toContainEqual(expect.objectContaining({ host, status: 'online' }));
+      if (server.wildcardRetained)
+        expect(rows).toContainEqual(expect.objectContaining({ host, status: 'online' }));
       else expect(rows).toEqual([]);
     });
 
@@ -248,12 +336,18 @@ describe.each(servers)('interop: %s', (name, make, available) => {
     it(`MQTT 5: ${name.includes('RabbitMQ') && !name.includes('MQTT 5') ? 'an MQTT 5 client cannot connect at all' : name.includes('3.1.1') ? 'no response topic, no message expiry (the agent speaks 3.1.1)' : 'response topic with correlation data; per-id results expire'}`, async () => {
       if (server.observerVersion === 4) {
         // Home Assistant from 2027.1 speaks MQTT 5 only: it could not use this broker.
-        const v5 = mqtt.connect(server.observeUrl, { protocolVersion: 5, reconnectPeriod: 0, connectTimeout: 10_000 });
+        const v5 = mqtt.connect(server.observeUrl, {
+          protocolVersion: 5,
+          reconnectPeriod: 0,
+          connectTimeout: 10_000,
+        });
         const answer = new Promise<string>((resolve) => {
           v5.once('connect', () => resolve('CONNACK'));
           v5.once('close', () => resolve('closed without CONNACK'));
         });
-        expect(await withDeadline(answer, 15_000, 'the answer to an MQTT 5 CONNECT')).toBe('closed without CONNACK');
+        expect(await withDeadline(answer, 15_000, 'the answer to an MQTT 5 CONNECT')).toBe(
+          'closed without CONNACK',
+        );
         v5.end(true);
         return;
       }
@@ -282,7 +376,11 @@ describe.each(servers)('interop: %s', (name, make, available) => {
       const mark = ctl.messages.length;
       agent.proc.kill('SIGKILL');
       await agent.exited;
-      await ctl.wait((m) => ctl.messages.indexOf(m) >= mark && m.topic === t('status') && m.text === 'offline', 15_000, 'the last will');
+      await ctl.wait(
+        (m) => ctl.messages.indexOf(m) >= mark && m.topic === t('status') && m.text === 'offline',
+        15_000,
+        'the last will',
+      );
       expect((await retained(t('status'))).text).toBe('offline');
     });
   });

@@ -35,11 +35,29 @@ async function ensureNodeRed(): Promise<string | undefined> {
   if (existsSync(RED_JS)) return undefined;
   // Install beside the cache, then rename: a concurrent run never sees a half-installed tree.
   const staging = tempDir('homelab-cmd-node-red-install-');
-  const npm = spawn('npm', ['install', '--prefix', staging, '--no-save', '--no-package-lock', '--no-audit', '--no-fund', '--loglevel=error', `node-red@${NODE_RED_VERSION}`], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const npm = spawn(
+    'npm',
+    [
+      'install',
+      '--prefix',
+      staging,
+      '--no-save',
+      '--no-package-lock',
+      '--no-audit',
+      '--no-fund',
+      '--loglevel=error',
+      `node-red@${NODE_RED_VERSION}`,
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   let log = '';
   npm.stdout.on('data', (c: Buffer) => (log += c.toString()));
   npm.stderr.on('data', (c: Buffer) => (log += c.toString()));
-  const code = await withDeadline(new Promise<number | null>((resolve) => npm.once('close', resolve)), 240_000, 'npm install node-red').catch((err: Error) => {
+  const code = await withDeadline(
+    new Promise<number | null>((resolve) => npm.once('close', resolve)),
+    240_000,
+    'npm install node-red',
+  ).catch((err: Error) => {
     npm.kill('SIGKILL');
     return err.message;
   });
@@ -96,13 +114,29 @@ beforeAll(async () => {
   await h.start();
   dir = tempDir();
   // systemctl restarts fine until the test drops a "broken" marker: then it fails like a unit that will not start.
-  fakeBin(dir, 'systemctl', `if [ -e "${dir}/broken" ]; then echo "Job for $2.service failed" >&2; exit 1; fi`);
-  await h.agent('pihole-1', { restart_service: { argv: ['systemctl', 'restart', '{unit}'], params: { unit: { type: 'string', pattern: '^[a-zA-Z0-9_.@-]{1,64}$' } } } }, { binDir: `${dir}/bin` });
+  fakeBin(
+    dir,
+    'systemctl',
+    `if [ -e "${dir}/broken" ]; then echo "Job for $2.service failed" >&2; exit 1; fi`,
+  );
+  await h.agent(
+    'pihole-1',
+    {
+      restart_service: {
+        argv: ['systemctl', 'restart', '{unit}'],
+        params: { unit: { type: 'string', pattern: '^[a-zA-Z0-9_.@-]{1,64}$' } },
+      },
+    },
+    { binDir: `${dir}/bin` },
+  );
   await h.ctl.sub('homelab/pihole-1/cmd/#');
 
   const userDir = path.join(dir, 'node-red');
   mkdirSync(userDir);
-  writeFileSync(path.join(userDir, 'flows.json'), JSON.stringify(localFlow(h.broker.port, 'pihole-1'), null, 2));
+  writeFileSync(
+    path.join(userDir, 'flows.json'),
+    JSON.stringify(localFlow(h.broker.port, 'pihole-1'), null, 2),
+  );
   const port = await freePort();
   adminUrl = `http://127.0.0.1:${port}`;
   // Loopback only, no telemetry or update checks, no credential encryption prompt.
@@ -110,22 +144,33 @@ beforeAll(async () => {
     path.join(userDir, 'settings.js'),
     `module.exports = ${JSON.stringify({ uiHost: '127.0.0.1', uiPort: port, flowFile: 'flows.json', credentialSecret: false, telemetry: { enabled: false, updateNotification: false }, diagnostics: { enabled: false, ui: false }, logging: { console: { level: 'info' } } })};\n`,
   );
-  red = spawn(process.execPath, [RED_JS, '--userDir', userDir, '--settings', path.join(userDir, 'settings.js')], { cwd: userDir, stdio: ['ignore', 'pipe', 'pipe'] });
+  red = spawn(
+    process.execPath,
+    [RED_JS, '--userDir', userDir, '--settings', path.join(userDir, 'settings.js')],
+    { cwd: userDir, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   red.stdout?.on('data', (c: Buffer) => (redLog += c.toString()));
   red.stderr?.on('data', (c: Buffer) => (redLog += c.toString()));
-  await until(() => /Started flows/.test(redLog) && /Connected to broker/.test(redLog), 60_000, "Node-RED to start its flows and connect to the broker").catch((err: Error) => {
+  await until(
+    () => /Started flows/.test(redLog) && /Connected to broker/.test(redLog),
+    60_000,
+    'Node-RED to start its flows and connect to the broker',
+  ).catch((err: Error) => {
     throw new Error(`${err.message}\n${redLog}`);
   });
 
   // The debug sidebar's channel: Node-RED's own websocket client, from its own install.
-  const WebSocket = createRequire(path.join(CACHE, 'node_modules/node-red/'))('ws') as typeof import('ws').WebSocket;
+  const WebSocket = createRequire(path.join(CACHE, 'node_modules/node-red/'))(
+    'ws',
+  ) as typeof import('ws').WebSocket;
   const ws = new WebSocket(`ws://127.0.0.1:${port}/comms`);
   await new Promise<void>((resolve, reject) => {
     ws.once('open', () => resolve());
     ws.once('error', reject);
   });
   ws.on('message', (data: Buffer) => {
-    const batch = JSON.parse(data.toString()) as { topic: string; data: DebugMessage }[] | { topic: string; data: DebugMessage };
+    const batch = JSON.parse(data.toString()) as
+      { topic: string; data: DebugMessage }[] | { topic: string; data: DebugMessage };
     for (const m of Array.isArray(batch) ? batch : [batch]) if (m.topic === 'debug') debug.push(m.data);
   });
   ws.send(JSON.stringify({ subscribe: 'debug' }));
@@ -147,7 +192,10 @@ afterAll(async () => {
 function press(): void {
   const curl = commandsRunBy(ME).find((c) => c.cmd.startsWith('curl '));
   if (!curl) throw new Error('docs/node-red.md has no curl example for the inject node');
-  const r = spawnSync('sh', ['-c', curl.cmd.replace('http://127.0.0.1:1880', adminUrl)], { encoding: 'utf8', timeout: 20_000 });
+  const r = spawnSync('sh', ['-c', curl.cmd.replace('http://127.0.0.1:1880', adminUrl)], {
+    encoding: 'utf8',
+    timeout: 20_000,
+  });
   expect(r.status, r.stderr).toBe(0);
 }
 
@@ -156,14 +204,31 @@ describe('the Node-RED flow (examples/node-red/flow.json) against a real agent',
     if (unavailable) ctx.skip();
     const before = h.ctl.messages.length;
     press();
-    const req = await h.ctl.wait((m) => h.ctl.messages.indexOf(m) >= before && m.topic === 'homelab/pihole-1/cmd/restart_service', 20_000, 'the request from Node-RED');
+    const req = await h.ctl.wait(
+      (m) => h.ctl.messages.indexOf(m) >= before && m.topic === 'homelab/pihole-1/cmd/restart_service',
+      20_000,
+      'the request from Node-RED',
+    );
     const body = JSON.parse(req.text) as { id: string };
-    expect(body).toEqual({ id: expect.stringMatching(/^nodered-/), action: 'restart_service', params: { unit: 'pihole-FTL' }, transaction: 'nodered' });
-    expect(await h.finalFor('pihole-1', body.id, 20_000)).toMatchObject({ status: 'succeeded', transaction: 'nodered' });
+    expect(body).toEqual({
+      id: expect.stringMatching(/^nodered-/),
+      action: 'restart_service',
+      params: { unit: 'pihole-FTL' },
+      transaction: 'nodered',
+    });
+    expect(await h.finalFor('pihole-1', body.id, 20_000)).toMatchObject({
+      status: 'succeeded',
+      transaction: 'nodered',
+    });
     await until(() => debug.some((d) => d.msg.includes(body.id)), 20_000, 'the result in the debug sidebar');
     const shown = debug.filter((d) => d.msg.includes(body.id));
     expect(shown.map((d) => d.id)).toEqual(['hc_debug_ok']);
-    expect(JSON.parse(shown[0]!.msg)).toMatchObject({ id: body.id, host: 'pihole-1', status: 'succeeded', transaction: 'nodered' });
+    expect(JSON.parse(shown[0]!.msg)).toMatchObject({
+      id: body.id,
+      host: 'pihole-1',
+      status: 'succeeded',
+      transaction: 'nodered',
+    });
     expect(calls(dir)).toEqual(['systemctl restart pihole-FTL']);
   });
 
@@ -172,15 +237,32 @@ describe('the Node-RED flow (examples/node-red/flow.json) against a real agent',
     writeFileSync(path.join(dir, 'broken'), '');
     const before = h.ctl.messages.length;
     press();
-    const req = await h.ctl.wait((m) => h.ctl.messages.indexOf(m) >= before && m.topic === 'homelab/pihole-1/cmd/restart_service', 20_000, 'the second request');
+    const req = await h.ctl.wait(
+      (m) => h.ctl.messages.indexOf(m) >= before && m.topic === 'homelab/pihole-1/cmd/restart_service',
+      20_000,
+      'the second request',
+    );
     const { id } = JSON.parse(req.text) as { id: string };
-    expect(await h.finalFor('pihole-1', id, 20_000)).toMatchObject({ status: 'failed', error_code: 'exit_nonzero' });
-    await until(() => debug.some((d) => d.id === 'hc_debug_alert' && d.msg.includes('failed')), 20_000, 'the alert in the debug sidebar');
+    expect(await h.finalFor('pihole-1', id, 20_000)).toMatchObject({
+      status: 'failed',
+      error_code: 'exit_nonzero',
+    });
+    await until(
+      () => debug.some((d) => d.id === 'hc_debug_alert' && d.msg.includes('failed')),
+      20_000,
+      'the alert in the debug sidebar',
+    );
     const alert = debug.filter((d) => d.id === 'hc_debug_alert');
     expect(alert).toHaveLength(1);
-    expect(alert[0]!.msg).toMatch(/^pihole-1: restart_service failed \(exit_nonzero\) .+ \[transaction nodered\]$/);
+    expect(alert[0]!.msg).toMatch(
+      /^pihole-1: restart_service failed \(exit_nonzero\) .+ \[transaction nodered\]$/,
+    );
     // console: true on the alert node: the same line in Node-RED's log.
-    await until(() => /\[debug:alert\][\s\S]*pihole-1: restart_service failed/.test(redLog), 10_000, 'the alert in Node-RED\'s log');
+    await until(
+      () => /\[debug:alert\][\s\S]*pihole-1: restart_service failed/.test(redLog),
+      10_000,
+      "the alert in Node-RED's log",
+    );
     expect(debug.filter((d) => d.id === 'hc_debug_ok')).toHaveLength(1); // still only the first, succeeded press
   });
 });

@@ -48,7 +48,16 @@ describe('intake and results', () => {
 
   it('an empty payload presses the action: agent-made UUID id, succeeded, stdout captured', async () => {
     const r = await h.press(host, 'echo');
-    expect(r).toMatchObject({ host, action: 'echo', status: 'succeeded', exit_code: 0, stdout: 'hello\n', stderr: '', stdout_truncated: false, stderr_truncated: false });
+    expect(r).toMatchObject({
+      host,
+      action: 'echo',
+      status: 'succeeded',
+      exit_code: 0,
+      stdout: 'hello\n',
+      stderr: '',
+      stdout_truncated: false,
+      stderr_truncated: false,
+    });
     expect(r.id).toMatch(UUID_RE);
     expect(Date.parse(r.executed_at!)).toBeLessThanOrEqual(Date.parse(r.completed_at!));
     expect(r.duration_ms).toBeGreaterThanOrEqual(0);
@@ -60,7 +69,7 @@ describe('intake and results', () => {
     expect(h.seen(host, 'quick-1').map((x) => x.status)).toEqual(['succeeded']);
   });
 
-  it('HA\'s PRESS (any non-JSON text) is a press too', async () => {
+  it("HA's PRESS (any non-JSON text) is a press too", async () => {
     expect((await h.press(host, 'echo', 'PRESS')).status).toBe('succeeded');
   });
 
@@ -84,19 +93,45 @@ describe('intake and results', () => {
   });
 
   it('P/H/cmd takes an action object, or a raw command matched against the patterns', async () => {
-    expect((await h.request(host, { action: 'echo', params: { message: 'via cmd' } }, { topic: `homelab/${host}/cmd` })).stdout).toBe('via cmd\n');
-    const raw = await h.request(host, { command: 'systemctl restart sshd.service' }, { topic: `homelab/${host}/cmd` });
-    expect(raw).toMatchObject({ status: 'succeeded', action: 'restart_service', stdout: 'restarted sshd.service\n' });
+    expect(
+      (
+        await h.request(
+          host,
+          { action: 'echo', params: { message: 'via cmd' } },
+          { topic: `homelab/${host}/cmd` },
+        )
+      ).stdout,
+    ).toBe('via cmd\n');
+    const raw = await h.request(
+      host,
+      { command: 'systemctl restart sshd.service' },
+      { topic: `homelab/${host}/cmd` },
+    );
+    expect(raw).toMatchObject({
+      status: 'succeeded',
+      action: 'restart_service',
+      stdout: 'restarted sshd.service\n',
+    });
   });
 
   it('HomelabCmd aliases: numeric action_id, action_type, parameters, timeout_seconds', async () => {
-    const r = await h.request(host, { action_id: 4242, action_type: 'echo', parameters: { message: 'alias' }, timeout_seconds: 3 }, { topic: `homelab/${host}/cmd` });
+    const r = await h.request(
+      host,
+      { action_id: 4242, action_type: 'echo', parameters: { message: 'alias' }, timeout_seconds: 3 },
+      { topic: `homelab/${host}/cmd` },
+    );
     expect(r).toMatchObject({ id: '4242', action: 'echo', status: 'succeeded', stdout: 'alias\n' });
   });
 
   it('echoes transaction in the result', async () => {
-    expect((await h.request(host, { action: 'echo', transaction: 'nodered-7' })).transaction).toBe('nodered-7');
-    const bad = await h.request(host, { action: 'nope', transaction: 'nodered-8' }, { topic: `homelab/${host}/cmd` });
+    expect((await h.request(host, { action: 'echo', transaction: 'nodered-7' })).transaction).toBe(
+      'nodered-7',
+    );
+    const bad = await h.request(
+      host,
+      { action: 'nope', transaction: 'nodered-8' },
+      { topic: `homelab/${host}/cmd` },
+    );
     expect(bad).toMatchObject({ status: 'rejected', error_code: 'unknown_action', transaction: 'nodered-8' });
   });
 
@@ -109,8 +144,16 @@ describe('intake and results', () => {
   });
 
   it.each([
-    ['unknown_action', { action: 'reboot_everything' }, /no action "reboot_everything" — known actions: echo, fails, level, missing, restart_service/],
-    ['invalid_params', { action: 'restart_service', params: { unit: 'x; rm -rf /' } }, /does not match its pattern/],
+    [
+      'unknown_action',
+      { action: 'reboot_everything' },
+      /no action "reboot_everything" — known actions: echo, fails, level, missing, restart_service/,
+    ],
+    [
+      'invalid_params',
+      { action: 'restart_service', params: { unit: 'x; rm -rf /' } },
+      /does not match its pattern/,
+    ],
     ['invalid_params', { action: 'restart_service', params: { unit: '--force' } }, /begin with "-"/],
     ['invalid_params', { action: 'restart_service' }, /param "unit" is required/],
     ['invalid_params', { action: 'echo', params: { msg: 'typo' } }, /unknown param\(s\) "msg"/],
@@ -125,7 +168,11 @@ describe('intake and results', () => {
 
   it('rejects a raw command that matches no pattern as not_whitelisted, and runs nothing', async () => {
     const before = calls(dir).length;
-    const r = await h.request(host, { command: 'systemctl restart nginx; reboot' }, { topic: `homelab/${host}/cmd` });
+    const r = await h.request(
+      host,
+      { command: 'systemctl restart nginx; reboot' },
+      { topic: `homelab/${host}/cmd` },
+    );
     expect(r).toMatchObject({ status: 'rejected', error_code: 'not_whitelisted' });
     expect(calls(dir).length).toBe(before);
   });
@@ -133,7 +180,9 @@ describe('intake and results', () => {
   it('a payload starting with "{" must be valid JSON (invalid_request, with a fresh id)', async () => {
     const before = h.ctl.messages.length;
     await h.ctl.pub(`homelab/${host}/cmd/echo`, '  {"id": "broken", ');
-    const m = await h.ctl.wait((x) => h.ctl.messages.indexOf(x) >= before && x.topic === `homelab/${host}/result`);
+    const m = await h.ctl.wait(
+      (x) => h.ctl.messages.indexOf(x) >= before && x.topic === `homelab/${host}/result`,
+    );
     const r = JSON.parse(m.text);
     expect(r).toMatchObject({ status: 'rejected', error_code: 'invalid_request', action: 'echo' });
     expect(r.error).toMatch(/not valid JSON/);
@@ -142,14 +191,20 @@ describe('intake and results', () => {
   it('a payload over 64 KiB is rejected without being parsed', async () => {
     const before = h.ctl.messages.length;
     await h.ctl.pub(`homelab/${host}/cmd/echo`, `{"id":"big","pad":"${'x'.repeat(70_000)}"}`);
-    const m = await h.ctl.wait((x) => h.ctl.messages.indexOf(x) >= before && x.topic === `homelab/${host}/result`);
+    const m = await h.ctl.wait(
+      (x) => h.ctl.messages.indexOf(x) >= before && x.topic === `homelab/${host}/result`,
+    );
     expect(JSON.parse(m.text)).toMatchObject({ status: 'rejected', error_code: 'invalid_request' });
     expect(JSON.parse(m.text).id).not.toBe('big');
   });
 
   it('a retained command is never run: retained_ignored', async () => {
     const before = calls(dir).length;
-    const r = await h.request(host, { id: 'retained-1', action: 'restart_service', params: { unit: 'cron' } }, { retain: true });
+    const r = await h.request(
+      host,
+      { id: 'retained-1', action: 'restart_service', params: { unit: 'cron' } },
+      { retain: true },
+    );
     expect(r).toMatchObject({ id: 'retained-1', status: 'rejected', error_code: 'retained_ignored' });
     expect(calls(dir).length).toBe(before);
     await h.ctl.pub(`homelab/${host}/cmd/restart_service`, '', { retain: true }); // clear it
@@ -168,8 +223,12 @@ describe('intake and results', () => {
   it('MQTT 5 response topic gets the final result with its correlation data, not retained', async () => {
     const before = h.ctl.messages.length;
     await h.ctl.sub('homelab/_reply/t1');
-    await h.ctl.pub(`homelab/${host}/cmd/echo`, JSON.stringify({ params: { message: 'rr' } }), { properties: { responseTopic: 'homelab/_reply/t1', correlationData: Buffer.from('c-1') } });
-    const reply = await h.ctl.wait((m) => h.ctl.messages.indexOf(m) >= before && m.topic === 'homelab/_reply/t1');
+    await h.ctl.pub(`homelab/${host}/cmd/echo`, JSON.stringify({ params: { message: 'rr' } }), {
+      properties: { responseTopic: 'homelab/_reply/t1', correlationData: Buffer.from('c-1') },
+    });
+    const reply = await h.ctl.wait(
+      (m) => h.ctl.messages.indexOf(m) >= before && m.topic === 'homelab/_reply/t1',
+    );
     expect(JSON.parse(reply.text)).toMatchObject({ status: 'succeeded', stdout: 'rr\n' });
     expect(reply.packet.properties?.correlationData?.toString()).toBe('c-1');
     expect(reply.packet.retain).toBe(false);
@@ -180,7 +239,11 @@ describe('execution is off by default', () => {
   it('answers execution_disabled and runs nothing', async () => {
     const dir = tempDir();
     const bin = fakeBin(dir, 'pihole');
-    await h.agent('pipe-disabled', { restart_dns: { argv: ['pihole', 'restartdns'] } }, { binDir: bin, execution: { enabled: false } });
+    await h.agent(
+      'pipe-disabled',
+      { restart_dns: { argv: ['pihole', 'restartdns'] } },
+      { binDir: bin, execution: { enabled: false } },
+    );
     const r = await h.request('pipe-disabled', { action: 'restart_dns' });
     expect(r).toMatchObject({ status: 'rejected', error_code: 'execution_disabled' });
     expect(r.error).toMatch(/set execution.enabled: true/);
@@ -193,16 +256,35 @@ describe('timeouts and output caps', () => {
   let dir: string;
   beforeAll(async () => {
     dir = tempDir();
-    await h.agent(host, {
-      hang: { argv: ['sh', '-c', 'sleep 300 & echo $! > "$PIDFILE"; echo started; wait'], env: { PIDFILE: path.join(dir, 'grandchild.pid') }, timeout: '10s' },
-      flood: { argv: ['sh', '-c', 'head -c 1048576 /dev/zero | tr "\\0" a; head -c 20000 /dev/zero | tr "\\0" b >&2'] },
-      bad_utf8: { argv: ['printf', '\\377\\376ok'] },
-    }, { execution: { max_output: 10_000 } });
+    await h.agent(
+      host,
+      {
+        hang: {
+          argv: ['sh', '-c', 'sleep 300 & echo $! > "$PIDFILE"; echo started; wait'],
+          env: { PIDFILE: path.join(dir, 'grandchild.pid') },
+          timeout: '10s',
+        },
+        flood: {
+          argv: [
+            'sh',
+            '-c',
+            'head -c 1048576 /dev/zero | tr "\\0" a; head -c 20000 /dev/zero | tr "\\0" b >&2',
+          ],
+        },
+        bad_utf8: { argv: ['printf', '\\377\\376ok'] },
+      },
+      { execution: { max_output: 10_000 } },
+    );
   });
 
   it('kills the whole process group on timeout, grandchild included: timed_out, exit -1', async () => {
     const r = await h.request(host, { action: 'hang', timeout: 1 });
-    expect(r).toMatchObject({ status: 'timed_out', error_code: 'timeout', exit_code: -1, stdout: 'started\n' });
+    expect(r).toMatchObject({
+      status: 'timed_out',
+      error_code: 'timeout',
+      exit_code: -1,
+      stdout: 'started\n',
+    });
     const pid = Number(readFileSync(path.join(dir, 'grandchild.pid'), 'utf8'));
     expect(pid).toBeGreaterThan(0);
     // SIGTERM reached the group at the timeout; give the kernel a moment to deliver it.
@@ -230,7 +312,11 @@ describe('concurrency and the queue', () => {
     const dir = tempDir();
     const gate = path.join(dir, 'release');
     const bin = fakeBin(dir, 'blocker', `while [ ! -f "${gate}" ]; do sleep 0.02; done; echo done`);
-    await h.agent(host, { block: { argv: ['blocker'] } }, { binDir: bin, execution: { concurrency: 1, queue: 1 }, extra: { heartbeat: { interval: '100ms' } } });
+    await h.agent(
+      host,
+      { block: { argv: ['blocker'] } },
+      { binDir: bin, execution: { concurrency: 1, queue: 1 }, extra: { heartbeat: { interval: '100ms' } } },
+    );
     await h.ctl.sub(`homelab/${host}/heartbeat`);
     const first = h.finalFor(host, 'b1');
     const second = h.finalFor(host, 'b2');
@@ -240,13 +326,20 @@ describe('concurrency and the queue', () => {
     const third = await h.request(host, { id: 'b3', action: 'block' });
     expect(third).toMatchObject({ status: 'rejected', error_code: 'busy' });
     // The heartbeat shows it: one running, one waiting, one rejected.
-    const hb = await h.ctl.waitJson<{ running: number; queued: number; stats: { rejected: number } }>(`homelab/${host}/heartbeat`, (x) => x.running === 1 && x.queued === 1 && x.stats.rejected === 1);
+    const hb = await h.ctl.waitJson<{ running: number; queued: number; stats: { rejected: number } }>(
+      `homelab/${host}/heartbeat`,
+      (x) => x.running === 1 && x.queued === 1 && x.stats.rejected === 1,
+    );
     expect(hb).toMatchObject({ running: 1, queued: 1 });
     writeFileSync(gate, '');
     expect((await first).status).toBe('succeeded');
     expect((await second).status).toBe('succeeded');
     expect(calls(dir)).toHaveLength(2);
-    const after = await h.ctl.waitJson<{ running: number; queued: number; stats: { executed: number; succeeded: number } }>(`homelab/${host}/heartbeat`, (x) => x.stats.succeeded === 2);
+    const after = await h.ctl.waitJson<{
+      running: number;
+      queued: number;
+      stats: { executed: number; succeeded: number };
+    }>(`homelab/${host}/heartbeat`, (x) => x.stats.succeeded === 2);
     expect(after).toMatchObject({ running: 0, queued: 0, stats: { executed: 2, succeeded: 2 } });
     // `running` came before the final result on the same id.
     expect(h.seen(host, 'b1').map((r) => r.status)).toEqual(['running', 'succeeded']);
@@ -264,7 +357,9 @@ describe('at most once per id', () => {
     expect(r1.status).toBe('succeeded');
     const before = h.ctl.messages.length;
     await h.ctl.pub(`homelab/${host}/cmd/restart_dns`, JSON.stringify({ id: 'once-1' }));
-    const again = await h.ctl.wait((m) => h.ctl.messages.indexOf(m) >= before && m.topic === `homelab/${host}/result/once-1`);
+    const again = await h.ctl.wait(
+      (m) => h.ctl.messages.indexOf(m) >= before && m.topic === `homelab/${host}/result/once-1`,
+    );
     expect(JSON.parse(again.text)).toEqual(r1);
     expect(calls(dir)).toEqual(['pihole restartdns']);
 
@@ -272,7 +367,9 @@ describe('at most once per id', () => {
     await h.agent(host, actions, { binDir: bin, stateDir });
     const before2 = h.ctl.messages.length;
     await h.ctl.pub(`homelab/${host}/cmd/restart_dns`, JSON.stringify({ id: 'once-1' }));
-    const afterRestart = await h.ctl.wait((m) => h.ctl.messages.indexOf(m) >= before2 && m.topic === `homelab/${host}/result/once-1`);
+    const afterRestart = await h.ctl.wait(
+      (m) => h.ctl.messages.indexOf(m) >= before2 && m.topic === `homelab/${host}/result/once-1`,
+    );
     expect(JSON.parse(afterRestart.text)).toEqual(r1);
     expect(calls(dir)).toEqual(['pihole restartdns']);
     expect(existsSync(path.join(stateDir, 'journal.jsonl'))).toBe(true);
@@ -282,9 +379,23 @@ describe('at most once per id', () => {
     const host = 'pipe-retry';
     const dir = tempDir();
     const bin = fakeBin(dir, 'systemctl');
-    await h.agent(host, { restart_service: { argv: ['systemctl', 'restart', '{unit}'], params: { unit: { type: 'string', pattern: '^[a-z]{1,10}$' } } } }, { binDir: bin });
-    expect((await h.request(host, { id: 'fixme', action: 'restart_service', params: { unit: 'BAD!' } })).error_code).toBe('invalid_params');
-    expect((await h.request(host, { id: 'fixme', action: 'restart_service', params: { unit: 'nginx' } })).status).toBe('succeeded');
+    await h.agent(
+      host,
+      {
+        restart_service: {
+          argv: ['systemctl', 'restart', '{unit}'],
+          params: { unit: { type: 'string', pattern: '^[a-z]{1,10}$' } },
+        },
+      },
+      { binDir: bin },
+    );
+    expect(
+      (await h.request(host, { id: 'fixme', action: 'restart_service', params: { unit: 'BAD!' } }))
+        .error_code,
+    ).toBe('invalid_params');
+    expect(
+      (await h.request(host, { id: 'fixme', action: 'restart_service', params: { unit: 'nginx' } })).status,
+    ).toBe('succeeded');
     expect(calls(dir)).toEqual(['systemctl restart nginx']);
   });
 
@@ -297,11 +408,21 @@ describe('at most once per id', () => {
     await Promise.all(finals);
     // The oldest final results (in the order they finished: 4 run at once) are cleared with an empty
     // retained payload once 100 newer ones exist.
-    const byFinish = h.ctl.messages.filter((m) => m.topic === `homelab/${host}/result` && m.text !== '').map((m) => (JSON.parse(m.text) as { id: string }).id);
+    const byFinish = h.ctl.messages
+      .filter((m) => m.topic === `homelab/${host}/result` && m.text !== '')
+      .map((m) => (JSON.parse(m.text) as { id: string }).id);
     expect(byFinish).toHaveLength(102);
     const [first, second, third] = byFinish as [string, string, string];
-    await h.ctl.wait((m) => m.topic === `homelab/${host}/result/${first}` && m.text === '', 10_000, `${first} cleared`);
-    await h.ctl.wait((m) => m.topic === `homelab/${host}/result/${second}` && m.text === '', 10_000, `${second} cleared`);
+    await h.ctl.wait(
+      (m) => m.topic === `homelab/${host}/result/${first}` && m.text === '',
+      10_000,
+      `${first} cleared`,
+    );
+    await h.ctl.wait(
+      (m) => m.topic === `homelab/${host}/result/${second}` && m.text === '',
+      10_000,
+      `${second} cleared`,
+    );
     expect(h.ctl.on(`homelab/${host}/result/${third}`).some((m) => m.text === '')).toBe(false);
   });
 });
@@ -319,7 +440,11 @@ describe('stopping', () => {
     await h.ctl.waitJson(`homelab/${host}/result/s1`, (r: { status: string }) => r.status === 'running');
     await h.ctl.pub(`homelab/${host}/cmd/block`, JSON.stringify({ id: 's2' }));
     // s2 must be queued before we stop: the agent journals an accepted request before queueing it.
-    await until(() => readFileSync(`${stateDir}/journal.jsonl`, 'utf8').includes('"s2"'), 5000, 's2 journaled');
+    await until(
+      () => readFileSync(`${stateDir}/journal.jsonl`, 'utf8').includes('"s2"'),
+      5000,
+      's2 journaled',
+    );
     await h.stopAgent(agent);
     expect(await queued).toMatchObject({ status: 'rejected', error_code: 'shutting_down' });
     expect(await running).toMatchObject({ status: 'interrupted', error_code: 'interrupted', exit_code: -1 });

@@ -20,7 +20,15 @@ interface BrokerUnderTest {
 
 async function aedesBroker(): Promise<BrokerUnderTest> {
   const port = await freePort();
-  const start = () => startBroker({ host: '127.0.0.1', port, users: [], prefix: 'homelab', discoveryPrefix: 'homeassistant', log: silentLogger() });
+  const start = () =>
+    startBroker({
+      host: '127.0.0.1',
+      port,
+      users: [],
+      prefix: 'homelab',
+      discoveryPrefix: 'homeassistant',
+      log: silentLogger(),
+    });
   let b: RunningBroker = await start();
   return {
     url: `mqtt://127.0.0.1:${port}`,
@@ -71,13 +79,20 @@ describe.each(brokers)('agent session against %s', (_name, makeBroker, available
 
   function agent(host: string, extra: Record<string, unknown> = {}): AgentProcess {
     const dir = tempDir();
-    const file = writeConfig(dir, { host, state_dir: `${dir}/state`, mqtt: { url: broker.url, keepalive: '2s' }, heartbeat: { interval: '1s' }, ...extra });
+    const file = writeConfig(dir, {
+      host,
+      state_dir: `${dir}/state`,
+      mqtt: { url: broker.url, keepalive: '2s' },
+      heartbeat: { interval: '1s' },
+      ...extra,
+    });
     const a = spawnCli(['agent', '--config', file]);
     agents.push(a);
     return a;
   }
 
-  const status = (host: string, value: string) => (m: { topic: string; text: string }) => m.topic === `homelab/${host}/status` && m.text === value;
+  const status = (host: string, value: string) => (m: { topic: string; text: string }) =>
+    m.topic === `homelab/${host}/status` && m.text === value;
 
   it.skipIf(!available)('publishes online, retained, on connect', async () => {
     agent('sess-online');
@@ -95,14 +110,36 @@ describe.each(brokers)('agent session against %s', (_name, makeBroker, available
     agent('sess-hb');
     const hb = await observer.waitJson<Record<string, unknown>>('homelab/sess-hb/heartbeat');
     // The contract's fields, plus the `actions` extension (docs/mqtt-api.md; empty: this agent has no actions).
-    expect(Object.keys(hb).sort()).toEqual(['actions', 'disk', 'host', 'load', 'memory', 'pending_results', 'queued', 'running', 'stats', 'ts', 'uptime_s', 'version'].sort());
+    expect(Object.keys(hb).sort()).toEqual(
+      [
+        'actions',
+        'disk',
+        'host',
+        'load',
+        'memory',
+        'pending_results',
+        'queued',
+        'running',
+        'stats',
+        'ts',
+        'uptime_s',
+        'version',
+      ].sort(),
+    );
     expect(hb.actions).toEqual({});
     expect(hb.host).toBe('sess-hb');
     expect(Number.isNaN(Date.parse(String(hb.ts)))).toBe(false);
     expect(hb.load).toHaveLength(3);
     expect((hb.memory as { total: number }).total).toBeGreaterThan(0);
     expect((hb.disk as { total: number }).total).toBeGreaterThan(0);
-    expect(Object.keys(hb.stats as object).sort()).toEqual(['avg_duration_ms', 'executed', 'failed', 'rejected', 'succeeded', 'timed_out']);
+    expect(Object.keys(hb.stats as object).sort()).toEqual([
+      'avg_duration_ms',
+      'executed',
+      'failed',
+      'rejected',
+      'succeeded',
+      'timed_out',
+    ]);
     const late = await TestClient.connect(broker.url);
     await late.sub('homelab/sess-hb/heartbeat');
     expect((await late.wait((x) => x.topic === 'homelab/sess-hb/heartbeat')).packet.retain).toBe(true);
@@ -132,16 +169,19 @@ describe.each(brokers)('agent session against %s', (_name, makeBroker, available
     expect(exit.code).toBe(0);
   });
 
-  it.skipIf(!available)('comes back online after its broker restarts, and logs why it reconnected', async () => {
-    const a = agent('sess-restart');
-    await observer.wait(status('sess-restart', 'online'));
-    await observer.end();
-    await broker.restart();
-    observer = await TestClient.connect(broker.url);
-    await observer.sub('homelab/+/status', 'homelab/+/heartbeat');
-    await observer.wait(status('sess-restart', 'online'), 15_000, 'online after the broker restart');
-    // The log lines travel through a pipe: wait for them rather than race them.
-    await until(() => /reconnected to broker/.test(a.output()), 5000, 'the reconnect log line');
-    expect(a.output()).toMatch(/connection to broker lost; reconnecting/);
-  });
+  it.skipIf(!available)(
+    'comes back online after its broker restarts, and logs why it reconnected',
+    async () => {
+      const a = agent('sess-restart');
+      await observer.wait(status('sess-restart', 'online'));
+      await observer.end();
+      await broker.restart();
+      observer = await TestClient.connect(broker.url);
+      await observer.sub('homelab/+/status', 'homelab/+/heartbeat');
+      await observer.wait(status('sess-restart', 'online'), 15_000, 'online after the broker restart');
+      // The log lines travel through a pipe: wait for them rather than race them.
+      await until(() => /reconnected to broker/.test(a.output()), 5000, 'the reconnect log line');
+      expect(a.output()).toMatch(/connection to broker lost; reconnecting/);
+    },
+  );
 });

@@ -21,7 +21,15 @@ let broker: RunningBroker;
 let ctl: TestClient;
 const procs: AgentProcess[] = [];
 
-const startEmbedded = () => startBroker({ host: '127.0.0.1', port, users: [], prefix: 'homelab', discoveryPrefix: 'homeassistant', log: silentLogger() });
+const startEmbedded = () =>
+  startBroker({
+    host: '127.0.0.1',
+    port,
+    users: [],
+    prefix: 'homelab',
+    discoveryPrefix: 'homeassistant',
+    log: silentLogger(),
+  });
 
 beforeAll(async () => {
   port = await freePort();
@@ -47,7 +55,10 @@ function fakePihole(dir: string): string {
   const bin = path.join(dir, 'bin');
   mkdirSync(bin, { recursive: true });
   const log = path.join(dir, 'restarts.log');
-  writeFileSync(path.join(bin, 'pihole'), `#!/bin/sh\necho "start $(date +%s%3N) $HC_HOST $HC_GROUP" >> "${log}"\nsleep 0.2\necho "end $(date +%s%3N) $HC_HOST $HC_GROUP" >> "${log}"\n`);
+  writeFileSync(
+    path.join(bin, 'pihole'),
+    `#!/bin/sh\necho "start $(date +%s%3N) $HC_HOST $HC_GROUP" >> "${log}"\nsleep 0.2\necho "end $(date +%s%3N) $HC_HOST $HC_GROUP" >> "${log}"\n`,
+  );
   chmodSync(path.join(bin, 'pihole'), 0o755);
   return bin;
 }
@@ -56,7 +67,10 @@ function fakePihole(dir: string): string {
 function starts(dir: string): string[] {
   const file = path.join(dir, 'restarts.log');
   if (!existsSync(file)) return [];
-  return readFileSync(file, 'utf8').split('\n').filter((l) => l.startsWith('start ')).map((l) => l.split(' ')[2]!);
+  return readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => l.startsWith('start '))
+    .map((l) => l.split(' ')[2]!);
 }
 
 interface Run {
@@ -115,26 +129,65 @@ interface AgentSpec {
   stateDir?: string;
 }
 
-function startFleetAgent(dir: string, bin: string, spec: AgentSpec): { proc: AgentProcess; config: string; stateDir: string } {
+function startFleetAgent(
+  dir: string,
+  bin: string,
+  spec: AgentSpec,
+): { proc: AgentProcess; config: string; stateDir: string } {
   const stateDir = spec.stateDir ?? path.join(dir, `state-${spec.host}`);
   const actions = Object.fromEntries(
-    spec.groups.map((g) => [`restart_dns_${g}`, { argv: ['pihole', 'restartdns'], env: { HC_HOST: spec.host, HC_GROUP: g }, stagger: { group: g, interval: '2s', settle: '300ms', ...spec.stagger } }]),
+    spec.groups.map((g) => [
+      `restart_dns_${g}`,
+      {
+        argv: ['pihole', 'restartdns'],
+        env: { HC_HOST: spec.host, HC_GROUP: g },
+        stagger: { group: g, interval: '2s', settle: '300ms', ...spec.stagger },
+      },
+    ]),
   );
-  const config = writeConfig(dir, { host: spec.host, state_dir: stateDir, mqtt: { url: `mqtt://127.0.0.1:${port}`, keepalive: '2s' }, heartbeat: { interval: '1h' }, execution: { enabled: true, path: testPath(bin) }, actions }, `${spec.host}.yaml`);
+  const config = writeConfig(
+    dir,
+    {
+      host: spec.host,
+      state_dir: stateDir,
+      mqtt: { url: `mqtt://127.0.0.1:${port}`, keepalive: '2s' },
+      heartbeat: { interval: '1h' },
+      execution: { enabled: true, path: testPath(bin) },
+      actions,
+    },
+    `${spec.host}.yaml`,
+  );
   const proc = spawnCli(['agent', '--config', config]);
   procs.push(proc);
   return { proc, config, stateDir };
 }
 
-const online = (host: string) => ctl.wait((m) => m.topic === `homelab/${host}/status` && m.text === 'online', 10_000, `${host} online`);
+const online = (host: string) =>
+  ctl.wait((m) => m.topic === `homelab/${host}/status` && m.text === 'online', 10_000, `${host} online`);
 const final = (host: string, id: string, ms = 20_000) =>
-  ctl.next((m) => m.topic === `homelab/${host}/result/${id}` && m.text !== '' && FINAL.includes((JSON.parse(m.text) as Result).status), ms, `final result of ${id}`).then((m) => JSON.parse(m.text) as Result);
+  ctl
+    .next(
+      (m) =>
+        m.topic === `homelab/${host}/result/${id}` &&
+        m.text !== '' &&
+        FINAL.includes((JSON.parse(m.text) as Result).status),
+      ms,
+      `final result of ${id}`,
+    )
+    .then((m) => JSON.parse(m.text) as Result);
 const scheduled = (host: string, id: string, ms = 10_000) =>
-  ctl.next((m) => m.topic === `homelab/${host}/result/${id}` && m.text.includes('"scheduled"'), ms, `scheduled result of ${id}`).then((m) => JSON.parse(m.text) as Result);
-const send = (host: string, action: string, id: string) => ctl.pub(`homelab/${host}/cmd/${action}`, JSON.stringify({ id }));
+  ctl
+    .next(
+      (m) => m.topic === `homelab/${host}/result/${id}` && m.text.includes('"scheduled"'),
+      ms,
+      `scheduled result of ${id}`,
+    )
+    .then((m) => JSON.parse(m.text) as Result);
+const send = (host: string, action: string, id: string) =>
+  ctl.pub(`homelab/${host}/cmd/${action}`, JSON.stringify({ id }));
 
 describe('stagger across hosts', () => {
-  it('sequential: A runs; B asked right after is scheduled at A\'s start + interval and runs then', async () => {
+  it("sequential: A runs; B asked right after is scheduled at A's start + interval and runs then", async () => {
     const dir = tempDir();
     const bin = fakePihole(dir);
     startFleetAgent(dir, bin, { host: 'seq-a', groups: ['seq'] });
@@ -142,21 +195,30 @@ describe('stagger across hosts', () => {
     await Promise.all([online('seq-a'), online('seq-b')]);
     const aDone = final('seq-a', 'seq-1');
     await send('seq-a', 'restart_dns_seq', 'seq-1');
-    await until(() => runs(dir).length === 1 || existsSync(path.join(dir, 'restarts.log')), 10_000, 'A to start');
+    await until(
+      () => runs(dir).length === 1 || existsSync(path.join(dir, 'restarts.log')),
+      10_000,
+      'A to start',
+    );
     const bSched = scheduled('seq-b', 'seq-2');
     const bDone = final('seq-b', 'seq-2');
     await send('seq-b', 'restart_dns_seq', 'seq-2');
     const a = await aDone;
     const s = await bSched;
     expect(a.status).toBe('succeeded');
-    const record = JSON.parse(ctl.on('homelab/_fleet/stagger/seq').at(-1)!.text) as { host: string; at: string };
+    const record = JSON.parse(ctl.on('homelab/_fleet/stagger/seq').at(-1)!.text) as {
+      host: string;
+      at: string;
+    };
     expect(record.host).toBe('seq-a');
     expect(Math.abs(Date.parse(s.run_at!) - (Date.parse(record.at) + 2000))).toBeLessThan(1000);
     const b = await bDone;
     expect(b.status).toBe('succeeded');
     expect(runs(dir).map((r) => r.host)).toEqual(['seq-a', 'seq-b']);
     const gap = expectSpaced('seq', dir, 2000);
-    process.stderr.write(`stagger sequential: B started ${gap.recorded} ms after A by the records, ${gap.process} ms by the processes (interval 2000 ms)\n`);
+    process.stderr.write(
+      `stagger sequential: B started ${gap.recorded} ms after A by the records, ${gap.process} ms by the processes (interval 2000 ms)\n`,
+    );
   });
 
   it('simultaneous: A and B asked in the same instant, 20 times with fresh groups — never overlapping, always an interval apart', async () => {
@@ -168,7 +230,12 @@ describe('stagger across hosts', () => {
     await Promise.all([online('sim-a'), online('sim-b')]);
     const done = groups.flatMap((g) => [final('sim-a', `${g}-a`, 30_000), final('sim-b', `${g}-b`, 30_000)]);
     // Both requests of a group leave in one burst, so they reach the two agents within a millisecond or two.
-    await Promise.all(groups.flatMap((g) => [send('sim-a', `restart_dns_${g}`, `${g}-a`), send('sim-b', `restart_dns_${g}`, `${g}-b`)]));
+    await Promise.all(
+      groups.flatMap((g) => [
+        send('sim-a', `restart_dns_${g}`, `${g}-a`),
+        send('sim-b', `restart_dns_${g}`, `${g}-b`),
+      ]),
+    );
     const results = await Promise.all(done);
     expect(results.map((r) => r.status)).toEqual(results.map(() => 'succeeded'));
     const gaps: number[] = [];
@@ -177,7 +244,9 @@ describe('stagger across hosts', () => {
       expect(rs.map((r) => r.host).sort()).toEqual(['sim-a', 'sim-b']);
       gaps.push(expectSpaced(g, dir, 2000).recorded);
     }
-    process.stderr.write(`stagger simultaneous (20 pairs): gaps between recorded starts ms min ${Math.min(...gaps)} max ${Math.max(...gaps)} — ${gaps.join(' ')}\n`);
+    process.stderr.write(
+      `stagger simultaneous (20 pairs): gaps between recorded starts ms min ${Math.min(...gaps)} max ${Math.max(...gaps)} — ${gaps.join(' ')}\n`,
+    );
   }, 60_000);
 });
 
@@ -188,12 +257,24 @@ describe('the claim protocol, step by step (a peer played by the test)', () => {
     startFleetAgent(dir, bin, { host: 'tie-b', groups: ['tie'], stagger: { settle: '1s' } });
     await online('tie-b');
     const done = final('tie-b', 'tie-1');
-    const claimed = ctl.next((m) => m.topic === 'homelab/_fleet/stagger/tie/claim/tie-b' && m.text !== '', 10_000, "B's claim");
+    const claimed = ctl.next(
+      (m) => m.topic === 'homelab/_fleet/stagger/tie/claim/tie-b' && m.text !== '',
+      10_000,
+      "B's claim",
+    );
     await send('tie-b', 'restart_dns_tie', 'tie-1');
     const mine = JSON.parse((await claimed).text) as { at: string };
     // A peer "tie-a" claimed at the same instant: equal times, and "tie-a" < "tie-b" wins the tie-break.
-    await ctl.pub('homelab/_fleet/stagger/tie/claim/tie-a', JSON.stringify({ host: 'tie-a', action: 'restart_dns_tie', id: 'rival-1', at: mine.at }), { retain: true });
-    const retracted = ctl.next((m) => m.topic === 'homelab/_fleet/stagger/tie/claim/tie-b' && m.text === '', 10_000, 'B to retract its claim');
+    await ctl.pub(
+      'homelab/_fleet/stagger/tie/claim/tie-a',
+      JSON.stringify({ host: 'tie-a', action: 'restart_dns_tie', id: 'rival-1', at: mine.at }),
+      { retain: true },
+    );
+    const retracted = ctl.next(
+      (m) => m.topic === 'homelab/_fleet/stagger/tie/claim/tie-b' && m.text === '',
+      10_000,
+      'B to retract its claim',
+    );
     await retracted;
     // Had B won, its group record would have been published before the retraction.
     expect(ctl.on('homelab/_fleet/stagger/tie').filter((m) => m.text !== '')).toEqual([]);
@@ -208,9 +289,17 @@ describe('the claim protocol, step by step (a peer played by the test)', () => {
   it('a run of the group that starts during the settle window (re-read) reschedules the claim after it', async () => {
     const dir = tempDir();
     const bin = fakePihole(dir);
-    startFleetAgent(dir, bin, { host: 'rr-b', groups: ['reread'], stagger: { settle: '1s', interval: '4s' } });
+    startFleetAgent(dir, bin, {
+      host: 'rr-b',
+      groups: ['reread'],
+      stagger: { settle: '1s', interval: '4s' },
+    });
     await online('rr-b');
-    const claimed = ctl.next((m) => m.topic === 'homelab/_fleet/stagger/reread/claim/rr-b' && m.text !== '', 10_000, "B's claim");
+    const claimed = ctl.next(
+      (m) => m.topic === 'homelab/_fleet/stagger/reread/claim/rr-b' && m.text !== '',
+      10_000,
+      "B's claim",
+    );
     const sched = scheduled('rr-b', 'rr-1');
     const done = final('rr-b', 'rr-1');
     await send('rr-b', 'restart_dns_reread', 'rr-1');
@@ -218,7 +307,11 @@ describe('the claim protocol, step by step (a peer played by the test)', () => {
       throw new Error(`${String(e)}\n${procs.at(-1)?.output()}`);
     });
     const at = new Date().toISOString();
-    await ctl.pub('homelab/_fleet/stagger/reread', JSON.stringify({ host: 'rr-a', action: 'restart_dns_reread', id: 'other-1', at }), { retain: true });
+    await ctl.pub(
+      'homelab/_fleet/stagger/reread',
+      JSON.stringify({ host: 'rr-a', action: 'restart_dns_reread', id: 'other-1', at }),
+      { retain: true },
+    );
     expect(Date.parse((await sched).run_at!)).toBeGreaterThanOrEqual(Date.parse(at) + 4000 - 50);
     expect((await done).status).toBe('succeeded');
     expect(runs(dir)[0]!.start).toBeGreaterThanOrEqual(Date.parse(at) + 4000);
@@ -241,7 +334,12 @@ describe('durability and outages', () => {
     b.proc.proc.kill('SIGTERM');
     expect((await withDeadline(b.proc.exited, 10_000, 'B to stop')).code).toBe(0);
     const bDone = final('dur-b', 'dur-2');
-    startFleetAgent(dir, bin, { host: 'dur-b', groups: ['dur'], stagger: { interval: '4s' }, stateDir: b.stateDir });
+    startFleetAgent(dir, bin, {
+      host: 'dur-b',
+      groups: ['dur'],
+      stagger: { interval: '4s' },
+      stateDir: b.stateDir,
+    });
     const r = await bDone;
     expect(r.status).toBe('succeeded');
     expect(runs(dir).map((x) => x.host)).toEqual(['dur-a', 'dur-b']);
@@ -249,10 +347,11 @@ describe('durability and outages', () => {
     expect(recordedStarts('dur')[1]!.at).toBeGreaterThanOrEqual(Date.parse(s.run_at!));
   });
 
-  it('three members and a broker restart: the agents put the group\'s history back, and the next run still waits', async () => {
+  it("three members and a broker restart: the agents put the group's history back, and the next run still waits", async () => {
     const dir = tempDir();
     const bin = fakePihole(dir);
-    for (const host of ['tri-a', 'tri-b', 'tri-c']) startFleetAgent(dir, bin, { host, groups: ['tri'], stagger: { interval: '5s' } });
+    for (const host of ['tri-a', 'tri-b', 'tri-c'])
+      startFleetAgent(dir, bin, { host, groups: ['tri'], stagger: { interval: '5s' } });
     await Promise.all([online('tri-a'), online('tri-b'), online('tri-c')]);
     const aDone = final('tri-a', 'tri-1');
     await send('tri-a', 'restart_dns_tri', 'tri-1');
@@ -265,7 +364,11 @@ describe('durability and outages', () => {
     broker = await startEmbedded();
     ctl = await TestClient.connect(`mqtt://127.0.0.1:${port}`);
     await ctl.sub('homelab/+/result/#', 'homelab/+/status', 'homelab/_fleet/#');
-    const back = await ctl.wait((m) => m.topic === 'homelab/_fleet/stagger/tri' && m.text !== '', 15_000, 'the group record put back');
+    const back = await ctl.wait(
+      (m) => m.topic === 'homelab/_fleet/stagger/tri' && m.text !== '',
+      15_000,
+      'the group record put back',
+    );
     expect(JSON.parse(back.text)).toMatchObject({ host: 'tri-a', at: before.at });
 
     await Promise.all([online('tri-b'), online('tri-c')]);
@@ -279,7 +382,7 @@ describe('durability and outages', () => {
     expect(Date.parse((await cDone).executed_at!) - Date.parse(before.at)).toBeGreaterThanOrEqual(5000);
   });
 
-  it('with the broker gone at run time, a scheduled run decides on the host\'s own record and says so', async () => {
+  it("with the broker gone at run time, a scheduled run decides on the host's own record and says so", async () => {
     const dir = tempDir();
     const bin = fakePihole(dir);
     startFleetAgent(dir, bin, { host: 'out-a', groups: ['out'], stagger: { interval: '3s' } });
@@ -299,7 +402,11 @@ describe('durability and outages', () => {
     broker = await startEmbedded();
     ctl = await TestClient.connect(`mqtt://127.0.0.1:${port}`);
     await ctl.sub('homelab/+/result/#', 'homelab/+/status', 'homelab/_fleet/#');
-    const r = await ctl.waitJson<Result>('homelab/out-b/result/out-2', (x) => FINAL.includes(x.status), 20_000);
+    const r = await ctl.waitJson<Result>(
+      'homelab/out-b/result/out-2',
+      (x) => FINAL.includes(x.status),
+      20_000,
+    );
     expect(r.status).toBe('succeeded');
     expect(r.note).toMatch(/broker was unreachable: decided on this host's own record/);
     // The client that saw A's record is gone with the old broker: B's side is its own start time.
@@ -314,7 +421,11 @@ describe('health gate', () => {
   it('require_peers_online holds the run while a member is offline, with the reason; it runs once the peer is back', async () => {
     const dir = tempDir();
     const bin = fakePihole(dir);
-    const c = startFleetAgent(dir, bin, { host: 'gate-c', groups: ['gate'], stagger: { require_peers_online: true } });
+    const c = startFleetAgent(dir, bin, {
+      host: 'gate-c',
+      groups: ['gate'],
+      stagger: { require_peers_online: true },
+    });
     startFleetAgent(dir, bin, { host: 'gate-a', groups: ['gate'], stagger: { require_peers_online: true } });
     await Promise.all([online('gate-a'), online('gate-c')]);
     await ctl.wait((m) => m.topic === 'homelab/_fleet/stagger/gate/member/gate-c');
@@ -326,15 +437,28 @@ describe('health gate', () => {
     const s = await held;
     expect(s.error).toMatch(/waiting for gate-c .* to be online/);
     expect(starts(dir)).toEqual([]);
-    startFleetAgent(dir, bin, { host: 'gate-c', groups: ['gate'], stagger: { require_peers_online: true }, stateDir: c.stateDir });
+    startFleetAgent(dir, bin, {
+      host: 'gate-c',
+      groups: ['gate'],
+      stagger: { require_peers_online: true },
+      stateDir: c.stateDir,
+    });
     expect((await done).status).toBe('succeeded');
   });
 
   it('max_wait turns a held request into rejected / expired', async () => {
     const dir = tempDir();
     const bin = fakePihole(dir);
-    const c = startFleetAgent(dir, bin, { host: 'mw-c', groups: ['mw'], stagger: { require_peers_online: true, max_wait: '1s' } });
-    startFleetAgent(dir, bin, { host: 'mw-a', groups: ['mw'], stagger: { require_peers_online: true, max_wait: '1s' } });
+    const c = startFleetAgent(dir, bin, {
+      host: 'mw-c',
+      groups: ['mw'],
+      stagger: { require_peers_online: true, max_wait: '1s' },
+    });
+    startFleetAgent(dir, bin, {
+      host: 'mw-a',
+      groups: ['mw'],
+      stagger: { require_peers_online: true, max_wait: '1s' },
+    });
     await Promise.all([online('mw-a'), online('mw-c')]);
     await ctl.wait((m) => m.topic === 'homelab/_fleet/stagger/mw/member/mw-c');
     c.proc.proc.kill('SIGKILL');
@@ -361,7 +485,9 @@ describe('health gate', () => {
     expect(a.error).toMatch(/health check failed/);
     const bSched = scheduled('hc-b', 'hc-2');
     await send('hc-b', 'restart_dns_hc', 'hc-2');
-    expect((await bSched).error).toMatch(/the group is held: the run of restart_dns_hc on hc-a .* has not passed its health check/);
+    expect((await bSched).error).toMatch(
+      /the group is held: the run of restart_dns_hc on hc-a .* has not passed its health check/,
+    );
     expect(starts(dir)).toEqual(['hc-a']);
   });
 });

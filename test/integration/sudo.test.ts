@@ -13,7 +13,10 @@ import { until } from '../helpers/wait.js';
 const SUDO = findBinary('sudo');
 const isRoot = process.getuid?.() === 0;
 if (!SUDO) reportMissing('sudo', 'real-sudo tests');
-else if (!isRoot) process.stderr.write('\n*** SKIPPED: real-sudo tests need to run as root (where `sudo -n` needs no password) ***\n\n');
+else if (!isRoot)
+  process.stderr.write(
+    '\n*** SKIPPED: real-sudo tests need to run as root (where `sudo -n` needs no password) ***\n\n',
+  );
 
 const h = new Harness();
 beforeAll(() => h.start());
@@ -50,7 +53,13 @@ describe.skipIf(!SUDO || !isRoot)('with the real sudo', () => {
   it('a timeout still ends a command running as root through sudo', async () => {
     const r = await h.request('sudo-real', { action: 'stuck', timeout: 1 }, { ms: 20_000 });
     expect(r).toMatchObject({ status: 'timed_out', error_code: 'timeout', exit_code: -1 });
-    await until(() => processesWith(['/usr/bin/sleep', '301.5']).length === 0 && processesWith(['/bin/sleep', '301.5']).length === 0, 10_000, 'the root sleep to be gone');
+    await until(
+      () =>
+        processesWith(['/usr/bin/sleep', '301.5']).length === 0 &&
+        processesWith(['/bin/sleep', '301.5']).length === 0,
+      10_000,
+      'the root sleep to be gone',
+    );
   });
 });
 
@@ -60,7 +69,11 @@ describe('when sudo wants a password', () => {
     // A stand-in that fails exactly the way `sudo -n` does without a NOPASSWD rule.
     const bin = fakeBin(dir, 'sudo', 'echo "sudo: a password is required" >&2; exit 1');
     fakeBin(dir, 'systemctl');
-    await h.agent('sudo-pw', { restart_service: { argv: ['systemctl', 'restart', 'nginx'], sudo: true } }, { binDir: bin });
+    await h.agent(
+      'sudo-pw',
+      { restart_service: { argv: ['systemctl', 'restart', 'nginx'], sudo: true } },
+      { binDir: bin },
+    );
     const r = await h.request('sudo-pw', { action: 'restart_service' });
     expect(r).toMatchObject({ status: 'failed', error_code: 'sudo_failed', exit_code: 1 });
     expect(r.error).toMatch(/homelab-cmd sudoers/);
@@ -71,7 +84,11 @@ describe('when sudo wants a password', () => {
     const dir = tempDir();
     const bin = fakeBin(dir, 'systemctl');
     // A PATH with the fake systemctl and coreutils only: no sudo on it.
-    await h.agent('sudo-none', { restart_service: { argv: ['systemctl', 'restart', 'nginx'], sudo: true } }, { execution: { path: `${bin}:${tempDir()}` } });
+    await h.agent(
+      'sudo-none',
+      { restart_service: { argv: ['systemctl', 'restart', 'nginx'], sudo: true } },
+      { execution: { path: `${bin}:${tempDir()}` } },
+    );
     const r = await h.request('sudo-none', { action: 'restart_service' });
     expect(r).toMatchObject({ status: 'failed', error_code: 'sudo_failed', exit_code: -1 });
     expect(r.error).toMatch(/sudo is not installed/);
@@ -80,7 +97,11 @@ describe('when sudo wants a password', () => {
   it('execution.sudo: true is the default for actions that do not say', async () => {
     const dir = tempDir();
     const bin = fakeBin(dir, 'sudo', 'echo "sudo: a password is required" >&2; exit 1');
-    await h.agent('sudo-default', { ok: { argv: ['true'] }, plain: { argv: ['true'], sudo: false } }, { binDir: bin, execution: { sudo: true } });
+    await h.agent(
+      'sudo-default',
+      { ok: { argv: ['true'] }, plain: { argv: ['true'], sudo: false } },
+      { binDir: bin, execution: { sudo: true } },
+    );
     expect((await h.request('sudo-default', { action: 'ok' })).error_code).toBe('sudo_failed');
     expect((await h.request('sudo-default', { action: 'plain' })).status).toBe('succeeded');
   });

@@ -8,7 +8,13 @@ import { Agent } from '../../src/agent/agent.js';
 import { parseConfig } from '../../src/config/load.js';
 import { silentLogger } from '../../src/log.js';
 import { tempDir } from '../helpers/fixtures.js';
-import { MOSQUITTO, findBinary, reportMissing, startMosquitto, type MosquittoProcess } from '../helpers/mosquitto.js';
+import {
+  MOSQUITTO,
+  findBinary,
+  reportMissing,
+  startMosquitto,
+  type MosquittoProcess,
+} from '../helpers/mosquitto.js';
 import { TestClient } from '../helpers/mqtt.js';
 
 const OPENSSL = findBinary('openssl');
@@ -24,9 +30,50 @@ function makeCerts(dir: string): { ca: string; cert: string; key: string } {
     if (r.status !== 0) throw new Error(`openssl ${args[0]} failed: ${r.stderr}`);
   };
   writeFileSync(f('san.ext'), 'subjectAltName=IP:127.0.0.1\n');
-  run('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', f('ca.key'), '-out', f('ca.crt'), '-days', '1', '-subj', '/CN=homelab-cmd test CA');
-  run('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', f('server.key'), '-out', f('server.csr'), '-subj', '/CN=127.0.0.1');
-  run('x509', '-req', '-in', f('server.csr'), '-CA', f('ca.crt'), '-CAkey', f('ca.key'), '-CAcreateserial', '-out', f('server.crt'), '-days', '1', '-extfile', f('san.ext'));
+  run(
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-keyout',
+    f('ca.key'),
+    '-out',
+    f('ca.crt'),
+    '-days',
+    '1',
+    '-subj',
+    '/CN=homelab-cmd test CA',
+  );
+  run(
+    'req',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-keyout',
+    f('server.key'),
+    '-out',
+    f('server.csr'),
+    '-subj',
+    '/CN=127.0.0.1',
+  );
+  run(
+    'x509',
+    '-req',
+    '-in',
+    f('server.csr'),
+    '-CA',
+    f('ca.crt'),
+    '-CAkey',
+    f('ca.key'),
+    '-CAcreateserial',
+    '-out',
+    f('server.crt'),
+    '-days',
+    '1',
+    '-extfile',
+    f('san.ext'),
+  );
   // Mosquitto started as root drops to its own user: it must be able to read these throwaway files.
   chmodSync(dir, 0o755);
   for (const n of readdirSync(dir)) chmodSync(f(n), 0o644);
@@ -48,7 +95,10 @@ describe.skipIf(!available)('TLS (mqtts://) against Mosquitto', () => {
 
   function agent(host: string, mqtt: Record<string, unknown>): Agent {
     const dir = tempDir();
-    const cfg = parseConfig(stringify({ host, state_dir: `${dir}/state`, mqtt: { url: `mqtts://127.0.0.1:${m.port}`, ...mqtt } }), `${dir}/agent.yaml`);
+    const cfg = parseConfig(
+      stringify({ host, state_dir: `${dir}/state`, mqtt: { url: `mqtts://127.0.0.1:${m.port}`, ...mqtt } }),
+      `${dir}/agent.yaml`,
+    );
     const a = new Agent(cfg, silentLogger(), { backoff: { initialMs: 50, maxMs: 200 } });
     agents.push(a);
     a.start();

@@ -28,29 +28,64 @@ const ctx: AclContext = { prefix: 'lab/home', discoveryPrefix: 'ha' };
 const HOSTS = ['a', 'b'];
 const CORPUS = [
   ...HOSTS.flatMap((h) => [
-    `lab/home/${h}/cmd`, `lab/home/${h}/cmd/restart`, `lab/home/${h}/cmd/x/y`, `lab/home/${h}/result`, `lab/home/${h}/result/id-1`,
-    `lab/home/${h}/result/id-1/x`, `lab/home/${h}/status`, `lab/home/${h}/heartbeat`, `lab/home/${h}/output/id-1`,
-    `lab/home/${h}/param/act/p`, `lab/home/${h}/param/act/p/set`, `lab/home/${h}/param/act`, `lab/home/${h}`, `lab/home/${h}/other`,
-    `ha/button/${h}/restart/config`, `ha/sensor/${h}/last_result/config`,
+    `lab/home/${h}/cmd`,
+    `lab/home/${h}/cmd/restart`,
+    `lab/home/${h}/cmd/x/y`,
+    `lab/home/${h}/result`,
+    `lab/home/${h}/result/id-1`,
+    `lab/home/${h}/result/id-1/x`,
+    `lab/home/${h}/status`,
+    `lab/home/${h}/heartbeat`,
+    `lab/home/${h}/output/id-1`,
+    `lab/home/${h}/param/act/p`,
+    `lab/home/${h}/param/act/p/set`,
+    `lab/home/${h}/param/act`,
+    `lab/home/${h}`,
+    `lab/home/${h}/other`,
+    `ha/button/${h}/restart/config`,
+    `ha/sensor/${h}/last_result/config`,
   ]),
-  'lab/home/_fleet/stagger/dns', 'lab/home/_reply/cli/1', 'ha/status', 'lab/home', 'lab/other/a/status', 'elsewhere', '$SYS/broker/version',
+  'lab/home/_fleet/stagger/dns',
+  'lab/home/_reply/cli/1',
+  'ha/status',
+  'lab/home',
+  'lab/other/a/status',
+  'elsewhere',
+  '$SYS/broker/version',
 ];
 /** Everything an agent publishes for host h (CONTRACT.md § Topics, "from agent" rows). */
 const agentPublishes = (h: string) => [
-  `lab/home/${h}/result/id-1`, `lab/home/${h}/result`, `lab/home/${h}/status`, `lab/home/${h}/heartbeat`, `lab/home/${h}/output/id-1`,
-  `lab/home/${h}/param/act/p`, 'lab/home/_fleet/stagger/dns', `ha/button/${h}/restart/config`, `ha/sensor/${h}/last_result/config`, 'lab/home/_reply/cli/1',
+  `lab/home/${h}/result/id-1`,
+  `lab/home/${h}/result`,
+  `lab/home/${h}/status`,
+  `lab/home/${h}/heartbeat`,
+  `lab/home/${h}/output/id-1`,
+  `lab/home/${h}/param/act/p`,
+  'lab/home/_fleet/stagger/dns',
+  `ha/button/${h}/restart/config`,
+  `ha/sensor/${h}/last_result/config`,
+  'lab/home/_reply/cli/1',
 ];
 
 describe('mosquittoGrants: the contract roles as acl_file topics', () => {
-  const roles: [string, Role][] = [['agent a', { role: 'agent', host: 'a' }], ['controller', { role: 'controller' }]];
+  const roles: [string, Role][] = [
+    ['agent a', { role: 'agent', host: 'a' }],
+    ['controller', { role: 'controller' }],
+  ];
 
   it.each(roles)('%s: reads exactly what the embedded broker lets it read', (_label, role) => {
-    const g = mosquittoGrants(role.role === 'agent' ? { role: 'agent', host: role.host } : { role: 'controller' }, ctx);
+    const g = mosquittoGrants(
+      role.role === 'agent' ? { role: 'agent', host: role.host } : { role: 'controller' },
+      ctx,
+    );
     expect(g.read).toEqual(grantsFor(role, ctx).read);
   });
 
   it.each(roles)('%s: writes only what the embedded broker lets it write', (_label, role) => {
-    const g = mosquittoGrants(role.role === 'agent' ? { role: 'agent', host: role.host } : { role: 'controller' }, ctx);
+    const g = mosquittoGrants(
+      role.role === 'agent' ? { role: 'agent', host: role.host } : { role: 'controller' },
+      ctx,
+    );
     for (const topic of CORPUS) {
       if (g.write.some((f) => topicMatches(f, topic))) expect(mayPublish(role, topic, ctx), topic).toBe(true);
     }
@@ -60,7 +95,14 @@ describe('mosquittoGrants: the contract roles as acl_file topics', () => {
     const g = mosquittoGrants({ role: 'agent', host: 'a' }, ctx);
     const may = (t: string) => g.write.some((f) => topicMatches(f, t));
     for (const t of agentPublishes('a')) expect(may(t), t).toBe(true);
-    for (const t of ['lab/home/a/cmd', 'lab/home/a/cmd/restart', 'lab/home/a/param/act/p/set', 'lab/home/b/status', 'ha/button/b/x/config', 'ha/status']) {
+    for (const t of [
+      'lab/home/a/cmd',
+      'lab/home/a/cmd/restart',
+      'lab/home/a/param/act/p/set',
+      'lab/home/b/status',
+      'ha/button/b/x/config',
+      'ha/status',
+    ]) {
       expect(may(t), t).toBe(false);
     }
   });
@@ -75,12 +117,21 @@ describe('mosquittoAcl', () => {
   });
 
   it('has one block per user, with its grants as topic read / topic write lines', () => {
-    expect(lines.filter((l) => l.startsWith('user '))).toEqual(['user agent-a', 'user agent-b', 'user Home Assistant']);
+    expect(lines.filter((l) => l.startsWith('user '))).toEqual([
+      'user agent-a',
+      'user agent-b',
+      'user Home Assistant',
+    ]);
     expect(lines).toContain('topic write lab/home/b/param/+/+');
     expect(lines).toContain('topic write ha/+/b/#');
     expect(lines.every((l) => /^(user .+|topic (read|write) [^ ]+)$/.test(l))).toBe(true);
     const ctlBlock = lines.slice(lines.indexOf('user Home Assistant') + 1);
-    expect(ctlBlock).toEqual(['topic read #', 'topic write lab/home/+/cmd/#', 'topic write lab/home/+/param/+/+/set', 'topic write ha/status']);
+    expect(ctlBlock).toEqual([
+      'topic read #',
+      'topic write lab/home/+/cmd/#',
+      'topic write lab/home/+/param/+/+/set',
+      'topic write ha/status',
+    ]);
   });
 
   it('never contains a password', () => {
@@ -92,21 +143,31 @@ describe('mosquittoAcl', () => {
     ['a newline', 'agent\na'],
     ['a surrounding blank', ' agent-a'],
   ])('refuses a username with %s', (_label, username) => {
-    const bad = parseConfig(`broker: { users: [{ username: ${JSON.stringify(username)}, password: x, role: controller }] }`, configFile, {});
+    const bad = parseConfig(
+      `broker: { users: [{ username: ${JSON.stringify(username)}, password: x, role: controller }] }`,
+      configFile,
+      {},
+    );
     expect(() => mosquittoAcl(bad)).toThrow(ConfigError);
     expect(() => mosquittoAcl(bad)).toThrow(/broker\.users\.0\.username/);
   });
 
   it('refuses a config without broker users, saying what to add', () => {
-    expect(() => mosquittoAcl(parseConfig('host: x', configFile, {}))).toThrow(/broker\.users: no users to grant/);
+    expect(() => mosquittoAcl(parseConfig('host: x', configFile, {}))).toThrow(
+      /broker\.users: no users to grant/,
+    );
   });
 });
 
 describe('mosquittoPasswd', () => {
   it('reads password files in the shell and hides inline passwords unless --reveal', () => {
     const script = mosquittoPasswd(config, { passwdFile: '/etc/mosquitto/passwd', reveal: false });
-    expect(script).toContain(`mosquitto_passwd -b '/etc/mosquitto/passwd' 'agent-a' "$(cat '${path.join(dir, 'a.pw')}')"`);
-    expect(script).toContain("mosquitto_passwd -b '/etc/mosquitto/passwd' 'Home Assistant' '<password of Home Assistant: broker.users.2.password>'");
+    expect(script).toContain(
+      `mosquitto_passwd -b '/etc/mosquitto/passwd' 'agent-a' "$(cat '${path.join(dir, 'a.pw')}')"`,
+    );
+    expect(script).toContain(
+      "mosquitto_passwd -b '/etc/mosquitto/passwd' 'Home Assistant' '<password of Home Assistant: broker.users.2.password>'",
+    );
     expect(script).not.toMatch(/secret-from-file|inline-b|inline-ctl/);
     expect(script).toMatch(/2 password\(s\) are inline in the config and not shown/);
   });
@@ -122,7 +183,9 @@ describe('aclVerb', () => {
   afterEach(() => vi.restoreAllMocks());
   const run = async (argv: string[]) => {
     let stdout = '';
-    vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => ((stdout += String(chunk)), true));
+    vi.spyOn(process.stdout, 'write').mockImplementation(
+      (chunk: string | Uint8Array) => ((stdout += String(chunk)), true),
+    );
     const code = await aclVerb.run(argv);
     return { code, stdout };
   };

@@ -1,5 +1,13 @@
 import { describe, it, expect } from 'vitest';
-import { filterCovers, grantsFor, mayPublish, maySubscribe, topicMatches, type AclContext, type Role } from '../../src/broker/acl.js';
+import {
+  filterCovers,
+  grantsFor,
+  mayPublish,
+  maySubscribe,
+  topicMatches,
+  type AclContext,
+  type Role,
+} from '../../src/broker/acl.js';
 
 const ctx: AclContext = { prefix: 'homelab', discoveryPrefix: 'homeassistant' };
 const agent: Role = { role: 'agent', host: 'pihole-1' };
@@ -214,9 +222,12 @@ describe('grantsFor', () => {
     const g = grantsFor(agent, ctx);
     for (const f of [...g.read, ...g.write, ...g.denyWrite]) {
       const levels = f.split('/');
-      if (levels[0] === 'homelab' && levels[1] !== '+' && levels[1] !== '_fleet' && levels[1] !== '_reply') expect(levels[1]).toBe('pihole-1');
+      if (levels[0] === 'homelab' && levels[1] !== '+' && levels[1] !== '_fleet' && levels[1] !== '_reply')
+        expect(levels[1]).toBe('pihole-1');
     }
-    expect(g.denyWrite).toEqual(expect.arrayContaining(['homelab/pihole-1/cmd/#', 'homelab/pihole-1/param/+/+/set']));
+    expect(g.denyWrite).toEqual(
+      expect.arrayContaining(['homelab/pihole-1/cmd/#', 'homelab/pihole-1/param/+/+/set']),
+    );
   });
 
   it('a controller has no deny carve-outs and reads everything', () => {

@@ -10,7 +10,17 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ActionStats } from '../../src/agent/action-stats.js';
 import { parseConfig } from '../../src/config/load.js';
-import { emptyStats, figuresOf, percentile, pruneActions, pushWindow, recordResult, STATS_WINDOW, statsStateSchema, totalsOf } from '../../src/core/action-stats.js';
+import {
+  emptyStats,
+  figuresOf,
+  percentile,
+  pruneActions,
+  pushWindow,
+  recordResult,
+  STATS_WINDOW,
+  statsStateSchema,
+  totalsOf,
+} from '../../src/core/action-stats.js';
 import { buildDiscovery } from '../../src/core/discovery.js';
 import { makeResult, rejected, type Result, type ResultStatus } from '../../src/core/result.js';
 import { formatActionsTable, formatMs, actionRows } from '../../src/cli/status-actions.js';
@@ -22,9 +32,24 @@ import { tempDir } from '../helpers/fixtures.js';
 const NOW = new Date('2026-11-22T03:30:00.000Z');
 let seq = 0;
 
-function result(action: string | null, status: ResultStatus, duration_ms?: number, completed_at = NOW.toISOString()): Result {
-  if (status === 'rejected') return rejected('h', { id: `r${++seq}`, action }, { code: 'invalid_params', error: 'x' }, new Date(completed_at));
-  return makeResult('h', { id: `r${++seq}`, action }, { status, ...(duration_ms !== undefined ? { duration_ms } : {}), completed_at });
+function result(
+  action: string | null,
+  status: ResultStatus,
+  duration_ms?: number,
+  completed_at = NOW.toISOString(),
+): Result {
+  if (status === 'rejected')
+    return rejected(
+      'h',
+      { id: `r${++seq}`, action },
+      { code: 'invalid_params', error: 'x' },
+      new Date(completed_at),
+    );
+  return makeResult(
+    'h',
+    { id: `r${++seq}`, action },
+    { status, ...(duration_ms !== undefined ? { duration_ms } : {}), completed_at },
+  );
 }
 
 describe('percentile (nearest rank)', () => {
@@ -52,7 +77,8 @@ describe('percentile (nearest rank)', () => {
     const v = [3, 1, 2];
     percentile(v, 50);
     expect(v).toEqual([3, 1, 2]);
-    for (const p of [0, -1, 101, Number.NaN]) expect(() => percentile(v, p)).toThrow(/percentile must be in \(0, 100\]/);
+    for (const p of [0, -1, 101, Number.NaN])
+      expect(() => percentile(v, p)).toThrow(/percentile must be in \(0, 100\]/);
   });
 
   it('is always an observed value, and p50 ≤ p95 (property)', () => {
@@ -134,14 +160,33 @@ describe('recordResult after a known mix', () => {
 
   it('the global stats agree, and hold what no action could take (unknown, no action)', () => {
     const { state } = mix();
-    expect(totalsOf(state)).toEqual({ executed: 6, succeeded: 3, failed: 2, timed_out: 1, rejected: 3, avg_duration_ms: Math.round(2500 / 6) });
+    expect(totalsOf(state)).toEqual({
+      executed: 6,
+      succeeded: 3,
+      failed: 2,
+      timed_out: 1,
+      rejected: 3,
+      avg_duration_ms: Math.round(2500 / 6),
+    });
   });
 
   it('only final results change anything; an unknown action gets no entry; a configured action without runs reads zeros', () => {
     const { state, changed } = mix();
     expect(changed).toEqual([true, true, true, false, true, false, true, true, true, true, true]);
     expect(Object.keys(state.actions)).toEqual(['backup']);
-    expect(figuresOf(state, ACTIONS).restart_dns).toEqual({ count: 0, succeeded: 0, failed: 0, timed_out: 0, interrupted: 0, rejected: 0, p50_ms: null, p95_ms: null, samples: 0, last_status: null, last_at: null });
+    expect(figuresOf(state, ACTIONS).restart_dns).toEqual({
+      count: 0,
+      succeeded: 0,
+      failed: 0,
+      timed_out: 0,
+      interrupted: 0,
+      rejected: 0,
+      p50_ms: null,
+      p95_ms: null,
+      samples: 0,
+      last_status: null,
+      last_at: null,
+    });
     expect(Object.keys(figuresOf(state, ACTIONS))).toEqual(ACTIONS);
   });
 
@@ -150,7 +195,14 @@ describe('recordResult after a known mix', () => {
     recordResult(state, result('backup', 'succeeded', 100), known, NOW);
     recordResult(state, result('backup', 'interrupted', 90_000), known, NOW);
     const f = figuresOf(state, ACTIONS).backup!;
-    expect(f).toMatchObject({ count: 2, succeeded: 1, interrupted: 1, samples: 1, p95_ms: 100, last_status: 'interrupted' });
+    expect(f).toMatchObject({
+      count: 2,
+      succeeded: 1,
+      interrupted: 1,
+      samples: 1,
+      p95_ms: 100,
+      last_status: 'interrupted',
+    });
     expect(totalsOf(state)).toMatchObject({ executed: 2, succeeded: 1 });
   });
 
@@ -165,25 +217,49 @@ describe('recordResult after a known mix', () => {
     const state = emptyStats();
     for (let i = 1; i <= 150; i++) recordResult(state, result('backup', 'succeeded', i), known, NOW);
     // The window holds 51..150.
-    expect(figuresOf(state, ACTIONS).backup).toMatchObject({ count: 150, samples: 100, p50_ms: 100, p95_ms: 145 });
+    expect(figuresOf(state, ACTIONS).backup).toMatchObject({
+      count: 150,
+      samples: 100,
+      p50_ms: 100,
+      p95_ms: 145,
+    });
   });
 
   it('per-action counts always add up to the global ones when every action is known (property)', () => {
-    const statuses: ResultStatus[] = ['succeeded', 'failed', 'timed_out', 'rejected', 'interrupted', 'running', 'scheduled'];
+    const statuses: ResultStatus[] = [
+      'succeeded',
+      'failed',
+      'timed_out',
+      'rejected',
+      'interrupted',
+      'running',
+      'scheduled',
+    ];
     fc.assert(
-      fc.property(fc.array(fc.record({ action: fc.constantFrom(...ACTIONS), status: fc.constantFrom(...statuses), d: fc.nat(100_000) }), { maxLength: 300 }), (feed) => {
-        const state = emptyStats();
-        for (const x of feed) recordResult(state, result(x.action, x.status, x.d), known, NOW);
-        const t = totalsOf(state);
-        const f = Object.values(figuresOf(state, ACTIONS));
-        const sum = (k: 'count' | 'succeeded' | 'failed' | 'timed_out' | 'rejected') => f.reduce((n, a) => n + a[k], 0);
-        expect(sum('count')).toBe(t.executed);
-        expect(sum('succeeded')).toBe(t.succeeded);
-        expect(sum('failed')).toBe(t.failed);
-        expect(sum('timed_out')).toBe(t.timed_out);
-        expect(sum('rejected')).toBe(t.rejected);
-        for (const a of f) expect(a.count).toBe(a.succeeded + a.failed + a.timed_out + a.interrupted);
-      }),
+      fc.property(
+        fc.array(
+          fc.record({
+            action: fc.constantFrom(...ACTIONS),
+            status: fc.constantFrom(...statuses),
+            d: fc.nat(100_000),
+          }),
+          { maxLength: 300 },
+        ),
+        (feed) => {
+          const state = emptyStats();
+          for (const x of feed) recordResult(state, result(x.action, x.status, x.d), known, NOW);
+          const t = totalsOf(state);
+          const f = Object.values(figuresOf(state, ACTIONS));
+          const sum = (k: 'count' | 'succeeded' | 'failed' | 'timed_out' | 'rejected') =>
+            f.reduce((n, a) => n + a[k], 0);
+          expect(sum('count')).toBe(t.executed);
+          expect(sum('succeeded')).toBe(t.succeeded);
+          expect(sum('failed')).toBe(t.failed);
+          expect(sum('timed_out')).toBe(t.timed_out);
+          expect(sum('rejected')).toBe(t.rejected);
+          for (const a of f) expect(a.count).toBe(a.succeeded + a.failed + a.timed_out + a.interrupted);
+        },
+      ),
     );
   });
 
@@ -204,22 +280,60 @@ describe('statsStateSchema (state_dir/stats.json)', () => {
       return { state: s };
     })();
     expect(statsStateSchema.parse(JSON.parse(JSON.stringify(state)))).toEqual(state);
-    const long = { ...state, actions: { backup: { ...state.actions.backup!, durations: Array.from({ length: 250 }, (_, i) => i) } } };
+    const long = {
+      ...state,
+      actions: { backup: { ...state.actions.backup!, durations: Array.from({ length: 250 }, (_, i) => i) } },
+    };
     expect(statsStateSchema.parse(long).actions.backup!.durations).toHaveLength(STATS_WINDOW);
   });
 
   it.each([
     ['a negative counter', { totals: { ...emptyStats().totals, executed: -1 } }],
     ['another version', { version: 2 }],
-    ['an action name the contract forbids', { actions: { 'Bad Name': { count: 0, succeeded: 0, failed: 0, timed_out: 0, interrupted: 0, rejected: 0, durations: [], last_status: null, last_at: null } } }],
-    ['an unknown status', { actions: { a: { count: 0, succeeded: 0, failed: 0, timed_out: 0, interrupted: 0, rejected: 0, durations: [], last_status: 'exploded', last_at: null } } }],
+    [
+      'an action name the contract forbids',
+      {
+        actions: {
+          'Bad Name': {
+            count: 0,
+            succeeded: 0,
+            failed: 0,
+            timed_out: 0,
+            interrupted: 0,
+            rejected: 0,
+            durations: [],
+            last_status: null,
+            last_at: null,
+          },
+        },
+      },
+    ],
+    [
+      'an unknown status',
+      {
+        actions: {
+          a: {
+            count: 0,
+            succeeded: 0,
+            failed: 0,
+            timed_out: 0,
+            interrupted: 0,
+            rejected: 0,
+            durations: [],
+            last_status: 'exploded',
+            last_at: null,
+          },
+        },
+      },
+    ],
   ])('refuses %s', (_l, patch) => {
     expect(statsStateSchema.safeParse({ ...emptyStats(), ...patch }).success).toBe(false);
   });
 });
 
 describe('ActionStats: counters survive a restart in state_dir/stats.json', () => {
-  const config = (dir: string, actions: string[]) => ({ state_dir: dir, actions: Object.fromEntries(actions.map((a) => [a, {}])) }) as never;
+  const config = (dir: string, actions: string[]) =>
+    ({ state_dir: dir, actions: Object.fromEntries(actions.map((a) => [a, {}])) }) as never;
 
   it('writes only after a change, and a new instance reads the same figures', () => {
     const dir = tempDir();
@@ -237,7 +351,14 @@ describe('ActionStats: counters survive a restart in state_dir/stats.json', () =
     const b = new ActionStats(config(dir, ['backup', 'restart_dns']), silentLogger());
     expect(b.totals()).toEqual(a.totals());
     expect(b.actions()).toEqual(a.actions());
-    expect(b.totals()).toEqual({ executed: 2, succeeded: 1, failed: 1, timed_out: 0, rejected: 1, avg_duration_ms: 100 });
+    expect(b.totals()).toEqual({
+      executed: 2,
+      succeeded: 1,
+      failed: 1,
+      timed_out: 0,
+      rejected: 1,
+      avg_duration_ms: 100,
+    });
     expect(b.actions().backup).toMatchObject({ count: 2, p50_ms: 80, p95_ms: 120 });
   });
 
@@ -251,7 +372,9 @@ describe('ActionStats: counters survive a restart in state_dir/stats.json', () =
     expect(Object.keys(b.actions())).toEqual(['backup']);
     expect(b.totals().executed).toBe(2);
     b.save(); // the pruned state is written back
-    expect(Object.keys((JSON.parse(readFileSync(`${dir}/stats.json`, 'utf8')) as { actions: object }).actions)).toEqual(['backup']);
+    expect(
+      Object.keys((JSON.parse(readFileSync(`${dir}/stats.json`, 'utf8')) as { actions: object }).actions),
+    ).toEqual(['backup']);
   });
 
   it.each([
@@ -261,7 +384,14 @@ describe('ActionStats: counters survive a restart in state_dir/stats.json', () =
     const dir = tempDir();
     writeFileSync(`${dir}/stats.json`, text);
     const a = new ActionStats(config(dir, ['backup']), silentLogger());
-    expect(a.totals()).toEqual({ executed: 0, succeeded: 0, failed: 0, timed_out: 0, rejected: 0, avg_duration_ms: 0 });
+    expect(a.totals()).toEqual({
+      executed: 0,
+      succeeded: 0,
+      failed: 0,
+      timed_out: 0,
+      rejected: 0,
+      avg_duration_ms: 0,
+    });
     expect(readdirSync(dir).some((f) => f.startsWith('stats.json.corrupt-'))).toBe(true);
     a.record(result('backup', 'succeeded', 3));
     a.save();
@@ -280,11 +410,21 @@ actions:
     '/nonexistent/agent.yaml',
     {},
   );
-  const msgs = buildDiscovery({ host: cfg.host, prefix: cfg.mqtt.prefix, discoveryPrefix: cfg.discovery.prefix, version: VERSION, actions: cfg.actions });
+  const msgs = buildDiscovery({
+    host: cfg.host,
+    prefix: cfg.mqtt.prefix,
+    discoveryPrefix: cfg.discovery.prefix,
+    version: VERSION,
+    actions: cfg.actions,
+  });
   const stats = msgs.filter((m) => /\/sensor\/pihole-1\/stats_/.test(m.topic));
 
   it('one per action, button or not; a diagnostic duration in ms from the heartbeat, available while online', () => {
-    expect(stats.map((m) => m.topic)).toEqual(['homeassistant/sensor/pihole-1/stats_restart_dns/config', 'homeassistant/sensor/pihole-1/stats_apply_updates/config', 'homeassistant/sensor/pihole-1/stats_0day/config']);
+    expect(stats.map((m) => m.topic)).toEqual([
+      'homeassistant/sensor/pihole-1/stats_restart_dns/config',
+      'homeassistant/sensor/pihole-1/stats_apply_updates/config',
+      'homeassistant/sensor/pihole-1/stats_0day/config',
+    ]);
     expect(stats[0]!.payload).toMatchObject({
       name: 'Restart DNS: p95 duration',
       unique_id: 'homelab_cmd_pihole-1_stats_restart_dns',
@@ -304,7 +444,10 @@ actions:
   // heartbeat; "None" is its "unknown" for a numeric sensor. Rendered here by the real Jinja.
   const jinja = spawnSync('python3', ['-c', 'import jinja2'], { encoding: 'utf8' });
   const haveJinja = jinja.status === 0;
-  if (!haveJinja) console.warn('SKIPPED: rendering the HA templates needs python3 with jinja2 (apt-get install python3-jinja2)');
+  if (!haveJinja)
+    console.warn(
+      'SKIPPED: rendering the HA templates needs python3 with jinja2 (apt-get install python3-jinja2)',
+    );
 
   function render(templates: string[], heartbeats: unknown[]): string[][] {
     const script = `
@@ -314,7 +457,10 @@ env = ImmutableSandboxedEnvironment()
 data = json.load(sys.stdin)
 print(json.dumps([[env.from_string(t).render(value_json=hb) for t in data["templates"]] for hb in data["heartbeats"]]))
 `;
-    const r = spawnSync('python3', ['-c', script], { input: JSON.stringify({ templates, heartbeats }), encoding: 'utf8' });
+    const r = spawnSync('python3', ['-c', script], {
+      input: JSON.stringify({ templates, heartbeats }),
+      encoding: 'utf8',
+    });
     if (r.status !== 0) throw new Error(r.stderr);
     return JSON.parse(r.stdout) as string[][];
   }
@@ -322,28 +468,92 @@ print(json.dumps([[env.from_string(t).render(value_json=hb) for t in data["templ
   it.skipIf(!haveJinja).each([
     ['restart_dns', 0],
     ['0day (a name starting with a digit)', 2],
-  ] as const)('templates of %s: the p95 and the counters; "None" and {} when the entry or the field is missing', (_l, i) => {
-    const p = stats[i]!.payload;
-    const name = Object.keys(cfg.actions)[i]!;
-    const entry = { count: 6, succeeded: 3, failed: 2, timed_out: 1, interrupted: 0, rejected: 1, p50_ms: 300, p95_ms: 1000, samples: 6, last_status: 'failed', last_at: NOW.toISOString() };
-    const out = render(
-      [String(p.value_template), String(p.json_attributes_template)],
-      [{ actions: { [name]: entry } }, { actions: { [name]: { ...entry, p95_ms: null } } }, { actions: {} }, { stats: {} }],
-    );
-    expect(out[0]![0]).toBe('1000');
-    expect(JSON.parse(out[0]![1]!)).toEqual(entry);
-    expect(out[1]![0]).toBe('None'); // no run yet
-    expect(out[2]).toEqual(['None', '{}']); // the action is missing from the heartbeat
-    expect(out[3]).toEqual(['None', '{}']); // a heartbeat without the extension (an older agent)
-  });
+  ] as const)(
+    'templates of %s: the p95 and the counters; "None" and {} when the entry or the field is missing',
+    (_l, i) => {
+      const p = stats[i]!.payload;
+      const name = Object.keys(cfg.actions)[i]!;
+      const entry = {
+        count: 6,
+        succeeded: 3,
+        failed: 2,
+        timed_out: 1,
+        interrupted: 0,
+        rejected: 1,
+        p50_ms: 300,
+        p95_ms: 1000,
+        samples: 6,
+        last_status: 'failed',
+        last_at: NOW.toISOString(),
+      };
+      const out = render(
+        [String(p.value_template), String(p.json_attributes_template)],
+        [
+          { actions: { [name]: entry } },
+          { actions: { [name]: { ...entry, p95_ms: null } } },
+          { actions: {} },
+          { stats: {} },
+        ],
+      );
+      expect(out[0]![0]).toBe('1000');
+      expect(JSON.parse(out[0]![1]!)).toEqual(entry);
+      expect(out[1]![0]).toBe('None'); // no run yet
+      expect(out[2]).toEqual(['None', '{}']); // the action is missing from the heartbeat
+      expect(out[3]).toEqual(['None', '{}']); // a heartbeat without the extension (an older agent)
+    },
+  );
 });
 
 describe('status --actions', () => {
-  const figures = (over: Partial<ReturnType<typeof figuresOf>[string]> = {}) => ({ count: 6, succeeded: 3, failed: 2, timed_out: 1, interrupted: 0, rejected: 1, p50_ms: 300, p95_ms: 61_000, samples: 6, last_status: 'failed' as const, last_at: '2026-11-22T03:25:00.000Z', ...over });
+  const figures = (over: Partial<ReturnType<typeof figuresOf>[string]> = {}) => ({
+    count: 6,
+    succeeded: 3,
+    failed: 2,
+    timed_out: 1,
+    interrupted: 0,
+    rejected: 1,
+    p50_ms: 300,
+    p95_ms: 61_000,
+    samples: 6,
+    last_status: 'failed' as const,
+    last_at: '2026-11-22T03:25:00.000Z',
+    ...over,
+  });
   const hb = (actions: Record<string, ReturnType<typeof figures>> | undefined) =>
-    ({ ts: NOW.toISOString(), host: 'x', version: VERSION, uptime_s: 1, load: [0, 0, 0], memory: { used: 1, total: 2 }, disk: { used: 1, total: 2 }, running: 0, queued: 0, pending_results: 0, stats: { executed: 0, succeeded: 0, failed: 0, timed_out: 0, rejected: 0, avg_duration_ms: 0 }, ...(actions ? { actions } : {}) }) as HostRow['heartbeat'];
+    ({
+      ts: NOW.toISOString(),
+      host: 'x',
+      version: VERSION,
+      uptime_s: 1,
+      load: [0, 0, 0],
+      memory: { used: 1, total: 2 },
+      disk: { used: 1, total: 2 },
+      running: 0,
+      queued: 0,
+      pending_results: 0,
+      stats: { executed: 0, succeeded: 0, failed: 0, timed_out: 0, rejected: 0, avg_duration_ms: 0 },
+      ...(actions ? { actions } : {}),
+    }) as HostRow['heartbeat'];
   const rows: HostRow[] = [
-    { host: 'nas', status: 'online', heartbeat: hb({ backup: figures(), scrub: figures({ count: 0, succeeded: 0, failed: 0, timed_out: 0, rejected: 0, p50_ms: null, p95_ms: null, samples: 0, last_status: null, last_at: null }) }) },
+    {
+      host: 'nas',
+      status: 'online',
+      heartbeat: hb({
+        backup: figures(),
+        scrub: figures({
+          count: 0,
+          succeeded: 0,
+          failed: 0,
+          timed_out: 0,
+          rejected: 0,
+          p50_ms: null,
+          p95_ms: null,
+          samples: 0,
+          last_status: null,
+          last_at: null,
+        }),
+      }),
+    },
     { host: 'old-pi', status: 'online', heartbeat: hb(undefined) },
     { host: 'gone', status: 'offline' },
   ];
@@ -363,7 +573,9 @@ describe('status --actions', () => {
   it('prints one row per host and action, plain text, saying why a host has none', () => {
     const text = formatActionsTable(rows, NOW);
     const lines = text.split('\n');
-    expect(lines[0]).toMatch(/^HOST\s+ACTION\s+COUNT\s+OK\s+FAILED\s+TIMED OUT\s+REJECTED\s+P50\s+P95\s+LAST$/);
+    expect(lines[0]).toMatch(
+      /^HOST\s+ACTION\s+COUNT\s+OK\s+FAILED\s+TIMED OUT\s+REJECTED\s+P50\s+P95\s+LAST$/,
+    );
     expect(lines[1]).toMatch(/^nas\s+backup\s+6\s+3\s+2\s+1\s+1\s+300ms\s+1\.0m\s+failed 5m ago$/);
     expect(lines[2]).toMatch(/^nas\s+scrub\s+0\s+0\s+0\s+0\s+0\s+-\s+-\s+-$/);
     expect(lines[3]).toMatch(/^old-pi\s+\(no per-action figures: upgrade this agent\)$/);
@@ -374,7 +586,23 @@ describe('status --actions', () => {
   it('--json rows are flat, one per host and action', () => {
     expect(actionRows(rows)).toEqual([
       { host: 'nas', status: 'online', action: 'backup', ...figures() },
-      { host: 'nas', status: 'online', action: 'scrub', ...figures({ count: 0, succeeded: 0, failed: 0, timed_out: 0, rejected: 0, p50_ms: null, p95_ms: null, samples: 0, last_status: null, last_at: null }) },
+      {
+        host: 'nas',
+        status: 'online',
+        action: 'scrub',
+        ...figures({
+          count: 0,
+          succeeded: 0,
+          failed: 0,
+          timed_out: 0,
+          rejected: 0,
+          p50_ms: null,
+          p95_ms: null,
+          samples: 0,
+          last_status: null,
+          last_at: null,
+        }),
+      },
     ]);
   });
 });

@@ -66,11 +66,23 @@ describe('CappedBuffer', () => {
     ['é split at the cap', 2, [bytes('aé')], 'a', true],
     ['€ split at the cap', 3, [bytes('ab€')], 'ab', true],
     ['😀 split at the cap, same size as U+FFFD', 4, [bytes('a😀')], 'a', true],
-    ['😀 split across chunks and the cap', 6, [bytes('ab', [0xf0, 0x9f]), bytes([0x98, 0x80]), bytes('cd')], 'ab😀', true],
+    [
+      '😀 split across chunks and the cap',
+      6,
+      [bytes('ab', [0xf0, 0x9f]), bytes([0x98, 0x80]), bytes('cd')],
+      'ab😀',
+      true,
+    ],
     ['a character split across chunks, all kept', 10, [bytes([0xe2, 0x82]), bytes([0xac])], '€', false],
     // Invalid UTF-8: each bad byte is replaced, and the cap holds in bytes after replacing.
     ['invalid bytes within the cap', 10, [bytes([0xff, 0xfe, 0x41])], '\uFFFD\uFFFDA', false],
-    ['invalid bytes filling the cap', 10, [bytes([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff])], '\uFFFD\uFFFD\uFFFD', true],
+    [
+      'invalid bytes filling the cap',
+      10,
+      [bytes([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff])],
+      '\uFFFD\uFFFD\uFFFD',
+      true,
+    ],
     ['invalid bytes, then more output', 4, [bytes([0xff, 0xff]), bytes('xyz')], '\uFFFD', true],
   ])('%s', (_label, max, chunks, text, truncated) => {
     const out = capture(max, chunks);
@@ -87,7 +99,7 @@ describe('CappedBuffer', () => {
     expect(out.text).toBe('a'.repeat(1000));
   });
 
-  it('does not alias the caller\'s chunk once it is cut', () => {
+  it("does not alias the caller's chunk once it is cut", () => {
     const buf = new CappedBuffer(3);
     const chunk = Buffer.from('abcdef');
     buf.push(chunk);
@@ -102,12 +114,15 @@ describe('CappedBuffer', () => {
       seed = (seed * 1103515245 + 12345) % 2 ** 31;
       return seed % n;
     };
-    const alphabet = [0x41, 0x7a, 0xc3, 0xa9, 0xe2, 0x82, 0xac, 0xf0, 0x9f, 0x98, 0x80, 0xff, 0xfe, 0x80, 0x0a];
+    const alphabet = [
+      0x41, 0x7a, 0xc3, 0xa9, 0xe2, 0x82, 0xac, 0xf0, 0x9f, 0x98, 0x80, 0xff, 0xfe, 0x80, 0x0a,
+    ];
     for (let round = 0; round < 500; round++) {
       const max = rand(40);
       const chunks: Buffer[] = [];
       const count = rand(5);
-      for (let c = 0; c < count; c++) chunks.push(Buffer.from(Array.from({ length: rand(20) }, () => alphabet[rand(alphabet.length)]!)));
+      for (let c = 0; c < count; c++)
+        chunks.push(Buffer.from(Array.from({ length: rand(20) }, () => alphabet[rand(alphabet.length)]!)));
       const all = Buffer.concat(chunks);
       const out = capture(max, chunks);
       const full = all.toString('utf8');

@@ -1,7 +1,13 @@
 import { describe, it, expect } from 'vitest';
 import { parseConfig, type Config } from '../../src/config/load.js';
 import type { ActionConfig, ParamSpec } from '../../src/config/schema.js';
-import { buildDiscovery, exposedParams, initialParamValue, HA_MAX_STATE, type DiscoveryMessage } from '../../src/core/discovery.js';
+import {
+  buildDiscovery,
+  exposedParams,
+  initialParamValue,
+  HA_MAX_STATE,
+  type DiscoveryMessage,
+} from '../../src/core/discovery.js';
 import { parseDelivery } from '../../src/core/request.js';
 import { makeResult, type ResultStatus } from '../../src/core/result.js';
 import { VERSION } from '../../src/version.js';
@@ -82,15 +88,23 @@ function makeCase(label: string, yaml: string): Case {
 
 const CASES: Case[] = [
   makeCase('pihole-1 (full)', FULL('pihole-1')),
-  makeCase('nas (full, custom prefixes)', FULL('nas', 'mqtt: { prefix: lab/agents }\ndiscovery: { prefix: ha }')),
+  makeCase(
+    'nas (full, custom prefixes)',
+    FULL('nas', 'mqtt: { prefix: lab/agents }\ndiscovery: { prefix: ha }'),
+  ),
   makeCase('media_server (minimal)', MINIMAL('media_server')),
-  makeCase('router0 (example config actions)', `host: router0
+  makeCase(
+    'router0 (example config actions)',
+    `host: router0
 actions:
   uptime: { argv: [uptime], button: true, name: Uptime, pattern: "^uptime$" }
   disk_usage: { argv: [df, -h, /], button: true, name: Disk usage }
-`),
+`,
+  ),
   // Every probe kind: a binary_sensor each, and a sensor for a latency or a disk's used share.
-  makeCase('pihole-1 (probes)', `host: pihole-1
+  makeCase(
+    'pihole-1 (probes)',
+    `host: pihole-1
 probes:
   web: { type: http, url: "http://127.0.0.1/admin/", name: Admin page }
   dns_port: { type: tcp, host: 127.0.0.1, port: 53 }
@@ -98,7 +112,8 @@ probes:
   ftl: { type: service, unit: pihole-FTL.service }
   root: { type: disk, path: /, warn_percent: 90 }
   lighttpd: { type: process, process: lighttpd }
-`),
+`,
+  ),
 ];
 
 interface Row {
@@ -116,7 +131,14 @@ const P = (c: Config): string => `${c.mqtt.prefix}/${c.host}`;
 const ROWS: Row[] = CASES.flatMap(({ label, config, messages }) =>
   messages.map((msg) => {
     const levels = msg.topic.slice(config.discovery.prefix.length + 1).split('/');
-    return { label: `${label}: ${msg.topic}`, config, msg, component: levels[0] ?? '', object: levels[2] ?? '', p: msg.payload };
+    return {
+      label: `${label}: ${msg.topic}`,
+      config,
+      msg,
+      component: levels[0] ?? '',
+      object: levels[2] ?? '',
+      p: msg.payload,
+    };
   }),
 );
 
@@ -144,17 +166,23 @@ describe('unique_id', () => {
     expect(p.unique_id).toBe(`homelab_cmd_${config.host}_${object}`);
   });
 
-  it.each(CASES.map((c) => [c.label, c] as const))('%s: unique across the set, and topics too', (_l, { messages }) => {
-    const ids = messages.map((m) => m.payload.unique_id);
-    expect(new Set(ids).size).toBe(ids.length);
-    const topics = messages.map((m) => m.topic);
-    expect(new Set(topics).size).toBe(topics.length);
-  });
+  it.each(CASES.map((c) => [c.label, c] as const))(
+    '%s: unique across the set, and topics too',
+    (_l, { messages }) => {
+      const ids = messages.map((m) => m.payload.unique_id);
+      expect(new Set(ids).size).toBe(ids.length);
+      const topics = messages.map((m) => m.topic);
+      expect(new Set(topics).size).toBe(topics.length);
+    },
+  );
 
-  it.each(CASES.map((c) => [c.label, c] as const))('%s: identical across two builds from a re-read config (stable across restarts)', (_l, c) => {
-    const again = build(load(c.yaml));
-    expect(again.map((m) => m.payload.unique_id)).toEqual(c.messages.map((m) => m.payload.unique_id));
-  });
+  it.each(CASES.map((c) => [c.label, c] as const))(
+    '%s: identical across two builds from a re-read config (stable across restarts)',
+    (_l, c) => {
+      const again = build(load(c.yaml));
+      expect(again.map((m) => m.payload.unique_id)).toEqual(c.messages.map((m) => m.payload.unique_id));
+    },
+  );
 
   it.each([
     ['pihole-1', 'pihole-2'],
@@ -166,7 +194,8 @@ describe('unique_id', () => {
     const [m1, m2] = [build(load(FULL(h1))), build(load(FULL(h2)))];
     const ids1 = new Set(m1.map((m) => m.payload.unique_id));
     expect(m2.filter((m) => ids1.has(m.payload.unique_id))).toEqual([]);
-    const dev = (ms: DiscoveryMessage[]) => new Set(ms.flatMap((m) => (m.payload.device as { identifiers: string[] }).identifiers));
+    const dev = (ms: DiscoveryMessage[]) =>
+      new Set(ms.flatMap((m) => (m.payload.device as { identifiers: string[] }).identifiers));
     const d1 = dev(m1);
     expect([...dev(m2)].filter((d) => d1.has(d))).toEqual([]);
   });
@@ -175,7 +204,8 @@ describe('unique_id', () => {
   // and both names may contain "_", so action "a_b" param "c" and action "a" param "b_c" give the
   // same object, topic and unique_id — the second entity overwrites the first in HA.
   it('two exposed params of one host never share a unique_id, even when names contain "_"', () => {
-    const msgs = build(load(`host: pihole-1
+    const msgs = build(
+      load(`host: pihole-1
 actions:
   set_a_b:
     argv: [tool, "{c}"]
@@ -185,7 +215,8 @@ actions:
     argv: [tool, "{b_c}"]
     params: { b_c: { type: enum, values: [x, y] } }
     button: true
-`));
+`),
+    );
     const ids = msgs.map((m) => m.payload.unique_id);
     expect(new Set(ids).size).toBe(ids.length);
   });
@@ -203,25 +234,50 @@ actions:
 
 describe('availability: only while P/H/status is online, except connectivity and last result', () => {
   const WITHOUT = new Set(['binary_sensor/connectivity', 'sensor/last_result']);
-  it.each(rowsOf((r) => !WITHOUT.has(`${r.component}/${r.object}`)))('%s has availability_topic P/H/status', (_l, { config, p }) => {
-    expect(p.availability_topic).toBe(`${P(config)}/status`);
-    expect(p.payload_available).toBe('online');
-    expect(p.payload_not_available).toBe('offline');
-    expect(p).not.toHaveProperty('availability');
-  });
+  it.each(rowsOf((r) => !WITHOUT.has(`${r.component}/${r.object}`)))(
+    '%s has availability_topic P/H/status',
+    (_l, { config, p }) => {
+      expect(p.availability_topic).toBe(`${P(config)}/status`);
+      expect(p.payload_available).toBe('online');
+      expect(p.payload_not_available).toBe('offline');
+      expect(p).not.toHaveProperty('availability');
+    },
+  );
 
-  it.each(rowsOf((r) => WITHOUT.has(`${r.component}/${r.object}`)))('%s has no availability (HA shows "disconnected" / keeps the last result)', (_l, { p }) => {
-    for (const key of ['availability_topic', 'availability', 'availability_template', 'payload_available', 'payload_not_available']) {
-      expect(p).not.toHaveProperty(key);
-    }
-  });
+  it.each(rowsOf((r) => WITHOUT.has(`${r.component}/${r.object}`)))(
+    '%s has no availability (HA shows "disconnected" / keeps the last result)',
+    (_l, { p }) => {
+      for (const key of [
+        'availability_topic',
+        'availability',
+        'availability_template',
+        'payload_available',
+        'payload_not_available',
+      ]) {
+        expect(p).not.toHaveProperty(key);
+      }
+    },
+  );
 
-  it.each(CASES.map((c) => [c.label, c] as const))('%s: the connectivity binary_sensor and the last-result sensor both exist', (_l, { config, messages }) => {
-    const conn = messages.find((m) => m.topic.endsWith('/binary_sensor/' + config.host + '/connectivity/config'));
-    expect(conn?.payload).toMatchObject({ state_topic: `${P(config)}/status`, payload_on: 'online', payload_off: 'offline', device_class: 'connectivity' });
-    const last = messages.find((m) => m.topic.endsWith('/sensor/' + config.host + '/last_result/config'));
-    expect(last?.payload).toMatchObject({ state_topic: `${P(config)}/result`, json_attributes_topic: `${P(config)}/result` });
-  });
+  it.each(CASES.map((c) => [c.label, c] as const))(
+    '%s: the connectivity binary_sensor and the last-result sensor both exist',
+    (_l, { config, messages }) => {
+      const conn = messages.find((m) =>
+        m.topic.endsWith('/binary_sensor/' + config.host + '/connectivity/config'),
+      );
+      expect(conn?.payload).toMatchObject({
+        state_topic: `${P(config)}/status`,
+        payload_on: 'online',
+        payload_off: 'offline',
+        device_class: 'connectivity',
+      });
+      const last = messages.find((m) => m.topic.endsWith('/sensor/' + config.host + '/last_result/config'));
+      expect(last?.payload).toMatchObject({
+        state_topic: `${P(config)}/result`,
+        json_attributes_topic: `${P(config)}/result`,
+      });
+    },
+  );
 });
 
 describe('device and origin blocks', () => {
@@ -236,16 +292,20 @@ describe('device and origin blocks', () => {
     expect(origin.name).toBe('homelab-cmd');
   });
 
-  it.each(CASES.map((c) => [c.label, c] as const))('%s: every entity carries the same device block', (_l, { messages }) => {
-    const blocks = new Set(messages.map((m) => JSON.stringify(m.payload.device)));
-    expect(blocks.size).toBe(1);
-  });
+  it.each(CASES.map((c) => [c.label, c] as const))(
+    '%s: every entity carries the same device block',
+    (_l, { messages }) => {
+      const blocks = new Set(messages.map((m) => JSON.stringify(m.payload.device)));
+      expect(blocks.size).toBe(1);
+    },
+  );
 });
 
 /** Every key at any depth. */
 function keysDeep(value: unknown): string[] {
   if (Array.isArray(value)) return value.flatMap(keysDeep);
-  if (typeof value === 'object' && value !== null) return Object.entries(value).flatMap(([k, v]) => [k, ...keysDeep(v)]);
+  if (typeof value === 'object' && value !== null)
+    return Object.entries(value).flatMap(([k, v]) => [k, ...keysDeep(v)]);
   return [];
 }
 
@@ -260,17 +320,26 @@ describe('entity ids: no object_id (ignored since HA 2026.4), default_entity_id 
     expect(p.default_entity_id).toBe(`${component}.${`${config.host}_${object}`.replace(/-/g, '_')}`);
   });
 
-  it.each(CASES.map((c) => [c.label, c] as const))('%s: default_entity_ids are unique', (_l, { messages }) => {
-    const ids = messages.map((m) => m.payload.default_entity_id);
-    expect(new Set(ids).size).toBe(ids.length);
-  });
+  it.each(CASES.map((c) => [c.label, c] as const))(
+    '%s: default_entity_ids are unique',
+    (_l, { messages }) => {
+      const ids = messages.map((m) => m.payload.default_entity_id);
+      expect(new Set(ids).size).toBe(ids.length);
+    },
+  );
 });
 
 // HA's sensor rules (homeassistant/components/sensor/const.py DEVICE_CLASS_UNITS and
 // DEVICE_CLASS_STATE_CLASSES), for the device classes a homelab agent could use.
 const SENSOR_DEVICE_CLASSES: Record<string, { units: (string | undefined)[]; stateClasses: string[] }> = {
-  duration: { units: ['d', 'h', 'min', 's', 'ms', 'µs'], stateClasses: ['measurement', 'total', 'total_increasing'] },
-  data_size: { units: ['bit', 'kbit', 'Mbit', 'Gbit', 'B', 'kB', 'MB', 'GB', 'TB', 'KiB', 'MiB', 'GiB', 'TiB'], stateClasses: ['measurement', 'total', 'total_increasing'] },
+  duration: {
+    units: ['d', 'h', 'min', 's', 'ms', 'µs'],
+    stateClasses: ['measurement', 'total', 'total_increasing'],
+  },
+  data_size: {
+    units: ['bit', 'kbit', 'Mbit', 'Gbit', 'B', 'kB', 'MB', 'GB', 'TB', 'KiB', 'MiB', 'GiB', 'TiB'],
+    stateClasses: ['measurement', 'total', 'total_increasing'],
+  },
   timestamp: { units: [undefined], stateClasses: [] },
   enum: { units: [undefined], stateClasses: [] },
   battery: { units: ['%'], stateClasses: ['measurement'] },
@@ -296,7 +365,8 @@ describe('device_class / state_class / unit combinations HA accepts', () => {
     // "%" without a device class, or with one whose unit it is.
     if (unit === '%' && dc !== undefined) expect(SENSOR_DEVICE_CLASSES[dc]?.units).toContain('%');
     // A counter is unit-less, or carries a unit valid for its device class.
-    if (sc === 'total_increasing' && unit !== undefined) expect(dc !== undefined && SENSOR_DEVICE_CLASSES[dc]?.units.includes(unit)).toBe(true);
+    if (sc === 'total_increasing' && unit !== undefined)
+      expect(dc !== undefined && SENSOR_DEVICE_CLASSES[dc]?.units.includes(unit)).toBe(true);
     // A unit or state class means a numeric state: the template must not read the textual status.
     if (unit !== undefined || sc !== undefined) expect(p.value_template).not.toMatch(/value_json\.status/);
   });
@@ -305,19 +375,31 @@ describe('device_class / state_class / unit combinations HA accepts', () => {
     expect([undefined, 'diagnostic']).toContain(p.entity_category);
   });
 
-  it.each(rowsOf((r) => r.component === 'binary_sensor'))('%s: a binary_sensor device_class HA knows, never entity_category config', (_l, { p }) => {
-    expect(BINARY_SENSOR_DEVICE_CLASSES).toContain(p.device_class);
-    expect([undefined, 'diagnostic']).toContain(p.entity_category);
-  });
+  it.each(rowsOf((r) => r.component === 'binary_sensor'))(
+    '%s: a binary_sensor device_class HA knows, never entity_category config',
+    (_l, { p }) => {
+      expect(BINARY_SENSOR_DEVICE_CLASSES).toContain(p.device_class);
+      expect([undefined, 'diagnostic']).toContain(p.entity_category);
+    },
+  );
 
-  it.each(rowsOf((r) => r.component === 'button'))('%s: a button device_class HA knows, if any', (_l, { p }) => {
-    expect([undefined, ...BUTTON_DEVICE_CLASSES]).toContain(p.device_class);
-  });
+  it.each(rowsOf((r) => r.component === 'button'))(
+    '%s: a button device_class HA knows, if any',
+    (_l, { p }) => {
+      expect([undefined, ...BUTTON_DEVICE_CLASSES]).toContain(p.device_class);
+    },
+  );
 
   it('the expected units are there: uptime in s, average duration in ms, memory and disk in %', () => {
     const by = new Map(CASES[0]!.messages.map((m) => [m.payload.default_entity_id, m.payload]));
-    expect(by.get('sensor.pihole_1_uptime')).toMatchObject({ device_class: 'duration', unit_of_measurement: 's' });
-    expect(by.get('sensor.pihole_1_avg_duration')).toMatchObject({ device_class: 'duration', unit_of_measurement: 'ms' });
+    expect(by.get('sensor.pihole_1_uptime')).toMatchObject({
+      device_class: 'duration',
+      unit_of_measurement: 's',
+    });
+    expect(by.get('sensor.pihole_1_avg_duration')).toMatchObject({
+      device_class: 'duration',
+      unit_of_measurement: 'ms',
+    });
     expect(by.get('sensor.pihole_1_memory_use')).toMatchObject({ unit_of_measurement: '%' });
     expect(by.get('sensor.pihole_1_disk_use')).toMatchObject({ unit_of_measurement: '%' });
     expect(by.get('sensor.pihole_1_executed')).toMatchObject({ state_class: 'total_increasing' });
@@ -325,7 +407,20 @@ describe('device_class / state_class / unit combinations HA accepts', () => {
 });
 
 // CONTRACT.md § Heartbeat object, plus the `actions` extension (docs/mqtt-api.md), keyed by action name.
-const HEARTBEAT_FIELDS = ['ts', 'host', 'version', 'uptime_s', 'load', 'memory', 'disk', 'running', 'queued', 'pending_results', 'stats', 'actions'];
+const HEARTBEAT_FIELDS = [
+  'ts',
+  'host',
+  'version',
+  'uptime_s',
+  'load',
+  'memory',
+  'disk',
+  'running',
+  'queued',
+  'pending_results',
+  'stats',
+  'actions',
+];
 const HEARTBEAT_SUBFIELDS: Record<string, string[]> = {
   memory: ['used', 'total'],
   disk: ['used', 'total'],
@@ -333,20 +428,25 @@ const HEARTBEAT_SUBFIELDS: Record<string, string[]> = {
 };
 
 describe('heartbeat sensors read only fields of the heartbeat object', () => {
-  it.each(rowsOf((r) => r.component === 'sensor' && String(r.p.state_topic).endsWith('/heartbeat')))('%s', (_l, { config, p }) => {
-    expect(p.state_topic).toBe(`${P(config)}/heartbeat`);
-    const refs = [...String(p.value_template).matchAll(/value_json\.(\w+)(?:\.(\w+))?/g)];
-    expect(refs.length).toBeGreaterThan(0);
-    for (const [, field, sub] of refs) {
-      expect(HEARTBEAT_FIELDS).toContain(field);
-      if (sub !== undefined) expect(HEARTBEAT_SUBFIELDS[field!]).toContain(sub);
-    }
-  });
+  it.each(rowsOf((r) => r.component === 'sensor' && String(r.p.state_topic).endsWith('/heartbeat')))(
+    '%s',
+    (_l, { config, p }) => {
+      expect(p.state_topic).toBe(`${P(config)}/heartbeat`);
+      const refs = [...String(p.value_template).matchAll(/value_json\.(\w+)(?:\.(\w+))?/g)];
+      expect(refs.length).toBeGreaterThan(0);
+      for (const [, field, sub] of refs) {
+        expect(HEARTBEAT_FIELDS).toContain(field);
+        if (sub !== undefined) expect(HEARTBEAT_SUBFIELDS[field!]).toContain(sub);
+      }
+    },
+  );
 });
 
 describe('names never contain the host name (HA prefixes the device name)', () => {
   const hosts = ['pihole-1', 'nas', 'media_server', 'backup-box'];
-  const rows = hosts.flatMap((h) => build(load(FULL(h))).map((m) => [`${h}: ${m.topic}`, h, m.payload.name] as const));
+  const rows = hosts.flatMap((h) =>
+    build(load(FULL(h))).map((m) => [`${h}: ${m.topic}`, h, m.payload.name] as const),
+  );
   it.each(rows)('%s', (_l, host, name) => {
     expect(name).toEqual(expect.any(String));
     expect(name).not.toBe('');
@@ -356,7 +456,15 @@ describe('names never contain the host name (HA prefixes the device name)', () =
 });
 
 describe('last-result state ≤ 255 characters for the longest possible result', () => {
-  const statuses: ResultStatus[] = ['running', 'scheduled', 'succeeded', 'failed', 'timed_out', 'rejected', 'interrupted'];
+  const statuses: ResultStatus[] = [
+    'running',
+    'scheduled',
+    'succeeded',
+    'failed',
+    'timed_out',
+    'rejected',
+    'interrupted',
+  ];
   const last = CASES[0]!.messages.find((m) => m.payload.default_entity_id === 'sensor.pihole_1_last_result')!;
 
   it('the state is value_json.status and the attributes the whole result', () => {
@@ -368,21 +476,25 @@ describe('last-result state ≤ 255 characters for the longest possible result',
   it.each(statuses)('status %s', (status) => {
     // execution.max_output (10,000 bytes) of stdout and of stderr, multi-byte, the longest error and id.
     const big = 'é'.repeat(5_000);
-    const result = makeResult('h'.repeat(63), { id: 'i'.repeat(64), action: 'a'.repeat(63), transaction: 't'.repeat(64) }, {
-      status,
-      exit_code: 127,
-      stdout: big,
-      stderr: big,
-      stdout_truncated: true,
-      stderr_truncated: true,
-      error_code: 'shutting_down',
-      error: 'e'.repeat(2_000),
-      executed_at: new Date(0).toISOString(),
-      completed_at: new Date(0).toISOString(),
-      duration_ms: 1_800_000,
-      run_at: new Date(0).toISOString(),
-      steps: [{ argv: ['x'.repeat(4096)], exit_code: 1, duration_ms: 1 }],
-    });
+    const result = makeResult(
+      'h'.repeat(63),
+      { id: 'i'.repeat(64), action: 'a'.repeat(63), transaction: 't'.repeat(64) },
+      {
+        status,
+        exit_code: 127,
+        stdout: big,
+        stderr: big,
+        stdout_truncated: true,
+        stderr_truncated: true,
+        error_code: 'shutting_down',
+        error: 'e'.repeat(2_000),
+        executed_at: new Date(0).toISOString(),
+        completed_at: new Date(0).toISOString(),
+        duration_ms: 1_800_000,
+        run_at: new Date(0).toISOString(),
+        steps: [{ argv: ['x'.repeat(4096)], exit_code: 1, duration_ms: 1 }],
+      },
+    );
     const wire = JSON.stringify(result);
     expect(Buffer.byteLength(wire)).toBeGreaterThan(20_000);
     // `{{ value_json.status }}`, evaluated: the status field of the published JSON.
@@ -393,9 +505,12 @@ describe('last-result state ≤ 255 characters for the longest possible result',
 });
 
 describe('key order is stable', () => {
-  it.each(CASES.map((c) => [c.label, c] as const))('%s: two builds are byte-identical', (_l, { config, messages }) => {
-    expect(JSON.stringify(build(config))).toBe(JSON.stringify(messages));
-  });
+  it.each(CASES.map((c) => [c.label, c] as const))(
+    '%s: two builds are byte-identical',
+    (_l, { config, messages }) => {
+      expect(JSON.stringify(build(config))).toBe(JSON.stringify(messages));
+    },
+  );
 
   it.each(ALL)('%s starts with name, unique_id, default_entity_id', (_l, { p }) => {
     expect(Object.keys(p).slice(0, 3)).toEqual(['name', 'unique_id', 'default_entity_id']);
@@ -403,33 +518,46 @@ describe('key order is stable', () => {
 });
 
 /** The config's actions, as [label, config, action name, action] rows. */
-const ACTIONS = CASES.flatMap(({ label, config }) => Object.entries(config.actions).map(([name, a]) => [`${label}: ${name}`, config, name, a] as const));
+const ACTIONS = CASES.flatMap(({ label, config }) =>
+  Object.entries(config.actions).map(([name, a]) => [`${label}: ${name}`, config, name, a] as const),
+);
 
 describe('buttons', () => {
   it.each(ACTIONS)('%s: a button exactly when button: true', (_l, config, name, action) => {
     const c = CASES.find((x) => x.config === config)!;
-    const buttons = c.messages.filter((m) => m.topic === `${config.discovery.prefix}/button/${config.host}/run_${name}/config`);
+    const buttons = c.messages.filter(
+      (m) => m.topic === `${config.discovery.prefix}/button/${config.host}/run_${name}/config`,
+    );
     expect(buttons).toHaveLength(action.button ? 1 : 0);
   });
 
-  it.each(rowsOf((r) => r.component === 'button'))('%s: command topic, a press the agent accepts, device_class from the action', (_l, { config, object, p }) => {
-    const name = object.replace(/^run_/, '');
-    const action = config.actions[name];
-    expect(action?.button).toBe(true);
-    expect(p.command_topic).toBe(`${P(config)}/cmd/${name}`);
-    expect(p.retain).toBe(false);
-    expect(p.payload_press).toEqual(expect.any(String));
-    const outcome = parseDelivery({ topicAction: name, payload: Buffer.from(String(p.payload_press)), retained: false }, 0, () => 'gen-1');
-    expect(outcome.ok && outcome.request.press && outcome.request.action === name).toBe(true);
-    if (action?.device_class === undefined) expect(p).not.toHaveProperty('device_class');
-    else expect(p.device_class).toBe(action.device_class);
-    expect(p.name).toBe(action?.name ?? name.charAt(0).toUpperCase() + name.slice(1).replace(/_/g, ' '));
-  });
+  it.each(rowsOf((r) => r.component === 'button'))(
+    '%s: command topic, a press the agent accepts, device_class from the action',
+    (_l, { config, object, p }) => {
+      const name = object.replace(/^run_/, '');
+      const action = config.actions[name];
+      expect(action?.button).toBe(true);
+      expect(p.command_topic).toBe(`${P(config)}/cmd/${name}`);
+      expect(p.retain).toBe(false);
+      expect(p.payload_press).toEqual(expect.any(String));
+      const outcome = parseDelivery(
+        { topicAction: name, payload: Buffer.from(String(p.payload_press)), retained: false },
+        0,
+        () => 'gen-1',
+      );
+      expect(outcome.ok && outcome.request.press && outcome.request.action === name).toBe(true);
+      if (action?.device_class === undefined) expect(p).not.toHaveProperty('device_class');
+      else expect(p.device_class).toBe(action.device_class);
+      expect(p.name).toBe(action?.name ?? name.charAt(0).toUpperCase() + name.slice(1).replace(/_/g, ' '));
+    },
+  );
 });
 
 describe('params of button actions: enum → select, integer → number', () => {
   const PARAMS = ACTIONS.flatMap(([label, config, name, action]) =>
-    Object.entries(action.params).map(([param, spec]) => [`${label}.${param} (${spec.type})`, config, name, action, param, spec] as const),
+    Object.entries(action.params).map(
+      ([param, spec]) => [`${label}.${param} (${spec.type})`, config, name, action, param, spec] as const,
+    ),
   );
 
   it.each(PARAMS)('%s', (_l, config, name, action, param, spec) => {
@@ -441,7 +569,9 @@ describe('params of button actions: enum → select, integer → number', () => 
     if (!shown) return;
     const msg = found[0]!;
     const state = `${P(config)}/param/${name}/${param}`;
-    expect(msg.topic).toBe(`${config.discovery.prefix}/${spec.type === 'enum' ? 'select' : 'number'}/${config.host}/${object}/config`);
+    expect(msg.topic).toBe(
+      `${config.discovery.prefix}/${spec.type === 'enum' ? 'select' : 'number'}/${config.host}/${object}/config`,
+    );
     expect(msg.payload).toMatchObject({ state_topic: state, command_topic: `${state}/set`, retain: false });
     if (spec.type === 'enum') {
       expect(msg.payload.options).toEqual(spec.values);
@@ -458,14 +588,20 @@ describe('params of button actions: enum → select, integer → number', () => 
 
   it('the table covers a select, a number with min/max and a number without', () => {
     const objs = CASES[0]!.messages.map((m) => m.topic.split('/').slice(1, 4).join('/'));
-    expect(objs).toEqual(expect.arrayContaining([
-      'select/pihole-1/param_set_mode-mode',
-      'number/pihole-1/param_set_mode-level',
-      'number/pihole-1/param_set_mode-offset',
-      'number/pihole-1/param_clear_logs-days',
-    ]));
+    expect(objs).toEqual(
+      expect.arrayContaining([
+        'select/pihole-1/param_set_mode-mode',
+        'number/pihole-1/param_set_mode-level',
+        'number/pihole-1/param_set_mode-offset',
+        'number/pihole-1/param_clear_logs-days',
+      ]),
+    );
     // No param entities for them (every action, button or not, has its stats_ sensor: not a param).
-    expect(objs.filter((o) => !o.includes('/stats_') && (o.includes('restart_service') || o.includes('echo_message')))).toEqual([]);
+    expect(
+      objs.filter(
+        (o) => !o.includes('/stats_') && (o.includes('restart_service') || o.includes('echo_message')),
+      ),
+    ).toEqual([]);
   });
 });
 
@@ -492,14 +628,23 @@ describe('initialParamValue', () => {
   });
 });
 
-const action = (yaml: string): ActionConfig => load(`actions:\n  a:\n${yaml.replace(/^/gm, '    ')}\n`).actions.a!;
+const action = (yaml: string): ActionConfig =>
+  load(`actions:\n  a:\n${yaml.replace(/^/gm, '    ')}\n`).actions.a!;
 
 describe('exposedParams', () => {
   it.each([
     ['a non-button action shows nothing', 'argv: [x, "{e}"]\nparams:\n  e: { type: enum, values: [a] }', []],
     ['a button without params shows nothing', 'argv: [x]\nbutton: true', []],
-    ['enum and integer are shown, string is not, in declared order', 'argv: [x, "{s}", "{n}", "{e}"]\nparams:\n  s: { type: string, pattern: "^a$", default: a }\n  n: { type: integer }\n  e: { type: enum, values: [a] }\nbutton: true', ['n', 'e']],
-    ['a string param with a default alone shows nothing', 'argv: [x, "{s}"]\nparams:\n  s: { type: string, pattern: "^a$", default: a }\nbutton: true', []],
+    [
+      'enum and integer are shown, string is not, in declared order',
+      'argv: [x, "{s}", "{n}", "{e}"]\nparams:\n  s: { type: string, pattern: "^a$", default: a }\n  n: { type: integer }\n  e: { type: enum, values: [a] }\nbutton: true',
+      ['n', 'e'],
+    ],
+    [
+      'a string param with a default alone shows nothing',
+      'argv: [x, "{s}"]\nparams:\n  s: { type: string, pattern: "^a$", default: a }\nbutton: true',
+      [],
+    ],
   ])('%s', (_l, yaml, expected) => {
     expect(exposedParams(action(yaml)).map(([name]) => name)).toEqual(expected);
   });

@@ -72,9 +72,12 @@ describe('formatDuration', () => {
     expect(formatDuration(ms)).toBe(text);
   });
 
-  it.each([1, 500, 1_000, 1_500, 60_000, 90_000, 3_600_000, 5_400_000, 123_456_789])('round-trips %d ms through parseDuration', (ms) => {
-    expect(parseDuration(formatDuration(ms))).toBe(ms);
-  });
+  it.each([1, 500, 1_000, 1_500, 60_000, 90_000, 3_600_000, 5_400_000, 123_456_789])(
+    'round-trips %d ms through parseDuration',
+    (ms) => {
+      expect(parseDuration(formatDuration(ms))).toBe(ms);
+    },
+  );
 });
 
 describe('toSecondsArg', () => {

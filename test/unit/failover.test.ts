@@ -26,12 +26,42 @@ function walk(urls: string[], outcomes: (Outcome | 'connected')[]): string[] {
 
 describe('failover order', () => {
   it.each<[string, string[], (Outcome | 'connected')[], string[]]>([
-    ['one broker: retries it with growing backoff, capped', [A], [failed, failed, failed, failed, failed], [`${A} v5 0`, `${A} v5 250`, `${A} v5 500`, `${A} v5 1000`, `${A} v5 2000`, `${A} v5 2000`]],
-    ['one broker, lost: back after the first backoff step', [A], ['connected', lost, failed], [`${A} v5 0`, `${A} v5 250`, `${A} v5 250`]],
-    ['a failed attempt moves on at once; a failed round backs off and starts again at the first', [A, B], [failed, failed, failed, failed], [`${A} v5 0`, `${B} v5 0`, `${A} v5 250`, `${B} v5 0`, `${A} v5 500`]],
-    ['a connection resets the backoff', [A, B], [failed, failed, failed, failed, 'connected', lost, failed], [`${A} v5 0`, `${B} v5 0`, `${A} v5 250`, `${B} v5 0`, `${A} v5 500`, `${B} v5 250`, `${A} v5 0`]],
-    ['lost on the first: the next one, jittered (the fleet does not stampede)', [A, B, C], ['connected', lost], [`${A} v5 0`, `${B} v5 250`]],
-    ['lost on the middle one: the others in list order, the dead one last, then a fresh round from the first', [A, B, C], [failed, 'connected', lost, failed, failed, failed], [`${A} v5 0`, `${B} v5 0`, `${A} v5 250`, `${C} v5 0`, `${B} v5 0`, `${A} v5 250`]],
+    [
+      'one broker: retries it with growing backoff, capped',
+      [A],
+      [failed, failed, failed, failed, failed],
+      [`${A} v5 0`, `${A} v5 250`, `${A} v5 500`, `${A} v5 1000`, `${A} v5 2000`, `${A} v5 2000`],
+    ],
+    [
+      'one broker, lost: back after the first backoff step',
+      [A],
+      ['connected', lost, failed],
+      [`${A} v5 0`, `${A} v5 250`, `${A} v5 250`],
+    ],
+    [
+      'a failed attempt moves on at once; a failed round backs off and starts again at the first',
+      [A, B],
+      [failed, failed, failed, failed],
+      [`${A} v5 0`, `${B} v5 0`, `${A} v5 250`, `${B} v5 0`, `${A} v5 500`],
+    ],
+    [
+      'a connection resets the backoff',
+      [A, B],
+      [failed, failed, failed, failed, 'connected', lost, failed],
+      [`${A} v5 0`, `${B} v5 0`, `${A} v5 250`, `${B} v5 0`, `${A} v5 500`, `${B} v5 250`, `${A} v5 0`],
+    ],
+    [
+      'lost on the first: the next one, jittered (the fleet does not stampede)',
+      [A, B, C],
+      ['connected', lost],
+      [`${A} v5 0`, `${B} v5 250`],
+    ],
+    [
+      'lost on the middle one: the others in list order, the dead one last, then a fresh round from the first',
+      [A, B, C],
+      [failed, 'connected', lost, failed, failed, failed],
+      [`${A} v5 0`, `${B} v5 0`, `${A} v5 250`, `${C} v5 0`, `${B} v5 0`, `${A} v5 250`],
+    ],
   ])('%s', (_name, urls, outcomes, expected) => {
     expect(walk(urls, outcomes)).toEqual(expected);
   });
@@ -39,23 +69,48 @@ describe('failover order', () => {
 
 describe('MQTT version per broker', () => {
   it('a refusal of MQTT 5 retries the same broker at once with 3.1.1, and that broker keeps 3.1.1', () => {
-    expect(walk([A, B], [{ kind: 'refused_v5' }, 'connected', lost, failed])).toEqual([`${A} v5 0`, `${A} v4 0 (refused)`, `${B} v5 250`, `${A} v4 0`]);
+    expect(walk([A, B], [{ kind: 'refused_v5' }, 'connected', lost, failed])).toEqual([
+      `${A} v5 0`,
+      `${A} v4 0 (refused)`,
+      `${B} v5 250`,
+      `${A} v4 0`,
+    ]);
   });
 
   it('a refusal on one broker does not make another speak 3.1.1', () => {
-    expect(walk([A, B], [failed, { kind: 'refused_v5' }, 'connected', lost])).toEqual([`${A} v5 0`, `${B} v5 0`, `${B} v4 0 (refused)`, `${A} v5 250`]);
+    expect(walk([A, B], [failed, { kind: 'refused_v5' }, 'connected', lost])).toEqual([
+      `${A} v5 0`,
+      `${B} v5 0`,
+      `${B} v4 0 (refused)`,
+      `${A} v5 250`,
+    ]);
   });
 
   it('a close without CONNACK tries 3.1.1 for that connection only: the next connection to it tries 5 again', () => {
-    expect(walk([A], [{ kind: 'closed_without_connack' }, 'connected', lost, { kind: 'closed_without_connack' }])).toEqual([`${A} v5 0`, `${A} v4 0 (closed_without_connack)`, `${A} v5 250`, `${A} v4 0 (closed_without_connack)`]);
+    expect(
+      walk([A], [{ kind: 'closed_without_connack' }, 'connected', lost, { kind: 'closed_without_connack' }]),
+    ).toEqual([
+      `${A} v5 0`,
+      `${A} v4 0 (closed_without_connack)`,
+      `${A} v5 250`,
+      `${A} v4 0 (closed_without_connack)`,
+    ]);
   });
 
   it('a close without CONNACK on 3.1.1 too is a plain failure: the next broker, with 5', () => {
-    expect(walk([A, B], [{ kind: 'closed_without_connack' }, { kind: 'closed_without_connack' }])).toEqual([`${A} v5 0`, `${A} v4 0 (closed_without_connack)`, `${B} v5 0`]);
+    expect(walk([A, B], [{ kind: 'closed_without_connack' }, { kind: 'closed_without_connack' }])).toEqual([
+      `${A} v5 0`,
+      `${A} v4 0 (closed_without_connack)`,
+      `${B} v5 0`,
+    ]);
   });
 
   it('a refusal of 3.1.1 (bad credentials share its return codes) is a plain failure', () => {
-    expect(walk([A, B], [{ kind: 'refused_v5' }, { kind: 'refused_v5' }])).toEqual([`${A} v5 0`, `${A} v4 0 (refused)`, `${B} v5 0`]);
+    expect(walk([A, B], [{ kind: 'refused_v5' }, { kind: 'refused_v5' }])).toEqual([
+      `${A} v5 0`,
+      `${A} v4 0 (refused)`,
+      `${B} v5 0`,
+    ]);
   });
 });
 
@@ -71,7 +126,11 @@ describe('helpers', () => {
   });
 
   it('jitter keeps each delay within [base/2, base]', () => {
-    for (const [r, delay] of [[0, 500], [0.5, 750], [0.999, 1000]] as const) {
+    for (const [r, delay] of [
+      [0, 500],
+      [0.5, 750],
+      [0.999, 1000],
+    ] as const) {
       const f = new Failover([A], { initialMs: 1000, maxMs: 1000 }, () => r);
       f.first();
       expect(f.next(failed).delayMs).toBe(delay);

@@ -9,8 +9,21 @@ import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseConfig, type Config } from '../../src/config/load.js';
 import type { ActionConfig, ParamSpec } from '../../src/config/schema.js';
-import { MAX_COMMAND_LENGTH, MAX_PAYLOAD_BYTES, parseDelivery, type Delivery, type ParseOutcome, type Request } from '../../src/core/request.js';
-import { matchCommand, resolveRequest, validateParams, type Job, type ResolveOutcome } from '../../src/core/resolve.js';
+import {
+  MAX_COMMAND_LENGTH,
+  MAX_PAYLOAD_BYTES,
+  parseDelivery,
+  type Delivery,
+  type ParseOutcome,
+  type Request,
+} from '../../src/core/request.js';
+import {
+  matchCommand,
+  resolveRequest,
+  validateParams,
+  type Job,
+  type ResolveOutcome,
+} from '../../src/core/resolve.js';
 
 const SEED = process.env.FUZZ_SEED ? Number(process.env.FUZZ_SEED) : 0x7e57_0007;
 const SCALE = process.env.FUZZ_SCALE ? Math.max(1, Number(process.env.FUZZ_SCALE)) : 1;
@@ -27,7 +40,11 @@ const RUNS = {
 const MIN_TOTAL = 20_000;
 let executed = 0;
 
-function check<Ts extends [unknown, ...unknown[]]>(runs: number, arbs: { [K in keyof Ts]: fc.Arbitrary<Ts[K]> }, predicate: (...args: Ts) => void): void {
+function check<Ts extends [unknown, ...unknown[]]>(
+  runs: number,
+  arbs: { [K in keyof Ts]: fc.Arbitrary<Ts[K]> },
+  predicate: (...args: Ts) => void,
+): void {
   const property = fc.property(...arbs, (...args: Ts) => {
     executed++;
     predicate(...args);
@@ -45,9 +62,23 @@ afterAll(() => {
 const CONTRACT_REQUEST_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/;
 const CONTRACT_ACTION = /^[a-z0-9][a-z0-9_]{0,62}$/;
 const CONTRACT_ERROR_CODES = [
-  'invalid_request', 'unknown_action', 'invalid_params', 'not_whitelisted', 'execution_disabled', 'busy', 'expired',
-  'bad_signature', 'replayed', 'retained_ignored', 'timeout', 'not_found', 'sudo_failed', 'denied', 'exit_nonzero',
-  'interrupted', 'shutting_down',
+  'invalid_request',
+  'unknown_action',
+  'invalid_params',
+  'not_whitelisted',
+  'execution_disabled',
+  'busy',
+  'expired',
+  'bad_signature',
+  'replayed',
+  'retained_ignored',
+  'timeout',
+  'not_found',
+  'sudo_failed',
+  'denied',
+  'exit_nonzero',
+  'interrupted',
+  'shutting_down',
 ];
 // C0, DEL and C1: never inside a value that reaches a command.
 // eslint-disable-next-line no-control-regex
@@ -55,7 +86,16 @@ const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
 const PLACEHOLDER_SPLIT = /(\{[a-z][a-z0-9_]{0,62}\})/;
 
 const NOW = Date.UTC(2026, 6, 1, 12, 0, 0);
-const PROTO_KEYS = ['__proto__', 'constructor', 'prototype', 'toString', 'valueOf', 'hasOwnProperty', '__defineGetter__', 'isPrototypeOf'];
+const PROTO_KEYS = [
+  '__proto__',
+  'constructor',
+  'prototype',
+  'toString',
+  'valueOf',
+  'hasOwnProperty',
+  '__defineGetter__',
+  'isPrototypeOf',
+];
 const REQUEST_FIELDS = ['id', 'action', 'params', 'command', 'timeout', 'ts', 'ttl', 'sig', 'transaction'];
 const ALIASES = ['action_id', 'action_type', 'parameters', 'timeout_seconds'];
 
@@ -72,10 +112,60 @@ function idMaker(): () => string {
 const actionName = fc.stringMatching(/^[a-z0-9][a-z0-9_]{0,8}$/);
 const requestId = fc.stringMatching(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,70}$/);
 const nastyText = fc.constantFrom(
-  '', ' ', '-', '--', '-rf', '--help', 'a b', 'a\nb', '\u0000', '\u0085', '\u009b31m', '\u2028', '{a}', '{b}', '{unit}', '}{',
-  '../..', '$(id)', '`id`', ';id', '|id', '*', 'ümlaut', '😀', '\ud800', 'x'.repeat(65), 'a'.repeat(256), 'a'.repeat(4097),
-  '0', '-0', '007', '1e3', ' 5', '5 ', '0x10', '9007199254740993', '-10', '10', '11', '1000', '1001', 'short', 'json', 'on',
-  'off', '-x', 'bad\nline', 'ok', 'world', 'nginx.service', 'restart_dns', 'a/b', '+', '#',
+  '',
+  ' ',
+  '-',
+  '--',
+  '-rf',
+  '--help',
+  'a b',
+  'a\nb',
+  '\u0000',
+  '\u0085',
+  '\u009b31m',
+  '\u2028',
+  '{a}',
+  '{b}',
+  '{unit}',
+  '}{',
+  '../..',
+  '$(id)',
+  '`id`',
+  ';id',
+  '|id',
+  '*',
+  'ümlaut',
+  '😀',
+  '\ud800',
+  'x'.repeat(65),
+  'a'.repeat(256),
+  'a'.repeat(4097),
+  '0',
+  '-0',
+  '007',
+  '1e3',
+  ' 5',
+  '5 ',
+  '0x10',
+  '9007199254740993',
+  '-10',
+  '10',
+  '11',
+  '1000',
+  '1001',
+  'short',
+  'json',
+  'on',
+  'off',
+  '-x',
+  'bad\nline',
+  'ok',
+  'world',
+  'nginx.service',
+  'restart_dns',
+  'a/b',
+  '+',
+  '#',
 );
 const anyText = fc.oneof(
   { weight: 3, arbitrary: fc.string({ maxLength: 24 }) },
@@ -87,7 +177,19 @@ const anyNumber = fc.oneof(
   fc.integer(),
   fc.integer({ min: -20, max: 1100 }),
   fc.double(),
-  fc.constantFrom(0, -0, 0.0001, 1.5, -1, 1e21, 1e300, 2 ** 53, 2 ** 53 + 2, Number.MAX_VALUE, Number.MIN_VALUE),
+  fc.constantFrom(
+    0,
+    -0,
+    0.0001,
+    1.5,
+    -1,
+    1e21,
+    1e300,
+    2 ** 53,
+    2 ** 53 + 2,
+    Number.MAX_VALUE,
+    Number.MIN_VALUE,
+  ),
 );
 const jsonKey = fc.oneof(
   { weight: 4, arbitrary: fc.constantFrom(...REQUEST_FIELDS, ...ALIASES) },
@@ -119,7 +221,14 @@ const fieldValue = (key: string): fc.Arbitrary<string> => {
     action_id: fc.oneof(requestId, fc.integer(), anyNumber),
     action: fc.oneof(actionName, anyText),
     action_type: fc.oneof(actionName, anyText),
-    command: fc.oneof(anyText, fc.constantFrom('systemctl restart nginx', 'x'.repeat(MAX_COMMAND_LENGTH), 'x'.repeat(MAX_COMMAND_LENGTH + 1))),
+    command: fc.oneof(
+      anyText,
+      fc.constantFrom(
+        'systemctl restart nginx',
+        'x'.repeat(MAX_COMMAND_LENGTH),
+        'x'.repeat(MAX_COMMAND_LENGTH + 1),
+      ),
+    ),
     timeout: anyNumber,
     timeout_seconds: anyNumber,
     ts: fc.oneof(fc.constant(NOW), fc.integer({ min: NOW - 100_000, max: NOW + 100_000 }), anyNumber),
@@ -131,16 +240,33 @@ const fieldValue = (key: string): fc.Arbitrary<string> => {
   if (key === 'params' || key === 'parameters') {
     return fc.oneof({ weight: 4, arbitrary: paramsText }, { weight: 1, arbitrary: jsonText });
   }
-  return typed ? fc.oneof({ weight: 4, arbitrary: typed.map((v) => JSON.stringify(v)) }, { weight: 1, arbitrary: jsonText }) : jsonText;
+  return typed
+    ? fc.oneof(
+        { weight: 4, arbitrary: typed.map((v) => JSON.stringify(v)) },
+        { weight: 1, arbitrary: jsonText },
+      )
+    : jsonText;
 };
 
 const paramsText = fc
-  .array(fc.tuple(fc.oneof(fc.constantFrom('unit', 'lines', 'format', 'n', ...PROTO_KEYS), anyText), fc.oneof(anyText.map((s) => JSON.stringify(s)), jsonText)), { maxLength: 4 })
+  .array(
+    fc.tuple(
+      fc.oneof(fc.constantFrom('unit', 'lines', 'format', 'n', ...PROTO_KEYS), anyText),
+      fc.oneof(
+        anyText.map((s) => JSON.stringify(s)),
+        jsonText,
+      ),
+    ),
+    { maxLength: 4 },
+  )
   .map(objectFrom);
 
 /** Any keys with any values: mostly rejections. */
 const looseRequestText = fc
-  .array(jsonKey.chain((k) => fieldValue(k).map((v): [string, string] => [k, v])), { maxLength: 7 })
+  .array(
+    jsonKey.chain((k) => fieldValue(k).map((v): [string, string] => [k, v])),
+    { maxLength: 7 },
+  )
   .map(objectFrom);
 
 /** Close to a good request (aliases mixed in, odd param names): many get through, which is where a dropped or mangled field would show. */
@@ -154,7 +280,10 @@ const plausibleRequest = fc
     optionalField(['id', 'action_id'], json(fc.oneof(requestId, fc.nat(), fc.integer()))),
     optionalField(['params', 'parameters'], paramsText),
     optionalField(['transaction'], json(anyText)),
-    optionalField(['timeout', 'timeout_seconds'], json(fc.oneof(fc.integer({ min: 1, max: 100 }), fc.double({ min: 0, max: 100, noNaN: true })))),
+    optionalField(
+      ['timeout', 'timeout_seconds'],
+      json(fc.oneof(fc.integer({ min: 1, max: 100 }), fc.double({ min: 0, max: 100, noNaN: true }))),
+    ),
     optionalField(['ts'], json(fc.integer({ min: NOW - 120_000, max: NOW + 1000 }))),
     optionalField(['ttl'], json(fc.integer({ min: 1, max: 100 }))),
     optionalField(['sig'], json(anyText)),
@@ -162,15 +291,28 @@ const plausibleRequest = fc
   )
   .chain(([action, how, ...rest]) => {
     const command = rest.pop() as string;
-    const named: [string, string][] = how === 'none' ? [] : [[how, how === 'command' ? command : JSON.stringify(action)]];
-    const fields = [...named, ...(rest as ([string, string] | null)[]).filter((f): f is [string, string] => f !== null)];
-    return fc.tuple(fc.shuffledSubarray(fields, { minLength: Math.min(1, fields.length) }), fc.constantFrom(action, undefined, undefined));
+    const named: [string, string][] =
+      how === 'none' ? [] : [[how, how === 'command' ? command : JSON.stringify(action)]];
+    const fields = [
+      ...named,
+      ...(rest as ([string, string] | null)[]).filter((f): f is [string, string] => f !== null),
+    ];
+    return fc.tuple(
+      fc.shuffledSubarray(fields, { minLength: Math.min(1, fields.length) }),
+      fc.constantFrom(action, undefined, undefined),
+    );
   })
   .map(([fields, topic]) => ({ text: objectFrom(fields), topic }));
 
 /** Whitespace around the object, and now and then a cut or a stray byte (invalid JSON). */
 const payloadText = fc
-  .tuple(fc.constantFrom('', ' ', '\n\t ', '\ufeff'), looseRequestText, fc.constantFrom('', ' ', '\n'), fc.option(fc.nat(), { freq: 8 }), fc.option(fc.string({ maxLength: 2 }), { freq: 8 }))
+  .tuple(
+    fc.constantFrom('', ' ', '\n\t ', '\ufeff'),
+    looseRequestText,
+    fc.constantFrom('', ' ', '\n'),
+    fc.option(fc.nat(), { freq: 8 }),
+    fc.option(fc.string({ maxLength: 2 }), { freq: 8 }),
+  )
   .map(([pre, body, post, cut, junk]) => {
     let text = `${pre}${body}${post}`;
     if (cut !== null) text = text.slice(0, cut % (text.length + 1));
@@ -178,7 +320,10 @@ const payloadText = fc
     return text;
   });
 
-const topicAction = fc.option(fc.oneof({ weight: 3, arbitrary: actionName }, { weight: 1, arbitrary: anyText }), { freq: 3 });
+const topicAction = fc.option(
+  fc.oneof({ weight: 3, arbitrary: actionName }, { weight: 1, arbitrary: anyText }),
+  { freq: 3 },
+);
 
 // ---------------------------------------------------------------------------------------------
 // Properties of parseDelivery.
@@ -218,7 +363,9 @@ function sentParams(json: unknown): Record<string, unknown> | undefined {
   if (typeof json !== 'object' || json === null) return undefined;
   const o = json as Record<string, unknown>;
   const p = Object.hasOwn(o, 'params') ? o.params : Object.hasOwn(o, 'parameters') ? o.parameters : undefined;
-  return typeof p === 'object' && p !== null && !Array.isArray(p) ? (p as Record<string, unknown>) : undefined;
+  return typeof p === 'object' && p !== null && !Array.isArray(p)
+    ? (p as Record<string, unknown>)
+    : undefined;
 }
 
 function tryJson(text: string): unknown {
@@ -235,16 +382,26 @@ describe('fuzz: parseDelivery never throws and returns a valid request or a cont
       fc.uint8Array({ maxLength: 200 }),
       // A "{" first, then garbage: the JSON path with invalid UTF-8 and broken syntax.
       fc.uint8Array({ maxLength: 120 }).map((b) => Uint8Array.from([0x7b, ...b])),
-      fc.uint8Array({ maxLength: 60 }).map((b) => Uint8Array.from([0x20, 0x0a, 0x7b, 0x22, ...b, 0x22, 0x3a, 0x31, 0x7d])),
+      fc
+        .uint8Array({ maxLength: 60 })
+        .map((b) => Uint8Array.from([0x20, 0x0a, 0x7b, 0x22, ...b, 0x22, 0x3a, 0x31, 0x7d])),
     );
-    check(RUNS.bytes, [bytes, topicAction, fc.boolean(), fc.integer({ min: 0, max: 8 })], (payload, action, retained, offset) => {
-      // Deliveries may be views into a bigger buffer (MQTT.js hands out slices).
-      const backing = new Uint8Array(payload.length + offset * 2).fill(0x7b);
-      backing.set(payload, offset);
-      const view = backing.subarray(offset, offset + payload.length);
-      const delivery: Delivery = { topicAction: action ?? undefined, payload: view, retained };
-      checkParse(parseDelivery(delivery, NOW, idMaker()), delivery, tryJson(Buffer.from(payload).toString('utf8')));
-    });
+    check(
+      RUNS.bytes,
+      [bytes, topicAction, fc.boolean(), fc.integer({ min: 0, max: 8 })],
+      (payload, action, retained, offset) => {
+        // Deliveries may be views into a bigger buffer (MQTT.js hands out slices).
+        const backing = new Uint8Array(payload.length + offset * 2).fill(0x7b);
+        backing.set(payload, offset);
+        const view = backing.subarray(offset, offset + payload.length);
+        const delivery: Delivery = { topicAction: action ?? undefined, payload: view, retained };
+        checkParse(
+          parseDelivery(delivery, NOW, idMaker()),
+          delivery,
+          tryJson(Buffer.from(payload).toString('utf8')),
+        );
+      },
+    );
   });
 
   it(`arbitrary request objects: aliases, prototype keys, unicode (${RUNS.json} cases)`, () => {
@@ -252,7 +409,9 @@ describe('fuzz: parseDelivery never throws and returns a valid request or a cont
     const clock = fc.oneof(fc.constant(NOW), fc.integer({ min: NOW - 10_000_000, max: NOW + 10_000_000 }));
     const delivery = fc.oneof(
       fc.record({ text: payloadText, topic: topicAction.map((a) => a ?? undefined), retained: fc.boolean() }),
-      fc.tuple(plausibleRequest, fc.constantFrom(false, false, false, true)).map(([r, retained]) => ({ ...r, retained })),
+      fc
+        .tuple(plausibleRequest, fc.constantFrom(false, false, false, true))
+        .map(([r, retained]) => ({ ...r, retained })),
     );
     check(RUNS.json, [delivery, clock], ({ text, topic, retained }, now) => {
       const delivery: Delivery = { topicAction: topic, payload: Buffer.from(text, 'utf8'), retained };
@@ -265,12 +424,20 @@ describe('fuzz: parseDelivery never throws and returns a valid request or a cont
   });
 
   it(`huge payloads and fields at their limits (${RUNS.boundaries} cases)`, () => {
-    const big = fc.tuple(fc.constantFrom('x', 'é', '😀', '{'), fc.integer({ min: 1000, max: MAX_PAYLOAD_BYTES + 100 }), fc.constantFrom('id', 'command', 'transaction', 'sig', 'params', 'junk'));
+    const big = fc.tuple(
+      fc.constantFrom('x', 'é', '😀', '{'),
+      fc.integer({ min: 1000, max: MAX_PAYLOAD_BYTES + 100 }),
+      fc.constantFrom('id', 'command', 'transaction', 'sig', 'params', 'junk'),
+    );
     check(RUNS.boundaries, [big, topicAction, fc.boolean()], ([ch, n, field], action, retained) => {
       const fill = ch.repeat(Math.ceil(n / Buffer.byteLength(ch)));
       const value = field === 'params' ? `{"unit":${JSON.stringify(fill)}}` : JSON.stringify(fill);
       const text = `{"action":"restart_service",${JSON.stringify(field)}:${value}}`;
-      const delivery: Delivery = { topicAction: action ?? undefined, payload: Buffer.from(text, 'utf8'), retained };
+      const delivery: Delivery = {
+        topicAction: action ?? undefined,
+        payload: Buffer.from(text, 'utf8'),
+        retained,
+      };
       const outcome = parseDelivery(delivery, NOW, idMaker());
       checkParse(outcome, delivery, tryJson(text));
       if (Buffer.byteLength(text) > MAX_PAYLOAD_BYTES) expect(outcome.ok).toBe(false);
@@ -362,7 +529,10 @@ function expectValid(name: string, spec: ParamSpec, value: string | undefined): 
   expect(CONTROL.test(v), `param ${name} = ${JSON.stringify(v)} has a control character`).toBe(false);
   switch (spec.type) {
     case 'string':
-      expect(anchoredRe(spec.pattern).test(v), `param ${name} = ${JSON.stringify(v)} vs ${spec.pattern}`).toBe(true);
+      expect(
+        anchoredRe(spec.pattern).test(v),
+        `param ${name} = ${JSON.stringify(v)} vs ${spec.pattern}`,
+      ).toBe(true);
       expect(v.length).toBeLessThanOrEqual(spec.max_length);
       break;
     case 'integer': {
@@ -404,7 +574,10 @@ function expectJob(name: string, job: Job): void {
       const got = job.commands[i]?.[j] as string;
       expect(got).toBe(expand(element, job.params));
       // [contract] option injection: only elements the config wrote with "-" may begin with it.
-      if (!element.startsWith('-')) expect(got.startsWith('-'), `element ${JSON.stringify(got)} from ${JSON.stringify(element)}`).toBe(false);
+      if (!element.startsWith('-'))
+        expect(got.startsWith('-'), `element ${JSON.stringify(got)} from ${JSON.stringify(element)}`).toBe(
+          false,
+        );
     });
   });
 }
@@ -414,7 +587,9 @@ function expectResolved(outcome: ResolveOutcome, stats: { jobs: number }): void 
     stats.jobs++;
     expectJob(outcome.job.action, outcome.job);
   } else {
-    expect(['invalid_request', 'unknown_action', 'invalid_params', 'not_whitelisted']).toContain(outcome.rejection.code);
+    expect(['invalid_request', 'unknown_action', 'invalid_params', 'not_whitelisted']).toContain(
+      outcome.rejection.code,
+    );
     expect(outcome.rejection.error.trim()).not.toBe('');
   }
 }
@@ -425,17 +600,32 @@ function valueFor(spec: ParamSpec, names: string[]): fc.Arbitrary<unknown> {
     spec.type === 'enum'
       ? fc.constantFrom(...spec.values)
       : spec.type === 'integer'
-        ? fc.oneof(fc.integer({ min: spec.min ?? -1e6, max: spec.max ?? 1e6 }), fc.integer({ min: spec.min ?? -1e6, max: spec.max ?? 1e6 }).map(String))
+        ? fc.oneof(
+            fc.integer({ min: spec.min ?? -1e6, max: spec.max ?? 1e6 }),
+            fc.integer({ min: spec.min ?? -1e6, max: spec.max ?? 1e6 }).map(String),
+          )
         : spec.type === 'path'
           ? fc.constantFrom(...spec.roots.map((r) => `${r}/x.log`))
           : /\\p/.test(spec.pattern)
-            ? fc.string({ unit: fc.constantFrom('a', 'é', 'ß', 'Ω', '中', '1', '-'), minLength: 1, maxLength: 9 })
+            ? fc.string({
+                unit: fc.constantFrom('a', 'é', 'ß', 'Ω', '中', '1', '-'),
+                minLength: 1,
+                maxLength: 9,
+              })
             : fc.stringMatching(anchoredRe(spec.pattern.replace(/^\^|\$$/g, '')));
   // A value that looks like a placeholder of the same action must land as text, never expand again.
   const placeholderLike = fc
-    .tuple(fc.constantFrom('', 'x', '{'), fc.constantFrom(...names.map((n) => `{${n}}`)), fc.constantFrom('', 'y', '}', '{a}'))
+    .tuple(
+      fc.constantFrom('', 'x', '{'),
+      fc.constantFrom(...names.map((n) => `{${n}}`)),
+      fc.constantFrom('', 'y', '}', '{a}'),
+    )
     .map(([pre, p, post]) => `${pre}${p}${post}`);
-  return fc.oneof({ weight: 8, arbitrary: good }, { weight: 1, arbitrary: placeholderLike }, { weight: 2, arbitrary: anyValue });
+  return fc.oneof(
+    { weight: 8, arbitrary: good },
+    { weight: 1, arbitrary: placeholderLike },
+    { weight: 2, arbitrary: anyValue },
+  );
 }
 const anyValue: fc.Arbitrary<unknown> = fc.oneof(
   { weight: 6, arbitrary: anyText },
@@ -447,13 +637,22 @@ const anyValue: fc.Arbitrary<unknown> = fc.oneof(
 
 /** Params for an action: its own names (some left out), plus now and then an unknown or prototype key. */
 function paramsFor(action: ActionConfig): fc.Arbitrary<Record<string, unknown>> {
-  const own = Object.entries(action.params).map(([name, spec]) => fc.option(valueFor(spec, Object.keys(action.params)), { freq: 6 }).map((v) => [name, v] as const));
+  const own = Object.entries(action.params).map(([name, spec]) =>
+    fc.option(valueFor(spec, Object.keys(action.params)), { freq: 6 }).map((v) => [name, v] as const),
+  );
   // One case in six carries a key the action does not declare.
-  const extra = fc.oneof({ weight: 5, arbitrary: fc.constant(null) }, { weight: 1, arbitrary: fc.tuple(fc.oneof(fc.constantFrom(...PROTO_KEYS, 'unit', 'n', 'b'), anyText), anyValue) });
+  const extra = fc.oneof(
+    { weight: 5, arbitrary: fc.constant(null) },
+    {
+      weight: 1,
+      arbitrary: fc.tuple(fc.oneof(fc.constantFrom(...PROTO_KEYS, 'unit', 'n', 'b'), anyText), anyValue),
+    },
+  );
   return fc.tuple(fc.tuple(...own), extra).map(([pairs, more]) => {
     const out: Record<string, unknown> = {};
     // defineProperty: a "__proto__" key is an own key here, as JSON.parse would make it.
-    const put = (k: string, v: unknown) => Object.defineProperty(out, k, { value: v, enumerable: true, writable: true, configurable: true });
+    const put = (k: string, v: unknown) =>
+      Object.defineProperty(out, k, { value: v, enumerable: true, writable: true, configurable: true });
     for (const [k, v] of pairs) if (v !== null) put(k, v);
     if (more) put(more[0], more[1]);
     return out;
@@ -461,10 +660,25 @@ function paramsFor(action: ActionConfig): fc.Arbitrary<Record<string, unknown>> 
 }
 
 // Built once per action: building arbitraries (regex parsing in stringMatching) per case is slow.
-const actionWithParams = fc.oneof(...actionNames.map((name) => paramsFor(actions[name] as ActionConfig).map((params) => ({ name, params }))));
+const actionWithParams = fc.oneof(
+  ...actionNames.map((name) => paramsFor(actions[name] as ActionConfig).map((params) => ({ name, params }))),
+);
 
 function request(fields: Partial<Request>): Request {
-  return { id: 'fuzz-1', generatedId: false, press: false, action: undefined, params: {}, command: undefined, timeoutMs: undefined, ts: undefined, ttl: undefined, sig: undefined, transaction: undefined, ...fields };
+  return {
+    id: 'fuzz-1',
+    generatedId: false,
+    press: false,
+    action: undefined,
+    params: {},
+    command: undefined,
+    timeoutMs: undefined,
+    ts: undefined,
+    ttl: undefined,
+    sig: undefined,
+    transaction: undefined,
+    ...fields,
+  };
 }
 
 describe('fuzz: param validation and argv expansion', () => {
@@ -509,14 +723,35 @@ describe('fuzz: param validation and argv expansion', () => {
 
 describe('fuzz: raw commands', () => {
   // Command-shaped strings reach the patterns' interesting parts; arbitrary strings cover the rest.
-  const heads = ['systemctl restart ', 'journalctl -u ', 'echo ', 'alt ', 'scale ', 'count ', 'greet ', 'mode ', 'say ', 'uptime', ''];
-  const word = fc.oneof(anyText, fc.stringMatching(/^[a-z0-9_.@{}-]{1,12}$/), fc.integer({ min: -20, max: 2000 }).map(String));
+  const heads = [
+    'systemctl restart ',
+    'journalctl -u ',
+    'echo ',
+    'alt ',
+    'scale ',
+    'count ',
+    'greet ',
+    'mode ',
+    'say ',
+    'uptime',
+    '',
+  ];
+  const word = fc.oneof(
+    anyText,
+    fc.stringMatching(/^[a-z0-9_.@{}-]{1,12}$/),
+    fc.integer({ min: -20, max: 2000 }).map(String),
+  );
   const command = fc.oneof(
     { weight: 1, arbitrary: fc.string({ unit: 'binary', maxLength: 40 }) },
     {
       weight: 4,
       arbitrary: fc
-        .tuple(fc.constantFrom(...heads), word, fc.option(fc.tuple(fc.constantFrom(' -n ', ' -o ', ' ', '\n', ' -u '), word), { freq: 2 }), fc.option(fc.tuple(fc.constantFrom(' -o ', ' '), word), { freq: 3 }))
+        .tuple(
+          fc.constantFrom(...heads),
+          word,
+          fc.option(fc.tuple(fc.constantFrom(' -n ', ' -o ', ' ', '\n', ' -u '), word), { freq: 2 }),
+          fc.option(fc.tuple(fc.constantFrom(' -o ', ' '), word), { freq: 3 }),
+        )
         .map(([h, w, a, b]) => `${h}${w}${a ? a.join('') : ''}${b ? b.join('') : ''}`),
     },
   );

@@ -44,7 +44,11 @@ interface Parsed {
 const FILES: Parsed[] = yamlFiles(ROOT)
   .sort()
   .map((file) => {
-    const doc = parseDocument(readFileSync(file, 'utf8'), { customTags: TAGS, uniqueKeys: true, prettyErrors: true });
+    const doc = parseDocument(readFileSync(file, 'utf8'), {
+      customTags: TAGS,
+      uniqueKeys: true,
+      prettyErrors: true,
+    });
     return {
       rel: path.relative(ROOT, file),
       errors: doc.errors.map((e) => e.message),
@@ -60,7 +64,12 @@ const file = (rel: string): Parsed => {
 };
 
 type Obj = Record<string, unknown>;
-const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof InputRef) && !(v instanceof SecretRef);
+const isObj = (v: unknown): v is Obj =>
+  typeof v === 'object' &&
+  v !== null &&
+  !Array.isArray(v) &&
+  !(v instanceof InputRef) &&
+  !(v instanceof SecretRef);
 
 /** Every mapping in the tree, depth first. */
 function objects(v: unknown): Obj[] {
@@ -86,10 +95,39 @@ function inputRefs(v: unknown): InputRef[] {
 const CONTRACT_TOPICS = [...TO_AGENT, ...FROM_AGENT, 'homeassistant/status'];
 
 // CONTRACT.md § Request object (with the HomelabCmd aliases) and § Result object.
-const REQUEST_FIELDS = ['id', 'action', 'params', 'command', 'timeout', 'ts', 'ttl', 'sig', 'transaction', 'action_id', 'action_type', 'parameters', 'timeout_seconds'];
+const REQUEST_FIELDS = [
+  'id',
+  'action',
+  'params',
+  'command',
+  'timeout',
+  'ts',
+  'ttl',
+  'sig',
+  'transaction',
+  'action_id',
+  'action_type',
+  'parameters',
+  'timeout_seconds',
+];
 const RESULT_FIELDS = [
-  'id', 'host', 'action', 'status', 'exit_code', 'stdout', 'stderr', 'stdout_truncated', 'stderr_truncated',
-  'error_code', 'error', 'executed_at', 'completed_at', 'duration_ms', 'run_at', 'steps', 'transaction',
+  'id',
+  'host',
+  'action',
+  'status',
+  'exit_code',
+  'stdout',
+  'stderr',
+  'stdout_truncated',
+  'stderr_truncated',
+  'error_code',
+  'error',
+  'executed_at',
+  'completed_at',
+  'duration_ms',
+  'run_at',
+  'steps',
+  'transaction',
 ];
 
 const normalizeTopic = (t: string): string => t.replace(/\{\{[^}]*\}\}/g, '+').trim();
@@ -98,14 +136,21 @@ const normalizeTopic = (t: string): string => t.replace(/\{\{[^}]*\}\}/g, '+').t
 function covers(pattern: string, used: string): boolean {
   const p = pattern.split('/');
   const u = used.split('/');
-  return p.length === u.length && p.every((level, i) => (level === '+' ? u[i] !== '#' && u[i] !== '' : level === u[i]));
+  return (
+    p.length === u.length &&
+    p.every((level, i) => (level === '+' ? u[i] !== '#' && u[i] !== '' : level === u[i]))
+  );
 }
 
 /** Topics by role: what a file publishes with mqtt.publish, and what its mqtt triggers subscribe. */
 function topicsOf(data: unknown): { published: string[]; subscribed: string[]; all: string[] } {
   const objs = objects(data);
-  const published = objs.filter((o) => o.action === 'mqtt.publish' && isObj(o.data)).map((o) => String((o.data as Obj).topic));
-  const subscribed = objs.filter((o) => o.trigger === 'mqtt' || o.platform === 'mqtt').map((o) => String(o.topic));
+  const published = objs
+    .filter((o) => o.action === 'mqtt.publish' && isObj(o.data))
+    .map((o) => String((o.data as Obj).topic));
+  const subscribed = objs
+    .filter((o) => o.trigger === 'mqtt' || o.platform === 'mqtt')
+    .map((o) => String(o.topic));
   const all = objs.filter((o) => 'topic' in o).map((o) => String(o.topic));
   return { published, subscribed, all };
 }
@@ -113,15 +158,22 @@ function topicsOf(data: unknown): { published: string[]; subscribed: string[]; a
 /** The JSON payload templates of mqtt.publish, e.g. `{{ {'id': …, 'params': …} | to_json }}`. */
 function publishPayloads(data: unknown): string[] {
   return objects(data)
-    .filter((o) => o.action === 'mqtt.publish' && isObj(o.data) && typeof (o.data as Obj).payload === 'string')
+    .filter(
+      (o) => o.action === 'mqtt.publish' && isObj(o.data) && typeof (o.data as Obj).payload === 'string',
+    )
     .map((o) => String((o.data as Obj).payload));
 }
-const payloadKeys = (template: string): string[] => [...template.matchAll(/['"](\w+)['"]\s*:/g)].map((m) => m[1]!);
+const payloadKeys = (template: string): string[] =>
+  [...template.matchAll(/['"](\w+)['"]\s*:/g)].map((m) => m[1]!);
 
 describe('every YAML file under homeassistant/ parses', () => {
   it('the folder holds the package, the blueprint and the dashboard card', () => {
     expect(FILES.map((f) => f.rel)).toEqual(
-      expect.arrayContaining(['packages/homelab_cmd.yaml', 'blueprints/automation/homelab_cmd/run_action.yaml', 'dashboards/host_card.yaml']),
+      expect.arrayContaining([
+        'packages/homelab_cmd.yaml',
+        'blueprints/automation/homelab_cmd/run_action.yaml',
+        'dashboards/host_card.yaml',
+      ]),
     );
   });
 
@@ -143,15 +195,29 @@ describe('MQTT topics are topics of the contract', () => {
   it.each(TABLE)('%s: every topic matches a contract topic', (_rel, f) => {
     for (const t of topicsOf(f.data).all) {
       const used = normalizeTopic(t);
-      expect(CONTRACT_TOPICS.some((p) => covers(p, used)), `${t} → ${used}`).toBe(true);
+      expect(
+        CONTRACT_TOPICS.some((p) => covers(p, used)),
+        `${t} → ${used}`,
+      ).toBe(true);
     }
   });
 
-  it.each(TABLE)('%s: it publishes only to topics an agent reads, and subscribes only to topics an agent writes', (_rel, f) => {
-    const { published, subscribed } = topicsOf(f.data);
-    for (const t of published) expect(TO_AGENT.some((p) => covers(p, normalizeTopic(t))), t).toBe(true);
-    for (const t of subscribed) expect(FROM_AGENT.some((p) => covers(p, normalizeTopic(t))), t).toBe(true);
-  });
+  it.each(TABLE)(
+    '%s: it publishes only to topics an agent reads, and subscribes only to topics an agent writes',
+    (_rel, f) => {
+      const { published, subscribed } = topicsOf(f.data);
+      for (const t of published)
+        expect(
+          TO_AGENT.some((p) => covers(p, normalizeTopic(t))),
+          t,
+        ).toBe(true);
+      for (const t of subscribed)
+        expect(
+          FROM_AGENT.some((p) => covers(p, normalizeTopic(t))),
+          t,
+        ).toBe(true);
+    },
+  );
 
   it.each([
     ['packages/homelab_cmd.yaml', ['homelab/+/cmd/+'], ['homelab/+/result', 'homelab/+/result/+']],
@@ -173,19 +239,26 @@ describe('request and result fields are fields of the contract', () => {
     }
   });
 
-  it.each(TABLE)('%s: JSON payload keys are request fields, and the agent accepts such a request', (_rel, f) => {
-    for (const template of publishPayloads(f.data)) {
-      const keys = payloadKeys(template);
-      expect(keys.length, template).toBeGreaterThan(0);
-      for (const k of keys) expect(REQUEST_FIELDS, template).toContain(k);
-      // The same keys with sample values (a context id is a 26-character ULID): the strict request schema accepts them.
-      const transaction = /['"]transaction['"]\s*:\s*'([^']*)'/.exec(template)?.[1] ?? 'ha';
-      const sample: Obj = { id: 'ha-01JD7Z4W9K3X8Q2V6N5M1R0T4Y', params: {}, transaction };
-      const request = Object.fromEntries(keys.map((k) => [k, sample[k]]));
-      const outcome = parseDelivery({ topicAction: 'restart_dns', payload: Buffer.from(JSON.stringify(request)), retained: false }, 0, () => 'gen');
-      expect(outcome.ok, JSON.stringify(outcome)).toBe(true);
-    }
-  });
+  it.each(TABLE)(
+    '%s: JSON payload keys are request fields, and the agent accepts such a request',
+    (_rel, f) => {
+      for (const template of publishPayloads(f.data)) {
+        const keys = payloadKeys(template);
+        expect(keys.length, template).toBeGreaterThan(0);
+        for (const k of keys) expect(REQUEST_FIELDS, template).toContain(k);
+        // The same keys with sample values (a context id is a 26-character ULID): the strict request schema accepts them.
+        const transaction = /['"]transaction['"]\s*:\s*'([^']*)'/.exec(template)?.[1] ?? 'ha';
+        const sample: Obj = { id: 'ha-01JD7Z4W9K3X8Q2V6N5M1R0T4Y', params: {}, transaction };
+        const request = Object.fromEntries(keys.map((k) => [k, sample[k]]));
+        const outcome = parseDelivery(
+          { topicAction: 'restart_dns', payload: Buffer.from(JSON.stringify(request)), retained: false },
+          0,
+          () => 'gen',
+        );
+        expect(outcome.ok, JSON.stringify(outcome)).toBe(true);
+      }
+    },
+  );
 
   it.each([
     ['packages/homelab_cmd.yaml', 2],
@@ -212,22 +285,32 @@ describe('request and result fields are fields of the contract', () => {
 describe('package: scripts and the failure automation', () => {
   const pkg = () => file('packages/homelab_cmd.yaml').data as Obj;
 
-  it.each(['homelab_cmd_run', 'homelab_cmd_run_and_wait'])('script %s has fields host, action, params and publishes via mqtt.publish', (name) => {
-    const script = (pkg().script as Obj)[name] as Obj;
-    expect(Object.keys(script.fields as Obj)).toEqual(expect.arrayContaining(['host', 'action', 'params']));
-    expect((script.fields as Obj).host).toMatchObject({ required: true });
-    expect((script.fields as Obj).action).toMatchObject({ required: true });
-    const publish = objects(script.sequence).filter((o) => o.action === 'mqtt.publish');
-    expect(publish).toHaveLength(1);
-    expect(publish[0]!.data).toMatchObject({ topic: 'homelab/{{ host }}/cmd/{{ action }}', retain: false });
-  });
+  it.each(['homelab_cmd_run', 'homelab_cmd_run_and_wait'])(
+    'script %s has fields host, action, params and publishes via mqtt.publish',
+    (name) => {
+      const script = (pkg().script as Obj)[name] as Obj;
+      expect(Object.keys(script.fields as Obj)).toEqual(expect.arrayContaining(['host', 'action', 'params']));
+      expect((script.fields as Obj).host).toMatchObject({ required: true });
+      expect((script.fields as Obj).action).toMatchObject({ required: true });
+      const publish = objects(script.sequence).filter((o) => o.action === 'mqtt.publish');
+      expect(publish).toHaveLength(1);
+      expect(publish[0]!.data).toMatchObject({ topic: 'homelab/{{ host }}/cmd/{{ action }}', retain: false });
+    },
+  );
 
   it('the automation notifies on failed and timed_out results of any host', () => {
     const automations = pkg().automation as Obj[];
     expect(automations).toHaveLength(1);
     const a = automations[0]!;
     const triggers = a.triggers as Obj[];
-    expect(triggers.every((t) => t.trigger === 'mqtt' && t.topic === 'homelab/+/result' && t.value_template === '{{ value_json.status }}')).toBe(true);
+    expect(
+      triggers.every(
+        (t) =>
+          t.trigger === 'mqtt' &&
+          t.topic === 'homelab/+/result' &&
+          t.value_template === '{{ value_json.status }}',
+      ),
+    ).toBe(true);
     expect(triggers.map((t) => t.payload).sort()).toEqual(['failed', 'timed_out']);
     expect(objects(a.actions).map((o) => o.action)).toContain('persistent_notification.create');
   });
@@ -239,7 +322,9 @@ describe('blueprint', () => {
   it('declares the inputs trigger, host, action, params and a notify target', () => {
     const meta = bp().blueprint as Obj;
     expect(meta.domain).toBe('automation');
-    expect(Object.keys(meta.input as Obj)).toEqual(expect.arrayContaining(['trigger', 'host', 'action', 'params', 'notify_target']));
+    expect(Object.keys(meta.input as Obj)).toEqual(
+      expect.arrayContaining(['trigger', 'host', 'action', 'params', 'notify_target']),
+    );
   });
 
   it('every !input names a declared input, and every input is used', () => {
@@ -263,13 +348,20 @@ describe('dashboard card', () => {
     {},
   );
   const ids = new Set(
-    buildDiscovery({ host: config.host, prefix: config.mqtt.prefix, discoveryPrefix: config.discovery.prefix, version: VERSION, actions: config.actions })
-      .map((m) => String(m.payload.default_entity_id)),
+    buildDiscovery({
+      host: config.host,
+      prefix: config.mqtt.prefix,
+      discoveryPrefix: config.discovery.prefix,
+      version: VERSION,
+      actions: config.actions,
+    }).map((m) => String(m.payload.default_entity_id)),
   );
   const card = () => file('dashboards/host_card.yaml').data;
   const entityIds = (): string[] => {
     const fromRows = objects(card()).flatMap((o) => (typeof o.entity === 'string' ? [o.entity] : []));
-    const plain = objects(card()).flatMap((o) => (Array.isArray(o.entities) ? o.entities.filter((e): e is string => typeof e === 'string') : []));
+    const plain = objects(card()).flatMap((o) =>
+      Array.isArray(o.entities) ? o.entities.filter((e): e is string => typeof e === 'string') : [],
+    );
     return [...fromRows, ...plain];
   };
 
@@ -277,12 +369,17 @@ describe('dashboard card', () => {
     expect(['entities', 'grid']).toContain((card() as Obj).type);
   });
 
-  it.each(['binary_sensor.pihole_1_connectivity', 'sensor.pihole_1_last_result', 'sensor.pihole_1_uptime', 'sensor.pihole_1_load_1', 'sensor.pihole_1_memory_use', 'sensor.pihole_1_disk_use', 'button.pihole_1_run_restart_dns'])(
-    'shows %s',
-    (id) => {
-      expect(entityIds()).toContain(id);
-    },
-  );
+  it.each([
+    'binary_sensor.pihole_1_connectivity',
+    'sensor.pihole_1_last_result',
+    'sensor.pihole_1_uptime',
+    'sensor.pihole_1_load_1',
+    'sensor.pihole_1_memory_use',
+    'sensor.pihole_1_disk_use',
+    'button.pihole_1_run_restart_dns',
+  ])('shows %s', (id) => {
+    expect(entityIds()).toContain(id);
+  });
 
   it('every entity id it uses is a default_entity_id of buildDiscovery for pihole-1', () => {
     const used = entityIds();

@@ -21,7 +21,10 @@ describe('LiveOutput', () => {
     live.push('stdout', Buffer.from('one\ntw'));
     live.push('stderr', Buffer.from('err\n'));
     live.flush(false);
-    expect(sent.map((m) => [m.stream, m.lines])).toEqual([['stdout', ['one']], ['stderr', ['err']]]);
+    expect(sent.map((m) => [m.stream, m.lines])).toEqual([
+      ['stdout', ['one']],
+      ['stderr', ['err']],
+    ]);
     live.push('stdout', Buffer.from('o'));
     live.flush(true);
     live.stop();

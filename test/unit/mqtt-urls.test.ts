@@ -15,16 +15,33 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const issuesOf = (yaml: string): ConfigIssue[] => configIssues(yaml, SOURCE);
 
 describe('mqtt.url', () => {
-  it('one URL stays a string (the contract\'s form); a list keeps its order', () => {
+  it("one URL stays a string (the contract's form); a list keeps its order", () => {
     expect(parseConfig('mqtt: { url: "mqtts://b1:8883" }', SOURCE, {}).mqtt.url).toBe('mqtts://b1:8883');
-    expect(parseConfig('mqtt:\n  url:\n    - mqtt://b2:1883\n    - mqtts://b1:8883\n', SOURCE, {}).mqtt.url).toEqual(['mqtt://b2:1883', 'mqtts://b1:8883']);
+    expect(
+      parseConfig('mqtt:\n  url:\n    - mqtt://b2:1883\n    - mqtts://b1:8883\n', SOURCE, {}).mqtt.url,
+    ).toEqual(['mqtt://b2:1883', 'mqtts://b1:8883']);
   });
 
   it.each<[string, string, string, string | RegExp]>([
-    ['a bad URL in the list names its index', 'mqtt: { url: ["mqtt://ok:1883", "http://broker"] }', 'mqtt.url.1', 'must be a URL like mqtt://host:1883 or mqtts://host:8883'],
+    [
+      'a bad URL in the list names its index',
+      'mqtt: { url: ["mqtt://ok:1883", "http://broker"] }',
+      'mqtt.url.1',
+      'must be a URL like mqtt://host:1883 or mqtts://host:8883',
+    ],
     ['an empty list', 'mqtt: { url: [] }', 'mqtt.url', /list at least one broker URL/],
-    ['the same URL twice', 'mqtt: { url: ["mqtt://a:1883", "mqtt://a:1883"] }', 'mqtt.url', /lists the same URL twice — give each broker once/],
-    ['neither a string nor a list', 'mqtt: { url: 1883 }', 'mqtt.url', 'give one URL (mqtt://host:1883) or a list of URLs, tried in order'],
+    [
+      'the same URL twice',
+      'mqtt: { url: ["mqtt://a:1883", "mqtt://a:1883"] }',
+      'mqtt.url',
+      /lists the same URL twice — give each broker once/,
+    ],
+    [
+      'neither a string nor a list',
+      'mqtt: { url: 1883 }',
+      'mqtt.url',
+      'give one URL (mqtt://host:1883) or a list of URLs, tried in order',
+    ],
   ])('%s', (_name, yaml, keyPath, message) => {
     const issues = issuesOf(yaml);
     expect(issues).toHaveLength(1);
@@ -39,11 +56,17 @@ describe('the CLI target', () => {
   writeFileSync(config, 'mqtt:\n  url: [mqtt://b1:1883, mqtt://b2:1883]\n  prefix: lab\n');
 
   it('a repeated --url is the list, in order, and wins over the config', () => {
-    expect(targetFrom({ url: ['mqtt://x:1', 'mqtt://y:2'], config }).url).toEqual(['mqtt://x:1', 'mqtt://y:2']);
+    expect(targetFrom({ url: ['mqtt://x:1', 'mqtt://y:2'], config }).url).toEqual([
+      'mqtt://x:1',
+      'mqtt://y:2',
+    ]);
   });
 
-  it('without --url, the config\'s list; without either, the contract\'s default', () => {
-    expect(targetFrom({ config })).toMatchObject({ url: ['mqtt://b1:1883', 'mqtt://b2:1883'], prefix: 'lab' });
+  it("without --url, the config's list; without either, the contract's default", () => {
+    expect(targetFrom({ config })).toMatchObject({
+      url: ['mqtt://b1:1883', 'mqtt://b2:1883'],
+      prefix: 'lab',
+    });
     expect(targetFrom({}).url).toBe('mqtt://127.0.0.1:1883');
   });
 });

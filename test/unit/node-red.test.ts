@@ -40,24 +40,63 @@ const next = (n: FlowNode, i = 0): FlowNode[] => (n.wires?.[i] ?? []).map(node);
 
 // A template level ({{ host }}) stands for "+" in the contract's filters.
 // CONTRACT.md § Request object (with the HomelabCmd aliases) and § Result object.
-const REQUEST_FIELDS = ['id', 'action', 'params', 'command', 'timeout', 'ts', 'ttl', 'sig', 'transaction', 'action_id', 'action_type', 'parameters', 'timeout_seconds'];
+const REQUEST_FIELDS = [
+  'id',
+  'action',
+  'params',
+  'command',
+  'timeout',
+  'ts',
+  'ttl',
+  'sig',
+  'transaction',
+  'action_id',
+  'action_type',
+  'parameters',
+  'timeout_seconds',
+];
 const RESULT_FIELDS = [
-  'id', 'host', 'action', 'status', 'exit_code', 'stdout', 'stderr', 'stdout_truncated', 'stderr_truncated',
-  'error_code', 'error', 'executed_at', 'completed_at', 'duration_ms', 'run_at', 'steps', 'transaction',
+  'id',
+  'host',
+  'action',
+  'status',
+  'exit_code',
+  'stdout',
+  'stderr',
+  'stdout_truncated',
+  'stderr_truncated',
+  'error_code',
+  'error',
+  'executed_at',
+  'completed_at',
+  'duration_ms',
+  'run_at',
+  'steps',
+  'transaction',
 ];
 
 /** Does contract filter `pattern` cover the filter or topic `used` (same levels; `+` stands for one)? */
 function covers(pattern: string, used: string): boolean {
   const p = pattern.split('/');
   const u = used.split('/');
-  return p.length === u.length && p.every((level, i) => (level === '+' ? u[i] !== '#' && u[i] !== '' : level === u[i]));
+  return (
+    p.length === u.length &&
+    p.every((level, i) => (level === '+' ? u[i] !== '#' && u[i] !== '' : level === u[i]))
+  );
 }
 
 /** A message as the inject node builds it from its props. */
 function injected(n: FlowNode): Obj {
   const msg: Obj = { _msgid: 'test' };
   for (const p of n.props as { p: string; v: string; vt: string }[]) {
-    msg[p.p] = p.vt === 'json' ? JSON.parse(p.v) : p.vt === 'num' ? Number(p.v) : p.vt === 'bool' ? p.v === 'true' : p.v;
+    msg[p.p] =
+      p.vt === 'json'
+        ? JSON.parse(p.v)
+        : p.vt === 'num'
+          ? Number(p.v)
+          : p.vt === 'bool'
+            ? p.v === 'true'
+            : p.v;
   }
   return msg;
 }
@@ -65,7 +104,12 @@ function injected(n: FlowNode): Obj {
 /** Runs a function node's body as Node-RED does: `msg` and `node` in scope, its return value out. */
 function runFunction(n: FlowNode, msg: Obj): { out: unknown; errors: unknown[] } {
   const errors: unknown[] = [];
-  const api = { error: (e: unknown) => errors.push(e), warn: () => undefined, log: () => undefined, status: () => undefined };
+  const api = {
+    error: (e: unknown) => errors.push(e),
+    warn: () => undefined,
+    log: () => undefined,
+    status: () => undefined,
+  };
   const body = new Function('msg', 'node', String(n.func)) as (msg: Obj, node: typeof api) => unknown;
   return { out: body(msg, api), errors };
 }
@@ -106,12 +150,23 @@ describe('examples/node-red/flow.json is an importable flow', () => {
     const tab = one('tab');
     for (const n of flow.filter((x) => x.type !== 'tab' && x.type !== 'mqtt-broker')) {
       expect(n.z, n.id).toBe(tab.id);
-      for (const out of n.wires ?? []) for (const id of out) expect(() => node(id), `${n.id} → ${id}`).not.toThrow();
+      for (const out of n.wires ?? [])
+        for (const id of out) expect(() => node(id), `${n.id} → ${id}`).not.toThrow();
     }
   });
 
   it('uses only core nodes (nothing to install besides Node-RED)', () => {
-    const core = ['tab', 'comment', 'inject', 'function', 'mqtt out', 'mqtt in', 'switch', 'debug', 'mqtt-broker'];
+    const core = [
+      'tab',
+      'comment',
+      'inject',
+      'function',
+      'mqtt out',
+      'mqtt in',
+      'switch',
+      'debug',
+      'mqtt-broker',
+    ];
     for (const n of flow) expect(core, n.type).toContain(n.type);
   });
 
@@ -146,7 +201,10 @@ describe('MQTT topics are topics of the contract', () => {
     expect(out.retain).toBe('false');
     // An empty topic in the node: the topic comes from msg.topic, set by "build request".
     const topic = out.topic === '' ? String(sent().topic) : String(out.topic);
-    expect(TO_AGENT.some((f) => topicMatches(f, topic)), topic).toBe(true);
+    expect(
+      TO_AGENT.some((f) => topicMatches(f, topic)),
+      topic,
+    ).toBe(true);
     expect(topic).toBe('homelab/pihole-1/cmd/restart_service');
     const template = /`([^`]*\/cmd\/[^`]*)`/.exec(String(next(one('inject'))[0]!.func))?.[1];
     expect(template?.replace(/\$\{[^}]+\}/g, '+')).toBe('homelab/+/cmd/+');
@@ -154,7 +212,10 @@ describe('MQTT topics are topics of the contract', () => {
 
   it('mqtt in subscribes only to topics an agent writes, as JSON, without replaying retained results at deploy', () => {
     for (const n of byType('mqtt in')) {
-      expect(FROM_AGENT.some((f) => covers(f, String(n.topic))), String(n.topic)).toBe(true);
+      expect(
+        FROM_AGENT.some((f) => covers(f, String(n.topic))),
+        String(n.topic),
+      ).toBe(true);
       expect(n.datatype).toBe('json');
       expect(n.rh).toBe(2); // MQTT 5 Retain Handling 2: an old retained failure is not announced again
     }
@@ -184,12 +245,19 @@ describe('the request is a request object of the contract, and the agent accepts
   it('parseDelivery accepts it on its topic, and it resolves against an agent config with that action', () => {
     const out = sent().out as { topic: string; payload: Obj };
     const topicAction = out.topic.split('/').at(-1)!;
-    const parsed = parseDelivery({ topicAction, payload: Buffer.from(JSON.stringify(out.payload)), retained: false }, Date.now(), () => 'gen');
+    const parsed = parseDelivery(
+      { topicAction, payload: Buffer.from(JSON.stringify(out.payload)), retained: false },
+      Date.now(),
+      () => 'gen',
+    );
     expect(parsed.ok, JSON.stringify(parsed)).toBe(true);
     if (!parsed.ok) return;
     expect(parsed.request.id).toBe(out.payload.id);
     expect(parsed.request.transaction).toBe(out.payload.transaction);
-    const resolved = resolveRequest(parsed.request, config.actions, { sudo: config.execution.sudo, timeoutMs: config.execution.timeout });
+    const resolved = resolveRequest(parsed.request, config.actions, {
+      sudo: config.execution.sudo,
+      timeoutMs: config.execution.timeout,
+    });
     expect(resolved.ok, JSON.stringify(resolved)).toBe(true);
     if (resolved.ok) expect(resolved.job.commands).toEqual([['systemctl', 'restart', 'pihole-FTL']]);
   });
@@ -228,24 +296,65 @@ describe('results: the switch and the alert use fields and statuses of the contr
   });
 
   const failures: [string, Result][] = [
-    ['failed', makeResult('pihole-1', { id: 'r1', action: 'apply_updates', transaction: 'nodered' }, { status: 'failed', exit_code: 100, error_code: 'exit_nonzero', error: 'apt-get exited with code 100 — see stderr' })],
-    ['timed_out', makeResult('pihole-1', { id: 'r2', action: 'apply_updates' }, { status: 'timed_out', error_code: 'timeout', error: 'apt-get ran longer than its timeout' })],
-    ['rejected', rejected('pihole-1', { id: 'r3', action: null }, { code: 'unknown_action', error: 'this host has no action "x"' }, new Date())],
-    ['interrupted', makeResult('pihole-1', { id: 'r4', action: 'restart_dns' }, { status: 'interrupted', error_code: 'interrupted', error: 'the agent stopped while the command ran' })],
+    [
+      'failed',
+      makeResult(
+        'pihole-1',
+        { id: 'r1', action: 'apply_updates', transaction: 'nodered' },
+        {
+          status: 'failed',
+          exit_code: 100,
+          error_code: 'exit_nonzero',
+          error: 'apt-get exited with code 100 — see stderr',
+        },
+      ),
+    ],
+    [
+      'timed_out',
+      makeResult(
+        'pihole-1',
+        { id: 'r2', action: 'apply_updates' },
+        { status: 'timed_out', error_code: 'timeout', error: 'apt-get ran longer than its timeout' },
+      ),
+    ],
+    [
+      'rejected',
+      rejected(
+        'pihole-1',
+        { id: 'r3', action: null },
+        { code: 'unknown_action', error: 'this host has no action "x"' },
+        new Date(),
+      ),
+    ],
+    [
+      'interrupted',
+      makeResult(
+        'pihole-1',
+        { id: 'r4', action: 'restart_dns' },
+        {
+          status: 'interrupted',
+          error_code: 'interrupted',
+          error: 'the agent stopped while the command ran',
+        },
+      ),
+    ],
   ];
 
-  it.each(failures)('format alert turns a %s result into one line, reading only result fields', (_status, result) => {
-    const { proxy, read } = recording(result);
-    const { out, errors } = runFunction(alertFn(), { payload: proxy, topic: 'homelab/pihole-1/result' });
-    expect(errors).toEqual([]);
-    const msg = out as Obj;
-    expect(typeof msg.payload).toBe('string');
-    expect(msg.payload).toContain(result.host);
-    expect(msg.payload).toContain(result.status);
-    expect(msg.payload).toContain(result.error_code);
-    expect(msg.payload).toContain(result.error);
-    expect(msg.result).toBe(proxy);
-    expect(read.size).toBeGreaterThan(0);
-    for (const f of read) expect(RESULT_FIELDS, f).toContain(f);
-  });
+  it.each(failures)(
+    'format alert turns a %s result into one line, reading only result fields',
+    (_status, result) => {
+      const { proxy, read } = recording(result);
+      const { out, errors } = runFunction(alertFn(), { payload: proxy, topic: 'homelab/pihole-1/result' });
+      expect(errors).toEqual([]);
+      const msg = out as Obj;
+      expect(typeof msg.payload).toBe('string');
+      expect(msg.payload).toContain(result.host);
+      expect(msg.payload).toContain(result.status);
+      expect(msg.payload).toContain(result.error_code);
+      expect(msg.payload).toContain(result.error);
+      expect(msg.result).toBe(proxy);
+      expect(read.size).toBeGreaterThan(0);
+      for (const f of read) expect(RESULT_FIELDS, f).toContain(f);
+    },
+  );
 });

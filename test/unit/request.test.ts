@@ -1,17 +1,28 @@
 import { describe, it, expect } from 'vitest';
-import { MAX_PAYLOAD_BYTES, parseDelivery, type Delivery, type ParseOutcome, type Request } from '../../src/core/request.js';
+import {
+  MAX_PAYLOAD_BYTES,
+  parseDelivery,
+  type Delivery,
+  type ParseOutcome,
+  type Request,
+} from '../../src/core/request.js';
 
 const NOW = Date.UTC(2026, 0, 15, 12, 0, 0);
 const GEN = 'generated-0001';
 
-function deliver(topicAction: string | undefined, payload: string | Uint8Array, retained = false): ParseOutcome {
+function deliver(
+  topicAction: string | undefined,
+  payload: string | Uint8Array,
+  retained = false,
+): ParseOutcome {
   const bytes = typeof payload === 'string' ? Buffer.from(payload, 'utf8') : payload;
   const delivery: Delivery = { topicAction, payload: bytes, retained };
   return parseDelivery(delivery, NOW, () => GEN);
 }
 
 function accepted(outcome: ParseOutcome): Request {
-  if (!outcome.ok) throw new Error(`expected acceptance, got ${outcome.rejection.code}: ${outcome.rejection.error}`);
+  if (!outcome.ok)
+    throw new Error(`expected acceptance, got ${outcome.rejection.code}: ${outcome.rejection.error}`);
   return outcome.request;
 }
 
@@ -56,12 +67,15 @@ describe('parseDelivery: presses on P/H/cmd/ACTION', () => {
     expect(r.ref).toEqual({ id: GEN, action: null });
   });
 
-  it.each(['Restart', 'has-dash', '_x', 'a'.repeat(64), 'a/b', ''])('topic action %j that is not a valid action name → unknown_action', (name) => {
-    const r = rejection(deliver(name, 'PRESS'));
-    expect(r.rejection.code).toBe('unknown_action');
-    expect(r.rejection.error).toContain('action names match');
-    expect(r.ref.action).toBeNull();
-  });
+  it.each(['Restart', 'has-dash', '_x', 'a'.repeat(64), 'a/b', ''])(
+    'topic action %j that is not a valid action name → unknown_action',
+    (name) => {
+      const r = rejection(deliver(name, 'PRESS'));
+      expect(r.rejection.code).toBe('unknown_action');
+      expect(r.rejection.error).toContain('action names match');
+      expect(r.ref.action).toBeNull();
+    },
+  );
 });
 
 describe('parseDelivery: request objects', () => {
@@ -69,7 +83,16 @@ describe('parseDelivery: request objects', () => {
     const req = accepted(
       deliver(
         'restart_service',
-        json({ id: 'req-1', action: 'restart_service', params: { unit: 'nginx' }, timeout: 12.5, ts: NOW - 1000, ttl: 60, sig: 'abc', transaction: 'tx-9' }),
+        json({
+          id: 'req-1',
+          action: 'restart_service',
+          params: { unit: 'nginx' },
+          timeout: 12.5,
+          ts: NOW - 1000,
+          ttl: 60,
+          sig: 'abc',
+          transaction: 'tx-9',
+        }),
       ),
     );
     expect(req).toEqual({
@@ -130,7 +153,17 @@ describe('parseDelivery: request objects', () => {
 describe('parseDelivery: HomelabCmd aliases', () => {
   // CONTRACT.md § Request object: action_id→id, action_type→action, parameters→params, timeout_seconds→timeout.
   it('maps every alias, and a numeric action_id becomes its decimal string', () => {
-    const req = accepted(deliver(undefined, json({ action_id: 1234, action_type: 'restart_service', parameters: { unit: 'nginx' }, timeout_seconds: 20 })));
+    const req = accepted(
+      deliver(
+        undefined,
+        json({
+          action_id: 1234,
+          action_type: 'restart_service',
+          parameters: { unit: 'nginx' },
+          timeout_seconds: 20,
+        }),
+      ),
+    );
     expect(req.id).toBe('1234');
     expect(req.generatedId).toBe(false);
     expect(req.action).toBe('restart_service');
@@ -143,7 +176,9 @@ describe('parseDelivery: HomelabCmd aliases', () => {
   });
 
   it('alias and canonical name with the same value are accepted', () => {
-    const req = accepted(deliver('uptime', json({ id: 'same', action_id: 'same', timeout: 5, timeout_seconds: 5 })));
+    const req = accepted(
+      deliver('uptime', json({ id: 'same', action_id: 'same', timeout: 5, timeout_seconds: 5 })),
+    );
     expect(req.id).toBe('same');
     expect(req.timeoutMs).toBe(5_000);
   });
@@ -292,7 +327,12 @@ describe('parseDelivery: transaction echo', () => {
     ['bad params type', 'uptime', { id: 'm3', params: [], transaction: 'tx' }, 'invalid_request'],
     ['alias conflict', 'uptime', { id: 'm4', action_id: 'other', transaction: 'tx' }, 'invalid_request'],
     ['no action on P/H/cmd', undefined, { id: 'm5', transaction: 'tx' }, 'invalid_request'],
-    ['command and params', undefined, { id: 'm6', command: 'uptime', params: {}, transaction: 'tx' }, 'invalid_request'],
+    [
+      'command and params',
+      undefined,
+      { id: 'm6', command: 'uptime', params: {}, transaction: 'tx' },
+      'invalid_request',
+    ],
     ['bad action name', undefined, { id: 'm7', action: 'Bad', transaction: 'tx' }, 'unknown_action'],
     ['expired', 'uptime', { id: 'm8', ts: 0, ttl: 1, transaction: 'tx' }, 'expired'],
   ])('is echoed on a rejection: %s', (_label, topicAction, body, code) => {
@@ -330,14 +370,19 @@ describe('parseDelivery: action and topic', () => {
   });
 
   it('an action_type alias that differs from the topic is refused the same way', () => {
-    expect(rejection(deliver('uptime', json({ action_type: 'disk_usage' }))).rejection.error).toMatch(/make them agree/);
+    expect(rejection(deliver('uptime', json({ action_type: 'disk_usage' }))).rejection.error).toMatch(
+      /make them agree/,
+    );
   });
 
-  it.each(['Uptime', 'up-time', '', 'a'.repeat(64), '../x'])('an invalid action name %j in the payload → unknown_action', (action) => {
-    const r = rejection(deliver(undefined, json({ action })));
-    expect(r.rejection.code).toBe('unknown_action');
-    expect(r.rejection.error).toContain('action names match');
-  });
+  it.each(['Uptime', 'up-time', '', 'a'.repeat(64), '../x'])(
+    'an invalid action name %j in the payload → unknown_action',
+    (action) => {
+      const r = rejection(deliver(undefined, json({ action })));
+      expect(r.rejection.code).toBe('unknown_action');
+      expect(r.rejection.error).toContain('action names match');
+    },
+  );
 
   it.each([
     ['empty object', {}],
@@ -346,7 +391,9 @@ describe('parseDelivery: action and topic', () => {
   ])('no action on P/H/cmd (%s) → invalid_request that says what to name', (_label, body) => {
     const r = rejection(deliver(undefined, json(body)));
     expect(r.rejection.code).toBe('invalid_request');
-    expect(r.rejection.error).toMatch(/name an "action" \(or send a raw "command", or publish to cmd\/<action>\)/);
+    expect(r.rejection.error).toMatch(
+      /name an "action" \(or send a raw "command", or publish to cmd\/<action>\)/,
+    );
   });
 });
 
@@ -392,7 +439,9 @@ describe('parseDelivery: field validation', () => {
     expect(r.rejection.code).toBe('invalid_request');
     for (const n of names) expect(r.rejection.error).toContain(`"${n}"`);
     expect(r.rejection.error).toMatch(/^the request has unknown field\(s\)/);
-    expect(r.rejection.error).toMatch(/known fields: id, action, params, command, timeout, ts, ttl, sig, transaction$/);
+    expect(r.rejection.error).toMatch(
+      /known fields: id, action, params, command, timeout, ts, ttl, sig, transaction$/,
+    );
   });
 
   it('a "__proto__" field is an unknown field, not a prototype', () => {
@@ -417,13 +466,17 @@ describe('parseDelivery: field validation', () => {
   });
 
   it('command and params together → invalid_request saying to give one', () => {
-    const r = rejection(deliver(undefined, json({ command: 'systemctl restart nginx', params: { unit: 'nginx' } })));
+    const r = rejection(
+      deliver(undefined, json({ command: 'systemctl restart nginx', params: { unit: 'nginx' } })),
+    );
     expect(r.rejection.code).toBe('invalid_request');
     expect(r.rejection.error).toMatch(/give "params" or a raw "command", not both/);
   });
 
   it('command with an empty params object is still both', () => {
-    expect(rejection(deliver(undefined, json({ command: 'uptime', parameters: {} }))).rejection.error).toMatch(/not both/);
+    expect(
+      rejection(deliver(undefined, json({ command: 'uptime', parameters: {} }))).rejection.error,
+    ).toMatch(/not both/);
   });
 
   it('a command over 4096 characters → invalid_request', () => {

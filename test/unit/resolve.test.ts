@@ -1,7 +1,13 @@
 import { describe, it, expect } from 'vitest';
 import { parseConfig, type Config } from '../../src/config/load.js';
 import { parseDelivery, type Request } from '../../src/core/request.js';
-import { matchCommand, resolveRequest, validateParams, type Job, type ResolveOutcome } from '../../src/core/resolve.js';
+import {
+  matchCommand,
+  resolveRequest,
+  validateParams,
+  type Job,
+  type ResolveOutcome,
+} from '../../src/core/resolve.js';
 
 const YAML = String.raw`
 host: test-host
@@ -73,10 +79,12 @@ function req(fields: Partial<Request>): Request {
   };
 }
 
-const resolve = (fields: Partial<Request>): ResolveOutcome => resolveRequest(req(fields), config.actions, defaults);
+const resolve = (fields: Partial<Request>): ResolveOutcome =>
+  resolveRequest(req(fields), config.actions, defaults);
 
 function job(outcome: ResolveOutcome): Job {
-  if (!outcome.ok) throw new Error(`expected a job, got ${outcome.rejection.code}: ${outcome.rejection.error}`);
+  if (!outcome.ok)
+    throw new Error(`expected a job, got ${outcome.rejection.code}: ${outcome.rejection.error}`);
   return outcome.job;
 }
 
@@ -123,7 +131,10 @@ describe('resolveRequest: argv actions', () => {
 
   it('sudo defaults to false when execution.sudo is not set', () => {
     const plain = parseConfig('actions:\n  up:\n    argv: [uptime]\n', '/nonexistent/x.yaml', {});
-    const outcome = resolveRequest(req({ action: 'up' }), plain.actions, { sudo: plain.execution.sudo, timeoutMs: plain.execution.timeout });
+    const outcome = resolveRequest(req({ action: 'up' }), plain.actions, {
+      sudo: plain.execution.sudo,
+      timeoutMs: plain.execution.timeout,
+    });
     expect(job(outcome).sudo).toBe(false);
     expect(job(outcome).timeoutMs).toBe(30_000);
   });
@@ -147,7 +158,12 @@ describe('resolveRequest: steps', () => {
   });
 
   it('defaults apply in steps too', () => {
-    expect(job(resolve({ action: 'backup' })).commands[1]).toEqual(['tar', '-czf', '/backup/daily/data.tgz', '/data']);
+    expect(job(resolve({ action: 'backup' })).commands[1]).toEqual([
+      'tar',
+      '-czf',
+      '/backup/daily/data.tgz',
+      '/data',
+    ]);
   });
 });
 
@@ -167,22 +183,31 @@ describe('resolveRequest: timeout', () => {
   it('above the action timeout → invalid_request naming both, saying what to change', () => {
     const r = refused(resolve({ action: 'echo', params: { message: 'hi' }, timeoutMs: 6_000 }));
     expect(r.rejection.code).toBe('invalid_request');
-    expect(r.rejection.error).toBe('"timeout" 6 s is more than action "echo" allows (5s) — ask for less, or raise the action\'s timeout in config');
+    expect(r.rejection.error).toBe(
+      '"timeout" 6 s is more than action "echo" allows (5s) — ask for less, or raise the action\'s timeout in config',
+    );
   });
 
   it('above execution.timeout for an action without its own → invalid_request', () => {
-    expect(refused(resolve({ action: 'short_word', params: { word: 'hi' }, timeoutMs: 30_001 })).rejection.code).toBe('invalid_request');
+    expect(
+      refused(resolve({ action: 'short_word', params: { word: 'hi' }, timeoutMs: 30_001 })).rejection.code,
+    ).toBe('invalid_request');
   });
 });
 
 describe('resolveRequest: which action', () => {
-  it.each(['nope', 'constructor', 'toString', '__proto__', 'hasOwnProperty'])('unknown action %j → unknown_action listing the known ones', (name) => {
-    const r = refused(resolve({ action: name }));
-    expect(r.rejection.code).toBe('unknown_action');
-    expect(r.action).toBe(name);
-    expect(r.rejection.error).toContain(`no action "${name}"`);
-    expect(r.rejection.error).toContain('known actions: apply_updates, backup, echo, join, journal, restart_service, scale, short_word');
-  });
+  it.each(['nope', 'constructor', 'toString', '__proto__', 'hasOwnProperty'])(
+    'unknown action %j → unknown_action listing the known ones',
+    (name) => {
+      const r = refused(resolve({ action: name }));
+      expect(r.rejection.code).toBe('unknown_action');
+      expect(r.action).toBe(name);
+      expect(r.rejection.error).toContain(`no action "${name}"`);
+      expect(r.rejection.error).toContain(
+        'known actions: apply_updates, backup, echo, join, journal, restart_service, scale, short_word',
+      );
+    },
+  );
 
   it('no configured actions says so', () => {
     const r = resolveRequest(req({ action: 'x' }), {}, defaults);
@@ -203,7 +228,11 @@ describe('validateParams', () => {
     ['defaults only', { unit: 'ssh' }, { unit: 'ssh', lines: '50', format: 'short' }],
     ['JSON integer', { unit: 'ssh', lines: 200 }, { unit: 'ssh', lines: '200', format: 'short' }],
     ['decimal string', { unit: 'ssh', lines: '200' }, { unit: 'ssh', lines: '200', format: 'short' }],
-    ['leading zeros are normalised', { unit: 'ssh', lines: '007' }, { unit: 'ssh', lines: '7', format: 'short' }],
+    [
+      'leading zeros are normalised',
+      { unit: 'ssh', lines: '007' },
+      { unit: 'ssh', lines: '7', format: 'short' },
+    ],
     ['min', { unit: 'ssh', lines: 1 }, { unit: 'ssh', lines: '1', format: 'short' }],
     ['max', { unit: 'ssh', lines: '1000' }, { unit: 'ssh', lines: '1000', format: 'short' }],
     ['enum value', { unit: 'ssh', format: 'json' }, { unit: 'ssh', lines: '50', format: 'json' }],
@@ -212,19 +241,51 @@ describe('validateParams', () => {
   });
 
   it.each<[string, Record<string, unknown>, string]>([
-    ['unknown param', { unit: 'ssh', colour: 'red' }, 'unknown param(s) "colour" — this action takes: unit, lines, format'],
+    [
+      'unknown param',
+      { unit: 'ssh', colour: 'red' },
+      'unknown param(s) "colour" — this action takes: unit, lines, format',
+    ],
     ['missing required', {}, 'param "unit" is required — add it to "params"'],
     ['string given a number', { unit: 5 }, 'param "unit" must be a JSON string'],
     ['pattern mismatch', { unit: 'SSH' }, 'param "unit" does not match its pattern ^[a-z0-9_.@-]{1,64}$'],
     ['integer below min', { unit: 'ssh', lines: 0 }, 'param "lines" is 0; the minimum is 1'],
     ['integer above max', { unit: 'ssh', lines: '1001' }, 'param "lines" is 1001; the maximum is 1000'],
-    ['integer as fraction', { unit: 'ssh', lines: 1.5 }, 'param "lines" must be a whole number (a JSON integer or a decimal string)'],
-    ['integer as fractional string', { unit: 'ssh', lines: '1.5' }, 'param "lines" must be a whole number (a JSON integer or a decimal string)'],
-    ['integer with a plus', { unit: 'ssh', lines: '+5' }, 'param "lines" must be a whole number (a JSON integer or a decimal string)'],
-    ['integer with blanks', { unit: 'ssh', lines: ' 5' }, 'param "lines" must be a whole number (a JSON integer or a decimal string)'],
-    ['integer in exponent form', { unit: 'ssh', lines: '1e3' }, 'param "lines" must be a whole number (a JSON integer or a decimal string)'],
-    ['integer as boolean', { unit: 'ssh', lines: true }, 'param "lines" must be a whole number (a JSON integer or a decimal string)'],
-    ['integer as empty string', { unit: 'ssh', lines: '' }, 'param "lines" must be a whole number (a JSON integer or a decimal string)'],
+    [
+      'integer as fraction',
+      { unit: 'ssh', lines: 1.5 },
+      'param "lines" must be a whole number (a JSON integer or a decimal string)',
+    ],
+    [
+      'integer as fractional string',
+      { unit: 'ssh', lines: '1.5' },
+      'param "lines" must be a whole number (a JSON integer or a decimal string)',
+    ],
+    [
+      'integer with a plus',
+      { unit: 'ssh', lines: '+5' },
+      'param "lines" must be a whole number (a JSON integer or a decimal string)',
+    ],
+    [
+      'integer with blanks',
+      { unit: 'ssh', lines: ' 5' },
+      'param "lines" must be a whole number (a JSON integer or a decimal string)',
+    ],
+    [
+      'integer in exponent form',
+      { unit: 'ssh', lines: '1e3' },
+      'param "lines" must be a whole number (a JSON integer or a decimal string)',
+    ],
+    [
+      'integer as boolean',
+      { unit: 'ssh', lines: true },
+      'param "lines" must be a whole number (a JSON integer or a decimal string)',
+    ],
+    [
+      'integer as empty string',
+      { unit: 'ssh', lines: '' },
+      'param "lines" must be a whole number (a JSON integer or a decimal string)',
+    ],
     ['enum case differs', { unit: 'ssh', format: 'JSON' }, 'param "format" must be one of: short, json, cat'],
     ['enum given a number', { unit: 'ssh', format: 1 }, 'param "format" must be one of: short, json, cat'],
   ])('%s → %j', (_label, given, message) => {
@@ -237,7 +298,9 @@ describe('validateParams', () => {
   });
 
   it('an inherited property name is an unknown param, not a lookup on Object.prototype', () => {
-    expect(validateParams(word, JSON.parse('{"word":"ok","constructor":"x"}') as Record<string, unknown>)).toMatch(/^unknown param\(s\) "constructor"/);
+    expect(
+      validateParams(word, JSON.parse('{"word":"ok","constructor":"x"}') as Record<string, unknown>),
+    ).toMatch(/^unknown param\(s\) "constructor"/);
   });
 
   it('a negative integer is a valid value for validateParams (the argv check is separate)', () => {
@@ -277,7 +340,9 @@ describe('resolveRequest: option injection', () => {
   ])('%s → invalid_params saying values may not start with "-"', (_label, action, params) => {
     const r = refused(resolve({ action, params }));
     expect(r.rejection.code).toBe('invalid_params');
-    expect(r.rejection.error).toMatch(/would make the argument ".*" begin with "-" \(an option\) — values may not start with "-"/);
+    expect(r.rejection.error).toMatch(
+      /would make the argument ".*" begin with "-" \(an option\) — values may not start with "-"/,
+    );
   });
 
   it.each([
@@ -292,7 +357,11 @@ describe('resolveRequest: option injection', () => {
   });
 
   it('a dash inside a value is fine', () => {
-    expect(job(resolve({ action: 'restart_service', params: { unit: 'getty@tty-1' } })).commands[0]).toEqual(['systemctl', 'restart', 'getty@tty-1']);
+    expect(job(resolve({ action: 'restart_service', params: { unit: 'getty@tty-1' } })).commands[0]).toEqual([
+      'systemctl',
+      'restart',
+      'getty@tty-1',
+    ]);
   });
 
   it('zero is fine for a negative-allowing integer', () => {
@@ -329,7 +398,11 @@ describe('resolveRequest: raw commands', () => {
   });
 
   it('an optional group that did not match falls back to the default', () => {
-    expect(job(resolve({ command: 'journalctl -u ssh' })).params).toEqual({ unit: 'ssh', lines: '50', format: 'short' });
+    expect(job(resolve({ command: 'journalctl -u ssh' })).params).toEqual({
+      unit: 'ssh',
+      lines: '50',
+      format: 'short',
+    });
   });
 
   it('captures are validated like params', () => {
@@ -342,10 +415,12 @@ describe('resolveRequest: raw commands', () => {
     const r = refused(resolve({ command: 'rm -rf /' }));
     expect(r.rejection.code).toBe('not_whitelisted');
     expect(r.action).toBeNull();
-    expect(r.rejection.error).toMatch(/does not fully match any action's pattern — only whitelisted command shapes run/);
+    expect(r.rejection.error).toMatch(
+      /does not fully match any action's pattern — only whitelisted command shapes run/,
+    );
   });
 
-  it('with an action named, only that action\'s pattern is tried', () => {
+  it("with an action named, only that action's pattern is tried", () => {
     const r = refused(resolve({ action: 'journal', command: 'systemctl restart nginx' }));
     expect(r.rejection.code).toBe('not_whitelisted');
     expect(r.action).toBe('journal');
@@ -354,7 +429,9 @@ describe('resolveRequest: raw commands', () => {
 
   it('an action without a pattern never takes raw commands', () => {
     expect(refused(resolve({ command: 'apt-get update' })).rejection.code).toBe('not_whitelisted');
-    expect(refused(resolve({ action: 'apply_updates', command: 'apt-get update' })).rejection.code).toBe('not_whitelisted');
+    expect(refused(resolve({ action: 'apply_updates', command: 'apt-get update' })).rejection.code).toBe(
+      'not_whitelisted',
+    );
   });
 });
 
@@ -439,19 +516,26 @@ describe('injection corpus: a permissive pattern', () => {
     }
   });
 
-  it.each(CORPUS)('raw command with %s: rejected, or exactly one argv element', (_label, value, permissive) => {
-    const r = resolve({ command: `echo ${value}` });
-    if (permissive === 'rejected') {
-      expect(['invalid_params', 'not_whitelisted']).toContain(refused(r).rejection.code);
-    } else {
-      expect(job(r).commands).toEqual([['echo', value]]);
-    }
-  });
+  it.each(CORPUS)(
+    'raw command with %s: rejected, or exactly one argv element',
+    (_label, value, permissive) => {
+      const r = resolve({ command: `echo ${value}` });
+      if (permissive === 'rejected') {
+        expect(['invalid_params', 'not_whitelisted']).toContain(refused(r).rejection.code);
+      } else {
+        expect(job(r).commands).toEqual([['echo', value]]);
+      }
+    },
+  );
 });
 
 describe('injection corpus: end to end from an MQTT payload', () => {
   const fromPayload = (topicAction: string | undefined, body: unknown): { code: string } | Job => {
-    const parsed = parseDelivery({ topicAction, payload: Buffer.from(JSON.stringify(body)), retained: false }, 0, () => 'gen-1');
+    const parsed = parseDelivery(
+      { topicAction, payload: Buffer.from(JSON.stringify(body)), retained: false },
+      0,
+      () => 'gen-1',
+    );
     if (!parsed.ok) return { code: parsed.rejection.code };
     const r = resolveRequest(parsed.request, config.actions, defaults);
     return r.ok ? r.job : { code: r.rejection.code };
@@ -464,20 +548,26 @@ describe('injection corpus: end to end from an MQTT payload', () => {
       fromPayload('restart_service', { command: `systemctl restart ${value}` }),
     ]) {
       expect(outcome).toHaveProperty('code');
-      expect(['invalid_params', 'not_whitelisted', 'invalid_request']).toContain((outcome as { code: string }).code);
+      expect(['invalid_params', 'not_whitelisted', 'invalid_request']).toContain(
+        (outcome as { code: string }).code,
+      );
     }
   });
 });
 
 describe('control characters from the config (found by test/unit/fuzz.test.ts)', () => {
-  const ctl = parseConfig(String.raw`
+  const ctl = parseConfig(
+    String.raw`
 actions:
   ctl:
     argv: [ctl, "{v}", "{m}"]
     params:
       v: { type: enum, values: [ok, "bad\nline"] }
       m: { type: string, pattern: "[\\s\\S]{0,8}", default: "a\u0007b" }
-`, '/nonexistent/ctl.yaml', {});
+`,
+    '/nonexistent/ctl.yaml',
+    {},
+  );
 
   it.each([
     ['an enum value with a newline', { v: 'bad\nline', m: 'x' }, 'v'],
@@ -490,7 +580,15 @@ actions:
   });
 
   it('a "__proto__" param from a request is an unknown param', () => {
-    const parsed = parseDelivery({ topicAction: 'ctl', payload: Buffer.from('{"params":{"v":"ok","__proto__":{"m":"x"}}}'), retained: false }, 0, () => 'g');
+    const parsed = parseDelivery(
+      {
+        topicAction: 'ctl',
+        payload: Buffer.from('{"params":{"v":"ok","__proto__":{"m":"x"}}}'),
+        retained: false,
+      },
+      0,
+      () => 'g',
+    );
     if (!parsed.ok) throw new Error(parsed.rejection.error);
     const r = refused(resolveRequest(parsed.request, ctl.actions, defaults));
     expect(r.rejection.code).toBe('invalid_params');

@@ -1,7 +1,24 @@
 import { describe, expect, it } from 'vitest';
-import { dueAt, heldBy, newer, parseFleetTopic, parseJson, sameRecord, staggerRecordSchema, winner, type Claim, type StaggerRecord } from '../../src/core/stagger.js';
+import {
+  dueAt,
+  heldBy,
+  newer,
+  parseFleetTopic,
+  parseJson,
+  sameRecord,
+  staggerRecordSchema,
+  winner,
+  type Claim,
+  type StaggerRecord,
+} from '../../src/core/stagger.js';
 
-const rec = (host: string, at: string, extra: Partial<StaggerRecord> = {}): StaggerRecord => ({ host, action: 'restart_dns', id: `${host}-1`, at, ...extra });
+const rec = (host: string, at: string, extra: Partial<StaggerRecord> = {}): StaggerRecord => ({
+  host,
+  action: 'restart_dns',
+  id: `${host}-1`,
+  at,
+  ...extra,
+});
 const claim = (host: string, at: string): Claim => ({ host, action: 'restart_dns', id: `${host}-1`, at });
 const T = '2026-11-22T10:00:00.000Z';
 const T1 = '2026-11-22T10:00:01.000Z';
@@ -74,5 +91,7 @@ describe('fleet topics and payloads', () => {
     ['{"host":"A B","action":"restart_dns","id":"x1","at":"2026-11-22T10:00:00.000Z"}', false],
     ['not json', false],
     ['', false],
-  ])('record %s valid: %s', (text, ok) => expect(parseJson(staggerRecordSchema, text) !== undefined).toBe(ok));
+  ])('record %s valid: %s', (text, ok) =>
+    expect(parseJson(staggerRecordSchema, text) !== undefined).toBe(ok),
+  );
 });

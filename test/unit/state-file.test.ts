@@ -36,7 +36,9 @@ describe('JsonStateFile', () => {
     const dir = tempDir();
     writeFileSync(`${dir}/s.json`, content);
     const { log, lines } = capture();
-    expect(new JsonStateFile(dir, 's.json', schema, log, 'the test state').read({ fallback: 0 })).toEqual({ fallback: 0 });
+    expect(new JsonStateFile(dir, 's.json', schema, log, 'the test state').read({ fallback: 0 })).toEqual({
+      fallback: 0,
+    });
     expect(existsSync(`${dir}/s.json`)).toBe(false);
     const aside = readdirSync(dir).filter((n) => n.startsWith('s.json.corrupt-'));
     expect(aside).toHaveLength(1);
@@ -46,7 +48,8 @@ describe('JsonStateFile', () => {
 });
 
 describe('Journal', () => {
-  const result = (id: string, status: 'running' | 'succeeded') => makeResult('h', { id, action: 'a' }, { status });
+  const result = (id: string, status: 'running' | 'succeeded') =>
+    makeResult('h', { id, action: 'a' }, { status });
 
   it('a torn last line (a crash mid-append) keeps what was readable and moves the file aside', () => {
     const dir = tempDir();
@@ -117,6 +120,8 @@ describe('Journal', () => {
   it('a state_dir that cannot be created is a clear startup error', () => {
     const { log } = capture();
     // A path under a regular file: ENOTDIR whoever runs the test (root ignores permission bits).
-    expect(() => new Journal('/dev/null/homelab-cmd', log).open()).toThrow(/state_dir \/dev\/null\/homelab-cmd is not a writable directory \(ENOTDIR\) — create it and give the agent's user write access/);
+    expect(() => new Journal('/dev/null/homelab-cmd', log).open()).toThrow(
+      /state_dir \/dev\/null\/homelab-cmd is not a writable directory \(ENOTDIR\) — create it and give the agent's user write access/,
+    );
   });
 });

@@ -14,7 +14,8 @@ for (const exe of ['systemctl', 'apt-get', 'journalctl', 'timeout', 'uptime']) {
 }
 afterAll(() => rmSync(bin, { recursive: true, force: true }));
 
-const rule = (user: string, inner: string): string => `${user} ALL=(root) NOPASSWD: ${bin}/timeout --kill-after\\=5s ${inner}`;
+const rule = (user: string, inner: string): string =>
+  `${user} ALL=(root) NOPASSWD: ${bin}/timeout --kill-after\\=5s ${inner}`;
 
 describe('sudoersArg', () => {
   it.each<[string, string]>([
@@ -108,7 +109,13 @@ actions:
 
   it('labels each rule with its action', () => {
     const labels = lines.filter((l) => l.startsWith('# action '));
-    expect(labels).toEqual(['# action restart_service', '# action apply_updates', '# action apply_updates', '# action clear_logs', '# action missing_tool']);
+    expect(labels).toEqual([
+      '# action restart_service',
+      '# action apply_updates',
+      '# action apply_updates',
+      '# action clear_logs',
+      '# action missing_tool',
+    ]);
   });
 
   it('never allows an action that does not run through sudo', () => {
@@ -116,15 +123,23 @@ actions:
   });
 
   it('says when an executable is not on the PATH', () => {
-    expect(lines).toContain(`# missing_tool: "no-such-tool-here" is not on ${bin} here — install it, then run this again`);
+    expect(lines).toContain(
+      `# missing_tool: "no-such-tool-here" is not on ${bin} here — install it, then run this again`,
+    );
   });
 
   it('uses the given user name', () => {
-    expect(sudoersLines(config, 'svc_agent').filter((l) => !l.startsWith('#'))[0]).toMatch(/^svc_agent ALL=\(root\) NOPASSWD: /);
+    expect(sudoersLines(config, 'svc_agent').filter((l) => !l.startsWith('#'))[0]).toMatch(
+      /^svc_agent ALL=\(root\) NOPASSWD: /,
+    );
   });
 
   it('execution.sudo: true makes every action without its own sudo a rule', () => {
-    const all = parseConfig(`execution: { sudo: true, path: ${bin} }\nactions:\n  up:\n    argv: [uptime]\n  nope:\n    argv: [uptime]\n    sudo: false\n`, '/x/a.yaml', {});
+    const all = parseConfig(
+      `execution: { sudo: true, path: ${bin} }\nactions:\n  up:\n    argv: [uptime]\n  nope:\n    argv: [uptime]\n    sudo: false\n`,
+      '/x/a.yaml',
+      {},
+    );
     const r = sudoersLines(all, 'u').filter((l) => !l.startsWith('#'));
     expect(r).toEqual([`u ALL=(root) NOPASSWD: ${bin}/timeout --kill-after\\=5s 30s ${bin}/uptime`]);
   });
@@ -132,15 +147,25 @@ actions:
   it('falls back to /usr/bin/timeout when timeout is not on the PATH', () => {
     const empty = mkdtempSync(path.join(os.tmpdir(), 'homelab-cmd-empty-'));
     try {
-      const cfg = parseConfig(`execution: { path: ${empty} }\nactions:\n  up:\n    argv: [/bin/true]\n    sudo: true\n`, '/x/a.yaml', {});
-      expect(sudoersLines(cfg, 'u').filter((l) => !l.startsWith('#'))).toEqual(['u ALL=(root) NOPASSWD: /usr/bin/timeout --kill-after\\=5s 30s /bin/true']);
+      const cfg = parseConfig(
+        `execution: { path: ${empty} }\nactions:\n  up:\n    argv: [/bin/true]\n    sudo: true\n`,
+        '/x/a.yaml',
+        {},
+      );
+      expect(sudoersLines(cfg, 'u').filter((l) => !l.startsWith('#'))).toEqual([
+        'u ALL=(root) NOPASSWD: /usr/bin/timeout --kill-after\\=5s 30s /bin/true',
+      ]);
     } finally {
       rmSync(empty, { recursive: true, force: true });
     }
   });
 
   it('with no sudo actions, allows nothing and says so', () => {
-    const none = parseConfig(`execution: { path: ${bin} }\nactions:\n  up:\n    argv: [uptime]\n`, '/x/none.yaml', {});
+    const none = parseConfig(
+      `execution: { path: ${bin} }\nactions:\n  up:\n    argv: [uptime]\n`,
+      '/x/none.yaml',
+      {},
+    );
     const out = sudoersLines(none, 'homelab-cmd');
     expect(out.every((l) => l.startsWith('#'))).toBe(true);
     expect(out).toContain('# no action in this config runs through sudo: nothing to allow');
