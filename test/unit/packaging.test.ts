@@ -95,7 +95,8 @@ function parseDockerfile(text: string): Instruction[] {
 }
 const dockerfile = parseDockerfile(read('docker/Dockerfile'));
 const inStage = (stage: string, op: string) => dockerfile.filter((i) => i.stage === stage && i.op === op);
-const runCommands = (stage: string): string[] => inStage(stage, 'RUN').flatMap((i) => i.args.split(/\s*&&\s*/));
+const runCommands = (stage: string): string[] =>
+  inStage(stage, 'RUN').flatMap((i) => i.args.split(/\s*&&\s*/));
 const execForm = (op: string): unknown => {
   const i = dockerfile.filter((x) => x.op === op).at(-1);
   return i ? (JSON.parse(i.args.replace(/^CMD\s+/, '')) as unknown) : undefined;
@@ -104,7 +105,12 @@ const words = (cmd: string): string[] => cmd.trim().split(/\s+/);
 
 /** The flags CI gives `npm ci` (.ci/run), so the image installs exactly as CI does. */
 const ciNpmCi = /^\s*npm ci\b(.*)$/m.exec(read('.ci/run'));
-const pkg = JSON.parse(read('package.json')) as { scripts: Record<string, string>; dependencies: Record<string, string>; files: string[]; bin: Record<string, string> };
+const pkg = JSON.parse(read('package.json')) as {
+  scripts: Record<string, string>;
+  dependencies: Record<string, string>;
+  files: string[];
+  bin: Record<string, string>;
+};
 
 // ---------------------------------------------------------------------------------------------
 // docker/agent.yaml: the config compose mounts, loaded the way the agent loads it.
@@ -115,7 +121,8 @@ const agentMount = () => {
   if (!m) throw new Error(`the agent service mounts nothing at ${AGENT_TARGET}`);
   return m;
 };
-const agentConfig = () => parseConfig(readFileSync(bindSource(agentMount()), 'utf8'), bindSource(agentMount()), {});
+const agentConfig = () =>
+  parseConfig(readFileSync(bindSource(agentMount()), 'utf8'), bindSource(agentMount()), {});
 
 describe('docker/compose.yaml', () => {
   it('parses as YAML, without duplicate keys, with the services mosquitto and agent', () => {
@@ -128,14 +135,17 @@ describe('docker/compose.yaml', () => {
     expect(service('mosquitto').image).toBe('eclipse-mosquitto:2');
   });
 
-  it.each(['mosquitto', 'agent'])('%s: every bind-mounted path exists in the repository, every named volume is declared', (name) => {
-    const declared = Object.keys((compose.volumes ?? {}) as Obj);
-    for (const m of mounts(service(name))) {
-      if (m.named) expect(declared, m.source).toContain(m.source);
-      else expect(existsSync(bindSource(m)), `${m.source} (from docker/)`).toBe(true);
-      expect(m.target, 'mount targets are absolute').toMatch(/^\//);
-    }
-  });
+  it.each(['mosquitto', 'agent'])(
+    '%s: every bind-mounted path exists in the repository, every named volume is declared',
+    (name) => {
+      const declared = Object.keys((compose.volumes ?? {}) as Obj);
+      for (const m of mounts(service(name))) {
+        if (m.named) expect(declared, m.source).toContain(m.source);
+        else expect(existsSync(bindSource(m)), `${m.source} (from docker/)`).toBe(true);
+        expect(m.target, 'mount targets are absolute').toMatch(/^\//);
+      }
+    },
+  );
 
   it('builds the agent from docker/Dockerfile with the repository as context', () => {
     const build = service('agent').build as Obj;
@@ -144,7 +154,7 @@ describe('docker/compose.yaml', () => {
     expect(existsSync(path.join(context, String(build.dockerfile)))).toBe(true);
   });
 
-  it('publishes 1883, the port of the contract\'s default mqtt.url, on which mosquitto.conf listens', () => {
+  it("publishes 1883, the port of the contract's default mqtt.url, on which mosquitto.conf listens", () => {
     expect(service('mosquitto').ports).toEqual(['1883:1883']);
     expect(mosquittoConf.get('listener')).toEqual(['1883']);
     expect(new URL(parseConfig('', '/nonexistent/agent.yaml', {}).mqtt.url).port).toBe('1883');
@@ -164,10 +174,15 @@ describe('docker/compose.yaml', () => {
     expect(mountAt(m, data)?.named, 'persistence on a named volume').toBe(true);
   });
 
-  it('agent: mounts its config at the path the image\'s CMD reads, and nothing else of the repo but the password file', () => {
+  it("agent: mounts its config at the path the image's CMD reads, and nothing else of the repo but the password file", () => {
     const binds = mounts(service('agent')).filter((m) => !m.named);
     expect(binds.every((m) => m.readOnly)).toBe(true);
-    expect(binds.map((m) => m.target).sort()).toEqual([path.posix.join(path.posix.dirname(AGENT_TARGET), agentConfig().mqtt.password_file!), AGENT_TARGET].sort());
+    expect(binds.map((m) => m.target).sort()).toEqual(
+      [
+        path.posix.join(path.posix.dirname(AGENT_TARGET), agentConfig().mqtt.password_file!),
+        AGENT_TARGET,
+      ].sort(),
+    );
   });
 
   it('agent: stops gracefully — tini reaps orphans, and Docker waits longer than execution.shutdown_grace', () => {
@@ -203,19 +218,25 @@ describe('docker/agent.yaml, the config compose mounts', () => {
   it('reads its password from a mounted file: the container path and the repository path are the same file', () => {
     const c = agentConfig();
     const file = c.mqtt.password_file!;
-    expect(path.isAbsolute(file), 'relative, so it resolves against the config file in both places').toBe(false);
+    expect(path.isAbsolute(file), 'relative, so it resolves against the config file in both places').toBe(
+      false,
+    );
     const inContainer = path.posix.join(path.posix.dirname(AGENT_TARGET), file);
     const mount = mountAt(service('agent'), inContainer);
     expect(mount, `${inContainer} is not mounted`).toBeDefined();
     expect(bindSource(mount!)).toBe(path.resolve(path.dirname(bindSource(agentMount())), file));
   });
 
-  it('names its host (a container hostname is a random id) and keeps state_dir on the image\'s volume', () => {
+  it("names its host (a container hostname is a random id) and keeps state_dir on the image's volume", () => {
     const c = agentConfig();
     expect(parseDocument(readFileSync(bindSource(agentMount()), 'utf8')).get('host')).toBe(c.host);
     expect(c.state_dir).toBe('/var/lib/homelab-cmd');
     expect(mountAt(service('agent'), c.state_dir)?.named).toBe(true);
-    expect(inStage('runtime', 'VOLUME').map((i) => i.args).join(' ')).toContain(c.state_dir);
+    expect(
+      inStage('runtime', 'VOLUME')
+        .map((i) => i.args)
+        .join(' '),
+    ).toContain(c.state_dir);
   });
 });
 
@@ -226,7 +247,7 @@ describe('docker/Dockerfile', () => {
     for (const f of froms) expect(f.args).toMatch(/^node:22-(slim|alpine)\b/);
   });
 
-  it('build stage: the commands CI runs — npm ci with CI\'s flags, then npm run build', () => {
+  it("build stage: the commands CI runs — npm ci with CI's flags, then npm run build", () => {
     expect(ciNpmCi, '.ci/run runs npm ci').not.toBeNull();
     const ciFlags = words(ciNpmCi![1]!);
     const cmds = runCommands('build');
@@ -243,8 +264,12 @@ describe('docker/Dockerfile', () => {
   it('build stage: --ignore-scripts skips only our prepare — no dependency has an install script', () => {
     const ci = runCommands('build').find((c) => /^npm ci\b/.test(c))!;
     if (words(ci).includes('--ignore-scripts')) {
-      const lock = JSON.parse(read('package-lock.json')) as { packages: Record<string, { hasInstallScript?: boolean }> };
-      const withScripts = Object.entries(lock.packages).filter(([name, p]) => name !== '' && p.hasInstallScript).map(([name]) => name);
+      const lock = JSON.parse(read('package-lock.json')) as {
+        packages: Record<string, { hasInstallScript?: boolean }>;
+      };
+      const withScripts = Object.entries(lock.packages)
+        .filter(([name, p]) => name !== '' && p.hasInstallScript)
+        .map(([name]) => name);
       expect(withScripts, 'drop --ignore-scripts from the build stage').toEqual([]);
     }
   });
@@ -290,7 +315,9 @@ describe('docker/Dockerfile', () => {
       if (spec!.startsWith('.')) {
         // ../dist/x.js is built from src/x.ts
         const built = path.resolve(path.dirname(path.join(REPO, script)), spec!);
-        const source = path.join(REPO, 'src', path.relative(path.join(REPO, 'dist'), built)).replace(/\.js$/, '.ts');
+        const source = path
+          .join(REPO, 'src', path.relative(path.join(REPO, 'dist'), built))
+          .replace(/\.js$/, '.ts');
         expect(existsSync(source), `${spec} is built from ${path.relative(REPO, source)}`).toBe(true);
       } else {
         expect(Object.keys(pkg.dependencies), `${spec} must be a production dependency`).toContain(spec);
@@ -302,7 +329,11 @@ describe('docker/Dockerfile', () => {
   it('ENTRYPOINT runs the bin, CMD runs the agent with the mounted config, state_dir is a VOLUME', () => {
     expect(execForm('ENTRYPOINT')).toEqual(['node', pkg.bin['homelab-cmd']]);
     expect(execForm('CMD')).toEqual(['agent', '--config', AGENT_TARGET]);
-    expect(inStage('runtime', 'VOLUME').map((i) => JSON.parse(i.args) as string[]).flat()).toContain('/var/lib/homelab-cmd');
+    expect(
+      inStage('runtime', 'VOLUME')
+        .map((i) => JSON.parse(i.args) as string[])
+        .flat(),
+    ).toContain('/var/lib/homelab-cmd');
   });
 });
 
@@ -337,23 +368,41 @@ function parseAcl(text: string): MosquittoAcl {
     }
     const am = /^(read|write|readwrite|deny)\s+(.+)$/.exec(rest);
     // Without an access word the line grants readwrite.
-    const entry: AclEntry = am ? { access: am[1] as Access, topic: am[2]! } : { access: 'readwrite', topic: rest };
+    const entry: AclEntry = am
+      ? { access: am[1] as Access, topic: am[2]! }
+      : { access: 'readwrite', topic: rest };
     (kind === 'pattern' ? acl.patterns : current).push(entry);
   }
   return acl;
 }
 
 /** Mosquitto 2's default ACL check: a matching `deny` refuses; else any entry with the access allows. */
-function mosquittoAllows(acl: MosquittoAcl, username: string, topic: string, access: 'read' | 'write'): boolean {
-  const entries = [...(acl.users.get(username) ?? []), ...acl.patterns.map((p) => ({ ...p, topic: p.topic.replaceAll('%u', username) }))];
+function mosquittoAllows(
+  acl: MosquittoAcl,
+  username: string,
+  topic: string,
+  access: 'read' | 'write',
+): boolean {
+  const entries = [
+    ...(acl.users.get(username) ?? []),
+    ...acl.patterns.map((p) => ({ ...p, topic: p.topic.replaceAll('%u', username) })),
+  ];
   if (entries.some((e) => e.access === 'deny' && topicMatches(e.topic, topic))) return false;
-  return entries.some((e) => (e.access === access || e.access === 'readwrite') && topicMatches(e.topic, topic));
+  return entries.some(
+    (e) => (e.access === access || e.access === 'readwrite') && topicMatches(e.topic, topic),
+  );
 }
 
 const acl = parseAcl(read('docker/mosquitto/acl'));
-const ctxOf = (): AclContext => ({ prefix: agentConfig().mqtt.prefix, discoveryPrefix: agentConfig().discovery.prefix });
+const ctxOf = (): AclContext => ({
+  prefix: agentConfig().mqtt.prefix,
+  discoveryPrefix: agentConfig().discovery.prefix,
+});
 const topicsOf = (entries: AclEntry[], access: 'read' | 'write') =>
-  entries.filter((e) => e.access === access || e.access === 'readwrite').map((e) => e.topic).sort();
+  entries
+    .filter((e) => e.access === access || e.access === 'readwrite')
+    .map((e) => e.topic)
+    .sort();
 
 /** An ACL user's role: a controller reads `#`; an agent reads `P/<its host>/cmd/#`. */
 function roleOf(entries: AclEntry[], ctx: AclContext): Role {
@@ -372,7 +421,7 @@ function roleOf(entries: AclEntry[], ctx: AclContext): Role {
 const ownTopics = (P: string, H: string): string[] =>
   ['status', 'heartbeat', 'result', 'result/+', 'output/+', 'param/+/+'].map((t) => `${P}/${H}/${t}`);
 
-describe('docker/mosquitto/acl grants exactly the contract\'s roles (src/broker/acl.ts)', () => {
+describe("docker/mosquitto/acl grants exactly the contract's roles (src/broker/acl.ts)", () => {
   const users = (): [string, AclEntry[]][] => [...acl.users.entries()];
 
   it('gives anonymous clients nothing, has no pattern lines, and mosquitto.conf refuses anonymous logins', () => {
@@ -396,11 +445,14 @@ describe('docker/mosquitto/acl grants exactly the contract\'s roles (src/broker/
       const g = grantsFor(role, ctxOf());
       expect(topicsOf(entries, 'read'), name).toEqual([...g.read].sort());
       expect(topicsOf(entries, 'write'), name).toEqual([...g.write].sort());
-      expect(entries.filter((e) => e.access === 'deny'), name).toEqual([]);
+      expect(
+        entries.filter((e) => e.access === 'deny'),
+        name,
+      ).toEqual([]);
     }
   });
 
-  it('agents: read exactly grantsFor(agent); write it with P/H/# spelled out as the contract\'s own topics', () => {
+  it("agents: read exactly grantsFor(agent); write it with P/H/# spelled out as the contract's own topics", () => {
     const ctx = ctxOf();
     for (const [name, entries] of users()) {
       const role = roleOf(entries, ctx);
@@ -409,12 +461,20 @@ describe('docker/mosquitto/acl grants exactly the contract\'s roles (src/broker/
       const wide = `${ctx.prefix}/${role.host}/#`;
       expect(g.write).toContain(wide);
       expect(topicsOf(entries, 'read'), name).toEqual([...g.read].sort());
-      expect(topicsOf(entries, 'write'), name).toEqual([...g.write.filter((t) => t !== wide), ...ownTopics(ctx.prefix, role.host)].sort());
+      expect(topicsOf(entries, 'write'), name).toEqual(
+        [...g.write.filter((t) => t !== wide), ...ownTopics(ctx.prefix, role.host)].sort(),
+      );
       // `deny` would also refuse reading, and an agent reads its cmd topics.
-      expect(entries.filter((e) => e.access === 'deny'), name).toEqual([]);
+      expect(
+        entries.filter((e) => e.access === 'deny'),
+        name,
+      ).toEqual([]);
       for (const t of ownTopics(ctx.prefix, role.host)) {
         expect(mayPublish(role, t.replaceAll('+', 'x'), ctx), t).toBe(true);
-        expect(g.denyWrite.some((d) => topicMatches(d, t.replaceAll('+', 'x'))), t).toBe(false);
+        expect(
+          g.denyWrite.some((d) => topicMatches(d, t.replaceAll('+', 'x'))),
+          t,
+        ).toBe(false);
       }
     }
   });
@@ -422,11 +482,28 @@ describe('docker/mosquitto/acl grants exactly the contract\'s roles (src/broker/
   // Every topic of the contract's table, for the agent's own host and another, plus the edges.
   const samples = (P: string, HA: string, H: string): string[] => {
     const perHost = (h: string) => [
-      `${P}/${h}/cmd`, `${P}/${h}/cmd/restart_dns`, `${P}/${h}/result`, `${P}/${h}/result/r1`, `${P}/${h}/status`, `${P}/${h}/heartbeat`,
-      `${P}/${h}/output/r1`, `${P}/${h}/param/clear_logs/days`, `${P}/${h}/param/clear_logs/days/set`, `${HA}/button/${h}/run_restart_dns/config`,
+      `${P}/${h}/cmd`,
+      `${P}/${h}/cmd/restart_dns`,
+      `${P}/${h}/result`,
+      `${P}/${h}/result/r1`,
+      `${P}/${h}/status`,
+      `${P}/${h}/heartbeat`,
+      `${P}/${h}/output/r1`,
+      `${P}/${h}/param/clear_logs/days`,
+      `${P}/${h}/param/clear_logs/days/set`,
+      `${HA}/button/${h}/run_restart_dns/config`,
       `${HA}/sensor/${h}/last_result/config`,
     ];
-    return [...perHost(H), ...perHost('pihole-2'), `${P}/_fleet/stagger/dns`, `${P}/_fleet/stagger/dns/claim/${H}`, `${HA}/status`, `${P}/_reply/cli-1`, '$SYS/broker/uptime', 'zigbee2mqtt/bridge/state'];
+    return [
+      ...perHost(H),
+      ...perHost('pihole-2'),
+      `${P}/_fleet/stagger/dns`,
+      `${P}/_fleet/stagger/dns/claim/${H}`,
+      `${HA}/status`,
+      `${P}/_reply/cli-1`,
+      '$SYS/broker/uptime',
+      'zigbee2mqtt/bridge/state',
+    ];
   };
 
   it('on every topic of the contract, Mosquitto decides as the embedded broker does (read and write, every user)', () => {
@@ -434,9 +511,15 @@ describe('docker/mosquitto/acl grants exactly the contract\'s roles (src/broker/
     for (const [name, entries] of users()) {
       const role = roleOf(entries, ctx);
       const g = grantsFor(role, ctx);
-      for (const t of samples(ctx.prefix, ctx.discoveryPrefix, role.role === 'agent' ? role.host : 'pihole-1')) {
+      for (const t of samples(
+        ctx.prefix,
+        ctx.discoveryPrefix,
+        role.role === 'agent' ? role.host : 'pihole-1',
+      )) {
         expect(mosquittoAllows(acl, name, t, 'write'), `${name} write ${t}`).toBe(mayPublish(role, t, ctx));
-        expect(mosquittoAllows(acl, name, t, 'read'), `${name} read ${t}`).toBe(g.read.some((f) => topicMatches(f, t)));
+        expect(mosquittoAllows(acl, name, t, 'read'), `${name} read ${t}`).toBe(
+          g.read.some((f) => topicMatches(f, t)),
+        );
       }
     }
   });
@@ -448,7 +531,9 @@ describe('docker/mosquitto/acl grants exactly the contract\'s roles (src/broker/
     const t = `${ctx.prefix}/${c.host}/something_else`;
     expect(mayPublish(role, t, ctx)).toBe(true);
     expect(mosquittoAllows(acl, c.mqtt.username!, t, 'write')).toBe(false);
-    expect(read('docker/mosquitto/acl')).toMatch(/cannot say "write homelab\/H\/# except homelab\/H\/cmd\/#"/);
+    expect(read('docker/mosquitto/acl')).toMatch(
+      /cannot say "write homelab\/H\/# except homelab\/H\/cmd\/#"/,
+    );
   });
 });
 
@@ -486,7 +571,16 @@ function parseUnit(text: string): Unit {
 
 /** systemd.time(7) time spans: `30s`, `1min 30s`, `90` (seconds) → milliseconds. */
 function timespanMs(text: string): number {
-  const units: Record<string, number> = { us: 0.001, ms: 1, s: 1000, sec: 1000, m: 60_000, min: 60_000, h: 3_600_000, hr: 3_600_000 };
+  const units: Record<string, number> = {
+    us: 0.001,
+    ms: 1,
+    s: 1000,
+    sec: 1000,
+    m: 60_000,
+    min: 60_000,
+    h: 3_600_000,
+    hr: 3_600_000,
+  };
   if (/^\d+$/.test(text.trim())) return Number(text) * 1000;
   let total = 0;
   for (const [, n, u] of text.matchAll(/(\d+(?:\.\d+)?)\s*([a-z]+)/g)) {
@@ -507,12 +601,33 @@ const svc = (key: string) => get(service_, 'Service', key);
  * User= (no CAP_SYS_ADMIN) — and then sudo cannot become root.
  */
 const IMPLY_NO_NEW_PRIVILEGES = [
-  'DynamicUser', 'LockPersonality', 'MemoryDenyWriteExecute', 'PrivateDevices', 'ProtectClock', 'ProtectHostname', 'ProtectKernelLogs',
-  'ProtectKernelModules', 'ProtectKernelTunables', 'RestrictAddressFamilies', 'RestrictNamespaces', 'RestrictRealtime', 'RestrictSUIDSGID',
-  'SystemCallArchitectures', 'SystemCallFilter', 'SystemCallLog',
+  'DynamicUser',
+  'LockPersonality',
+  'MemoryDenyWriteExecute',
+  'PrivateDevices',
+  'ProtectClock',
+  'ProtectHostname',
+  'ProtectKernelLogs',
+  'ProtectKernelModules',
+  'ProtectKernelTunables',
+  'RestrictAddressFamilies',
+  'RestrictNamespaces',
+  'RestrictRealtime',
+  'RestrictSUIDSGID',
+  'SystemCallArchitectures',
+  'SystemCallFilter',
+  'SystemCallLog',
 ];
 /** These bind the root commands that sudo runs too: a read-only /usr, no capabilities, no real root. */
-const BIND_ROOT_COMMANDS = ['ProtectSystem', 'ProtectHome', 'CapabilityBoundingSet', 'AmbientCapabilities', 'PrivateUsers', 'ReadOnlyPaths', 'InaccessiblePaths'];
+const BIND_ROOT_COMMANDS = [
+  'ProtectSystem',
+  'ProtectHome',
+  'CapabilityBoundingSet',
+  'AmbientCapabilities',
+  'PrivateUsers',
+  'ReadOnlyPaths',
+  'InaccessiblePaths',
+];
 
 /** The rows of the hardening table in docs/install.md: `Key=value` in the first column. */
 function documentedDropIn(): Map<string, string> {
@@ -556,7 +671,8 @@ describe('packaging/homelab-cmd.service', () => {
 
   it('the sudo profile: NoNewPrivileges=no, and none of the settings that imply it or bind root commands', () => {
     expect(svc('NoNewPrivileges')).toBe('no');
-    for (const key of [...IMPLY_NO_NEW_PRIVILEGES, ...BIND_ROOT_COMMANDS]) expect(svc(key), key).toBeUndefined();
+    for (const key of [...IMPLY_NO_NEW_PRIVILEGES, ...BIND_ROOT_COMMANDS])
+      expect(svc(key), key).toBeUndefined();
   });
 });
 
@@ -575,10 +691,16 @@ describe('packaging/no-sudo-hardening.conf: the no-sudo profile', () => {
       if (k === 'NoNewPrivileges') continue;
       expect(svc(k), `${k} is set in the unit already`).toBeUndefined();
     }
-    expect(keys()).toEqual(expect.arrayContaining(IMPLY_NO_NEW_PRIVILEGES.filter((k) => !['DynamicUser', 'MemoryDenyWriteExecute', 'SystemCallLog'].includes(k))));
+    expect(keys()).toEqual(
+      expect.arrayContaining(
+        IMPLY_NO_NEW_PRIVILEGES.filter(
+          (k) => !['DynamicUser', 'MemoryDenyWriteExecute', 'SystemCallLog'].includes(k),
+        ),
+      ),
+    );
   });
 
-  it('leaves out what would break the agent: V8\'s JIT (MemoryDenyWriteExecute), the heartbeat\'s /proc files (ProcSubset=pid), the network', () => {
+  it("leaves out what would break the agent: V8's JIT (MemoryDenyWriteExecute), the heartbeat's /proc files (ProcSubset=pid), the network", () => {
     expect(get(dropIn, 'Service', 'MemoryDenyWriteExecute')).toBeUndefined();
     expect(get(dropIn, 'Service', 'ProcSubset')).toBeUndefined();
     expect(get(dropIn, 'Service', 'PrivateNetwork')).toBeUndefined();
@@ -604,16 +726,30 @@ const OUR_DOCS = ['docs/install.md', 'docs/operations.md', 'docs/getting-started
 
 /** GitHub's heading anchors: lowercase, punctuation dropped, spaces to "-". */
 const anchorsOf = (md: string): Set<string> =>
-  new Set([...md.matchAll(/^#{1,6} (.+)$/gm)].map((m) => m[1]!.toLowerCase().replace(/[^\p{L}\p{N} _-]/gu, '').replace(/ /g, '-')));
+  new Set(
+    [...md.matchAll(/^#{1,6} (.+)$/gm)].map((m) =>
+      m[1]!
+        .toLowerCase()
+        .replace(/[^\p{L}\p{N} _-]/gu, '')
+        .replace(/ /g, '-'),
+    ),
+  );
 
 /** Code spans: ``…`` (which may hold single backticks) and `…`. */
-const codeSpans = (text: string): string[] => [...text.matchAll(/``(.+?)``|`([^`]+)`/g)].map((m) => (m[1] ?? m[2])!);
+const codeSpans = (text: string): string[] =>
+  [...text.matchAll(/``(.+?)``|`([^`]+)`/g)].map((m) => (m[1] ?? m[2])!);
 
 /** The source text the messages come from, with template-literal escapes undone. */
 function sourceText(dir: string): string {
   const walk = (d: string): string[] =>
-    readdirSync(d, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(path.join(d, e.name)) : e.name.endsWith('.ts') ? [path.join(d, e.name)] : []));
-  return walk(dir).map((f) => readFileSync(f, 'utf8')).join('\n').replace(/\\`/g, '`').replace(/\\"/g, '"');
+    readdirSync(d, { withFileTypes: true }).flatMap((e) =>
+      e.isDirectory() ? walk(path.join(d, e.name)) : e.name.endsWith('.ts') ? [path.join(d, e.name)] : [],
+    );
+  return walk(dir)
+    .map((f) => readFileSync(f, 'utf8'))
+    .join('\n')
+    .replace(/\\`/g, '`')
+    .replace(/\\"/g, '"');
 }
 
 /**
@@ -623,33 +759,73 @@ function sourceText(dir: string): string {
  * certificate has expired are the same libraries' wording for the neighbouring cases).
  */
 const EXTERNAL = [
-  'ECONNREFUSED:', 'Connection refused: Not authorized', '"err":"Connection refused: Not authorized"', 'Bad User Name or Password',
-  '"err":"connect ECONNREFUSED', '"err":"self-signed certificate in certificate chain"', 'SELF_SIGNED_CERT_IN_CHAIN',
-  '"unable to get local issuer certificate"', '"err":"Hostname/IP does not match certificate\'s altnames:', 'ERR_TLS_CERT_ALTNAME_INVALID',
-  '"err":"certificate has expired"', 'CERT_HAS_EXPIRED', '"err":"read ECONNRESET"', '"msg":"mqtt error"',
-  'sudo: The "no new privileges" flag is set, which prevents sudo from running as root.', 'sudo: sorry, you must have a tty to run sudo',
-  'NoNewPrivileges=yes', 'no-new-privileges', 'Defaults:homelab-cmd !requiretty',
+  'ECONNREFUSED:',
+  'Connection refused: Not authorized',
+  '"err":"Connection refused: Not authorized"',
+  'Bad User Name or Password',
+  '"err":"connect ECONNREFUSED',
+  '"err":"self-signed certificate in certificate chain"',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  '"unable to get local issuer certificate"',
+  '"err":"Hostname/IP does not match certificate\'s altnames:',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+  '"err":"certificate has expired"',
+  'CERT_HAS_EXPIRED',
+  '"err":"read ECONNRESET"',
+  '"msg":"mqtt error"',
+  'sudo: The "no new privileges" flag is set, which prevents sudo from running as root.',
+  'sudo: sorry, you must have a tty to run sudo',
+  'NoNewPrivileges=yes',
+  'no-new-privileges',
+  'Defaults:homelab-cmd !requiretty',
 ];
 
 describe('docs: install.md, operations.md, getting-started.md', () => {
-  it.each(OUR_DOCS)('%s: every relative link points at a file that exists, and at a heading that exists', (doc) => {
-    const text = read(doc);
-    const links = [...text.matchAll(/\]\((?!https?:)([^)\s]+)\)/g)].map((m) => m[1]!);
-    expect(links.length).toBeGreaterThan(0);
-    for (const link of links) {
-      const [file = '', anchor] = link.split('#');
-      const target = file === '' ? path.join(REPO, doc) : path.resolve(path.dirname(path.join(REPO, doc)), file);
-      expect(existsSync(target), link).toBe(true);
-      if (anchor) expect(anchorsOf(readFileSync(target, 'utf8')), link).toContain(anchor);
-    }
-  });
+  it.each(OUR_DOCS)(
+    '%s: every relative link points at a file that exists, and at a heading that exists',
+    (doc) => {
+      const text = read(doc);
+      const links = [...text.matchAll(/\]\((?!https?:)([^)\s]+)\)/g)].map((m) => m[1]!);
+      expect(links.length).toBeGreaterThan(0);
+      for (const link of links) {
+        const [file = '', anchor] = link.split('#');
+        const target =
+          file === '' ? path.join(REPO, doc) : path.resolve(path.dirname(path.join(REPO, doc)), file);
+        expect(existsSync(target), link).toBe(true);
+        if (anchor) expect(anchorsOf(readFileSync(target, 'utf8')), link).toContain(anchor);
+      }
+    },
+  );
 
   it('operations.md has a troubleshooting row for every error code of mqtt-api.md', () => {
     const api = read('docs/mqtt-api.md');
-    const table = api.slice(api.indexOf('## Error codes'), api.indexOf('\n## ', api.indexOf('## Error codes') + 1));
+    const table = api.slice(
+      api.indexOf('## Error codes'),
+      api.indexOf('\n## ', api.indexOf('## Error codes') + 1),
+    );
     const codes = [...table.matchAll(/^\| `([a-z_]+)` \|/gm)].map((m) => m[1]!);
     // CONTRACT.md § Result object lists 17; mqtt-api.md may document more.
-    expect(codes).toEqual(expect.arrayContaining(['invalid_request', 'unknown_action', 'invalid_params', 'not_whitelisted', 'execution_disabled', 'busy', 'expired', 'bad_signature', 'replayed', 'retained_ignored', 'timeout', 'not_found', 'sudo_failed', 'denied', 'exit_nonzero', 'interrupted', 'shutting_down']));
+    expect(codes).toEqual(
+      expect.arrayContaining([
+        'invalid_request',
+        'unknown_action',
+        'invalid_params',
+        'not_whitelisted',
+        'execution_disabled',
+        'busy',
+        'expired',
+        'bad_signature',
+        'replayed',
+        'retained_ignored',
+        'timeout',
+        'not_found',
+        'sudo_failed',
+        'denied',
+        'exit_nonzero',
+        'interrupted',
+        'shutting_down',
+      ]),
+    );
     const ops = read('docs/operations.md');
     for (const code of codes) expect(ops, code).toMatch(new RegExp(`^\\| \`${code}\` \\(`, 'm'));
   });
@@ -662,15 +838,21 @@ describe('docs: install.md, operations.md, getting-started.md', () => {
     const agent = troubleshooting.indexOf('### The agent');
     expect(results).toBeGreaterThan(0);
     expect(agent).toBeGreaterThan(results);
-    const rows = (text: string) => text.split('\n').filter((l) => l.startsWith('| ') && !l.startsWith('| ---'));
+    const rows = (text: string) =>
+      text.split('\n').filter((l) => l.startsWith('| ') && !l.startsWith('| ---'));
     // The "you see" column: the second in the table of error codes, the first in the others.
     const seen = [
-      ...rows(troubleshooting.slice(results, agent)).map((r) => r.split(' | ')[/^\| `[a-z_]+` \(/.test(r) ? 1 : 0]!),
+      ...rows(troubleshooting.slice(results, agent)).map(
+        (r) => r.split(' | ')[/^\| `[a-z_]+` \(/.test(r) ? 1 : 0]!,
+      ),
       ...rows(troubleshooting.slice(agent)).map((r) => r.split(' | ')[0]!),
     ];
     let checked = 0;
     for (const span of seen.flatMap(codeSpans)) {
-      for (const fragment of span.split('…').map((f) => f.trim()).filter((f) => f.length >= 12)) {
+      for (const fragment of span
+        .split('…')
+        .map((f) => f.trim())
+        .filter((f) => f.length >= 12)) {
         if (EXTERNAL.some((e) => e.includes(fragment) || fragment.includes(e))) continue;
         expect(src, `"${fragment}" (in: ${span})`).toContain(fragment);
         checked++;
@@ -682,8 +864,14 @@ describe('docs: install.md, operations.md, getting-started.md', () => {
   it('operations.md quotes the corrupt-file warnings exactly as the state files log them', () => {
     const src = sourceText(path.join(REPO, 'src'));
     const ops = read('docs/operations.md');
-    const block = /```text\n([\s\S]*?)```/.exec(ops.slice(ops.indexOf('**Corrupt files.**')))![1]!.trim().split('\n');
-    const what = [...src.matchAll(/new JsonStateFile\([^;]*?, log, (['"])(.+?)\1\)/g)].map((m) => m[2]!);
+    const block = /```text\n([\s\S]*?)```/
+      .exec(ops.slice(ops.indexOf('**Corrupt files.**')))![1]!
+      .trim()
+      .split('\n');
+    // Whitespace-insensitive: the formatter may break a constructor call over several lines.
+    const what = [...src.matchAll(/new JsonStateFile\([^;]*?,\s*log,\s*(['"])(.+?)\1,?\s*\)/g)].map(
+      (m) => m[2]!,
+    );
     expect(what.length).toBeGreaterThanOrEqual(3);
     expect(src).toContain('`${this.what} was corrupt; moved it aside and started without it`');
     for (const w of what) expect(block).toContain(`${w} was corrupt; moved it aside and started without it`);
