@@ -1,7 +1,7 @@
-// Node-RED function node: sign a homelab-cmd request (docs/security.md).
+// Node-RED function node: sign a homelab-cmd request (canonical form homelab-cmd/v2, docs/security.md).
 // Setup tab → Modules: add "crypto" as `crypto`. Set the key in an environment
 // variable of the flow (HOMELAB_CMD_KEY), never in the flow itself.
-// In:  msg.host, msg.action, msg.params (object)   Out: msg.topic, msg.payload
+// In:  msg.host, msg.action, msg.params (object)   Out: msg.topic, msg.payload, msg.messageExpiryInterval
 const key = env.get('HOMELAB_CMD_KEY');
 const canonical = (v) =>
   Array.isArray(v)
@@ -11,9 +11,29 @@ const canonical = (v) =>
       : JSON.stringify(v);
 const id = `nr-${Date.now()}-${Math.random().toString(16).slice(2, 8)}`;
 const ts = Date.now();
+const ttl = 60; // seconds: a request held up longer (a host offline) is dropped, never run late
 const params = msg.params || {};
-const text = ['homelab-cmd/v1', msg.host, msg.action, id, String(ts), canonical(params)].join('\n');
-const sig = crypto.createHmac('sha256', key).update(text).digest('hex');
+// Echoed in the result, so the flow can pick out its own; signed like every other field.
+const transaction = typeof msg._msgid === 'string' ? msg._msgid.slice(0, 64) : null;
+// Everything the agent checks; what this node does not send (a response topic, timeout, …) is null.
+const fields = {
+  action: msg.action,
+  cancel: null,
+  command: null,
+  correlation_data: null,
+  host: msg.host,
+  id,
+  params,
+  press: false,
+  response_topic: null,
+  timeout: null,
+  transaction,
+  ts,
+  ttl,
+};
+const sig = crypto.createHmac('sha256', key).update(`homelab-cmd/v2\n${canonical(fields)}`).digest('hex');
 msg.topic = `homelab/${msg.host}/cmd/${msg.action}`;
-msg.payload = { id, params, ts, sig, transaction: msg._msgid };
+msg.payload = { id, params, ts, ttl, sig };
+if (transaction !== null) msg.payload.transaction = transaction;
+msg.messageExpiryInterval = ttl;
 return msg;

@@ -17,7 +17,7 @@ import {
   type Result,
 } from '../core/result.js';
 import type { HostTopics } from '../core/topics.js';
-import { verify } from '../core/signing.js';
+import { admit } from '../core/admission.js';
 import { AuditLog } from './audit.js';
 import { LiveOutput } from './live-output.js';
 import type { Logger } from '../log.js';
@@ -28,6 +28,7 @@ import type { Journal, StoredRequest } from './journal.js';
 import { ResultPublisher, replyToOf, type ReplyTo, type ResultSink } from './results.js';
 import { StaggerCoordinator, type StaggerConfig, type StaggerItem } from './stagger.js';
 import { ActionStats } from './action-stats.js';
+import { SignedIds } from './signed-ids.js';
 
 export type { ResultSink } from './results.js';
 
@@ -66,6 +67,8 @@ export class Pipeline {
   private readonly syncing = new Set<Promise<void>>();
   /** Every final result is counted there, once: the heartbeat's `stats` and its per-action figures. */
   readonly stats: ActionStats;
+  /** Signed ids accepted within their window (docs/security.md § Signed requests). */
+  private readonly signedIds: SignedIds;
 
   constructor(
     private readonly config: Config,
@@ -79,6 +82,11 @@ export class Pipeline {
   ) {
     this.audit = new AuditLog(config.state_dir, config.security.audit, log);
     this.stats = new ActionStats(config, log.child({ module: 'stats' }));
+    this.signedIds = new SignedIds(
+      config.state_dir,
+      config.security.window,
+      log.child({ module: 'signed-ids' }),
+    );
     this.results = new ResultPublisher(topics, sink, log, journal.finalIds(), (id) =>
       this.remember(() => journal.markPublished(id)),
     );
@@ -219,8 +227,19 @@ export class Pipeline {
     }
     ref.action = resolved.job.action;
     if (!resumed) {
-      const unsigned = this.checkSignature(req, resolved.job.action, resolved.job.sudo, acceptedAt);
-      if (unsigned) return unsigned;
+      const refused = admit({
+        request: req,
+        host: this.config.host,
+        action: resolved.job.action,
+        privileged: resolved.job.sudo,
+        key: this.config.signingKey,
+        policy: this.config.security,
+        now: acceptedAt,
+        replyTo,
+        used: this.signedIds.has(req.id, acceptedAt),
+        full: this.signedIds.full(acceptedAt),
+      });
+      if (refused) return refused;
     }
     // Path params resolved on the file system; the deny-list over every command it may run (run-job checks again).
     const checked = checkJob(resolved.job, this.config);
@@ -253,6 +272,11 @@ export class Pipeline {
     const q: Queued = { origin, ref, job, replyTo, stored, stagger };
     let durable: Promise<void> | undefined;
     try {
+      // A signed id is remembered for its whole window before it can run: it is never valid twice.
+      const signed =
+        !resumed && req.sig !== undefined && req.ts !== undefined
+          ? this.signedIds.remember(req.id, req.ts, acceptedAt)
+          : undefined;
       // Journaled before it can run: after a crash this id is reported, never re-run. A staggered one is
       // journaled as scheduled, with what is needed to run it later: it survives a restart.
       if (stagger && !resumed)
@@ -265,6 +289,7 @@ export class Pipeline {
         );
       else if (!stagger)
         durable = this.journal.recordDurable(makeResult(this.config.host, ref, { status: 'running' }));
+      if (signed) durable = Promise.all([durable, signed]).then(() => undefined);
     } catch (err) {
       return this.journalRefusal(ref.id, err);
     }
@@ -460,63 +485,6 @@ export class Pipeline {
       'request finished',
     );
     this.results.final(result, q.replyTo);
-  }
-
-  /** A Rejection when the request's signature is missing where required, wrong, or out of its time window. */
-  private checkSignature(
-    req: Request,
-    action: string,
-    privileged: boolean,
-    now: number,
-  ): Rejection | undefined {
-    const sec = this.config.security;
-    const required =
-      sec.require_signature === 'all' || (sec.require_signature === 'privileged' && privileged);
-    if (req.sig === undefined) {
-      if (!required) return undefined;
-      return {
-        code: 'bad_signature',
-        error: `action "${action}" needs a signed request (security.require_signature: ${sec.require_signature}) — sign it with the fleet key (homelab-cmd send --key-file, or docs/security.md)`,
-      };
-    }
-    const key = this.config.signingKey;
-    if (key === undefined)
-      return {
-        code: 'bad_signature',
-        error:
-          'the request is signed, but this agent has no security.key_file to check it — configure the key, or send it unsigned',
-      };
-    if (req.generatedId)
-      return {
-        code: 'bad_signature',
-        error: 'a signed request must carry its own "id" (the signature binds it)',
-      };
-    if (req.ts === undefined)
-      return {
-        code: 'bad_signature',
-        error: 'a signed request must carry "ts" (ms since epoch; the signature binds it)',
-      };
-    const skew = Math.round((now - req.ts) / 1000);
-    if (Math.abs(now - req.ts) > sec.window) {
-      return {
-        code: 'expired',
-        error: `the signed request's ts is ${Math.abs(skew)} s ${skew > 0 ? 'in the past' : 'in the future'}; signed requests are valid within ±${Math.round(sec.window / 1000)} s — sign it again now, or check the clocks`,
-      };
-    }
-    const fields = {
-      host: this.config.host,
-      action: req.command !== undefined ? '' : action,
-      id: req.id,
-      ts: req.ts,
-      params: req.command !== undefined ? { command: req.command } : req.params,
-    };
-    if (!verify(key, fields, req.sig))
-      return {
-        code: 'bad_signature',
-        error:
-          'the signature does not match this request (host, action, id, ts and params are all signed) — check the key and the canonical string in docs/security.md',
-      };
-    return undefined;
   }
 
   /** Journal writes after acceptance: a failure is logged, never thrown into the MQTT session. */

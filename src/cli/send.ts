@@ -6,7 +6,7 @@ import { loadConfig } from '../config/load.js';
 import { ACTION_NAME_RE, HOST_ID_RE, REQUEST_ID_RE } from '../core/names.js';
 import { isFinal, type Result } from '../core/result.js';
 import type { OutputMessage } from '../agent/live-output.js';
-import { sign } from '../core/signing.js';
+import { sign, type SignedFields } from '../core/signing.js';
 import { brokerUrls } from '../core/failover.js';
 import { hostTopics } from '../core/topics.js';
 import { UsageError } from '../errors.js';
@@ -99,9 +99,10 @@ security.key_file of --config. --follow prints the command's output live
     if (timeout !== undefined) request.timeout = timeout;
     const key =
       readKey(values['key-file']) ?? (values.config ? loadConfig(values.config).signingKey : undefined);
+    // Signed last, over the request as it will be sent (send uses no response topic: signed as none).
     if (key !== undefined) {
       request.ts = Date.now();
-      request.sig = sign(key, { host, action, id, ts: request.ts as number, params });
+      request.sig = sign(key, signedFields(host, request));
     }
     const client = await connectClient(target);
     try {
@@ -130,6 +131,28 @@ security.key_file of --config. --follow prints the command's output live
     }
   },
 };
+
+/** What a v2 signature binds, read from the request object about to be published (docs/security.md). */
+export function signedFields(
+  host: string,
+  request: Record<string, unknown>,
+  replyTo?: { responseTopic: string; correlationData?: Uint8Array },
+): SignedFields {
+  const opt = <T>(v: unknown, type: string): T | undefined => (typeof v === type ? (v as T) : undefined);
+  return {
+    host,
+    action: String(request.action),
+    id: String(request.id),
+    ts: request.ts as number,
+    params: request.params as Record<string, unknown> | undefined,
+    // The agent keeps whole milliseconds of a timeout, and signs what it keeps.
+    timeout: typeof request.timeout === 'number' ? Math.round(request.timeout * 1000) / 1000 : undefined,
+    ttl: opt<number>(request.ttl, 'number'),
+    transaction: opt<string>(request.transaction, 'string'),
+    responseTopic: replyTo?.responseTopic,
+    correlationData: replyTo?.correlationData,
+  };
+}
 
 function readKey(file: string | undefined): string | undefined {
   if (file === undefined) return undefined;

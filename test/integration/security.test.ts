@@ -174,6 +174,7 @@ describe('signed requests (security.require_signature: privileged)', () => {
       payload: { id: string };
     };
     expect(out.topic).toBe('homelab/sec-signed/cmd/restart_service');
+    expect(out.payload).toMatchObject({ ttl: 60, transaction: 'nr-tx-1' });
     const done = h.finalFor('sec-signed', out.payload.id);
     await h.ctl.pub(out.topic, JSON.stringify(out.payload));
     expect(await done).toMatchObject({
