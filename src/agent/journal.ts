@@ -4,21 +4,18 @@
  * stored result and never runs twice. Append-only lines (one write + fsync per
  * change) with periodic compaction through an atomic rewrite; a torn last line
  * from a crash is skipped, a corrupt file is moved aside, never a crash loop.
+ * Memory holds a summary of each result; a result's outputs stay on disk only, and a repeated id's
+ * full result is read back from its line (docs/performance.md § Memory of the id journal).
  */
-import {
-  closeSync,
-  fstatSync,
-  fsync,
-  fsyncSync,
-  ftruncateSync,
-  openSync,
-  readFileSync,
-  writeSync,
-} from 'node:fs';
+import { closeSync, fstatSync, fsync, fsyncSync, ftruncateSync, openSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from '../log.js';
 import { isFinal, type Result } from '../core/result.js';
-import { ensureWritableDir, moveAside, writeAtomic } from './state-file.js';
+import { ensureWritableDir, moveAside } from './state-file.js';
+import { forEachLine, readLineAt, rewriteAtomic, summaryOf, type Place } from './journal-lines.js';
+
+/** A record line longer than this keeps only its summary in memory; the whole result stays on disk. */
+const SUMMARY_ABOVE_BYTES = 1024;
 
 /** What is needed to run an accepted request later (a scheduled run, after a restart). */
 export interface StoredRequest {
@@ -35,7 +32,10 @@ export interface JournalEntry {
 }
 
 export class Journal {
+  /** Each id's latest result — a summary (outputs emptied) when its whole result is in `onDisk`. */
   private readonly entries = new Map<string, Result>();
+  /** Ids whose whole result is only on disk, and where its line is. */
+  private onDisk = new Map<string, Place>();
   private readonly requests = new Map<string, StoredRequest>();
   /** Final results the broker has not acknowledged yet: the outbox, published again after a restart. */
   private readonly unpublished = new Set<string>();
@@ -61,48 +61,81 @@ export class Journal {
   /** Reads the journal; returns the entries that were not final (they were cut short by a crash). */
   open(): Result[] {
     ensureWritableDir(this.dir);
-    let text = '';
-    try {
-      text = readFileSync(this.file, 'utf8');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    }
     let bad = 0;
-    for (const line of text.split('\n')) {
-      if (line.trim() === '') continue;
+    const readLine = (line: string, offset: number, length: number): void => {
+      if (line.trim() === '') return;
       try {
         const e = JSON.parse(line) as
           JournalEntry | { id: string; forget: true } | { id: string; published: true };
         if (typeof e.id !== 'string') throw new Error('not an entry');
         if ('published' in e) {
           this.unpublished.delete(e.id);
-          continue;
+          return;
         }
         this.entries.delete(e.id); // re-insert: Map order is recency order
+        this.onDisk.delete(e.id);
         this.unpublished.delete(e.id);
-        if ('forget' in e) continue;
+        if ('forget' in e) return;
         if (typeof e.result?.status !== 'string') throw new Error('not an entry');
-        this.entries.set(e.id, e.result);
+        this.keepInMemory(e.id, e.result, { offset, length });
         if (isFinal(e.result.status)) this.unpublished.add(e.id);
         if (e.request) this.requests.set(e.id, e.request);
         else if (isFinal(e.result.status)) this.requests.delete(e.id);
       } catch {
         bad++;
       }
+    };
+    try {
+      forEachLine(this.file, readLine);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     }
+    // The outputs of what was read are in this file, until the compaction below rewrites it.
+    let source = this.file;
     if (bad > 0) {
       const aside = moveAside(this.file);
+      source = aside;
       this.log.warn(
         { file: this.file, movedTo: aside, badLines: bad, kept: this.entries.size },
         'the id journal had unreadable lines; moved it aside and kept what was readable',
       );
     }
-    this.compact();
+    this.compact(source);
     return [...this.entries.values()].filter((r) => !isFinal(r.status));
   }
 
+  /** The id's latest result, whole: outputs are read back from disk when only its summary is in memory. */
   get(id: string): Result | undefined {
-    return this.entries.get(id);
+    const summary = this.entries.get(id);
+    if (summary === undefined) return undefined;
+    return this.whole(id, summary, this.file);
+  }
+
+  private whole(id: string, summary: Result, source: string | number): Result {
+    const place = this.onDisk.get(id);
+    if (place === undefined) return summary;
+    try {
+      const e = JSON.parse(readLineAt(source, place.offset, place.length)) as JournalEntry;
+      if (e.id === id && e.result?.status === summary.status) return e.result;
+      throw new Error('the line there is not this result');
+    } catch (err) {
+      this.log.warn(
+        { err, id, file: source },
+        'could not read a stored result back; answering with its summary',
+      );
+      return summary;
+    }
+  }
+
+  /** Small results whole; a big one as a summary, its outputs left on disk at `place`. */
+  private keepInMemory(id: string, result: Result, place: Place): void {
+    if (place.length <= SUMMARY_ABOVE_BYTES) {
+      this.entries.set(id, result);
+      this.onDisk.delete(id);
+      return;
+    }
+    this.entries.set(id, summaryOf(result));
+    this.onDisk.set(id, place);
   }
 
   get size(): number {
@@ -119,9 +152,10 @@ export class Journal {
     const entry: JournalEntry = { id: result.id, result };
     if (request) entry.request = request;
     // On disk first: if the write fails (a full disk), memory must not claim the id was accepted.
-    this.append(`${JSON.stringify(entry)}\n`, durable);
+    const line = JSON.stringify(entry);
+    const offset = this.append(`${line}\n`, durable);
     this.entries.delete(result.id);
-    this.entries.set(result.id, result);
+    this.keepInMemory(result.id, result, { offset, length: Buffer.byteLength(line) });
     if (isFinal(result.status)) this.unpublished.add(result.id);
     else this.unpublished.delete(result.id);
     if (request) this.requests.set(result.id, request);
@@ -182,19 +216,24 @@ export class Journal {
 
   /** Final results not yet acknowledged by the broker, oldest first (at most the last `limit`). */
   outbox(limit = 100): Result[] {
-    return [...this.entries.values()].filter((r) => this.unpublished.has(r.id)).slice(-limit);
+    return [...this.entries.values()]
+      .filter((r) => this.unpublished.has(r.id))
+      .slice(-limit)
+      .map((r) => this.whole(r.id, r, this.file));
   }
 
   /** An accepted id that never ran (stopped while queued) becomes free to send again. */
   forget(id: string): void {
     this.requests.delete(id);
     this.unpublished.delete(id);
+    this.onDisk.delete(id);
     if (!this.entries.delete(id)) return;
     this.append(`${JSON.stringify({ id, forget: true })}\n`);
     this.compactIfLong();
   }
 
-  private append(line: string, durable = true): void {
+  /** Returns the byte offset where the line starts. */
+  private append(line: string, durable = true): number {
     if (this.fd === undefined) {
       this.fd = openSync(this.file, 'a', 0o600);
       this.fileSize = fstatSync(this.fd).size;
@@ -216,8 +255,10 @@ export class Journal {
       this.close();
       throw err;
     }
+    const offset = this.fileSize;
     this.fileSize += bytes.length;
     this.lines++;
+    return offset;
   }
 
   /** Called once memory holds what was just appended: the rewrite is made from memory. */
@@ -245,26 +286,52 @@ export class Journal {
     return [...this.entries.entries()].filter(([, r]) => isFinal(r.status)).map(([id]) => id);
   }
 
-  private compact(): void {
+  /** Rewrites the file from memory, each big result's line copied from `source` (one line at a time). */
+  private compact(source = this.file): void {
     while (this.entries.size > this.keep) {
       const oldest = this.entries.keys().next().value;
       if (oldest === undefined) break;
       this.entries.delete(oldest);
       this.requests.delete(oldest);
       this.unpublished.delete(oldest);
+      this.onDisk.delete(oldest);
     }
-    const text = [...this.entries.entries()]
-      .flatMap(([id, result]) => {
+    const entries = [...this.entries.entries()];
+    /** The id of each line written, "" for an acknowledgement line. */
+    const lineIds: string[] = [];
+    let from: number | undefined;
+    try {
+      from = this.onDisk.size > 0 ? openSync(source, 'r') : undefined;
+    } catch (err) {
+      this.log.warn(
+        { err, file: source },
+        'cannot read the old journal back; keeping summaries of its results',
+      );
+    }
+    const lines = function* (this: Journal): Generator<string> {
+      for (const [id, summary] of entries) {
+        const result = from === undefined ? summary : this.whole(id, summary, from);
         const request = this.requests.get(id);
-        const line = JSON.stringify(request ? { id, result, request } : { id, result });
-        return isFinal(result.status) && !this.unpublished.has(id)
-          ? [line, JSON.stringify({ id, published: true })]
-          : [line];
-      })
-      .join('\n');
-    writeAtomic(this.file, text === '' ? '' : `${text}\n`);
+        lineIds.push(id);
+        yield JSON.stringify(request ? { id, result, request } : { id, result });
+        if (isFinal(result.status) && !this.unpublished.has(id)) {
+          lineIds.push('');
+          yield JSON.stringify({ id, published: true });
+        }
+      }
+    }.call(this);
+    const places = new Map<string, Place>();
+    try {
+      rewriteAtomic(this.file, lines, (i, offset, length) => {
+        const id = lineIds[i];
+        if (id && this.onDisk.has(id)) places.set(id, { offset, length });
+      });
+    } finally {
+      if (from !== undefined) closeSync(from);
+    }
     // The rename replaced the file: an fd kept open would append to the old one.
     this.close();
+    this.onDisk = places;
     this.lines = this.entries.size;
   }
 }
