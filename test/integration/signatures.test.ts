@@ -3,14 +3,16 @@
  * resolved action, timeout, ttl, transaction and where the answer goes; a signed id stays used for its
  * whole window, however many requests come between and across a restart.
  */
-import { writeFileSync } from 'node:fs';
+import crypto from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import * as nodeVm from 'node:vm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Agent } from '../../src/agent/agent.js';
 import type { Journal } from '../../src/agent/journal.js';
 import { makeResult } from '../../src/core/result.js';
 import { sign, type SignedFields } from '../../src/core/signing.js';
-import { calls, fakeBin, tempDir } from '../helpers/fixtures.js';
+import { REPO, calls, fakeBin, tempDir } from '../helpers/fixtures.js';
 import { Harness } from '../helpers/harness.js';
 
 const h = new Harness();
@@ -151,6 +153,34 @@ describe('what a v2 signature binds', () => {
     expect(evil.map((m) => (JSON.parse(m.text) as { error_code: string }).error_code)).toEqual([
       'bad_signature',
     ]);
+  });
+});
+
+describe('the Node-RED sign function (examples/node-red/sign-function.js)', () => {
+  it('signs the response topic and correlation data it passes on; the agent answers there', async () => {
+    const code = readFileSync(path.join(REPO, 'examples/node-red/sign-function.js'), 'utf8');
+    const msg = {
+      host: HOST,
+      action: 'ping',
+      _msgid: 'nr-1',
+      responseTopic: 'ctl/nodered/replies',
+      correlationData: Buffer.from('nr-corr'),
+    };
+    const env = { get: (k: string) => (k === 'HOMELAB_CMD_KEY' ? KEY : undefined) };
+    const out = nodeVm.runInNewContext(`(function(){${code}\n})()`, { msg, env, crypto, Buffer }) as {
+      topic: string;
+      payload: { id: string };
+      responseTopic: string;
+      correlationData: Buffer;
+    };
+    await h.ctl.sub('ctl/nodered/replies');
+    const props = { responseTopic: out.responseTopic, correlationData: out.correlationData };
+    expect(await publish('cmd/ping', out.payload, props)).toMatchObject({
+      status: 'succeeded',
+      transaction: 'nr-1',
+    });
+    const reply = h.ctl.messages.find((m) => m.topic === 'ctl/nodered/replies');
+    expect(reply?.packet.properties?.correlationData?.toString()).toBe('nr-corr');
   });
 });
 
