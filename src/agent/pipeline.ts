@@ -236,8 +236,8 @@ export class Pipeline {
         policy: this.config.security,
         now: acceptedAt,
         replyTo,
-        used: this.signedIds.has(req.id, acceptedAt),
-        full: this.signedIds.full(acceptedAt),
+        used: req.sig !== undefined && this.signedIds.has(req.id, acceptedAt),
+        full: req.sig !== undefined && this.signedIds.full(acceptedAt),
       });
       if (refused) return refused;
     }
