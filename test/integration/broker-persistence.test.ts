@@ -97,6 +97,45 @@ describe('the embedded broker keeps its state across restarts', () => {
     await fresh.end();
   }, 240_000);
 
+  it('with users and ACL: a refused QoS 1 publish is answered at once, and the PUBACKs held until stored never stall a client', async () => {
+    const dir = tempDir();
+    const file = writeConfig(dir, {
+      state_dir: `${dir}/state`,
+      broker: {
+        users: [
+          { username: 'agent-h', password: 'pw-agent', role: 'agent', host: 'h' },
+          { username: 'ha', password: 'pw-ha', role: 'controller' },
+        ],
+      },
+    });
+    const port = await freePort();
+    const url = `mqtt://127.0.0.1:${port}`;
+    await startBroker(file, port);
+    const agent = await TestClient.connect(url, { username: 'agent-h', password: 'pw-agent' });
+    await agent.sub('homelab/h/cmd/#');
+    const ha = await TestClient.connect(url, { username: 'ha', password: 'pw-ha' });
+    // An agent may not command another host: MQTT 5 answers PUBACK 0x87, and the client goes on.
+    await expect(
+      withDeadline(agent.client.publishAsync('homelab/other/cmd/x', 'no', { qos: 1 }), 10_000, 'the refusal'),
+    ).rejects.toThrow(/not authorized|135/i);
+    await withDeadline(
+      agent.client.publishAsync('homelab/h/status', 'online', { qos: 1, retain: true }),
+      10_000,
+      'an allowed publish after a refused one',
+    );
+    // A controller's QoS 1 requests, 50 in flight at once, each acknowledged and delivered.
+    await withDeadline(
+      Promise.all(
+        Array.from({ length: 50 }, (_, i) => ha.client.publishAsync('homelab/h/cmd/x', `r${i}`, { qos: 1 })),
+      ),
+      20_000,
+      '50 concurrent PUBACKs',
+    );
+    await until(() => agent.on('homelab/h/cmd/x').length === 50, 10_000, '50 deliveries');
+    await agent.end();
+    await ha.end();
+  }, 60_000);
+
   it('broker.persistence: memory forgets sessions at a restart, as before', async () => {
     const dir = tempDir();
     const file = writeConfig(dir, { state_dir: `${dir}/state`, broker: { persistence: 'memory' } });
