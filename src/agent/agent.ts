@@ -14,6 +14,8 @@ import { Probes } from './probes.js';
 import { Journal } from './journal.js';
 import { Pipeline, type ResultSink } from './pipeline.js';
 import { MqttSession } from './session.js';
+import { removeStaleTemps } from './state-file.js';
+import { StateHealth } from './state-health.js';
 import { StatusGuard } from './status-guard.js';
 import { fleetSubscriptions } from './stagger.js';
 
@@ -32,6 +34,7 @@ export class Agent {
   private probes: Probes | undefined;
   private statusGuard: StatusGuard | undefined;
   private heartbeatTimer: NodeJS.Timeout | undefined;
+  private health: StateHealth | undefined;
   private pendingPublishes = 0;
   private stopped = false;
 
@@ -53,8 +56,15 @@ export class Agent {
     const { config, log } = this;
     // Children inherit it: files a command creates are private to its user.
     process.umask(0o077);
-    const journal = new Journal(config.state_dir, log.child({ module: 'journal' }));
+    // A full state_dir is a degraded mode, not a crash: start, go online, refuse new requests until space returns.
+    removeStaleTemps(config.state_dir, log);
+    const health = new StateHealth(config.state_dir, log.child({ module: 'state' }), () => {
+      if (this.session?.connected) void this.publishHeartbeat();
+    });
+    this.health = health;
+    const journal = new Journal(config.state_dir, log.child({ module: 'journal' }), undefined, health);
     const unfinished = journal.open();
+    health.check();
     this.journal = journal;
 
     const haStatus = `${config.discovery.prefix}/status`;
@@ -157,6 +167,8 @@ export class Agent {
     probes.start();
     this.heartbeatTimer = setInterval(() => {
       // On the heartbeat's beat, connected or not: at most one small write an interval, none when idle.
+      // While state_dir is full, one probe a beat: space returning ends the degraded mode by itself.
+      if (health.degraded) health.check();
       pipeline.stats.save();
       if (session.connected) void this.publishHeartbeat();
     }, config.heartbeat.interval);
@@ -218,6 +230,7 @@ export class Agent {
         actions: pipeline.stats.actions(),
         diskPath: this.config.state_dir,
         insecure: this.config.mqtt.insecure,
+        degraded: this.health?.degraded,
       });
       await session.publish(this.topics.heartbeat, JSON.stringify(hb), { retain: true });
     } catch (err) {

@@ -22,6 +22,8 @@ export interface Heartbeat {
   actions?: Record<string, ActionFigures>;
   /** Extension: present (true) only when mqtt.insecure turned TLS verification off. */
   insecure?: true;
+  /** Extension: present only while state_dir cannot be written — why new requests are refused `busy`. */
+  degraded?: string;
 }
 
 export interface HeartbeatInput {
@@ -35,6 +37,7 @@ export interface HeartbeatInput {
   /** The filesystem whose use is reported: the one holding state_dir. */
   diskPath: string;
   insecure?: boolean;
+  degraded?: string | undefined;
 }
 
 export async function readHeartbeat(input: HeartbeatInput, now = new Date()): Promise<Heartbeat> {
@@ -61,6 +64,7 @@ export async function readHeartbeat(input: HeartbeatInput, now = new Date()): Pr
     stats: { ...input.stats },
     ...(input.actions ? { actions: input.actions } : {}),
     ...(input.insecure ? { insecure: true as const } : {}),
+    ...(input.degraded ? { degraded: input.degraded } : {}),
   };
 }
 

@@ -3,7 +3,7 @@
  * (no whole-file copy in memory), reading one line back by its offset, and rewriting it atomically
  * one line at a time. The journal keeps outputs on disk only (docs/performance.md § Memory of the id journal).
  */
-import { closeSync, fsyncSync, openSync, readSync, renameSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
 import type { Result } from '../core/result.js';
 
 /** Where a record line is in journal.jsonl. */
@@ -94,8 +94,12 @@ export function rewriteAtomic(
       at += bytes.length;
     }
     fsyncSync(fd);
-  } finally {
+  } catch (err) {
+    // A full disk must not leave a half-written copy behind (docs/operations.md § The state directory).
     closeSync(fd);
+    rmSync(tmp, { force: true });
+    throw err;
   }
+  closeSync(fd);
   renameSync(tmp, file);
 }

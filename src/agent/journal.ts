@@ -12,6 +12,7 @@ import path from 'node:path';
 import type { Logger } from '../log.js';
 import { isFinal, type Result } from '../core/result.js';
 import { ensureWritableDir, moveAside } from './state-file.js';
+import type { StateHealth } from './state-health.js';
 import { forEachLine, readLineAt, rewriteAtomic, summaryOf, type Place } from './journal-lines.js';
 
 /** A record line longer than this keeps only its summary in memory; the whole result stays on disk. */
@@ -49,11 +50,15 @@ export class Journal {
   private syncing = false;
   /** An fd closed while its fsync was in flight is closed when that fsync ends: its number must not be reused under it. */
   private closeAfterSync: number[] = [];
+  /** A compaction a full disk refused: tried again at the next change. */
+  private compactPending = false;
 
   constructor(
     private readonly dir: string,
     private readonly log: Logger,
     private readonly keep = 10_000,
+    /** A full state_dir: degraded mode, not a crash (state-health.ts). */
+    private readonly health?: Pick<StateHealth, 'assertWritable' | 'failed'>,
   ) {
     this.file = path.join(dir, 'journal.jsonl');
   }
@@ -100,7 +105,8 @@ export class Journal {
         'the id journal had unreadable lines; moved it aside and kept what was readable',
       );
     }
-    this.compact(source);
+    // The outputs of what was read are in `source` until this rewrite: read them back from there.
+    this.compactIfLong(true, source);
     return [...this.entries.values()].filter((r) => !isFinal(r.status));
   }
 
@@ -169,6 +175,8 @@ export class Journal {
    * runs share the next: a burst of 16 requests costs about two fsyncs, off the main thread.
    */
   recordDurable(result: Result, request?: StoredRequest): Promise<void> {
+    // While state_dir is full, a new request is refused before anything is written (the busy path).
+    this.health?.assertWritable();
     this.record(result, request, false);
     return new Promise((resolve, reject) => {
       this.syncWaiters.push({ resolve, reject });
@@ -253,6 +261,7 @@ export class Journal {
       }
       // The next append starts from a fresh open and the file's real size.
       this.close();
+      this.health?.failed(err);
       throw err;
     }
     const offset = this.fileSize;
@@ -262,8 +271,20 @@ export class Journal {
   }
 
   /** Called once memory holds what was just appended: the rewrite is made from memory. */
-  private compactIfLong(): void {
-    if (this.lines > this.keep * 2) this.compact();
+  private compactIfLong(now = false, source = this.file): void {
+    if (!now && !this.compactPending && this.lines <= this.keep * 2) return;
+    // What was appended is on disk already: a rewrite a full disk refuses must not make it look unwritten.
+    try {
+      this.compact(source);
+      this.compactPending = false;
+    } catch (err) {
+      this.compactPending = true;
+      this.health?.failed(err);
+      this.log.warn(
+        { file: this.file, err: (err as Error).message },
+        'could not compact the id journal; will retry',
+      );
+    }
   }
 
   /** At stop. A later append (a broker acknowledgement arriving late) opens the file again. */

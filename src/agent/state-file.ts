@@ -10,8 +10,10 @@ import {
   fsyncSync,
   mkdirSync,
   openSync,
+  readdirSync,
   readFileSync,
   renameSync,
+  rmSync,
   writeFileSync,
 } from 'node:fs';
 import path from 'node:path';
@@ -81,15 +83,46 @@ export function moveAside(file: string): string {
 
 /** write, fsync, rename: a reader sees the old file or the new one, never half of one. */
 export function writeAtomic(file: string, data: string): void {
-  const tmp = `${file}.tmp-${process.pid}`;
+  const tmp = `${file}${TEMP_SUFFIX}${process.pid}`;
   const fd = openSync(tmp, 'w', 0o600);
   try {
-    writeFileSync(fd, data);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
+    try {
+      writeFileSync(fd, data);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, file);
+  } catch (err) {
+    // A full disk (ENOSPC) must not leave half a file behind, nor fill the disk further with it.
+    rmSync(tmp, { force: true });
+    throw err;
   }
-  renameSync(tmp, file);
+}
+
+const TEMP_SUFFIX = '.tmp-';
+/** Our own temp names only (`journal.jsonl.tmp-1234`): nothing else in state_dir is touched. */
+const OUR_TEMP = /^[a-z][a-z0-9_.-]*\.tmp-\d+$/;
+
+/** At start: temp files a killed agent left behind (docs/operations.md § The state directory). */
+export function removeStaleTemps(dir: string, log: Logger): void {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return; // No directory yet, or unreadable: ensureWritableDir says so.
+  }
+  for (const name of names.filter((n) => OUR_TEMP.test(n))) {
+    try {
+      rmSync(path.join(dir, name), { force: true });
+      log.info({ file: path.join(dir, name) }, 'removed a temp file a stopped agent left behind');
+    } catch (err) {
+      log.warn(
+        { file: path.join(dir, name), err: (err as Error).message },
+        'could not remove a stale temp file',
+      );
+    }
+  }
 }
 
 export function ensureWritableDir(dir: string): void {

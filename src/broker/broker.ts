@@ -3,6 +3,7 @@
  * With users: username/password and the contract's role ACL.
  * Without users: anonymous clients, from loopback only.
  * With a cluster: its messages and state in a Redis other brokers share (cluster.ts).
+ * With a state directory: its sessions and retained messages on disk (disk-persistence.ts).
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { EventEmitter } from 'node:events';
@@ -12,6 +13,7 @@ import { ConnectionError, PortInUseError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { ClusterBackend, ClusterSpec } from './cluster.js';
 import { mayPublish, maySubscribe, type AclContext, type Role } from './acl.js';
+import { ackAfterStore } from './ack-after-store.js';
 import { ConnackFirst } from './connack-first.js';
 
 export interface BrokerUserSpec {
@@ -30,6 +32,8 @@ export interface BrokerOptions {
   log: Logger;
   /** broker.cluster: share subscriptions, retained messages, sessions and wills with other brokers over Redis. */
   cluster?: ClusterSpec | undefined;
+  /** broker.persistence: disk — keep sessions, queued messages and retained messages here (ignored with a cluster). */
+  stateDir?: string | undefined;
 }
 
 export interface RunningBroker {
@@ -51,6 +55,11 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
   // Imported only here: a broker without a cluster (and every agent) never loads Redis code.
   const cluster: ClusterBackend | undefined =
     opts.cluster && (await (await import('./cluster.js')).connectCluster(opts.cluster, log));
+  // Likewise LevelDB: loaded only by a broker that keeps its state on disk.
+  const disk =
+    !cluster && opts.stateDir !== undefined
+      ? await (await import('./disk-persistence.js')).openDiskPersistence(opts.stateDir, log)
+      : undefined;
   // No message to a resuming session before its CONNACK (connack-first.ts).
   const connackFirst = new ConnackFirst();
 
@@ -60,6 +69,7 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
       persistence: cluster.persistence,
       heartbeatInterval: cluster.heartbeatInterval,
     }),
+    ...(disk && { persistence: disk.persistence }),
     preConnect(client, _packet, done) {
       connackFirst.hold(client);
       // No users configured: the broker is open, so only this machine may use it.
@@ -106,6 +116,8 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
     log.error({ err: err.message }, 'broker error'),
   );
   aedes.on('connackSent', (_connack, client) => connackFirst.release(client));
+  // With state on disk, a PUBACK must promise the message is on disk (ack-after-store.ts).
+  if (disk) ackAfterStore(aedes);
   cluster?.attach((topic, onMessage) => aedes.subscribe(topic, onMessage, () => undefined));
 
   const sockets = new Set<net.Socket>();
@@ -128,6 +140,7 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
   } catch (err) {
     await new Promise<void>((resolve) => aedes.close(() => resolve()));
     await cluster?.close();
+    await disk?.close();
     throw listenError(err as NodeJS.ErrnoException, opts.host, opts.port);
   }
   const address = server.address() as net.AddressInfo;
@@ -149,6 +162,7 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
       for (const s of sockets) s.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await cluster?.close();
+      await disk?.close();
     },
   };
 }

@@ -1,4 +1,5 @@
 /** The verbs that run the embedded broker: `up` (broker + agent) and `broker`. */
+import path from 'node:path';
 import { Agent } from '../agent/agent.js';
 import { startBroker, type RunningBroker } from '../broker/broker.js';
 import { exampleConfigPath, loadConfig, type Config } from '../config/load.js';
@@ -31,6 +32,10 @@ function brokerFor(
       password: config.broker.cluster.password,
       heartbeatMs: config.broker.cluster.heartbeat,
     },
+    stateDir:
+      config.broker.persistence === 'disk'
+        ? (config.broker.state_dir ?? path.join(config.state_dir, 'broker'))
+        : undefined,
   });
 }
 

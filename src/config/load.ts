@@ -128,7 +128,12 @@ export function parseConfig(text: string, source: string, env: NodeJS.ProcessEnv
     signingKey,
     ...raw,
     mqtt,
-    broker: { ...raw.broker, users, cluster },
+    broker: {
+      ...raw.broker,
+      users,
+      cluster,
+      state_dir: raw.broker.state_dir === undefined ? undefined : path.resolve(dir, raw.broker.state_dir),
+    },
     host: raw.host ?? defaultHostId(os.hostname()),
     state_dir: raw.state_dir ? path.resolve(dir, raw.state_dir) : defaultStateDir(env),
     source,

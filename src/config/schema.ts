@@ -210,6 +210,14 @@ export const configSchema = z
         port: z.int().min(0).max(65_535).default(1883),
         users: z.array(userSchema).default([]),
         cluster: clusterSchema.optional(),
+        // disk: sessions, queued QoS 1 messages and retained messages survive a broker restart (docs/brokers.md).
+        persistence: z
+          .enum(['disk', 'memory'], {
+            error: 'persistence must be disk (survives a restart) or memory (forgets at every restart)',
+          })
+          .default('disk'),
+        // Where persistence: disk keeps them; default <state_dir>/broker.
+        state_dir: z.string().min(1).optional(),
       })
       .prefault({}),
   })

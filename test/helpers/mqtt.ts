@@ -1,4 +1,4 @@
-import mqtt, { type IClientOptions, type IPublishPacket, type MqttClient } from 'mqtt';
+import mqtt, { type IClientOptions, type IConnackPacket, type IPublishPacket, type MqttClient } from 'mqtt';
 import { withDeadline } from './wait.js';
 
 export interface Msg {
@@ -10,6 +10,8 @@ export interface Msg {
 /** A real MQTT.js client that records every message, with waits keyed on what arrives. */
 export class TestClient {
   readonly messages: Msg[] = [];
+  /** The CONNACK of the first connection (its sessionPresent flag). */
+  connack: IConnackPacket | undefined;
   private waiters: { pred: (m: Msg) => boolean; resolve: (m: Msg) => void }[] = [];
 
   private constructor(readonly client: MqttClient) {
@@ -42,7 +44,8 @@ export class TestClient {
         client.off('end', connected);
         client.off('error', failed);
       };
-      const connected = () => {
+      const connected = (connack?: IConnackPacket) => {
+        recorder.connack = connack;
         settle();
         resolve();
       };

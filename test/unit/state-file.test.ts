@@ -1,10 +1,10 @@
 /** state_dir files: corrupt ones are moved aside with a warning, never a crash loop. */
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { pino } from 'pino';
 import { z } from 'zod';
 import { Journal } from '../../src/agent/journal.js';
-import { JsonStateFile } from '../../src/agent/state-file.js';
+import { JsonStateFile, removeStaleTemps, writeAtomic } from '../../src/agent/state-file.js';
 import { makeResult } from '../../src/core/result.js';
 import { tempDir } from '../helpers/fixtures.js';
 
@@ -123,5 +123,30 @@ describe('Journal', () => {
     expect(() => new Journal('/dev/null/homelab-cmd', log).open()).toThrow(
       /state_dir \/dev\/null\/homelab-cmd is not a writable directory \(ENOTDIR\) — create it and give the agent's user write access/,
     );
+  });
+});
+
+describe('temp files', () => {
+  it('a failed atomic write removes its temp file', () => {
+    const dir = tempDir();
+    // The rename fails (a directory is in the way): the temp file must not stay behind.
+    mkdirSync(`${dir}/s.json`);
+    expect(() => writeAtomic(`${dir}/s.json`, '{}')).toThrow();
+    expect(readdirSync(dir)).toEqual(['s.json']);
+  });
+
+  it('at start, removes stale temp files of our own naming and nothing else', () => {
+    const dir = tempDir();
+    for (const name of [
+      'journal.jsonl.tmp-123',
+      'stats.json.tmp-9',
+      'notes.tmp',
+      'keep.tmp-x',
+      'journal.jsonl',
+    ])
+      writeFileSync(`${dir}/${name}`, '');
+    mkdirSync(`${dir}/broker`);
+    removeStaleTemps(dir, capture().log);
+    expect(readdirSync(dir).sort()).toEqual(['broker', 'journal.jsonl', 'keep.tmp-x', 'notes.tmp']);
   });
 });
