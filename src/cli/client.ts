@@ -74,7 +74,7 @@ function connectHint(codes: unknown[]): string {
   if (codes.some((c) => BAD_LOGIN.has(c)))
     return 'the broker refused the login: check mqtt.username and mqtt.password (or password_file) in --config';
   if (codes.some((c) => NOT_AUTHORIZED.has(c)))
-    return 'the broker does not let this client connect: check the user in --config and its rights on the broker (broker.users, or its ACL); without broker.users the embedded broker takes loopback clients only';
+    return 'the broker does not let this client connect: check mqtt.username and the password in --config (Mosquitto answers a wrong password this way too) and the user on the broker; without broker.users the embedded broker takes loopback clients only';
   return 'is the broker running? Check --url, or mqtt.url in --config (or start one with homelab-cmd up)';
 }
 

@@ -1,7 +1,7 @@
 /**
  * How the commands we suggest spell this CLI, for the way it was installed. `npx homelab-cmd` only
  * where npx finds this very package locally: anywhere else npx would ask the npm registry for the
- * name, and whoever published it there would run (docs/security.md § Installing).
+ * name, and whoever published it there would run (docs/security.md § homelab-cmd up on a shared machine).
  */
 import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import path from 'node:path';

@@ -66,7 +66,7 @@ themselves (its address is in $XDG_RUNTIME_DIR/homelab-cmd/up.json).`,
     const port = explicitPort ?? config.broker.port;
     const log = createLogger();
 
-    // Only a broker this process started: whatever else holds the port may be anyone's (docs/security.md § up).
+    // Only a broker this process started: whatever else holds the port may be anyone's (docs/security.md § homelab-cmd up on a shared machine).
     let broker: RunningBroker;
     try {
       broker = await brokerFor(config, log, port);
