@@ -3,7 +3,7 @@ import path from 'node:path';
 import { Agent } from '../agent/agent.js';
 import { startBroker, type RunningBroker } from '../broker/broker.js';
 import { exampleConfigPath, loadConfig, type Config } from '../config/load.js';
-import { PortInUseError } from '../errors.js';
+import { ConnectionError, PortInUseError } from '../errors.js';
 import { createLogger, type Logger } from '../log.js';
 import { commandForm } from './command-form.js';
 import { err, intOption, out, parse, type Verb } from './args.js';
@@ -92,7 +92,14 @@ themselves (its address is in $XDG_RUNTIME_DIR/homelab-cmd/up.json).`,
     } catch (e) {
       await agent.stop();
       await broker.close();
-      throw e;
+      // The broker is ours and listening: what keeps its own agent out is a login that broker.users refuses.
+      throw new ConnectionError(
+        `the agent could not log in to its own broker at ${url} (${(e as Error).message}) — ${
+          config.broker.users.length > 0
+            ? `check that mqtt.username and mqtt.password of ${file} match a user in broker.users`
+            : 'see the log lines above'
+        }`,
+      );
     }
     let removeRecord = () => undefined as void;
     try {

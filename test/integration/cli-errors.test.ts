@@ -9,6 +9,7 @@ import { startBroker, type RunningBroker } from '../../src/broker/broker.js';
 import { silentLogger } from '../../src/log.js';
 import { runCli } from '../helpers/agent.js';
 import { BIN, tempDir, writeConfig } from '../helpers/fixtures.js';
+import { MOSQUITTO, reportMissing, startMosquitto } from '../helpers/mosquitto.js';
 import { freePort } from '../helpers/net.js';
 import { withDeadline } from '../helpers/wait.js';
 
@@ -101,6 +102,23 @@ describe('one line, exit 2', () => {
     expect(line).not.toContain('s3cret');
     expect(line).toContain('is the broker running?');
   });
+
+  if (!MOSQUITTO) reportMissing('mosquitto', 'a CONNACK "Not authorized" from Mosquitto');
+  it.skipIf(!MOSQUITTO)(
+    'a connection refused as not authorized (Mosquitto, no anonymous) is one line',
+    async () => {
+      const m = await startMosquitto('allow_anonymous false');
+      try {
+        const r = await runCli(['status', '--url', m.url], env());
+        const line = oneLine(r);
+        expect(line).toContain(m.url);
+        expect(line).toContain('Not authorized');
+        expect(line).toContain('the broker does not let this client connect: check mqtt.username');
+      } finally {
+        await m.stop();
+      }
+    },
+  );
 
   it('a controller gets through (the same config shape works with the right login)', async () => {
     const r = await runCli(['status', '--json', '--config', login('ctl', 'ctl-password')], env());

@@ -126,6 +126,25 @@ describe('up on a busy default port', () => {
   });
 });
 
+describe('up with a login its own broker refuses', () => {
+  it('is one line naming its broker and what to check, exit 2', async () => {
+    const file = upConfig('up-badlogin', {
+      mqtt: { username: 'agent-x', password: 'wrong' },
+      broker: {
+        users: [{ username: 'agent-x', password: 'right-password', role: 'agent', host: 'up-badlogin' }],
+      },
+    });
+    const r = await runCli(['up', '--config', file, '--port', '0'], userEnv());
+    expect(r.code).toBe(2);
+    const lines = r.stderr.split('\n').filter((l) => l.startsWith('homelab-cmd'));
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(
+      /^homelab-cmd up: the agent could not log in to its own broker at mqtt:\/\/127\.0\.0\.1:\d+ .* check that mqtt\.username and mqtt\.password of .* match a user in broker\.users$/,
+    );
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+  });
+});
+
 describe('the CLI finds the running up', () => {
   it('send and status with no flags reach up on a non-default port; Ctrl-C exits 0, quietly, and removes the file', async () => {
     const env = userEnv();
