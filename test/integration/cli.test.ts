@@ -211,7 +211,8 @@ describe('up', () => {
       execution: { enabled: true },
       actions: { uptime: { argv: ['uptime'] } },
     });
-    const up = spawnCli(['up', '--config', file, '--port', String(port)]);
+    // A runtime dir of its own: its up.json is no other test's business.
+    const up = spawnCli(['up', '--config', file, '--port', String(port)], { XDG_RUNTIME_DIR: tempDir() });
     const c = await withDeadline(
       (async () => {
         for (;;) {

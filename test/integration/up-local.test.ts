@@ -146,7 +146,7 @@ describe('up with a login its own broker refuses', () => {
 });
 
 describe('the CLI finds the running up', () => {
-  it('send and status with no flags reach up on a non-default port; Ctrl-C exits 0, quietly, and removes the file', async () => {
+  it('send, status, explain and discovery with no flags reach up on a non-default port; Ctrl-C exits 0, quietly, and removes the file', async () => {
     const env = userEnv();
     const port = await freePort();
     const up = spawnCli(['up', '--config', upConfig('up-found'), '--port', String(port)], env);
@@ -163,6 +163,16 @@ describe('the CLI finds the running up', () => {
       expect(JSON.parse(st.stdout)).toEqual([
         expect.objectContaining({ host: 'up-found', status: 'online' }),
       ]);
+      const ex = await runCli(['explain', '--action', 'uptime', ''], env);
+      expect(ex.code, ex.stderr).toBe(0);
+      expect(ex.stdout).toContain('would run: yes');
+      const disc = await runCli(['discovery'], env);
+      expect(disc.code, disc.stderr).toBe(0);
+      expect(disc.stdout).toMatch(/^homeassistant\/\S+\/up-found\//m);
+      // Another user's runtime dir (here: one the record is not in) finds nothing, and says what to do.
+      const none = await runCli(['explain', 'uptime'], userEnv());
+      expect(none.code).toBe(2);
+      expect(none.stderr).toContain('--config is required (no homelab-cmd up of this user is running)');
       const before = up.output().length;
       const exit = await stop(up, 'SIGINT');
       expect(exit.code).toBe(0);
