@@ -29,7 +29,9 @@ instead: runs (count), succeeded, failed, timed out, rejected, p50 and p95
 duration of the last 100 runs, and the last status. --json prints the rows for
 scripts (with --actions: one object per host and action); --watch keeps the
 table current, redrawn every --interval seconds (default 2), until Ctrl-C.
---url may be repeated: the first broker that answers is read.`,
+--url may be repeated: the first broker that answers is read. --url and --prefix
+default as for send: --config, else the homelab-cmd up you are running, else
+mqtt://127.0.0.1:1883 and homelab.`,
   async run(argv) {
     const { values } = parse(this, argv, {
       ...targetOptions,
