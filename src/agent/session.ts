@@ -244,6 +244,9 @@ export class MqttSession {
       for (const l of this.messageListeners) l({ topic, payload, packet });
     });
     client.on('error', (err: Error & { code?: number | string }) => {
+      // Stopping: a QoS 1 delivery that arrives after our DISCONNECT cannot be acknowledged (MQTT.js writes
+      // its PUBACK to the ended socket); the broker keeps it for our next session, so there is nothing to say.
+      if (this.stopping && err.code === 'ERR_STREAM_WRITE_AFTER_END') return;
       if (
         this.failover.protocolVersion === 5 &&
         typeof err.code === 'number' &&

@@ -39,7 +39,7 @@ export async function connectClient(opts: ClientOptions): Promise<MqttClient> {
  */
 export async function connectFirst(opts: ClientOptions): Promise<Connected> {
   const urls = brokerUrls(opts.url);
-  const failures: { url: string; reason: string }[] = [];
+  const failures: { url: string; reason: string; code: unknown }[] = [];
   for (const url of urls) {
     try {
       return { client: await connectOnce(url, opts, 5), url, protocolVersion: 5 };
@@ -49,16 +49,47 @@ export async function connectFirst(opts: ClientOptions): Promise<Connected> {
         try {
           return { client: await connectOnce(url, opts, 4), url, protocolVersion: 4 };
         } catch (err4) {
-          failures.push({ url, reason: (err4 as AttemptError).reason });
+          failures.push({
+            url,
+            reason: (err4 as AttemptError).reason,
+            code: (err4 as AttemptError).mqttCode,
+          });
           continue;
         }
       }
-      failures.push({ url, reason: (err as AttemptError).reason });
+      failures.push({ url, reason: (err as AttemptError).reason, code });
     }
   }
   const tried = failures.map((f) => `${redactUrl(f.url)} (${f.reason}`).join('), nor to ');
-  throw new ConnectionError(
-    `cannot connect to ${tried}) — is the broker running? Check --url, or mqtt.url and credentials in --config`,
+  throw new ConnectionError(`cannot connect to ${tried}) — ${connectHint(failures.map((f) => f.code))}`);
+}
+
+// CONNACK reason codes: MQTT 5 (0x86 bad user name or password, 0x87 not authorized, 0x8c bad
+// authentication method) and MQTT 3.1.1 (4 bad user name or password, 5 not authorized).
+const BAD_LOGIN = new Set<unknown>([0x86, 0x8c, 4]);
+const NOT_AUTHORIZED = new Set<unknown>([0x87, 5]);
+
+/** What to check, from what the brokers answered: a login refused, a client refused, or no broker at all. */
+function connectHint(codes: unknown[]): string {
+  if (codes.some((c) => BAD_LOGIN.has(c)))
+    return 'the broker refused the login: check mqtt.username and mqtt.password (or password_file) in --config';
+  if (codes.some((c) => NOT_AUTHORIZED.has(c)))
+    return 'the broker does not let this client connect: check mqtt.username and the password in --config (Mosquitto answers a wrong password this way too) and the user on the broker; without broker.users the embedded broker takes loopback clients only';
+  return 'is the broker running? Check --url, or mqtt.url in --config (or start one with homelab-cmd up)';
+}
+
+/**
+ * A SUBACK or PUBACK refusal (reason code 0x80 or above) as one line that names
+ * the broker and what to check; any other error is returned as it is.
+ */
+export function refusal(e: unknown, url: string, what: string): unknown {
+  // PUBACK: the error's code; SUBACK: MQTT.js keeps the reason codes in the packet it attaches.
+  const { code, packet } = (e ?? {}) as { code?: unknown; packet?: { granted?: unknown } };
+  const granted = Array.isArray(packet?.granted) ? (packet.granted as unknown[]) : [];
+  const refused = [code, ...granted].some((c) => typeof c === 'number' && c >= 0x80);
+  if (!refused) return e;
+  return new ConnectionError(
+    `the broker at ${redactUrl(url)} refused to let this login ${what} (${(e as Error).message}) — check the user in --config (mqtt.username) and its role on the broker: a controller may command and read every host, an agent only its own topics (broker.users, or the broker's ACL)`,
   );
 }
 

@@ -3,18 +3,20 @@ import { loadConfig } from '../config/load.js';
 import { buildDiscovery } from '../core/discovery.js';
 import { UsageError } from '../errors.js';
 import { VERSION } from '../version.js';
-import { connectClient } from './client.js';
+import { connectFirst, refusal } from './client.js';
+import { readUpRecord } from './up-record.js';
 import { out, parse, type Verb } from './args.js';
 
 export const discoveryVerb: Verb = {
   name: 'discovery',
-  usage: `Usage: homelab-cmd discovery --config FILE [--clear] [--url U]
+  usage: `Usage: homelab-cmd discovery [--config FILE] [--clear] [--url U]
 
 Prints every retained discovery message the agent of FILE publishes (topic,
 then payload). With --clear, connects to mqtt.url (or --url, repeatable: the first
 broker that answers) with the config's
 credentials and publishes an empty retained payload on each of those topics,
-which removes the entities from Home Assistant.`,
+which removes the entities from Home Assistant. Without --config: the config and
+the broker of the homelab-cmd up this user is running.`,
   async run(argv) {
     const { values } = parse(this, argv, {
       config: { type: 'string', short: 'c' },
@@ -22,8 +24,14 @@ which removes the entities from Home Assistant.`,
       url: { type: 'string', short: 'u', multiple: true },
     });
     if (values.help) return (out(this.usage), 0);
-    if (!values.config) throw new UsageError(`--config is required\n\n${this.usage}`);
-    const config = loadConfig(values.config);
+    // No --config: the running `up`'s, on the broker it started (up ignores that config's mqtt.url).
+    const up = values.config ? undefined : readUpRecord();
+    const file = values.config ?? up?.config;
+    if (!file)
+      throw new UsageError(
+        `--config is required (no homelab-cmd up of this user is running)\n\n${this.usage}`,
+      );
+    const config = loadConfig(file);
     const msgs = buildDiscovery({
       host: config.host,
       prefix: config.mqtt.prefix,
@@ -37,8 +45,8 @@ which removes the entities from Home Assistant.`,
       return 0;
     }
     const m = config.mqtt;
-    const client = await connectClient({
-      url: values.url?.length ? values.url : m.url,
+    const { client, url } = await connectFirst({
+      url: values.url?.length ? values.url : (up?.url ?? m.url),
       username: m.username,
       password: m.password,
       caFile: m.ca_file,
@@ -48,6 +56,8 @@ which removes the entities from Home Assistant.`,
     });
     try {
       for (const m of msgs) await client.publishAsync(m.topic, '', { qos: 1, retain: true });
+    } catch (e) {
+      throw refusal(e, url, `clear the discovery topics of host ${config.host}`);
     } finally {
       await client.endAsync();
     }

@@ -6,16 +6,18 @@ import { parseDelivery } from '../core/request.js';
 import { resolveRequest } from '../core/resolve.js';
 import { spawnArgv } from '../exec/execute.js';
 import { UsageError } from '../errors.js';
+import { readUpRecord } from './up-record.js';
 import { out, parse, type Verb } from './args.js';
 
 export const explainVerb: Verb = {
   name: 'explain',
-  usage: `Usage: homelab-cmd explain --config FILE [--action A] '<raw command or JSON request>'
+  usage: `Usage: homelab-cmd explain [--config FILE] [--action A] '<raw command or JSON request>'
 
 Says which action would match, the exact argv that would be spawned (with sudo
 and prlimit wrapping), the timeout, stagger and signature rules that apply —
 or precisely why the agent would refuse it. Nothing runs. --action explains it
-as if sent to P/H/cmd/A. Exit 0 when it would be accepted, 1 when refused.`,
+as if sent to P/H/cmd/A. Exit 0 when it would be accepted, 1 when refused.
+Without --config: the config of the homelab-cmd up this user is running.`,
   async run(argv) {
     const { values, positionals } = parse(
       this,
@@ -24,10 +26,14 @@ as if sent to P/H/cmd/A. Exit 0 when it would be accepted, 1 when refused.`,
       true,
     );
     if (values.help) return (out(this.usage), 0);
-    if (!values.config) throw new UsageError(`--config is required\n\n${this.usage}`);
+    const file = values.config ?? readUpRecord()?.config;
+    if (!file)
+      throw new UsageError(
+        `--config is required (no homelab-cmd up of this user is running)\n\n${this.usage}`,
+      );
     if (positionals.length !== 1)
       throw new UsageError(`give exactly one command or request (quote it)\n\n${this.usage}`);
-    const { lines, accepted } = explain(loadConfig(values.config), positionals[0] ?? '', values.action);
+    const { lines, accepted } = explain(loadConfig(file), positionals[0] ?? '', values.action);
     out(lines.join('\n'));
     return accepted ? 0 : 1;
   },

@@ -77,6 +77,12 @@ function usage(): string {
 }
 
 export async function main(argv: string[]): Promise<number> {
+  // `status --watch | head`: the reader is gone, so is our purpose — a quiet exit, not a stack trace.
+  if (process.stdout.listenerCount('error') === 0)
+    process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code === 'EPIPE') process.exit(EXIT.ok);
+      throw e;
+    });
   const [name, ...rest] = argv;
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     out(usage());

@@ -3,11 +3,12 @@ import path from 'node:path';
 import { Agent } from '../agent/agent.js';
 import { startBroker, type RunningBroker } from '../broker/broker.js';
 import { exampleConfigPath, loadConfig, type Config } from '../config/load.js';
-import { PortInUseError } from '../errors.js';
+import { ConnectionError, PortInUseError } from '../errors.js';
 import { createLogger, type Logger } from '../log.js';
-import { connectClient } from './client.js';
+import { commandForm } from './command-form.js';
 import { err, intOption, out, parse, type Verb } from './args.js';
 import { serve } from './serve.js';
+import { upRecordPath, writeUpRecord } from './up-record.js';
 
 function brokerFor(
   config: Config,
@@ -51,47 +52,42 @@ export const upVerb: Verb = {
 Starts the embedded broker (aedes, MQTT 5 and 3.1.1) on 127.0.0.1:N (default
 broker.port, 1883) and an agent for this host connected to it. Without
 --config it uses the package's config/agent.example.yaml.
-If the port is already taken by an MQTT broker (say Mosquitto) and --port was
-not given, the agent connects to that broker instead, and says so.`,
+The agent connects only to this embedded broker: mqtt.url of the config is
+ignored, and up never connects to, or sends credentials to, a broker it did not
+start. If the port is taken (say by a Mosquitto) and --port was not given, the
+embedded broker listens on a free port instead, and says so; a taken --port is
+an error. send, status, explain and discovery find the running up by
+themselves (its address is in $XDG_RUNTIME_DIR/homelab-cmd/up.json).`,
   async run(argv) {
     const { values } = parse(this, argv, {
       config: { type: 'string', short: 'c' },
       port: { type: 'string', short: 'p' },
     });
     if (values.help) return (out(this.usage), 0);
-    const file = values.config ?? exampleConfigPath();
+    const file = path.resolve(values.config ?? exampleConfigPath());
     const config = loadConfig(file);
     const explicitPort = intOption('port', values.port, 0, 65_535);
     const port = explicitPort ?? config.broker.port;
     const log = createLogger();
 
-    let broker: RunningBroker | undefined;
-    let url: string;
+    // Only a broker this process started: whatever else holds the port may be anyone's (docs/security.md § homelab-cmd up on a shared machine).
+    let broker: RunningBroker;
     try {
       broker = await brokerFor(config, log, port);
-      url = `mqtt://${urlHost(config.broker.host)}:${broker.port}`;
     } catch (e) {
-      // The user already runs a broker on the default port: what they want is an agent on it, not an error.
-      if (!(e instanceof PortInUseError) || explicitPort !== undefined) throw e;
-      url = `mqtt://${urlHost(config.broker.host)}:${port}`;
-      const probe = await connectClient({
-        url,
-        username: config.mqtt.username,
-        password: config.mqtt.password,
-        connectTimeoutMs: 3000,
-      }).catch((pe: unknown) => pe as Error);
-      if (probe instanceof Error) {
+      if (!(e instanceof PortInUseError)) throw e;
+      if (explicitPort !== undefined)
         throw new PortInUseError(
-          `${e.host}:${port} is in use, and not by an MQTT broker this agent can use (${probe.message.split(' — ')[0]}) — free the port, or pass --port N for the embedded broker`,
+          `${e.host}:${port} is taken (a Mosquitto?) — pass another --port, or none and up picks a free one`,
           e.host,
           port,
         );
-      }
-      probe.end(true);
+      broker = await brokerFor(config, log, 0);
       err(
-        `homelab-cmd: ${e.host}:${port} already has an MQTT broker (Mosquitto?) — using it instead of starting the embedded one; pass --port N to run the embedded broker beside it.`,
+        `homelab-cmd: ${e.host}:${port} is taken (a Mosquitto?) — the embedded broker listens on ${urlHost(broker.host)}:${broker.port} instead; the tour's commands find it`,
       );
     }
+    const url = `mqtt://${urlHost(broker.host)}:${broker.port}`;
 
     const agent = new Agent(config, log, { url });
     try {
@@ -99,26 +95,44 @@ not given, the agent connects to that broker instead, and says so.`,
       await agent.waitConnected(10_000);
     } catch (e) {
       await agent.stop();
-      await broker?.close();
-      throw e;
+      await broker.close();
+      // The broker is ours and listening: what keeps its own agent out is a login that broker.users refuses.
+      throw new ConnectionError(
+        `the agent could not log in to its own broker at ${url} (${(e as Error).message}) — ${
+          config.broker.users.length > 0
+            ? `check that mqtt.username and mqtt.password of ${file} match a user in broker.users`
+            : 'see the log lines above'
+        }`,
+      );
+    }
+    let removeRecord = () => undefined as void;
+    try {
+      removeRecord = writeUpRecord({ url, prefix: config.mqtt.prefix, pid: process.pid, config: file });
+    } catch (e) {
+      err(
+        `homelab-cmd: could not write ${upRecordPath()} (${(e as Error).message}) — give the other commands --url ${url}`,
+      );
     }
     const H = config.host;
     const P = config.mqtt.prefix;
-    const portOf = new URL(url).port;
+    const cli = commandForm({ bin: process.argv[1] ?? '', cwd: process.cwd(), pathEnv: process.env.PATH });
+    const first = Object.keys(config.actions)[0];
     out(
       [
-        `homelab-cmd: host "${H}" is online at ${url} (${broker ? 'embedded broker, MQTT 5 and 3.1.1' : 'existing broker'}); config ${file}`,
+        `homelab-cmd: host "${H}" is online at ${url} (embedded broker, MQTT 5 and 3.1.1); config ${file}`,
         `Try it, in another terminal:`,
-        `  npx homelab-cmd status --url ${url}`,
-        ...Object.keys(config.actions)
-          .slice(0, 1)
-          .map((a) => `  npx homelab-cmd send ${H} ${a} --url ${url}`),
-        `  mosquitto_sub -p ${portOf} -v -t '${P}/#'`,
-        `  mosquitto_pub -p ${portOf} -t '${P}/${H}/cmd/${Object.keys(config.actions)[0] ?? 'ACTION'}' -m ''`,
+        `  ${cli} status`,
+        ...(first ? [`  ${cli} send ${H} ${first}`] : []),
+        `  mosquitto_sub -p ${broker.port} -v -t '${P}/#'`,
+        `  mosquitto_pub -p ${broker.port} -t '${P}/${H}/cmd/${first ?? 'ACTION'}' -m ''`,
         `Stop with Ctrl-C.`,
       ].join('\n'),
     );
-    return serve(log, agent, broker);
+    try {
+      return await serve(log, agent, broker);
+    } finally {
+      removeRecord();
+    }
   },
 };
 

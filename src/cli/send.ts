@@ -10,7 +10,8 @@ import { sign, type SignedFields } from '../core/signing.js';
 import { brokerUrls } from '../core/failover.js';
 import { hostTopics } from '../core/topics.js';
 import { UsageError } from '../errors.js';
-import { connectClient, type ClientOptions } from './client.js';
+import { connectFirst, refusal, type ClientOptions } from './client.js';
+import { readUpRecord } from './up-record.js';
 import { err, out, parse, secondsOption, type Verb } from './args.js';
 
 export interface Target extends ClientOptions {
@@ -18,19 +19,24 @@ export interface Target extends ClientOptions {
 }
 
 /**
- * `--url`/`--prefix` default to mqtt.url/mqtt.prefix of `--config`, else the contract's defaults.
+ * `--url`/`--prefix` default to mqtt.url/mqtt.prefix of `--config`, else the broker of a running
+ * `homelab-cmd up` of this user (it may have moved off 1883), else the contract's defaults.
  * `--url` may be repeated (like a list in mqtt.url): the brokers are tried in order.
  */
-export function targetFrom(values: {
-  url?: string | string[] | undefined;
-  prefix?: string | undefined;
-  config?: string | undefined;
-}): Target {
+export function targetFrom(
+  values: {
+    url?: string | string[] | undefined;
+    prefix?: string | undefined;
+    config?: string | undefined;
+  },
+  env: NodeJS.ProcessEnv = process.env,
+): Target {
   const config = values.config ? loadConfig(values.config) : undefined;
   const given = values.url === undefined ? [] : brokerUrls(values.url);
+  const up = given.length === 0 && !config ? readUpRecord(env) : undefined;
   return {
-    url: given.length > 0 ? given : (config?.mqtt.url ?? 'mqtt://127.0.0.1:1883'),
-    prefix: values.prefix ?? config?.mqtt.prefix ?? 'homelab',
+    url: given.length > 0 ? given : (config?.mqtt.url ?? up?.url ?? 'mqtt://127.0.0.1:1883'),
+    prefix: values.prefix ?? config?.mqtt.prefix ?? up?.prefix ?? 'homelab',
     username: config?.mqtt.username,
     password: config?.mqtt.password,
     caFile: config?.mqtt.ca_file,
@@ -54,8 +60,8 @@ export const sendVerb: Verb = {
 Publishes a request to P/HOST/cmd/ACTION and waits (default 60 s) for its final
 result on P/HOST/result/ID, printing progress to stderr and the result as JSON
 to stdout. Exit 0 when succeeded, 1 otherwise, 2 on usage or connection errors.
---url and --prefix default to mqtt.url and mqtt.prefix of --config, else
-mqtt://127.0.0.1:1883 and homelab; --url may be repeated, and the brokers are
+--url and --prefix default to mqtt.url and mqtt.prefix of --config, else the
+broker of a running homelab-cmd up, else mqtt://127.0.0.1:1883 and homelab; --url may be repeated, and the brokers are
 tried in order until one answers. --id makes a retry safe: an id never runs twice.
 --key-file signs the request (HMAC-SHA256, docs/security.md); it defaults to
 security.key_file of --config. --follow prints the command's output live
@@ -104,7 +110,7 @@ security.key_file of --config. --follow prints the command's output live
       request.ts = Date.now();
       request.sig = sign(key, signedFields(host, request));
     }
-    const client = await connectClient(target);
+    const { client, url } = await connectFirst(target);
     try {
       const follow = values.follow
         ? (m: OutputMessage) =>
@@ -124,6 +130,8 @@ security.key_file of --config. --follow prints the command's output live
       out(JSON.stringify(result, null, 2));
       return result.status === 'succeeded' ? 0 : 1;
     } catch (e) {
+      const refused = refusal(e, url, `send to ${host} and read its results`);
+      if (refused !== e) throw refused;
       err(`homelab-cmd send: ${(e as Error).message}`);
       return 1;
     } finally {
@@ -188,7 +196,7 @@ export async function sendAndWait(
           `no final result for id ${id} within ${waitMs / 1000} s — ${hint}. Check with: homelab-cmd status`,
         ),
       );
-    }, waitMs);
+    }, waitMs).unref(); // a refused subscribe or publish ends the client: the wait must not hold the process
     client.on('message', (topic, payload) => {
       if (topic === topics.status) hostStatus = payload.toString();
       if (onOutput && topic === topics.output(id)) {

@@ -2,7 +2,7 @@
 import type { Heartbeat } from '../agent/heartbeat.js';
 import type { Result } from '../core/result.js';
 import { hostOfTopic } from '../core/topics.js';
-import { connectFirst } from './client.js';
+import { connectFirst, refusal } from './client.js';
 import { out, parse, secondsOption, untilSignal, type Verb } from './args.js';
 import { targetFrom, targetOptions } from './send.js';
 import { actionRows, formatActionsTable } from './status-actions.js';
@@ -29,7 +29,9 @@ instead: runs (count), succeeded, failed, timed out, rejected, p50 and p95
 duration of the last 100 runs, and the last status. --json prints the rows for
 scripts (with --actions: one object per host and action); --watch keeps the
 table current, redrawn every --interval seconds (default 2), until Ctrl-C.
---url may be repeated: the first broker that answers is read.`,
+--url may be repeated: the first broker that answers is read. --url and --prefix
+default as for send: --config, else the homelab-cmd up you are running, else
+mqtt://127.0.0.1:1883 and homelab.`,
   async run(argv) {
     const { values } = parse(this, argv, {
       ...targetOptions,
@@ -42,6 +44,7 @@ table current, redrawn every --interval seconds (default 2), until Ctrl-C.
     const target = targetFrom(values);
     const { client, url } = await connectFirst(target);
     const rows = new Map<string, HostRow>();
+    let refused: unknown;
     const row = (host: string) => rows.get(host) ?? rows.set(host, { host, status: 'unknown' }).get(host)!;
     let quiet: NodeJS.Timeout | undefined;
     const done = new Promise<void>((resolve) => {
@@ -66,10 +69,17 @@ table current, redrawn every --interval seconds (default 2), until Ctrl-C.
         }
       });
       for (const leaf of ['status', 'heartbeat', 'result'])
-        void client.subscribeAsync(`${target.prefix}/+/${leaf}`, { qos: 0 }).then(bump);
+        void client.subscribeAsync(`${target.prefix}/+/${leaf}`, { qos: 0 }).then(bump, (e: unknown) => {
+          refused ??= e;
+          bump();
+        });
     });
     await done;
     clearTimeout(quiet);
+    if (refused !== undefined) {
+      await client.endAsync();
+      throw refusal(refused, url, `read ${target.prefix}/+/status, heartbeat and result`);
+    }
     const render = () => {
       const list = [...rows.values()]
         .filter((r) => r.host !== '_fleet')

@@ -67,6 +67,9 @@ describe('the CLI target', () => {
       url: ['mqtt://b1:1883', 'mqtt://b2:1883'],
       prefix: 'lab',
     });
-    expect(targetFrom({}).url).toBe('mqtt://127.0.0.1:1883');
+    // (No `up` running for this user: a runtime dir of its own, empty.)
+    expect(targetFrom({}, { XDG_RUNTIME_DIR: mkdtempSync(path.join(os.tmpdir(), 'hc-run-')) }).url).toBe(
+      'mqtt://127.0.0.1:1883',
+    );
   });
 });

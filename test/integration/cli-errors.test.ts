@@ -1,0 +1,148 @@
+/**
+ * What a person sees when the broker says no: a refused login, a refused subscription or publish, no
+ * broker at all — one line naming the broker (password redacted) and what to check, exit 2, never a
+ * stack trace. And `status --watch | head` ends quietly.
+ */
+import { spawn } from 'node:child_process';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startBroker, type RunningBroker } from '../../src/broker/broker.js';
+import { silentLogger } from '../../src/log.js';
+import { runCli } from '../helpers/agent.js';
+import { BIN, tempDir, writeConfig } from '../helpers/fixtures.js';
+import { MOSQUITTO, reportMissing, startMosquitto } from '../helpers/mosquitto.js';
+import { freePort } from '../helpers/net.js';
+import { withDeadline } from '../helpers/wait.js';
+
+let broker: RunningBroker;
+let url: string;
+
+beforeAll(async () => {
+  broker = await startBroker({
+    host: '127.0.0.1',
+    port: 0,
+    users: [
+      { username: 'ctl', password: 'ctl-password', role: 'controller' },
+      { username: 'agent-a', password: 'agent-a-password', role: 'agent', host: 'a' },
+    ],
+    prefix: 'homelab',
+    discoveryPrefix: 'homeassistant',
+    log: silentLogger(),
+  });
+  url = `mqtt://127.0.0.1:${broker.port}`;
+});
+
+afterAll(async () => {
+  await broker.close();
+});
+
+/** A config that logs in as `username` (a private runtime dir: no running `up` is found). */
+function login(username: string, password: string, host = 'b'): string {
+  const dir = tempDir();
+  return writeConfig(dir, {
+    host,
+    state_dir: `${dir}/state`,
+    mqtt: { url, username, password },
+    actions: { uptime: { argv: ['uptime'], button: true } },
+  });
+}
+
+const env = () => ({ XDG_RUNTIME_DIR: tempDir('hc-run-'), XDG_STATE_HOME: tempDir() });
+
+/** Exactly one line on stderr, nothing that looks like a stack, exit 2. */
+function oneLine(r: { code: number | null; stderr: string }): string {
+  expect(r.code, r.stderr).toBe(2);
+  const lines = r.stderr.trimEnd().split('\n');
+  expect(lines, r.stderr).toHaveLength(1);
+  expect(r.stderr).not.toMatch(/\n\s+at |unexpected error/);
+  return lines[0]!;
+}
+
+describe('one line, exit 2', () => {
+  it('a refused login (bad password) names the broker and says to check the credentials', async () => {
+    const r = await runCli(['send', 'b', 'uptime', '--config', login('ctl', 'wrong')], env());
+    const line = oneLine(r);
+    expect(line).toContain(url);
+    expect(line).toMatch(/refused the login: check mqtt\.username and mqtt\.password/);
+    expect(line).not.toContain('wrong');
+  });
+
+  it("send refused by the broker's ACL (SUBACK refused) names the broker and the role to check", async () => {
+    const r = await runCli(
+      ['send', 'b', 'uptime', '--wait', '60', '--config', login('agent-a', 'agent-a-password')],
+      env(),
+    );
+    const line = oneLine(r);
+    expect(line).toContain(`the broker at ${url} refused to let this login send to b`);
+    expect(line).toContain('a controller may command and read every host');
+  });
+
+  it('status refused (SUBACK refused) is one line, not an empty table', async () => {
+    const r = await runCli(['status', '--config', login('agent-a', 'agent-a-password', 'a')], env());
+    const line = oneLine(r);
+    expect(line).toContain(`the broker at ${url} refused to let this login read homelab/+/status`);
+  });
+
+  it('discovery --clear refused (PUBACK not authorized) is one line', async () => {
+    const r = await runCli(
+      ['discovery', '--clear', '--config', login('agent-a', 'agent-a-password', 'b')],
+      env(),
+    );
+    const line = oneLine(r);
+    expect(line).toContain(
+      `the broker at ${url} refused to let this login clear the discovery topics of host b`,
+    );
+    expect(line).toContain('Not authorized');
+  });
+
+  it('an unreachable broker names it, password redacted, and says what to check', async () => {
+    const port = await freePort();
+    const r = await runCli(['status', '--url', `mqtt://me:s3cret@127.0.0.1:${port}`], env());
+    const line = oneLine(r);
+    expect(line).toContain(`mqtt://***@127.0.0.1:${port}`);
+    expect(line).not.toContain('s3cret');
+    expect(line).toContain('is the broker running?');
+  });
+
+  if (!MOSQUITTO) reportMissing('mosquitto', 'a CONNACK "Not authorized" from Mosquitto');
+  it.skipIf(!MOSQUITTO)(
+    'a connection refused as not authorized (Mosquitto, no anonymous) is one line',
+    async () => {
+      const m = await startMosquitto('allow_anonymous false');
+      try {
+        const r = await runCli(['status', '--url', m.url], env());
+        const line = oneLine(r);
+        expect(line).toContain(m.url);
+        expect(line).toContain('Not authorized');
+        expect(line).toContain('the broker does not let this client connect: check mqtt.username');
+      } finally {
+        await m.stop();
+      }
+    },
+  );
+
+  it('a controller gets through (the same config shape works with the right login)', async () => {
+    const r = await runCli(['status', '--json', '--config', login('ctl', 'ctl-password')], env());
+    expect(r.code, r.stderr).toBe(0);
+  });
+});
+
+describe('EPIPE', () => {
+  it('`status --watch | head -1` exits 0 without a word on stderr', async () => {
+    // Asynchronous: the broker lives in this process and must answer while the pipe runs.
+    const sh = spawn(
+      'bash',
+      [
+        '-c',
+        `"${process.execPath}" "${BIN}" status --watch --interval 0.1 --config "$CFG" 2>"$ERR" | head -1; echo "exit=\${PIPESTATUS[0]}"; cat "$ERR"`,
+      ],
+      {
+        env: { ...process.env, ...env(), CFG: login('ctl', 'ctl-password'), ERR: `${tempDir()}/err` },
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
+    let out = '';
+    sh.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    await withDeadline(new Promise((r) => sh.once('exit', r)), 60_000, 'the pipe to end');
+    expect(out.split('\n').slice(1).join('\n').trim()).toBe('exit=0');
+  });
+});
