@@ -13,6 +13,7 @@ import { ParamStore } from './params.js';
 import { Probes } from './probes.js';
 import { Journal } from './journal.js';
 import { Pipeline, type ResultSink } from './pipeline.js';
+import { isolationAtStart } from './private-files.js';
 import { MqttSession } from './session.js';
 import { StatusGuard } from './status-guard.js';
 import { fleetSubscriptions } from './stagger.js';
@@ -53,6 +54,8 @@ export class Agent {
     const { config, log } = this;
     // Children inherit it: files a command creates are private to its user.
     process.umask(0o077);
+    // Before anything is opened: a run user that should exist and does not stops the start.
+    const isolation = isolationAtStart(config, log.child({ module: 'isolation' }));
     const journal = new Journal(config.state_dir, log.child({ module: 'journal' }));
     const unfinished = journal.open();
     this.journal = journal;
@@ -101,6 +104,7 @@ export class Agent {
       log.child({ module: 'pipeline' }),
       (action) => paramStore.pressParams(action),
       () => session.connected,
+      isolation,
     );
     this.session = session;
     this.pipeline = pipeline;
