@@ -13,6 +13,7 @@ import { ParamStore } from './params.js';
 import { Probes } from './probes.js';
 import { Journal } from './journal.js';
 import { Pipeline, type ResultSink } from './pipeline.js';
+import { isolationAtStart } from './private-files.js';
 import { MqttSession } from './session.js';
 import { removeStaleTemps } from './state-file.js';
 import { StateHealth } from './state-health.js';
@@ -56,6 +57,8 @@ export class Agent {
     const { config, log } = this;
     // Children inherit it: files a command creates are private to its user.
     process.umask(0o077);
+    // Before anything is opened: a run user that should exist and does not stops the start.
+    const isolation = isolationAtStart(config, log.child({ module: 'isolation' }));
     // A full state_dir is a degraded mode, not a crash: start, go online, refuse new requests until space returns.
     removeStaleTemps(config.state_dir, log);
     const health = new StateHealth(config.state_dir, log.child({ module: 'state' }), () => {
@@ -111,6 +114,7 @@ export class Agent {
       log.child({ module: 'pipeline' }),
       (action) => paramStore.pressParams(action),
       () => session.connected,
+      isolation,
     );
     this.session = session;
     this.pipeline = pipeline;

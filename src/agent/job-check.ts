@@ -8,6 +8,7 @@ import type { Config } from '../config/load.js';
 import { deniedBy } from '../core/deny.js';
 import type { Job } from '../core/resolve.js';
 import type { Rejection } from '../core/result.js';
+import { canonicalForms } from '../exec/canonical.js';
 import { confinePaths } from '../exec/confine.js';
 
 export function checkJob(
@@ -18,8 +19,8 @@ export function checkJob(
   if (!confined.ok) return confined;
   const ready = confined.job;
   for (const argv of jobCommands(ready)) {
-    // The second wall: whatever the whitelist allowed, these never run.
-    const rule = deniedBy(argv, config.security.deny);
+    // The second wall: whatever the whitelist allowed, these never run — however the paths are spelled.
+    const rule = deniedBy(argv, config.security.deny, canonicalForms(argv));
     if (rule)
       return {
         ok: false,

@@ -29,6 +29,7 @@ import { ResultPublisher, replyToOf, type ReplyTo, type ResultSink } from './res
 import { StaggerCoordinator, type StaggerConfig, type StaggerItem } from './stagger.js';
 import { ActionStats } from './action-stats.js';
 import { SignedIds } from './signed-ids.js';
+import type { Isolation } from '../exec/wrap.js';
 
 export type { ResultSink } from './results.js';
 
@@ -79,6 +80,8 @@ export class Pipeline {
     /** The params a press (HA's button) runs with: the values HA's select/number entities hold. */
     private readonly pressParams: (action: string) => Record<string, string> = () => ({}),
     isConnected: () => boolean,
+    /** Who runs the commands (docs/security.md § Commands run as another user). */
+    private readonly isolation?: Isolation,
   ) {
     this.audit = new AuditLog(config.state_dir, config.security.audit, log);
     this.stats = new ActionStats(config, log.child({ module: 'stats' }));
@@ -408,6 +411,7 @@ export class Pipeline {
       const outcome = await runJob(q.job, this.config, {
         path: this.config.execution.path,
         maxOutput: this.config.execution.max_output,
+        isolation: this.isolation,
         signal: ctl.signal,
         onOutput: (stream, chunk) => live.push(stream, chunk),
       });
@@ -454,7 +458,12 @@ export class Pipeline {
     // A deployment ran its own check (the action's `health`) before deciding on its rollback: that one counts.
     const check =
       result.health ??
-      (await runHealthCheck(health, { path: this.config.execution.path, maxOutput: 2000, signal }));
+      (await runHealthCheck(health, {
+        path: this.config.execution.path,
+        maxOutput: 2000,
+        signal,
+        isolation: this.isolation,
+      }));
     if (check.passed) this.stagger.release(stagger.group, { ...record, released: true });
     else
       this.log.warn(

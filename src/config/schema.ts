@@ -152,6 +152,16 @@ export const configSchema = z
         concurrency: z.int().min(1).max(64).default(2),
         queue: z.int().min(0).max(100_000).default(32),
         shutdown_grace: duration.default(10_000),
+        // Commands without sudo run as this user, never as the agent (docs/security.md § Commands run as
+        // another user). Unset: homelab-cmd-run when it exists, with a warning when not; false: as the agent.
+        run_as: z
+          .union([
+            z.literal(false),
+            z
+              .string()
+              .regex(/^[a-z_][a-z0-9_-]{0,31}$/, 'must be a user name (e.g. homelab-cmd-run), or false'),
+          ])
+          .optional(),
         // The fixed PATH every child gets; nothing else of the agent's environment reaches it.
         path: z
           .string()

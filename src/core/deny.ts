@@ -3,6 +3,11 @@
  * params are filled in, before sudo wraps it) is checked against built-in
  * rules for the commands that wreck a machine, plus the config's own
  * `security.deny` patterns. A match is `rejected` / `denied`.
+ *
+ * Text alone is easy to dodge (`/etc//shadow`, `/dev/mapper/root`, a symlink):
+ * the rules also see each argv in its canonical form, which exec/canonical.ts
+ * builds on the file system — paths resolved, and every block device node
+ * named `/dev/block/MAJOR:MINOR` whatever its own name (docs/security.md § Deny-list).
  */
 import { anchored } from './template.js';
 
@@ -12,7 +17,9 @@ export interface DenyRule {
 }
 
 const base = (exe: string) => exe.slice(exe.lastIndexOf('/') + 1);
-const BLOCK_DEVICE_RE = /^\/dev\/(sd[a-z]|hd[a-z]|vd[a-z]|xvd[a-z]|nvme\d|mmcblk\d|md\d|dm-\d|disk\/)/;
+// By name where the node does not exist here (a canonical form never lies about one that does).
+const BLOCK_DEVICE_RE =
+  /^\/dev\/(sd[a-z]|hd[a-z]|vd[a-z]|xvd[a-z]|nvme\d|mmcblk\d|md\d|dm-\d|loop\d|nbd\d|zram\d|disk\/|mapper\/|block\/)/;
 const ROOTISH = new Set(['/', '/*', '/.', '/..']);
 
 export const BUILTIN_DENY: readonly DenyRule[] = [
@@ -49,14 +56,24 @@ export const BUILTIN_DENY: readonly DenyRule[] = [
   },
 ];
 
-/** The first rule the argv matches: a built-in one, or a `security.deny` pattern (matched against the argv joined by spaces). */
-export function deniedBy(argv: readonly string[], extra: readonly string[] = []): string | undefined {
-  for (const rule of BUILTIN_DENY) if (rule.matches(argv)) return rule.name;
-  const line = argv.join(' ');
-  for (const pattern of extra) {
-    // Unanchored on purpose: a deny pattern may match anywhere in the command line.
-    if (new RegExp(pattern, 'u').test(line) || anchored(pattern).test(line))
-      return `security.deny pattern ${pattern}`;
+/**
+ * The first rule the argv matches: a built-in one, or a `security.deny` pattern (matched against the
+ * argv joined by spaces). `canonical`: the same argv with its paths resolved (exec/canonical.ts);
+ * each form is checked, so neither spelling nor a link gets a command past a rule.
+ */
+export function deniedBy(
+  argv: readonly string[],
+  extra: readonly string[] = [],
+  canonical: readonly (readonly string[])[] = [],
+): string | undefined {
+  for (const form of [argv, ...canonical]) {
+    for (const rule of BUILTIN_DENY) if (rule.matches(form)) return rule.name;
+    const line = form.join(' ');
+    for (const pattern of extra) {
+      // Unanchored on purpose: a deny pattern may match anywhere in the command line.
+      if (new RegExp(pattern, 'u').test(line) || anchored(pattern).test(line))
+        return `security.deny pattern ${pattern}`;
+    }
   }
   return undefined;
 }

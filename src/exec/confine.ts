@@ -3,10 +3,12 @@
  * core/paths.ts) is resolved with realpath, symlinks included, and must still
  * lie inside one of its roots, themselves resolved. The RESOLVED path is what
  * goes into argv, so a symlink inside a root cannot lead the command out.
+ * A regular file with more than one hard link is refused: its other names
+ * may lie outside the roots, and nothing can say where they are.
  * What remains (docs/security.md): a directory swapped for a symlink between
  * this check and the command's own open().
  */
-import { lstatSync, realpathSync } from 'node:fs';
+import { lstatSync, realpathSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type { ActionConfig, ParamSpec } from '../config/schema.js';
 import { isInside } from '../core/paths.js';
@@ -59,6 +61,11 @@ function confine(value: string, spec: PathSpec): { value: string } | { error: st
       error: `"${short(value)}" resolves to ${short(real.value)}, outside the allowed roots (symlinks are followed) — ${allowed}`,
     };
   }
+  const links = hardLinks(real.value);
+  if (links > 1)
+    return {
+      error: `"${short(value)}" is a file with ${links} hard links: another of its names may lie outside the allowed roots, and a hard link cannot be traced, so it is refused — give the file a single name (copy it and remove the other names), or name the copy`,
+    };
   return real;
 }
 
@@ -83,6 +90,16 @@ function realPath(value: string, mustExist: boolean): { value: string } | { erro
     return { value: path.join(realpathSync.native(path.dirname(value)), path.basename(value)) };
   } catch {
     return { error: `the directory of "${short(value)}" does not exist` };
+  }
+}
+
+/** The link count of a regular file (1 when it is anything else, or absent: must_exist decided that). */
+function hardLinks(p: string): number {
+  try {
+    const st = statSync(p);
+    return st.isFile() ? st.nlink : 1;
+  } catch {
+    return 1;
   }
 }
 

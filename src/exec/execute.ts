@@ -8,7 +8,11 @@ import type { ErrorCode, Result, ResultStatus, StepResult } from '../core/result
 import { formatDuration } from '../core/duration.js';
 import { cutToBytes } from './capture.js';
 import { runCommand, type RunOutcome } from './runner.js';
-import { isSudoRefusal, prlimitFlags, resolveExecutable, sudoArgv, sudoInner } from './sudo.js';
+import { isSudoRefusal, prlimitFlags, resolveExecutable } from './sudo.js';
+import { wrapCommand, type Isolation, type Tools, type Wrapped } from './wrap.js';
+
+/** Everything as the agent's own user, no scope: what a caller that checked nothing gets. */
+export const NO_ISOLATION: Isolation = { root: false, systemd: false, pidns: false };
 
 /** The fixed PATH a child gets (the contract: nothing inherited from the agent). */
 export const SAFE_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -19,6 +23,8 @@ export interface ExecOptions {
   killGraceMs?: number;
   signal?: AbortSignal;
   onOutput?: ((stream: 'stdout' | 'stderr', chunk: Buffer) => void) | undefined;
+  /** Who runs the commands and how they are contained (exec/isolation.ts); default NO_ISOLATION. */
+  isolation?: Isolation | undefined;
 }
 
 /** The result fields a run fills in; the pipeline adds id, host, action and transaction. */
@@ -44,14 +50,16 @@ export function childEnv(job: Pick<Job, 'env'>, searchPath: string): Record<stri
 }
 
 /**
- * The exact argv that will be spawned for one command of a job, or why it cannot be:
- * `[sudo -n -- timeout …] [prlimit … --] exe args`. The sudoers lines are built from it too.
+ * The exact argv that will be spawned for one command of a job, and as whom, or why it cannot be:
+ * `[prlimit … --] exe args` wrapped by exec/wrap.ts (sudo, the run user, a scope). The sudoers lines
+ * are built from it too.
  */
 export function spawnArgv(
   argv: readonly string[],
-  job: Pick<Job, 'sudo' | 'actionTimeoutMs' | 'limits'>,
+  job: Pick<Job, 'sudo' | 'actionTimeoutMs' | 'limits' | 'env'>,
   searchPath: string,
-): { argv: string[] } | { code: ErrorCode; error: string } {
+  iso: Isolation = NO_ISOLATION,
+): Wrapped | { code: ErrorCode; error: string } {
   const exe = argv[0] ?? '';
   const flags = job.limits ? prlimitFlags(job.limits) : [];
   let limit: string[] = [];
@@ -64,27 +72,61 @@ export function spawnArgv(
       };
     limit = [prlimit, ...flags, '--'];
   }
-  if (!job.sudo) return { argv: [...limit, ...argv] };
+  if (!job.sudo && !iso.runAs && !(iso.systemd && iso.root)) return { argv: [...limit, ...argv] };
   const abs = resolveExecutable(exe, searchPath);
   if (!abs)
     return {
       code: 'not_found',
       error: `${exe} was not found on the agent's PATH (${searchPath}) — install it or fix the action's argv`,
     };
-  const sudo = resolveExecutable('sudo', searchPath);
-  if (!sudo)
+  const tools = resolveTools(job.sudo || (iso.runAs !== undefined && !iso.root), iso, searchPath);
+  if ('code' in tools) return tools;
+  const input = {
+    sudo: job.sudo,
+    actionTimeoutMs: job.actionTimeoutMs,
+    processes: job.limits?.processes,
+    env: childEnv(job, searchPath),
+  };
+  return wrapCommand([...limit, abs, ...argv.slice(1)], input, iso, tools);
+}
+
+function resolveTools(
+  viaSudo: boolean,
+  iso: Isolation,
+  searchPath: string,
+): Tools | { code: ErrorCode; error: string } {
+  const find = (name: string) => resolveExecutable(name, searchPath) ?? '';
+  const tools: Tools = {
+    sudo: find('sudo'),
+    timeout: find('timeout'),
+    env: find('env'),
+    systemdRun: iso.systemd ? find('systemd-run') : '',
+    unshare: iso.pidns ? find('unshare') : '',
+    setpriv: iso.runAs && (iso.systemd || iso.pidns) ? find('setpriv') : '',
+  };
+  if (viaSudo && !tools.sudo)
     return {
       code: 'sudo_failed',
       error:
-        'the action runs through sudo, but sudo is not installed on this host — install it and add the lines from `homelab-cmd sudoers --config <file>`',
+        'the action runs through sudo (as root, or as execution.run_as), but sudo is not installed on this host — install it and add the lines from `homelab-cmd sudoers --config <file>`',
     };
-  const timeout = resolveExecutable('timeout', searchPath);
-  if (!timeout)
+  if (viaSudo && (!tools.timeout || !tools.env))
     return {
       code: 'sudo_failed',
-      error: 'sudo actions need coreutils `timeout` to bound the command as root — install coreutils',
+      error: 'commands run through sudo need coreutils `timeout` and `env` to bound them — install coreutils',
     };
-  return { argv: sudoArgv(sudo, sudoInner([...limit, abs, ...argv.slice(1)], job.actionTimeoutMs, timeout)) };
+  for (const [need, name] of [
+    [iso.systemd, 'systemd-run'],
+    [iso.pidns, 'unshare'],
+    [iso.runAs && (iso.systemd || iso.pidns), 'setpriv'],
+  ] as const) {
+    if (need && !find(name))
+      return {
+        code: 'not_found',
+        error: `${name} is not on execution.path (${searchPath}), but the agent found it at start — put it back (util-linux, systemd)`,
+      };
+  }
+  return tools;
 }
 
 export async function executeJob(job: Job, opts: ExecOptions): Promise<ExecOutcome> {
@@ -102,7 +144,7 @@ export async function executeJob(job: Job, opts: ExecOptions): Promise<ExecOutco
   };
 
   for (const argv of job.commands) {
-    const spawn = spawnArgv(argv, job, opts.path);
+    const spawn = spawnArgv(argv, job, opts.path, opts.isolation);
     if ('code' in spawn) {
       last = {
         status: 'failed',
@@ -116,6 +158,10 @@ export async function executeJob(job: Job, opts: ExecOptions): Promise<ExecOutco
     const remaining = Math.max(1, Math.round(deadline - performance.now()));
     const run = await runCommand({
       argv: spawn.argv,
+      uid: spawn.uid,
+      gid: spawn.gid,
+      workDirOwner: spawn.workDirOwner,
+      rootCwd: spawn.rootCwd,
       env: childEnv(job, opts.path),
       timeoutMs: remaining,
       maxOutput: opts.maxOutput,
@@ -129,7 +175,7 @@ export async function executeJob(job: Job, opts: ExecOptions): Promise<ExecOutco
     errTrunc ||= run.stderr.truncated;
     if (job.commands.length > 1)
       steps.push({ argv: [...argv], exit_code: run.exitCode, duration_ms: run.durationMs });
-    last = classify(run, argv, job);
+    last = classify(run, argv, job, spawn.viaSudo === true);
     if (last.status !== 'succeeded') break;
   }
 
@@ -157,6 +203,7 @@ function classify(
   run: RunOutcome,
   argv: readonly string[],
   job: Job,
+  viaSudo: boolean,
 ): { status: ExecOutcome['status']; exit_code: number; error_code?: ErrorCode; error?: string } {
   const exe = argv[0] ?? '';
   switch (run.kind) {
@@ -191,7 +238,7 @@ function classify(
       };
     case 'exited':
       if (run.exitCode === 0) return { status: 'succeeded', exit_code: 0 };
-      if (job.sudo && isSudoRefusal(run.exitCode, run.stderr.text)) {
+      if (viaSudo && isSudoRefusal(run.exitCode, run.stderr.text)) {
         return {
           status: 'failed',
           exit_code: run.exitCode,
@@ -199,7 +246,7 @@ function classify(
           error: `sudo refused to run ${exe} without a password — install the rule printed by \`homelab-cmd sudoers --config <file>\` (sudo said: ${firstLine(run.stderr.text)})`,
         };
       }
-      if (job.sudo && run.exitCode === 127 && run.stdout.text === '') {
+      if (viaSudo && run.exitCode === 127 && run.stdout.text === '') {
         return {
           status: 'failed',
           exit_code: 127,

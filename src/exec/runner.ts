@@ -1,14 +1,17 @@
 /**
  * Runs one argv: no shell, stdin closed, its own process group, a clean
  * environment, output capped while reading, and a timeout that kills the
- * whole group (SIGTERM, then SIGKILL after a grace) so grandchildren die too.
+ * whole group (SIGTERM, then SIGKILL after a grace) so grandchildren die too —
+ * and every descendant found in /proc, which catches the ones that left the
+ * group with setsid (docs/security.md § Limits).
  */
-import { mkdtempSync } from 'node:fs';
+import { chownSync, mkdtempSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { CappedBuffer } from './capture.js';
+import { descendantsOf } from './descendants.js';
 
 export interface RunSpec {
   argv: string[];
@@ -22,6 +25,13 @@ export interface RunSpec {
   signal?: AbortSignal;
   /** Every chunk as it comes (live output); the capture above is unaffected. */
   onOutput?: ((stream: 'stdout' | 'stderr', chunk: Buffer) => void) | undefined;
+  /** Start the child as this user (the agent is root); node clears its supplementary groups. */
+  uid?: number | undefined;
+  gid?: number | undefined;
+  /** The private working directory is handed to this user, who runs the command. */
+  workDirOwner?: { uid: number; gid: number } | undefined;
+  /** Start in `/`: the command's user could not enter a directory of the agent's. */
+  rootCwd?: boolean | undefined;
 }
 
 export type RunKind = 'exited' | 'timed_out' | 'interrupted' | 'not_found' | 'spawn_failed';
@@ -54,12 +64,15 @@ export async function runCommand(spec: RunSpec): Promise<RunOutcome> {
   // purpose: ~40 µs here, where the promise version costs two thread-pool round trips (~0.25 ms) on
   // the way from a button press to its result (bench/results: OVERHEAD).
   const cwd = mkdtempSync(path.join(os.tmpdir(), 'homelab-cmd-'));
+  if (spec.workDirOwner) chownSync(cwd, spec.workDirOwner.uid, spec.workDirOwner.gid);
 
   try {
     // node:child_process, not execa: execa added 0.2-0.35 ms and 17-23 % less throughput at 16 in flight
     // per spawn (bench/spawn-micro.mjs, quiet runs), and this runner uses none of what it adds on top of spawn.
     const child = spawn(file, args, {
-      cwd,
+      cwd: spec.rootCwd ? '/' : cwd,
+      ...(spec.uid !== undefined ? { uid: spec.uid } : {}),
+      ...(spec.gid !== undefined ? { gid: spec.gid } : {}),
       env: spec.env, // the whole environment: nothing of the agent's is inherited
       stdio: ['ignore', 'pipe', 'pipe'],
       detached: true, // its own process group: the timeout kills the whole tree
@@ -79,12 +92,21 @@ export async function runCommand(spec: RunSpec): Promise<RunOutcome> {
     let timedOut = false;
     let aborted = false;
     let killTimer: NodeJS.Timeout | undefined;
+    // Descendants seen at the first kill: a setsid child has left the group, and after the SIGTERM its
+    // parent may die and leave it without a parent chain to find it by.
+    const seen = new Set<number>();
+    let exited = false;
+    child.once('exit', () => (exited = true));
     const killGroup = (signal: NodeJS.Signals) => {
       if (child.pid === undefined) return;
-      try {
-        process.kill(-child.pid, signal);
-      } catch {
-        // ESRCH: the group is gone already.
+      // Only while the child lives: once reaped, its pid may belong to someone else.
+      if (!exited) for (const pid of descendantsOf(child.pid)) seen.add(pid);
+      for (const target of [-child.pid, ...seen]) {
+        try {
+          process.kill(target, signal);
+        } catch {
+          // ESRCH: gone already; EPERM: another user's (a sudo command's own timeout kills those).
+        }
       }
     };
     const terminate = () => {

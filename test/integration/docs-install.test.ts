@@ -118,6 +118,18 @@ describe.skipIf(missing !== undefined || !isRepo)(
       });
       expect(Number(uid)).toBeLessThan(1000); // --system
       expect(r.stdout).toContain('no-home');
+      // The run user of the actions without sudo: its own group, no home, no login.
+      await w.block('nologin homelab-cmd-run');
+      const run = (await sandbox.run('getent passwd homelab-cmd-run; id -Gn homelab-cmd-run')).stdout.split(
+        '\n',
+      );
+      const [runName, , runUid, , , , runShell] = run[0]!.split(':');
+      expect({ runName, runShell, groups: run[1] }).toEqual({
+        runName: 'homelab-cmd-run',
+        runShell: '/usr/sbin/nologin',
+        groups: 'homelab-cmd-run',
+      });
+      expect(Number(runUid)).toBeLessThan(1000);
     });
 
     it("3. the config (the page's YAML, typed into sudoedit) and the password: root-owned, readable by the group, checked as the service's user", async () => {
@@ -216,7 +228,7 @@ describe.skipIf(missing !== undefined || !isRepo)(
       expect(fresh.messages.filter((m) => m.topic.startsWith('homeassistant/'))).toEqual([]);
       await fresh.end();
       const gone = await sandbox.run(
-        'getent passwd homelab-cmd; command -v homelab-cmd; ls -d /etc/homelab-cmd /var/lib/homelab-cmd /etc/sudoers.d/homelab-cmd /etc/systemd/system/homelab-cmd.service* "$(npm root -g)/homelab-cmd" 2>&1 | grep -v "No such file" || true',
+        'getent passwd homelab-cmd homelab-cmd-run; command -v homelab-cmd; ls -d /etc/homelab-cmd /var/lib/homelab-cmd /etc/sudoers.d/homelab-cmd /etc/systemd/system/homelab-cmd.service* "$(npm root -g)/homelab-cmd" 2>&1 | grep -v "No such file" || true',
       );
       expect(gone.stdout).toBe('');
     }, 60_000);
