@@ -7,17 +7,26 @@
 import { z } from 'zod';
 import type { ActionConfig } from '../config/schema.js';
 import {
-  claimSchema,
   claimTopic,
-  dueAt,
-  groupTopic,
-  heldBy,
+  lastTopic,
   memberTopic,
-  newer,
   parseFleetTopic,
+  staggerSubscriptions,
+  type StaggerTopicKind,
+} from '../core/fleet-topics.js';
+import {
+  claimSchema,
+  dueAt,
+  groupLast,
+  heldBy,
+  holdLapsed,
+  memberSchema,
+  newer,
   parseJson,
+  readSavedStagger,
   sameRecord,
   staggerRecordSchema,
+  whyIgnored,
   winner,
   type Claim,
   type StaggerRecord,
@@ -59,9 +68,12 @@ interface PeerClaim {
 }
 
 interface GroupState<T> {
-  last: StaggerRecord | undefined;
-  /** The newest record the broker has given us since we (re)connected. */
-  brokerRecord: StaggerRecord | undefined;
+  /** The records that count, by host: this host's own and its members' (docs/stagger.md § Topics). */
+  records: Map<string, StaggerRecord>;
+  /** Well-formed records of hosts that are not (yet) members: never counted, saved or republished. */
+  unverified: Map<string, StaggerRecord>;
+  /** This host's own record as the broker holds it, since we (re)connected. */
+  brokerOwn: StaggerRecord | undefined;
   claims: Map<string, PeerClaim>;
   members: Set<string>;
   pending: T[];
@@ -71,20 +83,23 @@ interface GroupState<T> {
   told: Map<string, { runAt: number; reason: string | undefined }>;
 }
 
-/** The topic filters an agent with staggered actions subscribes to: records, claims, members, peers' status. */
+/** The topic filters an agent with staggered actions subscribes to: members, records, claims, peers' status. */
 export function fleetSubscriptions(prefix: string): string[] {
-  return [
-    `${prefix}/_fleet/stagger/+`,
-    `${prefix}/_fleet/stagger/+/claim/+`,
-    `${prefix}/_fleet/stagger/+/member/+`,
-    `${prefix}/+/status`,
-  ];
+  return [...staggerSubscriptions(prefix), `${prefix}/+/status`];
 }
+
+/** Hosts tracked per group and per map: a flood of made-up host ids cannot grow memory without bound. */
+const MAX_HOSTS = 1000;
+/** An ignored record is logged once per topic in this time, however often it is sent. */
+const IGNORE_LOG_MS = 10 * 60_000;
 
 export class StaggerCoordinator<T extends StaggerItem> {
   private readonly groups = new Map<string, GroupState<T>>();
   private readonly peerStatus = new Map<string, string>();
-  private readonly file: JsonStateFile<Record<string, StaggerRecord>>;
+  /** Since when each peer has not been online, as this host saw it (for stagger.max_hold). */
+  private readonly downSince = new Map<string, number>();
+  private readonly ignoredAt = new Map<string, number>();
+  private readonly file: JsonStateFile<unknown>;
   /**
    * After a (re)connect, decisions wait until the retained records and claims had time to arrive;
    * Infinity between a connection and the onConnect that follows it.
@@ -109,12 +124,21 @@ export class StaggerCoordinator<T extends StaggerItem> {
     this.file = new JsonStateFile(
       opts.stateDir,
       'stagger.json',
-      z.record(z.string(), staggerRecordSchema),
+      z.unknown(),
       log,
       "this host's record of its stagger groups",
     );
-    const saved = this.file.read({});
-    for (const [group] of opts.groups) this.group(group).last = saved[group];
+    // Checked again like records that just arrived: an older version saved whatever it was sent.
+    const saved = readSavedStagger(this.file.read(undefined), opts.host, Date.now());
+    for (const [group] of opts.groups)
+      this.group(group).records = new Map(Object.entries(saved.groups[group] ?? {}));
+    if (saved.dropped.length > 0) {
+      log.warn(
+        { file: this.file.file, dropped: saved.dropped },
+        'dropped stagger records from state_dir that no longer count (docs/stagger.md § Failure cases)',
+      );
+      this.save();
+    }
   }
 
   submit(item: T): void {
@@ -127,7 +151,7 @@ export class StaggerCoordinator<T extends StaggerItem> {
     const text = payload.toString('utf8');
     const peer = hostOfTopic(this.opts.prefix, topic, 'status');
     if (peer !== undefined) {
-      this.peerStatus.set(peer, text);
+      this.onStatus(peer, text);
       for (const name of this.groups.keys()) this.kick(name);
       return true;
     }
@@ -135,36 +159,29 @@ export class StaggerCoordinator<T extends StaggerItem> {
     if (!fleet) return false;
     const g = this.groups.get(fleet.group);
     if (!g) return true; // a group this host has no action in
-    if (fleet.kind === 'record') {
-      const rec = text === '' ? undefined : parseJson(staggerRecordSchema, text);
-      if (rec) this.learn(fleet.group, rec, true);
-    } else if (fleet.kind === 'member') {
-      if (text === '') g.members.delete(fleet.host);
-      else g.members.add(fleet.host);
-    } else if (fleet.host !== this.opts.host) {
-      const claim = text === '' ? undefined : parseJson(claimSchema, text);
-      if (claim) g.claims.set(fleet.host, { claim, seenAt: Date.now() });
-      else g.claims.delete(fleet.host);
-      this.kick(fleet.group);
-    }
+    if (fleet.kind === 'last') this.onRecord(fleet.group, g, fleet.host, text);
+    else if (fleet.kind === 'member') this.onMember(fleet.group, g, fleet.host, text);
+    else if (fleet.host !== this.opts.host) this.onClaim(fleet.group, g, fleet.host, text);
+    this.kick(fleet.group);
     return true;
   }
 
   onConnect(): void {
     this.readyAt = Date.now() + Math.max(0, ...[...this.opts.groups].map(([, s]) => s.settle));
     for (const [name, g] of this.groups) {
-      g.brokerRecord = undefined;
+      g.brokerOwn = undefined;
       this.send(
         memberTopic(this.opts.prefix, name, this.opts.host),
         JSON.stringify({ host: this.opts.host }),
         true,
       );
-      // The broker may have restarted without its retained messages: once its retained record had time
-      // to arrive, put back what we know if it is newer (the agents republish the group's history).
+      // The broker may have restarted without its retained messages: once its copy of our record had
+      // time to arrive, put back our OWN record if the broker lacks it. Each member does the same for
+      // its own; nobody republishes another host's record (docs/stagger.md § Durability and outages).
       const settle = Math.max(...[...this.opts.groups].filter(([n]) => n === name).map(([, s]) => s.settle));
       this.after(settle, () => {
-        if (g.last && !sameRecord(newer(g.last, g.brokerRecord), g.brokerRecord))
-          this.publishRecord(name, g.last);
+        const mine = g.records.get(this.opts.host);
+        if (mine && !sameRecord(newer(mine, g.brokerOwn), g.brokerOwn)) this.publishOwn(name, mine);
       });
       this.kick(name);
     }
@@ -176,14 +193,18 @@ export class StaggerCoordinator<T extends StaggerItem> {
 
   /** The record of a run this host started (the runner calls it when a health check settles). */
   release(group: string, record: StaggerRecord): void {
-    this.learn(group, record, false);
-    this.publishRecord(group, record);
+    const g = this.group(group);
+    if (record.host !== this.opts.host) return;
+    g.records.set(this.opts.host, newer(g.records.get(this.opts.host), record) ?? record);
+    this.save();
+    this.publishOwn(group, record);
+    this.kick(group);
   }
 
-  /** The record of the run this host started for request `id`, while it is the group's latest. */
+  /** The record of the run this host started for request `id`, while it is this host's latest. */
   recordOf(group: string, id: string): StaggerRecord | undefined {
-    const last = this.groups.get(group)?.last;
-    return last && last.id === id && last.host === this.opts.host ? last : undefined;
+    const own = this.groups.get(group)?.records.get(this.opts.host);
+    return own && own.id === id ? own : undefined;
   }
 
   stop(): void {
@@ -202,8 +223,9 @@ export class StaggerCoordinator<T extends StaggerItem> {
     let g = this.groups.get(name);
     if (!g) {
       g = {
-        last: undefined,
-        brokerRecord: undefined,
+        records: new Map(),
+        unverified: new Map(),
+        brokerOwn: undefined,
         claims: new Map(),
         members: new Set(),
         pending: [],
@@ -216,25 +238,119 @@ export class StaggerCoordinator<T extends StaggerItem> {
     return g;
   }
 
-  private learn(name: string, rec: StaggerRecord, fromBroker: boolean): void {
-    const g = this.group(name);
-    if (fromBroker) g.brokerRecord = newer(g.brokerRecord, rec);
-    const merged = newer(g.last, rec);
-    if (!sameRecord(merged, g.last)) {
-      g.last = merged;
-      this.save();
+  private onStatus(peer: string, text: string): void {
+    if (!this.peerStatus.has(peer) && this.peerStatus.size >= MAX_HOSTS * 4) return;
+    this.peerStatus.set(peer, text);
+    if (text === 'online') this.downSince.delete(peer);
+    else if (!this.downSince.has(peer)) this.downSince.set(peer, Date.now());
+  }
+
+  /** Whether `host` is online, and else for how long it has not been (as far as this host saw). */
+  private liveness(host: string, now: number): { online: boolean; downForMs: number } {
+    if (this.peerStatus.get(host) === 'online') return { online: true, downForMs: 0 };
+    let since = this.downSince.get(host);
+    if (since === undefined) this.downSince.set(host, (since = now)); // never seen: from now on
+    return { online: false, downForMs: now - since };
+  }
+
+  /** `…/last/HOST`: HOST's last run. Counted only when HOST wrote it, about itself, as a member. */
+  private onRecord(name: string, g: GroupState<T>, host: string, text: string): void {
+    const me = this.opts.host;
+    if (text === '') {
+      // Its owner deleted it (only the owner can, with the ACL): forget it, and never put it back.
+      g.unverified.delete(host);
+      if (host === me) g.brokerOwn = undefined;
+      if (g.records.delete(host)) {
+        this.log.info({ group: name, host }, 'a stagger record was deleted by its owner; forgetting it');
+        this.save();
+      }
+      return;
     }
-    // Someone put back an older record than we know (a restarted broker, a slow peer): heal it.
-    if (
-      fromBroker &&
-      g.last &&
-      !sameRecord(g.last, rec) &&
-      sameRecord(newer(g.last, rec), g.last) &&
-      this.isConnected()
-    ) {
-      this.publishRecord(name, g.last);
+    const rec = parseJson(staggerRecordSchema, text);
+    const why = rec ? whyIgnored(host, rec, Date.now()) : 'it is not a valid record';
+    if (!rec || why) return this.ignore(name, 'last', host, why);
+    if (host === me) {
+      g.brokerOwn = rec;
+      const mine = g.records.get(me);
+      const merged = newer(mine, rec) ?? rec;
+      // A newer run of ours than we remember (state_dir lost): take it. An older one (a broker that
+      // restarted, a stale copy): put ours back.
+      if (!sameRecord(merged, mine)) {
+        g.records.set(me, merged);
+        this.save();
+      } else if (mine && !sameRecord(mine, rec) && this.isConnected()) this.publishOwn(name, mine);
+      return;
     }
-    this.kick(name);
+    if (!g.members.has(host)) {
+      if (g.unverified.has(host) || g.unverified.size < MAX_HOSTS) g.unverified.set(host, rec);
+      return this.ignore(
+        name,
+        'last',
+        host,
+        `${host} is not a member of group ${name} (no valid member record)`,
+      );
+    }
+    this.learnPeer(name, g, host, rec);
+  }
+
+  private learnPeer(name: string, g: GroupState<T>, host: string, rec: StaggerRecord): void {
+    const known = g.records.get(host);
+    const merged = newer(known, rec) ?? rec;
+    if (sameRecord(merged, known)) return;
+    g.records.set(host, merged);
+    if (g.records.size > MAX_HOSTS) g.records.delete(host);
+    else this.save();
+  }
+
+  /** `…/member/HOST`: HOST has an action in the group. Its records count from now on. */
+  private onMember(name: string, g: GroupState<T>, host: string, text: string): void {
+    if (text === '') {
+      g.members.delete(host);
+      g.unverified.delete(host);
+      if (host !== this.opts.host && g.records.delete(host)) this.save();
+      return;
+    }
+    const m = parseJson(memberSchema, text);
+    const why = m ? whyIgnored(host, m, Date.now()) : 'it is not a valid member record';
+    if (why) return this.ignore(name, 'member', host, why);
+    if (!g.members.has(host) && g.members.size >= MAX_HOSTS)
+      return this.ignore(name, 'member', host, `group ${name} already has ${MAX_HOSTS} members`);
+    g.members.add(host);
+    const pending = g.unverified.get(host);
+    g.unverified.delete(host);
+    if (pending) this.learnPeer(name, g, host, pending);
+  }
+
+  /** `…/claim/HOST`: HOST intends to start a run now. */
+  private onClaim(name: string, g: GroupState<T>, host: string, text: string): void {
+    const claim = text === '' ? undefined : parseJson(claimSchema, text);
+    const why =
+      text === ''
+        ? undefined
+        : !claim
+          ? 'it is not a valid claim'
+          : (whyIgnored(host, claim, Date.now()) ??
+            (g.members.has(host) ? undefined : `${host} is not a member of group ${name}`));
+    if (!claim || why || (!g.claims.has(host) && g.claims.size >= MAX_HOSTS)) {
+      g.claims.delete(host);
+      if (why) this.ignore(name, 'claim', host, why);
+      return;
+    }
+    g.claims.set(host, { claim, seenAt: Date.now() });
+  }
+
+  /** An ignored fleet record: never counted, saved or republished; logged once per topic and while. */
+  private ignore(name: string, kind: StaggerTopicKind, host: string, why: string | undefined): void {
+    this.logOnce(`${kind} ${name} ${host}`, { group: name, kind, host }, `ignoring a fleet record: ${why}`);
+  }
+
+  private logOnce(key: string, fields: Record<string, unknown>, msg: string): void {
+    const now = Date.now();
+    const at = this.ignoredAt.get(key);
+    if (at !== undefined && now - at < IGNORE_LOG_MS) return;
+    if (this.ignoredAt.size >= MAX_HOSTS) this.ignoredAt.clear();
+    this.ignoredAt.set(key, now);
+    this.log.warn(fields, msg);
   }
 
   /** Decide for the head of the group's queue. Re-entered on every event that may change the answer. */
@@ -256,9 +372,20 @@ export class StaggerCoordinator<T extends StaggerItem> {
       );
       return this.kick(name);
     }
-    const held = heldBy(g.last, this.opts.host);
-    if (held) return this.wait(name, item, now + s.interval, held);
-    const due = dueAt(g.last, s.interval, now);
+    const last = groupLast(g.records.values());
+    let note: string | undefined;
+    const held = heldBy(last, this.opts.host);
+    if (held && last) {
+      // A hold without a live owner ends after stagger.max_hold (docs/stagger.md § Failure cases).
+      const holder = this.liveness(last.host, now);
+      note = holdLapsed(last, holder, s.max_hold);
+      if (!note) {
+        const lapseAt = holder.online ? Number.POSITIVE_INFINITY : now - holder.downForMs + s.max_hold + 1;
+        return this.wait(name, item, Math.min(now + s.interval, lapseAt), held);
+      }
+      this.logOnce(`hold ${name} ${last.host} ${last.id}`, { group: name, holder: last.host }, note);
+    }
+    const due = dueAt(last, s.interval, now);
     if (due > now) return this.wait(name, item, due, undefined);
 
     const connected = this.isConnected();
@@ -281,7 +408,7 @@ export class StaggerCoordinator<T extends StaggerItem> {
       return this.start(
         name,
         item,
-        `the broker was unreachable: decided on this host's own record of group ${name} (last run ${g.last ? `${g.last.at} on ${g.last.host}` : 'none known'})`,
+        `the broker was unreachable: decided on this host's own record of group ${name} (last run ${last ? `${last.at} on ${last.host}` : 'none known'})${note ? `; ${note}` : ''}`,
       );
     }
     if (s.require_peers_online) {
@@ -300,7 +427,7 @@ export class StaggerCoordinator<T extends StaggerItem> {
       const first = open[0]!;
       return this.wait(name, item, Math.max(now + s.settle, first.seenAt + s.settle * 3), undefined, false);
     }
-    void this.claim(name, g, item);
+    void this.claim(name, g, item, note);
   }
 
   private liveClaims(g: GroupState<T>, ttlMs: number): PeerClaim[] {
@@ -309,7 +436,7 @@ export class StaggerCoordinator<T extends StaggerItem> {
     return [...g.claims.values()];
   }
 
-  private async claim(name: string, g: GroupState<T>, item: T): Promise<void> {
+  private async claim(name: string, g: GroupState<T>, item: T, note: string | undefined): Promise<void> {
     g.deciding = true;
     const s = item.stagger;
     const mine: Claim = {
@@ -318,7 +445,7 @@ export class StaggerCoordinator<T extends StaggerItem> {
       id: item.id,
       at: new Date().toISOString(),
     };
-    const lastBefore = g.last;
+    const lastBefore = groupLast(g.records.values());
     const topic = claimTopic(this.opts.prefix, name, this.opts.host);
     try {
       // Expiry: a claim of an agent that died mid-decision vanishes by itself.
@@ -335,9 +462,10 @@ export class StaggerCoordinator<T extends StaggerItem> {
         );
         return;
       }
-      if (!sameRecord(g.last, lastBefore) && g.last !== lastBefore) {
+      const lastNow = groupLast(g.records.values());
+      if (!sameRecord(lastNow, lastBefore) && lastNow !== lastBefore) {
         this.log.info(
-          { group: name, id: item.id, last: g.last },
+          { group: name, id: item.id, last: lastNow },
           'a run of the group started during the settle window; rescheduling',
         );
         return;
@@ -351,7 +479,7 @@ export class StaggerCoordinator<T extends StaggerItem> {
         );
         return;
       }
-      this.start(name, item, undefined);
+      this.start(name, item, note);
     } catch (err) {
       this.log.warn({ err, group: name }, 'claiming a stagger group failed; will retry');
     } finally {
@@ -373,9 +501,9 @@ export class StaggerCoordinator<T extends StaggerItem> {
       at: new Date().toISOString(),
     };
     if (item.stagger.health) rec.released = false;
-    g.last = rec;
+    g.records.set(this.opts.host, rec);
     this.save();
-    if (this.isConnected()) this.publishRecord(name, rec);
+    if (this.isConnected()) this.publishOwn(name, rec);
     this.log.info({ group: name, id: item.id, note }, 'starting a staggered run');
     this.hooks.run(item, note);
   }
@@ -394,8 +522,9 @@ export class StaggerCoordinator<T extends StaggerItem> {
     g.timer.unref?.();
   }
 
-  private publishRecord(name: string, rec: StaggerRecord): void {
-    this.send(groupTopic(this.opts.prefix, name), JSON.stringify(rec), true);
+  /** This host's own record, on its own topic: the only record it ever publishes. */
+  private publishOwn(name: string, rec: StaggerRecord): void {
+    this.send(lastTopic(this.opts.prefix, name, this.opts.host), JSON.stringify(rec), true);
   }
 
   private send(topic: string, payload: string, retain: boolean): void {
@@ -413,8 +542,8 @@ export class StaggerCoordinator<T extends StaggerItem> {
   }
 
   private save(): void {
-    const data: Record<string, StaggerRecord> = {};
-    for (const [k, g] of this.groups) if (g.last) data[k] = g.last;
-    this.file.write(data);
+    const groups: Record<string, Record<string, StaggerRecord>> = {};
+    for (const [k, g] of this.groups) if (g.records.size > 0) groups[k] = Object.fromEntries(g.records);
+    this.file.write({ version: 2, groups });
   }
 }
