@@ -135,7 +135,7 @@ export class StaggerCoordinator<T extends StaggerItem> {
     if (saved.dropped.length > 0) {
       log.warn(
         { file: this.file.file, dropped: saved.dropped },
-        'dropped stagger records from state_dir that no longer count (docs/stagger.md § Failure cases)',
+        'dropped stagger records from state_dir that no longer count (docs/stagger.md § Failure cases: hostile or stale records)',
       );
       this.save();
     }
@@ -376,7 +376,7 @@ export class StaggerCoordinator<T extends StaggerItem> {
     let note: string | undefined;
     const held = heldBy(last, this.opts.host);
     if (held && last) {
-      // A hold without a live owner ends after stagger.max_hold (docs/stagger.md § Failure cases).
+      // A hold without a live owner ends after stagger.max_hold (docs/stagger.md § Failure cases: hostile or stale records).
       const holder = this.liveness(last.host, now);
       note = holdLapsed(last, holder, s.max_hold);
       if (!note) {
