@@ -12,27 +12,22 @@ import {
   memberTopic,
   parseFleetTopic,
   staggerSubscriptions,
-  type StaggerTopicKind,
 } from '../core/fleet-topics.js';
 import {
-  claimSchema,
   dueAt,
   groupLast,
   heldBy,
   holdLapsed,
-  memberSchema,
   newer,
-  parseJson,
   readSavedStagger,
   sameRecord,
-  staggerRecordSchema,
-  whyIgnored,
   winner,
   type Claim,
   type StaggerRecord,
 } from '../core/stagger.js';
 import { hostOfTopic } from '../core/topics.js';
 import type { Logger } from '../log.js';
+import { FleetIntake, emptyGroupView, type GroupView, type PeerClaim } from './stagger-intake.js';
 import { JsonStateFile } from './state-file.js';
 
 export type StaggerConfig = NonNullable<ActionConfig['stagger']>;
@@ -62,20 +57,7 @@ export interface FleetPublisher {
   ): Promise<void>;
 }
 
-interface PeerClaim {
-  claim: Claim;
-  seenAt: number;
-}
-
-interface GroupState<T> {
-  /** The records that count, by host: this host's own and its members' (docs/stagger.md § Topics). */
-  records: Map<string, StaggerRecord>;
-  /** Well-formed records of hosts that are not (yet) members: never counted, saved or republished. */
-  unverified: Map<string, StaggerRecord>;
-  /** This host's own record as the broker holds it, since we (re)connected. */
-  brokerOwn: StaggerRecord | undefined;
-  claims: Map<string, PeerClaim>;
-  members: Set<string>;
+interface GroupState<T> extends GroupView {
   pending: T[];
   deciding: boolean;
   timer: NodeJS.Timeout | undefined;
@@ -88,17 +70,9 @@ export function fleetSubscriptions(prefix: string): string[] {
   return [...staggerSubscriptions(prefix), `${prefix}/+/status`];
 }
 
-/** Hosts tracked per group and per map: a flood of made-up host ids cannot grow memory without bound. */
-const MAX_HOSTS = 1000;
-/** An ignored record is logged once per topic in this time, however often it is sent. */
-const IGNORE_LOG_MS = 10 * 60_000;
-
 export class StaggerCoordinator<T extends StaggerItem> {
   private readonly groups = new Map<string, GroupState<T>>();
-  private readonly peerStatus = new Map<string, string>();
-  /** Since when each peer has not been online, as this host saw it (for stagger.max_hold). */
-  private readonly downSince = new Map<string, number>();
-  private readonly ignoredAt = new Map<string, number>();
+  private readonly intake: FleetIntake;
   private readonly file: JsonStateFile<unknown>;
   /**
    * After a (re)connect, decisions wait until the retained records and claims had time to arrive;
@@ -121,6 +95,11 @@ export class StaggerCoordinator<T extends StaggerItem> {
     /** The session's own view: a request can arrive before the agent's connect handlers ran. */
     private readonly isConnected: () => boolean,
   ) {
+    this.intake = new FleetIntake(opts.host, log, {
+      save: () => this.save(),
+      publishOwn: (group, rec) => this.publishOwn(group, rec),
+      isConnected: () => this.isConnected(),
+    });
     this.file = new JsonStateFile(
       opts.stateDir,
       'stagger.json',
@@ -151,7 +130,7 @@ export class StaggerCoordinator<T extends StaggerItem> {
     const text = payload.toString('utf8');
     const peer = hostOfTopic(this.opts.prefix, topic, 'status');
     if (peer !== undefined) {
-      this.onStatus(peer, text);
+      this.intake.onStatus(peer, text);
       for (const name of this.groups.keys()) this.kick(name);
       return true;
     }
@@ -159,9 +138,9 @@ export class StaggerCoordinator<T extends StaggerItem> {
     if (!fleet) return false;
     const g = this.groups.get(fleet.group);
     if (!g) return true; // a group this host has no action in
-    if (fleet.kind === 'last') this.onRecord(fleet.group, g, fleet.host, text);
-    else if (fleet.kind === 'member') this.onMember(fleet.group, g, fleet.host, text);
-    else if (fleet.host !== this.opts.host) this.onClaim(fleet.group, g, fleet.host, text);
+    if (fleet.kind === 'last') this.intake.onRecord(fleet.group, g, fleet.host, text);
+    else if (fleet.kind === 'member') this.intake.onMember(fleet.group, g, fleet.host, text);
+    else if (fleet.host !== this.opts.host) this.intake.onClaim(fleet.group, g, fleet.host, text);
     this.kick(fleet.group);
     return true;
   }
@@ -223,11 +202,7 @@ export class StaggerCoordinator<T extends StaggerItem> {
     let g = this.groups.get(name);
     if (!g) {
       g = {
-        records: new Map(),
-        unverified: new Map(),
-        brokerOwn: undefined,
-        claims: new Map(),
-        members: new Set(),
+        ...emptyGroupView(),
         pending: [],
         deciding: false,
         timer: undefined,
@@ -236,121 +211,6 @@ export class StaggerCoordinator<T extends StaggerItem> {
       this.groups.set(name, g);
     }
     return g;
-  }
-
-  private onStatus(peer: string, text: string): void {
-    if (!this.peerStatus.has(peer) && this.peerStatus.size >= MAX_HOSTS * 4) return;
-    this.peerStatus.set(peer, text);
-    if (text === 'online') this.downSince.delete(peer);
-    else if (!this.downSince.has(peer)) this.downSince.set(peer, Date.now());
-  }
-
-  /** Whether `host` is online, and else for how long it has not been (as far as this host saw). */
-  private liveness(host: string, now: number): { online: boolean; downForMs: number } {
-    if (this.peerStatus.get(host) === 'online') return { online: true, downForMs: 0 };
-    let since = this.downSince.get(host);
-    if (since === undefined) this.downSince.set(host, (since = now)); // never seen: from now on
-    return { online: false, downForMs: now - since };
-  }
-
-  /** `…/last/HOST`: HOST's last run. Counted only when HOST wrote it, about itself, as a member. */
-  private onRecord(name: string, g: GroupState<T>, host: string, text: string): void {
-    const me = this.opts.host;
-    if (text === '') {
-      // Its owner deleted it (only the owner can, with the ACL): forget it, and never put it back.
-      g.unverified.delete(host);
-      if (host === me) g.brokerOwn = undefined;
-      if (g.records.delete(host)) {
-        this.log.info({ group: name, host }, 'a stagger record was deleted by its owner; forgetting it');
-        this.save();
-      }
-      return;
-    }
-    const rec = parseJson(staggerRecordSchema, text);
-    const why = rec ? whyIgnored(host, rec, Date.now()) : 'it is not a valid record';
-    if (!rec || why) return this.ignore(name, 'last', host, why);
-    if (host === me) {
-      g.brokerOwn = rec;
-      const mine = g.records.get(me);
-      const merged = newer(mine, rec) ?? rec;
-      // A newer run of ours than we remember (state_dir lost): take it. An older one (a broker that
-      // restarted, a stale copy): put ours back.
-      if (!sameRecord(merged, mine)) {
-        g.records.set(me, merged);
-        this.save();
-      } else if (mine && !sameRecord(mine, rec) && this.isConnected()) this.publishOwn(name, mine);
-      return;
-    }
-    if (!g.members.has(host)) {
-      if (g.unverified.has(host) || g.unverified.size < MAX_HOSTS) g.unverified.set(host, rec);
-      return this.ignore(
-        name,
-        'last',
-        host,
-        `${host} is not a member of group ${name} (no valid member record)`,
-      );
-    }
-    this.learnPeer(name, g, host, rec);
-  }
-
-  private learnPeer(name: string, g: GroupState<T>, host: string, rec: StaggerRecord): void {
-    const known = g.records.get(host);
-    const merged = newer(known, rec) ?? rec;
-    if (sameRecord(merged, known)) return;
-    g.records.set(host, merged);
-    if (g.records.size > MAX_HOSTS) g.records.delete(host);
-    else this.save();
-  }
-
-  /** `…/member/HOST`: HOST has an action in the group. Its records count from now on. */
-  private onMember(name: string, g: GroupState<T>, host: string, text: string): void {
-    if (text === '') {
-      g.members.delete(host);
-      g.unverified.delete(host);
-      if (host !== this.opts.host && g.records.delete(host)) this.save();
-      return;
-    }
-    const m = parseJson(memberSchema, text);
-    const why = m ? whyIgnored(host, m, Date.now()) : 'it is not a valid member record';
-    if (why) return this.ignore(name, 'member', host, why);
-    if (!g.members.has(host) && g.members.size >= MAX_HOSTS)
-      return this.ignore(name, 'member', host, `group ${name} already has ${MAX_HOSTS} members`);
-    g.members.add(host);
-    const pending = g.unverified.get(host);
-    g.unverified.delete(host);
-    if (pending) this.learnPeer(name, g, host, pending);
-  }
-
-  /** `…/claim/HOST`: HOST intends to start a run now. */
-  private onClaim(name: string, g: GroupState<T>, host: string, text: string): void {
-    const claim = text === '' ? undefined : parseJson(claimSchema, text);
-    const why =
-      text === ''
-        ? undefined
-        : !claim
-          ? 'it is not a valid claim'
-          : (whyIgnored(host, claim, Date.now()) ??
-            (g.members.has(host) ? undefined : `${host} is not a member of group ${name}`));
-    if (!claim || why || (!g.claims.has(host) && g.claims.size >= MAX_HOSTS)) {
-      g.claims.delete(host);
-      if (why) this.ignore(name, 'claim', host, why);
-      return;
-    }
-    g.claims.set(host, { claim, seenAt: Date.now() });
-  }
-
-  /** An ignored fleet record: never counted, saved or republished; logged once per topic and while. */
-  private ignore(name: string, kind: StaggerTopicKind, host: string, why: string | undefined): void {
-    this.logOnce(`${kind} ${name} ${host}`, { group: name, kind, host }, `ignoring a fleet record: ${why}`);
-  }
-
-  private logOnce(key: string, fields: Record<string, unknown>, msg: string): void {
-    const now = Date.now();
-    const at = this.ignoredAt.get(key);
-    if (at !== undefined && now - at < IGNORE_LOG_MS) return;
-    if (this.ignoredAt.size >= MAX_HOSTS) this.ignoredAt.clear();
-    this.ignoredAt.set(key, now);
-    this.log.warn(fields, msg);
   }
 
   /** Decide for the head of the group's queue. Re-entered on every event that may change the answer. */
@@ -377,13 +237,13 @@ export class StaggerCoordinator<T extends StaggerItem> {
     const held = heldBy(last, this.opts.host);
     if (held && last) {
       // A hold without a live owner ends after stagger.max_hold (docs/stagger.md § Failure cases: hostile or stale records).
-      const holder = this.liveness(last.host, now);
+      const holder = this.intake.liveness(last.host, now);
       note = holdLapsed(last, holder, s.max_hold);
       if (!note) {
         const lapseAt = holder.online ? Number.POSITIVE_INFINITY : now - holder.downForMs + s.max_hold + 1;
         return this.wait(name, item, Math.min(now + s.interval, lapseAt), held);
       }
-      this.logOnce(`hold ${name} ${last.host} ${last.id}`, { group: name, holder: last.host }, note);
+      this.intake.logOnce(`hold ${name} ${last.host} ${last.id}`, { group: name, holder: last.host }, note);
     }
     const due = dueAt(last, s.interval, now);
     if (due > now) return this.wait(name, item, due, undefined);
@@ -412,7 +272,7 @@ export class StaggerCoordinator<T extends StaggerItem> {
       );
     }
     if (s.require_peers_online) {
-      const down = [...g.members].filter((h) => h !== this.opts.host && this.peerStatus.get(h) !== 'online');
+      const down = [...g.members].filter((h) => h !== this.opts.host && !this.intake.isOnline(h));
       if (down.length > 0)
         return this.wait(
           name,
