@@ -98,7 +98,13 @@ export class FleetIntake {
     }
     const rec = parseJson(staggerRecordSchema, text);
     const why = rec ? whyIgnored(host, rec, Date.now()) : 'it is not a valid record';
-    if (!rec || why) return this.ignore(name, 'last', host, why);
+    if (!rec || why) {
+      // Someone else wrote on our own topic (possible only without an ACL): everyone ignores it, so
+      // put our true record back where the others look for it.
+      const mine = g.records.get(me);
+      if (host === me && mine && this.hooks.isConnected()) this.hooks.publishOwn(name, mine);
+      return this.ignore(name, 'last', host, why);
+    }
     if (host === me) {
       g.brokerOwn = rec;
       const mine = g.records.get(me);

@@ -543,4 +543,29 @@ describe('poisoned fleet records (docs/stagger.md § Failure cases)', () => {
     const [r1, r2] = runs(dir);
     expect(r2!.start - r1!.start).toBeGreaterThanOrEqual(3000 - 100);
   });
+
+  it('a held record whose holder is gone lapses after max_hold, and the run says why', async () => {
+    const dir = tempDir();
+    const bin = fakePihole(dir);
+    const at = new Date(Date.now() - 60_000).toISOString();
+    // A member that failed its health check a minute ago and has been offline since.
+    await ctl.pub('homelab/_fleet/stagger/dh/member/dh-gone', JSON.stringify({ host: 'dh-gone' }), {
+      retain: true,
+    });
+    await ctl.pub('homelab/dh-gone/status', 'offline', { retain: true });
+    await ctl.pub(
+      'homelab/_fleet/stagger/dh/last/dh-gone',
+      JSON.stringify({ host: 'dh-gone', action: 'restart_dns_dh', id: 'held-1', at, released: false }),
+      { retain: true },
+    );
+    startFleetAgent(dir, bin, { host: 'dh-a', groups: ['dh'], stagger: { max_hold: '2s' } });
+    await online('dh-a');
+    const sched = scheduled('dh-a', 'dh-1');
+    const done = final('dh-a', 'dh-1');
+    await send('dh-a', 'restart_dns_dh', 'dh-1');
+    expect((await sched).error).toMatch(/held: the run of restart_dns_dh on dh-gone/);
+    const r = await done;
+    expect(r.status).toBe('succeeded');
+    expect(r.note).toMatch(/dh-gone has not been online for \d+ s \(more than stagger.max_hold, 2 s\)/);
+  });
 });

@@ -410,6 +410,18 @@ describe('poisoned fleet records do not block the group, are not saved and are n
     }
   });
 
+  it('a forged record on its own topic is ignored, and its true record is put back there', () => {
+    const f = fleet({ state: { version: 2, groups: { dns: { a: JSON.parse(recText('a', ago(5000))) } } } });
+    f.c.onConnect();
+    f.send(`${G}/last/a`, recText('b', ago(1000)));
+    f.send(`${G}/last/a`, recText('a', Y2999));
+    f.c.stop();
+    const putBack = f.published.filter((p) => p.topic === `homelab/${G}/last/a`);
+    expect(putBack).toHaveLength(2);
+    for (const p of putBack) expect(JSON.parse(p.payload)).toMatchObject({ host: 'a', id: 'a-1' });
+    expect(f.state()).not.toContain('2999');
+  });
+
   it('ignored records are logged once, not once per message', async () => {
     const f = fleet();
     f.c.onConnect();
