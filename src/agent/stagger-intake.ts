@@ -32,6 +32,8 @@ export interface GroupView {
   /** This host's own record as the broker holds it, since we (re)connected. */
   brokerOwn: StaggerRecord | undefined;
   claims: Map<string, PeerClaim>;
+  /** Claims of hosts that are not (yet) members: they count once the membership arrives. */
+  unverifiedClaims: Map<string, PeerClaim>;
   members: Set<string>;
 }
 
@@ -40,6 +42,7 @@ export const emptyGroupView = (): GroupView => ({
   unverified: new Map(),
   brokerOwn: undefined,
   claims: new Map(),
+  unverifiedClaims: new Map(),
   members: new Set(),
 });
 
@@ -144,6 +147,8 @@ export class FleetIntake {
     if (text === '') {
       g.members.delete(host);
       g.unverified.delete(host);
+      g.unverifiedClaims.delete(host);
+      g.claims.delete(host);
       if (host !== this.me && g.records.delete(host)) this.hooks.save();
       return;
     }
@@ -156,22 +161,26 @@ export class FleetIntake {
     const pending = g.unverified.get(host);
     g.unverified.delete(host);
     if (pending) this.learnPeer(name, g, host, pending);
+    const claim = g.unverifiedClaims.get(host);
+    g.unverifiedClaims.delete(host);
+    if (claim) g.claims.set(host, claim);
   }
 
   /** `…/claim/HOST`: HOST intends to start a run now. */
   onClaim(name: string, g: GroupView, host: string, text: string): void {
+    g.unverifiedClaims.delete(host);
     const claim = text === '' ? undefined : parseJson(claimSchema, text);
     const why =
-      text === ''
-        ? undefined
-        : !claim
-          ? 'it is not a valid claim'
-          : (whyIgnored(host, claim, Date.now()) ??
-            (g.members.has(host) ? undefined : `${host} is not a member of group ${name}`));
+      text === '' ? undefined : claim ? whyIgnored(host, claim, Date.now()) : 'it is not a valid claim';
     if (!claim || why || (!g.claims.has(host) && g.claims.size >= MAX_HOSTS)) {
       g.claims.delete(host);
       if (why) this.ignore(name, 'claim', host, why);
       return;
+    }
+    if (!g.members.has(host)) {
+      // Kept aside, as records are: a member's claim may arrive just before its membership does.
+      if (g.unverifiedClaims.size < MAX_HOSTS) g.unverifiedClaims.set(host, { claim, seenAt: Date.now() });
+      return this.ignore(name, 'claim', host, `${host} is not a member of group ${name}`);
     }
     g.claims.set(host, { claim, seenAt: Date.now() });
   }
