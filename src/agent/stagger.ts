@@ -114,7 +114,7 @@ export class StaggerCoordinator<T extends StaggerItem> {
     if (saved.dropped.length > 0) {
       log.warn(
         { file: this.file.file, dropped: saved.dropped },
-        'dropped stagger records from state_dir that no longer count (docs/stagger.md § Failure cases: hostile or stale records)',
+        'dropped stagger records from state_dir that no longer count (docs/stagger.md § Failure cases)',
       );
       this.save();
     }
@@ -172,11 +172,12 @@ export class StaggerCoordinator<T extends StaggerItem> {
 
   /** The record of a run this host started (the runner calls it when a health check settles). */
   release(group: string, record: StaggerRecord): void {
-    const g = this.group(group);
     if (record.host !== this.opts.host) return;
-    g.records.set(this.opts.host, newer(g.records.get(this.opts.host), record) ?? record);
+    const g = this.group(group);
+    const mine = newer(g.records.get(this.opts.host), record) ?? record;
+    g.records.set(this.opts.host, mine);
     this.save();
-    this.publishOwn(group, record);
+    this.publishOwn(group, mine);
     this.kick(group);
   }
 
@@ -236,7 +237,7 @@ export class StaggerCoordinator<T extends StaggerItem> {
     let note: string | undefined;
     const held = heldBy(last, this.opts.host);
     if (held && last) {
-      // A hold without a live owner ends after stagger.max_hold (docs/stagger.md § Failure cases: hostile or stale records).
+      // A hold without a live owner ends after stagger.max_hold (docs/stagger.md § Failure cases).
       const holder = this.intake.liveness(last.host, now);
       note = holdLapsed(last, holder, s.max_hold);
       if (!note) {

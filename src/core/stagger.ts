@@ -31,7 +31,7 @@ export const memberSchema = z.object({ host: z.string().regex(HOST_ID_RE) });
 /**
  * How far in the future a fleet record's `at` may be and still count: the clock skew between two
  * hosts that NTP keeps in sync is far below this. A record dated later is a lie or a broken clock,
- * and it would hold the group until then (docs/stagger.md § Failure cases: hostile or stale records).
+ * and it would hold the group until then (docs/stagger.md § Failure cases).
  */
 export const MAX_CLOCK_SKEW_MS = 60_000;
 
