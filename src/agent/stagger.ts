@@ -7,23 +7,27 @@
 import { z } from 'zod';
 import type { ActionConfig } from '../config/schema.js';
 import {
-  claimSchema,
   claimTopic,
-  dueAt,
-  groupTopic,
-  heldBy,
+  lastTopic,
   memberTopic,
-  newer,
   parseFleetTopic,
-  parseJson,
+  staggerSubscriptions,
+} from '../core/fleet-topics.js';
+import {
+  dueAt,
+  groupLast,
+  heldBy,
+  holdLapsed,
+  newer,
+  readSavedStagger,
   sameRecord,
-  staggerRecordSchema,
   winner,
   type Claim,
   type StaggerRecord,
 } from '../core/stagger.js';
 import { hostOfTopic } from '../core/topics.js';
 import type { Logger } from '../log.js';
+import { FleetIntake, emptyGroupView, type GroupView, type PeerClaim } from './stagger-intake.js';
 import { JsonStateFile } from './state-file.js';
 
 export type StaggerConfig = NonNullable<ActionConfig['stagger']>;
@@ -53,17 +57,7 @@ export interface FleetPublisher {
   ): Promise<void>;
 }
 
-interface PeerClaim {
-  claim: Claim;
-  seenAt: number;
-}
-
-interface GroupState<T> {
-  last: StaggerRecord | undefined;
-  /** The newest record the broker has given us since we (re)connected. */
-  brokerRecord: StaggerRecord | undefined;
-  claims: Map<string, PeerClaim>;
-  members: Set<string>;
+interface GroupState<T> extends GroupView {
   pending: T[];
   deciding: boolean;
   timer: NodeJS.Timeout | undefined;
@@ -71,20 +65,15 @@ interface GroupState<T> {
   told: Map<string, { runAt: number; reason: string | undefined }>;
 }
 
-/** The topic filters an agent with staggered actions subscribes to: records, claims, members, peers' status. */
+/** The topic filters an agent with staggered actions subscribes to: members, records, claims, peers' status. */
 export function fleetSubscriptions(prefix: string): string[] {
-  return [
-    `${prefix}/_fleet/stagger/+`,
-    `${prefix}/_fleet/stagger/+/claim/+`,
-    `${prefix}/_fleet/stagger/+/member/+`,
-    `${prefix}/+/status`,
-  ];
+  return [...staggerSubscriptions(prefix), `${prefix}/+/status`];
 }
 
 export class StaggerCoordinator<T extends StaggerItem> {
   private readonly groups = new Map<string, GroupState<T>>();
-  private readonly peerStatus = new Map<string, string>();
-  private readonly file: JsonStateFile<Record<string, StaggerRecord>>;
+  private readonly intake: FleetIntake;
+  private readonly file: JsonStateFile<unknown>;
   /**
    * After a (re)connect, decisions wait until the retained records and claims had time to arrive;
    * Infinity between a connection and the onConnect that follows it.
@@ -106,15 +95,29 @@ export class StaggerCoordinator<T extends StaggerItem> {
     /** The session's own view: a request can arrive before the agent's connect handlers ran. */
     private readonly isConnected: () => boolean,
   ) {
+    this.intake = new FleetIntake(opts.host, log, {
+      save: () => this.save(),
+      publishOwn: (group, rec) => this.publishOwn(group, rec),
+      isConnected: () => this.isConnected(),
+    });
     this.file = new JsonStateFile(
       opts.stateDir,
       'stagger.json',
-      z.record(z.string(), staggerRecordSchema),
+      z.unknown(),
       log,
       "this host's record of its stagger groups",
     );
-    const saved = this.file.read({});
-    for (const [group] of opts.groups) this.group(group).last = saved[group];
+    // Checked again like records that just arrived: an older version saved whatever it was sent.
+    const saved = readSavedStagger(this.file.read(undefined), opts.host, Date.now());
+    for (const [group] of opts.groups)
+      this.group(group).records = new Map(Object.entries(saved.groups[group] ?? {}));
+    if (saved.dropped.length > 0) {
+      log.warn(
+        { file: this.file.file, dropped: saved.dropped },
+        'dropped stagger records from state_dir that no longer count (docs/stagger.md § Failure cases)',
+      );
+      this.save();
+    }
   }
 
   submit(item: T): void {
@@ -127,7 +130,7 @@ export class StaggerCoordinator<T extends StaggerItem> {
     const text = payload.toString('utf8');
     const peer = hostOfTopic(this.opts.prefix, topic, 'status');
     if (peer !== undefined) {
-      this.peerStatus.set(peer, text);
+      this.intake.onStatus(peer, text);
       for (const name of this.groups.keys()) this.kick(name);
       return true;
     }
@@ -135,36 +138,29 @@ export class StaggerCoordinator<T extends StaggerItem> {
     if (!fleet) return false;
     const g = this.groups.get(fleet.group);
     if (!g) return true; // a group this host has no action in
-    if (fleet.kind === 'record') {
-      const rec = text === '' ? undefined : parseJson(staggerRecordSchema, text);
-      if (rec) this.learn(fleet.group, rec, true);
-    } else if (fleet.kind === 'member') {
-      if (text === '') g.members.delete(fleet.host);
-      else g.members.add(fleet.host);
-    } else if (fleet.host !== this.opts.host) {
-      const claim = text === '' ? undefined : parseJson(claimSchema, text);
-      if (claim) g.claims.set(fleet.host, { claim, seenAt: Date.now() });
-      else g.claims.delete(fleet.host);
-      this.kick(fleet.group);
-    }
+    if (fleet.kind === 'last') this.intake.onRecord(fleet.group, g, fleet.host, text);
+    else if (fleet.kind === 'member') this.intake.onMember(fleet.group, g, fleet.host, text);
+    else if (fleet.host !== this.opts.host) this.intake.onClaim(fleet.group, g, fleet.host, text);
+    this.kick(fleet.group);
     return true;
   }
 
   onConnect(): void {
     this.readyAt = Date.now() + Math.max(0, ...[...this.opts.groups].map(([, s]) => s.settle));
     for (const [name, g] of this.groups) {
-      g.brokerRecord = undefined;
+      g.brokerOwn = undefined;
       this.send(
         memberTopic(this.opts.prefix, name, this.opts.host),
         JSON.stringify({ host: this.opts.host }),
         true,
       );
-      // The broker may have restarted without its retained messages: once its retained record had time
-      // to arrive, put back what we know if it is newer (the agents republish the group's history).
+      // The broker may have restarted without its retained messages: once its copy of our record had
+      // time to arrive, put back our OWN record if the broker lacks it. Each member does the same for
+      // its own; nobody republishes another host's record (docs/stagger.md § Durability and outages).
       const settle = Math.max(...[...this.opts.groups].filter(([n]) => n === name).map(([, s]) => s.settle));
       this.after(settle, () => {
-        if (g.last && !sameRecord(newer(g.last, g.brokerRecord), g.brokerRecord))
-          this.publishRecord(name, g.last);
+        const mine = g.records.get(this.opts.host);
+        if (mine && !sameRecord(newer(mine, g.brokerOwn), g.brokerOwn)) this.publishOwn(name, mine);
       });
       this.kick(name);
     }
@@ -176,14 +172,19 @@ export class StaggerCoordinator<T extends StaggerItem> {
 
   /** The record of a run this host started (the runner calls it when a health check settles). */
   release(group: string, record: StaggerRecord): void {
-    this.learn(group, record, false);
-    this.publishRecord(group, record);
+    if (record.host !== this.opts.host) return;
+    const g = this.group(group);
+    const mine = newer(g.records.get(this.opts.host), record) ?? record;
+    g.records.set(this.opts.host, mine);
+    this.save();
+    this.publishOwn(group, mine);
+    this.kick(group);
   }
 
-  /** The record of the run this host started for request `id`, while it is the group's latest. */
+  /** The record of the run this host started for request `id`, while it is this host's latest. */
   recordOf(group: string, id: string): StaggerRecord | undefined {
-    const last = this.groups.get(group)?.last;
-    return last && last.id === id && last.host === this.opts.host ? last : undefined;
+    const own = this.groups.get(group)?.records.get(this.opts.host);
+    return own && own.id === id ? own : undefined;
   }
 
   stop(): void {
@@ -202,10 +203,7 @@ export class StaggerCoordinator<T extends StaggerItem> {
     let g = this.groups.get(name);
     if (!g) {
       g = {
-        last: undefined,
-        brokerRecord: undefined,
-        claims: new Map(),
-        members: new Set(),
+        ...emptyGroupView(),
         pending: [],
         deciding: false,
         timer: undefined,
@@ -214,27 +212,6 @@ export class StaggerCoordinator<T extends StaggerItem> {
       this.groups.set(name, g);
     }
     return g;
-  }
-
-  private learn(name: string, rec: StaggerRecord, fromBroker: boolean): void {
-    const g = this.group(name);
-    if (fromBroker) g.brokerRecord = newer(g.brokerRecord, rec);
-    const merged = newer(g.last, rec);
-    if (!sameRecord(merged, g.last)) {
-      g.last = merged;
-      this.save();
-    }
-    // Someone put back an older record than we know (a restarted broker, a slow peer): heal it.
-    if (
-      fromBroker &&
-      g.last &&
-      !sameRecord(g.last, rec) &&
-      sameRecord(newer(g.last, rec), g.last) &&
-      this.isConnected()
-    ) {
-      this.publishRecord(name, g.last);
-    }
-    this.kick(name);
   }
 
   /** Decide for the head of the group's queue. Re-entered on every event that may change the answer. */
@@ -256,9 +233,20 @@ export class StaggerCoordinator<T extends StaggerItem> {
       );
       return this.kick(name);
     }
-    const held = heldBy(g.last, this.opts.host);
-    if (held) return this.wait(name, item, now + s.interval, held);
-    const due = dueAt(g.last, s.interval, now);
+    const last = groupLast(g.records.values());
+    let note: string | undefined;
+    const held = heldBy(last, this.opts.host);
+    if (held && last) {
+      // A hold without a live owner ends after stagger.max_hold (docs/stagger.md § Failure cases).
+      const holder = this.intake.liveness(last.host, now);
+      note = holdLapsed(last, holder, s.max_hold);
+      if (!note) {
+        const lapseAt = holder.online ? Number.POSITIVE_INFINITY : now - holder.downForMs + s.max_hold + 1;
+        return this.wait(name, item, Math.min(now + s.interval, lapseAt), held);
+      }
+      this.intake.logOnce(`hold ${name} ${last.host} ${last.id}`, { group: name, holder: last.host }, note);
+    }
+    const due = dueAt(last, s.interval, now);
     if (due > now) return this.wait(name, item, due, undefined);
 
     const connected = this.isConnected();
@@ -281,11 +269,11 @@ export class StaggerCoordinator<T extends StaggerItem> {
       return this.start(
         name,
         item,
-        `the broker was unreachable: decided on this host's own record of group ${name} (last run ${g.last ? `${g.last.at} on ${g.last.host}` : 'none known'})`,
+        `the broker was unreachable: decided on this host's own record of group ${name} (last run ${last ? `${last.at} on ${last.host}` : 'none known'})${note ? `; ${note}` : ''}`,
       );
     }
     if (s.require_peers_online) {
-      const down = [...g.members].filter((h) => h !== this.opts.host && this.peerStatus.get(h) !== 'online');
+      const down = [...g.members].filter((h) => h !== this.opts.host && !this.intake.isOnline(h));
       if (down.length > 0)
         return this.wait(
           name,
@@ -300,7 +288,7 @@ export class StaggerCoordinator<T extends StaggerItem> {
       const first = open[0]!;
       return this.wait(name, item, Math.max(now + s.settle, first.seenAt + s.settle * 3), undefined, false);
     }
-    void this.claim(name, g, item);
+    void this.claim(name, g, item, note);
   }
 
   private liveClaims(g: GroupState<T>, ttlMs: number): PeerClaim[] {
@@ -309,7 +297,7 @@ export class StaggerCoordinator<T extends StaggerItem> {
     return [...g.claims.values()];
   }
 
-  private async claim(name: string, g: GroupState<T>, item: T): Promise<void> {
+  private async claim(name: string, g: GroupState<T>, item: T, note: string | undefined): Promise<void> {
     g.deciding = true;
     const s = item.stagger;
     const mine: Claim = {
@@ -318,7 +306,7 @@ export class StaggerCoordinator<T extends StaggerItem> {
       id: item.id,
       at: new Date().toISOString(),
     };
-    const lastBefore = g.last;
+    const lastBefore = groupLast(g.records.values());
     const topic = claimTopic(this.opts.prefix, name, this.opts.host);
     try {
       // Expiry: a claim of an agent that died mid-decision vanishes by itself.
@@ -335,9 +323,10 @@ export class StaggerCoordinator<T extends StaggerItem> {
         );
         return;
       }
-      if (!sameRecord(g.last, lastBefore) && g.last !== lastBefore) {
+      const lastNow = groupLast(g.records.values());
+      if (!sameRecord(lastNow, lastBefore) && lastNow !== lastBefore) {
         this.log.info(
-          { group: name, id: item.id, last: g.last },
+          { group: name, id: item.id, last: lastNow },
           'a run of the group started during the settle window; rescheduling',
         );
         return;
@@ -351,7 +340,7 @@ export class StaggerCoordinator<T extends StaggerItem> {
         );
         return;
       }
-      this.start(name, item, undefined);
+      this.start(name, item, note);
     } catch (err) {
       this.log.warn({ err, group: name }, 'claiming a stagger group failed; will retry');
     } finally {
@@ -373,9 +362,9 @@ export class StaggerCoordinator<T extends StaggerItem> {
       at: new Date().toISOString(),
     };
     if (item.stagger.health) rec.released = false;
-    g.last = rec;
+    g.records.set(this.opts.host, rec);
     this.save();
-    if (this.isConnected()) this.publishRecord(name, rec);
+    if (this.isConnected()) this.publishOwn(name, rec);
     this.log.info({ group: name, id: item.id, note }, 'starting a staggered run');
     this.hooks.run(item, note);
   }
@@ -394,8 +383,9 @@ export class StaggerCoordinator<T extends StaggerItem> {
     g.timer.unref?.();
   }
 
-  private publishRecord(name: string, rec: StaggerRecord): void {
-    this.send(groupTopic(this.opts.prefix, name), JSON.stringify(rec), true);
+  /** This host's own record, on its own topic: the only record it ever publishes. */
+  private publishOwn(name: string, rec: StaggerRecord): void {
+    this.send(lastTopic(this.opts.prefix, name, this.opts.host), JSON.stringify(rec), true);
   }
 
   private send(topic: string, payload: string, retain: boolean): void {
@@ -413,8 +403,8 @@ export class StaggerCoordinator<T extends StaggerItem> {
   }
 
   private save(): void {
-    const data: Record<string, StaggerRecord> = {};
-    for (const [k, g] of this.groups) if (g.last) data[k] = g.last;
-    this.file.write(data);
+    const groups: Record<string, Record<string, StaggerRecord>> = {};
+    for (const [k, g] of this.groups) if (g.records.size > 0) groups[k] = Object.fromEntries(g.records);
+    this.file.write({ version: 2, groups });
   }
 }

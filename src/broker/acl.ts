@@ -3,6 +3,8 @@
  * an `agent` is bound to its host; a `controller` commands any host and reads everything.
  * Anything not granted is refused.
  */
+import { fleetWriteFilters } from '../core/fleet-topics.js';
+
 export type Role = { role: 'agent'; host: string } | { role: 'controller' };
 
 export interface AclContext {
@@ -32,7 +34,8 @@ export function grantsFor(role: Role, ctx: AclContext): Grants {
   return {
     read: [`${P}/${H}/cmd/#`, `${P}/${H}/param/#`, `${P}/+/status`, `${P}/_fleet/#`, `${HA}/status`],
     // `${P}/_reply/#` extends the contract: where MQTT 5 requesters (mosquitto_rr, `send`) ask for replies.
-    write: [`${P}/${H}/#`, `${P}/_fleet/#`, `${HA}/+/${H}/#`, `${P}/_reply/#`],
+    // Fleet topics: only those ending in its own host id (docs/stagger.md § Topics).
+    write: [`${P}/${H}/#`, ...fleetWriteFilters(P, H), `${HA}/+/${H}/#`, `${P}/_reply/#`],
     // An agent never commands itself or sets its own params: only controllers do.
     denyWrite: [`${P}/${H}/cmd/#`, `${P}/${H}/param/+/+/set`],
   };

@@ -9,6 +9,7 @@
  */
 import path from 'node:path';
 import { grantsFor, type AclContext } from '../broker/acl.js';
+import { fleetWriteFilters } from '../core/fleet-topics.js';
 import type { BrokerUser } from '../config/schema.js';
 import { loadConfig, type Config } from '../config/load.js';
 import { ConfigError, UsageError } from '../errors.js';
@@ -82,9 +83,11 @@ export function mosquittoGrants(user: Pick<BrokerUser, 'role' | 'host'>, ctx: Ac
       `${P}/${H}/result/+`,
       `${P}/${H}/output/+`,
       `${P}/${H}/param/+/+`,
-      // Fleet coordination (stagger), its own HA discovery, and MQTT 5 replies: the reply topics
-      // are an extension of the contract (mosquitto_rr and `send` ask for them under P/_reply/).
-      `${P}/_fleet/#`,
+      // Fleet coordination: only the fleet topics ending in its own host id, written out per user
+      // (a `pattern … %u` line would need usernames equal to host ids; docs/stagger.md § Topics).
+      ...fleetWriteFilters(P, H),
+      // Its own HA discovery, and MQTT 5 replies: the reply topics are an extension of the contract
+      // (mosquitto_rr and `send` ask for them under P/_reply/).
       `${HA}/+/${H}/#`,
       `${P}/_reply/#`,
     ],

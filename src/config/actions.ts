@@ -101,6 +101,8 @@ export const actionSchema = z
         settle: positiveDuration.default(2000),
         require_peers_online: z.boolean().default(false),
         max_wait: positiveDuration.optional(),
+        // How long a held group waits for a holder that is not online (docs/stagger.md § Failure cases).
+        max_hold: positiveDuration.default(3_600_000),
         health: healthCheckSchema.optional(),
       })
       .optional(),

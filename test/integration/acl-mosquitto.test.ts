@@ -176,7 +176,9 @@ describe.skipIf(!available)('homelab-cmd acl: the generated files in a real Mosq
       'homelab/a/result/req-1',
       'homelab/a/output/req-1',
       'homelab/a/param/set_mode/mode',
-      'homelab/_fleet/stagger/dns',
+      'homelab/_fleet/stagger/dns/last/a',
+      'homelab/_fleet/stagger/dns/claim/a',
+      'homelab/_fleet/stagger/dns/member/a',
       'homeassistant/button/a/restart_dns/config',
       'homeassistant/sensor/a/last_result/config',
       'homelab/_reply/cli-123/x',
@@ -199,6 +201,10 @@ describe.skipIf(!available)('homelab-cmd acl: the generated files in a real Mosq
       'homelab/b/param/x/y',
       'homeassistant/button/b/restart_dns/config',
       'homeassistant/status',
+      // Another host's fleet records, a ghost's membership, the shared group record of old.
+      'homelab/_fleet/stagger/dns/last/b',
+      'homelab/_fleet/stagger/dns/member/ghost',
+      'homelab/_fleet/stagger/dns',
       // Outside the contract's topic table (the embedded broker's P/H/# would allow these).
       'homelab/a',
       'homelab/a/other',

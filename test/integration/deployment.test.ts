@@ -252,10 +252,13 @@ describe('a staggered deployment', () => {
     };
     await h.agent('dg-a', { deploy }, { binDir: `${dir}/bin` });
     await h.agent('dg-b', { deploy }, { binDir: `${dir}/bin` });
-    await h.ctl.sub('homelab/_fleet/stagger/dg');
+    await h.ctl.sub('homelab/_fleet/stagger/dg/last/dg-a');
     const a = await h.request('dg-a', { action: 'deploy' });
     expect(a).toMatchObject({ status: 'failed', error_code: 'rolled_back', health: { passed: false } });
-    await h.ctl.waitJson('homelab/_fleet/stagger/dg', (v) => v.host === 'dg-a' && v.released === false);
+    await h.ctl.waitJson(
+      'homelab/_fleet/stagger/dg/last/dg-a',
+      (v) => v.host === 'dg-a' && v.released === false,
+    );
     const held = h.ctl.wait(
       (m) => m.topic === 'homelab/dg-b/result/dg-2' && m.text.includes('"scheduled"'),
       10_000,

@@ -100,8 +100,8 @@ function runs(dir: string): Run[] {
  */
 function recordedStarts(group: string): { host: string; at: number }[] {
   const seen = new Map<string, { host: string; at: number }>();
-  for (const m of ctl.on(`homelab/_fleet/stagger/${group}`)) {
-    if (m.text === '') continue;
+  for (const m of ctl.messages) {
+    if (!m.topic.startsWith(`homelab/_fleet/stagger/${group}/last/`) || m.text === '') continue;
     const r = JSON.parse(m.text) as { host: string; id: string; at: string };
     if (!seen.has(r.id)) seen.set(r.id, { host: r.host, at: Date.parse(r.at) });
   }
@@ -206,7 +206,7 @@ describe('stagger across hosts', () => {
     const a = await aDone;
     const s = await bSched;
     expect(a.status).toBe('succeeded');
-    const record = JSON.parse(ctl.on('homelab/_fleet/stagger/seq').at(-1)!.text) as {
+    const record = JSON.parse(ctl.on('homelab/_fleet/stagger/seq/last/seq-a').at(-1)!.text) as {
       host: string;
       at: string;
     };
@@ -264,7 +264,11 @@ describe('the claim protocol, step by step (a peer played by the test)', () => {
     );
     await send('tie-b', 'restart_dns_tie', 'tie-1');
     const mine = JSON.parse((await claimed).text) as { at: string };
-    // A peer "tie-a" claimed at the same instant: equal times, and "tie-a" < "tie-b" wins the tie-break.
+    // A peer "tie-a" (a member: only members' claims count) claimed at the same instant: equal times,
+    // and "tie-a" < "tie-b" wins the tie-break.
+    await ctl.pub('homelab/_fleet/stagger/tie/member/tie-a', JSON.stringify({ host: 'tie-a' }), {
+      retain: true,
+    });
     await ctl.pub(
       'homelab/_fleet/stagger/tie/claim/tie-a',
       JSON.stringify({ host: 'tie-a', action: 'restart_dns_tie', id: 'rival-1', at: mine.at }),
@@ -277,7 +281,7 @@ describe('the claim protocol, step by step (a peer played by the test)', () => {
     );
     await retracted;
     // Had B won, its group record would have been published before the retraction.
-    expect(ctl.on('homelab/_fleet/stagger/tie').filter((m) => m.text !== '')).toEqual([]);
+    expect(ctl.on('homelab/_fleet/stagger/tie/last/tie-b').filter((m) => m.text !== '')).toEqual([]);
     expect(starts(dir)).toEqual([]);
     // The rival gives up without running: B may go.
     const retractAt = Date.now();
@@ -307,8 +311,11 @@ describe('the claim protocol, step by step (a peer played by the test)', () => {
       throw new Error(`${String(e)}\n${procs.at(-1)?.output()}`);
     });
     const at = new Date().toISOString();
+    await ctl.pub('homelab/_fleet/stagger/reread/member/rr-a', JSON.stringify({ host: 'rr-a' }), {
+      retain: true,
+    });
     await ctl.pub(
-      'homelab/_fleet/stagger/reread',
+      'homelab/_fleet/stagger/reread/last/rr-a',
       JSON.stringify({ host: 'rr-a', action: 'restart_dns_reread', id: 'other-1', at }),
       { retain: true },
     );
@@ -347,7 +354,7 @@ describe('durability and outages', () => {
     expect(recordedStarts('dur')[1]!.at).toBeGreaterThanOrEqual(Date.parse(s.run_at!));
   });
 
-  it("three members and a broker restart: the agents put the group's history back, and the next run still waits", async () => {
+  it('three members and a broker restart: the host that ran puts its record back, and the next run still waits', async () => {
     const dir = tempDir();
     const bin = fakePihole(dir);
     for (const host of ['tri-a', 'tri-b', 'tri-c'])
@@ -356,7 +363,7 @@ describe('durability and outages', () => {
     const aDone = final('tri-a', 'tri-1');
     await send('tri-a', 'restart_dns_tri', 'tri-1');
     expect((await aDone).status).toBe('succeeded');
-    const before = JSON.parse(ctl.on('homelab/_fleet/stagger/tri').at(-1)!.text) as { at: string };
+    const before = JSON.parse(ctl.on('homelab/_fleet/stagger/tri/last/tri-a').at(-1)!.text) as { at: string };
 
     // The broker restarts and forgets every retained message.
     await ctl.end();
@@ -365,9 +372,9 @@ describe('durability and outages', () => {
     ctl = await TestClient.connect(`mqtt://127.0.0.1:${port}`);
     await ctl.sub('homelab/+/result/#', 'homelab/+/status', 'homelab/_fleet/#');
     const back = await ctl.wait(
-      (m) => m.topic === 'homelab/_fleet/stagger/tri' && m.text !== '',
+      (m) => m.topic === 'homelab/_fleet/stagger/tri/last/tri-a' && m.text !== '',
       15_000,
-      'the group record put back',
+      "tri-a's own record put back",
     );
     expect(JSON.parse(back.text)).toMatchObject({ host: 'tri-a', at: before.at });
 
@@ -489,5 +496,76 @@ describe('health gate', () => {
       /the group is held: the run of restart_dns_hc on hc-a .* has not passed its health check/,
     );
     expect(starts(dir)).toEqual(['hc-a']);
+  });
+});
+
+describe('poisoned fleet records (docs/stagger.md § Failure cases)', () => {
+  it('a record dated 2999 blocks nobody: not obeyed, not saved, not republished after a broker restart', async () => {
+    const dir = tempDir();
+    const bin = fakePihole(dir);
+    const FUTURE = '2999-01-01T00:00:00.000Z';
+    const poison = (host: string) =>
+      JSON.stringify({ host, action: 'restart_dns_p29', id: 'poison-1', at: FUTURE });
+    // Retained before the agents start, where every layout would read it: the shared group topic of
+    // the previous layout, a member's own record topic, and a stranger's.
+    await ctl.pub('homelab/_fleet/stagger/p29', poison('p29-b'), { retain: true });
+    await ctl.pub('homelab/_fleet/stagger/p29/member/evil', JSON.stringify({ host: 'evil' }), {
+      retain: true,
+    });
+    await ctl.pub('homelab/_fleet/stagger/p29/last/evil', poison('evil'), { retain: true });
+    await ctl.pub('homelab/_fleet/stagger/p29/last/p29-b', poison('p29-b'), { retain: true });
+    const a = startFleetAgent(dir, bin, { host: 'p29-a', groups: ['p29'], stagger: { interval: '3s' } });
+    startFleetAgent(dir, bin, { host: 'p29-b', groups: ['p29'], stagger: { interval: '3s' } });
+    await Promise.all([online('p29-a'), online('p29-b')]);
+    const aDone = final('p29-a', 'p29-1');
+    await send('p29-a', 'restart_dns_p29', 'p29-1');
+    expect((await aDone).status).toBe('succeeded');
+    expect(readFileSync(path.join(a.stateDir, 'stagger.json'), 'utf8')).not.toContain('2999');
+
+    // The broker restarts and forgets everything: what the agents put back is theirs, and true.
+    await ctl.end();
+    await broker.close();
+    broker = await startEmbedded();
+    ctl = await TestClient.connect(`mqtt://127.0.0.1:${port}`);
+    await ctl.sub('homelab/+/result/#', 'homelab/+/status', 'homelab/_fleet/#');
+    await ctl.wait(
+      (m) => m.topic.startsWith('homelab/_fleet/stagger/p29/last/') && m.text.includes('"p29-1"'),
+      15_000,
+      "a's own record put back",
+    );
+    // b is next: spaced after a's run by the interval, as always.
+    const bSched = scheduled('p29-b', 'p29-2');
+    const bDone = final('p29-b', 'p29-2');
+    await send('p29-b', 'restart_dns_p29', 'p29-2');
+    await bSched;
+    expect((await bDone).status).toBe('succeeded');
+    expect(ctl.messages.filter((m) => m.text.includes('2999'))).toEqual([]);
+    const [r1, r2] = runs(dir);
+    expect(r2!.start - r1!.start).toBeGreaterThanOrEqual(3000 - 100);
+  });
+
+  it('a held record whose holder is gone lapses after max_hold, and the run says why', async () => {
+    const dir = tempDir();
+    const bin = fakePihole(dir);
+    const at = new Date(Date.now() - 60_000).toISOString();
+    // A member that failed its health check a minute ago and has been offline since.
+    await ctl.pub('homelab/_fleet/stagger/dh/member/dh-gone', JSON.stringify({ host: 'dh-gone' }), {
+      retain: true,
+    });
+    await ctl.pub('homelab/dh-gone/status', 'offline', { retain: true });
+    await ctl.pub(
+      'homelab/_fleet/stagger/dh/last/dh-gone',
+      JSON.stringify({ host: 'dh-gone', action: 'restart_dns_dh', id: 'held-1', at, released: false }),
+      { retain: true },
+    );
+    startFleetAgent(dir, bin, { host: 'dh-a', groups: ['dh'], stagger: { max_hold: '2s' } });
+    await online('dh-a');
+    const sched = scheduled('dh-a', 'dh-1');
+    const done = final('dh-a', 'dh-1');
+    await send('dh-a', 'restart_dns_dh', 'dh-1');
+    expect((await sched).error).toMatch(/held: the run of restart_dns_dh on dh-gone/);
+    const r = await done;
+    expect(r.status).toBe('succeeded');
+    expect(r.note).toMatch(/dh-gone has not been online for \d+ s \(more than stagger.max_hold, 2 s\)/);
   });
 });

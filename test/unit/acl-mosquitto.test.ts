@@ -46,6 +46,7 @@ const CORPUS = [
     `ha/sensor/${h}/last_result/config`,
   ]),
   'lab/home/_fleet/stagger/dns',
+  ...HOSTS.map((h) => `lab/home/_fleet/stagger/dns/last/${h}`),
   'lab/home/_reply/cli/1',
   'ha/status',
   'lab/home',
@@ -61,7 +62,9 @@ const agentPublishes = (h: string) => [
   `lab/home/${h}/heartbeat`,
   `lab/home/${h}/output/id-1`,
   `lab/home/${h}/param/act/p`,
-  'lab/home/_fleet/stagger/dns',
+  `lab/home/_fleet/stagger/dns/last/${h}`,
+  `lab/home/_fleet/stagger/dns/claim/${h}`,
+  `lab/home/_fleet/stagger/dns/member/${h}`,
   `ha/button/${h}/restart/config`,
   `ha/sensor/${h}/last_result/config`,
   'lab/home/_reply/cli/1',
@@ -102,6 +105,8 @@ describe('mosquittoGrants: the contract roles as acl_file topics', () => {
       'lab/home/b/status',
       'ha/button/b/x/config',
       'ha/status',
+      'lab/home/_fleet/stagger/dns/last/b',
+      'lab/home/_fleet/stagger/dns',
     ]) {
       expect(may(t), t).toBe(false);
     }

@@ -92,7 +92,7 @@ describe('filterCovers (a grant covers a subscription filter)', () => {
 
 describe('agent role: publish', () => {
   // CONTRACT.md § Config file, broker roles: write P/<its host>/# (except its cmd/# and param/+/+/set),
-  // P/_fleet/# and its own discovery topics homeassistant/+/<its host>/#.
+  // the fleet topics ending in its own host id and its own discovery topics homeassistant/+/<its host>/#.
   it.each<[string, boolean]>([
     ['homelab/pihole-1/status', true],
     ['homelab/pihole-1/heartbeat', true],
@@ -100,7 +100,15 @@ describe('agent role: publish', () => {
     ['homelab/pihole-1/result/abc-123', true],
     ['homelab/pihole-1/output/abc-123', true],
     ['homelab/pihole-1/param/clear_logs/days', true],
-    ['homelab/_fleet/stagger/dns', true],
+    ['homelab/_fleet/stagger/dns/last/pihole-1', true],
+    ['homelab/_fleet/stagger/dns/claim/pihole-1', true],
+    ['homelab/_fleet/stagger/dns/member/pihole-1', true],
+    ['homelab/_fleet/groups/pihole-1', true],
+    // Never another host's fleet records, nor the shared group record of the previous layout.
+    ['homelab/_fleet/stagger/dns/last/pihole-2', false],
+    ['homelab/_fleet/stagger/dns/member/ghost', false],
+    ['homelab/_fleet/stagger/dns', false],
+    ['homelab/_fleet/stagger/pihole-1/last/pihole-2', false],
     ['homeassistant/button/pihole-1/restart_dns/config', true],
     ['homeassistant/binary_sensor/pihole-1/status/config', true],
     ['homeassistant/sensor/pihole-1/last_result/config', true],

@@ -135,7 +135,7 @@ describe('parseConfig: values are read', () => {
       'stagger',
       'actions:\n  up:\n    argv: [uptime]\n    stagger: { group: dns, interval: 30m }\n',
       (c) => c.actions.up!.stagger,
-      { group: 'dns', interval: 1_800_000, settle: 2000, require_peers_online: false },
+      { group: 'dns', interval: 1_800_000, settle: 2000, require_peers_online: false, max_hold: 3_600_000 },
     ],
     ['mqtts url', 'mqtt: { url: "mqtts://broker.lan:8883" }', (c) => c.mqtt.url, 'mqtts://broker.lan:8883'],
     ['prefix with levels', 'mqtt: { prefix: lab/cmds }', (c) => c.mqtt.prefix, 'lab/cmds'],

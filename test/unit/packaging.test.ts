@@ -507,6 +507,8 @@ describe("docker/mosquitto/acl grants exactly the contract's roles (src/broker/a
       ...perHost('pihole-2'),
       `${P}/_fleet/stagger/dns`,
       `${P}/_fleet/stagger/dns/claim/${H}`,
+      `${P}/_fleet/stagger/dns/last/${H}`,
+      `${P}/_fleet/stagger/dns/last/pihole-2`,
       `${HA}/status`,
       `${P}/_reply/cli-1`,
       '$SYS/broker/uptime',
