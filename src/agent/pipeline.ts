@@ -294,6 +294,7 @@ export class Pipeline {
         durable = this.journal.recordDurable(makeResult(this.config.host, ref, { status: 'running' }));
       if (signed) durable = Promise.all([durable, signed]).then(() => undefined);
     } catch (err) {
+      this.signedIds.release(ref.id);
       return this.journalRefusal(ref.id, err);
     }
     if (durable === undefined) {
@@ -305,6 +306,7 @@ export class Pipeline {
       () => this.enqueue(q, acceptedAt),
       (err: unknown) => {
         this.remember(() => this.journal.forget(ref.id));
+        this.signedIds.release(ref.id);
         this.reject(ref, this.journalRefusal(ref.id, err), replyTo, origin);
       },
     );
@@ -327,6 +329,7 @@ export class Pipeline {
   /** Accepted but stopped before it started: the id is released, so the same request can simply be sent again. */
   private neverStarted(q: Queued): void {
     this.journal.forget(q.ref.id);
+    this.signedIds.release(q.ref.id);
     this.reject(
       q.ref,
       {

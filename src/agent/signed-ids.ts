@@ -81,6 +81,26 @@ export class SignedIds {
     return synced;
   }
 
+  /**
+   * An accepted signed id that never started (the journal refused it, or the agent stopped first) is
+   * released: its sender was told to send the same request again, which must not be `replayed`. Best
+   * effort on disk: if the release cannot be written, a restart still refuses the retry as `replayed`.
+   */
+  release(id: string): void {
+    if (!this.ids.delete(id)) return;
+    try {
+      const fd = openSync(this.file, 'a', 0o600);
+      try {
+        writeSync(fd, `${JSON.stringify({ id, released: true })}\n`);
+      } finally {
+        closeSync(fd);
+      }
+      this.lines++;
+    } catch (err) {
+      this.log.warn({ err, id }, 'could not record the release of a signed id that never ran');
+    }
+  }
+
   get size(): number {
     return this.ids.size;
   }
@@ -105,10 +125,14 @@ export class SignedIds {
     for (const line of text.split('\n')) {
       if (line === '') continue;
       try {
-        const e = JSON.parse(line) as { id?: unknown; ts?: unknown };
+        const e = JSON.parse(line) as { id?: unknown; ts?: unknown; released?: unknown };
         // Written by this agent, but checked like anything in state_dir.
-        if (typeof e.id !== 'string' || !REQUEST_ID_RE.test(e.id) || !Number.isSafeInteger(e.ts))
-          throw new Error('not an entry');
+        if (typeof e.id !== 'string' || !REQUEST_ID_RE.test(e.id)) throw new Error('not an entry');
+        if (e.released === true) {
+          this.ids.delete(e.id);
+          continue;
+        }
+        if (!Number.isSafeInteger(e.ts)) throw new Error('not an entry');
         this.ids.set(e.id, e.ts as number);
       } catch {
         bad++;

@@ -26,6 +26,19 @@ describe('SignedIds', () => {
     expect(readFileSync(`${dir}/signed-ids.jsonl`, 'utf8')).toBe('');
   });
 
+  it('releases an id that never started, so the same signed request can be sent again, across a restart', async () => {
+    const dir = tempDir();
+    const a = new SignedIds(dir, WINDOW, silentLogger());
+    await a.remember('s-1', NOW, NOW);
+    await a.remember('s-2', NOW, NOW);
+    a.release('s-1');
+    expect(a.has('s-1', NOW)).toBe(false);
+    expect(a.has('s-2', NOW)).toBe(true);
+    const b = new SignedIds(dir, WINDOW, silentLogger());
+    expect(b.has('s-1', NOW)).toBe(false);
+    expect(b.has('s-2', NOW)).toBe(true);
+  });
+
   it('when full, refuses (full) rather than forgetting a live id; expired ones make room', async () => {
     const dir = tempDir();
     const s = new SignedIds(dir, WINDOW, silentLogger(), 3);
