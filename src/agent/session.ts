@@ -23,6 +23,8 @@ import mqtt, {
 } from 'mqtt';
 import { Failover, redactUrl, type Attempt, type Outcome, type ProtocolVersion } from '../core/failover.js';
 import type { Logger } from '../log.js';
+import { AGENT_MAX_PACKET_SIZE, gateStream } from './packet-gate.js';
+import { TakeoverWatch } from './takeover.js';
 
 export interface SessionOptions {
   /** Brokers in failover order (docs/brokers.md § Failover). */
@@ -86,9 +88,11 @@ export class MqttSession {
   private readonly messageListeners: ((msg: Incoming) => void)[] = [];
   private readonly connectListeners: ConnectListener[] = [];
   private readonly closeListeners: (() => void)[] = [];
+  private readonly takeover: TakeoverWatch;
 
   constructor(private readonly opts: SessionOptions) {
     this.failover = new Failover(opts.urls, opts.backoff);
+    this.takeover = new TakeoverWatch(opts.clientId, opts.log);
   }
 
   get connected(): boolean {
@@ -216,12 +220,27 @@ export class MqttSession {
       outgoingStore: this.outgoingStore,
       will: { topic: o.will.topic, payload: Buffer.from(o.will.payload), qos: 1, retain: true },
     };
-    const client = new MqttClient((c) => this.transport().build(c), options);
+    // Every packet's size is counted before MQTT.js buffers it (packet-gate.ts).
+    const client = new MqttClient(
+      (c) =>
+        gateStream(
+          this.transport().build(c),
+          AGENT_MAX_PACKET_SIZE,
+          (d) =>
+            o.log.warn(
+              { topic: d.topic, size: d.size, limit: AGENT_MAX_PACKET_SIZE },
+              'dropped a message larger than the agent accepts',
+            ),
+          (err) => (this.attempt.error = err.message),
+        ),
+      options,
+    );
 
     client.on('connect', (connack) => {
       // Nagle + delayed ACK turns two small packets into an 40-88 ms stall; results are small packets.
       (client.stream as Partial<Socket> | undefined)?.setNoDelay?.(true);
       this.attempt.connected = true;
+      this.takeover.connected();
       this.failover.connected();
       const url = this.failover.url;
       const reconnect = this.everConnected;
@@ -257,6 +276,7 @@ export class MqttSession {
     });
     client.on('disconnect', (packet) => {
       const reason = packet.properties?.reasonString;
+      this.takeover.disconnected(packet.reasonCode);
       this.attempt.error = `the broker sent DISCONNECT (reason code ${packet.reasonCode ?? 0}${reason ? `: ${reason}` : ''})`;
       o.log.warn(
         { url: redactUrl(this.failover.url), reasonCode: packet.reasonCode, reason },
@@ -283,7 +303,8 @@ export class MqttSession {
         : error !== undefined
           ? { kind: 'failed', reason: error }
           : { kind: 'closed_without_connack' };
-    const next = this.failover.next(outcome);
+    // Kicked off by another client with the same id: wait longer each time instead of fighting back.
+    const next = this.takeover.delay(this.failover.next(outcome), outcome.kind === 'lost');
     const where = { url, next: redactUrl(next.url), retryInMs: next.delayMs };
     if (next.fallback === 'refused') {
       log.warn(
@@ -316,7 +337,11 @@ export class MqttSession {
       // Per attempt: the version this broker gets, and MQTT 5's session expiry only where it exists.
       client.options.protocolVersion = next.protocolVersion;
       if (next.protocolVersion === 5)
-        client.options.properties = { sessionExpiryInterval: this.opts.sessionExpirySec ?? 7 * 24 * 3600 };
+        client.options.properties = {
+          sessionExpiryInterval: this.opts.sessionExpirySec ?? 7 * 24 * 3600,
+          // Brokers never send more than this [MQTT-3.1.2-24]; 3.1.1 brokers are held to it by the gate.
+          maximumPacketSize: AGENT_MAX_PACKET_SIZE,
+        };
       else delete client.options.properties;
       client.options.username = username ?? this.opts.username;
       client.options.password = password ?? this.opts.password;
