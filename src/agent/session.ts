@@ -22,6 +22,7 @@ import mqtt, {
   type StreamBuilder,
 } from 'mqtt';
 import { Failover, redactUrl, type Attempt, type Outcome, type ProtocolVersion } from '../core/failover.js';
+import { AUTHENTICATED_USER_PROPERTY, STAMPING_BROKER } from '../core/sender.js';
 import type { Logger } from '../log.js';
 import { AGENT_MAX_PACKET_SIZE, gateStream } from './packet-gate.js';
 import { TakeoverWatch } from './takeover.js';
@@ -89,6 +90,8 @@ export class MqttSession {
   private readonly connectListeners: ConnectListener[] = [];
   private readonly closeListeners: (() => void)[] = [];
   private readonly takeover: TakeoverWatch;
+  /** The broker said it stamps commands with the authenticated user (core/sender.ts). */
+  private brokerStamps = false;
 
   constructor(private readonly opts: SessionOptions) {
     this.failover = new Failover(opts.urls, opts.backoff);
@@ -241,6 +244,7 @@ export class MqttSession {
       (client.stream as Partial<Socket> | undefined)?.setNoDelay?.(true);
       this.attempt.connected = true;
       this.takeover.connected();
+      this.brokerStamps = connack.properties?.responseInformation === STAMPING_BROKER;
       this.failover.connected();
       const url = this.failover.url;
       const reconnect = this.everConnected;
@@ -260,6 +264,9 @@ export class MqttSession {
       void this.afterConnect(client, connack.sessionPresent, reconnect, url);
     });
     client.on('message', (topic, payload, packet) => {
+      // Unproven where the broker did not vouch for it: the sender may have written it.
+      const props = packet.properties?.userProperties;
+      if (!this.brokerStamps && props) delete props[AUTHENTICATED_USER_PROPERTY];
       for (const l of this.messageListeners) l({ topic, payload, packet });
     });
     client.on('error', (err: Error & { code?: number | string }) => {
@@ -341,6 +348,7 @@ export class MqttSession {
           sessionExpiryInterval: this.opts.sessionExpirySec ?? 7 * 24 * 3600,
           // Brokers never send more than this [MQTT-3.1.2-24]; 3.1.1 brokers are held to it by the gate.
           maximumPacketSize: AGENT_MAX_PACKET_SIZE,
+          requestResponseInformation: true,
         };
       else delete client.options.properties;
       client.options.username = username ?? this.opts.username;

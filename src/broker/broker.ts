@@ -12,6 +12,7 @@ import { ConnectionError, PortInUseError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { ClusterBackend, ClusterSpec } from './cluster.js';
 import { mayPublish, mayRead, maySubscribe, type AclContext, type Role } from './acl.js';
+import { STAMPING_BROKER } from '../core/sender.js';
 import { ConnackFirst } from './connack-first.js';
 import { Identities, isCommandTopic, refuseDiscovery, refuseWill, stampUser } from './identity.js';
 import {
@@ -64,7 +65,19 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
   const secured = users.size > 0;
   // Imported only here: a broker without a cluster (and every agent) never loads Redis code.
   const cluster: ClusterBackend | undefined =
-    opts.cluster && (await (await import('./cluster.js')).connectCluster(opts.cluster, log));
+    opts.cluster &&
+    (await (
+      await import('./cluster.js')
+    ).connectCluster(opts.cluster, log, (will) =>
+      // The node that checked it at CONNECT is dead: judged by the account its client id belongs to.
+      secured
+        ? refuseWill(
+            identities.roleOfClientId(will.clientId),
+            { topic: will.topic, payload: will.payload ?? '' },
+            ctx,
+          )
+        : undefined,
+    ));
   // No message to a resuming session before its CONNACK (connack-first.ts).
   const connackFirst = new ConnackFirst();
 
@@ -76,6 +89,8 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
     }),
     // Read from each packet's fixed header as it arrives, announced in the CONNACK (packet-size.ts).
     maximumPacketSize: maxPacketSize,
+    // Tells an agent that asks that commands carry the authenticated user (core/sender.ts).
+    ...(secured && { responseInformation: STAMPING_BROKER }),
     preConnect(client, _packet, done) {
       connackFirst.hold(client);
       // No users configured: the broker is open, so only this machine may use it.

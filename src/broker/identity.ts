@@ -8,6 +8,7 @@
  * - A discovery config an agent retains may name only its own HA device and entities.
  * - A command carries the name of the account that sent it, set by the broker, never by the sender.
  */
+import { AUTHENTICATED_USER_PROPERTY } from '../core/sender.js';
 import { mayPublish, topicMatches, type AclContext, type Role } from './acl.js';
 
 export interface IdentityUser {
@@ -17,9 +18,6 @@ export interface IdentityUser {
   /** The agent's mqtt.client_id, when it sets one; else `homelab-cmd-<host>`. */
   clientId?: string | undefined;
 }
-
-/** The user property the broker sets on commands: the account that published them. */
-export const AUTHENTICATED_USER_PROPERTY = 'homelab-cmd-user';
 
 /** A discovery config is small JSON: anything bigger is refused unread. */
 const MAX_DISCOVERY_CONFIG = 64 * 1024;
