@@ -207,7 +207,9 @@ describe('the agent never holds a message larger than it accepts', () => {
     try {
       const a = await agentOn(gate.url, 'big-v4');
       await until(() => a.output().includes('"protocolVersion":4'), 20_000, 'the agent on 3.1.1');
-      expect(await flood(gate.url, 'big-v4', a)).toBeLessThan(48 * MiB);
+      // The 150 MB do pass through the agent's socket, in reads that are garbage at once: how soon the
+      // collector frees them sets the peak (+40 to +50 MiB here). Holding the message cost +305 MiB.
+      expect(await flood(gate.url, 'big-v4', a)).toBeLessThan(96 * MiB);
       expect(a.output()).toContain('dropped a message larger than the agent accepts');
     } finally {
       await gate.stop();
