@@ -11,8 +11,10 @@ import type { Logger } from '../log.js';
 export interface AuditEntry {
   /** The topic the request came on. */
   topic: string;
-  /** MQTT does not tell a subscriber who published; a sender may say so in a `client_id` user property. */
+  /** The account the broker authenticated, where it says (docs/security.md § Broker identities). */
   client: string | undefined;
+  /** What the sender claims in its `client_id` user property: unproven. */
+  claimed?: string | undefined;
   decision: 'accepted' | 'rejected' | 'repeat';
   result: Result;
 }
@@ -46,6 +48,7 @@ export class AuditLog {
       action: r.action,
       topic: e.topic,
       client: e.client ?? null,
+      client_claimed: e.claimed ?? null,
       decision: e.decision,
       status: r.status,
       error_code: r.error_code ?? null,

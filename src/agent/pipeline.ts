@@ -19,6 +19,7 @@ import {
 import type { HostTopics } from '../core/topics.js';
 import { admit } from '../core/admission.js';
 import { AuditLog } from './audit.js';
+import { AUTHENTICATED_USER_PROPERTY } from '../core/sender.js';
 import { LiveOutput } from './live-output.js';
 import type { Logger } from '../log.js';
 import { runHealthCheck } from './health.js';
@@ -37,6 +38,8 @@ export type { ResultSink } from './results.js';
 interface Origin {
   topic: string;
   client: string | undefined;
+  /** What the sender says about itself (user property `client_id`): unproven. */
+  claimed?: string | undefined;
 }
 
 interface Queued {
@@ -122,8 +125,14 @@ export class Pipeline {
   handle(topicAction: string | undefined, payload: Buffer, packet: IPublishPacket): void {
     const now = Date.now();
     const replyTo = replyToOf(packet);
-    const client = packet.properties?.userProperties?.client_id;
-    const origin: Origin = { topic: packet.topic, client: typeof client === 'string' ? client : undefined };
+    // `client`: the account the broker authenticated, where it vouches for it (core/sender.ts).
+    const props = packet.properties?.userProperties;
+    const one = (v: unknown) => (typeof v === 'string' ? v : undefined);
+    const origin: Origin = {
+      topic: packet.topic,
+      client: one(props?.[AUTHENTICATED_USER_PROPERTY]),
+      claimed: one(props?.client_id),
+    };
     const parsed = parseDelivery({ topicAction, payload, retained: packet.retain === true }, now, randomUUID);
     if (!parsed.ok) {
       // A retained copy of an id we know is answered with its stored result, not with a rejection over it.

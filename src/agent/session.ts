@@ -22,7 +22,10 @@ import mqtt, {
   type StreamBuilder,
 } from 'mqtt';
 import { Failover, redactUrl, type Attempt, type Outcome, type ProtocolVersion } from '../core/failover.js';
+import { AUTHENTICATED_USER_PROPERTY, STAMPING_BROKER } from '../core/sender.js';
 import type { Logger } from '../log.js';
+import { AGENT_MAX_PACKET_SIZE, gateStream } from './packet-gate.js';
+import { TakeoverWatch } from './takeover.js';
 
 export interface SessionOptions {
   /** Brokers in failover order (docs/brokers.md § Failover). */
@@ -86,9 +89,13 @@ export class MqttSession {
   private readonly messageListeners: ((msg: Incoming) => void)[] = [];
   private readonly connectListeners: ConnectListener[] = [];
   private readonly closeListeners: (() => void)[] = [];
+  private readonly takeover: TakeoverWatch;
+  /** The broker said it stamps commands with the authenticated user (core/sender.ts). */
+  private brokerStamps = false;
 
   constructor(private readonly opts: SessionOptions) {
     this.failover = new Failover(opts.urls, opts.backoff);
+    this.takeover = new TakeoverWatch(opts.clientId, opts.log);
   }
 
   get connected(): boolean {
@@ -216,12 +223,28 @@ export class MqttSession {
       outgoingStore: this.outgoingStore,
       will: { topic: o.will.topic, payload: Buffer.from(o.will.payload), qos: 1, retain: true },
     };
-    const client = new MqttClient((c) => this.transport().build(c), options);
+    // Every packet's size is counted before MQTT.js buffers it (packet-gate.ts).
+    const client = new MqttClient(
+      (c) =>
+        gateStream(
+          this.transport().build(c),
+          AGENT_MAX_PACKET_SIZE,
+          (d) =>
+            o.log.warn(
+              { topic: d.topic, size: d.size, limit: AGENT_MAX_PACKET_SIZE },
+              'dropped a message larger than the agent accepts',
+            ),
+          (err) => (this.attempt.error = err.message),
+        ),
+      options,
+    );
 
     client.on('connect', (connack) => {
       // Nagle + delayed ACK turns two small packets into an 40-88 ms stall; results are small packets.
       (client.stream as Partial<Socket> | undefined)?.setNoDelay?.(true);
       this.attempt.connected = true;
+      this.takeover.connected();
+      this.brokerStamps = connack.properties?.responseInformation === STAMPING_BROKER;
       this.failover.connected();
       const url = this.failover.url;
       const reconnect = this.everConnected;
@@ -241,6 +264,9 @@ export class MqttSession {
       void this.afterConnect(client, connack.sessionPresent, reconnect, url);
     });
     client.on('message', (topic, payload, packet) => {
+      // Unproven where the broker did not vouch for it: the sender may have written it.
+      const props = packet.properties?.userProperties;
+      if (!this.brokerStamps && props) delete props[AUTHENTICATED_USER_PROPERTY];
       for (const l of this.messageListeners) l({ topic, payload, packet });
     });
     client.on('error', (err: Error & { code?: number | string }) => {
@@ -260,6 +286,7 @@ export class MqttSession {
     });
     client.on('disconnect', (packet) => {
       const reason = packet.properties?.reasonString;
+      this.takeover.disconnected(packet.reasonCode);
       this.attempt.error = `the broker sent DISCONNECT (reason code ${packet.reasonCode ?? 0}${reason ? `: ${reason}` : ''})`;
       o.log.warn(
         { url: redactUrl(this.failover.url), reasonCode: packet.reasonCode, reason },
@@ -286,7 +313,8 @@ export class MqttSession {
         : error !== undefined
           ? { kind: 'failed', reason: error }
           : { kind: 'closed_without_connack' };
-    const next = this.failover.next(outcome);
+    // Kicked off by another client with the same id: wait longer each time instead of fighting back.
+    const next = this.takeover.delay(this.failover.next(outcome), outcome.kind === 'lost');
     const where = { url, next: redactUrl(next.url), retryInMs: next.delayMs };
     if (next.fallback === 'refused') {
       log.warn(
@@ -319,7 +347,12 @@ export class MqttSession {
       // Per attempt: the version this broker gets, and MQTT 5's session expiry only where it exists.
       client.options.protocolVersion = next.protocolVersion;
       if (next.protocolVersion === 5)
-        client.options.properties = { sessionExpiryInterval: this.opts.sessionExpirySec ?? 7 * 24 * 3600 };
+        client.options.properties = {
+          sessionExpiryInterval: this.opts.sessionExpirySec ?? 7 * 24 * 3600,
+          // Brokers never send more than this [MQTT-3.1.2-24]; 3.1.1 brokers are held to it by the gate.
+          maximumPacketSize: AGENT_MAX_PACKET_SIZE,
+          requestResponseInformation: true,
+        };
       else delete client.options.properties;
       client.options.username = username ?? this.opts.username;
       client.options.password = password ?? this.opts.password;

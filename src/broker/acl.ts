@@ -47,6 +47,11 @@ export function mayPublish(role: Role, topic: string, ctx: AclContext): boolean 
   return g.write.some((f) => topicMatches(f, topic));
 }
 
+/** May `role` receive a message on `topic`? Re-checked on every delivery (docs/security.md § Broker identities). */
+export function mayRead(role: Role, topic: string, ctx: AclContext): boolean {
+  return grantsFor(role, ctx).read.some((grant) => topicMatches(grant, topic));
+}
+
 export function maySubscribe(role: Role, filter: string, ctx: AclContext): boolean {
   return grantsFor(role, ctx).read.some((grant) => filterCovers(grant, filter));
 }

@@ -12,15 +12,25 @@ import { Aedes, type AuthenticateError, type Client } from 'aedes';
 import { ConnectionError, PortInUseError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { ClusterBackend, ClusterSpec } from './cluster.js';
-import { mayPublish, maySubscribe, type AclContext, type Role } from './acl.js';
+import { mayPublish, mayRead, maySubscribe, type AclContext, type Role } from './acl.js';
 import { ackAfterStore } from './ack-after-store.js';
+import { STAMPING_BROKER } from '../core/sender.js';
 import { ConnackFirst } from './connack-first.js';
+import { Identities, isCommandTopic, refuseDiscovery, refuseWill, stampUser } from './identity.js';
+import {
+  DEFAULT_MAX_PACKET_SIZE,
+  MAX_CONNECT_SIZE,
+  limitFirstPacket,
+  publishWireSize,
+} from './packet-size.js';
 
 export interface BrokerUserSpec {
   username: string;
   password: string;
   role: 'agent' | 'controller';
   host?: string | undefined;
+  /** An agent's mqtt.client_id, when it sets one (else `homelab-cmd-<host>`). */
+  clientId?: string | undefined;
 }
 
 export interface BrokerOptions {
@@ -34,6 +44,8 @@ export interface BrokerOptions {
   cluster?: ClusterSpec | undefined;
   /** broker.persistence: disk — keep sessions, queued messages and retained messages here (ignored with a cluster). */
   stateDir?: string | undefined;
+  /** broker.max_packet_size: a larger packet from a client disconnects it (docs/security.md § Packet sizes). */
+  maxPacketSize?: number | undefined;
 }
 
 export interface RunningBroker {
@@ -51,10 +63,25 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
   const ctx: AclContext = { prefix: opts.prefix, discoveryPrefix: opts.discoveryPrefix };
   const users = new Map(opts.users.map((u) => [u.username, { digest: sha256(u.password), role: roleOf(u) }]));
   const roles = new WeakMap<Client, Role>();
+  const usernames = new WeakMap<Client, string>();
+  const identities = new Identities(opts.users);
+  const maxPacketSize = opts.maxPacketSize ?? DEFAULT_MAX_PACKET_SIZE;
   const secured = users.size > 0;
   // Imported only here: a broker without a cluster (and every agent) never loads Redis code.
   const cluster: ClusterBackend | undefined =
-    opts.cluster && (await (await import('./cluster.js')).connectCluster(opts.cluster, log));
+    opts.cluster &&
+    (await (
+      await import('./cluster.js')
+    ).connectCluster(opts.cluster, log, (will) =>
+      // The node that checked it at CONNECT is dead: judged by the account its client id belongs to.
+      secured
+        ? refuseWill(
+            identities.roleOfClientId(will.clientId),
+            { topic: will.topic, payload: will.payload ?? '' },
+            ctx,
+          )
+        : undefined,
+    ));
   // Likewise LevelDB: loaded only by a broker that keeps its state on disk.
   const disk =
     !cluster && opts.stateDir !== undefined
@@ -70,6 +97,10 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
       heartbeatInterval: cluster.heartbeatInterval,
     }),
     ...(disk && { persistence: disk.persistence }),
+    // Read from each packet's fixed header as it arrives, announced in the CONNACK (packet-size.ts).
+    maximumPacketSize: maxPacketSize,
+    // Tells an agent that asks that commands carry the authenticated user (core/sender.ts).
+    ...(secured && { responseInformation: STAMPING_BROKER }),
     preConnect(client, _packet, done) {
       connackFirst.hold(client);
       // No users configured: the broker is open, so only this machine may use it.
@@ -92,15 +123,57 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
         log.warn({ clientId: client.id, username }, 'refused a client: bad username or password');
         return done(authError('bad username or password', BAD_USERNAME_OR_PASSWORD), false);
       }
+      const name = username as string; // found in users
+      // Before the session is looked up: a session and its queued commands belong to one account.
+      const will = (client as unknown as { _will: WillPacket | null })._will;
+      const refusal =
+        identities.refuseClientId(name, user.role, client.id) ??
+        (will ? refuseWill(user.role, will, ctx) : undefined);
+      if (refusal) {
+        log.warn({ clientId: client.id, username, reason: refusal }, `refused a client: ${refusal}`);
+        return done(authError(refusal, NOT_AUTHORIZED), false);
+      }
+      // The will goes out later, maybe from another broker of a cluster: it carries its sender now.
+      if (will && isCommandTopic(will.topic, ctx)) will.properties = stampUser(will.properties, name);
       roles.set(client, user.role);
+      usernames.set(client, name);
       done(null, true);
     },
     authorizePublish(client, packet, done) {
-      if (!secured || client === null) return done(null);
-      const role = roles.get(client);
-      if (role && mayPublish(role, packet.topic, ctx)) return done(null);
-      log.warn({ clientId: client.id, topic: packet.topic }, "refused a publish outside the client's role");
+      if (!secured) return done(null);
+      // No client: the will of a client of a dead cluster node, judged by the account its id belongs to.
+      const willOf = (packet as { clientId?: string }).clientId ?? '';
+      const role = client === null ? identities.roleOfClientId(willOf) : roles.get(client);
+      const refusal =
+        role === undefined || !mayPublish(role, packet.topic, ctx)
+          ? "outside the client's role"
+          : refuseDiscovery(role, packet.topic, packet.payload, ctx);
+      if (refusal === undefined) {
+        const username = client === null ? undefined : usernames.get(client);
+        if (username !== undefined && isCommandTopic(packet.topic, ctx))
+          packet.properties = stampUser(packet.properties, username);
+        return done(null);
+      }
+      log.warn(
+        { clientId: client?.id ?? willOf, topic: packet.topic, reason: refusal },
+        client === null ? 'refused the will of a client of a dead broker' : 'refused a publish',
+      );
       done(new Error('not authorized'));
+    },
+    authorizeForward(client, packet) {
+      // Deliveries re-checked against read rights: a subscription granted once is not a blank cheque.
+      const role = roles.get(client);
+      if (secured && (role === undefined || !mayRead(role, packet.topic, ctx))) return null;
+      // [MQTT-3.1.2-24] never more than the client said it accepts (aedes 2.0.0-beta.1 sends it anyway).
+      const max = (client as unknown as { maximumPacketSize?: number }).maximumPacketSize;
+      if (max !== undefined && publishWireSize(packet, client.version ?? 4) > max) {
+        log.warn(
+          { clientId: client.id, topic: packet.topic, maximumPacketSize: max },
+          "dropped a message larger than the client's Maximum Packet Size",
+        );
+        return null;
+      }
+      return packet;
     },
     authorizeSubscribe(client, sub, done) {
       if (!secured) return done(null, sub);
@@ -126,6 +199,13 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
     socket.once('close', () => sockets.delete(socket));
     // Small packets (acks, results) must not wait for a delayed ACK (Nagle): 40-88 ms per round trip otherwise.
     socket.setNoDelay(true);
+    // Before aedes' parser sees a byte: a huge CONNECT is never buffered (packet-size.ts).
+    limitFirstPacket(socket, MAX_CONNECT_SIZE, (size) =>
+      log.warn(
+        { remote: socket.remoteAddress, size, limit: MAX_CONNECT_SIZE },
+        'refused a connection: its first packet (CONNECT) is too large',
+      ),
+    );
     aedes.handle(socket);
   });
 
@@ -184,6 +264,12 @@ export function listenError(err: NodeJS.ErrnoException, host: string, port: numb
     );
   }
   return new ConnectionError(`cannot listen on ${host}:${port}: ${err.message}`);
+}
+
+interface WillPacket {
+  topic: string;
+  payload: Buffer;
+  properties?: { userProperties?: Record<string, string | string[]> };
 }
 
 function roleOf(u: BrokerUserSpec): Role {

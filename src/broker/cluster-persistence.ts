@@ -29,7 +29,11 @@ export interface StoredWill {
   clientId: string;
   brokerId: string;
   topic: string;
+  payload?: Buffer | string;
 }
+
+/** Why a will may not go out (the ACL of the account that left it), or undefined when it may. */
+export type WillCheck = (will: StoredWill) => string | undefined;
 
 /**
  * Where each client is connected across the cluster, from the `$SYS/<broker>/new/clients` and
@@ -77,9 +81,14 @@ export function shareConcurrentAddSubscriptions(persistence: RedisPersistence): 
   };
 }
 
-export function dropStaleWills(persistence: RedisPersistence, locator: ClientLocator, log: Logger): void {
+export function dropStaleWills(
+  persistence: RedisPersistence,
+  locator: ClientLocator,
+  log: Logger,
+  check: WillCheck = () => undefined,
+): void {
   const stream = persistence.streamWill.bind(persistence);
-  persistence.streamWill = (brokers) => filterWills(stream(brokers), persistence, locator, log);
+  persistence.streamWill = (brokers) => filterWills(stream(brokers), persistence, locator, log, check);
 }
 
 async function* filterWills(
@@ -87,8 +96,21 @@ async function* filterWills(
   persistence: RedisPersistence,
   locator: ClientLocator,
   log: Logger,
+  check: WillCheck,
 ): AsyncGenerator<StoredWill> {
   for await (const will of wills) {
+    // Checked here, not only in authorizePublish: a refusal there would fail the whole sweep at
+    // every heartbeat and hold back the wills behind it. (docs/security.md § Broker identities)
+    const refusal = check(will);
+    if (refusal !== undefined) {
+      await persistence.delWill({ id: will.clientId, brokerId: will.brokerId });
+      locator.forget(will);
+      log.warn(
+        { clientId: will.clientId, deadBroker: will.brokerId, topic: will.topic, reason: refusal },
+        'refused the will of a client of a dead broker',
+      );
+      continue;
+    }
     if (locator.isStale(will)) {
       await persistence.delWill({ id: will.clientId, brokerId: will.brokerId });
       log.info(

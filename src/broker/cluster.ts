@@ -21,6 +21,7 @@ import {
   dropStaleWills,
   shareConcurrentAddSubscriptions,
   type RedisPersistence,
+  type WillCheck,
 } from './cluster-persistence.js';
 
 export interface ClusterSpec {
@@ -50,7 +51,11 @@ export interface ClusterBackend {
 
 const PROBE_TIMEOUT_MS = 5000;
 
-export async function connectCluster(spec: ClusterSpec, log: Logger): Promise<ClusterBackend> {
+export async function connectCluster(
+  spec: ClusterSpec,
+  log: Logger,
+  checkWill?: WillCheck,
+): Promise<ClusterBackend> {
   const where = redactRedisUrl(spec.redis);
   const options: RedisOptions = spec.password === undefined ? {} : { password: spec.password };
   await probe(spec.redis, options, where);
@@ -69,7 +74,7 @@ export async function connectCluster(spec: ClusterSpec, log: Logger): Promise<Cl
   const persistence = persistenceRedis({ conn: persistenceConn }) as RedisPersistence;
   const locator = new ClientLocator();
   shareConcurrentAddSubscriptions(persistence);
-  dropStaleWills(persistence, locator, log);
+  dropStaleWills(persistence, locator, log, checkWill);
   log.info(
     { redis: where, heartbeatMs: spec.heartbeatMs },
     'clustered over Redis: subscriptions, retained messages, sessions and wills are shared with the other brokers on it',

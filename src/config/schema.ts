@@ -26,6 +26,8 @@ const userSchema = z
     ...secretFields,
     role: z.enum(['agent', 'controller'], { error: 'role must be agent or controller' }),
     host: hostId.optional(),
+    // The one client id an agent user may connect with, when its agent sets mqtt.client_id (docs/security.md § Broker identities).
+    client_id: z.string().min(1).max(128).optional(),
   })
   .superRefine((user, ctx) => {
     if ((user.password === undefined) === (user.password_file === undefined)) {
@@ -218,7 +220,28 @@ export const configSchema = z
       .strictObject({
         host: z.string().min(1).default('127.0.0.1'),
         port: z.int().min(0).max(65_535).default(1883),
-        users: z.array(userSchema).default([]),
+        users: z
+          .array(userSchema)
+          .default([])
+          .superRefine((users, ctx) => {
+            // Each agent's client id is its own: two accounts on one id would take each other's session.
+            const seen = new Map<string, number>();
+            users.forEach((u, i) => {
+              if (u.role !== 'agent' || u.host === undefined) return;
+              for (const id of new Set([`homelab-cmd-${u.host}`, u.client_id ?? `homelab-cmd-${u.host}`])) {
+                const first = seen.get(id);
+                if (first !== undefined && first !== i)
+                  ctx.addIssue({
+                    code: 'custom',
+                    path: [i, 'client_id'],
+                    message: `client id ${id} is already agent users.${first}'s — give each agent its own host and client_id`,
+                  });
+                seen.set(id, i);
+              }
+            });
+          }),
+        // Bytes; 64 KiB up to 256 MiB (docs/security.md § Packet sizes).
+        max_packet_size: z.int().min(65_536).max(268_435_455).default(1_048_576),
         cluster: clusterSchema.optional(),
         // disk: sessions, queued QoS 1 messages and retained messages survive a broker restart (docs/brokers.md).
         persistence: z

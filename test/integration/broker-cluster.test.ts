@@ -287,7 +287,7 @@ describe.skipIf(!REDIS_SERVER)(
     });
 
     it('the ACL holds on every broker: an agent user on B can neither command nor read another host', async () => {
-      const agent = await connect(B, { username: 'agent-z', password: 'pw-z' });
+      const agent = await connect(B, { username: 'agent-z', password: 'pw-z', clientId: 'homelab-cmd-zed' });
       await expect(agent.pub('homelab/other/cmd/reboot', '')).rejects.toThrow();
       await expect(agent.client.subscribeAsync('homelab/other/cmd/#', { qos: 1 })).rejects.toThrow(
         /Not authorized/,

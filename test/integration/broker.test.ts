@@ -111,8 +111,16 @@ describe('embedded broker with users: authentication and the role ACL', () => {
   });
 
   it("an agent cannot publish to another host's cmd topic, nor its own; a controller can", async () => {
-    const a = await TestClient.connect(url, { username: 'agent-a', password: 'pw-a' });
-    const b = await TestClient.connect(url, { username: 'agent-b', password: 'pw-b' });
+    const a = await TestClient.connect(url, {
+      username: 'agent-a',
+      password: 'pw-a',
+      clientId: 'homelab-cmd-host-a',
+    });
+    const b = await TestClient.connect(url, {
+      username: 'agent-b',
+      password: 'pw-b',
+      clientId: 'homelab-cmd-host-b',
+    });
     const ha = await TestClient.connect(url, { username: 'ha', password: 'pw-ha' });
     await b.sub('homelab/host-b/cmd/#');
     // MQTT 5: an unauthorised QoS 1 publish is answered with PUBACK 0x87, which MQTT.js raises.
@@ -130,7 +138,11 @@ describe('embedded broker with users: authentication and the role ACL', () => {
   });
 
   it("an agent cannot read another host's commands; a controller reads everything", async () => {
-    const a = await TestClient.connect(url, { username: 'agent-a', password: 'pw-a' });
+    const a = await TestClient.connect(url, {
+      username: 'agent-a',
+      password: 'pw-a',
+      clientId: 'homelab-cmd-host-a',
+    });
     // MQTT 5: SUBACK 0x87 (Not authorized), which MQTT.js raises.
     await expect(a.client.subscribeAsync('homelab/host-b/cmd/#', { qos: 1 })).rejects.toThrow(
       /Not authorized/,
