@@ -25,7 +25,8 @@ import { runHealthCheck } from './health.js';
 import { checkJob } from './job-check.js';
 import { runJob, staggerOf } from './run-job.js';
 import type { Journal, StoredRequest } from './journal.js';
-import { ResultPublisher, replyToOf, type ReplyTo, type ResultSink } from './results.js';
+import { ResultPublisher, type ReplyTo, type ResultSink } from './results.js';
+import { RetainedResults } from './retained-results.js';
 import { StaggerCoordinator, type StaggerConfig, type StaggerItem } from './stagger.js';
 import { ActionStats } from './action-stats.js';
 
@@ -79,7 +80,8 @@ export class Pipeline {
   ) {
     this.audit = new AuditLog(config.state_dir, config.security.audit, log);
     this.stats = new ActionStats(config, log.child({ module: 'stats' }));
-    this.results = new ResultPublisher(topics, sink, log, journal.finalIds(), (id) =>
+    const retained = new RetainedResults(config.state_dir, log, () => journal.finalIds());
+    this.results = new ResultPublisher(topics, sink, log, retained, (id) =>
       this.remember(() => journal.markPublished(id)),
     );
     const groups: [string, StaggerConfig][] = Object.values(config.actions).flatMap((a) =>
@@ -110,21 +112,22 @@ export class Pipeline {
   /** One delivery on a command topic. Never throws: every outcome is a published result. */
   handle(topicAction: string | undefined, payload: Buffer, packet: IPublishPacket): void {
     const now = Date.now();
-    const replyTo = replyToOf(packet);
+    const replyTo = this.results.replyToOf(packet);
     const client = packet.properties?.userProperties?.client_id;
     const origin: Origin = { topic: packet.topic, client: typeof client === 'string' ? client : undefined };
     const parsed = parseDelivery({ topicAction, payload, retained: packet.retain === true }, now, randomUUID);
     if (!parsed.ok) {
-      // A retained copy of an id we know is answered with its stored result, not with a rejection over it.
-      if (parsed.rejection.code === 'retained_ignored' && this.journal.get(parsed.ref.id))
-        return this.repeat(parsed.ref.id, replyTo, origin);
+      // A request naming an id we know — a retained copy, or an invalid one reusing it — is answered with
+      // the stored result, never a rejection over it (docs/security.md § Answers that cannot be faked).
+      if (this.journal.get(parsed.ref.id)) return this.repeat(parsed.ref.id, replyTo, origin);
       return this.reject(parsed.ref, parsed.rejection, replyTo, origin);
     }
     const req = parsed.request;
     if (req.press && req.action !== undefined) req.params = this.pressParams(req.action);
     const ref: RequestRef = { id: req.id, action: req.action ?? null, transaction: req.transaction };
     if (this.journal.get(req.id)) {
-      // A signed request seen before is a replay (someone captured it), not a retry: it learns nothing.
+      // A signed request seen before is a replay (someone captured it), not a retry: it learns nothing,
+      // and its rejection goes where it replaces nothing — never over the id's stored result.
       if (req.sig !== undefined)
         return this.reject(
           ref,
@@ -134,6 +137,7 @@ export class Pipeline {
           },
           replyTo,
           origin,
+          false,
         );
       return this.repeat(req.id, replyTo, origin);
     }
@@ -539,13 +543,21 @@ export class Pipeline {
     for (const r of pending) this.results.final(r, undefined);
   }
 
-  private reject(ref: RequestRef, rejection: Rejection, replyTo: ReplyTo | undefined, origin: Origin): void {
+  /** `onIdTopic` false: the id's topic holds a result that must stay (a replay); see ResultPublisher.aside. */
+  private reject(
+    ref: RequestRef,
+    rejection: Rejection,
+    replyTo: ReplyTo | undefined,
+    origin: Origin,
+    onIdTopic = true,
+  ): void {
     const result = rejected(this.config.host, ref, rejection, new Date());
     this.audit.write({ ...origin, decision: 'rejected', result });
     this.count(result);
     this.log.info({ id: ref.id, action: ref.action, error_code: rejection.code }, 'request rejected');
     // Rejections are not journaled: nothing ran, so the same id may be sent again once fixed.
-    this.results.final(result, replyTo);
+    if (onIdTopic) this.results.final(result, replyTo);
+    else this.results.aside(result, replyTo);
   }
 
   private repeat(id: string, replyTo: ReplyTo | undefined, origin: Origin): void {

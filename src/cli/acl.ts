@@ -82,11 +82,11 @@ export function mosquittoGrants(user: Pick<BrokerUser, 'role' | 'host'>, ctx: Ac
       `${P}/${H}/result/+`,
       `${P}/${H}/output/+`,
       `${P}/${H}/param/+/+`,
-      // Fleet coordination (stagger), its own HA discovery, and MQTT 5 replies: the reply topics
-      // are an extension of the contract (mosquitto_rr and `send` ask for them under P/_reply/).
+      // MQTT 5 replies, only under its own P/H/reply/ (docs/security.md § Answers that cannot be faked).
+      `${P}/${H}/reply/#`,
+      // Fleet coordination (stagger) and its own HA discovery.
       `${P}/_fleet/#`,
       `${HA}/+/${H}/#`,
-      `${P}/_reply/#`,
     ],
   };
 }

@@ -1,5 +1,5 @@
 /** `homelab-cmd send H ACTION`: publish one request, wait for its final result, print it. */
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { MqttClient } from 'mqtt';
 import { loadConfig } from '../config/load.js';
@@ -140,7 +140,28 @@ function readKey(file: string | undefined): string | undefined {
   }
 }
 
-/** Publishes the request and resolves with the final result on its id. */
+/**
+ * A final result this request may accept: its own `id` and `host` (anyone able to write the topic could
+ * put another result there), and a known final status (docs/security.md § Answers that cannot be faked).
+ */
+export function ownFinalResult(payload: Buffer, id: string, host: string): Result | 'progress' | undefined {
+  let r: unknown;
+  try {
+    r = JSON.parse(payload.toString());
+  } catch {
+    return undefined;
+  }
+  if (typeof r !== 'object' || r === null || Array.isArray(r)) return undefined;
+  const o = r as Record<string, unknown>;
+  if (o.id !== id || o.host !== host || typeof o.status !== 'string') return undefined;
+  if (isFinal(o.status as Result['status'])) return r as Result;
+  return 'progress';
+}
+
+/**
+ * Publishes the request and resolves with the final result on its id — or, on MQTT 5, on its own reply
+ * topic `P/H/reply/<random>` with its correlation data, whichever comes first.
+ */
 export async function sendAndWait(
   client: MqttClient,
   prefix: string,
@@ -153,6 +174,9 @@ export async function sendAndWait(
   const topics = hostTopics(prefix, host);
   const id = String(request.id);
   const resultTopic = topics.resultFor(id);
+  const v5 = client.options.protocolVersion === 5;
+  const replyTopic = `${topics.replyBase}${randomBytes(8).toString('hex')}`;
+  const correlation = randomBytes(16);
   let hostStatus: string | undefined;
   const final = new Promise<Result>((resolve, reject) => {
     const timer = setTimeout(() => {
@@ -166,7 +190,7 @@ export async function sendAndWait(
         ),
       );
     }, waitMs);
-    client.on('message', (topic, payload) => {
+    client.on('message', (topic, payload, packet) => {
       if (topic === topics.status) hostStatus = payload.toString();
       if (onOutput && topic === topics.output(id)) {
         try {
@@ -176,22 +200,29 @@ export async function sendAndWait(
         }
         return;
       }
-      if (topic !== resultTopic || payload.length === 0) return;
-      let r: Result;
-      try {
-        r = JSON.parse(payload.toString()) as Result;
-      } catch {
+      const onReply = v5 && topic === replyTopic;
+      if ((topic !== resultTopic && !onReply) || payload.length === 0) return;
+      // A reply is ours only with our correlation data (only agent H may write P/H/reply/#, but check).
+      const corr = packet.properties?.correlationData;
+      if (onReply && !(Buffer.isBuffer(corr) && corr.equals(correlation))) return;
+      const r = ownFinalResult(payload, id, host);
+      if (r === undefined || (r === 'progress' && onReply)) return;
+      if (r === 'progress') {
+        progress(JSON.parse(payload.toString()) as Result);
         return;
       }
-      if (isFinal(r.status)) {
-        clearTimeout(timer);
-        resolve(r);
-      } else progress(r);
+      clearTimeout(timer);
+      resolve(r);
     });
   });
   if (onOutput) await client.subscribeAsync(topics.output(id), { qos: 0 });
+  if (v5) await client.subscribeAsync(replyTopic, { qos: 1 });
   await client.subscribeAsync(resultTopic, { qos: 1 });
   await client.subscribeAsync(topics.status, { qos: 0 });
-  await client.publishAsync(topics.cmdAction(String(request.action)), JSON.stringify(request), { qos: 1 });
+  await client.publishAsync(
+    topics.cmdAction(String(request.action)),
+    JSON.stringify(request),
+    v5 ? { qos: 1, properties: { responseTopic: replyTopic, correlationData: correlation } } : { qos: 1 },
+  );
   return final;
 }
