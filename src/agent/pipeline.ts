@@ -568,8 +568,10 @@ export class Pipeline {
       { id, status: stored.status },
       'repeated id: answering with the stored result, not running it again',
     );
-    if (isFinal(stored.status)) this.results.final(stored, replyTo, false);
-    else if (stored.executed_at !== undefined || stored.status === 'scheduled') this.results.progress(stored);
+    if (isFinal(stored.status)) return this.results.final(stored, replyTo, false);
+    // Not final yet: the reply topic (if any) gets the final result when it comes.
+    this.results.replyLater(id, replyTo);
+    if (stored.executed_at !== undefined || stored.status === 'scheduled') this.results.progress(stored);
   }
 
   private count(result: Result): void {

@@ -24,10 +24,15 @@ export interface ResultSink {
 
 // MQTT 5 message expiry of per-id results: one day.
 const RESULT_EXPIRY_SEC = 86_400;
+// Requests repeating an id that is still running wait for its final result on their reply topics: bounded.
+const MAX_WAITING_IDS = 256;
+const MAX_WAITING_PER_ID = 8;
 
 export class ResultPublisher {
   /** A refused response topic is a warning once, then debug: a flood of them must not flood the log. */
   private warnedReply = false;
+  /** Reply targets of requests that repeated a running id: answered with that id's final result. */
+  private readonly waiting = new Map<string, ReplyTo[]>();
 
   constructor(
     private readonly topics: HostTopics,
@@ -57,6 +62,8 @@ export class ResultPublisher {
     this.send(this.topics.resultFor(result.id), result, true, () => this.delivered(result.id));
     if (fresh) this.send(this.topics.result, result, false);
     this.reply(result, replyTo);
+    for (const also of this.waiting.get(result.id) ?? []) this.reply(result, also);
+    this.waiting.delete(result.id);
     // A repeat republishes too (its topic may have been cleared meanwhile): it counts as the newest.
     this.trackRetained(result.id);
   }
@@ -69,6 +76,18 @@ export class ResultPublisher {
   aside(result: Result, replyTo: ReplyTo | undefined): void {
     this.send(this.topics.result, result, false);
     this.reply(result, replyTo);
+  }
+
+  /** A request repeated an id that is not final yet: its reply topic gets that id's final result too. */
+  replyLater(id: string, replyTo: ReplyTo | undefined): void {
+    if (!replyTo) return;
+    const list = this.waiting.get(id) ?? [];
+    if (list.length >= MAX_WAITING_PER_ID || (list.length === 0 && this.waiting.size >= MAX_WAITING_IDS)) {
+      this.log.debug({ id }, 'too many requests wait for this result; this one gets no MQTT 5 reply');
+      return;
+    }
+    list.push(replyTo);
+    this.waiting.set(id, list);
   }
 
   /** The request's reply target, when it named an acceptable one; any other is logged and not answered. */

@@ -147,6 +147,18 @@ describe('a known id is answered with its stored result, never a rejection over 
     expect(h.seen(host, 'k-run').map((r) => r.status)).not.toContain('rejected');
   });
 
+  it('a request repeating a running id gets its final result on its reply topic', async () => {
+    const done = h.finalFor(host, 'k-wait', 20_000);
+    await h.ctl.pub(`homelab/${host}/cmd/slow`, JSON.stringify({ id: 'k-wait' }));
+    await h.ctl.waitJson<Result>(`homelab/${host}/result/k-wait`, (r) => r.status === 'running');
+    const reply = watch.next((m) => m.topic === `homelab/${host}/reply/wait`, 20_000, 'the reply');
+    await rr(host, { id: 'k-wait', action: 'slow' }, `homelab/${host}/reply/wait`, 'c-wait');
+    const m = await reply;
+    expect(JSON.parse(m.text)).toEqual(await done);
+    expect(JSON.parse(m.text)).toMatchObject({ id: 'k-wait', status: 'succeeded' });
+    expect(m.packet.properties?.correlationData?.toString()).toBe('c-wait');
+  }, 60_000);
+
   it('a signed replay is `replayed` on the reply topic and the latest result, never on the id’s topic', async () => {
     const ts = Date.now();
     const body = {
