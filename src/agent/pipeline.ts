@@ -26,7 +26,8 @@ import { runHealthCheck } from './health.js';
 import { checkJob } from './job-check.js';
 import { runJob, staggerOf } from './run-job.js';
 import type { Journal, StoredRequest } from './journal.js';
-import { ResultPublisher, replyToOf, type ReplyTo, type ResultSink } from './results.js';
+import { ResultPublisher, type ReplyTo, type ResultSink } from './results.js';
+import { RetainedResults } from './retained-results.js';
 import { StaggerCoordinator, type StaggerConfig, type StaggerItem } from './stagger.js';
 import { ActionStats } from './action-stats.js';
 import { SignedIds } from './signed-ids.js';
@@ -93,7 +94,8 @@ export class Pipeline {
       config.security.window,
       log.child({ module: 'signed-ids' }),
     );
-    this.results = new ResultPublisher(topics, sink, log, journal.finalIds(), (id) =>
+    const retained = new RetainedResults(config.state_dir, log, () => journal.finalIds());
+    this.results = new ResultPublisher(topics, sink, log, retained, (id) =>
       this.remember(() => journal.markPublished(id)),
     );
     const groups: [string, StaggerConfig][] = Object.values(config.actions).flatMap((a) =>
@@ -124,7 +126,7 @@ export class Pipeline {
   /** One delivery on a command topic. Never throws: every outcome is a published result. */
   handle(topicAction: string | undefined, payload: Buffer, packet: IPublishPacket): void {
     const now = Date.now();
-    const replyTo = replyToOf(packet);
+    const replyTo = this.results.replyToOf(packet);
     // `client`: the account the broker authenticated, where it vouches for it (core/sender.ts).
     const props = packet.properties?.userProperties;
     const one = (v: unknown) => (typeof v === 'string' ? v : undefined);
@@ -135,16 +137,17 @@ export class Pipeline {
     };
     const parsed = parseDelivery({ topicAction, payload, retained: packet.retain === true }, now, randomUUID);
     if (!parsed.ok) {
-      // A retained copy of an id we know is answered with its stored result, not with a rejection over it.
-      if (parsed.rejection.code === 'retained_ignored' && this.journal.get(parsed.ref.id))
-        return this.repeat(parsed.ref.id, replyTo, origin);
+      // A request naming an id we know — a retained copy, or an invalid one reusing it — is answered with
+      // the stored result, never a rejection over it (docs/security.md § Answers that cannot be faked).
+      if (this.journal.get(parsed.ref.id)) return this.repeat(parsed.ref.id, replyTo, origin);
       return this.reject(parsed.ref, parsed.rejection, replyTo, origin);
     }
     const req = parsed.request;
     if (req.press && req.action !== undefined) req.params = this.pressParams(req.action);
     const ref: RequestRef = { id: req.id, action: req.action ?? null, transaction: req.transaction };
     if (this.journal.get(req.id)) {
-      // A signed request seen before is a replay (someone captured it), not a retry: it learns nothing.
+      // A signed request seen before is a replay (someone captured it), not a retry: it learns nothing,
+      // and its rejection goes where it replaces nothing — never over the id's stored result.
       if (req.sig !== undefined)
         return this.reject(
           ref,
@@ -154,6 +157,7 @@ export class Pipeline {
           },
           replyTo,
           origin,
+          false,
         );
       return this.repeat(req.id, replyTo, origin);
     }
@@ -528,13 +532,21 @@ export class Pipeline {
     for (const r of pending) this.results.final(r, undefined);
   }
 
-  private reject(ref: RequestRef, rejection: Rejection, replyTo: ReplyTo | undefined, origin: Origin): void {
+  /** `onIdTopic` false: the id's topic holds a result that must stay (a replay); see ResultPublisher.aside. */
+  private reject(
+    ref: RequestRef,
+    rejection: Rejection,
+    replyTo: ReplyTo | undefined,
+    origin: Origin,
+    onIdTopic = true,
+  ): void {
     const result = rejected(this.config.host, ref, rejection, new Date());
     this.audit.write({ ...origin, decision: 'rejected', result });
     this.count(result);
     this.log.info({ id: ref.id, action: ref.action, error_code: rejection.code }, 'request rejected');
     // Rejections are not journaled: nothing ran, so the same id may be sent again once fixed.
-    this.results.final(result, replyTo);
+    if (onIdTopic) this.results.final(result, replyTo);
+    else this.results.aside(result, replyTo);
   }
 
   private repeat(id: string, replyTo: ReplyTo | undefined, origin: Origin): void {
@@ -545,8 +557,10 @@ export class Pipeline {
       { id, status: stored.status },
       'repeated id: answering with the stored result, not running it again',
     );
-    if (isFinal(stored.status)) this.results.final(stored, replyTo, false);
-    else if (stored.executed_at !== undefined || stored.status === 'scheduled') this.results.progress(stored);
+    if (isFinal(stored.status)) return this.results.final(stored, replyTo, false);
+    // Not final yet: the reply topic (if any) gets the final result when it comes.
+    this.results.replyLater(id, replyTo);
+    if (stored.executed_at !== undefined || stored.status === 'scheduled') this.results.progress(stored);
   }
 
   private count(result: Result): void {

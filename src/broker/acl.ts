@@ -33,9 +33,10 @@ export function grantsFor(role: Role, ctx: AclContext): Grants {
   const H = role.host;
   return {
     read: [`${P}/${H}/cmd/#`, `${P}/${H}/param/#`, `${P}/+/status`, `${P}/_fleet/#`, `${HA}/status`],
-    // `${P}/_reply/#` extends the contract: where MQTT 5 requesters (mosquitto_rr, `send`) ask for replies.
+    // `${P}/${H}/#` holds its MQTT 5 replies too (`${P}/${H}/reply/#`): only agent H may write them, so no
+    // other account can forge a reply (docs/security.md § Answers that cannot be faked).
     // Fleet topics: only those ending in its own host id (docs/stagger.md § Topics).
-    write: [`${P}/${H}/#`, ...fleetWriteFilters(P, H), `${HA}/+/${H}/#`, `${P}/_reply/#`],
+    write: [`${P}/${H}/#`, ...fleetWriteFilters(P, H), `${HA}/+/${H}/#`],
     // An agent never commands itself or sets its own params: only controllers do.
     denyWrite: [`${P}/${H}/cmd/#`, `${P}/${H}/param/+/+/set`],
   };

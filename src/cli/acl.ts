@@ -91,13 +91,13 @@ export function mosquittoGrants(user: Pick<BrokerUser, 'role' | 'host'>, ctx: Ac
       `${P}/${H}/result/+`,
       `${P}/${H}/output/+`,
       `${P}/${H}/param/+/+`,
+      // MQTT 5 replies, only under its own P/H/reply/ (docs/security.md § Answers that cannot be faked).
+      `${P}/${H}/reply/#`,
       // Fleet coordination: only the fleet topics ending in its own host id, written out per user
       // (a `pattern … %u` line would need usernames equal to host ids; docs/stagger.md § Topics).
       ...fleetWriteFilters(P, H),
-      // Its own HA discovery, and MQTT 5 replies: the reply topics are an extension of the contract
-      // (mosquitto_rr and `send` ask for them under P/_reply/).
+      // Its own HA discovery.
       `${HA}/+/${H}/#`,
-      `${P}/_reply/#`,
     ],
   };
 }

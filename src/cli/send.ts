@@ -1,5 +1,5 @@
 /** `homelab-cmd send H ACTION`: publish one request, wait for its final result, print it. */
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { MqttClient } from 'mqtt';
 import { loadConfig } from '../config/load.js';
@@ -105,11 +105,15 @@ security.key_file of --config. --follow prints the command's output live
     if (timeout !== undefined) request.timeout = timeout;
     const key =
       readKey(values['key-file']) ?? (values.config ? loadConfig(values.config).signingKey : undefined);
-    // Signed last, over the request as it will be sent (send uses no response topic: signed as none).
-    if (key !== undefined) {
-      request.ts = Date.now();
-      request.sig = sign(key, signedFields(host, request));
-    }
+    // Signed last, over the request as it will be sent — with the reply topic and correlation data
+    // sendAndWait picks, which v2 binds (docs/security.md § Signed requests).
+    const signer =
+      key === undefined
+        ? undefined
+        : (replyTo: ReplyTo | undefined) => {
+            request.ts = Date.now();
+            request.sig = sign(key, signedFields(host, request, replyTo));
+          };
     const { client, url } = await connectFirst(target);
     try {
       const follow = values.follow
@@ -126,6 +130,7 @@ security.key_file of --config. --follow prints the command's output live
         waitS * 1000,
         (r) => err(`${r.status}${r.run_at ? ` (runs at ${r.run_at})` : ''}…`),
         follow,
+        signer,
       );
       out(JSON.stringify(result, null, 2));
       return result.status === 'succeeded' ? 0 : 1;
@@ -141,10 +146,13 @@ security.key_file of --config. --follow prints the command's output live
 };
 
 /** What a v2 signature binds, read from the request object about to be published (docs/security.md). */
+/** Where the agent is asked to answer: bound by a v2 signature. */
+type ReplyTo = { responseTopic: string; correlationData?: Uint8Array };
+
 export function signedFields(
   host: string,
   request: Record<string, unknown>,
-  replyTo?: { responseTopic: string; correlationData?: Uint8Array },
+  replyTo?: ReplyTo,
 ): SignedFields {
   const opt = <T>(v: unknown, type: string): T | undefined => (typeof v === type ? (v as T) : undefined);
   return {
@@ -171,7 +179,28 @@ function readKey(file: string | undefined): string | undefined {
   }
 }
 
-/** Publishes the request and resolves with the final result on its id. */
+/**
+ * A final result this request may accept: its own `id` and `host` (anyone able to write the topic could
+ * put another result there), and a known final status (docs/security.md § Answers that cannot be faked).
+ */
+export function ownFinalResult(payload: Buffer, id: string, host: string): Result | 'progress' | undefined {
+  let r: unknown;
+  try {
+    r = JSON.parse(payload.toString());
+  } catch {
+    return undefined;
+  }
+  if (typeof r !== 'object' || r === null || Array.isArray(r)) return undefined;
+  const o = r as Record<string, unknown>;
+  if (o.id !== id || o.host !== host || typeof o.status !== 'string') return undefined;
+  if (isFinal(o.status as Result['status'])) return r as Result;
+  return 'progress';
+}
+
+/**
+ * Publishes the request and resolves with the final result on its id — or, on MQTT 5, on its own reply
+ * topic `P/H/reply/<random>` with its correlation data, whichever comes first.
+ */
 export async function sendAndWait(
   client: MqttClient,
   prefix: string,
@@ -180,10 +209,15 @@ export async function sendAndWait(
   waitMs: number,
   progress: (r: Result) => void = () => undefined,
   onOutput?: (m: OutputMessage) => void,
+  /** Signs the request once its reply topic is known (the signature binds it). */
+  signer?: (replyTo: ReplyTo | undefined) => void,
 ): Promise<Result> {
   const topics = hostTopics(prefix, host);
   const id = String(request.id);
   const resultTopic = topics.resultFor(id);
+  const v5 = client.options.protocolVersion === 5;
+  const replyTopic = `${topics.replyBase}${randomBytes(8).toString('hex')}`;
+  const correlation = randomBytes(16);
   let hostStatus: string | undefined;
   const final = new Promise<Result>((resolve, reject) => {
     const timer = setTimeout(() => {
@@ -197,7 +231,7 @@ export async function sendAndWait(
         ),
       );
     }, waitMs).unref(); // a refused subscribe or publish ends the client: the wait must not hold the process
-    client.on('message', (topic, payload) => {
+    client.on('message', (topic, payload, packet) => {
       if (topic === topics.status) hostStatus = payload.toString();
       if (onOutput && topic === topics.output(id)) {
         try {
@@ -207,22 +241,30 @@ export async function sendAndWait(
         }
         return;
       }
-      if (topic !== resultTopic || payload.length === 0) return;
-      let r: Result;
-      try {
-        r = JSON.parse(payload.toString()) as Result;
-      } catch {
+      const onReply = v5 && topic === replyTopic;
+      if ((topic !== resultTopic && !onReply) || payload.length === 0) return;
+      // A reply is ours only with our correlation data (only agent H may write P/H/reply/#, but check).
+      const corr = packet.properties?.correlationData;
+      if (onReply && !(Buffer.isBuffer(corr) && corr.equals(correlation))) return;
+      const r = ownFinalResult(payload, id, host);
+      if (r === undefined || (r === 'progress' && onReply)) return;
+      if (r === 'progress') {
+        progress(JSON.parse(payload.toString()) as Result);
         return;
       }
-      if (isFinal(r.status)) {
-        clearTimeout(timer);
-        resolve(r);
-      } else progress(r);
+      clearTimeout(timer);
+      resolve(r);
     });
   });
   if (onOutput) await client.subscribeAsync(topics.output(id), { qos: 0 });
+  if (v5) await client.subscribeAsync(replyTopic, { qos: 1 });
   await client.subscribeAsync(resultTopic, { qos: 1 });
   await client.subscribeAsync(topics.status, { qos: 0 });
-  await client.publishAsync(topics.cmdAction(String(request.action)), JSON.stringify(request), { qos: 1 });
+  signer?.(v5 ? { responseTopic: replyTopic, correlationData: correlation } : undefined);
+  await client.publishAsync(
+    topics.cmdAction(String(request.action)),
+    JSON.stringify(request),
+    v5 ? { qos: 1, properties: { responseTopic: replyTopic, correlationData: correlation } } : { qos: 1 },
+  );
   return final;
 }

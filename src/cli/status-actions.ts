@@ -1,9 +1,8 @@
 /** `homelab-cmd status --actions`: one row per host and action, from the heartbeat's `actions` extension. */
-import type { ActionFigures } from '../core/action-stats.js';
-import type { HostRow } from './status.js';
+import { MAX_CELL, printable, type ActionFiguresView, type HostRow } from './status-rows.js';
 
 /** A flat row for --json: easy to filter with jq (`.[] | select(.failed > 0)`). */
-export type ActionRow = { host: string; status: string; action: string } & ActionFigures;
+export type ActionRow = { host: string; status: string; action: string } & ActionFiguresView;
 
 export function actionRows(hosts: HostRow[]): ActionRow[] {
   return hosts.flatMap((h) =>
@@ -41,11 +40,16 @@ export function formatActionsTable(hosts: HostRow[], now: Date): string {
   const body: string[][] = [];
   for (const h of hosts) {
     const actions = h.heartbeat?.actions;
+    const unreadable = h.errors?.find((e) => e.startsWith('heartbeat:'));
     if (!actions) {
       // An agent older than the `actions` field, or no heartbeat at all: say so rather than drop the host.
       body.push([
         h.host,
-        h.heartbeat ? '(no per-action figures: upgrade this agent)' : '(no heartbeat)',
+        unreadable
+          ? `(${unreadable})`
+          : h.heartbeat
+            ? '(no per-action figures: upgrade this agent)'
+            : '(no heartbeat)',
         '',
         '',
         '',
@@ -77,8 +81,10 @@ export function formatActionsTable(hosts: HostRow[], now: Date): string {
       ]);
     }
   }
-  const widths = header.map((t, i) => Math.max(t.length, ...body.map((b) => (b[i] ?? '').length)));
-  return [header, ...body]
+  // Host and action names, statuses and error texts come from other hosts: printable only (status-rows.ts).
+  const safe = body.map((cols) => cols.map((c) => printable(c, 2 * MAX_CELL)));
+  const widths = header.map((t, i) => Math.max(t.length, ...safe.map((b) => (b[i] ?? '').length)));
+  return [header, ...safe]
     .map((cols) =>
       cols
         .map((c, i) => (i === cols.length - 1 ? c : c.padEnd(widths[i] ?? 0)))

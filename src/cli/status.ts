@@ -1,18 +1,11 @@
 /** `homelab-cmd status`: a table of hosts from retained status, heartbeats and last results. */
-import type { Heartbeat } from '../agent/heartbeat.js';
-import type { Result } from '../core/result.js';
-import { hostOfTopic } from '../core/topics.js';
 import { connectFirst, refusal } from './client.js';
 import { out, parse, secondsOption, untilSignal, type Verb } from './args.js';
 import { targetFrom, targetOptions } from './send.js';
 import { actionRows, formatActionsTable } from './status-actions.js';
+import { MAX_CELL, applyMessage, printable, type HostRow } from './status-rows.js';
 
-export interface HostRow {
-  host: string;
-  status: string;
-  heartbeat?: Heartbeat;
-  last?: Result;
-}
+export type { HostRow } from './status-rows.js';
 
 // Retained messages arrive right after SUBACK; this long without one means we have them all.
 const QUIET_MS = 300;
@@ -45,7 +38,6 @@ mqtt://127.0.0.1:1883 and homelab.`,
     const { client, url } = await connectFirst(target);
     const rows = new Map<string, HostRow>();
     let refused: unknown;
-    const row = (host: string) => rows.get(host) ?? rows.set(host, { host, status: 'unknown' }).get(host)!;
     let quiet: NodeJS.Timeout | undefined;
     const done = new Promise<void>((resolve) => {
       const bump = () => {
@@ -55,18 +47,8 @@ mqtt://127.0.0.1:1883 and homelab.`,
       setTimeout(resolve, MAX_MS);
       client.on('message', (topic, payload) => {
         bump();
-        const text = payload.toString();
-        const p = target.prefix;
-        let host: string | undefined;
-        try {
-          if ((host = hostOfTopic(p, topic, 'status'))) row(host).status = text;
-          else if ((host = hostOfTopic(p, topic, 'heartbeat')) && text)
-            row(host).heartbeat = JSON.parse(text) as Heartbeat;
-          else if ((host = hostOfTopic(p, topic, 'result')) && text)
-            row(host).last = JSON.parse(text) as Result;
-        } catch {
-          // A malformed retained message from someone else is skipped, not fatal.
-        }
+        // Another host's message, hostile until checked: a bad one becomes its row's error (status-rows.ts).
+        applyMessage(rows, target.prefix, topic, payload);
       });
       for (const leaf of ['status', 'heartbeat', 'result'])
         void client.subscribeAsync(`${target.prefix}/+/${leaf}`, { qos: 0 }).then(bump, (e: unknown) => {
@@ -81,9 +63,7 @@ mqtt://127.0.0.1:1883 and homelab.`,
       throw refusal(refused, url, `read ${target.prefix}/+/status, heartbeat and result`);
     }
     const render = () => {
-      const list = [...rows.values()]
-        .filter((r) => r.host !== '_fleet')
-        .sort((a, b) => a.host.localeCompare(b.host));
+      const list = [...rows.values()].sort((a, b) => a.host.localeCompare(b.host));
       if (values.json) return JSON.stringify(values.actions ? actionRows(list) : list, null, 2);
       if (list.length === 0) return `no hosts found under ${target.prefix}/ on ${url}`;
       return values.actions ? formatActionsTable(list, new Date()) : formatTable(list, new Date());
@@ -106,8 +86,11 @@ mqtt://127.0.0.1:1883 and homelab.`,
   },
 };
 
+/** Plain text; every cell another host wrote is made printable (status-rows.ts). */
 export function formatTable(rows: HostRow[], now: Date): string {
+  const problems = rows.some((r) => r.errors);
   const header = ['HOST', 'STATUS', 'HEARTBEAT', 'LOAD', 'MEM', 'DISK', 'RUNNING', 'LAST RESULT'];
+  if (problems) header.push('PROBLEM');
   const body = rows.map((r) => {
     const hb = r.heartbeat;
     const age = hb ? `${Math.max(0, Math.round((now.getTime() - Date.parse(hb.ts)) / 1000))}s ago` : '-';
@@ -116,7 +99,7 @@ export function formatTable(rows: HostRow[], now: Date): string {
     const last = r.last
       ? `${r.last.action ?? '?'} ${r.last.status} ${r.last.completed_at ?? ''}`.trim()
       : '-';
-    return [
+    const cells = [
       r.host,
       r.status,
       age,
@@ -126,6 +109,8 @@ export function formatTable(rows: HostRow[], now: Date): string {
       hb ? String(hb.running) : '-',
       last,
     ];
+    if (problems) cells.push(r.errors?.join('; ') ?? '');
+    return cells.map((c, i) => printable(c, i === cells.length - 1 ? 2 * MAX_CELL : MAX_CELL));
   });
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => (b[i] ?? '').length)));
   return [header, ...body]

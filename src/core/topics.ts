@@ -8,6 +8,8 @@ export interface HostTopics {
   status: string;
   heartbeat: string;
   output: (id: string) => string;
+  /** `P/H/reply/`: the only MQTT 5 response topics the agent answers start with it (core/reply.ts). */
+  replyBase: string;
   /** A probe's retained state (an extension: docs/mqtt-api.md § Probes). */
   probe: (name: string) => string;
 }
@@ -23,6 +25,7 @@ export function hostTopics(prefix: string, host: string): HostTopics {
     status: `${base}/status`,
     heartbeat: `${base}/heartbeat`,
     output: (id) => `${base}/output/${id}`,
+    replyBase: `${base}/reply/`,
     probe: (name) => `${base}/probe/${name}`,
   };
 }

@@ -181,7 +181,7 @@ describe.skipIf(!available)('homelab-cmd acl: the generated files in a real Mosq
       'homelab/_fleet/stagger/dns/member/a',
       'homeassistant/button/a/restart_dns/config',
       'homeassistant/sensor/a/last_result/config',
-      'homelab/_reply/cli-123/x',
+      'homelab/a/reply/cli-123/x',
     ];
     for (const topic of allowed) {
       const payload = token('allowed');
@@ -205,6 +205,9 @@ describe.skipIf(!available)('homelab-cmd acl: the generated files in a real Mosq
       'homelab/_fleet/stagger/dns/last/b',
       'homelab/_fleet/stagger/dns/member/ghost',
       'homelab/_fleet/stagger/dns',
+      // Replies: only under its own P/H/reply/ (another host's, or the old shared space, would be forgeable).
+      'homelab/b/reply/cli-1',
+      'homelab/_reply/cli-1',
       // Outside the contract's topic table (the embedded broker's P/H/# would allow these).
       'homelab/a',
       'homelab/a/other',
@@ -304,6 +307,8 @@ describe.skipIf(!available)('homelab-cmd acl: the generated files in a real Mosq
       'homeassistant/button/a/x/config',
       'homelab/_fleet/stagger/dns',
       'homelab/a/param/x/y',
+      'homelab/a/reply/cli-1',
+      'homelab/_reply/cli-1',
     ]) {
       await tryPub(ctl, topic, payload);
     }

@@ -137,6 +137,22 @@ describe('embedded broker with users: authentication and the role ACL', () => {
     await Promise.all([a.end(), b.end(), ha.end()]);
   });
 
+  it('only agent H may write P/H/reply/#: not another agent, not a controller (a reply cannot be forged)', async () => {
+    const a = await TestClient.connect(url, { username: 'agent-a', password: 'pw-a' });
+    const b = await TestClient.connect(url, { username: 'agent-b', password: 'pw-b' });
+    const ha = await TestClient.connect(url, { username: 'ha', password: 'pw-ha' });
+    await ha.sub('homelab/#');
+    await expect(b.pub('homelab/host-a/reply/cli-1', 'forged')).rejects.toThrow();
+    await expect(ha.pub('homelab/host-a/reply/cli-1', 'forged')).rejects.toThrow();
+    // The old shared reply space is nobody's any more.
+    await expect(a.pub('homelab/_reply/cli-1', 'forged')).rejects.toThrow();
+    await expect(ha.pub('homelab/_reply/cli-1', 'forged')).rejects.toThrow();
+    await a.pub('homelab/host-a/reply/cli-1', 'real');
+    await ha.wait((m) => m.topic === 'homelab/host-a/reply/cli-1' && m.text === 'real');
+    expect(ha.messages.filter((m) => m.text === 'forged')).toEqual([]);
+    await Promise.all([a.end(), b.end(), ha.end()]);
+  });
+
   it("an agent cannot read another host's commands; a controller reads everything", async () => {
     const a = await TestClient.connect(url, {
       username: 'agent-a',

@@ -278,7 +278,7 @@ describe('up', () => {
           '-t',
           'homelab/rr-host/cmd/echo',
           '-e',
-          'homelab/_reply/rr-test',
+          'homelab/rr-host/reply/rr-test',
           '-m',
           '{"params":{"m":"viarr"}}',
           '-W',

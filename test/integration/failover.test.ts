@@ -204,10 +204,10 @@ describe.skipIf(!MOSQUITTO)('broker failover', () => {
     await b.stop();
     await onA2.wait(isStatus(host, 'online'), 20_000, 'online on A again').catch(fail(proc));
     const rr = later(await TestClient.connect(a.url), (t) => t.end());
-    await rr.sub('fo-test/reply');
-    const reply = rr.next((m) => m.topic === 'fo-test/reply', 10_000, 'the MQTT 5 response');
+    await rr.sub(`homelab/${host}/reply/fo-test`);
+    const reply = rr.next((m) => m.topic === `homelab/${host}/reply/fo-test`, 10_000, 'the MQTT 5 response');
     await rr.pub(`homelab/${host}/cmd/quick`, JSON.stringify({ id: 'fq-2' }), {
-      properties: { responseTopic: 'fo-test/reply', correlationData: Buffer.from('c-42') },
+      properties: { responseTopic: `homelab/${host}/reply/fo-test`, correlationData: Buffer.from('c-42') },
     });
     const m = await reply.catch(fail(proc));
     expect(m.packet.properties?.correlationData?.toString()).toBe('c-42');

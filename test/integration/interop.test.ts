@@ -352,13 +352,13 @@ describe.each(servers)('interop: %s', (name, make, available) => {
         return;
       }
       const rr = await connect({ protocolVersion: 5 });
-      await rr.sub(`io-reply/${host}`);
-      const props = { responseTopic: `io-reply/${host}`, correlationData: Buffer.from('corr-7') };
+      await rr.sub(t('reply/io-test'));
+      const props = { responseTopic: t('reply/io-test'), correlationData: Buffer.from('corr-7') };
       const r = await request(t('cmd/echo'), { id: 'io-rr', params: { m: 'rr' } }, { properties: props });
       expect(r.status).toBe('succeeded');
       const late = await retained(t('result/io-rr'));
       if (server.agentVersion === 5) {
-        const reply = await rr.wait((m) => m.topic === `io-reply/${host}`, 10_000, 'the response');
+        const reply = await rr.wait((m) => m.topic === t('reply/io-test'), 10_000, 'the response');
         expect(reply.packet.properties?.correlationData?.toString()).toBe('corr-7');
         expect(JSON.parse(reply.text)).toMatchObject({ id: 'io-rr', status: 'succeeded' });
         const expiry = late.packet.properties?.messageExpiryInterval;
@@ -367,7 +367,7 @@ describe.each(servers)('interop: %s', (name, make, available) => {
       } else {
         // Another round trip after it: a reply to io-rr would have come first.
         await request(t('cmd/echo'), { id: 'io-rr-marker', params: { m: 'marker' } });
-        expect(rr.on(`io-reply/${host}`)).toHaveLength(0);
+        expect(rr.on(t('reply/io-test'))).toHaveLength(0);
         expect(late.packet.properties?.messageExpiryInterval).toBeUndefined();
       }
     });

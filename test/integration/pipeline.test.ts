@@ -222,12 +222,12 @@ describe('intake and results', () => {
 
   it('MQTT 5 response topic gets the final result with its correlation data, not retained', async () => {
     const before = h.ctl.messages.length;
-    await h.ctl.sub('homelab/_reply/t1');
+    await h.ctl.sub(`homelab/${host}/reply/t1`);
     await h.ctl.pub(`homelab/${host}/cmd/echo`, JSON.stringify({ params: { message: 'rr' } }), {
-      properties: { responseTopic: 'homelab/_reply/t1', correlationData: Buffer.from('c-1') },
+      properties: { responseTopic: `homelab/${host}/reply/t1`, correlationData: Buffer.from('c-1') },
     });
     const reply = await h.ctl.wait(
-      (m) => h.ctl.messages.indexOf(m) >= before && m.topic === 'homelab/_reply/t1',
+      (m) => h.ctl.messages.indexOf(m) >= before && m.topic === `homelab/${host}/reply/t1`,
     );
     expect(JSON.parse(reply.text)).toMatchObject({ status: 'succeeded', stdout: 'rr\n' });
     expect(reply.packet.properties?.correlationData?.toString()).toBe('c-1');

@@ -72,14 +72,19 @@ describe('signed requests (security.require_signature: privileged)', () => {
     // Capture what was sent and send it again, as an attacker on the broker would.
     const sent = h.ctl.messages.find((m) => m.topic === 'homelab/sec-signed/result/signed-1');
     expect(sent).toBeDefined();
-    const replay = await h.request('sec-signed', {
-      id: 'signed-1',
-      action: 'restart_service',
-      params: { unit: 'nginx' },
-      ts: Date.now(),
-      sig: 'f'.repeat(64),
-    });
+    // `replayed` goes to the latest result (and a reply topic), never over signed-1's stored result.
+    const latest = h.ctl.next(
+      (m) => m.topic === 'homelab/sec-signed/result' && m.text.includes('"signed-1"'),
+      10_000,
+      'the replay answered on the latest-result topic',
+    );
+    await h.ctl.pub(
+      'homelab/sec-signed/cmd/restart_service',
+      JSON.stringify({ id: 'signed-1', params: { unit: 'nginx' }, ts: Date.now(), sig: 'f'.repeat(64) }),
+    );
+    const replay = JSON.parse((await latest).text) as Result;
     expect(replay).toMatchObject({ status: 'rejected', error_code: 'replayed' });
+    expect(h.seen('sec-signed', 'signed-1').map((r) => r.status)).toEqual(['succeeded']);
     expect(calls(dir).filter((c) => c.startsWith('systemctl'))).toEqual(['systemctl restart nginx']);
   });
 

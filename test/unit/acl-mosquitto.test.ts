@@ -37,6 +37,7 @@ const CORPUS = [
     `lab/home/${h}/status`,
     `lab/home/${h}/heartbeat`,
     `lab/home/${h}/output/id-1`,
+    `lab/home/${h}/reply/cli/1`,
     `lab/home/${h}/param/act/p`,
     `lab/home/${h}/param/act/p/set`,
     `lab/home/${h}/param/act`,
@@ -48,6 +49,7 @@ const CORPUS = [
   'lab/home/_fleet/stagger/dns',
   ...HOSTS.map((h) => `lab/home/_fleet/stagger/dns/last/${h}`),
   'lab/home/_reply/cli/1',
+  'lab/home/+/reply/cli/1',
   'ha/status',
   'lab/home',
   'lab/other/a/status',
@@ -67,7 +69,7 @@ const agentPublishes = (h: string) => [
   `lab/home/_fleet/stagger/dns/member/${h}`,
   `ha/button/${h}/restart/config`,
   `ha/sensor/${h}/last_result/config`,
-  'lab/home/_reply/cli/1',
+  `lab/home/${h}/reply/cli/1`,
 ];
 
 describe('mosquittoGrants: the contract roles as acl_file topics', () => {

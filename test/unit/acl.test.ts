@@ -230,7 +230,7 @@ describe('grantsFor', () => {
     const g = grantsFor(agent, ctx);
     for (const f of [...g.read, ...g.write, ...g.denyWrite]) {
       const levels = f.split('/');
-      if (levels[0] === 'homelab' && levels[1] !== '+' && levels[1] !== '_fleet' && levels[1] !== '_reply')
+      if (levels[0] === 'homelab' && levels[1] !== '+' && levels[1] !== '_fleet')
         expect(levels[1]).toBe('pihole-1');
     }
     expect(g.denyWrite).toEqual(

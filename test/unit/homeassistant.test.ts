@@ -1,4 +1,5 @@
 import { describe, it, expect } from 'vitest';
+import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -405,4 +406,59 @@ describe('README', () => {
     expect(links.length).toBeGreaterThan(0);
     for (const l of links) expect(existsSync(path.join(ROOT, l)), l).toBe(true);
   });
+});
+
+/**
+ * The waits of the script and the blueprint, rendered with Jinja2 as Home Assistant's MQTT trigger does:
+ * `payload` with the run's variables, `value_template` with the message only; a message triggers when
+ * the two are equal. Needs python3 with jinja2 (Home Assistant's template engine); skipped without.
+ */
+describe('waits accept only a final result whose id and host are the ones sent', () => {
+  const jinja = spawnSync('python3', ['-c', 'import jinja2'], { encoding: 'utf8' }).status === 0;
+  const render = (jobs: { template: string; vars: Obj }[]): string[] => {
+    const script = [
+      'import json, sys, jinja2',
+      'env = jinja2.Environment()',
+      'jobs = json.load(sys.stdin)',
+      'print(json.dumps([env.from_string(j["template"]).render(**j["vars"]) for j in jobs]))',
+    ].join('\n');
+    const r = spawnSync('python3', ['-c', script], { input: JSON.stringify(jobs), encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(r.stderr);
+    return JSON.parse(r.stdout) as string[];
+  };
+  const waits = (rel: string) =>
+    objects(file(rel).data)
+      .filter((o) => Array.isArray(o.wait_for_trigger))
+      .flatMap((o) => o.wait_for_trigger as Obj[])
+      .filter((t) => t.trigger === 'mqtt');
+  const sent = { request_id: 'ha-01JD7Z4W9K3X8Q2V6N5M1R0T4Y', host: 'pihole-1' };
+  const result = { id: sent.request_id, host: sent.host, action: 'restart_dns', exit_code: 0 };
+  const cases: [string, unknown, boolean][] = [
+    ['succeeded', { ...result, status: 'succeeded' }, true],
+    ['failed', { ...result, status: 'failed' }, true],
+    ['rejected', { ...result, status: 'rejected' }, true],
+    ['running (not final)', { ...result, status: 'running' }, false],
+    ['scheduled (not final)', { ...result, status: 'scheduled' }, false],
+    ['an unknown status', { ...result, status: 'done' }, false],
+    ['another host', { ...result, host: 'pihole-2', status: 'succeeded' }, false],
+    ['another id', { ...result, id: 'ha-other', status: 'succeeded' }, false],
+    ['no id and host', { status: 'succeeded' }, false],
+    ['an array', ['succeeded'], false],
+  ];
+
+  it
+    .skipIf(!jinja)
+    .each([['packages/homelab_cmd.yaml'], ['blueprints/automation/homelab_cmd/run_action.yaml']])(
+    '%s',
+    (rel) => {
+      const triggers = waits(rel);
+      expect(triggers).toHaveLength(1);
+      const t = triggers[0]!;
+      const [wanted, ...got] = render([
+        { template: String(t.payload), vars: sent },
+        ...cases.map(([, value_json]) => ({ template: String(t.value_template), vars: { value_json } })),
+      ]);
+      cases.forEach(([what, , triggers], i) => expect(got[i] === wanted, what).toBe(triggers));
+    },
+  );
 });

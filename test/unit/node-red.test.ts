@@ -177,13 +177,15 @@ describe('examples/node-red/flow.json is an importable flow', () => {
     for (const n of flow) expect(n, n.id).not.toHaveProperty('credentials');
   });
 
-  it('is wired inject → build request → mqtt out, and mqtt in → switch → debug / format alert → debug', () => {
+  it('is wired inject → build request → mqtt out, and mqtt in → check result → switch → debug / format alert → debug', () => {
     const inject = one('inject');
     const [build] = next(inject);
     expect(build?.type).toBe('function');
     expect(next(build!).map((n) => n.type)).toEqual(['mqtt out']);
     const sw = one('switch');
-    expect(next(one('mqtt in')).map((n) => n.id)).toEqual([sw.id]);
+    const [check] = next(one('mqtt in'));
+    expect(check?.name).toBe('check result');
+    expect(next(check!).map((n) => n.id)).toEqual([sw.id]);
     expect(next(sw, 0).map((n) => n.type)).toEqual(['debug']);
     for (let i = 1; i < (sw.wires ?? []).length; i++) {
       const [alert] = next(sw, i);
@@ -357,4 +359,27 @@ describe('results: the switch and the alert use fields and statuses of the contr
       for (const f of read) expect(RESULT_FIELDS, f).toContain(f);
     },
   );
+});
+
+describe('check result: only a result of the topic’s host reaches the switch (docs/security.md § Answers that cannot be faked)', () => {
+  const check = () => next(one('mqtt in'))[0]!;
+  const real = makeResult('pihole-1', { id: 'nodered-1', action: 'restart_dns' }, { status: 'succeeded' });
+
+  it('passes a result of the host whose topic it came on', () => {
+    const msg = { payload: real, topic: 'homelab/pihole-1/result' };
+    expect(runFunction(check(), msg).out).toBe(msg);
+  });
+
+  it.each([
+    ['another host', { ...real, host: 'pihole-2' }],
+    ['no host', { ...real, host: undefined }],
+    ['no id', { ...real, id: undefined }],
+    ['an id that is no request id', { ...real, id: '../x y' }],
+    ['no status', { ...real, status: undefined }],
+    ['an array', ['succeeded']],
+    ['a string', 'succeeded'],
+    ['null', null],
+  ])('drops %s', (_what, payload) => {
+    expect(runFunction(check(), { payload, topic: 'homelab/pihole-1/result' }).out).toBeNull();
+  });
 });

@@ -427,7 +427,9 @@ function roleOf(entries: AclEntry[], ctx: AclContext): Role {
  * these instead of the contract's `P/H/#` minus carve-outs, which acl_file cannot express.
  */
 const ownTopics = (P: string, H: string): string[] =>
-  ['status', 'heartbeat', 'result', 'result/+', 'output/+', 'param/+/+'].map((t) => `${P}/${H}/${t}`);
+  ['status', 'heartbeat', 'result', 'result/+', 'output/+', 'param/+/+', 'reply/#'].map(
+    (t) => `${P}/${H}/${t}`,
+  );
 
 describe("docker/mosquitto/acl grants exactly the contract's roles (src/broker/acl.ts)", () => {
   const users = (): [string, AclEntry[]][] => [...acl.users.entries()];
@@ -511,6 +513,8 @@ describe("docker/mosquitto/acl grants exactly the contract's roles (src/broker/a
       `${P}/_fleet/stagger/dns/last/pihole-2`,
       `${HA}/status`,
       `${P}/_reply/cli-1`,
+      `${P}/${H}/reply/cli-1`,
+      `${P}/pihole-2/reply/cli-1`,
       '$SYS/broker/uptime',
       'zigbee2mqtt/bridge/state',
     ];
