@@ -230,6 +230,7 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
       port: address.port,
       users: users.size,
       mode: secured ? 'users + ACL' : 'anonymous, loopback only',
+      state: cluster ? 'redis (broker.cluster)' : disk ? opts.stateDir : 'memory',
     },
     'embedded MQTT broker listening',
   );

@@ -32,7 +32,8 @@ export async function openDiskPersistence(dir: string, log: Logger): Promise<Dis
   } catch (err) {
     throw openError(err as Error & { code?: string; cause?: Error & { code?: string } }, dir);
   }
-  log.info(
+  // Debug: the broker's "listening" line says where its state is, once it is really up.
+  log.debug(
     { dir },
     'broker state on disk: sessions, queued QoS 1/2 messages and retained messages survive a restart',
   );

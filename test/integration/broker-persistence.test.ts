@@ -111,7 +111,11 @@ describe('the embedded broker keeps its state across restarts', () => {
     const port = await freePort();
     const url = `mqtt://127.0.0.1:${port}`;
     await startBroker(file, port);
-    const agent = await TestClient.connect(url, { username: 'agent-h', password: 'pw-agent' });
+    const agent = await TestClient.connect(url, {
+      username: 'agent-h',
+      password: 'pw-agent',
+      clientId: 'homelab-cmd-h',
+    });
     await agent.sub('homelab/h/cmd/#');
     const ha = await TestClient.connect(url, { username: 'ha', password: 'pw-ha' });
     // An agent may not command another host: MQTT 5 answers PUBACK 0x87, and the client goes on.
