@@ -5,7 +5,7 @@
 import { z } from 'zod';
 import { ACTION_NAME_RE, PARAM_NAME_RE } from '../core/names.js';
 import { lexicalPath } from '../core/paths.js';
-import { anchored, namedGroups, placeholders } from '../core/template.js';
+import { matchesWhole, namedGroups, patternProblem, placeholders } from '../core/template.js';
 import { argvSchema, duration, httpUrl, positiveDuration, regexSource, size } from './fields.js';
 
 const stringParam = z.strictObject({
@@ -288,11 +288,8 @@ function checkDefault(param: z.infer<typeof paramSchema>, report: (message: stri
 }
 
 function safeTest(pattern: string, value: string): boolean {
-  try {
-    return anchored(pattern).test(value);
-  } catch {
-    return true; // the pattern's own error is reported where it is declared
-  }
+  // An unusable pattern's own error is reported where it is declared.
+  return patternProblem(pattern) !== undefined || matchesWhole(pattern, value);
 }
 
 export type ActionConfig = z.output<typeof actionSchema>;

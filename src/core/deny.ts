@@ -4,7 +4,7 @@
  * rules for the commands that wreck a machine, plus the config's own
  * `security.deny` patterns. A match is `rejected` / `denied`.
  */
-import { anchored } from './template.js';
+import { searches } from './template.js';
 
 export interface DenyRule {
   name: string;
@@ -54,9 +54,9 @@ export function deniedBy(argv: readonly string[], extra: readonly string[] = [])
   for (const rule of BUILTIN_DENY) if (rule.matches(argv)) return rule.name;
   const line = argv.join(' ');
   for (const pattern of extra) {
-    // Unanchored on purpose: a deny pattern may match anywhere in the command line.
-    if (new RegExp(pattern, 'u').test(line) || anchored(pattern).test(line))
-      return `security.deny pattern ${pattern}`;
+    // Unanchored on purpose: a deny pattern may match anywhere in the command line. RE2, as the line
+    // holds param values from the wire (docs/configuration.md § Patterns).
+    if (searches(pattern, line)) return `security.deny pattern ${pattern}`;
   }
   return undefined;
 }

@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { ACTION_NAME_RE, HOST_ID_RE, REQUEST_ID_RE } from './names.js';
+import { parseBoundedJson } from './json.js';
 
 /** `P/_fleet/stagger/GROUP`: the group's last run (CONTRACT.md § Topics), plus whether it released the group. */
 export const staggerRecordSchema = z.object({
@@ -25,13 +26,12 @@ export const claimSchema = z.object({
 });
 export type Claim = z.infer<typeof claimSchema>;
 
+/** A fleet record another host wrote: depth-bounded before parsing, like every payload from the wire. */
 export function parseJson<T>(schema: z.ZodType<T>, text: string): T | undefined {
-  try {
-    const r = schema.safeParse(JSON.parse(text));
-    return r.success ? r.data : undefined;
-  } catch {
-    return undefined;
-  }
+  const json = parseBoundedJson(text);
+  if (!json.ok) return undefined;
+  const r = schema.safeParse(json.value);
+  return r.success ? r.data : undefined;
 }
 
 export const groupTopic = (prefix: string, group: string) => `${prefix}/_fleet/stagger/${group}`;
