@@ -148,7 +148,8 @@ export const actionSchema = z
                 [...path, 0],
                 `the executable may not come from a param ({${name}}) — name a fixed program`,
               );
-            if (!(name in action.params))
+            // Own keys only: `{constructor}` must be declared like any other name.
+            if (!Object.hasOwn(action.params, name))
               issue([...path, i], `{${name}} is not a declared param — add it under params or remove it`);
           }
         });

@@ -11,7 +11,9 @@ export function placeholders(element: string): string[] {
 }
 
 export function expandElement(element: string, values: Readonly<Record<string, string>>): string {
-  return element.replace(PLACEHOLDER_RE, (whole, name: string) => values[name] ?? whole);
+  return element.replace(PLACEHOLDER_RE, (whole, name: string) =>
+    Object.hasOwn(values, name) ? (values[name] ?? whole) : whole,
+  );
 }
 
 /**

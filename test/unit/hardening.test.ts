@@ -12,6 +12,7 @@ import { parseConfig } from '../../src/config/load.js';
 import { ConfigError } from '../../src/errors.js';
 import { parseDelivery, type ParseOutcome } from '../../src/core/request.js';
 import { validateParams } from '../../src/core/resolve.js';
+import { expandElement } from '../../src/core/template.js';
 import type { ParamSpec } from '../../src/config/schema.js';
 import { silentLogger } from '../../src/log.js';
 import { tempDir } from '../helpers/fixtures.js';
@@ -195,5 +196,16 @@ describe('param sets keyed by topic text', () => {
     store.stop();
     const saved = JSON.parse(readFileSync(path.join(dir, 'params.json'), 'utf8')) as unknown;
     expect(saved).toEqual({ backup: { mode: 'weekly', keep: '7' } });
+  });
+});
+
+describe('names that Object.prototype also has', () => {
+  it('an argv placeholder {constructor} must be declared like any other param', () => {
+    const yaml = stringify({ host: 'h1', actions: { a: { argv: ['echo', '{constructor}'] } } });
+    expect(() => parseConfig(yaml, '/test/agent.yaml')).toThrow(/\{constructor\} is not a declared param/);
+  });
+
+  it('an undeclared placeholder never expands to an inherited property', () => {
+    expect(expandElement('x{constructor}y{tostring}', {})).toBe('x{constructor}y{tostring}');
   });
 });
