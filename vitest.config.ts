@@ -1,8 +1,10 @@
-import { defineConfig } from 'vitest/config';
+import { configDefaults, defineConfig } from 'vitest/config';
 
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    // The hostile-message fuzz suite has its own lane: npm run test:fuzz (vitest.fuzz.config.ts).
+    exclude: [...configDefaults.exclude, 'test/fuzz/**'],
     testTimeout: 30_000,
     hookTimeout: 30_000,
     // Integration tests start brokers and child processes: keep the 2-core machine from thrashing.

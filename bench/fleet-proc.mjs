@@ -14,7 +14,9 @@ import { chmodSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import process from 'node:process';
 import { parseArgs } from 'node:util';
-import { stringify } from 'yaml';
+import { stringify as toYaml } from 'yaml';
+// Configs refuse YAML anchors and aliases, which stringify writes for an object used twice.
+const stringify = (value) => toYaml(value, { aliasDuplicateObjects: false });
 import { Agent } from '../dist/agent/agent.js';
 import { parseConfig } from '../dist/config/load.js';
 import { silentLogger } from '../dist/log.js';

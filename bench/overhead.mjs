@@ -15,7 +15,9 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import process from 'node:process';
 import { parseArgs } from 'node:util';
-import { stringify } from 'yaml';
+import { stringify as toYaml } from 'yaml';
+// Configs refuse YAML anchors and aliases, which stringify writes for an object used twice.
+const stringify = (value) => toYaml(value, { aliasDuplicateObjects: false });
 import { Journal } from '../dist/agent/journal.js';
 import { parseConfig } from '../dist/config/load.js';
 import { parseDelivery } from '../dist/core/request.js';

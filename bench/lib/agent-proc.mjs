@@ -2,7 +2,9 @@
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import process from 'node:process';
-import { stringify } from 'yaml';
+import { stringify as toYaml } from 'yaml';
+// Configs refuse YAML anchors and aliases, which stringify writes for an object used twice.
+const stringify = (value) => toYaml(value, { aliasDuplicateObjects: false });
 import { BIN, startChild } from './proc.mjs';
 
 export const BENCH_ACTIONS = { noop: { argv: ['/bin/true'] }, sleep: { argv: ['sleep', '0.1'] } };

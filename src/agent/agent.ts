@@ -4,10 +4,11 @@
  */
 import type { Config } from '../config/load.js';
 import { brokerUrls } from '../core/failover.js';
-import { commandTopicAction, hostTopics, type HostTopics } from '../core/topics.js';
+import { hostTopics, type HostTopics } from '../core/topics.js';
 import type { Logger } from '../log.js';
 import { VERSION } from '../version.js';
 import { DiscoveryPublisher } from './discovery.js';
+import { agentRoutes, Dispatcher } from './dispatch.js';
 import { readHeartbeat } from './heartbeat.js';
 import { ParamStore } from './params.js';
 import { Probes } from './probes.js';
@@ -34,6 +35,7 @@ export class Agent {
   private discovery: DiscoveryPublisher | undefined;
   private probes: Probes | undefined;
   private statusGuard: StatusGuard | undefined;
+  private paramStore: ParamStore | undefined;
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private health: StateHealth | undefined;
   private pendingPublishes = 0;
@@ -128,18 +130,19 @@ export class Agent {
       log.child({ module: 'status' }),
     );
     this.statusGuard = guard;
-    session.onMessage(({ topic, payload, packet }) => {
-      // Our own status: P/H/status alone, or within the fleet's P/+/status when staggered.
-      if (guard.onMessage(topic, payload) && !staggered) return;
-      const cmd = commandTopicAction(this.topics, topic);
-      if (cmd) return pipeline.handle(cmd.action, payload, packet);
-      if (topic === haStatus) {
-        if (payload.toString() === 'online') discovery.onBirth();
-        return;
-      }
-      if (pipeline.stagger.onMessage(topic, payload)) return;
-      paramStore.handleSet(topic, payload, packet.retain === true);
+    this.paramStore = paramStore;
+    // One guard around every handler: no single message reaches the process (src/agent/dispatch.ts).
+    const routes = agentRoutes({
+      topics: this.topics,
+      haStatus,
+      staggered,
+      guard,
+      pipeline,
+      discovery,
+      params: paramStore,
+      paramHead: `${config.mqtt.prefix}/${config.host}/param/`,
     });
+    session.onMessage(new Dispatcher(routes, log.child({ module: 'dispatch' })).dispatch);
     session.onClose(() => {
       guard.disarm();
       pipeline.stagger.onDisconnect();
@@ -210,6 +213,8 @@ export class Agent {
       this.log.error({ err }, 'draining running commands failed');
     }
     this.pipeline?.stats.save();
+    // A param value set within the last second is written now, not lost.
+    this.paramStore?.stop();
     try {
       await this.session?.stop({ topic: this.topics.status, payload: 'offline' });
     } catch (err) {

@@ -5,21 +5,40 @@
  */
 import { z } from 'zod';
 import type { Config } from '../config/load.js';
+import type { ParamSpec } from '../config/schema.js';
 import { exposedParams, initialParamValue, paramTopic } from '../core/discovery.js';
 import { validateParams } from '../core/resolve.js';
 import type { Logger } from '../log.js';
 import { JsonStateFile } from './state-file.js';
 import type { RetainedPublisher } from './discovery.js';
 
+/**
+ * Sets handled: a burst of BURST, then RATE a second. A person moving a slider sends a few; anything more
+ * is a flood, dropped before it costs a publish (docs/security.md § What the agent withstands).
+ */
+const BURST = 20;
+const RATE_PER_S = 10;
+/** params.json is rewritten (and fsync'd) at most once in this interval; the latest value wins. */
+const WRITE_EVERY_MS = 1000;
+
 export class ParamStore {
   private readonly file: JsonStateFile<Record<string, Record<string, string>>>;
-  private readonly values: Record<string, Record<string, string>> = {};
+  /** action → param → value, for exposed params only. Maps: the keys come from topic text. */
+  private readonly values = new Map<string, Map<string, string>>();
+  private readonly specs = new Map<string, Map<string, ParamSpec>>();
+  private tokens = BURST;
+  private refilledAt: number;
+  private dropped = 0;
+  private writeTimer: NodeJS.Timeout | undefined;
+  private dirty = false;
 
   constructor(
     private readonly config: Config,
     private readonly mqtt: RetainedPublisher,
     private readonly log: Logger,
+    private readonly now: () => number = Date.now,
   ) {
+    this.refilledAt = now();
     this.file = new JsonStateFile(
       config.state_dir,
       'params.json',
@@ -30,11 +49,13 @@ export class ParamStore {
     const saved = this.file.read({});
     for (const [action, spec] of Object.entries(config.actions)) {
       for (const [param, p] of exposedParams(spec)) {
-        const previous = saved[action]?.[param];
+        const savedAction = Object.hasOwn(saved, action) ? saved[action] : undefined;
+        const previous = savedAction && Object.hasOwn(savedAction, param) ? savedAction[param] : undefined;
         // A saved value that the config no longer allows falls back to the initial one.
         const ok =
           previous !== undefined && typeof validateParams({ [param]: p }, { [param]: previous }) !== 'string';
-        (this.values[action] ??= {})[param] = ok ? previous : initialParamValue(p);
+        this.entry(this.values, action).set(param, ok ? previous : initialParamValue(p));
+        this.entry(this.specs, action).set(param, p);
       }
     }
   }
@@ -46,12 +67,12 @@ export class ParamStore {
 
   /** The params a press of `action` runs with. */
   pressParams(action: string): Record<string, string> {
-    return { ...(this.values[action] ?? {}) };
+    return Object.fromEntries(this.values.get(action) ?? []);
   }
 
   async publishAll(): Promise<void> {
-    for (const [action, params] of Object.entries(this.values)) {
-      for (const [param, value] of Object.entries(params)) {
+    for (const [action, params] of this.values) {
+      for (const [param, value] of params) {
         await this.mqtt.publish(paramTopic(this.config.mqtt.prefix, this.config.host, action, param), value, {
           retain: true,
         });
@@ -65,9 +86,9 @@ export class ParamStore {
     if (!topic.startsWith(head) || !topic.endsWith('/set')) return false;
     const [action, param, ...rest] = topic.slice(head.length, -'/set'.length).split('/');
     if (!action || !param || rest.length > 0) return false;
-    const current = this.values[action];
-    const spec = this.config.actions[action]?.params[param];
-    if (!current || !spec || !(param in current)) {
+    const current = this.values.get(action);
+    const spec = this.specs.get(action)?.get(param);
+    if (!current || !spec) {
       this.log.warn({ topic }, 'a value was set for a param that is not shown in Home Assistant; ignored');
       return true;
     }
@@ -76,6 +97,7 @@ export class ParamStore {
       this.log.warn({ topic }, 'ignored a retained param value; publish it without the retain flag');
       return true;
     }
+    if (!this.take()) return true;
     let value: unknown = payload.toString('utf8').trim();
     // HA's number entity may send "5.0" for 5.
     if (spec.type === 'integer' && /^-?\d+\.0+$/.test(value as string))
@@ -84,15 +106,73 @@ export class ParamStore {
     if (typeof checked === 'string') {
       this.log.warn({ topic, error: checked }, 'refused a param value');
     } else {
-      current[param] = checked[param] ?? current[param] ?? '';
-      this.file.write(this.values);
+      const next = checked[param] ?? current.get(param) ?? '';
+      if (next !== current.get(param)) {
+        current.set(param, next);
+        this.scheduleWrite();
+      }
     }
     // Publish the value in force either way, so HA's entity shows what a press would use.
     this.mqtt
-      .publish(paramTopic(this.config.mqtt.prefix, this.config.host, action, param), current[param] ?? '', {
-        retain: true,
-      })
+      .publish(
+        paramTopic(this.config.mqtt.prefix, this.config.host, action, param),
+        current.get(param) ?? '',
+        {
+          retain: true,
+        },
+      )
       .catch((err: unknown) => this.log.warn({ err }, 'could not publish a param value'));
     return true;
+  }
+
+  /** Writes a pending change now (the agent's stop). */
+  stop(): void {
+    clearTimeout(this.writeTimer);
+    this.writeTimer = undefined;
+    this.flush();
+  }
+
+  /** A token from the bucket, or false (counted, and logged once a second at most) when the flood is on. */
+  private take(): boolean {
+    const now = this.now();
+    this.tokens = Math.min(BURST, this.tokens + ((now - this.refilledAt) / 1000) * RATE_PER_S);
+    this.refilledAt = now;
+    if (this.tokens >= 1) {
+      this.tokens--;
+      if (this.dropped > 0) {
+        this.log.warn({ dropped: this.dropped }, 'param sets arrived faster than they are handled; dropped');
+        this.dropped = 0;
+      }
+      return true;
+    }
+    if (this.dropped++ === 0)
+      this.log.warn(
+        { burst: BURST, per_second: RATE_PER_S },
+        'param sets arrive faster than they are handled; dropping the excess (the values in force are unchanged)',
+      );
+    return false;
+  }
+
+  private scheduleWrite(): void {
+    this.dirty = true;
+    this.writeTimer ??= setTimeout(() => {
+      this.writeTimer = undefined;
+      this.flush();
+    }, WRITE_EVERY_MS);
+  }
+
+  private flush(): void {
+    if (!this.dirty) return;
+    this.dirty = false;
+    const out = Object.create(null) as Record<string, Record<string, string>>;
+    for (const [action, params] of this.values)
+      out[action] = Object.assign(Object.create(null) as Record<string, string>, Object.fromEntries(params));
+    this.file.write(out);
+  }
+
+  private entry<V>(map: Map<string, Map<string, V>>, key: string): Map<string, V> {
+    let m = map.get(key);
+    if (!m) map.set(key, (m = new Map()));
+    return m;
   }
 }

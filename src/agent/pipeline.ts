@@ -6,6 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IPublishPacket } from 'mqtt';
 import type { Config } from '../config/load.js';
+import { ACTION_NAME_RE } from '../core/names.js';
 import { parseDelivery, type Request } from '../core/request.js';
 import { resolveRequest, type Job } from '../core/resolve.js';
 import {
@@ -174,6 +175,19 @@ export class Pipeline {
       );
     const accepted = this.accept(req, ref, replyTo, now, origin);
     if ('code' in accepted) return this.reject(ref, accepted, replyTo, origin);
+  }
+
+  /**
+   * A command-topic delivery whose handling failed unexpectedly (src/agent/dispatch.ts): answered
+   * `invalid_request` under a new id, so it can never replace a known id's result.
+   */
+  refuse(topicAction: string | undefined, packet: IPublishPacket, error: string): void {
+    const action = topicAction !== undefined && ACTION_NAME_RE.test(topicAction) ? topicAction : null;
+    const ref: RequestRef = { id: randomUUID(), action };
+    this.reject(ref, { code: 'invalid_request', error }, replyToOf(packet), {
+      topic: packet.topic,
+      client: undefined,
+    });
   }
 
   /** Requests a restart found in the journal: scheduled ones are resumed, the rest were cut short. */

@@ -140,6 +140,16 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
       done(null, true);
     },
     authorizePublish(client, packet, done) {
+      // aedes 2.0.0-beta.1 lets "+" match an empty level when it delivers but not when it queues for a
+      // persistent session, then drops that subscriber ("no such packet"): one QoS 1 publish on `P/H/cmd/`
+      // disconnected the agent. No topic of ours has an empty level (docs/security.md § What the agent withstands).
+      if (client !== null && packet.topic.split('/').includes('')) {
+        log.warn(
+          { clientId: client.id, topic: packet.topic.slice(0, 200) },
+          'refused a publish to a topic with an empty level',
+        );
+        return done(new Error('a topic level is empty'));
+      }
       if (!secured) return done(null);
       // No client: the will of a client of a dead cluster node, judged by the account its id belongs to.
       const willOf = (packet as { clientId?: string }).clientId ?? '';

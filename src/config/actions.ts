@@ -5,7 +5,7 @@
 import { z } from 'zod';
 import { ACTION_NAME_RE, PARAM_NAME_RE } from '../core/names.js';
 import { lexicalPath } from '../core/paths.js';
-import { anchored, namedGroups, placeholders } from '../core/template.js';
+import { matchesWhole, namedGroups, patternProblem, placeholders } from '../core/template.js';
 import { argvSchema, duration, httpUrl, positiveDuration, regexSource, size } from './fields.js';
 
 const stringParam = z.strictObject({
@@ -150,7 +150,8 @@ export const actionSchema = z
                 [...path, 0],
                 `the executable may not come from a param ({${name}}) — name a fixed program`,
               );
-            if (!(name in action.params))
+            // Own keys only: `{constructor}` must be declared like any other name.
+            if (!Object.hasOwn(action.params, name))
               issue([...path, i], `{${name}} is not a declared param — add it under params or remove it`);
           }
         });
@@ -290,11 +291,8 @@ function checkDefault(param: z.infer<typeof paramSchema>, report: (message: stri
 }
 
 function safeTest(pattern: string, value: string): boolean {
-  try {
-    return anchored(pattern).test(value);
-  } catch {
-    return true; // the pattern's own error is reported where it is declared
-  }
+  // An unusable pattern's own error is reported where it is declared.
+  return patternProblem(pattern) !== undefined || matchesWhole(pattern, value);
 }
 
 export type ActionConfig = z.output<typeof actionSchema>;

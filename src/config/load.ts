@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseDocument } from 'yaml';
+import { isAlias, isNode, LineCounter, parseDocument, visit, type Document } from 'yaml';
 import type { z } from 'zod';
 import { ConfigError, type ConfigIssue } from '../errors.js';
 import { defaultHostId } from '../core/names.js';
@@ -43,7 +43,8 @@ export function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): 
 }
 
 export function parseConfig(text: string, source: string, env: NodeJS.ProcessEnv = process.env): Config {
-  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true, lineCounter });
   if (doc.errors.length > 0) {
     throw new ConfigError(
       source,
@@ -55,6 +56,8 @@ export function parseConfig(text: string, source: string, env: NodeJS.ProcessEnv
       }),
     );
   }
+  const reused = firstAnchorOrAlias(doc, lineCounter);
+  if (reused) throw new ConfigError(source, [reused]);
   const data: unknown = doc.toJS() ?? {};
   if (typeof data !== 'object' || Array.isArray(data)) {
     throw new ConfigError(source, [
@@ -138,6 +141,27 @@ export function parseConfig(text: string, source: string, env: NodeJS.ProcessEnv
     state_dir: raw.state_dir ? path.resolve(dir, raw.state_dir) : defaultStateDir(env),
     source,
   };
+}
+
+/**
+ * YAML anchors (&a) and aliases (*a) are refused: a config never needs them, and a few lines of nested
+ * aliases expand to billions of nodes ("billion laughs"; docs/security.md § What the agent withstands).
+ */
+function firstAnchorOrAlias(doc: Document, lines: LineCounter): ConfigIssue | undefined {
+  let found: ConfigIssue | undefined;
+  visit(doc, (_key, node) => {
+    if (!isNode(node)) return undefined;
+    const alias = isAlias(node);
+    if (!alias && node.anchor === undefined) return undefined;
+    const pos = lines.linePos(node.range?.[0] ?? 0);
+    const name = alias ? `alias *${node.source}` : `anchor &${node.anchor ?? ''}`;
+    found = {
+      path: `(yaml line ${pos.line}, column ${pos.col})`,
+      message: `YAML ${name}: anchors, aliases and merge keys (<<) are not accepted in a config — write the value out where it is used`,
+    };
+    return visit.BREAK;
+  });
+  return found;
 }
 
 export function defaultStateDir(env: NodeJS.ProcessEnv): string {

@@ -6,6 +6,7 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { formatDuration } from '../core/duration.js';
+import { CONTROL_RE } from '../core/names.js';
 import { httpUrl, positiveDuration } from './fields.js';
 
 export const DEFAULT_PROBE_INTERVAL_MS = 60_000;
@@ -18,8 +19,6 @@ const HOSTNAME_RE =
   /^(?=.{1,253}\.?$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/;
 // systemd unit names (systemd.unit(5)): letters, digits, ":", "_", ".", "@", "\", "-"; never a leading "-".
 const UNIT_RE = /^[A-Za-z0-9:_.@\\][A-Za-z0-9:_.@\\-]{0,254}$/;
-// eslint-disable-next-line no-control-regex -- the point is to refuse control characters
-const CONTROL_RE = /[\u0000-\u001f\u007f-\u009f]/;
 
 const target = z.string().refine((s) => isIP(s) !== 0 || HOSTNAME_RE.test(s), {
   error: (issue) =>

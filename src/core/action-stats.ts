@@ -134,7 +134,10 @@ export function recordResult(
   }
   const name = result.action;
   if (name === null || !known(name)) return true;
-  const a = (state.actions[name] ??= emptyCounters());
+  // Own properties only: an action may be named "constructor", which Object.prototype also has.
+  const a = Object.hasOwn(state.actions, name)
+    ? (state.actions[name] as ActionCounters)
+    : (state.actions[name] = emptyCounters());
   a[status]++;
   if (status !== 'rejected') a.count++;
   // A run cut short by a stop says nothing about how long the action takes.
@@ -162,7 +165,8 @@ export function totalsOf(state: StatsState): Stats {
 export function figuresOf(state: StatsState, actions: readonly string[]): Record<string, ActionFigures> {
   const out: Record<string, ActionFigures> = {};
   for (const name of actions) {
-    const { durations, ...c } = state.actions[name] ?? emptyCounters();
+    const { durations, ...c } =
+      (Object.hasOwn(state.actions, name) && state.actions[name]) || emptyCounters();
     out[name] = {
       count: c.count,
       succeeded: c.succeeded,

@@ -9,7 +9,7 @@
  * builds on the file system — paths resolved, and every block device node
  * named `/dev/block/MAJOR:MINOR` whatever its own name (docs/security.md § Deny-list).
  */
-import { anchored } from './template.js';
+import { searches } from './template.js';
 
 export interface DenyRule {
   name: string;
@@ -70,9 +70,9 @@ export function deniedBy(
     for (const rule of BUILTIN_DENY) if (rule.matches(form)) return rule.name;
     const line = form.join(' ');
     for (const pattern of extra) {
-      // Unanchored on purpose: a deny pattern may match anywhere in the command line.
-      if (new RegExp(pattern, 'u').test(line) || anchored(pattern).test(line))
-        return `security.deny pattern ${pattern}`;
+      // Unanchored on purpose: a deny pattern may match anywhere in the command line. RE2, as the line
+      // holds param values from the wire (docs/configuration.md § Patterns).
+      if (searches(pattern, line)) return `security.deny pattern ${pattern}`;
     }
   }
   return undefined;

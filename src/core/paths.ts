@@ -4,14 +4,10 @@
  * node:path does no I/O.
  */
 import path from 'node:path';
+import { CONTROL_RE } from './names.js';
 
 /** Linux PATH_MAX: no longer path can name a file. */
 export const PATH_MAX = 4096;
-
-// C0, DEL and C1, as for string params (core/resolve.ts): NUL ends a C string early, a newline
-// splits a log line, and C1 holds escape sequences terminals act on.
-// eslint-disable-next-line no-control-regex
-const CONTROL_RE = /[\u0000-\u001f\u007f-\u009f]/;
 
 /**
  * The absolute, normalised path a value names, or why it cannot be used. A relative value is taken

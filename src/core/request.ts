@@ -3,6 +3,7 @@
  * Pure: the caller passes the clock and the id maker.
  */
 import { z } from 'zod';
+import { parseBoundedJson, sameJson } from './json.js';
 import { ACTION_NAME_RE, REQUEST_ID_RE } from './names.js';
 import type { Rejection, RequestRef } from './result.js';
 
@@ -93,15 +94,15 @@ export function parseDelivery(delivery: Delivery, now: number, newId: () => stri
     return { ok: true, request: pressRequest(fallbackRef.id, topicAction) };
   }
 
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (err) {
+  // Depth is bounded before JSON.parse: everything after it recurses (docs/security.md § What the agent withstands).
+  const bounded = parseBoundedJson(text);
+  if (!bounded.ok) {
     return reject(
       'invalid_request',
-      `the payload starts with "{" but is not valid JSON (${(err as Error).message}) — fix the JSON, or send plain text to press`,
+      `the payload starts with "{" but is ${bounded.error} — fix the JSON, or send plain text to press`,
     );
   }
+  const json = bounded.value;
   if (typeof json !== 'object' || json === null || Array.isArray(json)) {
     return reject('invalid_request', 'the payload must be one JSON object');
   }
@@ -224,7 +225,8 @@ function unalias(obj: Record<string, unknown>): Record<string, unknown> | string
   const out: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
   for (const [key, value] of Object.entries(obj)) {
     const target = Object.hasOwn(ALIASES, key) ? ALIASES[key as keyof typeof ALIASES] : key;
-    if (Object.hasOwn(out, target) && JSON.stringify(out[target]) !== JSON.stringify(value)) {
+    // Compared with a bounded deep equality: JSON.stringify of deep values once overflowed the stack.
+    if (Object.hasOwn(out, target) && !sameJson(out[target], value)) {
       return `"${key}" and "${target}" are the same field with different values — send one of them`;
     }
     out[target] = value;

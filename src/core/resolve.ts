@@ -5,9 +5,10 @@
 import type { ActionConfig, HealthCheckConfig, ParamSpec } from '../config/schema.js';
 import type { Request } from './request.js';
 import type { Rejection } from './result.js';
-import { anchored, expandElement } from './template.js';
+import { capturesWhole, expandElement, matchesWhole } from './template.js';
 import { formatDuration } from './duration.js';
 import { lexicalPath } from './paths.js';
+import { CONTROL_RE } from './names.js';
 
 export interface Job {
   action: string;
@@ -47,11 +48,6 @@ export interface ResolveDefaults {
 
 export type ResolveOutcome =
   { ok: true; job: Job } | { ok: false; action: string | null; rejection: Rejection };
-
-// Control characters never reach a command, whatever a param's pattern allows: C0, DEL and C1
-// (U+0080–U+009F holds CSI and NEL, which terminals and log viewers act on too).
-// eslint-disable-next-line no-control-regex
-const CONTROL_RE = /[\u0000-\u001f\u007f-\u009f]/;
 
 export function resolveRequest(
   req: Request,
@@ -212,7 +208,8 @@ function checkParam(
         return {
           error: `param "${name}" contains a control character (newline, NUL, …) — these are never accepted`,
         };
-      if (!anchored(spec.pattern).test(value))
+      // RE2: linear in the value whatever the pattern (docs/configuration.md § Patterns).
+      if (!matchesWhole(spec.pattern, value))
         return { error: `param "${name}" does not match its pattern ${spec.pattern}` };
       return { value };
     }
@@ -239,6 +236,13 @@ function checkParam(
       const checked = lexicalPath(value, spec.roots);
       return 'error' in checked ? { error: `param "${name}" ${checked.error}` } : checked;
     }
+    default: {
+      // Fail closed: a type this code does not know (a config from a newer version) lets nothing through.
+      const type = String((spec as { type?: unknown }).type);
+      return {
+        error: `param "${name}" has a type this agent does not know (${truncate(type)}) — use string, integer, enum or path, or upgrade the agent`,
+      };
+    }
   }
 }
 
@@ -250,11 +254,10 @@ export function matchCommand(
 ): { action: string; params: Record<string, string> } | undefined {
   for (const [name, action] of Object.entries(actions)) {
     if (action.pattern === undefined || (only !== undefined && name !== only)) continue;
-    const m = anchored(action.pattern).exec(command);
-    if (!m) continue;
-    const params: Record<string, string> = {};
-    for (const [k, v] of Object.entries(m.groups ?? {})) if (v !== undefined) params[k] = v;
-    return { action: name, params };
+    // The cheap whole-match test first (RE2's DFA); captures only for the action that matches.
+    if (!matchesWhole(action.pattern, command)) continue;
+    const params = capturesWhole(action.pattern, command);
+    if (params) return { action: name, params };
   }
   return undefined;
 }

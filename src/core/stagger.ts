@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { ACTION_NAME_RE, HOST_ID_RE, REQUEST_ID_RE } from './names.js';
+import { parseBoundedJson } from './json.js';
 
 /** `P/_fleet/stagger/GROUP/last/HOST`: HOST's last run in the group, plus whether it released the group. */
 export const staggerRecordSchema = z.object({
@@ -47,13 +48,12 @@ export function whyIgnored(topicHost: string, payload: { host: string; at?: stri
   return undefined;
 }
 
+/** A fleet record another host wrote: depth-bounded before parsing, like every payload from the wire. */
 export function parseJson<T>(schema: z.ZodType<T>, text: string): T | undefined {
-  try {
-    const r = schema.safeParse(JSON.parse(text));
-    return r.success ? r.data : undefined;
-  } catch {
-    return undefined;
-  }
+  const json = parseBoundedJson(text);
+  if (!json.ok) return undefined;
+  const r = schema.safeParse(json.value);
+  return r.success ? r.data : undefined;
 }
 
 /** The later of two records (by start time; host breaks a tie so every agent picks the same). */

@@ -2,7 +2,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { Agent } from '../../src/agent/agent.js';
 import { parseConfig, type Config } from '../../src/config/load.js';
 import { silentLogger } from '../../src/log.js';
-import { stringify } from 'yaml';
+import { stringify as toYaml } from 'yaml';
+// Configs refuse YAML anchors and aliases, which stringify writes for an object used twice.
+const stringify = (value: unknown): string => toYaml(value, { aliasDuplicateObjects: false });
 import { BIN, REPO } from './fixtures.js';
 
 /** An in-process agent from a config object; the same code path as `homelab-cmd agent`. */

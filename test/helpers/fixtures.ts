@@ -1,7 +1,9 @@
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { stringify } from 'yaml';
+import { stringify as toYaml } from 'yaml';
+// Configs refuse YAML anchors and aliases, which stringify writes for an object used twice.
+const stringify = (value: unknown): string => toYaml(value, { aliasDuplicateObjects: false });
 
 export const REPO = path.resolve(import.meta.dirname, '../..');
 export const BIN = path.join(REPO, 'bin', 'homelab-cmd.js');

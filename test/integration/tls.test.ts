@@ -3,7 +3,9 @@ import { spawnSync } from 'node:child_process';
 import { chmodSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { stringify } from 'yaml';
+import { stringify as toYaml } from 'yaml';
+// Configs refuse YAML anchors and aliases, which stringify writes for an object used twice.
+const stringify = (value: unknown): string => toYaml(value, { aliasDuplicateObjects: false });
 import { Agent } from '../../src/agent/agent.js';
 import { parseConfig } from '../../src/config/load.js';
 import { silentLogger } from '../../src/log.js';

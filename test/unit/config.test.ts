@@ -230,13 +230,13 @@ describe('parseConfig: actions', () => {
       'bad pattern regex',
       action('argv: [uptime]\npattern: "(unclosed"'),
       'actions.a.pattern',
-      /^does not compile as a regular expression \(.*\) — fix the syntax; it is matched whole, with the u flag$/,
+      /^does not compile as an RE2 pattern \(.*\) — fix the syntax; RE2 has no backreferences or lookaround/,
     ],
     [
       'bad param regex',
       action('argv: [echo, "{m}"]\nparams:\n  m: { type: string, pattern: "[a-" }'),
       'actions.a.params.m.pattern',
-      /^does not compile as a regular expression/,
+      /^does not compile as an RE2 pattern/,
     ],
     [
       'regex invalid only under the u flag',

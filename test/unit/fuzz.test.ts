@@ -7,6 +7,7 @@
  */
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
+import { matchesWhole } from '../../src/core/template.js';
 import { parseConfig, type Config } from '../../src/config/load.js';
 import type { ActionConfig, ParamSpec } from '../../src/config/schema.js';
 import {
@@ -518,6 +519,7 @@ const actions = config.actions;
 const defaults = { sudo: false, timeoutMs: config.execution.timeout };
 const actionNames = Object.keys(actions);
 
+/** For generating values only: the agent matches with RE2 (matchesWhole). */
 function anchoredRe(pattern: string): RegExp {
   return new RegExp(`^(?:${pattern})$`, 'u');
 }
@@ -529,10 +531,10 @@ function expectValid(name: string, spec: ParamSpec, value: string | undefined): 
   expect(CONTROL.test(v), `param ${name} = ${JSON.stringify(v)} has a control character`).toBe(false);
   switch (spec.type) {
     case 'string':
-      expect(
-        anchoredRe(spec.pattern).test(v),
-        `param ${name} = ${JSON.stringify(v)} vs ${spec.pattern}`,
-      ).toBe(true);
+      // The agent's own semantics (RE2): JavaScript's "." refuses \r, RE2's only \n.
+      expect(matchesWhole(spec.pattern, v), `param ${name} = ${JSON.stringify(v)} vs ${spec.pattern}`).toBe(
+        true,
+      );
       expect(v.length).toBeLessThanOrEqual(spec.max_length);
       break;
     case 'integer': {
@@ -767,7 +769,7 @@ describe('fuzz: raw commands', () => {
         return;
       }
       const action = actions[m.action] as ActionConfig;
-      expect(anchoredRe(action.pattern as string).test(cmd)).toBe(true);
+      expect(matchesWhole(action.pattern as string, cmd)).toBe(true);
       for (const k of Object.keys(m.params)) expect(Object.hasOwn(action.params, k)).toBe(true);
       expectResolved(outcome, stats);
       if (outcome.ok) {

@@ -1,0 +1,11 @@
+import { defineConfig } from 'vitest/config';
+
+// `npm run test:fuzz`: the hostile-message suite (test/fuzz/), its own lane — `npm test` does not run it.
+export default defineConfig({
+  test: {
+    include: ['test/fuzz/**/*.test.ts'],
+    testTimeout: 300_000,
+    hookTimeout: 60_000,
+    maxWorkers: 1,
+  },
+});
