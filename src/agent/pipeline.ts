@@ -184,7 +184,7 @@ export class Pipeline {
   refuse(topicAction: string | undefined, packet: IPublishPacket, error: string): void {
     const action = topicAction !== undefined && ACTION_NAME_RE.test(topicAction) ? topicAction : null;
     const ref: RequestRef = { id: randomUUID(), action };
-    this.reject(ref, { code: 'invalid_request', error }, replyToOf(packet), {
+    this.reject(ref, { code: 'invalid_request', error }, this.results.replyToOf(packet), {
       topic: packet.topic,
       client: undefined,
     });
