@@ -25,6 +25,12 @@ export interface AgentOptions {
   /** Overrides mqtt.url (used by `up`, which connects to its own embedded broker). */
   url?: string | readonly string[];
   backoff?: { initialMs: number; maxMs: number };
+  /**
+   * `up` on the package's own demo config: on a newcomer's own machine, commands running as the user
+   * who started it is the point of the demo, so the start-up isolation advice is logged at info, not
+   * as warnings (docs/security.md § Commands run as another user).
+   */
+  demo?: boolean;
 }
 
 export class Agent {
@@ -60,7 +66,7 @@ export class Agent {
     // Children inherit it: files a command creates are private to its user.
     process.umask(0o077);
     // Before anything is opened: a run user that should exist and does not stops the start.
-    const isolation = isolationAtStart(config, log.child({ module: 'isolation' }));
+    const isolation = isolationAtStart(config, log.child({ module: 'isolation' }), this.opts.demo === true);
     // A full state_dir is a degraded mode, not a crash: start, go online, refuse new requests until space returns.
     removeStaleTemps(config.state_dir, log);
     const health = new StateHealth(config.state_dir, log.child({ module: 'state' }), () => {

@@ -28,7 +28,11 @@ export interface Oversized {
 }
 
 export class PacketGate extends Transform {
-  private header = Buffer.alloc(0);
+  /** The fixed header being read (at most five bytes), and how many of them came in earlier chunks. */
+  private header: number[] = [];
+  private carried = 0;
+  /** Where the header being read starts in the current chunk. */
+  private headerAt = 0;
   /** Bytes of the current packet's body still to pass (or to skip). */
   private left = 0;
   private skipping: { qos: number; size: number; head: Buffer; acked: boolean } | undefined;
@@ -41,41 +45,67 @@ export class PacketGate extends Transform {
     super();
   }
 
+  /**
+   * Passes each chunk on in as few pieces as it can (whole runs of packets that fit): a burst of small
+   * requests must not turn into one Buffer per header and body for MQTT.js to hold.
+   */
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
     let at = 0;
+    /** Start of the bytes of this chunk that pass and are not pushed yet. */
+    let from = 0;
+    const flush = (end: number) => {
+      if (end > from) this.push(chunk.subarray(from, end));
+      from = end;
+    };
     while (at < chunk.length) {
       if (this.left > 0) {
         const n = Math.min(this.left, chunk.length - at);
-        if (this.skipping) this.skip(chunk.subarray(at, at + n));
-        else this.push(chunk.subarray(at, at + n));
+        if (this.skipping) {
+          flush(at);
+          this.skip(chunk.subarray(at, at + n));
+          from = at + n;
+        }
         this.left -= n;
         at += n;
         if (this.left === 0) this.endSkip();
         continue;
       }
       // A fixed header: one byte, then a Variable Byte Integer of at most four bytes (MQTT § 2.2).
-      this.header = Buffer.concat([this.header, chunk.subarray(at, at + 1)]);
+      if (this.header.length === this.carried) this.headerAt = at;
+      this.header.push(chunk[at]!);
       at += 1;
       const h = this.header;
       if (h.length < 2 || (h[h.length - 1]! & 0x80) !== 0) {
-        if (h.length < 5) continue;
-        return done(new Error('malformed packet length from the broker'));
+        if (h.length >= 5) return done(new Error('malformed packet length from the broker'));
+        if (at === chunk.length) {
+          // The header goes on in the next chunk: hold its bytes until it is judged.
+          flush(this.headerAt);
+          from = at;
+          this.carried = h.length;
+        }
+        continue;
       }
       let remaining = 0;
       for (let i = h.length - 1; i >= 1; i--) remaining = remaining * 128 + (h[i]! & 0x7f);
       const type = h[0]! >> 4;
       const size = h.length + remaining;
-      this.header = Buffer.alloc(0);
+      const carried = h.slice(0, this.carried);
+      this.header = [];
+      this.carried = 0;
       this.left = remaining;
       if (size <= this.limit) {
-        this.push(h);
+        // What an earlier chunk held back goes first; the rest of the header is in this chunk's run.
+        if (carried.length > 0) this.push(Buffer.from(carried));
       } else if (type === PUBLISH) {
+        flush(carried.length > 0 ? from : this.headerAt);
+        from = at;
         this.skipping = { qos: (h[0]! >> 1) & 3, size, head: Buffer.alloc(0), acked: false };
       } else {
         return done(new Error(`a packet of ${size} bytes from the broker (the agent accepts ${this.limit})`));
       }
       if (this.left === 0) this.endSkip();
     }
+    flush(chunk.length);
     done();
   }
 

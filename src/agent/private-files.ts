@@ -28,6 +28,8 @@ export function privateFileWarnings(config: Config, runUser: Reader | undefined)
   const out: string[] = [];
   for (const [what, file] of files) {
     if (file === undefined) continue;
+    // A config that holds no secret of its own may be read by anyone (the package's example is).
+    if (file === config.source && !holdsSecret(config)) continue;
     const abs = path.resolve(dir, file);
     let st;
     try {
@@ -50,6 +52,15 @@ export function privateFileWarnings(config: Config, runUser: Reader | undefined)
   return out;
 }
 
+/** A password written in the config itself, rather than in a `*_file` beside it. */
+function holdsSecret(config: Config): boolean {
+  return (
+    (config.mqtt.password !== undefined && config.mqtt.password_file === undefined) ||
+    config.broker.users.some((u) => u.password !== undefined && u.password_file === undefined) ||
+    (config.broker.cluster?.password !== undefined && config.broker.cluster.password_file === undefined)
+  );
+}
+
 /** state_dir: 0700 and the agent's, so no command can read the audit log or forge a journal line. */
 export function privateStateDir(stateDir: string): string | undefined {
   let st;
@@ -69,7 +80,7 @@ export function privateStateDir(stateDir: string): string | undefined {
  * Everything the start-up checks: who runs the commands (exec/isolation.ts), then state_dir and the
  * secret files against that user. Throws on a config error; logs each warning.
  */
-export function isolationAtStart(config: Config, log: Logger): Isolation {
+export function isolationAtStart(config: Config, log: Logger, demo = false): Isolation {
   const needed =
     config.execution.enabled &&
     Object.values(config.actions).some(
@@ -79,13 +90,16 @@ export function isolationAtStart(config: Config, log: Logger): Isolation {
   const state = privateStateDir(config.state_dir);
   const runUser = isolation.runAs ? lookupUser(isolation.runAs.name) : undefined;
   for (const w of [...warnings, ...(state ? [state] : []), ...privateFileWarnings(config, runUser)])
-    log.warn(w);
+    if (demo) log.info(w);
+    else log.warn(w);
   log.info(
     {
       run_as: isolation.runAs?.name ?? null,
       scope: isolation.systemd ? 'systemd' : isolation.pidns ? 'pid namespace' : 'process group',
     },
-    'commands without sudo run as the run user',
+    isolation.runAs
+      ? 'commands without sudo run as the run user'
+      : "commands without sudo run as the agent's own user",
   );
   return isolation;
 }

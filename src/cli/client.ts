@@ -19,6 +19,8 @@ export interface ClientOptions {
   certFile?: string | undefined;
   keyFile?: string | undefined;
   insecure?: boolean | undefined;
+  /** A fixed client id: `discovery --clear` logs in as the (stopped) agent itself. Default: a random one. */
+  clientId?: string | undefined;
 }
 
 export interface Connected {
@@ -103,7 +105,7 @@ function connectOnce(url: string, opts: ClientOptions, protocolVersion: 4 | 5): 
     clean: true,
     reconnectPeriod: 0,
     connectTimeout: opts.connectTimeoutMs ?? 5000,
-    clientId: `homelab-cmd-cli-${process.pid}-${Math.random().toString(16).slice(2, 8)}`,
+    clientId: opts.clientId ?? `homelab-cmd-cli-${process.pid}-${Math.random().toString(16).slice(2, 8)}`,
   };
   if (opts.username !== undefined) options.username = opts.username;
   if (opts.password !== undefined) options.password = opts.password;

@@ -13,8 +13,8 @@ export const discoveryVerb: Verb = {
 
 Prints every retained discovery message the agent of FILE publishes (topic,
 then payload). With --clear, connects to mqtt.url (or --url, repeatable: the first
-broker that answers) with the config's
-credentials and publishes an empty retained payload on each of those topics,
+broker that answers) with the config's credentials and, with --config, the
+agent's own client id (stop the agent first), and publishes an empty retained payload on each of those topics,
 which removes the entities from Home Assistant. Without --config: the config and
 the broker of the homelab-cmd up this user is running.`,
   async run(argv) {
@@ -53,6 +53,10 @@ the broker of the homelab-cmd up this user is running.`,
       certFile: m.cert_file,
       keyFile: m.key_file,
       insecure: m.insecure,
+      // With an agent's own config, as that agent: only it may write its discovery topics, and a broker
+      // that binds client ids to accounts lets its account in under no other id (docs/security.md §
+      // Broker identities). Stop the agent first, or the two take the session from each other.
+      ...(values.config !== undefined && { clientId: m.client_id ?? `homelab-cmd-${config.host}` }),
     });
     try {
       for (const m of msgs) await client.publishAsync(m.topic, '', { qos: 1, retain: true });

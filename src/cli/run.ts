@@ -91,7 +91,7 @@ themselves (its address is in $XDG_RUNTIME_DIR/homelab-cmd/up.json).`,
     }
     const url = `mqtt://${urlHost(broker.host)}:${broker.port}`;
 
-    const agent = new Agent(config, log, { url });
+    const agent = new Agent(config, log, { url, demo: values.config === undefined });
     try {
       agent.start();
       await agent.waitConnected(10_000);

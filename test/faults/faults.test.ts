@@ -261,7 +261,8 @@ describe('floods', () => {
     await until(() => seen.size === N, 120_000, 'a final result for every request');
     clearInterval(sampler);
     const statuses = [...seen.values()];
-    expect(statuses.every((s) => s.length === 1)).toBe(true);
+    const dups = [...seen].filter(([, s]) => s.length !== 1);
+    expect(dups.slice(0, 5), `ids with more than one final result: ${dups.length}`).toEqual([]);
     const ran = statuses.filter((s) => s[0] === 'succeeded').length;
     const busy = statuses.filter((s) => s[0] === 'rejected').length;
     expect(ran + busy).toBe(N);

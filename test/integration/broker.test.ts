@@ -138,8 +138,16 @@ describe('embedded broker with users: authentication and the role ACL', () => {
   });
 
   it('only agent H may write P/H/reply/#: not another agent, not a controller (a reply cannot be forged)', async () => {
-    const a = await TestClient.connect(url, { username: 'agent-a', password: 'pw-a' });
-    const b = await TestClient.connect(url, { username: 'agent-b', password: 'pw-b' });
+    const a = await TestClient.connect(url, {
+      username: 'agent-a',
+      password: 'pw-a',
+      clientId: 'homelab-cmd-host-a',
+    });
+    const b = await TestClient.connect(url, {
+      username: 'agent-b',
+      password: 'pw-b',
+      clientId: 'homelab-cmd-host-b',
+    });
     const ha = await TestClient.connect(url, { username: 'ha', password: 'pw-ha' });
     await ha.sub('homelab/#');
     await expect(b.pub('homelab/host-a/reply/cli-1', 'forged')).rejects.toThrow();

@@ -71,9 +71,7 @@ describe('check-config', () => {
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/mqtt\.keepalive: "soon" is not a duration — write seconds/);
     expect(r.stderr).toMatch(/mqtt\.colour: unknown key — remove it/);
-    expect(r.stderr).toMatch(
-      /actions\.restart\.params\.unit\.pattern: does not compile as a regular expression/,
-    );
+    expect(r.stderr).toMatch(/actions\.restart\.params\.unit\.pattern: does not compile as an RE2 pattern/);
     expect(r.stderr).toMatch(
       /actions\.restart\.button: a button press sends no params, and param "unit" has no default/,
     );

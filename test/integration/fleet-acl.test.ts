@@ -47,7 +47,11 @@ afterAll(async () => {
 
 describe('embedded broker with users: fleet topics', () => {
   it("agent fa cannot write fb's records, a ghost's membership, or the shared group record of old", async () => {
-    const fa = await TestClient.connect(url, { username: 'agent-fa', password: 'pw-fa' });
+    const fa = await TestClient.connect(url, {
+      username: 'agent-fa',
+      password: 'pw-fa',
+      clientId: 'homelab-cmd-fa',
+    });
     const poison = (host: string) =>
       JSON.stringify({ host, action: 'restart_dns', id: 'x-1', at: '2999-01-01T00:00:00.000Z' });
     // MQTT 5: an unauthorised QoS 1 publish is answered with PUBACK 0x87, which MQTT.js raises.

@@ -131,10 +131,12 @@ describe('what a v2 signature binds', () => {
   });
 
   it('a changed response topic or correlation data is bad_signature; the signed ones are answered', async () => {
-    const reply = { responseTopic: 'ctl/replies/a', correlationData: Buffer.from('c0ffee', 'hex') };
-    await h.ctl.sub('ctl/replies/#');
+    // Replies only under the host's own P/H/reply/ (docs/security.md § Answers that cannot be faked).
+    const base = `homelab/${HOST}/reply/ctl`;
+    const reply = { responseTopic: `${base}/a`, correlationData: Buffer.from('c0ffee', 'hex') };
+    await h.ctl.sub(`${base}/#`);
     const req = signed({ id: 't-reply', action: 'ping' }, { action: 'ping', ...reply });
-    expect(await publish('cmd/ping', req, { ...reply, responseTopic: 'ctl/replies/evil' })).toMatchObject({
+    expect(await publish('cmd/ping', req, { ...reply, responseTopic: `${base}/evil` })).toMatchObject({
       error_code: 'bad_signature',
     });
     expect(
@@ -145,11 +147,11 @@ describe('what a v2 signature binds', () => {
     });
     expect(await publish('cmd/ping', req, reply)).toMatchObject({ status: 'succeeded' });
     const answer = h.ctl.messages.find(
-      (m) => m.topic === 'ctl/replies/a' && (JSON.parse(m.text) as { status: string }).status === 'succeeded',
+      (m) => m.topic === `${base}/a` && (JSON.parse(m.text) as { status: string }).status === 'succeeded',
     );
     expect(answer?.packet.properties?.correlationData?.toString('hex')).toBe('c0ffee');
     // The tampered topic heard only its refusal.
-    const evil = h.ctl.messages.filter((m) => m.topic === 'ctl/replies/evil');
+    const evil = h.ctl.messages.filter((m) => m.topic === `${base}/evil`);
     expect(evil.map((m) => (JSON.parse(m.text) as { error_code: string }).error_code)).toEqual([
       'bad_signature',
     ]);
@@ -163,7 +165,7 @@ describe('the Node-RED sign function (examples/node-red/sign-function.js)', () =
       host: HOST,
       action: 'ping',
       _msgid: 'nr-1',
-      responseTopic: 'ctl/nodered/replies',
+      responseTopic: `homelab/${HOST}/reply/nodered`,
       correlationData: Buffer.from('nr-corr'),
     };
     const env = { get: (k: string) => (k === 'HOMELAB_CMD_KEY' ? KEY : undefined) };
@@ -173,13 +175,13 @@ describe('the Node-RED sign function (examples/node-red/sign-function.js)', () =
       responseTopic: string;
       correlationData: Buffer;
     };
-    await h.ctl.sub('ctl/nodered/replies');
+    await h.ctl.sub(`homelab/${HOST}/reply/nodered`);
     const props = { responseTopic: out.responseTopic, correlationData: out.correlationData };
     expect(await publish('cmd/ping', out.payload, props)).toMatchObject({
       status: 'succeeded',
       transaction: 'nr-1',
     });
-    const reply = h.ctl.messages.find((m) => m.topic === 'ctl/nodered/replies');
+    const reply = h.ctl.messages.find((m) => m.topic === `homelab/${HOST}/reply/nodered`);
     expect(reply?.packet.properties?.correlationData?.toString()).toBe('nr-corr');
   });
 });
