@@ -309,13 +309,17 @@ export class Journal {
 
   /** Rewrites the file from memory, each big result's line copied from `source` (one line at a time). */
   private compact(source = this.file): void {
-    while (this.entries.size > this.keep) {
-      const oldest = this.entries.keys().next().value;
-      if (oldest === undefined) break;
-      this.entries.delete(oldest);
-      this.requests.delete(oldest);
-      this.unpublished.delete(oldest);
-      this.onDisk.delete(oldest);
+    // Only the oldest answered ids make room: an id still running or scheduled, or a final result the
+    // broker has not acknowledged, stays however old — forgetting it would let a resend run it again
+    // (docs/mqtt-api.md § The request object: a repeated id is never run twice).
+    let excess = this.entries.size - this.keep;
+    for (const [id, result] of this.entries) {
+      if (excess <= 0) break;
+      if (!isFinal(result.status) || this.unpublished.has(id)) continue;
+      this.entries.delete(id);
+      this.requests.delete(id);
+      this.onDisk.delete(id);
+      excess--;
     }
     const entries = [...this.entries.entries()];
     /** The id of each line written, "" for an acknowledgement line. */

@@ -53,6 +53,38 @@ describe('Journal outputs on disk', () => {
     for (const i of [17, 18, 19]) expect(again.get(`r${i}`)).toEqual(big(`r${i}`, 2000 + i));
   });
 
+  it('never makes room by forgetting an id still running or scheduled, or a final not yet acknowledged', () => {
+    const dir = tempDir();
+    const j = new Journal(dir, silentLogger(), 3);
+    j.open();
+    const long = makeResult('h', { id: 'long', action: 'upgrade' }, { status: 'running' });
+    j.record(long, { action: 'upgrade', params: {}, timeoutMs: undefined, acceptedAt: 1 });
+    j.record(makeResult('h', { id: 'sched', action: 'dns' }, { status: 'scheduled' }), {
+      action: 'dns',
+      params: {},
+      timeoutMs: undefined,
+      acceptedAt: 2,
+    });
+    j.record(makeResult('h', { id: 'unacked', action: 'x' }, { status: 'succeeded', exit_code: 0 }));
+    for (let i = 0; i < 30; i++) {
+      j.record(makeResult('h', { id: `q${i}`, action: 'x' }, { status: 'succeeded', exit_code: 0 }));
+      j.markPublished(`q${i}`);
+    }
+    // 10,000 newer answered ids in production; 30 here with keep 3: the three stay, a resend is a repeat.
+    expect(j.get('long')?.status).toBe('running');
+    expect(j.request('sched')?.action).toBe('dns');
+    expect(j.outbox().map((r) => r.id)).toContain('unacked');
+    expect(j.get('q0')).toBeUndefined();
+    j.close();
+    const again = new Journal(dir, silentLogger(), 3);
+    expect(
+      again
+        .open()
+        .map((r) => r.id)
+        .sort(),
+    ).toEqual(['long', 'sched']);
+  });
+
   it('a torn last line: the file is moved aside and the outputs before it are still read back', () => {
     const dir = tempDir();
     const j = new Journal(dir, silentLogger());
