@@ -74,6 +74,17 @@ export function refuseWill(
   return refuseDiscovery(role, will.topic, will.payload, ctx);
 }
 
+/** The long keys the discovery check reads, and HA's abbreviation of each (homeassistant/components/mqtt/abbreviations.py). */
+const ABBREVIATED = new Map([
+  ['components', 'cmps'],
+  ['unique_id', 'uniq_id'],
+  ['default_entity_id', 'def_ent_id'],
+  ['object_id', 'obj_id'],
+  ['device', 'dev'],
+  ['identifiers', 'ids'],
+  ['connections', 'cns'],
+]);
+
 /**
  * The ACL keeps an agent on `<discovery>/+/<its host>/#`, but the payload could still put an entity
  * on another host's device (`homelab_cmd_<other>`) or take another host's unique id or entity id.
@@ -104,6 +115,10 @@ export function refuseDiscovery(
   if (typeof config !== 'object' || config === null || Array.isArray(config))
     return 'a discovery config that is not a JSON object';
   const c = new Map(Object.entries(config));
+  // HA expands each abbreviation over its long form: a config naming both could pass the check with
+  // one and reach HA with the other, so it is refused (docs/security.md § Broker identities).
+  const both = [...c.keys()].filter((k) => ABBREVIATED.has(k) && c.has(ABBREVIATED.get(k)!));
+  if (both.length > 0) return `both a key and its abbreviation: ${both.join(', ')}`;
   const one = (long: string, short: string) => c.get(long) ?? c.get(short);
   const own = `homelab_cmd_${host}`;
   const entity = `${host}_${object}`.replace(/-/g, '_');
@@ -122,6 +137,8 @@ export function refuseDiscovery(
   if (device === undefined) return undefined;
   if (typeof device !== 'object' || device === null) return 'a device that is not an object';
   const d = new Map(Object.entries(device));
+  const twice = [...d.keys()].filter((k) => ABBREVIATED.has(k) && d.has(ABBREVIATED.get(k)!));
+  if (twice.length > 0) return `both a device key and its abbreviation: ${twice.join(', ')}`;
   const ids = d.get('identifiers') ?? d.get('ids');
   if ([ids ?? []].flat().some((id) => id !== own))
     return `device identifiers ${JSON.stringify(ids)} other than ${own}`;

@@ -149,6 +149,13 @@ describe('identity rules', () => {
     expect(judge({ uniq_id: 'homelab_cmd_a_x', dev: { ids: 'homelab_cmd_b' } })).toBeDefined();
     expect(judge({ ...own, obj_id: 'b_x' })).toBeDefined();
     expect(judge(own, 'homeassistant/device/a/config')).toBeDefined();
+    // HA expands an abbreviation over its long key: both in one config is refused, whichever is own.
+    expect(judge({ ...own, uniq_id: 'homelab_cmd_b_restart' })).toBeDefined();
+    expect(judge({ ...own, dev: { ids: ['homelab_cmd_b'] } })).toBeDefined();
+    expect(
+      judge({ ...own, device: { identifiers: ['homelab_cmd_a'], ids: ['homelab_cmd_b'] } }),
+    ).toBeDefined();
+    expect(judge({ ...own, default_entity_id: 'sensor.a_x', def_ent_id: 'sensor.b_x' })).toBeDefined();
     expect(refuseDiscovery(agent, topic, '{"a":', ctx)).toBeDefined();
     expect(refuseDiscovery(agent, topic, 'x'.repeat(70_000), ctx)).toBeDefined();
     expect(refuseDiscovery({ role: 'controller' }, topic, 'anything', ctx)).toBeUndefined();
