@@ -130,19 +130,23 @@ export class MqttSession {
   waitConnected(timeoutMs: number): Promise<void> {
     if (this.connected) return Promise.resolve();
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(
-        () =>
-          reject(
-            new Error(
-              `no connection to ${this.opts.urls.map(redactUrl).join(' or ')} within ${timeoutMs} ms`,
-            ),
-          ),
-        timeoutMs,
-      );
-      this.connectListeners.push(() => {
+      // Removed once it fired or timed out: a caller that waits again must not pile listeners up.
+      const remove = () => {
+        const at = this.connectListeners.indexOf(listener);
+        if (at >= 0) this.connectListeners.splice(at, 1);
+      };
+      const timer = setTimeout(() => {
+        remove();
+        reject(
+          new Error(`no connection to ${this.opts.urls.map(redactUrl).join(' or ')} within ${timeoutMs} ms`),
+        );
+      }, timeoutMs);
+      const listener = () => {
         clearTimeout(timer);
+        remove();
         resolve();
-      });
+      };
+      this.connectListeners.push(listener);
     });
   }
 

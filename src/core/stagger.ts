@@ -143,7 +143,8 @@ export function readSavedStagger(
   me: string,
   now: number,
 ): { groups: SavedStagger; dropped: string[] } {
-  const groups: SavedStagger = {};
+  // Null prototypes: a group or host named "constructor" is a key like any other, not Object's own.
+  const groups: SavedStagger = Object.create(null) as SavedStagger;
   const dropped: string[] = [];
   const keep = (group: string, host: string, value: unknown) => {
     const rec = staggerRecordSchema.safeParse(value);
@@ -152,7 +153,7 @@ export function readSavedStagger(
       dropped.push(`group ${group}, host ${host}: ${why ?? 'not a valid group name'}`);
       return;
     }
-    (groups[group] ??= {})[host] = rec.data;
+    (groups[group] ??= Object.create(null) as SavedStagger[string])[host] = rec.data;
   };
   const v2 = savedStaggerSchema.safeParse(data);
   if (v2.success) {

@@ -201,6 +201,12 @@ describe('stagger.json of this layout and of the previous one', () => {
     ['previous layout, a peer’s record: dropped', { dns: rec('b', T) }, {}, 1],
     ['previous layout, its own dated 2999: dropped', { dns: rec('a', FUTURE) }, {}, 1],
     ['previous layout, garbage', { dns: { at: 'soon' } }, {}, 1],
+    [
+      'this layout, a group named constructor',
+      { version: 2, groups: { constructor: { a: rec('a', T) } } },
+      { constructor: ['a'] },
+      0,
+    ],
     ['no file', undefined, {}, 0],
     ['a list', [1, 2], {}, 1],
   ])('%s', (_l, data, hosts, dropped) => {
