@@ -9,7 +9,8 @@ import type { Rejection, RequestRef } from './result.js';
 
 /** Bigger payloads are refused before JSON.parse ever sees them. */
 export const MAX_PAYLOAD_BYTES = 64 * 1024;
-export const MAX_COMMAND_LENGTH = 4096;
+/** A raw command line; longer ones are refused before any pattern runs (see MAX_PATTERN_PROGRAM). */
+export const MAX_COMMAND_LENGTH = 1024;
 
 export interface Request {
   id: string;

@@ -39,12 +39,28 @@ function compile(source: string): RE2JS {
   return re;
 }
 
+/**
+ * The largest compiled program a pattern may have. RE2's time is linear in the input but also in the
+ * program: a counted repeat of a group (`(?:[^x]*y){1,1000}`, 4,003 instructions) took 0.9 s on a
+ * 4 KB command. With at most this many instructions and MAX_COMMAND_LENGTH characters, one match stays
+ * within tens of milliseconds (docs/configuration.md § Patterns; test/unit/patterns.test.ts).
+ */
+export const MAX_PATTERN_PROGRAM = 1000;
+
+/** The compiled program's size (re2js keeps it on its RE2 object); undefined if a re2js release moves it. */
+function programSize(re: RE2JS): number | undefined {
+  const n = (re as unknown as { re2Input?: { prog?: { inst?: unknown[] } } }).re2Input?.prog?.inst?.length;
+  return typeof n === 'number' ? n : undefined;
+}
+
 /** Why `source` cannot be a pattern, with the fix; undefined when it can. */
 export function patternProblem(source: string): string | undefined {
   try {
     // Alone first: a source that compiles only inside our wrapper (`a)|(b`) would escape the anchors.
     compile(source);
-    compile(wrap(source));
+    const size = programSize(compile(wrap(source)));
+    if (size !== undefined && size > MAX_PATTERN_PROGRAM)
+      return `is too large to match in bounded time (${size} RE2 instructions; at most ${MAX_PATTERN_PROGRAM}) — lower its counted repeats ({m,n}), above all on groups, or split it into params (docs/configuration.md § Patterns)`;
     return undefined;
   } catch (err) {
     const why = (err as Error).message.replace(/^error parsing regexp: /, '');

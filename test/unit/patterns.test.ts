@@ -11,7 +11,16 @@ import { matchCommand, validateParams } from '../../src/core/resolve.js';
 import type { ActionConfig, ParamSpec } from '../../src/config/schema.js';
 
 /** Catastrophic for a backtracking engine: nested quantifiers over the same characters. */
-const EVIL = ['^([a-z0-9]+-?)+$', '^(a+)+$', '^(a|a)*$', '^(a|aa)+$', '^(\\w+\\s?)*$'];
+const EVIL = [
+  '^([a-z0-9]+-?)+$',
+  '^(a+)+$',
+  '^(a|a)*$',
+  '^(a|aa)+$',
+  '^(\\w+\\s?)*$',
+  // Linear for RE2, but in the program's size too: counted repeats of groups, near the size bound.
+  '(?:[^x]*a){1,249}',
+  '(?<w>(?:\\w+\\s*){1,64})',
+];
 /** Values that make a backtracker try every split: a long run of matching characters, then one that is not. */
 const hostile = (n: number): string => `${'a'.repeat(Math.max(0, n - 1))}!`;
 
@@ -106,6 +115,14 @@ describe('check-config refuses patterns that cannot be contained or run in linea
     expect(out).toMatch(/actions\.a\.params\.v\.pattern: /);
     expect(out).toMatch(why);
     expect(out).toMatch(/RE2/);
+  });
+
+  it('a pattern too large to match in bounded time (a counted repeat of a group) is refused', () => {
+    // 0.9 s on a 4 KB command before this bound (the hostile review's (?:[^x]*y){1,1000}).
+    expect(configIssues('(?:[^x]*y){1,1000}', 'param')).toMatch(
+      /actions\.a\.params\.v\.pattern: .*too large to match in bounded time \(4003 RE2 instructions; at most 1000\)/,
+    );
+    expect(configIssues('^/var/log/[a-z0-9._/-]{1,200}$', 'param')).toBe('');
   });
 
   it.each(['a)|(b', '[a-z]+)|(.*', ')(', 'x)|.*|(y'])(

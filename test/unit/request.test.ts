@@ -479,14 +479,14 @@ describe('parseDelivery: field validation', () => {
     ).toMatch(/not both/);
   });
 
-  it('a command over 4096 characters → invalid_request', () => {
-    const r = rejection(deliver(undefined, json({ command: 'x'.repeat(4097) })));
+  it('a command over 1024 characters → invalid_request', () => {
+    const r = rejection(deliver(undefined, json({ command: 'x'.repeat(1025) })));
     expect(r.rejection.code).toBe('invalid_request');
-    expect(r.rejection.error).toMatch(/"command" is longer than 4096 characters/);
+    expect(r.rejection.error).toMatch(/"command" is longer than 1024 characters/);
   });
 
-  it('a command of 4096 characters is passed on (the pattern decides)', () => {
-    expect(accepted(deliver(undefined, json({ command: 'x'.repeat(4096) }))).command).toHaveLength(4096);
+  it('a command of 1024 characters is passed on (the pattern decides)', () => {
+    expect(accepted(deliver(undefined, json({ command: 'x'.repeat(1024) }))).command).toHaveLength(1024);
   });
 
   it('every rejection message is a sentence a person can act on', () => {
