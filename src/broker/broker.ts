@@ -51,6 +51,8 @@ export interface BrokerOptions {
 export interface RunningBroker {
   port: number;
   host: string;
+  /** The address the socket is bound to (a name in `host` resolved; `::` or `0.0.0.0` as such). */
+  address: string;
   close(): Promise<void>;
 }
 
@@ -248,6 +250,7 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
   return {
     port: address.port,
     host: opts.host,
+    address: address.address,
     async close() {
       await new Promise<void>((resolve) => aedes.close(() => resolve()));
       for (const s of sockets) s.destroy();

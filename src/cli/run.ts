@@ -42,9 +42,16 @@ function brokerFor(
   });
 }
 
-function urlHost(host: string): string {
-  if (host === '0.0.0.0' || host === '::' || host === '') return '127.0.0.1';
-  return host.includes(':') ? `[${host}]` : host;
+/**
+ * Where `up`'s agent reaches its own broker: the address the socket is bound to, never a name that
+ * could resolve elsewhere; an unspecified address by the loopback of its own family, so the agent
+ * cannot land on another process holding the same port of the other family (docs/security.md §
+ * `homelab-cmd up` on a shared machine).
+ */
+function urlHost(address: string): string {
+  if (address === '0.0.0.0' || address === '') return '127.0.0.1';
+  if (address === '::') return '[::1]';
+  return address.includes(':') ? `[${address}]` : address;
 }
 
 export const upVerb: Verb = {
@@ -86,10 +93,10 @@ themselves (its address is in $XDG_RUNTIME_DIR/homelab-cmd/up.json).`,
         );
       broker = await brokerFor(config, log, 0);
       err(
-        `homelab-cmd: ${e.host}:${port} is taken (a Mosquitto?) — the embedded broker listens on ${urlHost(broker.host)}:${broker.port} instead; the tour's commands find it`,
+        `homelab-cmd: ${e.host}:${port} is taken (a Mosquitto?) — the embedded broker listens on ${urlHost(broker.address)}:${broker.port} instead; the tour's commands find it`,
       );
     }
-    const url = `mqtt://${urlHost(broker.host)}:${broker.port}`;
+    const url = `mqtt://${urlHost(broker.address)}:${broker.port}`;
 
     const agent = new Agent(config, log, { url, demo: values.config === undefined });
     try {

@@ -145,6 +145,29 @@ describe('up with a login its own broker refuses', () => {
   });
 });
 
+describe('up dials the address its broker is bound to', () => {
+  it.each([
+    ['localhost', /^mqtt:\/\/(127\.0\.0\.1|\[::1\]):\d+$/],
+    ['::', /^mqtt:\/\/\[::1\]:\d+$/],
+  ])('broker.host %s: the agent connects to its loopback address, never to a name', async (host, url) => {
+    const up = spawnCli(
+      [
+        'up',
+        '--config',
+        upConfig(`up-bind-${host === '::' ? 'any' : 'name'}`, { broker: { host } }),
+        '--port',
+        '0',
+      ],
+      userEnv(),
+    );
+    try {
+      expect(await online(up)).toMatch(url);
+    } finally {
+      await stop(up);
+    }
+  });
+});
+
 describe('the CLI finds the running up', () => {
   it('send, status, explain and discovery with no flags reach up on a non-default port; Ctrl-C exits 0, quietly, and removes the file', async () => {
     const env = userEnv();
