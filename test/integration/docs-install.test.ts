@@ -247,9 +247,10 @@ describe.skipIf(missing !== undefined || !isRepo)(
         const agentPw = (await sandbox.read(file('agent.pw')))!.trim();
         const haPw = (await sandbox.read(file('homeassistant.pw')))!.trim();
         expect(agentPw).toMatch(/^[A-Za-z0-9+/]{32}$/);
-        expect((await sandbox.run(`stat -c "%a %u:%g" ${file('agent.pw')}`)).stdout).toBe(
-          '400 10001:10001\n',
-        );
+        // Root's alone: the agent is root in its container, its actions run as uid 10002 (docs/security.md § In a container).
+        expect(
+          (await sandbox.run(`stat -c "%a %u:%g" ${file('agent.pw')} ${file('agent.yaml')}`)).stdout,
+        ).toBe('400 0:0\n600 0:0\n');
         expect(
           (await sandbox.read(file('mosquitto/passwd')))!
             .split('\n')

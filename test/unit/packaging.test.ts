@@ -192,9 +192,14 @@ describe('docker/compose.yaml', () => {
     expect(grace).toBeGreaterThan(agentConfig().execution.shutdown_grace);
   });
 
-  it('agent: no privileges (no sudo in the container), a read-only root with a tmpfs /tmp for command work dirs', () => {
+  it('agent: only the capabilities that switch to the run user (no sudo in the container), a read-only root with a tmpfs /tmp for command work dirs', () => {
     const agent = service('agent');
     expect(agent.cap_drop).toEqual(['ALL']);
+    // Each one shown needed by running the agent as root with only these (docs/security.md § In a container):
+    // without CHOWN or DAC_OVERRIDE no action starts, without KILL a timeout cannot stop the run user's command.
+    expect([...((agent.cap_add as string[] | undefined) ?? [])].sort()).toEqual(
+      ['CHOWN', 'DAC_OVERRIDE', 'KILL', 'SETGID', 'SETUID'].sort(),
+    );
     expect(agent.security_opt).toContain('no-new-privileges:true');
     expect(agent.read_only).toBe(true);
     expect(agent.tmpfs).toContain('/tmp');
@@ -302,11 +307,31 @@ describe('docker/Dockerfile', () => {
     }
   });
 
-  it('runs as a non-root USER', () => {
+  // Root in the container, on purpose: only root can start a command as another user where there is no
+  // sudo, and Docker's cap_add gives a non-root process no effective capabilities (no ambient set).
+  // What keeps that root small is compose.yaml's cap_drop/cap_add and no-new-privileges (tested above);
+  // what keeps the commands apart from it is the run user (docs/security.md § In a container).
+  it('runs the agent as root, and creates the run user that docker/agent.yaml names in execution.run_as', () => {
     const users = inStage('runtime', 'USER').map((i) => i.args);
-    expect(users).toHaveLength(1);
-    expect(users[0]).not.toMatch(/^(root|0)(:|$)/);
-    expect(runCommands('runtime').some((c) => c.includes(`useradd`) && c.includes(users[0]!))).toBe(true);
+    expect(users).toEqual(['root']);
+    const runAs = agentConfig().execution.run_as;
+    expect(runAs).toBe('homelab-cmd-run');
+    const useradd = runCommands('runtime').find((c) => /\buseradd\b/.test(c) && c.includes(String(runAs)));
+    expect(useradd, `no useradd of ${String(runAs)}`).toBeDefined();
+    // A fixed uid no host account is likely to share, no home, no login shell.
+    expect(useradd).toMatch(/--uid 10002\b/);
+    expect(useradd).toMatch(/--no-create-home\b/);
+    expect(useradd).toMatch(/--shell \/usr\/sbin\/nologin\b/);
+    // It is in no group but its own.
+    expect(useradd).not.toMatch(/(-G|--groups)\b/);
+  });
+
+  it("keeps state_dir root's and 0700 in the image, so the volume the run user cannot list starts that way", () => {
+    const cmds = runCommands('runtime');
+    expect(cmds).toContain('chmod 0700 /var/lib/homelab-cmd');
+    expect(cmds.some((c) => /^chown root:root .*\/var\/lib\/homelab-cmd\b/.test(c))).toBe(true);
+    // Nothing in the image is given to the run user.
+    expect(cmds.filter((c) => /\bchown\b/.test(c) && c.includes('homelab-cmd-run'))).toEqual([]);
   });
 
   it('has a HEALTHCHECK whose script exists and imports only what the image holds', () => {
