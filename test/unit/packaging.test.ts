@@ -280,6 +280,11 @@ describe('docker/Dockerfile', () => {
         expect(manifest.scripts.install).toBe('node-gyp-build');
         expect(existsSync(path.join(REPO, name, 'prebuilds/linux-x64/classic-level.node'))).toBe(true);
       }
+      // npm 11 skips dependency install scripts unless package.json allows them: the ones above are
+      // denied on purpose (their prebuilds load without), so `npm ci` says nothing about them.
+      const allow = (JSON.parse(read('package.json')) as { allowScripts?: Record<string, boolean> })
+        .allowScripts;
+      expect(allow).toEqual(Object.fromEntries(prebuilt.map((n) => [n.replace('node_modules/', ''), false])));
       const withScripts = Object.entries(lock.packages)
         .filter(([name, p]) => name !== '' && p.hasInstallScript && !prebuilt.includes(name))
         .map(([name]) => name);
