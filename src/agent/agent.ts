@@ -172,7 +172,7 @@ export class Agent {
           { ids: unfinished.map((r) => `${r.id} (${r.status})`) },
           'requests left unfinished by the last stop',
         );
-        pipeline.resume(unfinished.splice(0));
+        await pipeline.resume(unfinished.splice(0), (topics, ms) => session.readRetained(topics, ms));
       }
       await this.publishHeartbeat();
     });

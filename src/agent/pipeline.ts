@@ -32,6 +32,14 @@ import { RetainedResults } from './retained-results.js';
 import { StaggerCoordinator, type StaggerConfig, type StaggerItem } from './stagger.js';
 import { ActionStats } from './action-stats.js';
 import { SignedIds } from './signed-ids.js';
+import {
+  processStart,
+  replyFromJournal,
+  retainedFinals,
+  stopLeftovers,
+  storedReply,
+  type ReadRetained,
+} from './restart-check.js';
 import type { Isolation } from '../exec/wrap.js';
 
 export type { ResultSink } from './results.js';
@@ -78,7 +86,7 @@ export class Pipeline {
 
   constructor(
     private readonly config: Config,
-    topics: HostTopics,
+    private readonly topics: HostTopics,
     private readonly journal: Journal,
     sink: ResultSink,
     private readonly log: Logger,
@@ -190,8 +198,18 @@ export class Pipeline {
     });
   }
 
-  /** Requests a restart found in the journal: scheduled ones are resumed, the rest were cut short. */
-  resume(unfinished: Result[]): void {
+  /**
+   * Requests a restart found in the journal: scheduled ones are resumed, the rest were cut short —
+   * unless the broker holds a final for them the journal could not record (restart-check.ts).
+   */
+  async resume(unfinished: Result[], readRetained: ReadRetained): Promise<void> {
+    const cut = unfinished.filter((r) => r.status !== 'scheduled').map((r) => r.id);
+    const published = await retainedFinals(
+      cut,
+      this.config.host,
+      (id) => this.topics.resultFor(id),
+      readRetained,
+    );
     for (const r of unfinished) {
       const stored = this.journal.request(r.id);
       if (r.status === 'scheduled' && stored) {
@@ -210,15 +228,32 @@ export class Pipeline {
           transaction: r.transaction,
         };
         const origin: Origin = { topic: '(resumed after a restart)', client: undefined };
-        const accepted = this.accept(req, ref, undefined, stored.acceptedAt, origin, r);
+        const accepted = this.accept(req, ref, this.replyOf(r.id), stored.acceptedAt, origin, r);
         if (!('code' in accepted)) continue;
         // The config changed under a scheduled request: it cannot run as asked.
         this.journal.forget(r.id);
-        this.reject(ref, accepted, undefined, origin);
+        this.reject(ref, accepted, this.replyOf(r.id), origin);
         continue;
       }
-      this.reportInterrupted(r);
+      const final = published.get(r.id);
+      if (final) {
+        this.log.warn(
+          { id: r.id, status: final.status },
+          'adopted the final result the broker holds for an id the journal could not record as final',
+        );
+        this.remember(() => {
+          this.journal.record(final);
+          this.journal.markPublished(r.id);
+        });
+        continue;
+      }
+      await this.reportInterrupted(r);
     }
+  }
+
+  /** The journaled reply target of an id, checked again: it was read from a file. */
+  private replyOf(id: string): ReplyTo | undefined {
+    return replyFromJournal(this.journal.replyOf(id), this.topics.replyBase);
   }
 
   /** Stop intake; let running commands finish within `graceMs`, then kill them (`interrupted`). */
@@ -316,9 +351,16 @@ export class Pipeline {
             run_at: new Date(acceptedAt).toISOString(),
           }),
           stored,
+          { reply: storedReply(replyTo) },
         );
       else if (!stagger)
-        durable = this.journal.recordDurable(makeResult(this.config.host, ref, { status: 'running' }));
+        durable = this.journal.recordDurable(
+          makeResult(this.config.host, ref, { status: 'running' }),
+          undefined,
+          {
+            reply: storedReply(replyTo),
+          },
+        );
       if (signed) durable = Promise.all([durable, signed]).then(() => undefined);
     } catch (err) {
       this.signedIds.release(ref.id);
@@ -397,19 +439,20 @@ export class Pipeline {
     void this.run(q);
   }
 
-  private reportInterrupted(r: Result): void {
+  private async reportInterrupted(r: Result): Promise<void> {
     const ref: RequestRef = { id: r.id, action: r.action, transaction: r.transaction };
+    // Stopped before it is reported: `interrupted` means nothing of it runs on (docs/mqtt-api.md).
+    const stopped = await stopLeftovers(this.journal.processOf(r.id));
     const final = makeResult(this.config.host, ref, {
       status: 'interrupted',
       error_code: 'interrupted',
-      error:
-        'the agent stopped or died while this request was accepted or running; it was not re-run — check the host, then send a new request',
+      error: `the agent stopped or died while this request was accepted or running; ${stopped}; it was not re-run — check the host, then send a new request`,
       executed_at: r.executed_at,
       completed_at: new Date().toISOString(),
     });
     this.remember(() => this.journal.record(final));
     this.count(final);
-    this.results.final(final, undefined);
+    this.results.final(final, this.replyOf(r.id));
   }
 
   private pump(): void {
@@ -444,6 +487,14 @@ export class Pipeline {
         isolation: this.isolation,
         signal: ctl.signal,
         onOutput: (stream, chunk) => live.push(stream, chunk),
+        // Recorded as it starts: a restart after a crash stops what is left of it (restart-check.ts).
+        onSpawn: (pid) => {
+          const start = processStart(pid);
+          if (start !== undefined)
+            this.remember(() =>
+              this.journal.record(running, undefined, false, { proc: { pgid: pid, start } }),
+            );
+        },
       });
       // The last lines go out before the final result, so a follower sees them in order.
       live.flush(true);
@@ -543,7 +594,7 @@ export class Pipeline {
         { ids: pending.map((r) => r.id) },
         'publishing results the broker had not acknowledged before the last stop',
       );
-    for (const r of pending) this.results.final(r, undefined);
+    for (const r of pending) this.results.final(r, this.replyOf(r.id));
   }
 
   /** `onIdTopic` false: the id's topic holds a result that must stay (a replay); see ResultPublisher.aside. */
