@@ -60,7 +60,15 @@ export async function retainedFinals(
     if (!payload || payload.length === 0) continue;
     try {
       const r = JSON.parse(payload.toString('utf8')) as Result;
-      if (r?.id === id && r.host === host && typeof r.status === 'string' && isFinal(r.status))
+      // Not a rejection: one can be left there from before the id was accepted (rejections are not
+      // journaled, so the same id may be sent again), and it says nothing about the run.
+      if (
+        r?.id === id &&
+        r.host === host &&
+        typeof r.status === 'string' &&
+        isFinal(r.status) &&
+        r.status !== 'rejected'
+      )
         found.set(id, r);
     } catch {
       // Not a result of ours: the id is reported interrupted as before.
@@ -101,8 +109,11 @@ function members(pgid: number): number[] {
  */
 export async function stopLeftovers(proc: StoredProcess | undefined): Promise<string> {
   if (!proc) return 'no process of it had been started';
-  if (processStart(proc.pgid) !== proc.start || members(proc.pgid).length === 0)
-    return `none of its processes (process group ${proc.pgid}) was left`;
+  const left = processStart(proc.pgid) === proc.start ? members(proc.pgid) : [];
+  if (left.length === 0) return `none of its processes (process group ${proc.pgid}) was left`;
+  // A journal naming the agent's own group (a hostile or broken state_dir) never kills the agent.
+  if (left.includes(process.pid))
+    return `process group ${proc.pgid} is the agent's own; nothing was stopped — check the host by hand`;
   try {
     process.kill(-proc.pgid, 'SIGKILL');
   } catch (err) {
