@@ -124,6 +124,7 @@ export class Agent {
       () => session.connected,
       isolation,
     );
+    pipeline.restarting(unfinished);
     this.session = session;
     this.pipeline = pipeline;
     this.discovery = discovery;

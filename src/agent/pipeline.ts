@@ -83,6 +83,11 @@ export class Pipeline {
   readonly stats: ActionStats;
   /** Signed ids accepted within their window (docs/security.md § Signed requests). */
   private readonly signedIds: SignedIds;
+  /**
+   * Ids a restart has not settled yet (true once repeated meanwhile): a repeat must not publish their
+   * journaled `running` over a final the journal missed (restart-check.ts).
+   */
+  private readonly unsettled = new Map<string, boolean>();
 
   constructor(
     private readonly config: Config,
@@ -202,7 +207,20 @@ export class Pipeline {
    * Requests a restart found in the journal: scheduled ones are resumed, the rest were cut short —
    * unless the broker holds a final for them the journal could not record (restart-check.ts).
    */
+  /** At start, before connecting: the ids the journal left running wait for resume() to settle them. */
+  restarting(unfinished: Result[]): void {
+    for (const r of unfinished) if (r.status !== 'scheduled') this.unsettled.set(r.id, false);
+  }
+
   async resume(unfinished: Result[], readRetained: ReadRetained): Promise<void> {
+    try {
+      await this.settle(unfinished, readRetained);
+    } finally {
+      this.unsettled.clear();
+    }
+  }
+
+  private async settle(unfinished: Result[], readRetained: ReadRetained): Promise<void> {
     const cut = unfinished.filter((r) => r.status !== 'scheduled').map((r) => r.id);
     const published = await retainedFinals(
       cut,
@@ -245,6 +263,8 @@ export class Pipeline {
           this.journal.record(final);
           this.journal.markPublished(r.id);
         });
+        // A repeat came while it was unsettled: it is answered now (and its reply topic, if it named one).
+        if (this.unsettled.get(r.id)) this.results.final(final, undefined, false);
         continue;
       }
       await this.reportInterrupted(r);
@@ -625,6 +645,8 @@ export class Pipeline {
     if (isFinal(stored.status)) return this.results.final(stored, replyTo, false);
     // Not final yet: the reply topic (if any) gets the final result when it comes.
     this.results.replyLater(id, replyTo);
+    // An id a restart has not settled: its retained result may be a final the journal missed, left as it is.
+    if (this.unsettled.has(id)) return void this.unsettled.set(id, true);
     if (stored.executed_at !== undefined || stored.status === 'scheduled') this.results.progress(stored);
   }
 

@@ -194,6 +194,12 @@ describe('a final result the full state_dir could not record', () => {
     await first.exited;
     execFileSync('rm', [`${state}/filler`]);
     const restart = ctl.messages.length;
+    // Re-sent while the agent is down: its session holds it, delivered as it connects — before the
+    // restart has read the retained result, which the journaled `running` must not replace.
+    await ctl.pub(`homelab/${host}/cmd/slow`, JSON.stringify({ id: 'rf-2' }), {
+      properties: { responseTopic: `homelab/${host}/reply/me`, correlationData: Buffer.from('corr-rf-2') },
+    });
+    const reply = ctl.next((m) => m.topic === `homelab/${host}/reply/me`, 20_000, 'the reply to the re-send');
     const second = agent(host, dir, state, actions);
     await online(host, restart, second);
     // The restart settles the id either way: adopts the published result, or (the old way) says interrupted.
@@ -203,6 +209,14 @@ describe('a final result the full state_dir could not record', () => {
       'the restart to settle rf-2',
     );
     expect(statuses(host, 'rf-2')).not.toContain('interrupted');
+    const answered = await reply;
+    expect(JSON.parse(answered.text)).toMatchObject({ id: 'rf-2', status: 'succeeded' });
+    expect(answered.packet.properties?.correlationData?.toString()).toBe('corr-rf-2');
+    const afterRestart = ctl.messages
+      .slice(restart)
+      .filter((m) => m.topic === `homelab/${host}/result/rf-2` && m.text !== '')
+      .map((m) => (JSON.parse(m.text) as Result).status);
+    expect(afterRestart).not.toContain('running');
     const stored = ctl.next(
       (m) => m.topic === `homelab/${host}/result/rf-2` && m.text !== '',
       15_000,
