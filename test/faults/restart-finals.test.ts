@@ -14,6 +14,7 @@ import { silentLogger } from '../../src/log.js';
 import { spawnCli, type AgentProcess } from '../helpers/agent.js';
 import { calls, fakeBin, tempDir, testPath, writeConfig } from '../helpers/fixtures.js';
 import { TestClient } from '../helpers/mqtt.js';
+import { FaultProxy } from '../helpers/proxy.js';
 import { until, withDeadline } from '../helpers/wait.js';
 
 let broker: RunningBroker;
@@ -55,11 +56,17 @@ afterAll(async () => {
   await broker.close();
 });
 
-function agent(host: string, dir: string, state: string, actions: Record<string, unknown>): AgentProcess {
+function agent(
+  host: string,
+  dir: string,
+  state: string,
+  actions: Record<string, unknown>,
+  url = `mqtt://127.0.0.1:${broker.port}`,
+): AgentProcess {
   const file = writeConfig(dir, {
     host,
     state_dir: state,
-    mqtt: { url: `mqtt://127.0.0.1:${broker.port}` },
+    mqtt: { url, keepalive: '1s' },
     heartbeat: { interval: '1s' },
     execution: { enabled: true, path: testPath(`${dir}/bin`) },
     actions,
@@ -228,5 +235,49 @@ describe('a final result the full state_dir could not record', () => {
     expect(calls(dir)).toEqual(['slow ']);
     second.proc.kill('SIGTERM');
     expect((await withDeadline(second.exited, 15_000, 'agent exit')).code).toBe(0);
+  }, 120_000);
+});
+
+describe('a final result the broker never acknowledged (the outbox)', () => {
+  it('is published after a restart to the response topic too, with its correlation data', async () => {
+    const host = 'rf-outbox';
+    const dir = tempDir();
+    const gate = path.join(dir, 'gate');
+    fakeBin(dir, 'slow', `while [ ! -f "${gate}" ]; do sleep 0.02; done; echo finished`);
+    const actions = { slow: { argv: ['slow'] } };
+    const proxy = new FaultProxy(broker.port);
+    await proxy.start();
+    try {
+      const first = agent(host, dir, `${dir}/state`, actions, proxy.url);
+      await online(host, 0, first);
+      await ctl.pub(`homelab/${host}/cmd/slow`, JSON.stringify({ id: 'rf-3' }), {
+        properties: { responseTopic: `homelab/${host}/reply/me`, correlationData: Buffer.from('corr-rf-3') },
+      });
+      await until(() => calls(dir).length === 1, 15_000, 'the command to start');
+      // The link stalls: the final result goes into the void, never acknowledged.
+      proxy.stallOpen();
+      proxy.mode = 'refuse';
+      execFileSync('touch', [gate]);
+      await until(
+        () => readFileSync(`${dir}/state/journal.jsonl`, 'utf8').includes('"finished\\n"'),
+        15_000,
+        'the final result in the journal',
+      );
+      expect(ctl.on(`homelab/${host}/reply/me`)).toHaveLength(0);
+      first.proc.kill('SIGKILL');
+      await first.exited;
+      const reply = ctl.next((m) => m.topic === `homelab/${host}/reply/me`, 20_000, 'the reply');
+      const second = agent(host, dir, `${dir}/state`, actions);
+      const m = await reply.catch((e: unknown) =>
+        Promise.reject(new Error(`${String(e)}\n${second.output()}`)),
+      );
+      expect(JSON.parse(m.text)).toMatchObject({ id: 'rf-3', status: 'succeeded', stdout: 'finished\n' });
+      expect(m.packet.properties?.correlationData?.toString()).toBe('corr-rf-3');
+      expect(calls(dir)).toHaveLength(1);
+      second.proc.kill('SIGTERM');
+      expect((await withDeadline(second.exited, 15_000, 'agent exit')).code).toBe(0);
+    } finally {
+      await proxy.stop();
+    }
   }, 120_000);
 });
