@@ -124,6 +124,7 @@ export class Agent {
       () => session.connected,
       isolation,
     );
+    pipeline.restarting(unfinished);
     this.session = session;
     this.pipeline = pipeline;
     this.discovery = discovery;
@@ -172,7 +173,7 @@ export class Agent {
           { ids: unfinished.map((r) => `${r.id} (${r.status})`) },
           'requests left unfinished by the last stop',
         );
-        pipeline.resume(unfinished.splice(0));
+        await pipeline.resume(unfinished.splice(0), (topics, ms) => session.readRetained(topics, ms));
       }
       await this.publishHeartbeat();
     });

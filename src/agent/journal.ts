@@ -26,10 +26,28 @@ export interface StoredRequest {
   acceptedAt: number;
 }
 
+/**
+ * Where the request asked for its answer (MQTT 5 response topic, correlation data as base64): every
+ * final, after a restart too, goes there. Hostile when read back: checked again (core/reply.ts).
+ */
+export interface StoredReply {
+  topic: string;
+  correlation?: string;
+}
+
+/** The command's process group as spawned: what a restart stops of it (restart-check.ts). */
+export interface StoredProcess {
+  pgid: number;
+  /** The leader's start time (/proc/PID/stat field 22): a reused pid never matches it. */
+  start: string;
+}
+
 export interface JournalEntry {
   id: string;
   result: Result;
   request?: StoredRequest;
+  reply?: StoredReply;
+  proc?: StoredProcess;
 }
 
 export class Journal {
@@ -38,6 +56,9 @@ export class Journal {
   /** Ids whose whole result is only on disk, and where its line is. */
   private onDisk = new Map<string, Place>();
   private readonly requests = new Map<string, StoredRequest>();
+  /** Reply targets of ids whose final is not yet acknowledged; processes of ids not yet final. */
+  private readonly replies = new Map<string, StoredReply>();
+  private readonly procs = new Map<string, StoredProcess>();
   /** Final results the broker has not acknowledged yet: the outbox, published again after a restart. */
   private readonly unpublished = new Set<string>();
   private readonly file: string;
@@ -86,6 +107,7 @@ export class Journal {
         if (isFinal(e.result.status)) this.unpublished.add(e.id);
         if (e.request) this.requests.set(e.id, e.request);
         else if (isFinal(e.result.status)) this.requests.delete(e.id);
+        this.keepNotes(e.id, e.result, e.reply, e.proc);
       } catch {
         bad++;
       }
@@ -154,19 +176,80 @@ export class Journal {
    * (it is what stops a second run); later records survive any crash of the agent itself through the
    * page cache, and losing one to a power cut is safe (the id reads interrupted, or is republished).
    */
-  record(result: Result, request?: StoredRequest, durable = true): void {
-    const entry: JournalEntry = { id: result.id, result };
+  record(result: Result, request?: StoredRequest, durable = true, notes: Notes = {}): void {
+    this.write(result, request, durable, notes, true);
+  }
+
+  /**
+   * `keep`: a record of an id already accepted (a result already published) stays in memory even when
+   * the disk refuses it, so a repeat is never answered with an older state; the next compaction writes it.
+   * The record that accepts an id is not kept: memory must not claim an id the disk does not hold.
+   */
+  private write(
+    result: Result,
+    request: StoredRequest | undefined,
+    durable: boolean,
+    notes: Notes,
+    keep: boolean,
+  ): void {
+    const id = result.id;
+    const entry: JournalEntry = { id, result };
     if (request) entry.request = request;
-    // On disk first: if the write fails (a full disk), memory must not claim the id was accepted.
+    const reply = notes.reply ?? this.replies.get(id);
+    if (reply) entry.reply = reply;
+    const proc = isFinal(result.status) ? undefined : (notes.proc ?? this.procs.get(id));
+    if (proc) entry.proc = proc;
     const line = JSON.stringify(entry);
-    const offset = this.append(`${line}\n`, durable);
-    this.entries.delete(result.id);
-    this.keepInMemory(result.id, result, { offset, length: Buffer.byteLength(line) });
-    if (isFinal(result.status)) this.unpublished.add(result.id);
-    else this.unpublished.delete(result.id);
-    if (request) this.requests.set(result.id, request);
-    else if (isFinal(result.status)) this.requests.delete(result.id);
+    let place: Place | undefined;
+    try {
+      place = { offset: this.append(`${line}\n`, durable), length: Buffer.byteLength(line) };
+    } catch (err) {
+      if (!keep) throw err;
+      this.compactPending = true;
+      this.remember(result, request, reply, proc, undefined);
+      throw err;
+    }
+    this.remember(result, request, reply, proc, place);
     this.compactIfLong();
+  }
+
+  private remember(
+    result: Result,
+    request: StoredRequest | undefined,
+    reply: StoredReply | undefined,
+    proc: StoredProcess | undefined,
+    place: Place | undefined,
+  ): void {
+    const id = result.id;
+    this.entries.delete(id);
+    if (place) this.keepInMemory(id, result, place);
+    else {
+      this.onDisk.delete(id);
+      this.entries.set(id, result);
+    }
+    if (isFinal(result.status)) this.unpublished.add(id);
+    else this.unpublished.delete(id);
+    if (request) this.requests.set(id, request);
+    else if (isFinal(result.status)) this.requests.delete(id);
+    this.keepNotes(id, result, reply, proc);
+  }
+
+  /** Bounded: a reply target only until the id's final is acknowledged, a process only until it is final. */
+  private keepNotes(id: string, result: Result, reply: unknown, proc: unknown): void {
+    if (isStoredReply(reply)) this.replies.set(id, reply);
+    else this.replies.delete(id);
+    if (!isFinal(result.status) && isStoredProcess(proc)) this.procs.set(id, proc);
+    else this.procs.delete(id);
+  }
+
+  /** Where the request of this id asked for its answer, as journaled (unchecked: core/reply.ts checks it). */
+  replyOf(id: string): StoredReply | undefined {
+    return this.replies.get(id);
+  }
+
+  /** The process group the id's command was spawned in, while it is not final. */
+  processOf(id: string): StoredProcess | undefined {
+    return this.procs.get(id);
   }
 
   /**
@@ -174,10 +257,10 @@ export class Journal {
    * fsync covering it has finished. The caller runs nothing before that. Records written while one fsync
    * runs share the next: a burst of 16 requests costs about two fsyncs, off the main thread.
    */
-  recordDurable(result: Result, request?: StoredRequest): Promise<void> {
+  recordDurable(result: Result, request?: StoredRequest, notes: Notes = {}): Promise<void> {
     // While state_dir is full, a new request is refused before anything is written (the busy path).
     this.health?.assertWritable();
-    this.record(result, request, false);
+    this.write(result, request, false, notes, false);
     return new Promise((resolve, reject) => {
       this.syncWaiters.push({ resolve, reject });
       if (!this.syncing) this.flush();
@@ -217,6 +300,7 @@ export class Journal {
 
   /** The broker acknowledged this id's final result: it leaves the outbox. */
   markPublished(id: string): void {
+    this.replies.delete(id);
     if (!this.unpublished.delete(id)) return;
     this.append(`${JSON.stringify({ id, published: true })}\n`, false);
     this.compactIfLong();
@@ -235,6 +319,8 @@ export class Journal {
     this.requests.delete(id);
     this.unpublished.delete(id);
     this.onDisk.delete(id);
+    this.replies.delete(id);
+    this.procs.delete(id);
     if (!this.entries.delete(id)) return;
     this.append(`${JSON.stringify({ id, forget: true })}\n`);
     this.compactIfLong();
@@ -319,6 +405,7 @@ export class Journal {
       this.entries.delete(id);
       this.requests.delete(id);
       this.onDisk.delete(id);
+      this.replies.delete(id);
       excess--;
     }
     const entries = [...this.entries.entries()];
@@ -336,9 +423,15 @@ export class Journal {
     const lines = function* (this: Journal): Generator<string> {
       for (const [id, summary] of entries) {
         const result = from === undefined ? summary : this.whole(id, summary, from);
+        const entry: JournalEntry = { id, result };
         const request = this.requests.get(id);
+        if (request) entry.request = request;
+        const reply = this.replies.get(id);
+        if (reply) entry.reply = reply;
+        const proc = this.procs.get(id);
+        if (proc) entry.proc = proc;
         lineIds.push(id);
-        yield JSON.stringify(request ? { id, result, request } : { id, result });
+        yield JSON.stringify(entry);
         if (isFinal(result.status) && !this.unpublished.has(id)) {
           lineIds.push('');
           yield JSON.stringify({ id, published: true });
@@ -359,4 +452,30 @@ export class Journal {
     this.onDisk = places;
     this.lines = this.entries.size;
   }
+}
+
+/** What a record may carry besides its result: see StoredReply and StoredProcess. */
+export interface Notes {
+  reply?: StoredReply | undefined;
+  proc?: StoredProcess | undefined;
+}
+
+function isStoredReply(v: unknown): v is StoredReply {
+  const r = v as StoredReply | undefined;
+  return (
+    typeof r?.topic === 'string' &&
+    r.topic.length <= 1024 &&
+    (r.correlation === undefined || (typeof r.correlation === 'string' && r.correlation.length <= 1024))
+  );
+}
+
+function isStoredProcess(v: unknown): v is StoredProcess {
+  const p = v as StoredProcess | undefined;
+  return (
+    typeof p?.pgid === 'number' &&
+    Number.isSafeInteger(p.pgid) &&
+    p.pgid > 1 &&
+    typeof p.start === 'string' &&
+    /^\d{1,20}$/.test(p.start)
+  );
 }

@@ -32,6 +32,14 @@ import { RetainedResults } from './retained-results.js';
 import { StaggerCoordinator, type StaggerConfig, type StaggerItem } from './stagger.js';
 import { ActionStats } from './action-stats.js';
 import { SignedIds } from './signed-ids.js';
+import {
+  processStart,
+  replyFromJournal,
+  retainedFinals,
+  stopLeftovers,
+  storedReply,
+  type ReadRetained,
+} from './restart-check.js';
 import type { Isolation } from '../exec/wrap.js';
 
 export type { ResultSink } from './results.js';
@@ -75,10 +83,15 @@ export class Pipeline {
   readonly stats: ActionStats;
   /** Signed ids accepted within their window (docs/security.md § Signed requests). */
   private readonly signedIds: SignedIds;
+  /**
+   * Ids a restart has not settled yet (true once repeated meanwhile): a repeat must not publish their
+   * journaled `running` over a final the journal missed (restart-check.ts).
+   */
+  private readonly unsettled = new Map<string, boolean>();
 
   constructor(
     private readonly config: Config,
-    topics: HostTopics,
+    private readonly topics: HostTopics,
     private readonly journal: Journal,
     sink: ResultSink,
     private readonly log: Logger,
@@ -190,8 +203,31 @@ export class Pipeline {
     });
   }
 
-  /** Requests a restart found in the journal: scheduled ones are resumed, the rest were cut short. */
-  resume(unfinished: Result[]): void {
+  /**
+   * Requests a restart found in the journal: scheduled ones are resumed, the rest were cut short —
+   * unless the broker holds a final for them the journal could not record (restart-check.ts).
+   */
+  /** At start, before connecting: the ids the journal left running wait for resume() to settle them. */
+  restarting(unfinished: Result[]): void {
+    for (const r of unfinished) if (r.status !== 'scheduled') this.unsettled.set(r.id, false);
+  }
+
+  async resume(unfinished: Result[], readRetained: ReadRetained): Promise<void> {
+    try {
+      await this.settle(unfinished, readRetained);
+    } finally {
+      this.unsettled.clear();
+    }
+  }
+
+  private async settle(unfinished: Result[], readRetained: ReadRetained): Promise<void> {
+    const cut = unfinished.filter((r) => r.status !== 'scheduled').map((r) => r.id);
+    const published = await retainedFinals(
+      cut,
+      this.config.host,
+      (id) => this.topics.resultFor(id),
+      readRetained,
+    );
     for (const r of unfinished) {
       const stored = this.journal.request(r.id);
       if (r.status === 'scheduled' && stored) {
@@ -210,15 +246,34 @@ export class Pipeline {
           transaction: r.transaction,
         };
         const origin: Origin = { topic: '(resumed after a restart)', client: undefined };
-        const accepted = this.accept(req, ref, undefined, stored.acceptedAt, origin, r);
+        const accepted = this.accept(req, ref, this.replyOf(r.id), stored.acceptedAt, origin, r);
         if (!('code' in accepted)) continue;
         // The config changed under a scheduled request: it cannot run as asked.
         this.journal.forget(r.id);
-        this.reject(ref, accepted, undefined, origin);
+        this.reject(ref, accepted, this.replyOf(r.id), origin);
         continue;
       }
-      this.reportInterrupted(r);
+      const final = published.get(r.id);
+      if (final) {
+        this.log.warn(
+          { id: r.id, status: final.status },
+          'adopted the final result the broker holds for an id the journal could not record as final',
+        );
+        this.remember(() => {
+          this.journal.record(final);
+          this.journal.markPublished(r.id);
+        });
+        // A repeat came while it was unsettled: it is answered now (and its reply topic, if it named one).
+        if (this.unsettled.get(r.id)) this.results.final(final, undefined, false);
+        continue;
+      }
+      await this.reportInterrupted(r);
     }
+  }
+
+  /** The journaled reply target of an id, checked again: it was read from a file. */
+  private replyOf(id: string): ReplyTo | undefined {
+    return replyFromJournal(this.journal.replyOf(id), this.topics.replyBase);
   }
 
   /** Stop intake; let running commands finish within `graceMs`, then kill them (`interrupted`). */
@@ -316,9 +371,16 @@ export class Pipeline {
             run_at: new Date(acceptedAt).toISOString(),
           }),
           stored,
+          { reply: storedReply(replyTo) },
         );
       else if (!stagger)
-        durable = this.journal.recordDurable(makeResult(this.config.host, ref, { status: 'running' }));
+        durable = this.journal.recordDurable(
+          makeResult(this.config.host, ref, { status: 'running' }),
+          undefined,
+          {
+            reply: storedReply(replyTo),
+          },
+        );
       if (signed) durable = Promise.all([durable, signed]).then(() => undefined);
     } catch (err) {
       this.signedIds.release(ref.id);
@@ -397,19 +459,20 @@ export class Pipeline {
     void this.run(q);
   }
 
-  private reportInterrupted(r: Result): void {
+  private async reportInterrupted(r: Result): Promise<void> {
     const ref: RequestRef = { id: r.id, action: r.action, transaction: r.transaction };
+    // Stopped before it is reported: `interrupted` means nothing of it runs on (docs/mqtt-api.md).
+    const stopped = await stopLeftovers(this.journal.processOf(r.id));
     const final = makeResult(this.config.host, ref, {
       status: 'interrupted',
       error_code: 'interrupted',
-      error:
-        'the agent stopped or died while this request was accepted or running; it was not re-run — check the host, then send a new request',
+      error: `the agent stopped or died while this request was accepted or running; ${stopped}; it was not re-run — check the host, then send a new request`,
       executed_at: r.executed_at,
       completed_at: new Date().toISOString(),
     });
     this.remember(() => this.journal.record(final));
     this.count(final);
-    this.results.final(final, undefined);
+    this.results.final(final, this.replyOf(r.id));
   }
 
   private pump(): void {
@@ -444,6 +507,14 @@ export class Pipeline {
         isolation: this.isolation,
         signal: ctl.signal,
         onOutput: (stream, chunk) => live.push(stream, chunk),
+        // Recorded as it starts: a restart after a crash stops what is left of it (restart-check.ts).
+        onSpawn: (pid) => {
+          const start = processStart(pid);
+          if (start !== undefined)
+            this.remember(() =>
+              this.journal.record(running, undefined, false, { proc: { pgid: pid, start } }),
+            );
+        },
       });
       // The last lines go out before the final result, so a follower sees them in order.
       live.flush(true);
@@ -543,7 +614,7 @@ export class Pipeline {
         { ids: pending.map((r) => r.id) },
         'publishing results the broker had not acknowledged before the last stop',
       );
-    for (const r of pending) this.results.final(r, undefined);
+    for (const r of pending) this.results.final(r, this.replyOf(r.id));
   }
 
   /** `onIdTopic` false: the id's topic holds a result that must stay (a replay); see ResultPublisher.aside. */
@@ -574,6 +645,8 @@ export class Pipeline {
     if (isFinal(stored.status)) return this.results.final(stored, replyTo, false);
     // Not final yet: the reply topic (if any) gets the final result when it comes.
     this.results.replyLater(id, replyTo);
+    // An id a restart has not settled: its retained result may be a final the journal missed, left as it is.
+    if (this.unsettled.has(id)) return void this.unsettled.set(id, true);
     if (stored.executed_at !== undefined || stored.status === 'scheduled') this.results.progress(stored);
   }
 

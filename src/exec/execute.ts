@@ -23,6 +23,8 @@ export interface ExecOptions {
   killGraceMs?: number;
   signal?: AbortSignal;
   onOutput?: ((stream: 'stdout' | 'stderr', chunk: Buffer) => void) | undefined;
+  /** Each command's pid (its process group) as it is spawned. */
+  onSpawn?: ((pid: number) => void) | undefined;
   /** Who runs the commands and how they are contained (exec/isolation.ts); default NO_ISOLATION. */
   isolation?: Isolation | undefined;
 }
@@ -168,6 +170,7 @@ export async function executeJob(job: Job, opts: ExecOptions): Promise<ExecOutco
       killGraceMs: opts.killGraceMs,
       signal: opts.signal,
       onOutput: opts.onOutput,
+      onSpawn: opts.onSpawn,
     });
     out.push(run.stdout.text);
     err.push(run.stderr.text);

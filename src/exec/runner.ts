@@ -23,6 +23,8 @@ export interface RunSpec {
   killGraceMs?: number;
   /** Aborting kills the group like a timeout does, and the outcome is `interrupted`. */
   signal?: AbortSignal;
+  /** The child's pid, once spawned: it leads its own process group (the journal records it). */
+  onSpawn?: ((pid: number) => void) | undefined;
   /** Every chunk as it comes (live output); the capture above is unaffected. */
   onOutput?: ((stream: 'stdout' | 'stderr', chunk: Buffer) => void) | undefined;
   /** Start the child as this user (the agent is root); node clears its supplementary groups. */
@@ -78,6 +80,7 @@ export async function runCommand(spec: RunSpec): Promise<RunOutcome> {
       detached: true, // its own process group: the timeout kills the whole tree
       windowsHide: true,
     });
+    if (child.pid !== undefined) spec.onSpawn?.(child.pid);
 
     child.stdout?.on('data', (c: Buffer) => {
       stdout.push(c);
