@@ -42,6 +42,8 @@ export interface Record {
   log: LogLine[];
   cuts: Map<string, Cut>;
   faults: string[];
+  /** Milliseconds from the end of the faults until every id was answered (or the deadline). */
+  settledMs?: number;
 }
 
 export interface Verdict {
@@ -114,6 +116,7 @@ export function judge(r: Record): { verdicts: Verdict[]; table: string } {
     ['seed', r.seed],
     ['broker', r.broker],
     ['faults', r.faults.length],
+    ['settled after', `${Math.round((r.settledMs ?? 0) / 1000)} s`],
     [
       'ids sent (QoS 1 / QoS 0 / MQTT 5 rr)',
       `${sent.length} (${acked.length + sent.filter((s) => s.qos === 1 && !s.acked).length} / ${sent.filter((s) => s.qos === 0).length} / ${sent.filter((s) => s.rr).length})`,

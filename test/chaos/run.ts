@@ -179,6 +179,7 @@ export async function chaosRun(opts: {
 
   await Promise.all([requests(), faults()]);
 
+  const faultsEnd = Date.now();
   // Settle: everything up, every id the agents got (and every acknowledged one) answered.
   for (const a of agents) if (!a.running()) a.start();
   if (!broker.running()) await broker.start();
@@ -191,6 +192,7 @@ export async function chaosRun(opts: {
   const answered = (id: string) =>
     rec.seen.some((s) => s.id === id && s.where === 'result' && FINAL.has(s.status));
   await until(() => wanted().every(answered), 60_000, 'every id to be answered').catch(() => undefined);
+  rec.settledMs = Date.now() - faultsEnd;
   // A publish in flight at a broker kill may never be acknowledged: bounded, and then not counted.
   await until(() => pending.size === 0, 5_000, 'the last PUBACKs').catch(() => undefined);
   rec.log = readLog(log);
