@@ -13,9 +13,8 @@ const seconds = process.env.CHAOS_MINUTES
   ? Number(process.env.CHAOS_MINUTES) * 60
   : Number(process.env.CHAOS_SECONDS ?? 20);
 // Invariants today's code is seen to break (issue 23): reported as KNOWN, not asserted, until the fixes
-// land — item 4 (a SIGKILLed command runs on), item 3 (finals missing on the MQTT 5 response topic),
-// and acknowledged QoS 1 requests never run on Mosquitto across its restarts (docs/operations.md §
-// Chaos run). CHAOS_STRICT=1 asserts every invariant.
+// land — item 4 (a SIGKILLed command runs on) and item 3 (finals missing on the MQTT 5 response
+// topic); docs/operations.md § Chaos run. CHAOS_STRICT=1 asserts every invariant.
 const KNOWN_FAILING = new Set<string>(
   process.env.CHAOS_STRICT === '1'
     ? []
@@ -24,10 +23,7 @@ const KNOWN_FAILING = new Set<string>(
         'every final of an MQTT 5 request reaches its response topic',
       ],
 );
-const KNOWN_ON_MOSQUITTO = 'every acknowledged QoS 1 request gets a final (none lost)';
-const known = (broker: string, name: string) =>
-  KNOWN_FAILING.has(name) ||
-  (process.env.CHAOS_STRICT !== '1' && broker === 'mosquitto' && name === KNOWN_ON_MOSQUITTO);
+const known = (name: string) => KNOWN_FAILING.has(name);
 if (!MOSQUITTO) reportMissing('mosquitto', 'the chaos run on Mosquitto');
 
 // CHAOS_BROKER=mosquitto or embedded runs only that one (the soak).
@@ -45,7 +41,7 @@ describe.each([
       const lines = [`\nchaos run — replay with CHAOS_SEED=${seed}`, table];
       for (const v of verdicts)
         lines.push(
-          `  ${v.ids.length === 0 ? 'HELD  ' : known(broker, v.name) ? 'KNOWN ' : 'FAILED'} ${v.name}${v.ids.length ? ` (${v.ids.length} ids)` : ''}`,
+          `  ${v.ids.length === 0 ? 'HELD  ' : known(v.name) ? 'KNOWN ' : 'FAILED'} ${v.name}${v.ids.length ? ` (${v.ids.length} ids)` : ''}`,
           ...v.detail.map((d) => `           ${d}`),
         );
       lines.push(
@@ -54,7 +50,7 @@ describe.each([
         '',
       );
       process.stderr.write(lines.join('\n') + '\n');
-      const broken = verdicts.filter((v) => v.ids.length > 0 && !known(broker, v.name));
+      const broken = verdicts.filter((v) => v.ids.length > 0 && !known(v.name));
       expect(
         broken.map((v) => `${v.name}: ${v.ids.join(' ')}`),
         `CHAOS_SEED=${seed}`,

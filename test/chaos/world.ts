@@ -51,6 +51,10 @@ export function mosquittoBroker(dir: string, port: number): Broker {
   if (!MOSQUITTO && !findBinary('mosquitto')) throw new Error('mosquitto is not installed');
   const conf = path.join(dir, 'mosquitto.conf');
   mkdirSync(path.join(dir, 'mosq-data'), { recursive: true });
+  // Mosquitto started as root drops to its own user: without these it cannot write its database, and
+  // persistence fails silently (every restart then starts empty).
+  chmodSync(dir, 0o755);
+  chmodSync(path.join(dir, 'mosq-data'), 0o777);
   writeFileSync(
     conf,
     [
