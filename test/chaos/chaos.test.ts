@@ -13,14 +13,16 @@ const seconds = process.env.CHAOS_MINUTES
   ? Number(process.env.CHAOS_MINUTES) * 60
   : Number(process.env.CHAOS_SECONDS ?? 20);
 // Invariants today's code is seen to break (issue 23): reported as KNOWN, not asserted, until the fixes
-// land — item 4 (a SIGKILLed command runs on) and item 3 (finals missing on the MQTT 5 response
-// topic); docs/operations.md § Chaos run. CHAOS_STRICT=1 asserts every invariant.
+// land — item 4 (a SIGKILLed command runs on), item 3 (finals missing on the MQTT 5 response
+// topic) and a `shutting_down` rejection later run under its id (seed 1010, 10-minute soak);
+// docs/operations.md § Chaos run. CHAOS_STRICT=1 asserts every invariant.
 const KNOWN_FAILING = new Set<string>(
   process.env.CHAOS_STRICT === '1'
     ? []
     : [
         'no command cut by an agent SIGKILL is running afterwards',
         'every final of an MQTT 5 request reaches its response topic',
+        'no shutting_down rejection replaced by a later run of the id',
       ],
 );
 const known = (name: string) => KNOWN_FAILING.has(name);

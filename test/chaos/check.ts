@@ -11,6 +11,7 @@ export interface Seen {
   id: string;
   status: string;
   error?: string;
+  error_code?: string;
   /** 'result': P/H/result/ID as it came; 'retained': the retained state at the end; 'reply': the response topic. */
   where: 'result' | 'retained' | 'reply';
 }
@@ -68,9 +69,13 @@ export function judge(r: Record): { verdicts: Verdict[]; table: string } {
   const ours = (id: string) => r.sent.has(id);
 
   const duplicated = [...runs].filter(([id, n]) => ours(id) && n > 1).map(([id]) => id);
-  const contradicted = [...finals]
-    .filter(([id, f]) => ours(id) && new Set(f.map(statusOf)).size > 1)
-    .map(([id]) => id);
+  const changed = [...finals].filter(([id, f]) => ours(id) && new Set(f.map(statusOf)).size > 1);
+  // A `shutting_down` rejection later followed by a run of the same id, kept apart from every other
+  // change of final so that the one seen today (docs/operations.md § Chaos run) hides no other.
+  const afterShutdown = ([, f]: [string, Seen[]]) =>
+    f.slice(0, -1).every((x) => x.status === 'rejected' && x.error_code === 'shutting_down');
+  const contradicted = changed.filter((e) => !afterShutdown(e)).map(([id]) => id);
+  const rerunAfterShutdown = changed.filter(afterShutdown).map(([id]) => id);
   const acked = [...r.sent.values()].filter((s) => s.qos === 1 && s.acked).map((s) => s.id);
   const lostAcked = acked.filter((id) => !finals.has(id));
   const noFinal = [...received].filter((id) => ours(id) && !finals.has(id));
@@ -99,6 +104,7 @@ export function judge(r: Record): { verdicts: Verdict[]; table: string } {
     verdict('at most one run per id', duplicated),
     verdict('exactly one final per received id (none missing)', noFinal),
     verdict('no final replaced by a different final', contradicted),
+    verdict('no shutting_down rejection replaced by a later run of the id', rerunAfterShutdown),
     verdict('every acknowledged QoS 1 request gets a final (none lost)', lostAcked),
     verdict('every command cut by an agent SIGKILL is reported interrupted', notInterrupted),
     verdict('no command cut by an agent SIGKILL is running afterwards', stillRunning),
@@ -136,6 +142,7 @@ export function judge(r: Record): { verdicts: Verdict[]; table: string } {
     ['received, no final', noFinal.length],
     ['duplicated runs', duplicated.length],
     ['contradicted finals', contradicted.length],
+    ['shutting_down rejections later run', rerunAfterShutdown.length],
     ['cut by agent SIGKILL', cuts.length],
     ['cut, not reported interrupted', notInterrupted.length],
     ['cut, still running afterwards', stillRunning.length],

@@ -23,9 +23,10 @@ import {
 const P = 'homelab';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function parse(text: string): { id?: string; status?: string; error?: string } | undefined {
+type Parsed = { id?: string; status?: string; error?: string; error_code?: string };
+function parse(text: string): Parsed | undefined {
   try {
-    return JSON.parse(text) as { id?: string; status?: string; error?: string };
+    return JSON.parse(text) as Parsed;
   } catch {
     return undefined;
   }
@@ -80,7 +81,7 @@ export async function chaosRun(opts: {
     const v = parse(payload.toString());
     if (!v?.id || !v.status) return;
     const where = topic.includes('/reply/') ? 'reply' : 'result';
-    rec.seen.push({ id: v.id, status: v.status, error: v.error, where } as Seen);
+    rec.seen.push({ id: v.id, status: v.status, error: v.error, error_code: v.error_code, where } as Seen);
     const cut = rec.cuts.get(v.id);
     if (where === 'result' && cut && v.status === 'interrupted' && cut.liveAtInterrupted === undefined)
       cut.liveAtInterrupted = livePgroup(cut.pgid);
