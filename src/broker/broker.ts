@@ -16,6 +16,7 @@ import { mayPublish, mayRead, maySubscribe, type AclContext, type Role } from '.
 import { ackAfterStore } from './ack-after-store.js';
 import { STAMPING_BROKER } from '../core/sender.js';
 import { ConnackFirst } from './connack-first.js';
+import { dropOnlyDuplicates, keepPublishOrder } from './emit-order.js';
 import { Identities, isCommandTopic, refuseDiscovery, refuseWill, stampUser } from './identity.js';
 import {
   DEFAULT_MAX_PACKET_SIZE,
@@ -104,6 +105,7 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
     // Tells an agent that asks that commands carry the authenticated user (core/sender.ts).
     ...(secured && { responseInformation: STAMPING_BROKER }),
     preConnect(client, _packet, done) {
+      dropOnlyDuplicates(client);
       connackFirst.hold(client);
       // No users configured: the broker is open, so only this machine may use it.
       if (!secured && !isLoopback(client.conn as net.Socket)) {
@@ -203,6 +205,8 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
   aedes.on('connackSent', (_connack, client) => connackFirst.release(client));
   // With state on disk, a PUBACK must promise the message is on disk (ack-after-store.ts).
   if (disk) ackAfterStore(aedes);
+  // A retained message and the messages after it reach every subscriber, in order (emit-order.ts).
+  keepPublishOrder(aedes);
   cluster?.attach((topic, onMessage) => aedes.subscribe(topic, onMessage, () => undefined));
 
   const sockets = new Set<net.Socket>();

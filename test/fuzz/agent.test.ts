@@ -426,11 +426,10 @@ describe(`hostile MQTT messages against a live agent (seed ${SEED}, FUZZ_SEED=${
         expect(audited, `command messages ${commandsSent}, audit records ${audited}`).toBeLessThanOrEqual(
           commandsSent,
         );
-        // KNOWN GAP (issue 15, open): most RETAINED messages on a command topic reach no audit record, with
-        // nothing in the agent's or the broker's log (without retain the count is exact). Until that is
-        // explained they are allowed for, and counted.
+        // Retained ones too: aedes lost a retained message overtaken by the next one, until
+        // src/broker/emit-order.ts. Only accepted requests still queued or scheduled may lag.
         unaudited = Math.max(unaudited, commandsSent - audited);
-        expect(commandsSent - audited).toBeLessThanOrEqual(IN_FLIGHT + retainedCommands);
+        expect(commandsSent - audited).toBeLessThanOrEqual(IN_FLIGHT);
         const ran = calls(dir);
         const outside = ran.filter((line) => !WHITELIST.some((re) => re.test(line)));
         expect(outside, 'argv outside the whitelist').toEqual([]);
