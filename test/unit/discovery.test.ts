@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { describe, it, expect } from 'vitest';
 import { parseConfig, type Config } from '../../src/config/load.js';
 import type { ActionConfig, ParamSpec } from '../../src/config/schema.js';
@@ -685,6 +686,12 @@ describe('the button command_template, rendered as Home Assistant renders it', (
     );
     expect(renderCommandTemplate(BUTTON_COMMAND_TEMPLATE, { value: 'PRESS', nowMs: 1_765_090_800_000 })).toBe(
       '{"press": true, "ts": 1765090800000, "ttl": 60}',
+    );
+    const doc = readFileSync(new URL('../../docs/home-assistant.md', import.meta.url), 'utf8');
+    expect(doc).toContain(BUTTON_COMMAND_TEMPLATE);
+    // The rendering docs/home-assistant.md shows, for a press at 2025-12-07 07:00:00.123 UTC.
+    expect(doc).toContain(
+      renderCommandTemplate(BUTTON_COMMAND_TEMPLATE, { value: 'PRESS', nowMs: 1_765_090_800_123 }),
     );
   });
 
