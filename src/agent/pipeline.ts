@@ -19,6 +19,7 @@ import {
 } from '../core/result.js';
 import type { HostTopics } from '../core/topics.js';
 import { admit } from '../core/admission.js';
+import { staleness } from '../core/freshness.js';
 import { AuditLog } from './audit.js';
 import { AUTHENTICATED_USER_PROPERTY } from '../core/sender.js';
 import { LiveOutput } from './live-output.js';
@@ -312,6 +313,13 @@ export class Pipeline {
     }
     ref.action = resolved.job.action;
     if (!resumed) {
+      // A late request never runs: ts + ttl, or ts + the action's max_age (docs/mqtt-api.md § Late requests).
+      const late = staleness(
+        req,
+        acceptedAt,
+        this.config.actions[resolved.job.action]?.max_age ?? this.config.execution.max_age,
+      );
+      if (late) return late;
       const refused = admit({
         request: req,
         host: this.config.host,

@@ -63,6 +63,8 @@ to stdout. Exit 0 when succeeded, 1 otherwise, 2 on usage or connection errors.
 --url and --prefix default to mqtt.url and mqtt.prefix of --config, else the
 broker of a running homelab-cmd up, else mqtt://127.0.0.1:1883 and homelab; --url may be repeated, and the brokers are
 tried in order until one answers. --id makes a retry safe: an id never runs twice.
+The request carries ts and ttl = --wait (and MQTT 5 message expiry as long): if
+it has not reached the agent by then, it never runs (error_code expired).
 --key-file signs the request (HMAC-SHA256, docs/security.md); it defaults to
 security.key_file of --config. --follow prints the command's output live
 (stdout lines to stdout, stderr lines to stderr), then the result.`,
@@ -101,7 +103,9 @@ security.key_file of --config. --follow prints the command's output live
     const waitS = secondsOption('wait', values.wait) ?? (timeout !== undefined ? timeout + 10 : 60);
     const target = targetFrom(values);
 
-    const request: Record<string, unknown> = { id, action, params };
+    // ttl = --wait: once send has given up, the request must not run either — say, when the host comes
+    // back hours later (docs/mqtt-api.md § Late requests). ts is stamped as it is published.
+    const request: Record<string, unknown> = { id, action, params, ttl: waitS };
     if (timeout !== undefined) request.timeout = timeout;
     const key =
       readKey(values['key-file']) ?? (values.config ? loadConfig(values.config).signingKey : undefined);
@@ -133,6 +137,10 @@ security.key_file of --config. --follow prints the command's output live
         signer,
       );
       out(JSON.stringify(result, null, 2));
+      if (result.error_code === 'expired')
+        err(
+          `homelab-cmd send: not run — ${result.error ?? 'the request expired'} (its ttl is --wait, ${waitS} s: a longer --wait lets it wait longer for a host that is offline)`,
+        );
       return result.status === 'succeeded' ? 0 : 1;
     } catch (e) {
       const refused = refusal(e, url, `send to ${host} and read its results`);
@@ -165,6 +173,7 @@ export function signedFields(
     timeout: typeof request.timeout === 'number' ? Math.round(request.timeout * 1000) / 1000 : undefined,
     ttl: opt<number>(request.ttl, 'number'),
     transaction: opt<string>(request.transaction, 'string'),
+    press: request.press === true ? true : undefined,
     responseTopic: replyTo?.responseTopic,
     correlationData: replyTo?.correlationData,
   };
@@ -224,7 +233,7 @@ export async function sendAndWait(
       const hint =
         hostStatus === 'online'
           ? 'the agent is online but did not answer'
-          : `host ${host} is ${hostStatus ?? 'unknown to this broker (no retained status)'}; the request waits in its session until it comes back`;
+          : `host ${host} is ${hostStatus ?? 'unknown to this broker (no retained status)'}; the request expires with its ttl (--wait), so it will not run when the host comes back`;
       reject(
         new Error(
           `no final result for id ${id} within ${waitMs / 1000} s — ${hint}. Check with: homelab-cmd status`,
@@ -260,11 +269,25 @@ export async function sendAndWait(
   if (v5) await client.subscribeAsync(replyTopic, { qos: 1 });
   await client.subscribeAsync(resultTopic, { qos: 1 });
   await client.subscribeAsync(topics.status, { qos: 0 });
+  // Stamped now, after connecting and subscribing: ts is when it leaves, so ttl counts from there.
+  if (typeof request.ttl === 'number') request.ts = Date.now();
   signer?.(v5 ? { responseTopic: replyTopic, correlationData: correlation } : undefined);
+  // MQTT 5 message expiry of the ttl's length: the broker itself drops it from an offline agent's
+  // session once it could only be answered `expired` (whole seconds, at least 1).
+  const expiry = typeof request.ttl === 'number' ? Math.max(1, Math.ceil(request.ttl)) : undefined;
   await client.publishAsync(
     topics.cmdAction(String(request.action)),
     JSON.stringify(request),
-    v5 ? { qos: 1, properties: { responseTopic: replyTopic, correlationData: correlation } } : { qos: 1 },
+    v5
+      ? {
+          qos: 1,
+          properties: {
+            responseTopic: replyTopic,
+            correlationData: correlation,
+            ...(expiry !== undefined ? { messageExpiryInterval: expiry } : {}),
+          },
+        }
+      : { qos: 1 },
   );
   return final;
 }

@@ -93,6 +93,8 @@ export const actionSchema = z
     pattern: regexSource.optional(),
     sudo: z.boolean().optional(),
     timeout: positiveDuration.optional(),
+    // execution.max_age for this action (docs/mqtt-api.md § Late requests).
+    max_age: positiveDuration.optional(),
     stagger: z
       .strictObject({
         group: z.string().regex(ACTION_NAME_RE, 'must match ^[a-z0-9][a-z0-9_]{0,62}$'),

@@ -154,6 +154,8 @@ export const configSchema = z
         concurrency: z.int().min(1).max(64).default(2),
         queue: z.int().min(0).max(100_000).default(32),
         shutdown_grace: duration.default(10_000),
+        // A request with ts but no ttl is valid this long after ts (docs/mqtt-api.md § Late requests).
+        max_age: positiveDuration.default(300_000),
         // Commands without sudo run as this user, never as the agent (docs/security.md § Commands run as
         // another user). Unset: homelab-cmd-run when it exists, with a warning when not; false: as the agent.
         run_as: z

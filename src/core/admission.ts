@@ -66,7 +66,9 @@ export function admit(input: AdmissionInput): Rejection | undefined {
       action: input.action,
       id: req.id,
       ts: req.ts,
-      params: req.params,
+      // A press carries no params (request.ts refuses both): it is signed as sent, `{}` with press true,
+      // not with the values the HA entities held when it arrived (docs/security.md § Signed requests).
+      params: req.press ? {} : req.params,
       command: req.command,
       timeout: req.timeoutMs === undefined ? undefined : req.timeoutMs / 1000,
       ttl: req.ttl,

@@ -32,6 +32,19 @@ export const HA_MAX_STATE = 255;
 
 const PRESS = 'PRESS';
 
+/** Seconds a button press stays valid: it runs within a minute of the press, or never (docs/home-assistant.md § Buttons). */
+export const BUTTON_TTL_S = 60;
+
+/**
+ * What a button publishes: HA renders its command_template at each press with `value` = payload_press
+ * (components/mqtt/button.py, MqttCommandTemplate in models.py; also entity_id, name, this), where HA's
+ * template globals now() and as_timestamp() exist. It renders `{"press": true, "ts": 1765090800123,
+ * "ttl": 60}`: ts in whole ms, so a press held in the agent's session while the host was down is
+ * `expired`, never run late (docs/mqtt-api.md § Late requests). HA's publish takes no MQTT 5 properties,
+ * so the button cannot set message expiry: ts/ttl is what makes it safe.
+ */
+export const BUTTON_COMMAND_TEMPLATE = `{"press": true, "ts": {{ (as_timestamp(now()) * 1000) | int }}, "ttl": ${BUTTON_TTL_S}}`;
+
 /**
  * `homelab_cmd_H_<object>`; objects of actions are prefixed so they never meet the fixed ones, and a
  * param's object joins action and param with "-", which neither name may contain, so no two collide.
@@ -135,6 +148,7 @@ export function buildDiscovery(input: DiscoveryInput): DiscoveryMessage[] {
     if (!action.button) continue;
     add('button', `run_${name}`, action.name ?? humanize(name), {
       command_topic: t.cmdAction(name),
+      command_template: BUTTON_COMMAND_TEMPLATE,
       payload_press: PRESS,
       qos: 1,
       retain: false,

@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { parseBoundedJson, sameJson } from './json.js';
+import { staleness } from './freshness.js';
 import { ACTION_NAME_RE, REQUEST_ID_RE } from './names.js';
 import type { Rejection, RequestRef } from './result.js';
 
@@ -16,7 +17,10 @@ export interface Request {
   id: string;
   /** True when the agent made the id (a press, or a request without one). */
   generatedId: boolean;
-  /** A plain payload on cmd/ACTION (HA's button): it runs with the params HA shows for the action. */
+  /**
+   * A plain payload on cmd/ACTION, or `press: true` (HA's button, whose template stamps ts/ttl): it runs
+   * with the params HA shows for the action.
+   */
   press: boolean;
   action: string | undefined;
   params: Record<string, unknown>;
@@ -56,6 +60,7 @@ const requestSchema = z.strictObject({
   ttl: z.number().positive().optional(),
   sig: z.string().max(512).optional(),
   transaction: z.string().max(64).optional(),
+  press: z.boolean().optional(),
 });
 
 export function parseDelivery(delivery: Delivery, now: number, newId: () => string): ParseOutcome {
@@ -117,7 +122,7 @@ export function parseDelivery(delivery: Delivery, now: number, newId: () => stri
     const where = first?.path.length ? `"${first.path.join('.')}"` : 'the request';
     const what =
       first?.code === 'unrecognized_keys'
-        ? `has unknown field(s) ${first.keys.map((k) => `"${k}"`).join(', ')} — known fields: id, action, params, command, timeout, ts, ttl, sig, transaction`
+        ? `has unknown field(s) ${first.keys.map((k) => `"${k}"`).join(', ')} — known fields: id, action, params, command, timeout, ts, ttl, sig, transaction, press`
         : `${first?.message ?? 'is invalid'} — fix it`;
     return reject('invalid_request', `${where} ${what}`, ref);
   }
@@ -174,20 +179,21 @@ export function parseDelivery(delivery: Delivery, now: number, newId: () => stri
       '"ttl" needs "ts" (the sender\'s time in ms since epoch) to count from',
       ref,
     );
-  if (r.ts !== undefined && r.ttl !== undefined && now > r.ts + r.ttl * 1000) {
-    const late = Math.round((now - r.ts - r.ttl * 1000) / 1000);
+  if (r.press === true && (r.params !== undefined || r.command !== undefined))
     return reject(
-      'expired',
-      `the request expired ${late} s ago (ts + ttl is in the past) — send it again, or check the sender's clock`,
+      'invalid_request',
+      '"press": true takes its params from the Home Assistant select/number entities — drop "params" (or "command"), or drop "press" to give them yourself',
       ref,
     );
-  }
+  // ttl and clock skew here; a ts without ttl is checked against the action's max_age once it is resolved.
+  const late = staleness({ ts: r.ts, ttl: r.ttl }, now, Infinity);
+  if (late) return reject(late.code, late.error, ref);
   return {
     ok: true,
     request: {
       id,
       generatedId,
-      press: false,
+      press: r.press === true,
       action,
       params: r.params === undefined ? {} : ownCopy(unaliased.params as Record<string, unknown>),
       command: r.command,

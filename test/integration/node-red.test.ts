@@ -214,8 +214,13 @@ describe('the Node-RED flow (examples/node-red/flow.json) against a real agent',
       id: expect.stringMatching(/^nodered-/),
       action: 'restart_service',
       params: { unit: 'pihole-FTL' },
+      ts: expect.any(Number),
+      ttl: 60,
       transaction: 'nodered',
     });
+    // Node-RED's mqtt out node sent msg.messageExpiryInterval as MQTT 5 message expiry (what is left of it).
+    const expiry = req.packet.properties?.messageExpiryInterval;
+    expect(expiry !== undefined && expiry > 0 && expiry <= 60).toBe(true);
     expect(await h.finalFor('pihole-1', body.id, 20_000)).toMatchObject({
       status: 'succeeded',
       transaction: 'nodered',

@@ -156,3 +156,35 @@ describe('admit', () => {
     });
   });
 });
+
+describe('a signed press (press: true, params from the HA entities)', () => {
+  /** Signed as sent: press true and no params; the agent has since put the entity values in `params`. */
+  function pressInput(): AdmissionInput {
+    const i = base();
+    i.request.press = true;
+    i.request.sig = sign(KEY, {
+      host: 'h1',
+      action: 'restart_service',
+      id: 'req-1',
+      ts: NOW - 1000,
+      params: {},
+      timeout: 30,
+      ttl: 60,
+      transaction: 'tx',
+      press: true,
+      ...reply,
+    });
+    i.request.params = { unit: 'nginx' };
+    return i;
+  }
+
+  it('verifies over press true and params {}, whatever the entities hold', () => {
+    expect(admit(pressInput())).toBeUndefined();
+  });
+
+  it('the same signature without press does not verify (press is bound)', () => {
+    const i = pressInput();
+    i.request.press = false;
+    expect(admit(i)?.code).toBe('bad_signature');
+  });
+});

@@ -1,14 +1,19 @@
+import { readFileSync } from 'node:fs';
 import { describe, it, expect } from 'vitest';
 import { parseConfig, type Config } from '../../src/config/load.js';
 import type { ActionConfig, ParamSpec } from '../../src/config/schema.js';
 import {
   buildDiscovery,
+  BUTTON_COMMAND_TEMPLATE,
+  BUTTON_TTL_S,
   exposedParams,
   initialParamValue,
   HA_MAX_STATE,
   type DiscoveryMessage,
 } from '../../src/core/discovery.js';
 import { parseDelivery } from '../../src/core/request.js';
+import { staleness } from '../../src/core/freshness.js';
+import { renderCommandTemplate } from '../helpers/ha-template.js';
 import { makeResult, type ResultStatus } from '../../src/core/result.js';
 import { VERSION } from '../../src/version.js';
 
@@ -546,6 +551,29 @@ describe('buttons', () => {
         () => 'gen-1',
       );
       expect(outcome.ok && outcome.request.press && outcome.request.action === name).toBe(true);
+      // What HA publishes at a press: the command_template rendered with value = payload_press.
+      expect(p.command_template).toBe(BUTTON_COMMAND_TEMPLATE);
+      const pressedAt = 1_765_090_800_123;
+      const wire = renderCommandTemplate(String(p.command_template), {
+        value: String(p.payload_press),
+        nowMs: pressedAt,
+      });
+      const body = JSON.parse(wire) as Record<string, unknown>;
+      expect(Object.keys(body)).toEqual(['press', 'ts', 'ttl']);
+      expect(body.press).toBe(true);
+      expect(Number.isInteger(body.ts)).toBe(true);
+      expect(Math.abs((body.ts as number) - pressedAt)).toBeLessThanOrEqual(1);
+      expect(body.ttl).toBe(BUTTON_TTL_S);
+      const pressed = parseDelivery(
+        { topicAction: name, payload: Buffer.from(wire), retained: false },
+        pressedAt + 500,
+        () => 'gen-2',
+      );
+      expect(pressed.ok && pressed.request.press && pressed.request.action === name).toBe(true);
+      // Fresh at once; expired when it reaches the agent after its ttl (held in the session while the host was down).
+      const req = pressed.ok ? pressed.request : undefined;
+      expect(req && staleness(req, pressedAt + 500, 300_000)).toBeUndefined();
+      expect(req && staleness(req, pressedAt + BUTTON_TTL_S * 1000 + 1000, 300_000)?.code).toBe('expired');
       if (action?.device_class === undefined) expect(p).not.toHaveProperty('device_class');
       else expect(p.device_class).toBe(action.device_class);
       expect(p.name).toBe(action?.name ?? name.charAt(0).toUpperCase() + name.slice(1).replace(/_/g, ' '));
@@ -647,5 +675,32 @@ describe('exposedParams', () => {
     ],
   ])('%s', (_l, yaml, expected) => {
     expect(exposedParams(action(yaml)).map(([name]) => name)).toEqual(expected);
+  });
+});
+
+describe('the button command_template, rendered as Home Assistant renders it', () => {
+  it('is exactly the documented template, and renders one JSON object with an integer ts', () => {
+    // docs/home-assistant.md § What a button sends shows this template and this rendering.
+    expect(BUTTON_COMMAND_TEMPLATE).toBe(
+      '{"press": true, "ts": {{ (as_timestamp(now()) * 1000) | int }}, "ttl": 60}',
+    );
+    expect(renderCommandTemplate(BUTTON_COMMAND_TEMPLATE, { value: 'PRESS', nowMs: 1_765_090_800_000 })).toBe(
+      '{"press": true, "ts": 1765090800000, "ttl": 60}',
+    );
+    const doc = readFileSync(new URL('../../docs/home-assistant.md', import.meta.url), 'utf8');
+    expect(doc).toContain(BUTTON_COMMAND_TEMPLATE);
+    // The rendering docs/home-assistant.md shows, for a press at 2025-12-07 07:00:00.123 UTC.
+    expect(doc).toContain(
+      renderCommandTemplate(BUTTON_COMMAND_TEMPLATE, { value: 'PRESS', nowMs: 1_765_090_800_123 }),
+    );
+  });
+
+  it.each([
+    ['an unknown variable', '{{ host }}'],
+    ['a filter outside the subset', '{{ now() | string }}'],
+    ['a datetime rendered as text', '{{ now() }}'],
+    ['a statement', '{% if true %}x{% endif %}'],
+  ])('the renderer refuses %s rather than guess', (_l, template) => {
+    expect(() => renderCommandTemplate(template, { value: 'PRESS', nowMs: 0 })).toThrow();
   });
 });

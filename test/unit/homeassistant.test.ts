@@ -5,7 +5,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseDocument, type ScalarTag } from 'yaml';
 import { parseConfig } from '../../src/config/load.js';
-import { buildDiscovery } from '../../src/core/discovery.js';
+import { BUTTON_COMMAND_TEMPLATE, buildDiscovery } from '../../src/core/discovery.js';
 import { parseDelivery } from '../../src/core/request.js';
 import { VERSION } from '../../src/version.js';
 import { FROM_AGENT, TO_AGENT } from '../helpers/contract.js';
@@ -106,6 +106,7 @@ const REQUEST_FIELDS = [
   'ttl',
   'sig',
   'transaction',
+  'press',
   'action_id',
   'action_type',
   'parameters',
@@ -249,7 +250,7 @@ describe('request and result fields are fields of the contract', () => {
         for (const k of keys) expect(REQUEST_FIELDS, template).toContain(k);
         // The same keys with sample values (a context id is a 26-character ULID): the strict request schema accepts them.
         const transaction = /['"]transaction['"]\s*:\s*'([^']*)'/.exec(template)?.[1] ?? 'ha';
-        const sample: Obj = { id: 'ha-01JD7Z4W9K3X8Q2V6N5M1R0T4Y', params: {}, transaction };
+        const sample: Obj = { id: 'ha-01JD7Z4W9K3X8Q2V6N5M1R0T4Y', params: {}, ts: 0, ttl: 60, transaction };
         const request = Object.fromEntries(keys.map((k) => [k, sample[k]]));
         const outcome = parseDelivery(
           { topicAction: 'restart_dns', payload: Buffer.from(JSON.stringify(request)), retained: false },
@@ -264,11 +265,11 @@ describe('request and result fields are fields of the contract', () => {
   it.each([
     ['packages/homelab_cmd.yaml', 2],
     ['blueprints/automation/homelab_cmd/run_action.yaml', 1],
-  ])('%s sends %i JSON request(s) with id, params and transaction', (rel, count) => {
+  ])('%s sends %i JSON request(s) with id, params, ts, ttl and transaction', (rel, count) => {
     const payloads = publishPayloads(file(rel).data);
     expect(payloads).toHaveLength(count);
     for (const p of payloads) {
-      expect(payloadKeys(p).sort()).toEqual(['id', 'params', 'transaction']);
+      expect(payloadKeys(p).sort()).toEqual(['id', 'params', 'transaction', 'ts', 'ttl']);
       expect(p).toMatch(/\|\s*to_json\s*\}\}\s*$/);
     }
   });
@@ -461,4 +462,83 @@ describe('waits accept only a final result whose id and host are the ones sent',
       cases.forEach(([what, , triggers], i) => expect(got[i] === wanted, what).toBe(triggers));
     },
   );
+});
+
+/**
+ * What the scripts, the blueprint and a button publish, rendered with Jinja2 and the Home Assistant
+ * pieces they use (helpers/template/extensions/datetime.py: now() a tz-aware datetime, as_timestamp()
+ * float seconds; to_json): one JSON request, stamped with an integer ts of now and a ttl, that the
+ * agent accepts now and answers expired once the ttl has passed. Skipped without python3 + jinja2.
+ */
+describe('every request Home Assistant sends is stamped with ts and ttl', () => {
+  const jinja = spawnSync('python3', ['-c', 'import jinja2'], { encoding: 'utf8' }).status === 0;
+  const render = (template: string, vars: Obj): { text: string; nowMs: number } => {
+    const script = [
+      'import json, sys, jinja2',
+      'from datetime import datetime, timezone',
+      'env = jinja2.Environment()',
+      'env.globals["now"] = lambda: datetime.now(timezone.utc)',
+      'env.globals["as_timestamp"] = lambda d: d.timestamp()',
+      'env.filters["to_json"] = json.dumps',
+      'job = json.load(sys.stdin)',
+      'before = datetime.now(timezone.utc).timestamp() * 1000',
+      'text = env.from_string(job["template"]).render(**job["vars"])',
+      'print(json.dumps({"text": text, "nowMs": before}))',
+    ].join('\n');
+    const r = spawnSync('python3', ['-c', script], {
+      input: JSON.stringify({ template, vars }),
+      encoding: 'utf8',
+    });
+    if (r.status !== 0) throw new Error(r.stderr);
+    return JSON.parse(r.stdout) as { text: string; nowMs: number };
+  };
+  const vars: Obj = {
+    host: 'pihole-1',
+    action: 'restart_dns',
+    params: {},
+    wait_seconds: 90,
+    context: { id: '01JD7Z4W9K3X8Q2V6N5M1R0T4Y' },
+    request_id: 'ha-01JD7Z4W9K3X8Q2V6N5M1R0T4Y',
+  };
+  const cases: [string, string, number][] = [
+    ...TABLE.flatMap(([rel, f]) =>
+      publishPayloads(f.data).map((t, i) => [`${rel} publish #${i + 1}`, t, 0] as [string, string, number]),
+    ),
+    ['a discovered button (command_template)', BUTTON_COMMAND_TEMPLATE, 60],
+  ];
+
+  it('covers both scripts, the blueprint and the button', () => {
+    expect(cases).toHaveLength(4);
+  });
+
+  it.skipIf(!jinja).each(cases)('%s', (_l, template, fixedTtl) => {
+    const { text, nowMs } = render(template, { ...vars, value: 'PRESS' });
+    const body = JSON.parse(text) as Obj;
+    expect(Number.isInteger(body.ts)).toBe(true);
+    expect(body.ts as number).toBeGreaterThanOrEqual(Math.floor(nowMs));
+    expect(body.ts as number).toBeLessThan(nowMs + 60_000);
+    // The package's plain run: its ttl field's default (60); run_and_wait and the blueprint: the wait.
+    const ttl = body.ttl as number;
+    expect(Number.isInteger(ttl) && ttl > 0).toBe(true);
+    if (fixedTtl) expect(ttl).toBe(fixedTtl);
+    else expect([60, 90]).toContain(ttl);
+    const deliver = (at: number) =>
+      parseDelivery(
+        { topicAction: 'restart_dns', payload: Buffer.from(text), retained: false },
+        at,
+        () => 'gen',
+      );
+    expect(deliver(body.ts as number).ok).toBe(true);
+    const late = deliver((body.ts as number) + ttl * 1000 + 1000);
+    expect(!late.ok && late.rejection.code).toBe('expired');
+  });
+
+  it('the dashboard card publishes nothing itself: it presses discovered buttons, which stamp', () => {
+    const card = file('dashboards/host_card.yaml');
+    expect(
+      objects(card.data).filter((o) => o.action === 'mqtt.publish' || o.service === 'mqtt.publish'),
+    ).toEqual([]);
+    const buttons = objects(card.data).filter((o) => String(o.entity).startsWith('button.'));
+    expect(buttons.length).toBeGreaterThan(0);
+  });
 });

@@ -229,11 +229,11 @@ describe('the request is a request object of the contract, and the agent accepts
   const build = () => next(one('inject'))[0]!;
   const sent = () => runFunction(build(), injected(one('inject')));
 
-  it('builds id, action, params and transaction — fields of the request object only', () => {
+  it('builds id, action, params, ts, ttl and transaction — fields of the request object only', () => {
     const { out, errors } = sent();
     expect(errors).toEqual([]);
     const payload = (out as Obj).payload as Obj;
-    expect(Object.keys(payload).sort()).toEqual(['action', 'id', 'params', 'transaction']);
+    expect(Object.keys(payload).sort()).toEqual(['action', 'id', 'params', 'transaction', 'ts', 'ttl']);
     for (const k of Object.keys(payload)) expect(REQUEST_FIELDS).toContain(k);
     expect(String(payload.transaction).length).toBeLessThanOrEqual(64);
   });
@@ -241,7 +241,29 @@ describe('the request is a request object of the contract, and the agent accepts
   it('sends a new message with only topic and payload: the mqtt out node would act on msg.action', () => {
     // Node-RED's mqtt out node treats msg.action as its own command (connect, subscribe …) and
     // fails with "Invalid action specified" on anything else — seen when the flow was run for real.
-    expect(Object.keys(sent().out as Obj).sort()).toEqual(['payload', 'topic']);
+    expect(Object.keys(sent().out as Obj).sort()).toEqual(['messageExpiryInterval', 'payload', 'topic']);
+  });
+
+  it('stamps ts now and ttl, with MQTT 5 message expiry as long (the broker config is MQTT 5)', () => {
+    const before = Date.now();
+    const out = sent().out as { payload: Obj; messageExpiryInterval: unknown };
+    expect(out.payload.ts).toBeGreaterThanOrEqual(before);
+    expect(out.payload.ts).toBeLessThanOrEqual(Date.now());
+    expect(Number.isInteger(out.payload.ttl) && (out.payload.ttl as number) > 0).toBe(true);
+    expect(out.messageExpiryInterval).toBe(out.payload.ttl);
+    // The mqtt out node's own expiry field would override msg.messageExpiryInterval: it stays empty.
+    expect(one('mqtt out').expiry).toBe('');
+    expect(one('mqtt-broker').protocolVersion).toBe('5');
+  });
+
+  it('a request the flow built is expired once its ttl has passed (held at the broker while the host was down)', () => {
+    const out = sent().out as { payload: { ts: number; ttl: number } };
+    const late = parseDelivery(
+      { topicAction: 'restart_service', payload: Buffer.from(JSON.stringify(out.payload)), retained: false },
+      out.payload.ts + out.payload.ttl * 1000 + 1000,
+      () => 'gen',
+    );
+    expect(!late.ok && late.rejection.code).toBe('expired');
   });
 
   it('parseDelivery accepts it on its topic, and it resolves against an agent config with that action', () => {
