@@ -192,12 +192,15 @@ export const RULES: Rule[] = [
     match: /^npm run build$/,
     cover: {
       kind: 'static',
-      why: 'a step of `npm test`, which .ci/run runs',
-      check: '.ci/run runs npm test, and the test script builds first',
+      why: 'a step of every test run (vitest.config.ts globalSetup), which .ci/run runs',
+      check:
+        'the build script is the tsc command test/global-build.ts runs before the tests, and .ci/run runs npm test',
       verify: () =>
         must(
-          /^npm run build && /.test(pkg().scripts.test ?? '') && /^npm test$/m.test(read('.ci/run')),
-          'npm test = npm run build && …, run by .ci/run',
+          pkg().scripts.build === 'tsc -p tsconfig.build.json' &&
+            read('test/global-build.ts').includes("'-p', 'tsconfig.build.json'") &&
+            /^npm test$/m.test(read('.ci/run')),
+          'npm run build = tsc -p tsconfig.build.json, as test/global-build.ts runs it; .ci/run runs npm test',
         ),
     },
   },
