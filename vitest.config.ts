@@ -5,7 +5,7 @@ import { configDefaults, defineConfig } from 'vitest/config';
 // their own: npm run test:fuzz (vitest.fuzz.config.ts), npm run test:chaos (vitest.chaos.config.ts).
 const DOCS = ['test/integration/docs-*.test.ts', 'test/unit/docs*.test.ts'];
 // Deadlines, not speed limits: a test that passes in 2 s on a quiet machine may take 20 s on a busy one.
-const limits = { testTimeout: 60_000, hookTimeout: 60_000 };
+const limits = { testTimeout: 120_000, hookTimeout: 120_000 };
 
 export default defineConfig({
   test: {
