@@ -4,7 +4,8 @@
  * Integration and fault tests run bin/homelab-cmd.js as a real child process, and the bin runs the
  * compiled dist/. Without this, `npx vitest run test/integration/cli.test.ts` after an edit in src/
  * would test the code of the last `npm run build`. Cheap when nothing changed: one walk of src/
- * comparing modification times with a stamp written after the last build this setup ran. When
+ * comparing modification times with a stamp written after the last build this setup ran (or with the
+ * outputs of a whole `npm run build`, as npm ci's prepare runs it). When
  * something did, tsc builds incrementally (only what the change touches is checked and emitted again).
  */
 import { spawnSync } from 'node:child_process';
@@ -38,10 +39,26 @@ function newestInput(p: string): number {
   return newest;
 }
 
+/** The oldest output of a source that exists (0 if one is missing): a whole build rewrites them all. */
+function oldestOutput(dir = 'src'): number {
+  let oldest = Infinity;
+  for (const e of readdirSync(path.join(REPO, dir), { withFileTypes: true })) {
+    const rel = path.join(dir, e.name);
+    if (e.isDirectory()) oldest = Math.min(oldest, oldestOutput(rel));
+    else if (e.name.endsWith('.ts') && !e.name.endsWith('.d.ts')) {
+      const out = path.join(REPO, 'dist', path.relative('src', rel).replace(/\.ts$/, '.js'));
+      oldest = Math.min(oldest, statSync(out, { throwIfNoEntry: false })?.mtimeMs ?? 0);
+    }
+  }
+  return oldest;
+}
+
 function stale(): boolean {
   if (!existsSync(ENTRY)) return true;
+  const newest = Math.max(...INPUTS.map((i) => newestInput(path.join(REPO, i))));
+  // Built here since the last change, or by a whole `npm run build` (npm ci's prepare) since then.
   const built = statSync(STAMP, { throwIfNoEntry: false })?.mtimeMs ?? 0;
-  return Math.max(...INPUTS.map((i) => newestInput(path.join(REPO, i)))) > built;
+  return newest > built && newest > oldestOutput();
 }
 
 async function locked<T>(fn: () => T): Promise<T> {
