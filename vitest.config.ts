@@ -1,14 +1,36 @@
 import { configDefaults, defineConfig } from 'vitest/config';
 
+// The lanes (CONTRIBUTING.md § Tests): `npm test` runs all three projects in one run; `npm run test:unit`,
+// `test:integration`, `test:docs` run one. The hostile-message fuzz suite and the chaos run have lanes of
+// their own: npm run test:fuzz (vitest.fuzz.config.ts), npm run test:chaos (vitest.chaos.config.ts).
+const DOCS = ['test/integration/docs-*.test.ts', 'test/unit/docs*.test.ts'];
+// Deadlines, not speed limits: a test that passes in 2 s on a quiet machine may take 20 s on a busy one.
+const limits = { testTimeout: 120_000, hookTimeout: 120_000 };
+
 export default defineConfig({
   test: {
-    include: ['test/**/*.test.ts'],
-    // The hostile-message fuzz suite has its own lane: npm run test:fuzz (vitest.fuzz.config.ts); the chaos
-    // run too: npm run test:chaos (vitest.chaos.config.ts).
-    exclude: [...configDefaults.exclude, 'test/fuzz/**', 'test/chaos/**'],
-    testTimeout: 30_000,
-    hookTimeout: 30_000,
+    // Integration tests run the built dist/ (bin/homelab-cmd.js): rebuilt here when a source changed.
+    globalSetup: ['test/global-build.ts'],
     // Integration tests start brokers and child processes: keep the 2-core machine from thrashing.
     maxWorkers: 2,
+    projects: [
+      {
+        test: {
+          name: 'unit',
+          include: ['test/unit/**/*.test.ts'],
+          exclude: [...configDefaults.exclude, ...DOCS],
+          ...limits,
+        },
+      },
+      {
+        test: {
+          name: 'integration',
+          include: ['test/integration/**/*.test.ts', 'test/faults/**/*.test.ts'],
+          exclude: [...configDefaults.exclude, ...DOCS],
+          ...limits,
+        },
+      },
+      { test: { name: 'docs', include: DOCS, ...limits } },
+    ],
   },
 });

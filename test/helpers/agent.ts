@@ -6,6 +6,7 @@ import { stringify as toYaml } from 'yaml';
 // Configs refuse YAML anchors and aliases, which stringify writes for an object used twice.
 const stringify = (value: unknown): string => toYaml(value, { aliasDuplicateObjects: false });
 import { BIN, REPO } from './fixtures.js';
+import { reaped } from './reaper.js';
 
 /** An in-process agent from a config object; the same code path as `homelab-cmd agent`. */
 export async function startAgent(
@@ -27,11 +28,13 @@ export interface AgentProcess {
 
 /** `homelab-cmd <verb> …` as a real child process (for SIGKILL / SIGTERM tests). */
 export function spawnCli(args: string[], env: NodeJS.ProcessEnv = {}): AgentProcess {
-  const proc = spawn(process.execPath, [BIN, ...args], {
-    cwd: REPO,
-    env: { ...process.env, HOMELAB_CMD_LOG_LEVEL: 'info', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const proc = reaped(
+    spawn(process.execPath, [BIN, ...args], {
+      cwd: REPO,
+      env: { ...process.env, HOMELAB_CMD_LOG_LEVEL: 'info', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    }),
+  );
   let out = '';
   proc.stdout?.on('data', (c: Buffer) => (out += c.toString()));
   proc.stderr?.on('data', (c: Buffer) => (out += c.toString()));
@@ -46,11 +49,13 @@ export async function runCli(
   args: string[],
   env: NodeJS.ProcessEnv = {},
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const proc = spawn(process.execPath, [BIN, ...args], {
-    cwd: REPO,
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const proc = reaped(
+    spawn(process.execPath, [BIN, ...args], {
+      cwd: REPO,
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    }),
+  );
   let stdout = '';
   let stderr = '';
   proc.stdout?.on('data', (c: Buffer) => (stdout += c.toString()));

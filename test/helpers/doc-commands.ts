@@ -34,7 +34,7 @@ export interface DocCommand {
 
 /** README.md and every Markdown file of docs/, homeassistant/, examples/, packaging/ and docker/, repo-relative. */
 export function docFiles(): string[] {
-  const out = ['README.md'];
+  const out = ['README.md', 'CONTRIBUTING.md'];
   const walk = (dir: string): void => {
     for (const name of readdirSync(path.join(REPO, dir)).sort()) {
       const rel = path.join(dir, name);

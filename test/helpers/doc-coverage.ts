@@ -189,15 +189,33 @@ export const RULES: Rule[] = [
   },
 
   {
-    match: /^npm run build$/,
+    match: /^npm run test:(unit|integration|docs)$/,
     cover: {
       kind: 'static',
-      why: 'a step of `npm test`, which .ci/run runs',
-      check: '.ci/run runs npm test, and the test script builds first',
+      why: 'one lane of `npm test`, which .ci/run runs whole',
+      check: 'the script runs its vitest project, and npm test runs every project',
+      verify: (c) => {
+        const lane = c.cmd.slice('npm run test:'.length);
+        must(
+          pkg().scripts[`test:${lane}`] === `vitest run --project ${lane}` &&
+            read('vitest.config.ts').includes(`name: '${lane}'`) &&
+            pkg().scripts.test === 'vitest run',
+          `test:${lane} = vitest run --project ${lane} (a project of vitest.config.ts); npm test = vitest run`,
+        );
+      },
+    },
+  },
+  {
+    match: /^npm run test:chaos$/,
+    cover: {
+      kind: 'static',
+      why: 'the seeded chaos run takes minutes',
+      check: 'the script runs vitest.chaos.config.ts, whose tests exist',
       verify: () =>
         must(
-          /^npm run build && /.test(pkg().scripts.test ?? '') && /^npm test$/m.test(read('.ci/run')),
-          'npm test = npm run build && …, run by .ci/run',
+          pkg().scripts['test:chaos'] === 'vitest run --config vitest.chaos.config.ts' &&
+            existsSync(path.join(REPO, 'test/chaos/chaos.test.ts')),
+          'test:chaos runs vitest.chaos.config.ts (test/chaos/)',
         ),
     },
   },
@@ -239,6 +257,7 @@ export const RULES: Rule[] = [
   { match: /^npm test$/, cover: { kind: 'ci', line: /^npm test$/m } },
   { match: /^npm run lint$/, cover: { kind: 'ci', line: /^npm run lint$/m } },
   { match: /^npm run bench:quick$/, cover: { kind: 'ci', line: /^npm run bench:quick$/m } },
+  { match: /^npm run test:fuzz$/, cover: { kind: 'ci', line: /^npm run test:fuzz$/m } },
 ];
 
 export function ruleFor(c: DocCommand): Rule | undefined {

@@ -3,6 +3,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { freePort, waitForPort } from './net.js';
+import { reaped } from './reaper.js';
 
 export function findBinary(name: string): string | undefined {
   const r = spawnSync('sh', ['-c', `command -v ${name}`], { encoding: 'utf8' });
@@ -40,7 +41,7 @@ export async function startMosquitto(extraConf = ''): Promise<MosquittoProcess> 
   );
   let proc: ChildProcess;
   const launch = async () => {
-    proc = spawn(MOSQUITTO!, ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
+    proc = reaped(spawn(MOSQUITTO!, ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] }));
     let log = '';
     proc.stderr?.on('data', (c: Buffer) => (log += c.toString()));
     const exited = new Promise<never>((_, reject) =>

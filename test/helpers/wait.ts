@@ -1,5 +1,13 @@
+/**
+ * Every deadline here is multiplied by this: a deadline only ends a wait that has already gone wrong, so
+ * it is set for a busy machine (two test runs on two cores, each step many times slower than when quiet),
+ * never as a speed limit. HOMELAB_TEST_SLACK=1 gives the written figures (to see a hang sooner).
+ */
+export const SLACK = Math.max(1, Number(process.env.HOMELAB_TEST_SLACK ?? 3) || 3);
+
 /** Wait on an event with a deadline — never a bare sleep. */
-export function withDeadline<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+export function withDeadline<T>(p: Promise<T>, written: number, what: string): Promise<T> {
+  const ms = written * SLACK;
   return new Promise((resolve, reject) => {
     const t = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
     p.then(
@@ -18,9 +26,10 @@ export function withDeadline<T>(p: Promise<T>, ms: number, what: string): Promis
 /** Re-check a condition each time `emitter` fires `event` (or every 50 ms for file/process state), until true or the deadline. */
 export async function until(
   check: () => boolean | Promise<boolean>,
-  ms: number,
+  written: number,
   what: string,
 ): Promise<void> {
+  const ms = written * SLACK;
   const deadline = Date.now() + ms;
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);

@@ -93,7 +93,8 @@ describe.skipIf(missing !== undefined || !isRepo)(
           else expect(r.code, `${part}: ${r.stderr}`).toBe(0);
         }
       }
-    });
+      // apt-get reads every package list it has: seconds on a quiet machine, a minute on a busy one.
+    }, 240_000);
 
     it('1.3 Node.js: the version it checks for satisfies engines.node', async () => {
       const r = await w.block('node --version');

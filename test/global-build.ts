@@ -1,0 +1,107 @@
+/**
+ * Vitest's global setup: builds dist/ when a source changed since the last build.
+ *
+ * Integration and fault tests run bin/homelab-cmd.js as a real child process, and the bin runs the
+ * compiled dist/. Without this, `npx vitest run test/integration/cli.test.ts` after an edit in src/
+ * would test the code of the last `npm run build`. Cheap when nothing changed: one walk of src/
+ * comparing modification times with a stamp written after the last build this setup ran (or with the
+ * outputs of a whole `npm run build`, as npm ci's prepare runs it). When
+ * something did, tsc builds incrementally (only what the change touches is checked and emitted again).
+ */
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+const REPO = path.resolve(import.meta.dirname, '..');
+// Outside dist/, which ships in the package; node_modules/.cache is where tools keep such files.
+const CACHE = path.join(REPO, 'node_modules', '.cache', 'homelab-cmd-build');
+const STAMP = path.join(CACHE, 'built');
+const BUILD_INFO = path.join(CACHE, 'tsbuildinfo');
+const ENTRY = path.join(REPO, 'dist', 'cli', 'main.js');
+// What the build reads: the sources (directories too: a deleted or renamed file changes its
+// directory's time) and the compiler settings.
+const INPUTS = ['src', 'tsconfig.json', 'tsconfig.build.json', 'package-lock.json'];
+// Two test runs in one checkout (a lane while a single file runs) must not build over each other.
+const LOCK = path.join(
+  os.tmpdir(),
+  `homelab-cmd-build-${createHash('sha1').update(REPO).digest('hex').slice(0, 12)}`,
+);
+const LOCK_STALE_MS = 10 * 60_000;
+
+function newestInput(p: string): number {
+  const st = statSync(p, { throwIfNoEntry: false });
+  if (!st) return 0;
+  let newest = st.mtimeMs;
+  if (st.isDirectory())
+    for (const e of readdirSync(p)) newest = Math.max(newest, newestInput(path.join(p, e)));
+  return newest;
+}
+
+/** The oldest output of a source that exists (0 if one is missing): a whole build rewrites them all. */
+function oldestOutput(dir = 'src'): number {
+  let oldest = Infinity;
+  for (const e of readdirSync(path.join(REPO, dir), { withFileTypes: true })) {
+    const rel = path.join(dir, e.name);
+    if (e.isDirectory()) oldest = Math.min(oldest, oldestOutput(rel));
+    else if (e.name.endsWith('.ts') && !e.name.endsWith('.d.ts')) {
+      const out = path.join(REPO, 'dist', path.relative('src', rel).replace(/\.ts$/, '.js'));
+      oldest = Math.min(oldest, statSync(out, { throwIfNoEntry: false })?.mtimeMs ?? 0);
+    }
+  }
+  return oldest;
+}
+
+function stale(): boolean {
+  if (!existsSync(ENTRY)) return true;
+  const newest = Math.max(...INPUTS.map((i) => newestInput(path.join(REPO, i))));
+  // Built here since the last change, or by a whole `npm run build` (npm ci's prepare) since then.
+  const built = statSync(STAMP, { throwIfNoEntry: false })?.mtimeMs ?? 0;
+  return newest > built && newest > oldestOutput();
+}
+
+async function locked<T>(fn: () => T): Promise<T> {
+  const deadline = Date.now() + LOCK_STALE_MS;
+  for (;;) {
+    try {
+      mkdirSync(LOCK);
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const age = Date.now() - (statSync(LOCK, { throwIfNoEntry: false })?.mtimeMs ?? Date.now());
+      // A run killed mid-build leaves its lock behind: after the longest build, it is taken over.
+      if (age > LOCK_STALE_MS || Date.now() > deadline) rmSync(LOCK, { recursive: true, force: true });
+      else await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+  try {
+    return fn();
+  } finally {
+    rmSync(LOCK, { recursive: true, force: true });
+  }
+}
+
+export default async function setup(): Promise<void> {
+  if (!stale()) return;
+  await locked(() => {
+    if (!stale()) return; // the other run built it meanwhile
+    // Stamped with the time the build started: a file saved during the build is newer, so rebuilt next run.
+    const started = new Date();
+    const tsc = path.join(REPO, 'node_modules', 'typescript', 'bin', 'tsc');
+    // An incremental build trusts its record of what it emitted: with dist/ gone, start from scratch.
+    mkdirSync(CACHE, { recursive: true });
+    if (!existsSync(ENTRY)) rmSync(BUILD_INFO, { force: true });
+    const r = spawnSync(
+      process.execPath,
+      [tsc, '-p', 'tsconfig.build.json', '--incremental', '--tsBuildInfoFile', BUILD_INFO],
+      { cwd: REPO, encoding: 'utf8' },
+    );
+    if (r.status !== 0)
+      throw new Error(
+        `the build of dist/ failed (tsc -p tsconfig.build.json); fix it and run again:\n${r.stdout}${r.stderr}`,
+      );
+    writeFileSync(STAMP, 'dist/ built by test/global-build.ts; remove this file to force a rebuild\n');
+    utimesSync(STAMP, started, started);
+  });
+}
