@@ -4,7 +4,7 @@
  */
 import type { Config } from '../config/load.js';
 import { brokerUrls } from '../core/failover.js';
-import { hostTopics, type HostTopics } from '../core/topics.js';
+import { haStatusTopic, hostTopics, type HostTopics } from '../core/topics.js';
 import type { Logger } from '../log.js';
 import { VERSION } from '../version.js';
 import { DiscoveryPublisher } from './discovery.js';
@@ -78,7 +78,7 @@ export class Agent {
     health.check();
     this.journal = journal;
 
-    const haStatus = `${config.discovery.prefix}/status`;
+    const haStatus = haStatusTopic(config.discovery.prefix);
     const staggered = Object.values(config.actions).some((a) => a.stagger);
     const session = new MqttSession({
       urls: this.urls,
@@ -94,7 +94,7 @@ export class Agent {
       subscriptions: [
         this.topics.cmd,
         this.topics.cmdWildcard,
-        `${config.mqtt.prefix}/${config.host}/param/+/+/set`,
+        this.topics.paramSetFilter,
         haStatus,
         ...(staggered ? fleetSubscriptions(config.mqtt.prefix) : [this.topics.status]),
       ],
@@ -147,7 +147,6 @@ export class Agent {
       pipeline,
       discovery,
       params: paramStore,
-      paramHead: `${config.mqtt.prefix}/${config.host}/param/`,
     });
     session.onMessage(new Dispatcher(routes, log.child({ module: 'dispatch' })).dispatch);
     session.onClose(() => {

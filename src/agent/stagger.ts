@@ -25,7 +25,7 @@ import {
   type Claim,
   type StaggerRecord,
 } from '../core/stagger.js';
-import { hostOfTopic } from '../core/topics.js';
+import { hostOfTopic, hostTopics } from '../core/topics.js';
 import type { Logger } from '../log.js';
 import { FleetIntake, emptyGroupView, type GroupView, type PeerClaim } from './stagger-intake.js';
 import { JsonStateFile } from './state-file.js';
@@ -67,7 +67,7 @@ interface GroupState<T> extends GroupView {
 
 /** The topic filters an agent with staggered actions subscribes to: members, records, claims, peers' status. */
 export function fleetSubscriptions(prefix: string): string[] {
-  return [...staggerSubscriptions(prefix), `${prefix}/+/status`];
+  return [...staggerSubscriptions(prefix), hostTopics(prefix, '+').status];
 }
 
 export class StaggerCoordinator<T extends StaggerItem> {
