@@ -133,6 +133,7 @@ export function agentPublishFilters(prefix: string, discoveryPrefix: string, hos
     t.resultFor('+'),
     t.output('+'),
     t.param('+', '+'),
+    t.probe('+'),
     // MQTT 5 replies, only under its own P/H/reply/ (docs/security.md § Answers that cannot be faked).
     `${t.replyBase}#`,
     // Fleet coordination: only the fleet topics ending in its own host id (docs/stagger.md § Topics).
