@@ -13,7 +13,8 @@ import { readHeartbeat } from './heartbeat.js';
 import { ParamStore } from './params.js';
 import { Probes } from './probes.js';
 import { Journal } from './journal.js';
-import { Pipeline, type ResultSink } from './pipeline.js';
+import { Pipeline } from './pipeline.js';
+import type { Publisher } from './publisher.js';
 import { isolationAtStart } from './private-files.js';
 import { MqttSession } from './session.js';
 import { removeStaleTemps } from './state-file.js';
@@ -102,7 +103,7 @@ export class Agent {
       backoff: this.opts.backoff,
     });
     if (config.mqtt.insecure) log.warn("mqtt.insecure is true: the broker's TLS certificate is NOT verified");
-    const sink: ResultSink = {
+    const sink: Publisher = {
       publish: async (topic, payload, options) => {
         this.pendingPublishes++;
         try {

@@ -11,7 +11,7 @@ import { hostTopics, paramSetOf, type HostTopics } from '../core/topics.js';
 import { validateParams } from '../core/resolve.js';
 import type { Logger } from '../log.js';
 import { JsonStateFile } from './state-file.js';
-import type { RetainedPublisher } from './discovery.js';
+import type { Publisher } from './publisher.js';
 
 /**
  * Sets handled: a burst of BURST, then RATE a second. A person moving a slider sends a few; anything more
@@ -36,7 +36,7 @@ export class ParamStore {
 
   constructor(
     private readonly config: Config,
-    private readonly mqtt: RetainedPublisher,
+    private readonly mqtt: Publisher,
     private readonly log: Logger,
     private readonly now: () => number = Date.now,
   ) {

@@ -28,6 +28,7 @@ import {
 import { hostOfTopic, hostTopics } from '../core/topics.js';
 import type { Logger } from '../log.js';
 import { FleetIntake, emptyGroupView, type GroupView, type PeerClaim } from './stagger-intake.js';
+import type { Publisher } from './publisher.js';
 import { JsonStateFile } from './state-file.js';
 
 export type StaggerConfig = NonNullable<ActionConfig['stagger']>;
@@ -47,14 +48,6 @@ export interface StaggerHooks<T extends StaggerItem> {
   scheduled(item: T, runAt: Date, reason: string | undefined): void;
   /** Give up (max_wait ran out): a final rejection. */
   expire(item: T, error: string): void;
-}
-
-export interface FleetPublisher {
-  publish(
-    topic: string,
-    payload: string,
-    options: { retain: boolean; properties?: Record<string, unknown> },
-  ): Promise<void>;
 }
 
 interface GroupState<T> extends GroupView {
@@ -89,7 +82,7 @@ export class StaggerCoordinator<T extends StaggerItem> {
       stateDir: string;
       groups: Iterable<[string, StaggerConfig]>;
     },
-    private readonly mqtt: FleetPublisher,
+    private readonly mqtt: Publisher,
     private readonly hooks: StaggerHooks<T>,
     private readonly log: Logger,
     /** The session's own view: a request can arrive before the agent's connect handlers ran. */
