@@ -4,7 +4,7 @@
  */
 import type { Config } from '../config/load.js';
 import { brokerUrls } from '../core/failover.js';
-import { hostTopics, type HostTopics } from '../core/topics.js';
+import { haStatusTopic, hostTopics, type HostTopics } from '../core/topics.js';
 import type { Logger } from '../log.js';
 import { VERSION } from '../version.js';
 import { DiscoveryPublisher } from './discovery.js';
@@ -13,7 +13,8 @@ import { readHeartbeat } from './heartbeat.js';
 import { ParamStore } from './params.js';
 import { Probes } from './probes.js';
 import { Journal } from './journal.js';
-import { Pipeline, type ResultSink } from './pipeline.js';
+import { Pipeline } from './pipeline.js';
+import type { Publisher } from './publisher.js';
 import { isolationAtStart } from './private-files.js';
 import { MqttSession } from './session.js';
 import { removeStaleTemps } from './state-file.js';
@@ -78,7 +79,7 @@ export class Agent {
     health.check();
     this.journal = journal;
 
-    const haStatus = `${config.discovery.prefix}/status`;
+    const haStatus = haStatusTopic(config.discovery.prefix);
     const staggered = Object.values(config.actions).some((a) => a.stagger);
     const session = new MqttSession({
       urls: this.urls,
@@ -94,7 +95,7 @@ export class Agent {
       subscriptions: [
         this.topics.cmd,
         this.topics.cmdWildcard,
-        `${config.mqtt.prefix}/${config.host}/param/+/+/set`,
+        this.topics.paramSetFilter,
         haStatus,
         ...(staggered ? fleetSubscriptions(config.mqtt.prefix) : [this.topics.status]),
       ],
@@ -102,7 +103,7 @@ export class Agent {
       backoff: this.opts.backoff,
     });
     if (config.mqtt.insecure) log.warn("mqtt.insecure is true: the broker's TLS certificate is NOT verified");
-    const sink: ResultSink = {
+    const sink: Publisher = {
       publish: async (topic, payload, options) => {
         this.pendingPublishes++;
         try {
@@ -147,7 +148,6 @@ export class Agent {
       pipeline,
       discovery,
       params: paramStore,
-      paramHead: `${config.mqtt.prefix}/${config.host}/param/`,
     });
     session.onMessage(new Dispatcher(routes, log.child({ module: 'dispatch' })).dispatch);
     session.onClose(() => {

@@ -10,10 +10,7 @@ import { buildDiscovery, serialize } from '../core/discovery.js';
 import type { Logger } from '../log.js';
 import { VERSION } from '../version.js';
 import { JsonStateFile } from './state-file.js';
-
-export interface RetainedPublisher {
-  publish(topic: string, payload: string, options: { retain: boolean }): Promise<void>;
-}
+import type { Publisher } from './publisher.js';
 
 export class DiscoveryPublisher {
   private readonly file: JsonStateFile<Record<string, string>>;
@@ -22,7 +19,7 @@ export class DiscoveryPublisher {
 
   constructor(
     private readonly config: Config,
-    private readonly mqtt: RetainedPublisher,
+    private readonly mqtt: Publisher,
     private readonly log: Logger,
     /** Upper bound of the random delay before answering HA's birth message. */
     private readonly birthJitterMs = 2000,

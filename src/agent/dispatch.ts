@@ -3,7 +3,7 @@
  * one guard: an unexpected error in one message is logged and answered (`invalid_request` on a command
  * topic) or dropped, and never reaches the process (docs/security.md § What the agent withstands).
  */
-import { commandTopicAction, type HostTopics } from '../core/topics.js';
+import { commandTopicAction, paramSetOf, type HostTopics } from '../core/topics.js';
 import type { Logger } from '../log.js';
 import type { DiscoveryPublisher } from './discovery.js';
 import type { ParamStore } from './params.js';
@@ -81,8 +81,6 @@ export interface AgentParts {
   pipeline: Pipeline;
   discovery: DiscoveryPublisher;
   params: ParamStore;
-  /** `P/H/param/`: the head of the param set topics. */
-  paramHead: string;
 }
 
 /** The agent's table, in its precedence: our status first, commands, HA's birth, the fleet, param sets. */
@@ -119,7 +117,7 @@ export function agentRoutes(p: AgentParts): Route[] {
     },
     {
       name: 'param-set',
-      matches: (topic) => topic.startsWith(p.paramHead) && topic.endsWith('/set'),
+      matches: (topic) => paramSetOf(p.topics, topic) !== undefined,
       handle: ({ topic, payload, packet }) => p.params.handleSet(topic, payload, packet.retain === true),
     },
   ];

@@ -9,6 +9,7 @@ import type { HealthCheckConfig } from '../config/schema.js';
 import { formatDuration } from '../core/duration.js';
 import type { HealthResult, HealthTry } from '../core/result.js';
 import { executeJob, type ExecOptions } from '../exec/execute.js';
+import { httpRequest } from './http-request.js';
 
 /** Kept of a try's output or body: enough to see why it failed, small enough for a retained result. */
 const OUTPUT_CHARS = 500;
@@ -87,7 +88,7 @@ async function argvTry(argv: string[], timeoutMs: number, opts: ExecOptions): Pr
   };
 }
 
-/** node's fetch, no child process: redirects are not followed (a 301 is an answer, and stays on the configured host). */
+/** No child process: the agent's HTTP client (agent/http-request.ts), which does not follow redirects. */
 async function httpTry(
   http: NonNullable<HealthCheckConfig['http']>,
   timeoutMs: number,
@@ -104,55 +105,34 @@ async function httpTry(
   if (stop?.aborted) onStop();
   stop?.addEventListener('abort', onStop, { once: true });
   try {
-    const res = await fetch(http.url, {
-      redirect: 'manual',
-      signal: ctl.signal,
+    const answer = await httpRequest({
+      url: http.url,
       headers: { 'user-agent': 'homelab-cmd health check' },
+      maxBody: OUTPUT_CHARS,
+      signal: ctl.signal,
     });
-    const body = await readSome(res, ctl.signal);
-    const passed = res.status === http.status;
+    if (answer.kind !== 'answer') {
+      const why = timedOut
+        ? `no answer within ${formatDuration(timeoutMs)}`
+        : stop?.aborted
+          ? 'the agent stopped'
+          : answer.kind === 'error'
+            ? (answer.code ?? answer.message)
+            : 'aborted';
+      return { passed: false, exit_code: -1, output: `${http.url}: ${why}`.slice(0, OUTPUT_CHARS) };
+    }
+    const body = answer.body.toString('utf8').slice(0, OUTPUT_CHARS);
+    const passed = answer.status === http.status;
     return {
       passed,
       exit_code: passed ? 0 : -1,
-      http_status: res.status,
+      http_status: answer.status,
       output: passed
         ? body
-        : `expected HTTP ${http.status}, got ${res.status}: ${body}`.slice(0, OUTPUT_CHARS),
+        : `expected HTTP ${http.status}, got ${answer.status}: ${body}`.slice(0, OUTPUT_CHARS),
     };
-  } catch (err) {
-    const why = timedOut
-      ? `no answer within ${formatDuration(timeoutMs)}`
-      : stop?.aborted
-        ? 'the agent stopped'
-        : errorText(err);
-    return { passed: false, exit_code: -1, output: `${http.url}: ${why}`.slice(0, OUTPUT_CHARS) };
   } finally {
     clearTimeout(timer);
     stop?.removeEventListener('abort', onStop);
   }
-}
-
-/** The start of the body; the rest is cancelled so a huge or endless body costs nothing. */
-async function readSome(res: Response, signal: AbortSignal): Promise<string> {
-  if (!res.body) return '';
-  const reader = res.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  try {
-    while (size < OUTPUT_CHARS && !signal.aborted) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      chunks.push(value);
-      size += value.byteLength;
-    }
-  } finally {
-    await reader.cancel().catch(() => undefined);
-  }
-  return Buffer.concat(chunks).toString('utf8').slice(0, OUTPUT_CHARS);
-}
-
-function errorText(err: unknown): string {
-  // undici hides the OS error (ECONNREFUSED …) in `cause`.
-  const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-  return cause?.code ?? cause?.message ?? (err as Error).message;
 }

@@ -6,11 +6,12 @@
 import { z } from 'zod';
 import type { Config } from '../config/load.js';
 import type { ParamSpec } from '../config/schema.js';
-import { exposedParams, initialParamValue, paramTopic } from '../core/discovery.js';
+import { exposedParams, initialParamValue } from '../core/discovery.js';
+import { hostTopics, paramSetOf, type HostTopics } from '../core/topics.js';
 import { validateParams } from '../core/resolve.js';
 import type { Logger } from '../log.js';
 import { JsonStateFile } from './state-file.js';
-import type { RetainedPublisher } from './discovery.js';
+import type { Publisher } from './publisher.js';
 
 /**
  * Sets handled: a burst of BURST, then RATE a second. A person moving a slider sends a few; anything more
@@ -31,14 +32,16 @@ export class ParamStore {
   private dropped = 0;
   private writeTimer: NodeJS.Timeout | undefined;
   private dirty = false;
+  private readonly topics: HostTopics;
 
   constructor(
     private readonly config: Config,
-    private readonly mqtt: RetainedPublisher,
+    private readonly mqtt: Publisher,
     private readonly log: Logger,
     private readonly now: () => number = Date.now,
   ) {
     this.refilledAt = now();
+    this.topics = hostTopics(config.mqtt.prefix, config.host);
     this.file = new JsonStateFile(
       config.state_dir,
       'params.json',
@@ -60,11 +63,6 @@ export class ParamStore {
     }
   }
 
-  /** The topic filter for HA's commands. */
-  get setFilter(): string {
-    return `${this.config.mqtt.prefix}/${this.config.host}/param/+/+/set`;
-  }
-
   /** The params a press of `action` runs with. */
   pressParams(action: string): Record<string, string> {
     return Object.fromEntries(this.values.get(action) ?? []);
@@ -73,7 +71,7 @@ export class ParamStore {
   async publishAll(): Promise<void> {
     for (const [action, params] of this.values) {
       for (const [param, value] of params) {
-        await this.mqtt.publish(paramTopic(this.config.mqtt.prefix, this.config.host, action, param), value, {
+        await this.mqtt.publish(this.topics.param(action, param), value, {
           retain: true,
         });
       }
@@ -82,10 +80,9 @@ export class ParamStore {
 
   /** Returns true when `topic` was a param command (handled or refused). */
   handleSet(topic: string, payload: Buffer, retained: boolean): boolean {
-    const head = `${this.config.mqtt.prefix}/${this.config.host}/param/`;
-    if (!topic.startsWith(head) || !topic.endsWith('/set')) return false;
-    const [action, param, ...rest] = topic.slice(head.length, -'/set'.length).split('/');
-    if (!action || !param || rest.length > 0) return false;
+    const set = paramSetOf(this.topics, topic);
+    if (!set) return false;
+    const { action, param } = set;
     const current = this.values.get(action);
     const spec = this.specs.get(action)?.get(param);
     if (!current || !spec) {
@@ -114,13 +111,9 @@ export class ParamStore {
     }
     // Publish the value in force either way, so HA's entity shows what a press would use.
     this.mqtt
-      .publish(
-        paramTopic(this.config.mqtt.prefix, this.config.host, action, param),
-        current.get(param) ?? '',
-        {
-          retain: true,
-        },
-      )
+      .publish(this.topics.param(action, param), current.get(param) ?? '', {
+        retain: true,
+      })
       .catch((err: unknown) => this.log.warn({ err }, 'could not publish a param value'));
     return true;
   }

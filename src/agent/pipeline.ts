@@ -28,7 +28,8 @@ import { runHealthCheck } from './health.js';
 import { checkJob } from './job-check.js';
 import { runJob, staggerOf } from './run-job.js';
 import type { Journal, StoredRequest } from './journal.js';
-import { ResultPublisher, type ReplyTo, type ResultSink } from './results.js';
+import { ResultPublisher, type ReplyTo } from './results.js';
+import type { Publisher } from './publisher.js';
 import { RetainedResults } from './retained-results.js';
 import { StaggerCoordinator, type StaggerConfig, type StaggerItem } from './stagger.js';
 import { ActionStats } from './action-stats.js';
@@ -42,8 +43,6 @@ import {
   type ReadRetained,
 } from './restart-check.js';
 import type { Isolation } from '../exec/wrap.js';
-
-export type { ResultSink } from './results.js';
 
 /** Where a request came from, for the audit log. */
 interface Origin {
@@ -94,7 +93,7 @@ export class Pipeline {
     private readonly config: Config,
     private readonly topics: HostTopics,
     private readonly journal: Journal,
-    sink: ResultSink,
+    sink: Publisher,
     private readonly log: Logger,
     /** The params a press (HA's button) runs with: the values HA's select/number entities hold. */
     private readonly pressParams: (action: string) => Record<string, string> = () => ({}),

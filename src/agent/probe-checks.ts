@@ -5,8 +5,6 @@
  * process group). A check never throws: what went wrong is its reading.
  */
 import { readdir, readFile, statfs } from 'node:fs/promises';
-import http from 'node:http';
-import https from 'node:https';
 import net from 'node:net';
 import { formatDuration } from '../core/duration.js';
 import {
@@ -27,6 +25,7 @@ import type { ProbeConfig, ProbeOf } from '../config/probes.js';
 import { childEnv } from '../exec/execute.js';
 import { runCommand } from '../exec/runner.js';
 import { VERSION } from '../version.js';
+import { httpRequest } from './http-request.js';
 
 export interface CheckContext {
   /** execution.path: the whole PATH of ping and systemctl. */
@@ -91,74 +90,43 @@ async function withDeadline(
 }
 
 /** Latency is the time to the status line and headers; a body is read (up to 64 KiB) only to match `body`. */
-function checkHttp(probe: ProbeOf<'http'>, signal: AbortSignal): Promise<ProbeReading> {
-  const url = new URL(probe.url);
+async function checkHttp(probe: ProbeOf<'http'>, signal: AbortSignal): Promise<ProbeReading> {
   // url.host carries no credentials, so an error never shows a password given in the URL.
-  const target = url.host;
-  const t0 = performance.now();
-  return new Promise((resolve) => {
-    let settled = false;
-    const finish = (reading: ProbeReading) => {
-      if (settled) return;
-      settled = true;
-      signal.removeEventListener('abort', onAbort);
-      req.destroy();
-      resolve(reading);
-    };
-    const fail = (error: string) => finish({ ok: false, value: null, error, extra: { status_code: null } });
-    const request = url.protocol === 'https:' ? https.request : http.request;
-    const req = request(
-      url,
-      // agent: false — a fresh connection each time, so the latency includes the connect and no socket lingers between checks.
-      {
-        method: probe.method,
-        agent: false,
-        rejectUnauthorized: !probe.insecure,
-        headers: { 'user-agent': `homelab-cmd/${VERSION}`, accept: '*/*' },
-      },
-      (res) => {
-        const latency = Math.round(performance.now() - t0);
-        const code = res.statusCode ?? 0;
-        const judge = (body: string | undefined) => {
-          const extra = { status_code: code };
-          if (!statusAccepted(probe.status, code))
-            return finish({
-              ok: false,
-              value: latency,
-              error: `status ${code}, expected ${describeStatus(probe.status)}`,
-              extra,
-            });
-          if (probe.body !== undefined && !new RegExp(probe.body, 'u').test(body ?? '')) {
-            return finish({
-              ok: false,
-              value: latency,
-              error: `the body does not match ${JSON.stringify(probe.body)} (first ${MAX_BODY / 1024} KiB searched)`,
-              extra,
-            });
-          }
-          finish({ ok: true, value: latency, error: null, extra });
-        };
-        if (probe.body === undefined) return judge(undefined);
-        const chunks: Buffer[] = [];
-        let size = 0;
-        const done = () => judge(Buffer.concat(chunks).subarray(0, MAX_BODY).toString('utf8'));
-        res.on('data', (c: Buffer) => {
-          chunks.push(c);
-          size += c.length;
-          if (size >= MAX_BODY) done();
-        });
-        res.once('end', done);
-        res.on('error', (err: NodeJS.ErrnoException) => fail(networkError(err.code, err.message, target)));
-      },
-    );
-    const onAbort = () => finish({ ok: false, value: null, error: '', extra: { status_code: null } });
-    // `on`, not `once`: destroying the request after a result emits another error ("socket hang up"), and an
-    // 'error' event with no listener would crash the agent.
-    req.on('error', (err: NodeJS.ErrnoException) => fail(networkError(err.code, err.message, target)));
-    if (signal.aborted) return onAbort();
-    signal.addEventListener('abort', onAbort, { once: true });
-    req.end();
+  const target = new URL(probe.url).host;
+  const answer = await httpRequest({
+    url: probe.url,
+    method: probe.method,
+    insecure: probe.insecure,
+    headers: { 'user-agent': `homelab-cmd/${VERSION}`, accept: '*/*' },
+    maxBody: probe.body === undefined ? 0 : MAX_BODY,
+    signal,
   });
+  if (answer.kind === 'aborted') return { ok: false, value: null, error: '', extra: { status_code: null } };
+  if (answer.kind === 'error')
+    return {
+      ok: false,
+      value: null,
+      error: networkError(answer.code, answer.message, target),
+      extra: { status_code: null },
+    };
+  const { status: code, latencyMs: latency } = answer;
+  const extra = { status_code: code };
+  if (!statusAccepted(probe.status, code))
+    return {
+      ok: false,
+      value: latency,
+      error: `status ${code}, expected ${describeStatus(probe.status)}`,
+      extra,
+    };
+  const body = answer.body.subarray(0, MAX_BODY).toString('utf8');
+  if (probe.body !== undefined && !new RegExp(probe.body, 'u').test(body))
+    return {
+      ok: false,
+      value: latency,
+      error: `the body does not match ${JSON.stringify(probe.body)} (first ${MAX_BODY / 1024} KiB searched)`,
+      extra,
+    };
+  return { ok: true, value: latency, error: null, extra };
 }
 
 /** Latency is the time until the TCP handshake completes; the connection is closed at once. */

@@ -15,7 +15,7 @@ import type { Config } from '../config/load.js';
 import { probeState, type ProbeState } from '../core/probes.js';
 import { hostTopics, type HostTopics } from '../core/topics.js';
 import type { Logger } from '../log.js';
-import type { RetainedPublisher } from './discovery.js';
+import type { Publisher } from './publisher.js';
 import { runCheck } from './probe-checks.js';
 import { JsonStateFile } from './state-file.js';
 
@@ -34,7 +34,7 @@ export class Probes {
 
   constructor(
     private readonly config: Config,
-    private readonly mqtt: RetainedPublisher,
+    private readonly mqtt: Publisher,
     private readonly log: Logger,
     private readonly connected: () => boolean,
   ) {

@@ -8,19 +8,11 @@ import { checkReplyTo, type ReplyTo } from '../core/reply.js';
 import type { Result } from '../core/result.js';
 import type { HostTopics } from '../core/topics.js';
 import type { Logger } from '../log.js';
+import type { Publisher } from './publisher.js';
 import type { OutputMessage } from './live-output.js';
 import type { RetainedResults } from './retained-results.js';
 
 export type { ReplyTo } from '../core/reply.js';
-
-/** How results leave the agent; the agent wires it to its MQTT session. */
-export interface ResultSink {
-  publish(
-    topic: string,
-    payload: string,
-    options: { retain: boolean; qos?: 0 | 1; properties?: Record<string, unknown> },
-  ): Promise<void>;
-}
 
 // MQTT 5 message expiry of per-id results: one day.
 const RESULT_EXPIRY_SEC = 86_400;
@@ -36,7 +28,7 @@ export class ResultPublisher {
 
   constructor(
     private readonly topics: HostTopics,
-    private readonly sink: ResultSink,
+    private readonly sink: Publisher,
     private readonly log: Logger,
     /** Which per-id results are retained, oldest first; the oldest beyond the last 100 are cleared. */
     private readonly retained: RetainedResults,

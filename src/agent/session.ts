@@ -21,7 +21,14 @@ import mqtt, {
   type IPublishPacket,
   type StreamBuilder,
 } from 'mqtt';
-import { Failover, redactUrl, type Attempt, type Outcome, type ProtocolVersion } from '../core/failover.js';
+import {
+  Failover,
+  redactUrl,
+  refusesV5,
+  type Attempt,
+  type Outcome,
+  type ProtocolVersion,
+} from '../core/failover.js';
 import { AUTHENTICATED_USER_PROPERTY, STAMPING_BROKER } from '../core/sender.js';
 import type { Logger } from '../log.js';
 import { AGENT_MAX_PACKET_SIZE, gateStream } from './packet-gate.js';
@@ -59,9 +66,6 @@ export type ConnectListener = (info: {
   reconnect: boolean;
   url: string;
 }) => void | Promise<void>;
-
-// Reason codes of a CONNACK that refuses the protocol version: v5 0x84, v3.1.1 return code 1.
-const UNSUPPORTED_PROTOCOL = new Set([0x84, 1]);
 
 /** What happened during one connection attempt (one TCP/TLS connection). */
 interface AttemptState {
@@ -307,11 +311,7 @@ export class MqttSession {
       // Stopping: a QoS 1 delivery that arrives after our DISCONNECT cannot be acknowledged (MQTT.js writes
       // its PUBACK to the ended socket); the broker keeps it for our next session, so there is nothing to say.
       if (this.stopping && err.code === 'ERR_STREAM_WRITE_AFTER_END') return;
-      if (
-        this.failover.protocolVersion === 5 &&
-        typeof err.code === 'number' &&
-        UNSUPPORTED_PROTOCOL.has(err.code)
-      ) {
+      if (this.failover.protocolVersion === 5 && typeof err.code === 'number' && refusesV5(err.code)) {
         this.attempt.refusedV5 = true;
         return;
       }

@@ -25,9 +25,10 @@ import {
   type Claim,
   type StaggerRecord,
 } from '../core/stagger.js';
-import { hostOfTopic } from '../core/topics.js';
+import { hostOfTopic, hostTopics } from '../core/topics.js';
 import type { Logger } from '../log.js';
 import { FleetIntake, emptyGroupView, type GroupView, type PeerClaim } from './stagger-intake.js';
+import type { Publisher } from './publisher.js';
 import { JsonStateFile } from './state-file.js';
 
 export type StaggerConfig = NonNullable<ActionConfig['stagger']>;
@@ -49,14 +50,6 @@ export interface StaggerHooks<T extends StaggerItem> {
   expire(item: T, error: string): void;
 }
 
-export interface FleetPublisher {
-  publish(
-    topic: string,
-    payload: string,
-    options: { retain: boolean; properties?: Record<string, unknown> },
-  ): Promise<void>;
-}
-
 interface GroupState<T> extends GroupView {
   pending: T[];
   deciding: boolean;
@@ -67,7 +60,7 @@ interface GroupState<T> extends GroupView {
 
 /** The topic filters an agent with staggered actions subscribes to: members, records, claims, peers' status. */
 export function fleetSubscriptions(prefix: string): string[] {
-  return [...staggerSubscriptions(prefix), `${prefix}/+/status`];
+  return [...staggerSubscriptions(prefix), hostTopics(prefix, '+').status];
 }
 
 export class StaggerCoordinator<T extends StaggerItem> {
@@ -89,7 +82,7 @@ export class StaggerCoordinator<T extends StaggerItem> {
       stateDir: string;
       groups: Iterable<[string, StaggerConfig]>;
     },
-    private readonly mqtt: FleetPublisher,
+    private readonly mqtt: Publisher,
     private readonly hooks: StaggerHooks<T>,
     private readonly log: Logger,
     /** The session's own view: a request can arrive before the agent's connect handlers ran. */

@@ -1,9 +1,16 @@
 /**
- * The contract's broker roles as pure rules (CONTRACT.md § Config file, broker roles):
+ * The contract's broker roles as pure rules (docs/mqtt-api.md § Broker roles):
  * an `agent` is bound to its host; a `controller` commands any host and reads everything.
  * Anything not granted is refused.
  */
 import { fleetWriteFilters } from '../core/fleet-topics.js';
+import {
+  agentReadFilters,
+  commandFilters,
+  discoveryHostFilter,
+  haStatusTopic,
+  hostTopics,
+} from '../core/topics.js';
 
 export type Role = { role: 'agent'; host: string } | { role: 'controller' };
 
@@ -26,19 +33,19 @@ export function grantsFor(role: Role, ctx: AclContext): Grants {
     return {
       read: ['#'],
       // Commands and param changes for any host, and HA's birth message.
-      write: [`${P}/+/cmd/#`, `${P}/+/param/+/+/set`, `${HA}/status`],
+      write: [...commandFilters(P), haStatusTopic(HA)],
       denyWrite: [],
     };
   }
   const H = role.host;
   return {
-    read: [`${P}/${H}/cmd/#`, `${P}/${H}/param/#`, `${P}/+/status`, `${P}/_fleet/#`, `${HA}/status`],
+    read: agentReadFilters(P, HA, H),
     // `${P}/${H}/#` holds its MQTT 5 replies too (`${P}/${H}/reply/#`): only agent H may write them, so no
     // other account can forge a reply (docs/security.md § Answers that cannot be faked).
     // Fleet topics: only those ending in its own host id (docs/stagger.md § Topics).
-    write: [`${P}/${H}/#`, ...fleetWriteFilters(P, H), `${HA}/+/${H}/#`],
+    write: [hostTopics(P, H).all, ...fleetWriteFilters(P, H), discoveryHostFilter(HA, H)],
     // An agent never commands itself or sets its own params: only controllers do.
-    denyWrite: [`${P}/${H}/cmd/#`, `${P}/${H}/param/+/+/set`],
+    denyWrite: commandFilters(P, H),
   };
 }
 

@@ -9,6 +9,7 @@
  * - A command carries the name of the account that sent it, set by the broker, never by the sender.
  */
 import { AUTHENTICATED_USER_PROPERTY } from '../core/sender.js';
+import { commandFilters } from '../core/topics.js';
 import { mayPublish, topicMatches, type AclContext, type Role } from './acl.js';
 
 export interface IdentityUser {
@@ -160,5 +161,5 @@ export function stampUser(properties: { userProperties?: UserProperties } | unde
 
 /** Topics where a sender's identity matters: commands and param changes (docs/mqtt-api.md). */
 export function isCommandTopic(topic: string, ctx: AclContext): boolean {
-  return topicMatches(`${ctx.prefix}/+/cmd/#`, topic) || topicMatches(`${ctx.prefix}/+/param/+/+/set`, topic);
+  return commandFilters(ctx.prefix).some((f) => topicMatches(f, topic));
 }

@@ -9,7 +9,7 @@
  */
 import path from 'node:path';
 import { grantsFor, type AclContext } from '../broker/acl.js';
-import { fleetWriteFilters } from '../core/fleet-topics.js';
+import { agentPublishFilters } from '../core/topics.js';
 import type { BrokerUser } from '../config/schema.js';
 import { loadConfig, type Config } from '../config/load.js';
 import { ConfigError, UsageError } from '../errors.js';
@@ -77,28 +77,11 @@ export function mosquittoGrants(user: Pick<BrokerUser, 'role' | 'host'>, ctx: Ac
     const g = grantsFor({ role: 'controller' }, ctx);
     return { read: g.read, write: g.write };
   }
-  const P = ctx.prefix;
-  const HA = ctx.discoveryPrefix;
   const H = user.host as string;
   return {
     read: grantsFor({ role: 'agent', host: H }, ctx).read,
-    write: [
-      // CONTRACT.md § Topics, every "from agent" row of P/H/…; request ids and action and param
-      // names never contain "/", so "+" is exact. Never P/H/cmd/# nor P/H/param/+/+/set.
-      `${P}/${H}/status`,
-      `${P}/${H}/heartbeat`,
-      `${P}/${H}/result`,
-      `${P}/${H}/result/+`,
-      `${P}/${H}/output/+`,
-      `${P}/${H}/param/+/+`,
-      // MQTT 5 replies, only under its own P/H/reply/ (docs/security.md § Answers that cannot be faked).
-      `${P}/${H}/reply/#`,
-      // Fleet coordination: only the fleet topics ending in its own host id, written out per user
-      // (a `pattern … %u` line would need usernames equal to host ids; docs/stagger.md § Topics).
-      ...fleetWriteFilters(P, H),
-      // Its own HA discovery.
-      `${HA}/+/${H}/#`,
-    ],
+    // Every "from agent" row of docs/mqtt-api.md § Topics, one by one (core/topics.ts).
+    write: agentPublishFilters(ctx.prefix, ctx.discoveryPrefix, H),
   };
 }
 

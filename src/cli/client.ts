@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { ConnectionError } from '../errors.js';
-import { brokerUrls, redactUrl } from '../core/failover.js';
+import { attemptOutcome, brokerUrls, CLOSED_WITHOUT_CONNACK, Failover, redactUrl } from '../core/failover.js';
 
 export interface ClientOptions {
   /** One broker, or several tried in order until one answers (`--url` repeated, or an mqtt.url list). */
@@ -35,31 +35,27 @@ export async function connectClient(opts: ClientOptions): Promise<MqttClient> {
 }
 
 /**
- * The first broker of the list that answers. Per broker, MQTT 5 first, then 3.1.1 when it refused 5
- * (v5 reason 0x84, or a 3.1.1 broker's return code 1) or closed the connection without a CONNACK
- * (RabbitMQ before 3.13 does that to an MQTT 5 CONNECT).
+ * The first broker of the list that answers: one round of the agent's own failover rule
+ * (core/failover.ts) — list order, MQTT 5 first, then 3.1.1 for a broker that refused 5 or closed
+ * the connection without a CONNACK (RabbitMQ before 3.13 does that to an MQTT 5 CONNECT).
  */
 export async function connectFirst(opts: ClientOptions): Promise<Connected> {
   const urls = brokerUrls(opts.url);
+  if (urls.length === 0)
+    throw new ConnectionError('no broker URL given — pass --url, or set mqtt.url in --config');
+  const failover = new Failover(urls);
   const failures: { url: string; reason: string; code: unknown }[] = [];
-  for (const url of urls) {
+  for (let attempt = failover.first(); ;) {
+    const { url, protocolVersion } = attempt;
     try {
-      return { client: await connectOnce(url, opts, 5), url, protocolVersion: 5 };
+      return { client: await connectOnce(url, opts, protocolVersion), url, protocolVersion };
     } catch (err) {
-      const code = (err as AttemptError).mqttCode;
-      if (code === 0x84 || code === 1 || code === CLOSED_WITHOUT_CONNACK) {
-        try {
-          return { client: await connectOnce(url, opts, 4), url, protocolVersion: 4 };
-        } catch (err4) {
-          failures.push({
-            url,
-            reason: (err4 as AttemptError).reason,
-            code: (err4 as AttemptError).mqttCode,
-          });
-          continue;
-        }
-      }
-      failures.push({ url, reason: (err as AttemptError).reason, code });
+      const { mqttCode, reason } = err as AttemptError;
+      attempt = failover.next(attemptOutcome(mqttCode, reason));
+      // A retry of the same broker with 3.1.1 replaces this failure in the message.
+      if (attempt.fallback === undefined) failures.push({ url, reason, code: mqttCode });
+      // The failover waits only once a whole round failed: the CLI stops there instead.
+      if (attempt.delayMs > 0) break;
     }
   }
   const tried = failures.map((f) => `${redactUrl(f.url)} (${f.reason}`).join('), nor to ');
@@ -94,8 +90,6 @@ export function refusal(e: unknown, url: string, what: string): unknown {
     `the broker at ${redactUrl(url)} refused to let this login ${what} (${(e as Error).message}) — check the user in --config (mqtt.username) and its role on the broker: a controller may command and read every host, an agent only its own topics (broker.users, or the broker's ACL)`,
   );
 }
-
-const CLOSED_WITHOUT_CONNACK = 'closed_without_connack';
 
 type AttemptError = Error & { mqttCode?: unknown; reason: string };
 

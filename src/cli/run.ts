@@ -4,6 +4,7 @@ import { Agent } from '../agent/agent.js';
 import { startBroker, type RunningBroker } from '../broker/broker.js';
 import { exampleConfigPath, loadConfig, type Config } from '../config/load.js';
 import { ConnectionError, PortInUseError } from '../errors.js';
+import { hostTopics } from '../core/topics.js';
 import { createLogger, type Logger } from '../log.js';
 import { commandForm } from './command-form.js';
 import { err, intOption, out, parse, type Verb } from './args.js';
@@ -133,7 +134,7 @@ themselves (its address is in $XDG_RUNTIME_DIR/homelab-cmd/up.json).`,
         `  ${cli} status`,
         ...(first ? [`  ${cli} send ${H} ${first}`] : []),
         `  mosquitto_sub -p ${broker.port} -v -t '${P}/#'`,
-        `  mosquitto_pub -p ${broker.port} -t '${P}/${H}/cmd/${first ?? 'ACTION'}' -m ''`,
+        `  mosquitto_pub -p ${broker.port} -t '${hostTopics(P, H).cmdAction(first ?? 'ACTION')}' -m ''`,
         `Stop with Ctrl-C.`,
       ].join('\n'),
     );

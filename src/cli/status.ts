@@ -1,4 +1,5 @@
 /** `homelab-cmd status`: a table of hosts from retained status, heartbeats and last results. */
+import { hostTopics } from '../core/topics.js';
 import { connectFirst, refusal } from './client.js';
 import { out, parse, secondsOption, untilSignal, type Verb } from './args.js';
 import { targetFrom, targetOptions } from './send.js';
@@ -50,8 +51,9 @@ mqtt://127.0.0.1:1883 and homelab.`,
         // Another host's message, hostile until checked: a bad one becomes its row's error (status-rows.ts).
         applyMessage(rows, target.prefix, topic, payload);
       });
-      for (const leaf of ['status', 'heartbeat', 'result'])
-        void client.subscribeAsync(`${target.prefix}/+/${leaf}`, { qos: 0 }).then(bump, (e: unknown) => {
+      const every = hostTopics(target.prefix, '+');
+      for (const leaf of ['status', 'heartbeat', 'result'] as const)
+        void client.subscribeAsync(every[leaf], { qos: 0 }).then(bump, (e: unknown) => {
           refused ??= e;
           bump();
         });

@@ -4,7 +4,7 @@
  * byte-identical and diffing against what was published last is exact.
  */
 import type { ActionConfig } from '../config/schema.js';
-import { hostTopics } from './topics.js';
+import { discoveryTopic, hostTopics } from './topics.js';
 import { actionStatsSensor } from './discovery-actions.js';
 import { probeEntities } from './discovery-probes.js';
 import type { ProbeConfig } from '../config/probes.js';
@@ -67,10 +67,6 @@ export function initialParamValue(param: ActionConfig['params'][string]): string
   return '';
 }
 
-export function paramTopic(prefix: string, host: string, action: string, param: string): string {
-  return `${prefix}/${host}/param/${action}/${param}`;
-}
-
 export function buildDiscovery(input: DiscoveryInput): DiscoveryMessage[] {
   const { host, discoveryPrefix } = input;
   const t = hostTopics(input.prefix, host);
@@ -99,7 +95,7 @@ export function buildDiscovery(input: DiscoveryInput): DiscoveryMessage[] {
       device,
       origin,
     };
-    out.push({ topic: `${discoveryPrefix}/${component}/${host}/${object}/config`, payload });
+    out.push({ topic: discoveryTopic(discoveryPrefix, component, host, object), payload });
   };
 
   // No availability here: HA then shows "disconnected" rather than "unavailable" while the host is down.
@@ -155,7 +151,7 @@ export function buildDiscovery(input: DiscoveryInput): DiscoveryMessage[] {
       ...(action.device_class ? { device_class: action.device_class } : {}),
     });
     for (const [param, spec] of exposedParams(action)) {
-      const state = paramTopic(input.prefix, host, name, param);
+      const state = t.param(name, param);
       const label = `${action.name ?? humanize(name)}: ${humanize(param)}`;
       if (spec.type === 'enum') {
         add('select', `param_${name}-${param}`, label, {

@@ -46,6 +46,24 @@ export interface Backoff {
   maxMs: number;
 }
 
+// CONNACK codes that refuse the protocol version: MQTT 5 reason 0x84, a 3.1.1 broker's return code 1.
+const REFUSES_V5 = new Set<unknown>([0x84, 1]);
+
+/** Does this CONNACK code (MQTT.js puts it in the error's `code`) refuse MQTT 5? */
+export function refusesV5(code: unknown): boolean {
+  return REFUSES_V5.has(code);
+}
+
+/** What a client that saw no CONNACK reports as its error `code` when the broker simply hung up. */
+export const CLOSED_WITHOUT_CONNACK = 'closed_without_connack';
+
+/** How a single connection attempt ended, from the error it failed with (the CLI's one-shot connects). */
+export function attemptOutcome(code: unknown, reason: string): Outcome {
+  if (refusesV5(code)) return { kind: 'refused_v5' };
+  if (code === CLOSED_WITHOUT_CONNACK) return { kind: 'closed_without_connack' };
+  return { kind: 'failed', reason };
+}
+
 /** `mqtt.url` is one URL or a list: always a list here, in the user's order. */
 export function brokerUrls(url: string | readonly string[]): string[] {
   return typeof url === 'string' ? [url] : [...url];

@@ -39,6 +39,7 @@ const CORPUS = [
     `lab/home/${h}/output/id-1`,
     `lab/home/${h}/reply/cli/1`,
     `lab/home/${h}/param/act/p`,
+    `lab/home/${h}/probe/admin_page`,
     `lab/home/${h}/param/act/p/set`,
     `lab/home/${h}/param/act`,
     `lab/home/${h}`,

@@ -1,6 +1,13 @@
 /** The failover order and the per-broker MQTT version, as tables (src/core/failover.ts). */
 import { describe, expect, it } from 'vitest';
-import { brokerUrls, Failover, redactUrl, type Outcome } from '../../src/core/failover.js';
+import {
+  attemptOutcome,
+  brokerUrls,
+  CLOSED_WITHOUT_CONNACK,
+  Failover,
+  redactUrl,
+  type Outcome,
+} from '../../src/core/failover.js';
 
 const A = 'mqtt://a:1883';
 const B = 'mqtt://b:1883';
@@ -136,5 +143,20 @@ describe('helpers', () => {
       expect(f.next(failed).delayMs).toBe(delay);
     }
     expect(() => new Failover([])).toThrow(/at least one/);
+  });
+});
+
+// The one MQTT 5 → 3.1.1 rule, shared by the agent's session and the CLI's one-shot connects.
+describe('attemptOutcome', () => {
+  it.each([
+    [0x84, { kind: 'refused_v5' }],
+    [1, { kind: 'refused_v5' }],
+    [CLOSED_WITHOUT_CONNACK, { kind: 'closed_without_connack' }],
+    [0x86, { kind: 'failed', reason: 'why' }],
+    [5, { kind: 'failed', reason: 'why' }],
+    ['ECONNREFUSED', { kind: 'failed', reason: 'why' }],
+    [undefined, { kind: 'failed', reason: 'why' }],
+  ])('code %s', (code, want) => {
+    expect(attemptOutcome(code, 'why')).toEqual(want);
   });
 });
