@@ -16,6 +16,7 @@ import { mayPublish, mayRead, maySubscribe, type AclContext, type Role } from '.
 import { ackAfterStore } from './ack-after-store.js';
 import { STAMPING_BROKER } from '../core/sender.js';
 import { ConnackFirst } from './connack-first.js';
+import { Mqtt5Conformance } from './mqtt5.js';
 import { Identities, isCommandTopic, refuseDiscovery, refuseWill, stampUser } from './identity.js';
 import {
   DEFAULT_MAX_PACKET_SIZE,
@@ -201,6 +202,8 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
     log.error({ err: err.message }, 'broker error'),
   );
   aedes.on('connackSent', (_connack, client) => connackFirst.release(client));
+  // MQTT 5 behaviours aedes gets wrong, put right around the hooks above (mqtt5.ts).
+  new Mqtt5Conformance(log).attach(aedes);
   // With state on disk, a PUBACK must promise the message is on disk (ack-after-store.ts).
   if (disk) ackAfterStore(aedes);
   cluster?.attach((topic, onMessage) => aedes.subscribe(topic, onMessage, () => undefined));
