@@ -218,6 +218,35 @@ describe.each(targets)('MQTT 5 conformance: $name', (target) => {
     await again.disconnect({ sessionExpiryInterval: 0 });
   });
 
+  it('Offline queueing: a session resumed with Session Expiry 0 gets what was queued while it was away [MQTT-3.1.2-5]', async () => {
+    // Paho's offline queueing test reconnects without the property (expiry 0) to collect its messages.
+    const topic = T('offline');
+    const clientId = `c5-offline-${process.pid}`;
+    const { client: away } = await client({ clientId, properties: { sessionExpiryInterval: 60 } });
+    await away.subscribe([{ topic: `${topic}/+`, qos: 2 }], 1);
+    await away.disconnect();
+    const { client: pub } = await client();
+    await publish(pub, `${topic}/q1`, 'qos 1', { messageId: 1 });
+    pub.send({
+      cmd: 'publish',
+      topic: `${topic}/q2`,
+      payload: 'qos 2',
+      qos: 2,
+      retain: false,
+      dup: false,
+      messageId: 3,
+    });
+    await pub.next((p) => p.cmd === 'pubrec', 'PUBREC');
+    pub.send({ cmd: 'pubrel', messageId: 3 });
+    await pub.next((p) => p.cmd === 'pubcomp', 'PUBCOMP');
+    const { client: back, connack } = await client({ clientId, clean: false });
+    expect(connack.sessionPresent).toBe(true);
+    await back.next(isPublish(`${topic}/q2`, 'qos 2'), 'the queued QoS 2 message');
+    expect(back.publishes().map((p) => p.payload.toString())).toEqual(
+      expect.arrayContaining(['qos 1', 'qos 2']),
+    );
+  });
+
   it('QoS 2: a packet id reused after a completed exchange is a new message, delivered [MQTT-4.3.3]', async () => {
     const topic = T('qos2-reuse');
     const { client: sub } = await client();
