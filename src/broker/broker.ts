@@ -17,6 +17,7 @@ import { ackAfterStore } from './ack-after-store.js';
 import { STAMPING_BROKER } from '../core/sender.js';
 import { ConnackFirst } from './connack-first.js';
 import { dropOnlyDuplicates, keepPublishOrder } from './emit-order.js';
+import { Mqtt5Conformance } from './mqtt5.js';
 import { Identities, isCommandTopic, refuseDiscovery, refuseWill, stampUser } from './identity.js';
 import {
   DEFAULT_MAX_PACKET_SIZE,
@@ -203,6 +204,8 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
     log.error({ err: err.message }, 'broker error'),
   );
   aedes.on('connackSent', (_connack, client) => connackFirst.release(client));
+  // MQTT 5 behaviours aedes gets wrong, put right around the hooks above (mqtt5.ts).
+  new Mqtt5Conformance(log).attach(aedes);
   // With state on disk, a PUBACK must promise the message is on disk (ack-after-store.ts).
   if (disk) ackAfterStore(aedes);
   // A retained message and the messages after it reach every subscriber, in order (emit-order.ts).
