@@ -30,7 +30,8 @@ export default defineConfig({
           ...limits,
         },
       },
-      { test: { name: 'docs', include: DOCS, ...limits } },
+      // The walkthroughs run npm, sudo, visudo and systemd-analyze in a throwaway root: minutes on a busy machine.
+      { test: { name: 'docs', include: DOCS, testTimeout: 360_000, hookTimeout: 360_000 } },
     ],
   },
 });

@@ -13,6 +13,7 @@ import { mkdirSync, readdirSync, readlinkSync, realpathSync, rmSync, writeFileSy
 import os from 'node:os';
 import path from 'node:path';
 import { REPO, tempDir } from './fixtures.js';
+import { slack } from './wait.js';
 
 const OVERLAID = ['/etc', '/usr', '/var', '/run', os.homedir()];
 
@@ -145,7 +146,7 @@ export class Sandbox {
     child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
     child.stdin.end(opts.stdin ?? '');
     return new Promise((resolve) => {
-      const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 120_000);
+      const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? slack(120_000));
       child.once('close', (code) => {
         clearTimeout(timer);
         resolve({ code, stdout, stderr });

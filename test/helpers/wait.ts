@@ -5,6 +5,9 @@
  */
 export const SLACK = Math.max(1, Number(process.env.HOMELAB_TEST_SLACK ?? 3) || 3);
 
+/** A written deadline for a busy machine: a test's own limit, a child's kill timer (see SLACK). */
+export const slack = (ms: number): number => ms * SLACK;
+
 /** Wait on an event with a deadline — never a bare sleep. */
 export function withDeadline<T>(p: Promise<T>, written: number, what: string): Promise<T> {
   const ms = written * SLACK;

@@ -29,7 +29,7 @@ import {
   type MosquittoProcess,
 } from '../helpers/mosquitto.js';
 import { freePort, waitForPort } from '../helpers/net.js';
-import { until, withDeadline } from '../helpers/wait.js';
+import { slack, until, withDeadline } from '../helpers/wait.js';
 
 const ME = 'test/integration/docs-examples.test.ts';
 const available =
@@ -69,7 +69,7 @@ function sh(
 ): { status: number | null; stdout: string; stderr: string } {
   return spawnSync('sh', ['-c', cmd], {
     encoding: 'utf8',
-    timeout: 30_000,
+    timeout: slack(30_000),
     cwd: opts.cwd ?? dir,
     env: { ...process.env, ...opts.env },
   });
@@ -164,7 +164,7 @@ const handlers: Handler[] = [
         const r = spawnSync(process.execPath, [BIN, 'send', host, 'uptime'], {
           encoding: 'utf8',
           env,
-          timeout: 30_000,
+          timeout: slack(30_000),
         });
         expect(r.status, r.stderr).toBe(0);
       } finally {
@@ -277,7 +277,7 @@ const handlers: Handler[] = [
           else
             await waitForPort(
               (parse(readFileSync(file, 'utf8')) as { broker: { port: number } }).broker.port,
-              15_000,
+              45_000,
             );
         } catch (err) {
           throw new Error(`${String(err)}\n${out}`);
@@ -422,7 +422,7 @@ describe.skipIf(!available)("the docs' MQTT and CLI examples, run as written", (
       proc.stdout?.on('data', (b: Buffer) => (out += b.toString()));
       watchers.set(where(c), { proc, out: () => out });
     }
-  }, 60_000);
+  }, 180_000);
 
   afterAll(async () => {
     for (const w of watchers.values()) w.proc.kill('SIGTERM');
@@ -447,7 +447,7 @@ describe.skipIf(!available)("the docs' MQTT and CLI examples, run as written", (
         );
       await h.run(c);
     },
-    60_000,
+    180_000,
   );
 
   it('the watchers (mosquitto_sub) printed what their examples promise', () => {

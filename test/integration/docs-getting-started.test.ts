@@ -18,7 +18,7 @@ import { Walkthrough } from '../helpers/doc-walkthrough.js';
 import { REPO } from '../helpers/fixtures.js';
 import { findBinary, reportMissing } from '../helpers/mosquitto.js';
 import { TestClient } from '../helpers/mqtt.js';
-import { until, withDeadline } from '../helpers/wait.js';
+import { slack, until, withDeadline } from '../helpers/wait.js';
 
 const DOC = 'docs/getting-started.md';
 const ME = 'test/integration/docs-getting-started.test.ts';
@@ -57,7 +57,7 @@ describe.skipIf(missing !== undefined || !isRepo)(
           why: 'the repository to clone is this checkout (its HEAD commit)',
         },
       ]);
-    }, 60_000);
+    }, 180_000);
 
     afterAll(async () => {
       service?.proc.kill('SIGKILL');
@@ -94,7 +94,7 @@ describe.skipIf(missing !== undefined || !isRepo)(
         }
       }
       // apt-get reads every package list it has: seconds on a quiet machine, a minute on a busy one.
-    }, 240_000);
+    }, 720_000);
 
     it('1.3 Node.js: the version it checks for satisfies engines.node', async () => {
       const r = await w.block('node --version');
@@ -102,12 +102,12 @@ describe.skipIf(missing !== undefined || !isRepo)(
     });
 
     it('3. install: clone, npm ci, npm pack, npm install -g, --version, the system user', async () => {
-      const r = await w.block('npm pack', { timeoutMs: 300_000 });
+      const r = await w.block('npm pack', { timeoutMs: slack(300_000) });
       expect(r.stdout).toMatch(/^\d+\.\d+\.\d+$/m);
       expect((await sandbox.run('getent passwd homelab-cmd')).stdout).toMatch(
         /^homelab-cmd:x:\d+:\d+::\/var\/lib\/homelab-cmd:\/usr\/sbin\/nologin$/m,
       );
-    }, 320_000);
+    }, 960_000);
 
     it("4. the config: the page's YAML typed into sudoedit, the password, check-config as the agent's user", async () => {
       const typed = yamlAfter(DOC, line('sudoedit')).replace('mqtt://homeassistant.local:1883', url);
@@ -160,7 +160,7 @@ describe.skipIf(missing !== undefined || !isRepo)(
         10_000,
         `the log lines ${promised.join(', ')}`,
       );
-    }, 60_000);
+    }, 180_000);
 
     it('7. Home Assistant: buttons "Uptime" and "Apply updates"; pressing Uptime makes Last result succeeded', async () => {
       const discovered = () =>
@@ -189,7 +189,7 @@ describe.skipIf(missing !== undefined || !isRepo)(
       });
       service!.proc.kill('SIGTERM');
       expect(await withDeadline(service!.exited, 30_000, 'the agent to stop')).toBe(0);
-    }, 60_000);
+    }, 180_000);
 
     it('runs every command of the page (or lists it as static in doc-coverage.ts)', () => {
       expect(w.unrun()).toEqual([]);

@@ -26,7 +26,7 @@ import { REPO } from '../helpers/fixtures.js';
 import { findBinary, reportMissing } from '../helpers/mosquitto.js';
 import { TestClient } from '../helpers/mqtt.js';
 import { freePort, waitForPort } from '../helpers/net.js';
-import { withDeadline } from '../helpers/wait.js';
+import { slack, withDeadline } from '../helpers/wait.js';
 
 const DOC = 'docs/install.md';
 const ME = 'test/integration/docs-install.test.ts';
@@ -76,7 +76,7 @@ describe.skipIf(missing !== undefined || !isRepo)(
         },
         ...composeRunOnHost(),
       ]);
-    }, 60_000);
+    }, 180_000);
 
     afterAll(async () => {
       service?.proc.kill('SIGKILL');
@@ -97,13 +97,13 @@ describe.skipIf(missing !== undefined || !isRepo)(
     });
 
     it('1. from a git checkout: npm ci, npm pack, npm install -g of the tarball; the command lands in /usr/bin or /usr/local/bin', async () => {
-      await w.block('npm pack', { timeoutMs: 300_000 });
+      await w.block('npm pack', { timeoutMs: slack(300_000) });
       const r = await w.block('command -v homelab-cmd');
       expect(r.stdout.trim().split('\n')).toEqual([
         expect.stringMatching(/^\/usr(\/local)?\/bin\/homelab-cmd$/),
         pkg.version,
       ]);
-    }, 320_000);
+    }, 960_000);
 
     it('2. a system user with no login shell and no home directory yet', async () => {
       await w.block('useradd');
@@ -174,7 +174,7 @@ describe.skipIf(missing !== undefined || !isRepo)(
         30_000,
         'pihole-1 online',
       );
-    }, 60_000);
+    }, 180_000);
 
     it("6. check that it works: the log has the lines the page names; a controller's status and send; the action ran as root", async () => {
       // `journalctl -u homelab-cmd -f -o cat` is static: the journal would hold the unit's stderr, which is this.
@@ -200,7 +200,7 @@ describe.skipIf(missing !== undefined || !isRepo)(
       expect(r.stdout).toMatch(/^pihole-1\s+online/m);
       expect(r.stdout).toMatch(/"status": "succeeded"/);
       expect(readFileSync(path.join(sandbox.dir, 'tmp/pihole.calls'), 'utf8')).toBe('0 pihole restartdns\n');
-    }, 60_000);
+    }, 180_000);
 
     it('Hardening: systemd-analyze rates the unit UNSAFE alone and OK with the drop-in, as the page says', async () => {
       const alone = await sandbox.run('systemd-analyze security --offline=true homelab-cmd.service');
@@ -231,7 +231,7 @@ describe.skipIf(missing !== undefined || !isRepo)(
         'getent passwd homelab-cmd homelab-cmd-run; command -v homelab-cmd; ls -d /etc/homelab-cmd /var/lib/homelab-cmd /etc/sudoers.d/homelab-cmd /etc/systemd/system/homelab-cmd.service* "$(npm root -g)/homelab-cmd" 2>&1 | grep -v "No such file" || true',
       );
       expect(gone.stdout).toBe('');
-    }, 60_000);
+    }, 180_000);
 
     const PASSWD = findBinary('mosquitto_passwd');
     const MOSQ = findBinary('mosquitto');
@@ -278,7 +278,7 @@ describe.skipIf(missing !== undefined || !isRepo)(
         mosq.proc.kill('SIGTERM');
         await mosq.exited;
       },
-      60_000,
+      180_000,
     );
 
     it('runs every command of the page (or lists it as static in doc-coverage.ts)', () => {

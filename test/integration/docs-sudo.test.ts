@@ -58,7 +58,7 @@ describe.skipIf(missing !== undefined)(
       );
       sudo = new Walkthrough('docs/sudo.md', ME, sandbox, []);
       config = new Walkthrough('docs/configuration.md', ME, sandbox, []);
-    }, 60_000);
+    }, 180_000);
 
     afterAll(() => sandbox?.stop());
 
