@@ -312,13 +312,6 @@ export class Pipeline {
     }
     ref.action = resolved.job.action;
     if (!resumed) {
-      // A late request never runs: ts + ttl, or ts + the action's max_age (docs/mqtt-api.md § Late requests).
-      const late = staleness(
-        req,
-        acceptedAt,
-        this.config.actions[resolved.job.action]?.max_age ?? this.config.execution.max_age,
-      );
-      if (late) return late;
       const refused = admit({
         request: req,
         host: this.config.host,
@@ -332,6 +325,14 @@ export class Pipeline {
         full: req.sig !== undefined && this.signedIds.full(acceptedAt),
       });
       if (refused) return refused;
+      // A late request never runs: ts + ttl, or ts + the action's max_age (docs/mqtt-api.md § Late requests).
+      // After admission, so a signed one hears about its signature's window first.
+      const late = staleness(
+        req,
+        acceptedAt,
+        this.config.actions[resolved.job.action]?.max_age ?? this.config.execution.max_age,
+      );
+      if (late) return late;
     }
     // Path params resolved on the file system; the deny-list over every command it may run (run-job checks again).
     const checked = checkJob(resolved.job, this.config);

@@ -14,6 +14,9 @@ import type { Rejection } from './result.js';
  */
 export const MAX_TS_SKEW_MS = 60_000;
 
+const LATE_HINT =
+  "it most likely waited at the broker while this host was offline; send it again, or check the sender's clock";
+
 export interface Stamp {
   /** Sender time, ms since epoch. */
   ts: number | undefined;
@@ -36,12 +39,10 @@ export function staleness(stamp: Stamp, now: number, maxAgeMs: number): Rejectio
   if (now <= ts + validMs) return undefined;
   const late = Math.round((now - ts - validMs) / 1000);
   const age = Math.round((now - ts) / 1000);
-  const why =
+  // Whole sentences, so docs/operations.md can quote them as they are logged.
+  const error =
     ttl !== undefined
-      ? `ts + ttl is in the past: sent ${age} s ago with a ttl of ${ttl} s`
-      : `ts + max_age is in the past: sent ${age} s ago without a ttl, and max_age is ${Math.round(maxAgeMs / 1000)} s`;
-  return {
-    code: 'expired',
-    error: `the request expired ${late} s ago (${why}) and was not run — it most likely waited at the broker while this host was offline; send it again, or check the sender's clock`,
-  };
+      ? `the request expired ${late} s ago (ts + ttl is in the past: sent ${age} s ago with a ttl of ${ttl} s) and was not run — ${LATE_HINT}`
+      : `the request expired ${late} s ago (ts + max_age is in the past: sent ${age} s ago without a ttl, and max_age is ${Math.round(maxAgeMs / 1000)} s) and was not run — ${LATE_HINT}`;
+  return { code: 'expired', error };
 }

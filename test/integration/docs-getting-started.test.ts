@@ -18,6 +18,7 @@ import { Walkthrough } from '../helpers/doc-walkthrough.js';
 import { REPO } from '../helpers/fixtures.js';
 import { findBinary, reportMissing } from '../helpers/mosquitto.js';
 import { TestClient } from '../helpers/mqtt.js';
+import { renderCommandTemplate } from '../helpers/ha-template.js';
 import { slack, until, withDeadline } from '../helpers/wait.js';
 
 const DOC = 'docs/getting-started.md';
@@ -166,14 +167,25 @@ describe.skipIf(missing !== undefined || !isRepo)(
       const discovered = () =>
         ctl.messages
           .filter((m) => m.topic.startsWith('homeassistant/button/pihole-1/') && m.text)
-          .map((m) => JSON.parse(m.text) as { name: string; command_topic: string; payload_press: string });
+          .map(
+            (m) =>
+              JSON.parse(m.text) as {
+                name: string;
+                command_topic: string;
+                command_template: string;
+                payload_press: string;
+              },
+          );
       await until(() => discovered().length >= 2, 10_000, 'the discovery of two buttons');
       const buttons = discovered();
       expect(buttons.map((b) => b.name).sort()).toEqual(['Apply updates', 'Uptime']);
-      // What HA does when the button is pressed: payload_press on command_topic.
+      // What HA does when the button is pressed: command_template rendered with value = payload_press, on command_topic.
       const uptime = buttons.find((b) => b.name === 'Uptime')!;
       const before = ctl.messages.length;
-      await ctl.pub(uptime.command_topic, uptime.payload_press);
+      await ctl.pub(
+        uptime.command_topic,
+        renderCommandTemplate(uptime.command_template, { value: uptime.payload_press, nowMs: Date.now() }),
+      );
       const res = await ctl.wait(
         (m) =>
           ctl.messages.indexOf(m) >= before &&

@@ -97,7 +97,18 @@ const PROTO_KEYS = [
   '__defineGetter__',
   'isPrototypeOf',
 ];
-const REQUEST_FIELDS = ['id', 'action', 'params', 'command', 'timeout', 'ts', 'ttl', 'sig', 'transaction'];
+const REQUEST_FIELDS = [
+  'id',
+  'action',
+  'params',
+  'command',
+  'timeout',
+  'ts',
+  'ttl',
+  'sig',
+  'transaction',
+  'press',
+];
 const ALIASES = ['action_id', 'action_type', 'parameters', 'timeout_seconds'];
 
 /** Made-up ids are valid; the property checks the parser never returns anything else. */
@@ -234,6 +245,7 @@ const fieldValue = (key: string): fc.Arbitrary<string> => {
     timeout_seconds: anyNumber,
     ts: fc.oneof(fc.constant(NOW), fc.integer({ min: NOW - 100_000, max: NOW + 100_000 }), anyNumber),
     ttl: anyNumber,
+    press: fc.oneof(fc.boolean(), anyNumber),
     sig: fc.oneof(anyText, fc.constant('s'.repeat(513))),
     transaction: fc.oneof(anyText, fc.constant('t'.repeat(64)), fc.constant('t'.repeat(65))),
   };
@@ -343,6 +355,10 @@ function checkParse(outcome: ParseOutcome, delivery: Delivery, sentJson: unknown
     // May round to 0 or overflow to Infinity ("timeout": 1e308): resolveRequest bounds it by the action's timeout.
     if (r.timeoutMs !== undefined) expect(r.timeoutMs >= 0).toBe(true);
     expect(typeof r.params === 'object' && r.params !== null && !Array.isArray(r.params)).toBe(true);
+    // A press takes its params from the HA entities: it carries none of its own.
+    if (r.press && !delivery.payload.toString().trimStart().startsWith('{')) expect(r.params).toEqual({});
+    if (r.press && typeof sentJson === 'object' && sentJson !== null)
+      expect(Object.hasOwn(sentJson, 'params') || Object.hasOwn(sentJson, 'parameters')).toBe(false);
     // Every param that was sent reaches validation — none (not even "__proto__") is silently dropped.
     const sent = sentParams(sentJson);
     if (sent) expect(Object.keys(r.params).sort()).toEqual(Object.keys(sent).sort());
