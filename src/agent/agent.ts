@@ -4,6 +4,8 @@
  */
 import type { Config } from '../config/load.js';
 import { brokerUrls } from '../core/failover.js';
+import { groupsTopic } from '../core/fleet-topics.js';
+import { agentGroups, groupsPayload } from '../core/groups.js';
 import { hostTopics, type HostTopics } from '../core/topics.js';
 import type { Logger } from '../log.js';
 import { VERSION } from '../version.js';
@@ -161,6 +163,12 @@ export class Agent {
       if (!reconnect) pipeline.flushOutbox();
       await session.publish(this.topics.status, 'online', { retain: true });
       guard.arm();
+      // Its groups, at every connect: a changed groups: list replaces the record, none clears it (docs/fleet.md § Groups).
+      await session.publish(
+        groupsTopic(config.mqtt.prefix, config.host),
+        groupsPayload(config.host, agentGroups(config.groups, config.actions), Date.now()),
+        { retain: true },
+      );
       // At start only what changed since the last run; after a lost connection, everything
       // (the broker may have restarted without its retained messages).
       await discovery.sync(!reconnect);
