@@ -4,6 +4,7 @@
  * so a retry with the same --run-id collects the stored results and never runs anything twice.
  */
 import { randomBytes } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
 import { ACTION_NAME_RE, HOST_ID_RE } from '../core/names.js';
 import {
   RUN_ID_RE,
@@ -84,6 +85,7 @@ export async function sendFleet(values: FleetValues, positionals: string[], usag
     err(
       `run ${runId}: ${action} on ${members.length} host(s) of ${title}, ${values.serial ? 'one at a time' : `${parallel ?? 'all'} at once`} — repeat with --run-id ${runId} to collect the results without running anything twice`,
     );
+    const started = performance.now();
     const rows = await runAll(client, target.prefix, runId, members, spec, {
       parallel: parallel ?? Math.max(1, members.length),
       serial: values.serial === true,
@@ -98,6 +100,8 @@ export async function sendFleet(values: FleetValues, positionals: string[], usag
             action,
             ...labelOf(which),
             exit_code: code,
+            // From the first request to the last outcome: what the bench compares with a raw fan-out.
+            elapsed_ms: Math.round(performance.now() - started),
             counts: countRows(rows),
             hosts: orderRows(rows),
           },
