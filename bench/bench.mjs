@@ -16,6 +16,8 @@
  *   node bench/bench.mjs --agent-flags=--max-semi-space-size=1   node flags for the agent under test (e2e)
  *   node bench/bench.mjs --wait-quiet          first wait (up to 10 min) until the machine is idle
  *   node bench/bench.mjs --keep                keep the temp dirs (agent logs, state, broker configs)
+ *   node bench/bench.mjs --only fanout --fanout-count 1000   one fan-out size, embedded broker only
+ *                                              (raw fan-out and `send --group` to that many hosts)
  *
  * Traffic goes to 127.0.0.1 only, to brokers this script starts on free ports.
  */
@@ -55,6 +57,7 @@ const { values } = parseArgs({
     profile: { type: 'boolean', default: false },
     strict: { type: 'boolean', default: false },
     'agent-flags': { type: 'string', default: '' },
+    'fanout-count': { type: 'string' },
   },
 });
 // Node flags for the agent processes only, e.g. --agent-flags=--max-semi-space-size=1 (what packaging/ ships).
@@ -141,6 +144,12 @@ const M = QUICK
       warmup: 30,
       settleMs: 2000,
     };
+
+// One fan-out size on the embedded broker alone: the raw fan-out and `send --group` side by side (docs/fleet.md § Scale).
+if (values['fanout-count'] !== undefined) {
+  M.fanout = [Number(values['fanout-count'])];
+  M.fanoutMosquitto = [];
+}
 
 const T0 = performance.now();
 const log = (line) =>

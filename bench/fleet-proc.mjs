@@ -68,6 +68,8 @@ for (let i = 0; i < count; i += 50) {
         mqtt: { url: urlsFor(j) },
         // Discovery would add ~10 retained messages per agent to the broker; the naive agents have none.
         discovery: { enabled: false },
+        // `homelab-cmd send --group bench` reaches the whole fleet (docs/fleet.md); one retained record each.
+        groups: ['bench'],
         execution: { enabled: true, concurrency: 16, queue: 1000 },
         actions: actionsFor(host),
       }),

@@ -4,6 +4,7 @@
  * final result is in, against N naive agents in one process. Each side gets a
  * fresh broker, so the broker's RSS is what that many clients cost it.
  */
+import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import process from 'node:process';
@@ -82,6 +83,8 @@ async function oneSide(kind, count, startBroker, rounds, prof) {
       times.push(last - start);
       await sleep(300);
     }
+    // The same fan-out through the CLI: `send --group bench noop`, every host's result collected.
+    const cli = kind === 'agent' ? await fleetSend(broker.url, count) : undefined;
     const after = { broker: memOf(broker.pid), proc: memOf(proc.pid) };
     return {
       kind,
@@ -97,12 +100,66 @@ async function oneSide(kind, count, startBroker, rounds, prof) {
       brokerPeakMb: after.broker.peakMb,
       procMb: after.proc.rssMb,
       procPeakMb: after.proc.peakMb,
+      cli,
     };
   } finally {
     await driver.end().catch(() => undefined);
     await proc.stop(30_000);
     await broker.stop();
   }
+}
+
+/**
+ * `homelab-cmd send --group bench noop --json` as a child under /usr/bin/time (its max RSS): the
+ * fan-out part (`elapsed_ms`, first request to last result, as the raw fan-out measures), the whole
+ * command's wall time (node start-up and reading the groups included), and whether every host succeeded.
+ */
+async function fleetSend(url, count) {
+  const bin = path.join(BENCH, '..', 'bin', 'homelab-cmd.js');
+  const t0 = performance.now();
+  const child = spawn(
+    '/usr/bin/time',
+    [
+      '-f',
+      'maxrss_kb %M',
+      process.execPath,
+      bin,
+      'send',
+      '--group',
+      'bench',
+      'noop',
+      '--json',
+      '--wait',
+      '120',
+      '--url',
+      url,
+    ],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (c) => (stdout += c));
+  child.stderr.on('data', (c) => (stderr += c));
+  const code = await new Promise((resolve) => child.once('exit', resolve));
+  const wallMs = performance.now() - t0;
+  const rss = /maxrss_kb (\d+)/.exec(stderr);
+  let summary;
+  try {
+    summary = JSON.parse(stdout);
+  } catch {
+    summary = undefined;
+  }
+  return {
+    code,
+    wallMs,
+    ms: summary?.elapsed_ms ?? NaN,
+    succeeded: summary?.counts?.succeeded ?? 0,
+    hosts: summary?.hosts?.length ?? 0,
+    errors: count - (summary?.counts?.succeeded ?? 0),
+    maxRssMb: rss ? Number(rss[1]) / 1024 : NaN,
+  };
 }
 
 /** The soft limit on open files; each agent needs its socket, and pipes and a journal fd while it runs a command. */
@@ -122,5 +179,10 @@ export async function fanout(count, startBroker, brokerKind, { rounds, log, prof
   log(
     `  fan-out ${count} (${brokerKind}): agents ${agent.ms.toFixed(0)} ms, naive ${naive.ms.toFixed(0)} ms${agent.errors + naive.errors ? ` — ERRORS agent ${agent.errors} naive ${naive.errors}` : ''}`,
   );
+  const c = agent.cli;
+  if (c)
+    log(
+      `  send --group to ${count} (${brokerKind}): ${c.ms.toFixed(0)} ms fan-out (${c.wallMs.toFixed(0)} ms whole command), ${c.succeeded}/${count} succeeded, exit ${c.code}, CLI max RSS ${c.maxRssMb.toFixed(0)} MB`,
+    );
   return { broker: brokerKind, count, agent, naive };
 }

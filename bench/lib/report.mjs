@@ -78,6 +78,17 @@ export function targets(results) {
       `${f.agent.ms.toFixed(0)} vs ${f.naive.ms.toFixed(0)} ms`,
     );
   }
+  for (const f of results.fanout.filter((g) => g.count === biggest && g.agent.cli)) {
+    const c = f.agent.cli;
+    const t = ratio(c.ms, f.agent.ms);
+    add(
+      `send --group to ${f.count}, ${f.broker}`,
+      x(t),
+      '≤ 1.20× raw',
+      t <= 1.2 && c.errors === 0,
+      `${c.ms.toFixed(0)} vs raw ${f.agent.ms.toFixed(0)} ms; whole command ${c.wallMs.toFixed(0)} ms, ${c.succeeded}/${f.count} ok, CLI max RSS ${c.maxRssMb.toFixed(0)} MB`,
+    );
+  }
   const fp = results.footprint;
   if (fp) {
     add(

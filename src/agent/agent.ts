@@ -4,6 +4,8 @@
  */
 import type { Config } from '../config/load.js';
 import { brokerUrls } from '../core/failover.js';
+import { groupsTopic } from '../core/fleet-topics.js';
+import { agentGroups, groupsPayload } from '../core/groups.js';
 import { haStatusTopic, hostTopics, type HostTopics } from '../core/topics.js';
 import type { Logger } from '../log.js';
 import { VERSION } from '../version.js';
@@ -161,8 +163,20 @@ export class Agent {
       if (!reconnect) pipeline.flushOutbox();
       await session.publish(this.topics.status, 'online', { retain: true });
       guard.arm();
-      // At start only what changed since the last run; after a lost connection, everything
-      // (the broker may have restarted without its retained messages).
+      // Its groups, at every connect: a changed groups: list replaces the record, none clears it
+      // (docs/fleet.md § Groups). A broker that refuses it costs `send --group` this host, nothing else.
+      try {
+        await session.publish(
+          groupsTopic(config.mqtt.prefix, config.host),
+          groupsPayload(config.host, agentGroups(config.groups, config.actions), Date.now()),
+          { retain: true },
+        );
+      } catch (err) {
+        log.warn(
+          { err },
+          "could not publish this host's groups (check the broker ACL: docs/fleet.md § Groups)",
+        );
+      }
       await discovery.sync(!reconnect);
       await paramStore.publishAll();
       await probes.publishAll();

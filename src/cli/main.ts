@@ -25,7 +25,8 @@ const VERBS: { name: string; summary: string; load: () => Promise<Verb> }[] = [
   },
   {
     name: 'send',
-    summary: 'send one request and print its final result as JSON',
+    summary:
+      'send one request and print its final result as JSON (--group/--hosts: to many hosts, one summary)',
     load: async () => (await import('./send.js')).sendVerb,
   },
   {

@@ -67,7 +67,22 @@ The request carries ts and ttl = --wait (and MQTT 5 message expiry as long): if
 it has not reached the agent by then, it never runs (error_code expired).
 --key-file signs the request (HMAC-SHA256, docs/security.md); it defaults to
 security.key_file of --config. --follow prints the command's output live
-(stdout lines to stdout, stderr lines to stderr), then the result.`,
+(stdout lines to stdout, stderr lines to stderr), then the result.
+
+       homelab-cmd send (--group G | --hosts H1,H2,...) ACTION [--serial | --parallel N]
+                        [--check] [--json] [--run-id R] [--param k=v]... [--wait S] ...
+
+The same action on many hosts: the members of group G (agents declare groups:
+in their config and publish them) or the hosts named. Hosts not online are not
+sent to. --parallel N sends to N at a time (default: all); --serial sends to the
+next host only after the previous one succeeded and stops at the first that did
+not. --check lists the hosts with online/offline and sends nothing. Each host's
+request id is RUN-ID-HOST (hashed when longer than 64 characters): repeat with
+--run-id R to collect the results of run R without running anything twice.
+Prints one summary, failures first (--json: one JSON object). Exit 0 when every
+host succeeded, 1 when any failed (or gave no answer within --wait), 4 when none
+failed but some were offline, not started or scheduled for later, 2 on usage or
+connection errors. docs/fleet.md.`,
   async run(argv) {
     const { values, positionals } = parse(
       this,
@@ -80,10 +95,16 @@ security.key_file of --config. --follow prints the command's output live
         id: { type: 'string' },
         'key-file': { type: 'string', short: 'k' },
         follow: { type: 'boolean', short: 'f' },
+        ...fleetOptions,
       },
       true,
     );
     if (values.help) return (out(this.usage), 0);
+    if (values.group !== undefined || values.hosts !== undefined)
+      return (await import('./send-fleet.js')).sendFleet(values, positionals, this.usage);
+    for (const flag of FLEET_ONLY)
+      if (values[flag] !== undefined)
+        throw new UsageError(`--${flag} goes with --group or --hosts (docs/fleet.md)\n\n${this.usage}`);
     const [host, action, ...extra] = positionals;
     if (!host || !action || extra.length > 0)
       throw new UsageError(`give exactly HOST and ACTION\n\n${this.usage}`);
@@ -93,31 +114,17 @@ security.key_file of --config. --follow prints the command's output live
       throw new UsageError(`ACTION "${action}" is not an action name (${ACTION_NAME_RE.source})`);
     const id = values.id ?? randomUUID();
     if (!REQUEST_ID_RE.test(id)) throw new UsageError(`--id "${id}" must match ${REQUEST_ID_RE.source}`);
-    const params: Record<string, string> = {};
-    for (const p of values.param ?? []) {
-      const eq = p.indexOf('=');
-      if (eq <= 0) throw new UsageError(`--param takes k=v, got "${p}"`);
-      params[p.slice(0, eq)] = p.slice(eq + 1);
-    }
-    const timeout = secondsOption('timeout', values.timeout);
-    const waitS = secondsOption('wait', values.wait) ?? (timeout !== undefined ? timeout + 10 : 60);
+    const spec = requestSpec(action, values);
     const target = targetFrom(values);
-
-    // ttl = --wait: once send has given up, the request must not run either — say, when the host comes
-    // back hours later (docs/mqtt-api.md § Late requests). ts is stamped as it is published.
-    const request: Record<string, unknown> = { id, action, params, ttl: waitS };
-    if (timeout !== undefined) request.timeout = timeout;
-    const key =
-      readKey(values['key-file']) ?? (values.config ? loadConfig(values.config).signingKey : undefined);
+    const request = buildRequest(id, spec);
+    const key = signingKey(values);
     // Signed last, over the request as it will be sent — with the reply topic and correlation data
     // sendAndWait picks, which v2 binds (docs/security.md § Signed requests).
     const signer =
       key === undefined
         ? undefined
-        : (replyTo: ReplyTo | undefined) => {
-            request.ts = Date.now();
-            request.sig = sign(key, signedFields(host, request, replyTo));
-          };
+        : (replyTo: ReplyTo | undefined) => signRequest(key, host, request, replyTo);
+    const waitS = spec.waitS;
     const { client, url } = await connectFirst(target);
     try {
       const follow = values.follow
@@ -153,10 +160,78 @@ security.key_file of --config. --follow prints the command's output live
   },
 };
 
-/** What a v2 signature binds, read from the request object about to be published (docs/security.md). */
+/** `send --group/--hosts` (src/cli/send-fleet.ts, docs/fleet.md). */
+export const fleetOptions = {
+  group: { type: 'string', short: 'g' },
+  hosts: { type: 'string' },
+  serial: { type: 'boolean' },
+  parallel: { type: 'string' },
+  check: { type: 'boolean' },
+  json: { type: 'boolean' },
+  'run-id': { type: 'string' },
+} as const;
+const FLEET_ONLY = ['serial', 'parallel', 'check', 'json', 'run-id'] as const;
+
+/** What one request asks, the same for every host it goes to. */
+export interface RequestSpec {
+  action: string;
+  params: Record<string, string>;
+  timeout: number | undefined;
+  /** How long to wait for the final result, seconds. */
+  waitS: number;
+}
+
+/** --param, --timeout and --wait of the command line, checked. */
+export function requestSpec(
+  action: string,
+  values: { param?: string[] | undefined; timeout?: string | undefined; wait?: string | undefined },
+): RequestSpec {
+  const params: Record<string, string> = {};
+  for (const p of values.param ?? []) {
+    const eq = p.indexOf('=');
+    if (eq <= 0) throw new UsageError(`--param takes k=v, got "${p}"`);
+    params[p.slice(0, eq)] = p.slice(eq + 1);
+  }
+  const timeout = secondsOption('timeout', values.timeout);
+  const waitS = secondsOption('wait', values.wait) ?? (timeout !== undefined ? timeout + 10 : 60);
+  return { action, params, timeout, waitS };
+}
+
+/**
+ * The request object one host gets: the one builder of single-host and fleet sends, so both send the
+ * same fields (docs/mqtt-api.md § Request object).
+ */
+export function buildRequest(id: string, spec: RequestSpec): Record<string, unknown> {
+  // ttl = --wait: once send has given up, the request must not run either — say, when the host comes
+  // back hours later (docs/mqtt-api.md § Late requests). ts is stamped as it is published.
+  const request: Record<string, unknown> = { id, action: spec.action, params: spec.params, ttl: spec.waitS };
+  if (spec.timeout !== undefined) request.timeout = spec.timeout;
+  return request;
+}
+
+/** --key-file, else security.key_file of --config. */
+export function signingKey(values: {
+  'key-file'?: string | undefined;
+  config?: string | undefined;
+}): string | undefined {
+  return readKey(values['key-file']) ?? (values.config ? loadConfig(values.config).signingKey : undefined);
+}
+
+/** Stamps `ts` and signs, last, over the request as it will be published to `host` (docs/security.md). */
+export function signRequest(
+  key: string,
+  host: string,
+  request: Record<string, unknown>,
+  replyTo: ReplyTo | undefined,
+): void {
+  request.ts = Date.now();
+  request.sig = sign(key, signedFields(host, request, replyTo));
+}
+
 /** Where the agent is asked to answer: bound by a v2 signature. */
 type ReplyTo = { responseTopic: string; correlationData?: Uint8Array };
 
+/** What a v2 signature binds, read from the request object about to be published (docs/security.md). */
 export function signedFields(
   host: string,
   request: Record<string, unknown>,

@@ -1,8 +1,12 @@
 /** `homelab-cmd status`: a table of hosts from retained status, heartbeats and last results. */
 import { hostTopics } from '../core/topics.js';
 import { connectFirst, refusal } from './client.js';
+import { emptyGroup, formatIgnored, formatMembers, readFleet, resolveMembers } from './fleet-members.js';
+import { UsageError } from '../errors.js';
+import { ACTION_NAME_RE } from '../core/names.js';
+import { err } from './args.js';
 import { out, parse, secondsOption, untilSignal, type Verb } from './args.js';
-import { targetFrom, targetOptions } from './send.js';
+import { targetFrom, targetOptions, type Target } from './send.js';
 import { actionRows, formatActionsTable } from './status-actions.js';
 import { MAX_CELL, applyMessage, printable, type HostRow } from './status-rows.js';
 
@@ -15,6 +19,7 @@ const MAX_MS = 3000;
 export const statusVerb: Verb = {
   name: 'status',
   usage: `Usage: homelab-cmd status [--url U] [--prefix P] [--config F] [--actions] [--json] [--watch [--interval S]]
+                          [--group G]
 
 Reads the retained P/+/status, P/+/heartbeat and P/+/result messages and prints
 one row per host: online/offline, heartbeat age, load, memory, disk, running
@@ -25,7 +30,9 @@ scripts (with --actions: one object per host and action); --watch keeps the
 table current, redrawn every --interval seconds (default 2), until Ctrl-C.
 --url may be repeated: the first broker that answers is read. --url and --prefix
 default as for send: --config, else the homelab-cmd up you are running, else
-mqtt://127.0.0.1:1883 and homelab.`,
+mqtt://127.0.0.1:1883 and homelab. --group G lists the members of group G (from
+the groups the agents publish) with online/offline, and names those not online
+(docs/fleet.md).`,
   async run(argv) {
     const { values } = parse(this, argv, {
       ...targetOptions,
@@ -33,9 +40,11 @@ mqtt://127.0.0.1:1883 and homelab.`,
       json: { type: 'boolean' },
       watch: { type: 'boolean', short: 'w' },
       interval: { type: 'string' },
+      group: { type: 'string', short: 'g' },
     });
     if (values.help) return (out(this.usage), 0);
     const target = targetFrom(values);
+    if (values.group !== undefined) return groupStatus(target, values.group, values.json === true);
     const { client, url } = await connectFirst(target);
     const rows = new Map<string, HostRow>();
     let refused: unknown;
@@ -118,4 +127,29 @@ export function formatTable(rows: HostRow[], now: Date): string {
   return [header, ...body]
     .map((cols) => cols.map((c, i) => (i === cols.length - 1 ? c : c.padEnd(widths[i] ?? 0))).join('  '))
     .join('\n');
+}
+
+/** `status --group G`: the members of G with their state, from what is retained (docs/fleet.md § Groups). */
+async function groupStatus(target: Target, group: string, json: boolean): Promise<number> {
+  if (!ACTION_NAME_RE.test(group))
+    throw new UsageError(`--group "${group}" is not a group name (${ACTION_NAME_RE.source})`);
+  const { client, url } = await connectFirst(target);
+  try {
+    const view = await readFleet(client, target.prefix);
+    const ignored = formatIgnored(view.ignored);
+    if (ignored) err(ignored);
+    const members = resolveMembers(view, { group });
+    if (members.length === 0) throw emptyGroup(group, target.prefix, view);
+    const down = members.filter((m) => m.status !== 'online').map((m) => m.host);
+    out(
+      json
+        ? JSON.stringify({ group, hosts: members, not_online: down }, null, 2)
+        : formatMembers(`group ${group}`, members),
+    );
+    return 0;
+  } catch (e) {
+    throw refusal(e, url, `read ${target.prefix}/_fleet/groups/+ and ${target.prefix}/+/status`);
+  } finally {
+    await client.endAsync();
+  }
 }

@@ -206,6 +206,16 @@ export const configSchema = z
           });
         }
       }),
+    // Named groups this host belongs to, for `send --group` (docs/fleet.md § Groups); a stagger group counts too.
+    groups: z
+      .array(
+        z
+          .string()
+          .regex(ACTION_NAME_RE, 'group names must match ^[a-z0-9][a-z0-9_]{0,62}$ (like action names)'),
+      )
+      .max(64, 'at most 64 groups — a host in more is better described by fewer, wider groups')
+      .refine((g) => new Set(g).size === g.length, 'a group is listed twice — list each group once')
+      .default([]),
     actions: z
       .record(
         z.string().regex(ACTION_NAME_RE, 'action names must match ^[a-z0-9][a-z0-9_]{0,62}$'),

@@ -63,3 +63,17 @@ export const fleetReadFilter = (prefix: string) => `${prefix}/_fleet/#`;
 export function fleetWriteFilters(prefix: string, host: string): string[] {
   return [`${prefix}/_fleet/+/${host}`, `${prefix}/_fleet/+/+/${host}`, `${prefix}/_fleet/+/+/+/${host}`];
 }
+
+/** `P/_fleet/groups/HOST`: the groups HOST declares (docs/fleet.md § Groups). */
+export const groupsTopic = (prefix: string, host: string) => `${prefix}/_fleet/groups/${host}`;
+
+/** What the CLI subscribes to, to learn every host's groups. */
+export const groupsFilter = (prefix: string) => `${prefix}/_fleet/groups/+`;
+
+/** The host a groups topic belongs to (its last level), or undefined when it is not one. */
+export function parseGroupsTopic(prefix: string, topic: string): string | undefined {
+  const head = `${prefix}/_fleet/groups/`;
+  if (!topic.startsWith(head)) return undefined;
+  const host = topic.slice(head.length);
+  return HOST_ID_RE.test(host) ? host : undefined;
+}

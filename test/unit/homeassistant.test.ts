@@ -174,6 +174,7 @@ describe('every YAML file under homeassistant/ parses', () => {
       expect.arrayContaining([
         'packages/homelab_cmd.yaml',
         'blueprints/automation/homelab_cmd/run_action.yaml',
+        'blueprints/script/homelab_cmd/run_on_group.yaml',
         'dashboards/host_card.yaml',
       ]),
     );
@@ -224,6 +225,7 @@ describe('MQTT topics are topics of the contract', () => {
   it.each([
     ['packages/homelab_cmd.yaml', ['homelab/+/cmd/+'], ['homelab/+/result', 'homelab/+/result/+']],
     ['blueprints/automation/homelab_cmd/run_action.yaml', ['homelab/+/cmd/+'], ['homelab/+/result/+']],
+    ['blueprints/script/homelab_cmd/run_on_group.yaml', ['homelab/+/cmd/+'], ['homelab/+/result/+']],
     ['dashboards/host_card.yaml', [], []],
   ])('%s uses the expected topics (so the checks above are not vacuous)', (rel, published, subscribed) => {
     const t = topicsOf(file(rel).data);
@@ -263,8 +265,9 @@ describe('request and result fields are fields of the contract', () => {
   );
 
   it.each([
-    ['packages/homelab_cmd.yaml', 2],
+    ['packages/homelab_cmd.yaml', 3],
     ['blueprints/automation/homelab_cmd/run_action.yaml', 1],
+    ['blueprints/script/homelab_cmd/run_on_group.yaml', 1],
   ])('%s sends %i JSON request(s) with id, params, ts, ttl and transaction', (rel, count) => {
     const payloads = publishPayloads(file(rel).data);
     expect(payloads).toHaveLength(count);
@@ -299,6 +302,32 @@ describe('package: scripts and the failure automation', () => {
       expect(publish[0]!.data).toMatchObject({ topic: 'homelab/{{ host }}/cmd/{{ action }}', retain: false });
     },
   );
+
+  it.each<[string, () => Obj, string]>([
+    ['the package script', () => (pkg().script as Obj).homelab_cmd_run_on_group as Obj, 'action'],
+    [
+      'the script blueprint',
+      () => file('blueprints/script/homelab_cmd/run_on_group.yaml').data as Obj,
+      'cmd_action',
+    ],
+  ])('run on group (%s): one request per host with ts and ttl, then a summary response', (_n, get, act) => {
+    const script = get();
+    const loops = objects(script.sequence).filter((o) => isObj(o.repeat));
+    expect(loops.map((l) => (l.repeat as Obj).for_each)).toEqual(['{{ hosts }}', '{{ hosts }}']);
+    const publish = objects(script.sequence).filter((o) => o.action === 'mqtt.publish');
+    expect(publish).toHaveLength(1);
+    expect(publish[0]!.data).toMatchObject({
+      topic: `homelab/{{ repeat.item }}/cmd/{{ ${act} }}`,
+      retain: false,
+    });
+    const payload = String((publish[0]!.data as Obj).payload);
+    expect(payloadKeys(payload)).toEqual(expect.arrayContaining(['ts', 'ttl']));
+    // A request id is at most 64 characters, however long the host id.
+    expect(payload).toContain("(run_id ~ '-' ~ repeat.item)[:64]");
+    const stop = objects(script.sequence).find((o) => 'stop' in o)!;
+    expect(stop.response_variable).toBe('response');
+    expect(JSON.stringify(script.sequence)).toMatch(/'run_id': run_id.*'results'.*'succeeded'.*'failed'/s);
+  });
 
   it('the automation notifies on failed and timed_out results of any host', () => {
     const automations = pkg().automation as Obj[];
@@ -447,21 +476,23 @@ describe('waits accept only a final result whose id and host are the ones sent',
     ['an array', ['succeeded'], false],
   ];
 
-  it
-    .skipIf(!jinja)
-    .each([['packages/homelab_cmd.yaml'], ['blueprints/automation/homelab_cmd/run_action.yaml']])(
-    '%s',
-    (rel) => {
-      const triggers = waits(rel);
-      expect(triggers).toHaveLength(1);
-      const t = triggers[0]!;
+  it.skipIf(!jinja).each<[string, number]>([
+    ['packages/homelab_cmd.yaml', 2],
+    ['blueprints/automation/homelab_cmd/run_action.yaml', 1],
+    ['blueprints/script/homelab_cmd/run_on_group.yaml', 1],
+  ])('%s', (rel, count) => {
+    const triggers = waits(rel);
+    expect(triggers).toHaveLength(count);
+    // The run-on-group waits name the request `rid` and the host `repeat.item` (a for_each loop).
+    const vars = { ...sent, rid: sent.request_id, repeat: { item: sent.host } };
+    for (const t of triggers) {
       const [wanted, ...got] = render([
-        { template: String(t.payload), vars: sent },
+        { template: String(t.payload), vars },
         ...cases.map(([, value_json]) => ({ template: String(t.value_template), vars: { value_json } })),
       ]);
       cases.forEach(([what, , triggers], i) => expect(got[i] === wanted, what).toBe(triggers));
-    },
-  );
+    }
+  });
 });
 
 /**
