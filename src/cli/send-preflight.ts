@@ -127,8 +127,8 @@ export function ago(ms: number): string {
  */
 export function offlineLine(host: string, row: HostRow, ttlS: number, now: number): string {
   const ts = row.heartbeat ? Date.parse(row.heartbeat.ts) : NaN;
-  const since = Number.isFinite(ts)
-    ? `offline since about ${new Date(ts).toISOString()} (its last heartbeat, ${ago(now - ts)})`
-    : 'offline (its retained status says so; it left no heartbeat)';
-  return `host ${host} is ${since}; sending anyway — the request is valid for ${ttlS} s (its ttl, = --wait): if ${host} comes back within that it runs, otherwise the agent rejects it as expired and it never runs late`;
+  const head = Number.isFinite(ts)
+    ? `host ${host} is offline since about ${new Date(ts).toISOString()} (its last heartbeat, ${ago(now - ts)})`
+    : `host ${host} is offline (its retained status says so; it left no heartbeat)`;
+  return `${head}; sending anyway — the request is valid for ${ttlS} s (its ttl, = --wait): if ${host} comes back within that it runs, otherwise the agent rejects it as expired and it never runs late`;
 }

@@ -324,10 +324,13 @@ function notFinished(
   resultTopic: string,
 ): NotFinished {
   const id = String(request.id);
-  const fetch = `fetch its result later with: homelab-cmd send ${host} ${String(request.action)} --id ${id} (an id never runs twice: it returns the stored result), or read the retained ${resultTopic}`;
+  const fetch = `homelab-cmd send ${host} ${String(request.action)} --id ${id} (an id never runs twice: it returns the stored result), or read the retained ${resultTopic}`;
   const what =
     last.status === 'scheduled'
       ? `request ${id} is scheduled: ${host} will run it at ${last.run_at ?? 'a time not given'} (its stagger group's turn), after --wait (${waitMs / 1000} s) ends`
-      : `request ${id} is still ${last.status} on ${host} after --wait (${waitMs / 1000} s)${last.executed_at ? `; it started at ${last.executed_at}` : ''}`;
-  return new NotFinished(`${what} — it was accepted and carries on; ${fetch}`, last);
+      : `request ${id} ${last.status === 'running' ? 'is still running on' : `is ${last.status} on`} ${host} after --wait (${waitMs / 1000} s)${last.executed_at ? `; it started at ${last.executed_at}` : ''}`;
+  return new NotFinished(
+    `${what} — it was accepted and carries on; fetch its result later with: ${fetch}`,
+    last,
+  );
 }
