@@ -31,6 +31,7 @@ import {
 } from '../core/failover.js';
 import { AUTHENTICATED_USER_PROPERTY, STAMPING_BROKER } from '../core/sender.js';
 import type { Logger } from '../log.js';
+import { connectCause, type Cause } from './connect-cause.js';
 import { AGENT_MAX_PACKET_SIZE, gateStream } from './packet-gate.js';
 import { TakeoverWatch } from './takeover.js';
 
@@ -72,6 +73,8 @@ interface AttemptState {
   connected: boolean;
   refusedV5: boolean;
   error: string | undefined;
+  /** What the broker (or the network) said when the attempt failed before a CONNACK accepted it. */
+  cause?: Cause;
 }
 
 export class MqttSession {
@@ -87,6 +90,11 @@ export class MqttSession {
   /** Why the agent left the broker it was last connected to (logged with the switch). */
   private leftBecause: string | undefined;
   private stopping = false;
+  /**
+   * Failed attempts since the last connection: each distinct cause (per broker) is logged once, the
+   * recovery once (docs/brokers.md § Log lines).
+   */
+  private failures: { attempts: number; since: number; logged: Set<string> } | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
   private readonly incomingStore = new Store();
   private readonly outgoingStore = new Store();
@@ -295,6 +303,19 @@ export class MqttSession {
         );
       }
       this.lastUrl = url;
+      if (this.failures) {
+        const { attempts, since, logged } = this.failures;
+        this.failures = undefined;
+        o.log.info(
+          {
+            url: redactUrl(url),
+            failedAttempts: attempts,
+            since: new Date(since).toISOString(),
+            causes: [...logged].map((k) => k.slice(k.lastIndexOf('|') + 1)),
+          },
+          'the broker accepts the agent again; the connection problem is over',
+        );
+      }
       o.log.info(
         { url: redactUrl(url), protocolVersion, sessionPresent: connack.sessionPresent },
         reconnect ? 'reconnected to broker' : 'connected to broker',
@@ -316,6 +337,11 @@ export class MqttSession {
         return;
       }
       this.attempt.error = typeof err.code === 'string' ? `${err.code}: ${err.message}` : err.message;
+      // Before a CONNACK: the attempt's end logs it, once per cause (afterClose).
+      if (!this.attempt.connected) {
+        this.attempt.cause = connectCause(err.code, err.message);
+        return;
+      }
       o.log.warn({ url: redactUrl(this.failover.url), err: err.message, code: err.code }, 'mqtt error');
     });
     client.on('disconnect', (packet) => {
@@ -366,7 +392,17 @@ export class MqttSession {
     } else {
       const reason =
         outcome.kind === 'failed' ? outcome.reason : 'the broker closed the connection without a CONNACK';
-      log.warn({ ...where, reason }, 'broker not reachable; retrying');
+      const cause = this.attempt.cause ?? connectCause(undefined, reason);
+      const failures = (this.failures ??= { attempts: 0, since: Date.now(), logged: new Set() });
+      failures.attempts++;
+      // Once per broker and cause: the retries that meet it again say nothing new (backoff: core/failover.ts).
+      const key = `${url}|${cause.kind}`;
+      const fields = { ...where, cause: cause.kind, check: cause.check, reason };
+      if (failures.logged.has(key)) log.debug({ ...fields, attempts: failures.attempts }, cause.msg);
+      else {
+        failures.logged.add(key);
+        log.warn(fields, cause.msg);
+      }
     }
     return next;
   }

@@ -5,6 +5,7 @@ import type { Config } from '../config/load.js';
 import { deniedBy } from '../core/deny.js';
 import { expandElement, placeholders } from '../core/template.js';
 import { UsageError } from '../errors.js';
+import { fixedParts, shellLineProblems } from '../config/shell-line.js';
 
 export const checkConfigVerb: Verb = {
   name: 'check-config',
@@ -28,10 +29,22 @@ prints every problem as "path.to.key: what is wrong — how to fix" and exits 1.
   },
 };
 
-/** Valid, but surely not meant: an action whose fixed command the deny-list refuses can never run. */
-export function configWarnings(config: Config): string[] {
+/**
+ * Valid, but surely not meant: an action whose fixed command the deny-list refuses can never run; an
+ * argv element that may be a shell line (a glob, a whole command in one element: shell-line.ts).
+ */
+export function configWarnings(config: Config, only?: string): string[] {
   const out: string[] = [];
   for (const [name, action] of Object.entries(config.actions)) {
+    if (only !== undefined && name !== only) continue;
+    for (const [path, argv] of [
+      ...(action.argv ? [['argv', action.argv] as const] : []),
+      ...(action.steps ?? []).map((s, i) => [`steps.${i}`, s] as const),
+      ...(action.rollback ?? []).map((s, i) => [`rollback.${i}`, s] as const),
+      ...(action.health?.argv ? [['health.argv', action.health.argv] as const] : []),
+    ])
+      for (const p of shellLineProblems(fixedParts(argv)))
+        out.push(`actions.${name}.${path}.${p.index}: ${p.message}`);
     for (const argv of [
       ...(action.argv ? [action.argv] : (action.steps ?? [])),
       ...(action.rollback ?? []),

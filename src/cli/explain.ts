@@ -6,6 +6,7 @@ import { parseDelivery } from '../core/request.js';
 import { resolveRequest } from '../core/resolve.js';
 import { spawnArgv } from '../exec/execute.js';
 import { UsageError } from '../errors.js';
+import { configWarnings } from './check-config.js';
 import { readUpRecord } from './up-record.js';
 import { out, parse, type Verb } from './args.js';
 
@@ -110,6 +111,17 @@ export function explain(
     return {
       lines: [...lines, 'refused: execution_disabled', `  execution.enabled is false in ${config.source}`],
       accepted: false,
+    };
+  // Valid but doubtful (a glob no shell expands…): never "would run: yes" without saying so.
+  const warnings = configWarnings(config, job.action);
+  if (warnings.length > 0)
+    return {
+      lines: [
+        ...lines,
+        ...warnings.map((w) => `warning:   ${w}`),
+        `would run: yes, but read the ${warnings.length} warning(s) above first (nothing was run)`,
+      ],
+      accepted: true,
     };
   return { lines: [...lines, 'would run: yes (nothing was run)'], accepted: true };
 }

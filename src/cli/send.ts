@@ -7,11 +7,12 @@ import { ACTION_NAME_RE, HOST_ID_RE, REQUEST_ID_RE } from '../core/names.js';
 import { isFinal, type Result } from '../core/result.js';
 import type { OutputMessage } from '../agent/live-output.js';
 import { sign, type SignedFields } from '../core/signing.js';
-import { brokerUrls } from '../core/failover.js';
+import { brokerUrls, redactUrl } from '../core/failover.js';
 import { hostTopics } from '../core/topics.js';
 import { UsageError } from '../errors.js';
 import { connectFirst, refusal, type ClientOptions } from './client.js';
 import { readUpRecord } from './up-record.js';
+import { offlineLine, readPresence, unknownHostLine } from './send-preflight.js';
 import { err, out, parse, secondsOption, type Verb } from './args.js';
 
 export interface Target extends ClientOptions {
@@ -55,11 +56,17 @@ export const targetOptions = {
 export const sendVerb: Verb = {
   name: 'send',
   usage: `Usage: homelab-cmd send HOST ACTION [--param k=v]... [--timeout S] [--wait S]
-                        [--id ID] [--key-file K] [--follow] [--url U] [--prefix P] [--config F]
+                        [--id ID] [--key-file K] [--follow] [--force] [--url U] [--prefix P] [--config F]
 
 Publishes a request to P/HOST/cmd/ACTION and waits (default 60 s) for its final
 result on P/HOST/result/ID, printing progress to stderr and the result as JSON
-to stdout. Exit 0 when succeeded, 1 otherwise, 2 on usage or connection errors.
+to stdout. Exit 0 when succeeded, 1 otherwise, 2 on usage or connection errors,
+3 when the request was accepted but is not finished within --wait (scheduled
+for later by a stagger group, or still running): it prints that result and how
+to fetch the final one. It first reads HOST's retained status: an offline host
+is said so on stderr (the request is still sent, and expires after --wait); a
+host with no retained status at all is not sent to (exit 2, with the hosts the
+broker knows) unless --force is given.
 --url and --prefix default to mqtt.url and mqtt.prefix of --config, else the
 broker of a running homelab-cmd up, else mqtt://127.0.0.1:1883 and homelab; --url may be repeated, and the brokers are
 tried in order until one answers. --id makes a retry safe: an id never runs twice.
@@ -96,6 +103,7 @@ connection errors. docs/fleet.md.`,
         'key-file': { type: 'string', short: 'k' },
         follow: { type: 'boolean', short: 'f' },
         ...fleetOptions,
+        force: { type: 'boolean' },
       },
       true,
     );
@@ -127,6 +135,14 @@ connection errors. docs/fleet.md.`,
     const waitS = spec.waitS;
     const { client, url } = await connectFirst(target);
     try {
+      // Before publishing: is there such a host, and is it there (send-preflight.ts)?
+      const presence = await readPresence(client, target.prefix, host);
+      if (!presence.row && !values.force) {
+        err(`homelab-cmd send: ${unknownHostLine(host, target.prefix, redactUrl(url), presence.known)}`);
+        return 2;
+      }
+      if (presence.row?.status === 'offline')
+        err(`homelab-cmd send: ${offlineLine(host, presence.row, waitS, Date.now())}`);
       const follow = values.follow
         ? (m: OutputMessage) =>
             (m.stream === 'stdout' ? out : err)(
@@ -150,6 +166,12 @@ connection errors. docs/fleet.md.`,
         );
       return result.status === 'succeeded' ? 0 : 1;
     } catch (e) {
+      if (e instanceof NotFinished) {
+        // Accepted, not failed: the result is still to come (exit 3, docs/mqtt-api.md § homelab-cmd send).
+        out(JSON.stringify(e.last, null, 2));
+        err(`homelab-cmd send: ${e.message}`);
+        return 3;
+      }
       const refused = refusal(e, url, `send to ${host} and read its results`);
       if (refused !== e) throw refused;
       err(`homelab-cmd send: ${(e as Error).message}`);
@@ -303,12 +325,18 @@ export async function sendAndWait(
   const replyTopic = `${topics.replyBase}${randomBytes(8).toString('hex')}`;
   const correlation = randomBytes(16);
   let hostStatus: string | undefined;
+  /** The last `scheduled` or `running` result: the request was accepted, its end is still to come. */
+  let pending: Result | undefined;
+  const deadline = Date.now() + waitMs;
   const final = new Promise<Result>((resolve, reject) => {
     const timer = setTimeout(() => {
+      if (pending) return reject(notFinished(pending, host, request, waitMs, resultTopic));
       const hint =
         hostStatus === 'online'
           ? 'the agent is online but did not answer'
-          : `host ${host} is ${hostStatus ?? 'unknown to this broker (no retained status)'}; the request expires with its ttl (--wait), so it will not run when the host comes back`;
+          : hostStatus === 'offline'
+            ? `host ${host} is offline; the request expires after its ttl (${waitMs / 1000} s, = --wait), so it will not run when ${host} comes back — send it again then`
+            : `host ${host} is unknown to this broker (no retained status); check the host id with homelab-cmd status`;
       reject(
         new Error(
           `no final result for id ${id} within ${waitMs / 1000} s — ${hint}. Check with: homelab-cmd status`,
@@ -333,7 +361,15 @@ export async function sendAndWait(
       const r = ownFinalResult(payload, id, host);
       if (r === undefined || (r === 'progress' && onReply)) return;
       if (r === 'progress') {
-        progress(JSON.parse(payload.toString()) as Result);
+        const p = JSON.parse(payload.toString()) as Result;
+        progress(p);
+        pending = p;
+        // Scheduled beyond the wait: waiting on is pointless, and "did not answer" would be false.
+        const runAt = p.status === 'scheduled' && p.run_at ? Date.parse(p.run_at) : NaN;
+        if (runAt > deadline) {
+          clearTimeout(timer);
+          reject(notFinished(p, host, request, waitMs, resultTopic));
+        }
         return;
       }
       clearTimeout(timer);
@@ -365,4 +401,34 @@ export async function sendAndWait(
       : { qos: 1 },
   );
   return final;
+}
+
+/** The request was accepted (`scheduled` or `running`) but has no final result within --wait: exit 3. */
+export class NotFinished extends Error {
+  constructor(
+    message: string,
+    readonly last: Result,
+  ) {
+    super(message);
+    this.name = 'NotFinished';
+  }
+}
+
+function notFinished(
+  last: Result,
+  host: string,
+  request: Record<string, unknown>,
+  waitMs: number,
+  resultTopic: string,
+): NotFinished {
+  const id = String(request.id);
+  const fetch = `homelab-cmd send ${host} ${String(request.action)} --id ${id} (an id never runs twice: it returns the stored result), or read the retained ${resultTopic}`;
+  const what =
+    last.status === 'scheduled'
+      ? `request ${id} is scheduled: ${host} will run it at ${last.run_at ?? 'a time not given'} (its stagger group's turn), after --wait (${waitMs / 1000} s) ends`
+      : `request ${id} ${last.status === 'running' ? 'is still running on' : `is ${last.status} on`} ${host} after --wait (${waitMs / 1000} s)${last.executed_at ? `; it started at ${last.executed_at}` : ''}`;
+  return new NotFinished(
+    `${what} — it was accepted and carries on; fetch its result later with: ${fetch}`,
+    last,
+  );
 }

@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { ACTION_NAME_RE, PARAM_NAME_RE } from '../core/names.js';
 import { lexicalPath } from '../core/paths.js';
 import { matchesWhole, namedGroups, patternProblem, placeholders } from '../core/template.js';
+import { fixedParts, shellLineProblems } from './shell-line.js';
 import { argvSchema, duration, httpUrl, positiveDuration, regexSource, size } from './fields.js';
 
 const stringParam = z.strictObject({
@@ -158,6 +159,10 @@ export const actionSchema = z
           }
         });
       }
+      // A shell line in one element can never run as meant: the clear cases are errors (shell-line.ts).
+      for (const [path, argv] of commands)
+        for (const p of shellLineProblems(fixedParts(argv)))
+          if (p.severity === 'error') issue([...path, p.index], p.message);
       for (const [path, health] of [
         [['stagger', 'health'], action.stagger?.health],
         [['health'], action.health],

@@ -79,7 +79,7 @@ export function spawnArgv(
   if (!abs)
     return {
       code: 'not_found',
-      error: `${exe} was not found on the agent's PATH (${searchPath}) — install it or fix the action's argv`,
+      error: `${exe} was not found on the agent's PATH (${searchPath}) — ${notFoundFix(exe)}`,
     };
   const tools = resolveTools(job.sudo || (iso.runAs !== undefined && !iso.root), iso, searchPath);
   if ('code' in tools) return tools;
@@ -230,7 +230,7 @@ function classify(
         status: 'failed',
         exit_code: 127,
         error_code: 'not_found',
-        error: `${exe} was not found on the agent's PATH — install it or fix the action's argv`,
+        error: `${exe} was not found on the agent's PATH — ${notFoundFix(exe)}`,
       };
     case 'spawn_failed':
       return {
@@ -274,4 +274,11 @@ function join(parts: string[], max: number, truncated: boolean): { text: string;
 
 function firstLine(s: string): string {
   return (s.split('\n').find((l) => l.trim() !== '') ?? '').slice(0, 200);
+}
+
+/** An argv[0] with spaces is a shell line put in one element (docs/configuration.md § argv is not a shell line). */
+export function notFoundFix(exe: string): string {
+  return /\s/.test(exe)
+    ? `it looks like a shell line, but no shell runs it: argv[0] is the program alone — split it into one element per word, e.g. [${exe.trim().split(/\s+/).slice(0, 3).join(', ')}]`
+    : "install it or fix the action's argv";
 }

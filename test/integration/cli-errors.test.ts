@@ -90,6 +90,29 @@ describe('one line, exit 2', () => {
     expect(line).toContain('is the broker running?');
   });
 
+  // Every verb that talks to a broker, against the same refusals: a wrong password, and no broker.
+  const verbs: [string, (cfg: string) => string[]][] = [
+    ['send', (cfg) => ['send', 'b', 'uptime', '--config', cfg]],
+    ['status', (cfg) => ['status', '--config', cfg]],
+    ['status --watch', (cfg) => ['status', '--watch', '--config', cfg]],
+    ['discovery --clear', (cfg) => ['discovery', '--clear', '--config', cfg]],
+  ];
+  it.each(verbs)(
+    '%s: a wrong password is one line naming the broker and the keys to check',
+    async (_, args) => {
+      const line = oneLine(await runCli(args(login('ctl', 'not-the-password')), env()));
+      expect(line).toContain(url);
+      expect(line).toContain('Bad User Name or Password');
+      expect(line).toContain('check mqtt.username and mqtt.password (or password_file) in --config');
+    },
+  );
+  it.each(verbs)('%s: no broker at all is one line naming it and asking whether it runs', async (_, args) => {
+    const dead = `mqtt://127.0.0.1:${await freePort()}`;
+    const line = oneLine(await runCli(args(loginAt(dead, 'ctl', 'ctl-password')), env()));
+    expect(line).toContain(`cannot connect to ${dead}`);
+    expect(line).toContain('is the broker running?');
+  });
+
   if (!MOSQUITTO) reportMissing('mosquitto', 'a CONNACK "Not authorized" from Mosquitto');
   it.skipIf(!MOSQUITTO)(
     'a connection refused as not authorized (Mosquitto, no anonymous) is one line',
@@ -134,12 +157,31 @@ describe.skipIf(!MOSQUITTO)('a login the ACL refuses to subscribe (Mosquitto)', 
 
   it("send refused by the broker's ACL (SUBACK refused) names the broker and the role to check", async () => {
     const r = await runCli(
-      ['send', 'b', 'uptime', '--wait', '60', '--config', loginAt(m.url, 'limited', 'limited-password')],
+      // --force: this login cannot read b's status either, which alone would stop send (exit 2, tested below).
+      [
+        'send',
+        'b',
+        'uptime',
+        '--force',
+        '--wait',
+        '60',
+        '--config',
+        loginAt(m.url, 'limited', 'limited-password'),
+      ],
       env(),
     );
     const line = oneLine(r);
     expect(line).toContain(`the broker at ${m.url} refused to let this login send to b`);
     expect(line).toContain('a controller may command and read every host');
+  });
+  it('send without --force: a status this login may not read is "unknown", and the line says the ACL may hide it', async () => {
+    const r = await runCli(
+      ['send', 'b', 'uptime', '--config', loginAt(m.url, 'limited', 'limited-password')],
+      env(),
+    );
+    const line = oneLine(r);
+    expect(line).toContain(`host b is unknown to the broker at ${m.url}`);
+    expect(line).toContain("or the broker's ACL hides it from this login");
   });
   // `status` meets the same refusal path, but Mosquitto grants a wildcard subscription and filters what
   // it delivers instead, so there is no SUBACK refusal to show with it.

@@ -174,10 +174,10 @@ describe('send', () => {
     expect(JSON.parse(b.stdout)).toEqual(JSON.parse(a.stdout));
   });
 
-  it('exits 1 with a hint when no result comes within --wait', async () => {
+  it('exits 2 without sending to a host the broker does not know (send-knows.test.ts has the rest)', async () => {
     const r = await runCli(['send', 'nobody-home', 'echo', '--url', h.url, '--wait', '0.5']);
-    expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/no final result .* within 0.5 s — host nobody-home is unknown to this broker/);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/host nobody-home is unknown to the broker at .*known hosts: .*cli-send/);
   });
 
   it('exits 2 on usage errors and on connection errors', async () => {

@@ -65,7 +65,7 @@ describe.skipIf(missing !== undefined || !isRepo)(
       });
       w = new Walkthrough(DOC, ME, sandbox, [
         {
-          from: '<this repository>',
+          from: '<URL of the homelab-cmd repository you got it from>',
           to: REPO,
           why: 'the repository to clone is this checkout (its HEAD commit)',
         },
