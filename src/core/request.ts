@@ -46,7 +46,7 @@ const ALIASES = {
   timeout_seconds: 'timeout',
 } as const;
 
-const requestSchema = z.strictObject({
+export const requestSchema = z.strictObject({
   id: z.union([z.string(), z.number()]).optional(),
   action: z.string().optional(),
   params: z.record(z.string(), z.unknown()).optional(),
