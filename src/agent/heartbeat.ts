@@ -1,5 +1,5 @@
 /**
- * The heartbeat object (CONTRACT.md § Heartbeat object), read from `os` and
+ * The heartbeat object (docs/mqtt-api.md § Status and heartbeat), read from `os` and
  * `statfs` — no child process, so a heartbeat costs nothing and cannot hang.
  */
 import { statfs } from 'node:fs/promises';

@@ -1,6 +1,6 @@
 /**
  * Monitoring, the pure part: one place counts every final result, for the
- * heartbeat's `stats` (CONTRACT.md § Heartbeat object) and for its `actions`
+ * heartbeat's `stats` (docs/mqtt-api.md § Status and heartbeat) and for its `actions`
  * extension (docs/mqtt-api.md § Heartbeat) — so the two can never disagree.
  */
 import { z } from 'zod';

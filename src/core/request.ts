@@ -38,7 +38,7 @@ export interface Delivery {
   retained: boolean;
 }
 
-// The HomelabCmd hub's PendingCommand names (CONTRACT.md § Request object).
+// The HomelabCmd hub's PendingCommand names (docs/mqtt-api.md § HomelabCmd aliases).
 const ALIASES = {
   action_id: 'id',
   action_type: 'action',
