@@ -5,6 +5,7 @@
  */
 import { appendFileSync, existsSync, renameSync, statSync } from 'node:fs';
 import path from 'node:path';
+import type { AuditLine } from '../core/formats.js';
 import type { Result } from '../core/result.js';
 import type { Logger } from '../log.js';
 
@@ -41,7 +42,7 @@ export class AuditLog {
   write(e: AuditEntry): void {
     if (!this.opts.enabled) return;
     const r = e.result;
-    const line = `${JSON.stringify({
+    const entry: AuditLine = {
       ts: new Date().toISOString(),
       id: r.id,
       host: r.host,
@@ -54,7 +55,8 @@ export class AuditLog {
       error_code: r.error_code ?? null,
       exit_code: r.exit_code,
       duration_ms: r.duration_ms ?? null,
-    })}\n`;
+    };
+    const line = `${JSON.stringify(entry)}\n`;
     try {
       if (this.size + line.length > this.opts.max_size) this.rotate();
       appendFileSync(this.file, line, { mode: 0o600 });

@@ -1,30 +1,13 @@
 /**
- * The heartbeat object (CONTRACT.md § Heartbeat object), read from `os` and
+ * The heartbeat object (docs/mqtt-api.md § Status and heartbeat), read from `os` and
  * `statfs` — no child process, so a heartbeat costs nothing and cannot hang.
  */
 import { statfs } from 'node:fs/promises';
 import os from 'node:os';
 import type { ActionFigures, Stats } from '../core/action-stats.js';
+import type { Heartbeat } from '../core/formats.js';
 
-export interface Heartbeat {
-  ts: string;
-  host: string;
-  version: string;
-  uptime_s: number;
-  load: [number, number, number];
-  memory: { used: number; total: number };
-  disk: { used: number; total: number };
-  running: number;
-  queued: number;
-  pending_results: number;
-  stats: Stats;
-  /** Extension (docs/mqtt-api.md): per-action counters and p50/p95 durations, every configured action. */
-  actions?: Record<string, ActionFigures>;
-  /** Extension: present (true) only when mqtt.insecure turned TLS verification off. */
-  insecure?: true;
-  /** Extension: present only while state_dir cannot be written — why new requests are refused `busy`. */
-  degraded?: string;
-}
+export type { Heartbeat } from '../core/formats.js';
 
 export interface HeartbeatInput {
   host: string;

@@ -3,13 +3,9 @@
  * they come, batched (at most one message per stream every 100 ms) and capped
  * like results (max_output bytes per stream, then a last `truncated` message).
  */
-export interface OutputMessage {
-  id: string;
-  stream: 'stdout' | 'stderr';
-  seq: number;
-  lines: string[];
-  truncated?: true;
-}
+import type { OutputMessage } from '../core/formats.js';
+
+export type { OutputMessage } from '../core/formats.js';
 
 const FLUSH_MS = 100;
 

@@ -63,7 +63,7 @@ interface Queued {
   note?: string | undefined;
 }
 
-/** How long a command runs before its `running` result is published (CONTRACT.md: 1 s, sooner allowed). */
+/** How long a command runs before its `running` result is published (docs/mqtt-api.md § Statuses: 1 s). */
 const RUNNING_ANNOUNCE_MS = 1000;
 
 /** What the stagger coordinator holds: a queued request of an action with `stagger`. */

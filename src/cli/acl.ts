@@ -1,5 +1,5 @@
 /**
- * `homelab-cmd acl`: the contract's broker roles (CONTRACT.md § Config file, broker roles) as a
+ * `homelab-cmd acl`: the contract's broker roles (docs/mqtt-api.md § Broker roles) as a
  * Mosquitto acl_file, and the `mosquitto_passwd` commands for `broker.users`.
  *
  * Mosquitto's acl_file cannot say "write P/H/# except P/H/cmd/#": `topic deny` takes reading away

@@ -5,7 +5,7 @@ import type { MqttClient } from 'mqtt';
 import { loadConfig } from '../config/load.js';
 import { ACTION_NAME_RE, HOST_ID_RE, REQUEST_ID_RE } from '../core/names.js';
 import { isFinal, type Result } from '../core/result.js';
-import type { OutputMessage } from '../agent/live-output.js';
+import { outputMessageSchema, readFormat, resultReader, type OutputMessage } from '../core/formats.js';
 import { sign, type SignedFields } from '../core/signing.js';
 import { brokerUrls, redactUrl } from '../core/failover.js';
 import { hostTopics } from '../core/topics.js';
@@ -290,17 +290,10 @@ function readKey(file: string | undefined): string | undefined {
  * put another result there), and a known final status (docs/security.md § Answers that cannot be faked).
  */
 export function ownFinalResult(payload: Buffer, id: string, host: string): Result | 'progress' | undefined {
-  let r: unknown;
-  try {
-    r = JSON.parse(payload.toString());
-  } catch {
-    return undefined;
-  }
-  if (typeof r !== 'object' || r === null || Array.isArray(r)) return undefined;
-  const o = r as Record<string, unknown>;
-  if (o.id !== id || o.host !== host || typeof o.status !== 'string') return undefined;
-  if (isFinal(o.status as Result['status'])) return r as Result;
-  return 'progress';
+  // Checked against the result schema (core/formats.ts), not cast: anyone may write this topic.
+  const r = readFormat(resultReader, payload);
+  if (r === undefined || r.id !== id || r.host !== host) return undefined;
+  return isFinal(r.status) ? r : 'progress';
 }
 
 /**
@@ -346,11 +339,9 @@ export async function sendAndWait(
     client.on('message', (topic, payload, packet) => {
       if (topic === topics.status) hostStatus = payload.toString();
       if (onOutput && topic === topics.output(id)) {
-        try {
-          onOutput(JSON.parse(payload.toString()) as OutputMessage);
-        } catch {
-          // Not ours to judge: a malformed line batch is skipped.
-        }
+        // Not ours to judge: a malformed line batch is skipped.
+        const batch = readFormat(outputMessageSchema, payload);
+        if (batch) onOutput(batch);
         return;
       }
       const onReply = v5 && topic === replyTopic;
@@ -361,7 +352,8 @@ export async function sendAndWait(
       const r = ownFinalResult(payload, id, host);
       if (r === undefined || (r === 'progress' && onReply)) return;
       if (r === 'progress') {
-        const p = JSON.parse(payload.toString()) as Result;
+        const p = readFormat(resultReader, payload);
+        if (!p) return;
         progress(p);
         pending = p;
         // Scheduled beyond the wait: waiting on is pointless, and "did not answer" would be false.

@@ -1,6 +1,6 @@
 /**
  * `actions:` — what may run, with which params, checks and rollback
- * (CONTRACT.md § Config file; docs/configuration.md § actions). Mounted by schema.ts.
+ * (docs/configuration.md § actions). Mounted by schema.ts.
  */
 import { z } from 'zod';
 import { ACTION_NAME_RE, PARAM_NAME_RE } from '../core/names.js';

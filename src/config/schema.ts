@@ -1,6 +1,6 @@
 /**
  * The config file's single source of truth: validation, defaults and the
- * TypeScript types all come from here (CONTRACT.md § Config file).
+ * TypeScript types all come from here (docs/configuration.md).
  */
 import { z } from 'zod';
 import { formatDuration } from '../core/duration.js';

@@ -1,11 +1,12 @@
 /**
  * Monitoring, the pure part: one place counts every final result, for the
- * heartbeat's `stats` (CONTRACT.md § Heartbeat object) and for its `actions`
+ * heartbeat's `stats` (docs/mqtt-api.md § Status and heartbeat) and for its `actions`
  * extension (docs/mqtt-api.md § Heartbeat) — so the two can never disagree.
  */
 import { z } from 'zod';
 import { ACTION_NAME_RE } from './names.js';
-import { FINAL_STATUSES, isFinal, type FinalStatus, type Result } from './result.js';
+import type { ActionFigures, Stats } from './formats.js';
+import { FINAL_STATUSES, isFinal, type Result } from './result.js';
 
 /**
  * Durations kept per action for p50/p95: its last 100 runs, not a time window. Homelab actions run
@@ -15,32 +16,7 @@ import { FINAL_STATUSES, isFinal, type FinalStatus, type Result } from './result
  */
 export const STATS_WINDOW = 100;
 
-/** The heartbeat's `stats`, exactly the contract's fields. */
-export interface Stats {
-  executed: number;
-  succeeded: number;
-  failed: number;
-  timed_out: number;
-  rejected: number;
-  avg_duration_ms: number;
-}
-
-/** One action's figures in the heartbeat's `actions` extension. */
-export interface ActionFigures {
-  /** Runs that ended: succeeded + failed + timed_out + interrupted (the action's share of `stats.executed`). */
-  count: number;
-  succeeded: number;
-  failed: number;
-  timed_out: number;
-  interrupted: number;
-  rejected: number;
-  /** Nearest-rank percentiles of the durations of the last `samples` runs; null before the first. */
-  p50_ms: number | null;
-  p95_ms: number | null;
-  samples: number;
-  last_status: FinalStatus | null;
-  last_at: string | null;
-}
+export type { ActionFigures, Stats } from './formats.js';
 
 const counter = z.number().int().nonnegative();
 

@@ -1,5 +1,5 @@
 /**
- * Home Assistant MQTT discovery payloads, as pure data (CONTRACT.md § Home
+ * Home Assistant MQTT discovery payloads, as pure data (docs/mqtt-api.md § Home
  * Assistant discovery). Key order is fixed by construction, so a republish is
  * byte-identical and diffing against what was published last is exact.
  */

@@ -1,4 +1,4 @@
-/** Name rules of the contract (CONTRACT.md § Names): one home for each pattern. */
+/** Name rules of the contract (docs/configuration.md § Top level, `host`; docs/mqtt-api.md § The request object): one home for each pattern. */
 export const HOST_ID_RE = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 export const ACTION_NAME_RE = /^[a-z0-9][a-z0-9_]{0,62}$/;
 export const REQUEST_ID_RE = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/;

@@ -4,10 +4,11 @@
  * The I/O lives in src/agent/probe-checks.ts.
  */
 import type { ProbeConfig, ProbeOf, ProbeType } from '../config/probes.js';
+import type { ProbeState } from './formats.js';
 import { formatDuration } from './duration.js';
 
 /** The unit of each kind's `value`: a latency, a share of the disk, or none (a word or a count). */
-export const PROBE_UNIT: Readonly<Record<ProbeType, string | null>> = {
+export const PROBE_UNIT: Readonly<Record<ProbeType, ProbeState['unit']>> = {
   http: 'ms',
   tcp: 'ms',
   ping: 'ms',
@@ -22,20 +23,15 @@ export interface ProbeReading {
   value: number | string | null;
   error: string | null;
   /** Kind-specific fields (http `status_code`, ping `loss_percent`, disk bytes), in a fixed order. */
-  extra?: Record<string, number | null>;
+  extra?: ProbeExtra;
 }
 
-export interface ProbeState {
-  name: string;
-  type: ProbeType;
-  ok: boolean;
-  value: number | string | null;
-  unit: string | null;
-  duration_ms: number;
-  checked_at: string;
-  error: string | null;
-  [extra: string]: unknown;
-}
+export type { ProbeState } from './formats.js';
+
+/** The kind-specific keys of a probe state. */
+export type ProbeExtra = Partial<
+  Pick<ProbeState, 'status_code' | 'loss_percent' | 'used_bytes' | 'free_bytes' | 'total_bytes'>
+>;
 
 // Errors end up in HA attributes and logs: a sentence, never a dump of output.
 const MAX_ERROR = 200;

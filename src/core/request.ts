@@ -42,7 +42,7 @@ export interface Delivery {
   retained: boolean;
 }
 
-// The HomelabCmd hub's PendingCommand names (CONTRACT.md § Request object).
+// The HomelabCmd hub's PendingCommand names (docs/mqtt-api.md § HomelabCmd aliases).
 const ALIASES = {
   action_id: 'id',
   action_type: 'action',
@@ -50,7 +50,7 @@ const ALIASES = {
   timeout_seconds: 'timeout',
 } as const;
 
-const requestSchema = z.strictObject({
+export const requestSchema = z.strictObject({
   id: z.union([z.string(), z.number()]).optional(),
   action: z.string().optional(),
   params: z.record(z.string(), z.unknown()).optional(),

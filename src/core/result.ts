@@ -1,100 +1,28 @@
 /**
- * Result objects (CONTRACT.md § Result object), shaped as data with a stable
+ * Result objects (docs/mqtt-api.md § Result object), shaped as data with a stable
  * key order so a republished retained result is byte-identical.
  */
-export const FINAL_STATUSES = ['succeeded', 'failed', 'timed_out', 'rejected', 'interrupted'] as const;
-export type FinalStatus = (typeof FINAL_STATUSES)[number];
-export type ResultStatus = FinalStatus | 'running' | 'scheduled';
+import {
+  FINAL_STATUSES,
+  type ErrorCode,
+  type FinalStatus,
+  type Result,
+  type ResultStatus,
+} from './formats.js';
 
-export type ErrorCode =
-  | 'invalid_request'
-  | 'unknown_action'
-  | 'invalid_params'
-  | 'not_whitelisted'
-  | 'execution_disabled'
-  | 'busy'
-  | 'expired'
-  | 'bad_signature'
-  | 'replayed'
-  | 'retained_ignored'
-  | 'timeout'
-  | 'not_found'
-  | 'sudo_failed'
-  | 'denied'
-  | 'exit_nonzero'
-  | 'interrupted'
-  | 'shutting_down'
-  // Extensions (deployments, docs/configuration.md § Deployments): a step or the health check failed and the rollback ran.
-  | 'rolled_back'
-  | 'rollback_failed';
-
-export interface StepResult {
-  argv: string[];
-  exit_code: number;
-  duration_ms: number;
-}
-
-export interface Result {
-  id: string;
-  host: string;
-  action: string | null;
-  status: ResultStatus;
-  exit_code: number;
-  stdout: string;
-  stderr: string;
-  stdout_truncated: boolean;
-  stderr_truncated: boolean;
-  error_code?: ErrorCode;
-  error?: string;
-  executed_at?: string;
-  completed_at?: string;
-  duration_ms?: number;
-  run_at?: string;
-  steps?: StepResult[];
-  /** Extension: the health check of a deployment or a staggered run (docs/configuration.md § Deployments, docs/stagger.md). */
-  health?: HealthResult;
-  /** Extension: a deployment's rollback, when it ran. */
-  rollback?: RollbackResult;
-  /** Extension: each run of an action with `retry`; the result's other fields are the last one's. */
-  attempts?: AttemptResult[];
-  /** Extension: how a decision was made when that matters (a staggered run decided during an outage). */
-  note?: string;
-  transaction?: string;
-}
-
-export interface HealthResult {
-  passed: boolean;
-  attempts: number;
-  /** Of the last try; for the http form 0 when it passed, else -1 (no process ran). */
-  exit_code: number;
-  /** Of the last try: the command's output, or the response body / connection error, at most 500 characters. */
-  output: string;
-  /** The http form: the status of the last answer, when there was one. */
-  http_status?: number;
-  /** Every try, in order. */
-  tries?: HealthTry[];
-}
-
-export interface HealthTry {
-  attempt: number;
-  passed: boolean;
-  exit_code: number;
-  http_status?: number;
-  duration_ms: number;
-}
-
-export interface RollbackResult {
-  status: 'succeeded' | 'failed' | 'timed_out' | 'interrupted';
-  steps: StepResult[];
-}
-
-export interface AttemptResult {
-  attempt: number;
-  status: FinalStatus;
-  exit_code: number;
-  duration_ms: number;
-  error_code?: ErrorCode;
-}
+// The types are the schemas' (core/formats.ts): one definition of the result object.
+export { FINAL_STATUSES };
+export type {
+  AttemptResult,
+  ErrorCode,
+  FinalStatus,
+  HealthResult,
+  HealthTry,
+  Result,
+  ResultStatus,
+  RollbackResult,
+  StepResult,
+} from './formats.js';
 
 export function isFinal(status: ResultStatus): status is FinalStatus {
   return (FINAL_STATUSES as readonly string[]).includes(status);

@@ -1,4 +1,4 @@
-/** CONTRACT.md § Topics with P = homelab, as filters: what consumers (HA files, Node-RED flows) may use. */
+/** docs/mqtt-api.md § Topics with P = homelab, as filters: what consumers (HA files, Node-RED flows) may use. */
 export const TO_AGENT = ['homelab/+/cmd', 'homelab/+/cmd/+', 'homelab/+/param/+/+/set'];
 export const FROM_AGENT = [
   'homelab/+/result',

@@ -1,13 +1,15 @@
 import { randomUUID } from 'node:crypto';
 import type { Agent } from '../../src/agent/agent.js';
-import type { Result } from '../../src/core/result.js';
+import { resultSchema } from '../../src/core/formats.js';
+import { isFinal, type Result } from '../../src/core/result.js';
 import { startBroker, type RunningBroker } from '../../src/broker/broker.js';
 import { silentLogger } from '../../src/log.js';
 import { startAgent } from './agent.js';
 import { tempDir, testPath } from './fixtures.js';
 import { TestClient } from './mqtt.js';
 
-const FINAL = ['succeeded', 'failed', 'timed_out', 'rejected', 'interrupted'];
+/** Every result the agent publishes must match the contract's schema exactly (core/formats.ts): parsed strictly, never cast. */
+const asResult = (text: string): Result => resultSchema.parse(JSON.parse(text));
 
 /** One embedded broker, a controller client watching every result, and agents made per test. */
 export class Harness {
@@ -102,11 +104,11 @@ export class Harness {
         this.ctl.messages.indexOf(x) >= before &&
         x.topic === `homelab/${host}/result` &&
         x.text !== '' &&
-        FINAL.includes((JSON.parse(x.text) as Result).status),
+        isFinal(asResult(x.text).status),
       ms,
       `a final result of ${action} on ${host}`,
     );
-    return JSON.parse(m.text) as Result;
+    return asResult(m.text);
   }
 
   /** The next final result on P/H/result/ID (one already seen does not count). */
@@ -114,11 +116,11 @@ export class Harness {
     const topic = `homelab/${host}/result/${id}`;
     return this.ctl
       .next(
-        (m) => m.topic === topic && m.text !== '' && FINAL.includes((JSON.parse(m.text) as Result).status),
+        (m) => m.topic === topic && m.text !== '' && isFinal(asResult(m.text).status),
         ms,
         `a final result on ${topic}`,
       )
-      .then((m) => JSON.parse(m.text) as Result);
+      .then((m) => asResult(m.text));
   }
 
   /** Every result object seen on P/H/result/ID, in order. */
@@ -126,6 +128,6 @@ export class Harness {
     return this.ctl
       .on(`homelab/${host}/result/${id}`)
       .filter((m) => m.text !== '')
-      .map((m) => JSON.parse(m.text) as Result);
+      .map((m) => asResult(m.text));
   }
 }

@@ -1,7 +1,7 @@
 /**
  * `homelab-cmd acl` against a real Mosquitto (issue 7, item 8): the generated acl_file and the
  * generated mosquitto_passwd script are loaded into a broker with allow_anonymous false, and every
- * right and every refusal of CONTRACT.md § broker roles is checked with real MQTT.js clients.
+ * right and every refusal of docs/mqtt-api.md § Broker roles is checked with real MQTT.js clients.
  *
  * Mosquitto drops a refused publish (on MQTT 5 the PUBACK may say 0x87) and filters a refused
  * delivery without telling the subscriber. So a refusal is proven by order: the refused message

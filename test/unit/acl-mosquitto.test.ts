@@ -57,7 +57,7 @@ const CORPUS = [
   'elsewhere',
   '$SYS/broker/version',
 ];
-/** Everything an agent publishes for host h (CONTRACT.md § Topics, "from agent" rows). */
+/** Everything an agent publishes for host h (docs/mqtt-api.md § Topics, "from agent" rows). */
 const agentPublishes = (h: string) => [
   `lab/home/${h}/result/id-1`,
   `lab/home/${h}/result`,

@@ -91,7 +91,7 @@ describe('filterCovers (a grant covers a subscription filter)', () => {
 });
 
 describe('agent role: publish', () => {
-  // CONTRACT.md § Config file, broker roles: write P/<its host>/# (except its cmd/# and param/+/+/set),
+  // docs/mqtt-api.md § Broker roles: write P/<its host>/# (except its cmd/# and param/+/+/set),
   // the fleet topics ending in its own host id and its own discovery topics homeassistant/+/<its host>/#.
   it.each<[string, boolean]>([
     ['homelab/pihole-1/status', true],

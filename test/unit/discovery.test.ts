@@ -17,7 +17,7 @@ import { renderCommandTemplate } from '../helpers/ha-template.js';
 import { makeResult, type ResultStatus } from '../../src/core/result.js';
 import { VERSION } from '../../src/version.js';
 
-// Table tests over buildDiscovery's output (CONTRACT.md § Home Assistant discovery), plus the
+// Table tests over buildDiscovery's output (docs/mqtt-api.md § Home Assistant discovery), plus the
 // HA 2026 rules the contract leans on: default_entity_id (object_id is ignored since 2026.4),
 // names without the device name, no entity_category "config" on sensors, states ≤ 255 characters.
 
@@ -411,7 +411,7 @@ describe('device_class / state_class / unit combinations HA accepts', () => {
   });
 });
 
-// CONTRACT.md § Heartbeat object, plus the `actions` extension (docs/mqtt-api.md), keyed by action name.
+// docs/mqtt-api.md § Status and heartbeat, plus the `actions` extension (docs/mqtt-api.md), keyed by action name.
 const HEARTBEAT_FIELDS = [
   'ts',
   'host',

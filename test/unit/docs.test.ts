@@ -68,7 +68,7 @@ describe('docs/configuration.md', () => {
 
 describe('docs/mqtt-api.md', () => {
   const doc = read('docs/mqtt-api.md');
-  // The contract's error codes (CONTRACT.md § Result object), in its order.
+  // The contract's error codes (docs/mqtt-api.md § Error codes), in its order.
   const codes = [
     'invalid_request',
     'unknown_action',

@@ -2,7 +2,7 @@ import { describe, it, expect } from 'vitest';
 import { formatDuration, parseDuration, toSecondsArg } from '../../src/core/duration.js';
 
 describe('parseDuration', () => {
-  // CONTRACT.md § Config file: "a number of seconds or a string 500ms, 30s, 30m, 2h".
+  // docs/configuration.md § Durations: "a number of seconds or a string 500ms, 30s, 30m, 2h".
   it.each<[number | string, number]>([
     [0, 0],
     [30, 30_000],

@@ -58,7 +58,7 @@ afterAll(() => {
   expect(executed).toBeGreaterThanOrEqual(MIN_TOTAL * SCALE);
 });
 
-// The contract's regexes, written out again here (CONTRACT.md § Names) rather than imported from
+// The contract's regexes, written out again here (docs/configuration.md § Top level; docs/mqtt-api.md § The request object) rather than imported from
 // src/core/names.ts: the test must not share a typo with the code under test.
 const CONTRACT_REQUEST_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/;
 const CONTRACT_ACTION = /^[a-z0-9][a-z0-9_]{0,62}$/;
@@ -346,7 +346,7 @@ function checkParse(outcome: ParseOutcome, delivery: Delivery, sentJson: unknown
     const r = outcome.request;
     expect(r.id).toMatch(CONTRACT_REQUEST_ID);
     if (r.action !== undefined) expect(r.action).toMatch(CONTRACT_ACTION);
-    // A retained command is never run (CONTRACT.md § Topics).
+    // A retained command is never run (docs/mqtt-api.md § Topics).
     expect(delivery.retained).toBe(false);
     expect(r.action !== undefined || r.command !== undefined).toBe(true);
     if (delivery.topicAction !== undefined) expect(r.action).toBe(delivery.topicAction);

@@ -11,7 +11,7 @@ import { VERSION } from '../../src/version.js';
 import { FROM_AGENT, TO_AGENT } from '../helpers/contract.js';
 
 // The shipped homeassistant/ folder, checked against the contract: it parses, and every topic
-// and field it uses exists in CONTRACT.md § Topics, § Request object and § Result object.
+// and field it uses exists in docs/mqtt-api.md § Topics, § The request object and § Result object.
 
 const ROOT = fileURLToPath(new URL('../../homeassistant/', import.meta.url));
 
@@ -95,7 +95,7 @@ function inputRefs(v: unknown): InputRef[] {
 // A template level ({{ host }}) stands for "+" in the contract's filters.
 const CONTRACT_TOPICS = [...TO_AGENT, ...FROM_AGENT, 'homeassistant/status'];
 
-// CONTRACT.md § Request object (with the HomelabCmd aliases) and § Result object.
+// docs/mqtt-api.md § The request object (with the HomelabCmd aliases) and § Result object.
 const REQUEST_FIELDS = [
   'id',
   'action',

@@ -9,7 +9,7 @@ import { FINAL_STATUSES, makeResult, rejected, type Result } from '../../src/cor
 import { FROM_AGENT, TO_AGENT } from '../helpers/contract.js';
 
 // examples/node-red/flow.json, checked against the contract the way homeassistant.test.ts checks
-// the HA files: every topic is a topic of CONTRACT.md § Topics, every field one of § Request object
+// the HA files: every topic is a topic of docs/mqtt-api.md § Topics, every field one of § The request object
 // or § Result object. The flow's function nodes are run here on real inputs, so the request they
 // build is the one Node-RED would send.
 
@@ -39,7 +39,7 @@ const one = (type: string): FlowNode => {
 const next = (n: FlowNode, i = 0): FlowNode[] => (n.wires?.[i] ?? []).map(node);
 
 // A template level ({{ host }}) stands for "+" in the contract's filters.
-// CONTRACT.md § Request object (with the HomelabCmd aliases) and § Result object.
+// docs/mqtt-api.md § The request object (with the HomelabCmd aliases) and § Result object.
 const REQUEST_FIELDS = [
   'id',
   'action',

@@ -453,7 +453,7 @@ function roleOf(entries: AclEntry[], ctx: AclContext): Role {
 }
 
 /**
- * What an agent writes under `P/H/` (CONTRACT.md § Topics, "from agent"): Mosquitto's ACL lists
+ * What an agent writes under `P/H/` (docs/mqtt-api.md § Topics, "from agent"): Mosquitto's ACL lists
  * these instead of the contract's `P/H/#` minus carve-outs, which acl_file cannot express.
  */
 const ownTopics = (P: string, H: string): string[] =>
@@ -848,7 +848,7 @@ describe('docs: install.md, operations.md, getting-started.md', () => {
       api.indexOf('\n## ', api.indexOf('## Error codes') + 1),
     );
     const codes = [...table.matchAll(/^\| `([a-z_]+)` \|/gm)].map((m) => m[1]!);
-    // CONTRACT.md § Result object lists 17; mqtt-api.md may document more.
+    // The contract lists 17 error codes; docs/mqtt-api.md § Error codes may document more.
     expect(codes).toEqual(
       expect.arrayContaining([
         'invalid_request',

@@ -34,7 +34,7 @@ function rejection(outcome: ParseOutcome) {
 const json = (o: unknown): string => JSON.stringify(o);
 
 describe('parseDelivery: presses on P/H/cmd/ACTION', () => {
-  // CONTRACT.md § Topics: "empty, any non-JSON text (HA's PRESS), or a request object".
+  // docs/mqtt-api.md § Topics: "empty, any non-JSON text (HA's PRESS), or a request object".
   it.each([
     ['empty', ''],
     ['HA PRESS', 'PRESS'],
@@ -151,7 +151,7 @@ describe('parseDelivery: request objects', () => {
 });
 
 describe('parseDelivery: HomelabCmd aliases', () => {
-  // CONTRACT.md § Request object: action_id→id, action_type→action, parameters→params, timeout_seconds→timeout.
+  // docs/mqtt-api.md § HomelabCmd aliases: action_id→id, action_type→action, parameters→params, timeout_seconds→timeout.
   it('maps every alias, and a numeric action_id becomes its decimal string', () => {
     const req = accepted(
       deliver(
@@ -249,7 +249,7 @@ describe('parseDelivery: malformed payloads', () => {
 });
 
 describe('parseDelivery: retained messages are never run', () => {
-  // CONTRACT.md § Topics: a retained command would re-run at every reconnect.
+  // docs/mqtt-api.md § Retained messages and expiry: a retained command would re-run at every reconnect.
   it.each([
     ['press', 'uptime', 'PRESS'],
     ['empty press', 'uptime', ''],

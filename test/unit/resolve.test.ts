@@ -329,7 +329,7 @@ describe('resolveRequest: param rejections', () => {
 });
 
 describe('resolveRequest: option injection', () => {
-  // CONTRACT.md § Config file: an argv element that would begin with "-" because of a param's value is always rejected.
+  // docs/configuration.md § argv templates: an argv element that would begin with "-" because of a param's value is always rejected.
   it.each([
     ['-x', 'restart_service', { unit: '-x' }],
     ['--force', 'restart_service', { unit: '--force' }],
