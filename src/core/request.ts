@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { parseBoundedJson, sameJson } from './json.js';
 import { ACTION_NAME_RE, REQUEST_ID_RE } from './names.js';
 import type { Rejection, RequestRef } from './result.js';
+import { expiredBy } from './admission.js';
 
 /** Bigger payloads are refused before JSON.parse ever sees them. */
 export const MAX_PAYLOAD_BYTES = 64 * 1024;
@@ -174,14 +175,9 @@ export function parseDelivery(delivery: Delivery, now: number, newId: () => stri
       '"ttl" needs "ts" (the sender\'s time in ms since epoch) to count from',
       ref,
     );
-  if (r.ts !== undefined && r.ttl !== undefined && now > r.ts + r.ttl * 1000) {
-    const late = Math.round((now - r.ts - r.ttl * 1000) / 1000);
-    return reject(
-      'expired',
-      `the request expired ${late} s ago (ts + ttl is in the past) — send it again, or check the sender's clock`,
-      ref,
-    );
-  }
+  // Freshness is admission's policy (core/admission.ts); checked here, before anything else reads the request.
+  const stale = expiredBy(r.ts, r.ttl, now);
+  if (stale) return reject(stale.code, stale.error, ref);
   return {
     ok: true,
     request: {

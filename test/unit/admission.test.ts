@@ -1,7 +1,13 @@
 /** The admission of signed requests as a table (docs/security.md § Signed requests). */
 import { createHmac } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { admit, type AdmissionInput } from '../../src/core/admission.js';
+import {
+  admit,
+  admitLoad,
+  expiredBy,
+  type AdmissionInput,
+  type LoadInput,
+} from '../../src/core/admission.js';
 import { canonicalJson, sign } from '../../src/core/signing.js';
 
 const KEY = 'k'.repeat(32);
@@ -154,5 +160,54 @@ describe('admit', () => {
       code: 'bad_signature',
       error: expect.stringMatching(/retired homelab-cmd\/v1 .*sign with v2 \(docs\/security\.md/) as string,
     });
+  });
+});
+
+/** Freshness: `ts + ttl` not yet past when the request arrives (docs/mqtt-api.md). */
+describe('expiredBy', () => {
+  const cases: [string, number | undefined, number | undefined, number, string | undefined][] = [
+    ['no ttl', NOW - 3_600_000, undefined, NOW, undefined],
+    ['no ts', undefined, 60, NOW, undefined],
+    ['within its ttl', NOW - 59_000, 60, NOW, undefined],
+    ['exactly at ts + ttl', NOW - 60_000, 60, NOW, undefined],
+    ['1 ms past ts + ttl', NOW - 60_001, 60, NOW, 'expired'],
+    ['an hour late', NOW - 3_660_000, 60, NOW, 'expired'],
+    ['ts in the future', NOW + 60_000, 1, NOW, undefined],
+  ];
+  it.each(cases)('%s', (_name, ts, ttl, now, code) => {
+    const r = expiredBy(ts, ttl, now);
+    expect(r?.code).toBe(code);
+    if (r) expect(r.error).toMatch(/expired \d+ s ago .* send it again/);
+  });
+});
+
+/** The load: execution.enabled, then execution.concurrency / execution.queue (docs/configuration.md). */
+describe('admitLoad', () => {
+  const base: LoadInput = {
+    host: 'h1',
+    source: '/etc/homelab-cmd/config.yaml',
+    enabled: true,
+    staggered: false,
+    resumed: false,
+    running: 0,
+    waiting: 0,
+    concurrency: 2,
+    queue: 3,
+  };
+  const cases: [string, Partial<LoadInput>, string | undefined, RegExp?][] = [
+    ['idle', {}, undefined],
+    ['disabled', { enabled: false }, 'execution_disabled', /execution.enabled: true in \/etc\/homelab-cmd/],
+    ['disabled, even resumed', { enabled: false, resumed: true }, 'execution_disabled'],
+    ['a free slot, queue full', { running: 1, waiting: 3 }, undefined],
+    ['slots full, queue has room', { running: 2, waiting: 2 }, undefined],
+    ['slots full, queue full', { running: 2, waiting: 3 }, 'busy', /2 commands are running and 3 waiting/],
+    ['slots full, queue full, resumed', { running: 2, waiting: 3, resumed: true }, undefined],
+    ['staggered, its queue has room', { staggered: true, waiting: 2 }, undefined],
+    ['staggered, its queue full, slots free', { staggered: true, waiting: 3 }, 'busy'],
+  ];
+  it.each(cases)('%s', (_name, change, code, message) => {
+    const r = admitLoad({ ...base, ...change });
+    expect(r?.code).toBe(code);
+    if (message) expect(r?.error).toMatch(message);
   });
 });
