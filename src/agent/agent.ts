@@ -152,13 +152,11 @@ export class Agent {
     session.onMessage(new Dispatcher(routes, log.child({ module: 'dispatch' })).dispatch);
     session.onClose(() => {
       guard.disarm();
-      pipeline.stagger.onDisconnect();
+      pipeline.onDisconnect();
     });
     session.onConnect(async ({ reconnect }) => {
       // First, before any await: requests may already be arriving on this connection.
-      pipeline.stagger.onConnect();
-      // Also before any await, so it holds only the last run's results the broker never acknowledged.
-      if (!reconnect) pipeline.flushOutbox();
+      pipeline.onConnect({ reconnect });
       await session.publish(this.topics.status, 'online', { retain: true });
       guard.arm();
       // At start only what changed since the last run; after a lost connection, everything
@@ -183,7 +181,7 @@ export class Agent {
       // On the heartbeat's beat, connected or not: at most one small write an interval, none when idle.
       // While state_dir is full, one probe a beat: space returning ends the degraded mode by itself.
       if (health.degraded) health.check();
-      pipeline.stats.save();
+      pipeline.saveStats();
       if (session.connected) void this.publishHeartbeat();
     }, config.heartbeat.interval);
     log.info(
@@ -219,7 +217,7 @@ export class Agent {
     } catch (err) {
       this.log.error({ err }, 'draining running commands failed');
     }
-    this.pipeline?.stats.save();
+    this.pipeline?.saveStats();
     // A param value set within the last second is written now, not lost.
     this.paramStore?.stop();
     try {
@@ -242,8 +240,7 @@ export class Agent {
         running: pipeline.runningCount,
         queued: pipeline.queuedCount,
         pendingResults: this.pendingPublishes,
-        stats: pipeline.stats.totals(),
-        actions: pipeline.stats.actions(),
+        ...pipeline.figures(),
         diskPath: this.config.state_dir,
         insecure: this.config.mqtt.insecure,
         degraded: this.health?.degraded,
