@@ -45,6 +45,12 @@ export class Outcomes {
     );
   }
 
+  /** Reads what the audit log and the counters left in state_dir (the constructor does no I/O). */
+  start(): void {
+    this.audit.start();
+    this.stats.start();
+  }
+
   /** The reply target a delivery names (MQTT 5 Response Topic), checked (core/reply.ts). */
   replyToOf(packet: IPublishPacket): ReplyTo | undefined {
     return this.results.replyToOf(packet);

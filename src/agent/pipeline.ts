@@ -13,6 +13,7 @@ import { Acceptance } from './accept.js';
 import { originOf, readDelivery, refusedRef, type Origin } from './intake.js';
 import type { Journal } from './journal.js';
 import { Outcomes } from './outcomes.js';
+import type { AgentPart, ConnectInfo } from './part.js';
 import type { ReadRetained } from './restart-check.js';
 import { Restarts } from './restarts.js';
 import type { ReplyTo, ResultSink } from './results.js';
@@ -21,7 +22,9 @@ import { StaggeredRuns } from './staggered-runs.js';
 
 export type { ResultSink } from './results.js';
 
-export class Pipeline {
+export class Pipeline implements AgentPart {
+  readonly name = 'pipeline';
+
   private readonly outcomes: Outcomes;
   private readonly runs: RunQueue;
   private readonly staggered: StaggeredRuns;
@@ -29,7 +32,7 @@ export class Pipeline {
   private readonly restarts: Restarts;
 
   constructor(
-    config: Config,
+    private readonly config: Config,
     topics: HostTopics,
     private readonly journal: Journal,
     sink: ResultSink,
@@ -59,6 +62,12 @@ export class Pipeline {
     );
   }
 
+  /** Reads what its parts keep in state_dir; before connecting. */
+  start(): void {
+    this.outcomes.start();
+    this.staggered.start();
+  }
+
   get runningCount(): number {
     return this.runs.runningCount;
   }
@@ -77,7 +86,7 @@ export class Pipeline {
   }
 
   /** Before any await on a new connection: requests may already be arriving on it. */
-  onConnect({ reconnect }: { reconnect: boolean }): void {
+  onConnect({ reconnect }: ConnectInfo): void {
     this.staggered.onConnect();
     // Also before any await, so it holds only the last run's results the broker never acknowledged.
     if (!reconnect) this.flushOutbox();
@@ -136,6 +145,15 @@ export class Pipeline {
   /** Final results the broker never acknowledged before the last stop: published again. */
   flushOutbox(): void {
     this.outcomes.flushOutbox((id) => this.restarts.replyOf(id));
+  }
+
+  /** Drains (execution.shutdown_grace); the counters are saved however that went. */
+  async stop(): Promise<void> {
+    try {
+      await this.drain(this.config.execution.shutdown_grace);
+    } finally {
+      this.saveStats();
+    }
   }
 
   /** Stop intake; let running commands finish within `graceMs`, then kill them (`interrupted`). */

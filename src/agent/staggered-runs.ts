@@ -46,6 +46,11 @@ export class StaggeredRuns {
     );
   }
 
+  /** Reads the saved group records. */
+  start(): void {
+    this.coordinator.open();
+  }
+
   submit(q: Queued, stagger: StaggerConfig, acceptedAt: number): void {
     this.coordinator.submit({ ...q, stagger, id: q.ref.id, action: q.job.action, acceptedAt });
   }
