@@ -22,7 +22,7 @@ import { JsonStateFile } from './state-file.js';
 
 export class ActionStats {
   private readonly file: JsonStateFile<StatsState>;
-  private readonly state: StatsState;
+  private state: StatsState = emptyStats();
   private readonly names: string[];
   private dirty = false;
 
@@ -35,6 +35,10 @@ export class ActionStats {
       log,
       'the saved action statistics',
     );
+  }
+
+  /** Reads the saved counters (the constructor does no I/O). */
+  start(): void {
     // A corrupt file is moved aside by JsonStateFile and the counters start again from zero.
     this.state = this.file.read(emptyStats());
     this.dirty = pruneActions(this.state, this.names);

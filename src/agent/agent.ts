@@ -1,6 +1,7 @@
 /**
  * The agent: wires the MQTT session, the command pipeline, heartbeats and
- * status together, with an explicit start()/stop() lifecycle.
+ * status together. Every part shares one lifecycle (part.ts): started in order, told of every
+ * connection in order, stopped in order; a failed stop step is reported to the caller.
  */
 import type { Config } from '../config/load.js';
 import { brokerUrls } from '../core/failover.js';
@@ -8,15 +9,15 @@ import { groupsTopic } from '../core/fleet-topics.js';
 import { agentGroups, groupsPayload } from '../core/groups.js';
 import { haStatusTopic, hostTopics, type HostTopics } from '../core/topics.js';
 import type { Logger } from '../log.js';
-import { VERSION } from '../version.js';
 import { DiscoveryPublisher } from './discovery.js';
 import { agentRoutes, Dispatcher } from './dispatch.js';
-import { readHeartbeat } from './heartbeat.js';
+import { Heartbeats } from './heartbeats.js';
 import { ParamStore } from './params.js';
 import { Probes } from './probes.js';
 import { Journal } from './journal.js';
 import { Pipeline } from './pipeline.js';
 import type { Publisher } from './publisher.js';
+import type { AgentPart } from './part.js';
 import { isolationAtStart } from './private-files.js';
 import { MqttSession } from './session.js';
 import { removeStaleTemps } from './state-file.js';
@@ -39,14 +40,11 @@ export interface AgentOptions {
 export class Agent {
   readonly topics: HostTopics;
   private session: MqttSession | undefined;
-  private pipeline: Pipeline | undefined;
   private journal: Journal | undefined;
-  private discovery: DiscoveryPublisher | undefined;
-  private probes: Probes | undefined;
-  private statusGuard: StatusGuard | undefined;
-  private paramStore: ParamStore | undefined;
-  private heartbeatTimer: NodeJS.Timeout | undefined;
-  private health: StateHealth | undefined;
+  /** In the order they hear of a connection (the pipeline first: before any await). */
+  private parts: AgentPart[] = [];
+  /** In the order they stop: status and timers first, then the pipeline drains, then the params are saved. */
+  private stopOrder: AgentPart[] = [];
   private pendingPublishes = 0;
   private stopped = false;
 
@@ -63,19 +61,21 @@ export class Agent {
     return brokerUrls(this.opts.url ?? this.config.mqtt.url);
   }
 
-  /** Opens state, starts connecting; resolves without waiting for the broker (use waitConnected). */
+  /**
+   * Opens state, starts connecting; resolves without waiting for the broker (use waitConnected).
+   * The process-wide umask is the CLI's (src/cli/serve.ts), set before this is called.
+   */
   start(): void {
     const { config, log } = this;
-    // Children inherit it: files a command creates are private to its user.
-    process.umask(0o077);
     // Before anything is opened: a run user that should exist and does not stops the start.
     const isolation = isolationAtStart(config, log.child({ module: 'isolation' }), this.opts.demo === true);
     // A full state_dir is a degraded mode, not a crash: start, go online, refuse new requests until space returns.
     removeStaleTemps(config.state_dir, log);
+    // eslint-disable-next-line prefer-const -- assigned below, once the session it publishes on exists
+    let heartbeats: Heartbeats | undefined;
     const health = new StateHealth(config.state_dir, log.child({ module: 'state' }), () => {
-      if (this.session?.connected) void this.publishHeartbeat();
+      if (this.session?.connected) void heartbeats?.publish();
     });
-    this.health = health;
     const journal = new Journal(config.state_dir, log.child({ module: 'journal' }), undefined, health);
     const unfinished = journal.open();
     health.check();
@@ -104,6 +104,7 @@ export class Agent {
       log: log.child({ module: 'mqtt' }),
       backoff: this.opts.backoff,
     });
+    this.session = session;
     if (config.mqtt.insecure) log.warn("mqtt.insecure is true: the broker's TLS certificate is NOT verified");
     const sink: Publisher = {
       publish: async (topic, payload, options) => {
@@ -128,19 +129,60 @@ export class Agent {
       isolation,
     );
     pipeline.restarting(unfinished);
-    this.session = session;
-    this.pipeline = pipeline;
-    this.discovery = discovery;
     const probes = new Probes(config, sink, log.child({ module: 'probes' }), () => session.connected);
-    this.probes = probes;
-
     const guard = new StatusGuard(
       this.topics.status,
       () => session.publish(this.topics.status, 'online', { retain: true }),
       log.child({ module: 'status' }),
     );
-    this.statusGuard = guard;
-    this.paramStore = paramStore;
+    heartbeats = new Heartbeats(
+      config,
+      this.topics,
+      session,
+      pipeline,
+      health,
+      () => this.pendingPublishes,
+      log,
+    );
+    // Handled once connected, so the results cannot be lost with a connection that never opened:
+    // scheduled runs resume, anything else was cut short and is reported interrupted (never re-run).
+    const restarts: AgentPart = {
+      name: 'restarts',
+      start: () => undefined,
+      onConnect: async () => {
+        if (unfinished.length === 0) return;
+        log.warn(
+          { ids: unfinished.map((r) => `${r.id} (${r.status})`) },
+          'requests left unfinished by the last stop',
+        );
+        await pipeline.resume(unfinished.splice(0), (topics, ms) => session.readRetained(topics, ms));
+      },
+      stop: () => undefined,
+    };
+    // Its groups, at every connect: a changed groups: list replaces the record, none clears it
+    // (docs/fleet.md § Groups). A broker that refuses it costs `send --group` this host, nothing else.
+    const groups: AgentPart = {
+      name: 'groups',
+      start: () => undefined,
+      onConnect: async () => {
+        try {
+          await session.publish(
+            groupsTopic(config.mqtt.prefix, config.host),
+            groupsPayload(config.host, agentGroups(config.groups, config.actions), Date.now()),
+            { retain: true },
+          );
+        } catch (err) {
+          log.warn(
+            { err },
+            "could not publish this host's groups (check the broker ACL: docs/fleet.md § Groups)",
+          );
+        }
+      },
+      stop: () => undefined,
+    };
+    this.parts = [pipeline, guard, groups, discovery, paramStore, probes, restarts, heartbeats];
+    this.stopOrder = [guard, heartbeats, discovery, probes, pipeline, paramStore, restarts, groups];
+
     // One guard around every handler: no single message reaches the process (src/agent/dispatch.ts).
     const routes = agentRoutes({
       topics: this.topics,
@@ -153,53 +195,14 @@ export class Agent {
     });
     session.onMessage(new Dispatcher(routes, log.child({ module: 'dispatch' })).dispatch);
     session.onClose(() => {
-      guard.disarm();
-      pipeline.stagger.onDisconnect();
+      for (const part of this.parts) part.onDisconnect?.();
     });
-    session.onConnect(async ({ reconnect }) => {
-      // First, before any await: requests may already be arriving on this connection.
-      pipeline.stagger.onConnect();
-      // Also before any await, so it holds only the last run's results the broker never acknowledged.
-      if (!reconnect) pipeline.flushOutbox();
-      await session.publish(this.topics.status, 'online', { retain: true });
-      guard.arm();
-      // Its groups, at every connect: a changed groups: list replaces the record, none clears it
-      // (docs/fleet.md § Groups). A broker that refuses it costs `send --group` this host, nothing else.
-      try {
-        await session.publish(
-          groupsTopic(config.mqtt.prefix, config.host),
-          groupsPayload(config.host, agentGroups(config.groups, config.actions), Date.now()),
-          { retain: true },
-        );
-      } catch (err) {
-        log.warn(
-          { err },
-          "could not publish this host's groups (check the broker ACL: docs/fleet.md § Groups)",
-        );
-      }
-      await discovery.sync(!reconnect);
-      await paramStore.publishAll();
-      await probes.publishAll();
-      if (unfinished.length > 0) {
-        // Handled once connected, so the results cannot be lost with a connection that never opened:
-        // scheduled runs resume, anything else was cut short and is reported interrupted (never re-run).
-        log.warn(
-          { ids: unfinished.map((r) => `${r.id} (${r.status})`) },
-          'requests left unfinished by the last stop',
-        );
-        await pipeline.resume(unfinished.splice(0), (topics, ms) => session.readRetained(topics, ms));
-      }
-      await this.publishHeartbeat();
+    session.onConnect(async (info) => {
+      // In order, each awaited; the pipeline's runs before any await (part.ts).
+      for (const part of this.parts) await part.onConnect(info);
     });
+    for (const part of this.parts) part.start();
     session.start();
-    probes.start();
-    this.heartbeatTimer = setInterval(() => {
-      // On the heartbeat's beat, connected or not: at most one small write an interval, none when idle.
-      // While state_dir is full, one probe a beat: space returning ends the degraded mode by itself.
-      if (health.degraded) health.check();
-      pipeline.stats.save();
-      if (session.connected) void this.publishHeartbeat();
-    }, config.heartbeat.interval);
     log.info(
       {
         host: config.host,
@@ -216,55 +219,29 @@ export class Agent {
     return this.session.waitConnected(timeoutMs);
   }
 
-  /** SIGTERM path: stop intake, let running commands finish within the grace, say `offline`, disconnect. */
-  async stop(): Promise<void> {
-    if (this.stopped) return;
+  /**
+   * SIGTERM path: stop intake, let running commands finish within the grace, say `offline`, disconnect.
+   * Returns the steps that failed (each logged): the CLI exits 1 when there is any.
+   */
+  async stop(): Promise<string[]> {
+    if (this.stopped) return [];
     this.stopped = true;
-    this.statusGuard?.stop();
-    clearInterval(this.heartbeatTimer);
-    this.discovery?.stop();
-    try {
-      await this.probes?.stop();
-    } catch (err) {
-      this.log.error({ err }, 'stopping the probes failed');
-    }
-    try {
-      await this.pipeline?.drain(this.config.execution.shutdown_grace);
-    } catch (err) {
-      this.log.error({ err }, 'draining running commands failed');
-    }
-    this.pipeline?.stats.save();
-    // A param value set within the last second is written now, not lost.
-    this.paramStore?.stop();
-    try {
-      await this.session?.stop({ topic: this.topics.status, payload: 'offline' });
-    } catch (err) {
-      this.log.error({ err }, 'closing the MQTT session failed');
-    }
-    this.journal?.close();
-    this.log.info('agent stopped');
-  }
-
-  private async publishHeartbeat(): Promise<void> {
+    const failed: string[] = [];
+    const step = async (name: string, fn: () => void | Promise<void>) => {
+      try {
+        await fn();
+      } catch (err) {
+        failed.push(name);
+        this.log.error({ err, step: name }, `stopping the ${name} failed`);
+      }
+    };
+    for (const part of this.stopOrder) await step(part.name, () => part.stop());
     const session = this.session;
-    const pipeline = this.pipeline;
-    if (!session || !pipeline) return;
-    try {
-      const hb = await readHeartbeat({
-        host: this.config.host,
-        version: VERSION,
-        running: pipeline.runningCount,
-        queued: pipeline.queuedCount,
-        pendingResults: this.pendingPublishes,
-        stats: pipeline.stats.totals(),
-        actions: pipeline.stats.actions(),
-        diskPath: this.config.state_dir,
-        insecure: this.config.mqtt.insecure,
-        degraded: this.health?.degraded,
-      });
-      await session.publish(this.topics.heartbeat, JSON.stringify(hb), { retain: true });
-    } catch (err) {
-      this.log.warn({ err }, 'could not publish a heartbeat');
-    }
+    if (session)
+      await step('mqtt session', () => session.stop({ topic: this.topics.status, payload: 'offline' }));
+    const journal = this.journal;
+    if (journal) await step('journal', () => journal.close());
+    this.log.info(failed.length > 0 ? { failed } : {}, 'agent stopped');
+    return failed;
   }
 }

@@ -28,7 +28,7 @@ export interface AuditOptions {
 
 export class AuditLog {
   private readonly file: string;
-  private size: number;
+  private size = 0;
 
   constructor(
     dir: string,
@@ -36,6 +36,10 @@ export class AuditLog {
     private readonly log: Logger,
   ) {
     this.file = path.join(dir, 'audit.jsonl');
+  }
+
+  /** Reads the current file's size, for rotation (the constructor does no I/O). */
+  start(): void {
     this.size = existsSync(this.file) ? statSync(this.file).size : 0;
   }
 

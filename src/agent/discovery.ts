@@ -4,6 +4,7 @@
  * connection or HA's birth message, and an empty retained payload for every
  * topic it no longer owns (a removed action, or discovery.enabled: false).
  */
+import type { AgentPart, ConnectInfo } from './part.js';
 import { z } from 'zod';
 import type { Config } from '../config/load.js';
 import { buildDiscovery, serialize } from '../core/discovery.js';
@@ -12,9 +13,11 @@ import { VERSION } from '../version.js';
 import { JsonStateFile } from './state-file.js';
 import type { Publisher } from './publisher.js';
 
-export class DiscoveryPublisher {
+export class DiscoveryPublisher implements AgentPart {
+  readonly name = 'discovery';
+
   private readonly file: JsonStateFile<Record<string, string>>;
-  private published: Record<string, string>;
+  private published: Record<string, string> = {};
   private birthTimer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -31,6 +34,10 @@ export class DiscoveryPublisher {
       log,
       'the record of published discovery',
     );
+  }
+
+  /** Reads the record of what was published last (the constructor does no I/O). */
+  start(): void {
     this.published = this.file.read({});
   }
 
@@ -71,6 +78,11 @@ export class DiscoveryPublisher {
   }
 
   /** HA restarted (birth `online`): republish everything after a small random delay, so a fleet does not answer at once. */
+  /** At start only what changed since the last run; after a lost connection, everything (the broker may have restarted without its retained messages). */
+  async onConnect({ reconnect }: ConnectInfo): Promise<void> {
+    await this.sync(!reconnect);
+  }
+
   onBirth(): void {
     clearTimeout(this.birthTimer);
     this.birthTimer = setTimeout(() => {

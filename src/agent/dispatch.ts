@@ -113,7 +113,7 @@ export function agentRoutes(p: AgentParts): Route[] {
     {
       name: 'fleet',
       matches: () => p.staggered,
-      handle: ({ topic, payload }) => p.pipeline.stagger.onMessage(topic, payload),
+      handle: ({ topic, payload }) => p.pipeline.onFleetMessage(topic, payload),
     },
     {
       name: 'param-set',

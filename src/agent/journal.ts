@@ -7,48 +7,28 @@
  * Memory holds a summary of each result; a result's outputs stay on disk only, and a repeated id's
  * full result is read back from its line (docs/performance.md § Memory of the id journal).
  */
-import { closeSync, fstatSync, fsync, fsyncSync, ftruncateSync, openSync, writeSync } from 'node:fs';
+import { closeSync, openSync } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from '../log.js';
 import { isFinal, type Result } from '../core/result.js';
 import { ensureWritableDir, moveAside } from './state-file.js';
 import type { StateHealth } from './state-health.js';
+import { JournalFile } from './journal-file.js';
+import {
+  isStoredProcess,
+  isStoredReply,
+  type JournalEntry,
+  type Notes,
+  type StoredProcess,
+  type StoredReply,
+  type StoredRequest,
+} from './journal-records.js';
 import { forEachLine, readLineAt, rewriteAtomic, summaryOf, type Place } from './journal-lines.js';
 
 /** A record line longer than this keeps only its summary in memory; the whole result stays on disk. */
 const SUMMARY_ABOVE_BYTES = 1024;
 
-/** What is needed to run an accepted request later (a scheduled run, after a restart). */
-export interface StoredRequest {
-  action: string;
-  params: Record<string, string>;
-  timeoutMs: number | undefined;
-  acceptedAt: number;
-}
-
-/**
- * Where the request asked for its answer (MQTT 5 response topic, correlation data as base64): every
- * final, after a restart too, goes there. Hostile when read back: checked again (core/reply.ts).
- */
-export interface StoredReply {
-  topic: string;
-  correlation?: string;
-}
-
-/** The command's process group as spawned: what a restart stops of it (restart-check.ts). */
-export interface StoredProcess {
-  pgid: number;
-  /** The leader's start time (/proc/PID/stat field 22): a reused pid never matches it. */
-  start: string;
-}
-
-export interface JournalEntry {
-  id: string;
-  result: Result;
-  request?: StoredRequest;
-  reply?: StoredReply;
-  proc?: StoredProcess;
-}
+export type { JournalEntry, Notes, StoredProcess, StoredReply, StoredRequest } from './journal-records.js';
 
 export class Journal {
   /** Each id's latest result — a summary (outputs emptied) when its whole result is in `onDisk`. */
@@ -62,15 +42,9 @@ export class Journal {
   /** Final results the broker has not acknowledged yet: the outbox, published again after a restart. */
   private readonly unpublished = new Set<string>();
   private readonly file: string;
+  /** The appends and their fsyncs (journal-file.ts). */
+  private readonly out: JournalFile;
   private lines = 0;
-  /** Kept open between appends (open and close cost as much as the write); reopened after a compaction replaces the file. */
-  private fd: number | undefined;
-  private fileSize = 0;
-  /** Group commit: callers waiting for the next fsync, and whether one is in flight (on the thread pool). */
-  private syncWaiters: { resolve: () => void; reject: (err: Error) => void }[] = [];
-  private syncing = false;
-  /** An fd closed while its fsync was in flight is closed when that fsync ends: its number must not be reused under it. */
-  private closeAfterSync: number[] = [];
   /** A compaction a full disk refused: tried again at the next change. */
   private compactPending = false;
 
@@ -82,6 +56,7 @@ export class Journal {
     private readonly health?: Pick<StateHealth, 'assertWritable' | 'failed'>,
   ) {
     this.file = path.join(dir, 'journal.jsonl');
+    this.out = new JournalFile(this.file, health);
   }
 
   /** Reads the journal; returns the entries that were not final (they were cut short by a crash). */
@@ -261,36 +236,7 @@ export class Journal {
     // While state_dir is full, a new request is refused before anything is written (the busy path).
     this.health?.assertWritable();
     this.write(result, request, false, notes, false);
-    return new Promise((resolve, reject) => {
-      this.syncWaiters.push({ resolve, reject });
-      if (!this.syncing) this.flush();
-    });
-  }
-
-  private flush(): void {
-    const batch = this.syncWaiters.splice(0);
-    const fd = this.fd;
-    if (fd === undefined) {
-      // A compaction rewrote the file since these were written: writeAtomic synced it with them in it.
-      for (const w of batch) w.resolve();
-      return;
-    }
-    this.syncing = true;
-    fsync(fd, (err) => {
-      this.syncing = false;
-      for (const old of this.closeAfterSync.splice(0)) {
-        try {
-          closeSync(old);
-        } catch {
-          // Nothing was pending on it any more.
-        }
-      }
-      for (const w of batch) {
-        if (err) w.reject(err);
-        else w.resolve();
-      }
-      if (this.syncWaiters.length > 0) this.flush();
-    });
+    return this.out.synced();
   }
 
   /** The stored request of an accepted, not yet final id. */
@@ -326,36 +272,6 @@ export class Journal {
     this.compactIfLong();
   }
 
-  /** Returns the byte offset where the line starts. */
-  private append(line: string, durable = true): number {
-    if (this.fd === undefined) {
-      this.fd = openSync(this.file, 'a', 0o600);
-      this.fileSize = fstatSync(this.fd).size;
-    }
-    const fd = this.fd;
-    const bytes = Buffer.from(line);
-    try {
-      let written = 0;
-      while (written < bytes.length) written += writeSync(fd, bytes, written);
-      if (durable) fsyncSync(fd);
-    } catch (err) {
-      // A write cut short (ENOSPC) would glue the next line onto half of this one: take it back.
-      try {
-        ftruncateSync(fd, this.fileSize);
-      } catch {
-        // Nothing more to do; a torn line is skipped (and the file moved aside) at the next start.
-      }
-      // The next append starts from a fresh open and the file's real size.
-      this.close();
-      this.health?.failed(err);
-      throw err;
-    }
-    const offset = this.fileSize;
-    this.fileSize += bytes.length;
-    this.lines++;
-    return offset;
-  }
-
   /** Called once memory holds what was just appended: the rewrite is made from memory. */
   private compactIfLong(now = false, source = this.file): void {
     if (!now && !this.compactPending && this.lines <= this.keep * 2) return;
@@ -375,17 +291,14 @@ export class Journal {
 
   /** At stop. A later append (a broker acknowledgement arriving late) opens the file again. */
   close(): void {
-    if (this.fd === undefined) return;
-    if (this.syncing) {
-      this.closeAfterSync.push(this.fd);
-    } else {
-      try {
-        closeSync(this.fd);
-      } catch {
-        // Already closed or never valid: nothing is lost, every append was written through.
-      }
-    }
-    this.fd = undefined;
+    this.out.close();
+  }
+
+  /** Returns the byte offset where the line starts. */
+  private append(line: string, durable = true): number {
+    const offset = this.out.append(line, durable);
+    this.lines++;
+    return offset;
   }
 
   /** The ids of final results, oldest first. */
@@ -452,30 +365,4 @@ export class Journal {
     this.onDisk = places;
     this.lines = this.entries.size;
   }
-}
-
-/** What a record may carry besides its result: see StoredReply and StoredProcess. */
-export interface Notes {
-  reply?: StoredReply | undefined;
-  proc?: StoredProcess | undefined;
-}
-
-function isStoredReply(v: unknown): v is StoredReply {
-  const r = v as StoredReply | undefined;
-  return (
-    typeof r?.topic === 'string' &&
-    r.topic.length <= 1024 &&
-    (r.correlation === undefined || (typeof r.correlation === 'string' && r.correlation.length <= 1024))
-  );
-}
-
-function isStoredProcess(v: unknown): v is StoredProcess {
-  const p = v as StoredProcess | undefined;
-  return (
-    typeof p?.pgid === 'number' &&
-    Number.isSafeInteger(p.pgid) &&
-    p.pgid > 1 &&
-    typeof p.start === 'string' &&
-    /^\d{1,20}$/.test(p.start)
-  );
 }

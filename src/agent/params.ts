@@ -3,6 +3,7 @@
  * state_dir and retained on P/H/param/ACTION/PARAM; a button press runs the
  * action with them. A new value arrives on …/set and is validated like any request.
  */
+import type { AgentPart } from './part.js';
 import { z } from 'zod';
 import type { Config } from '../config/load.js';
 import type { ParamSpec } from '../config/schema.js';
@@ -22,7 +23,9 @@ const RATE_PER_S = 10;
 /** params.json is rewritten (and fsync'd) at most once in this interval; the latest value wins. */
 const WRITE_EVERY_MS = 1000;
 
-export class ParamStore {
+export class ParamStore implements AgentPart {
+  readonly name = 'params';
+
   private readonly file: JsonStateFile<Record<string, Record<string, string>>>;
   /** action → param → value, for exposed params only. Maps: the keys come from topic text. */
   private readonly values = new Map<string, Map<string, string>>();
@@ -49,8 +52,12 @@ export class ParamStore {
       log,
       'the saved param values',
     );
+  }
+
+  /** Reads the saved param values; a value the config no longer allows falls back (no I/O in the constructor). */
+  start(): void {
     const saved = this.file.read({});
-    for (const [action, spec] of Object.entries(config.actions)) {
+    for (const [action, spec] of Object.entries(this.config.actions)) {
       for (const [param, p] of exposedParams(spec)) {
         const savedAction = Object.hasOwn(saved, action) ? saved[action] : undefined;
         const previous = savedAction && Object.hasOwn(savedAction, param) ? savedAction[param] : undefined;
@@ -66,6 +73,10 @@ export class ParamStore {
   /** The params a press of `action` runs with. */
   pressParams(action: string): Record<string, string> {
     return Object.fromEntries(this.values.get(action) ?? []);
+  }
+
+  onConnect(): Promise<void> {
+    return this.publishAll();
   }
 
   async publishAll(): Promise<void> {

@@ -10,6 +10,7 @@
  * - The state topic of a probe removed from the config is cleared at connect,
  *   from the record of names in state_dir/probes.json.
  */
+import type { AgentPart } from './part.js';
 import { z } from 'zod';
 import type { Config } from '../config/load.js';
 import { probeState, type ProbeState } from '../core/probes.js';
@@ -19,11 +20,13 @@ import type { Publisher } from './publisher.js';
 import { runCheck } from './probe-checks.js';
 import { JsonStateFile } from './state-file.js';
 
-export class Probes {
+export class Probes implements AgentPart {
+  readonly name = 'probes';
+
   private readonly topics: HostTopics;
   private readonly file: JsonStateFile<string[]>;
   /** The probes whose state topic holds a retained state of ours (state_dir/probes.json). */
-  private published: string[];
+  private published: string[] = [];
   /** The latest state of each probe, serialized: republished at every connect. */
   private readonly latest = new Map<string, string>();
   private readonly lastOk = new Map<string, boolean>();
@@ -46,7 +49,6 @@ export class Probes {
       log,
       'the record of published probe states',
     );
-    this.published = this.file.read([]);
   }
 
   get count(): number {
@@ -55,11 +57,16 @@ export class Probes {
 
   /** The first check of every probe starts at once; it is published when (or as soon as) the agent is connected. */
   start(): void {
+    this.published = this.file.read([]);
     for (const name of Object.keys(this.config.probes)) this.schedule(name, 0);
     if (this.count > 0) this.log.info({ probes: Object.keys(this.config.probes) }, 'probes started');
   }
 
   /** At every connect: clear the states of probes no longer configured, then publish the latest of each. */
+  onConnect(): Promise<void> {
+    return this.publishAll();
+  }
+
   async publishAll(): Promise<void> {
     const current = Object.keys(this.config.probes);
     for (const name of this.published.filter((n) => !current.includes(n))) {

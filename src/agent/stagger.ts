@@ -100,12 +100,17 @@ export class StaggerCoordinator<T extends StaggerItem> {
       log,
       "this host's record of its stagger groups",
     );
+  }
+
+  /** Reads this host's saved records of its groups (the constructor does no I/O). */
+  open(): void {
+    const opts = this.opts;
     // Checked again like records that just arrived: an older version saved whatever it was sent.
     const saved = readSavedStagger(this.file.read(undefined), opts.host, Date.now());
     for (const [group] of opts.groups)
       this.group(group).records = new Map(Object.entries(saved.groups[group] ?? {}));
     if (saved.dropped.length > 0) {
-      log.warn(
+      this.log.warn(
         { file: this.file.file, dropped: saved.dropped },
         'dropped stagger records from state_dir that no longer count (docs/stagger.md § Failure cases)',
       );

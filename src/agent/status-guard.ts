@@ -7,9 +7,12 @@
  * The agent listens to its own status and, seeing `offline` while it is
  * connected and not stopping, says `online` again (retained).
  */
+import type { AgentPart } from './part.js';
 import type { Logger } from '../log.js';
 
-export class StatusGuard {
+export class StatusGuard implements AgentPart {
+  readonly name = 'status';
+
   private armed = false;
   private stopped = false;
   private pending: NodeJS.Timeout | undefined;
@@ -23,6 +26,20 @@ export class StatusGuard {
     /** At most one repair per this many ms: a misconfigured twin (same host id) cannot make it a storm. */
     private readonly minIntervalMs = 1000,
   ) {}
+
+  start(): void {
+    // Nothing to read: it acts on connections only.
+  }
+
+  /** Says `online` on every connection; once the broker acknowledged it, a stale `offline` is repaired. */
+  async onConnect(): Promise<void> {
+    await this.republish();
+    this.arm();
+  }
+
+  onDisconnect(): void {
+    this.disarm();
+  }
 
   /** Our `online` is acknowledged on this connection: from now on an `offline` is stale. */
   arm(): void {

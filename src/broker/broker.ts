@@ -9,8 +9,8 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { EventEmitter } from 'node:events';
 import net from 'node:net';
 import { Aedes, type AuthenticateError, type Client } from 'aedes';
-import { ConnectionError, PortInUseError } from '../errors.js';
 import type { Logger } from '../log.js';
+import { listenError } from './listen-error.js';
 import type { ClusterBackend, ClusterSpec } from './cluster.js';
 import { mayPublish, mayRead, maySubscribe, type AclContext, type Role } from './acl.js';
 import { ackAfterStore } from './ack-after-store.js';
@@ -25,6 +25,8 @@ import {
   limitFirstPacket,
   publishWireSize,
 } from './packet-size.js';
+
+export { listenError } from './listen-error.js';
 
 export interface BrokerUserSpec {
   username: string;
@@ -266,25 +268,6 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
       await disk?.close();
     },
   };
-}
-
-export function listenError(err: NodeJS.ErrnoException, host: string, port: number): Error {
-  if (err.code === 'EADDRINUSE') {
-    return new PortInUseError(
-      `${host}:${port} is in use — is Mosquitto running? Use --port, or point mqtt.url at it`,
-      host,
-      port,
-    );
-  }
-  if (err.code === 'EACCES') {
-    return new ConnectionError(`${host}:${port} needs privileges to listen on — use --port above 1023`);
-  }
-  if (err.code === 'EADDRNOTAVAIL') {
-    return new ConnectionError(
-      `${host} is not an address of this machine — use --host 127.0.0.1 or one of its interfaces`,
-    );
-  }
-  return new ConnectionError(`cannot listen on ${host}:${port}: ${err.message}`);
 }
 
 interface WillPacket {

@@ -4,7 +4,7 @@ import { loadConfig } from '../config/load.js';
 import { UsageError } from '../errors.js';
 import { createLogger } from '../log.js';
 import { out, parse, type Verb } from './args.js';
-import { serve } from './serve.js';
+import { serve, setUpAgentProcess } from './serve.js';
 
 export const agentVerb: Verb = {
   name: 'agent',
@@ -12,7 +12,7 @@ export const agentVerb: Verb = {
 
 Runs this host's agent against the broker at mqtt.url. It keeps retrying
 (with backoff) while the broker is unreachable. SIGTERM or SIGINT drains
-running commands (execution.shutdown_grace), publishes offline and exits 0.`,
+running commands (execution.shutdown_grace), publishes offline and exits 0 (1 when a stop step failed).`,
   async run(argv) {
     const { values } = parse(this, argv, { config: { type: 'string', short: 'c' } });
     if (values.help) return (out(this.usage), 0);
@@ -20,6 +20,7 @@ running commands (execution.shutdown_grace), publishes offline and exits 0.`,
     const config = loadConfig(values.config);
     const log = createLogger();
     const agent = new Agent(config, log);
+    setUpAgentProcess();
     agent.start();
     return serve(log, agent, undefined);
   },

@@ -8,7 +8,7 @@ import { hostTopics } from '../core/topics.js';
 import { createLogger, type Logger } from '../log.js';
 import { commandForm } from './command-form.js';
 import { err, intOption, out, parse, type Verb } from './args.js';
-import { serve } from './serve.js';
+import { serve, setUpAgentProcess } from './serve.js';
 import { upRecordPath, writeUpRecord } from './up-record.js';
 
 function brokerFor(
@@ -101,6 +101,7 @@ themselves (its address is in $XDG_RUNTIME_DIR/homelab-cmd/up.json).`,
 
     const agent = new Agent(config, log, { url, demo: values.config === undefined });
     try {
+      setUpAgentProcess();
       agent.start();
       await agent.waitConnected(10_000);
     } catch (e) {

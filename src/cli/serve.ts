@@ -4,7 +4,16 @@ import type { RunningBroker } from '../broker/broker.js';
 import type { Logger } from '../log.js';
 import { untilSignal } from './args.js';
 
-/** Runs until SIGTERM/SIGINT, then stops the agent (offline published) and the broker. */
+/**
+ * Process-wide setup for the verbs that run an agent, before it starts: children inherit the umask, so
+ * files a command creates are private to its user (docs/security.md § Notes). It is the process's, not the
+ * agent's: set here where the process is set up, never inside Agent.start.
+ */
+export function setUpAgentProcess(): void {
+  process.umask(0o077);
+}
+
+/** Runs until SIGTERM/SIGINT, then stops the agent (offline published) and the broker; 1 when a stop step failed. */
 export async function serve(
   log: Logger,
   agent: Agent | undefined,
@@ -12,7 +21,7 @@ export async function serve(
 ): Promise<number> {
   const sig = await untilSignal();
   log.info({ signal: sig }, 'stopping');
-  if (agent) await agent.stop();
+  const failed = agent ? await agent.stop() : [];
   if (broker) await broker.close();
-  return 0;
+  return failed.length > 0 ? 1 : 0;
 }

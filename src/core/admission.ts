@@ -104,3 +104,35 @@ export function admit(input: AdmissionInput): Rejection | undefined {
 function bad(error: string): Rejection {
   return { code: 'bad_signature', error };
 }
+
+/** What the agent holds when a checked job asks to run (docs/configuration.md § execution). */
+export interface LoadInput {
+  host: string;
+  /** The config file, for the way out of `execution_disabled`. */
+  source: string;
+  enabled: boolean;
+  /** The action has `stagger`: it waits for its group, not for a run slot. */
+  staggered: boolean;
+  /** Resumed after a restart: accepted before, so never refused for the load. */
+  resumed: boolean;
+  running: number;
+  /** Waiting for a run slot (or for its stagger group), plus records still being synced. */
+  waiting: number;
+  concurrency: number;
+  queue: number;
+}
+
+/** undefined when the job may be queued; else `execution_disabled` or `busy`. */
+export function admitLoad(i: LoadInput): Rejection | undefined {
+  if (!i.enabled)
+    return {
+      code: 'execution_disabled',
+      error: `execution is disabled on ${i.host} — set execution.enabled: true in ${i.source} to let it run whitelisted actions`,
+    };
+  if (!i.resumed && (i.staggered || i.running >= i.concurrency) && i.waiting >= i.queue)
+    return {
+      code: 'busy',
+      error: `${i.running} commands are running and ${i.waiting} waiting (execution.concurrency / execution.queue) — try again later with the same id`,
+    };
+  return undefined;
+}

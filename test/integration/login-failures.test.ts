@@ -61,7 +61,7 @@ describe('agent login failures', () => {
     const lines = () => raw.map((s) => JSON.parse(s) as Line);
     const agent = new Agent(config, log, { backoff: { initialMs: 20, maxMs: 100 } });
     agent.start();
-    cleanups.push(() => agent.stop());
+    cleanups.push(async () => void (await agent.stop()));
 
     const badLogin = () => lines().filter((l) => l.cause === 'bad_login');
     await until(() => badLogin().some((l) => (l.attempts ?? 0) >= 6), 30_000, 'six refused logins');

@@ -337,7 +337,7 @@ describe('ActionStats: counters survive a restart in state_dir/stats.json', () =
 
   it('writes only after a change, and a new instance reads the same figures', () => {
     const dir = tempDir();
-    const a = new ActionStats(config(dir, ['backup', 'restart_dns']), silentLogger());
+    const a = started(new ActionStats(config(dir, ['backup', 'restart_dns']), silentLogger()));
     a.save();
     expect(existsSync(`${dir}/stats.json`)).toBe(false); // nothing happened: nothing written
     a.record(result('backup', 'succeeded', 120));
@@ -348,7 +348,7 @@ describe('ActionStats: counters survive a restart in state_dir/stats.json', () =
     a.save(); // unchanged: not rewritten
     expect(readFileSync(`${dir}/stats.json`, 'utf8')).toBe(written);
 
-    const b = new ActionStats(config(dir, ['backup', 'restart_dns']), silentLogger());
+    const b = started(new ActionStats(config(dir, ['backup', 'restart_dns']), silentLogger()));
     expect(b.totals()).toEqual(a.totals());
     expect(b.actions()).toEqual(a.actions());
     expect(b.totals()).toEqual({
@@ -364,11 +364,11 @@ describe('ActionStats: counters survive a restart in state_dir/stats.json', () =
 
   it('an action removed from config loses its figures at the next start', () => {
     const dir = tempDir();
-    const a = new ActionStats(config(dir, ['backup', 'old']), silentLogger());
+    const a = started(new ActionStats(config(dir, ['backup', 'old']), silentLogger()));
     a.record(result('old', 'succeeded', 1));
     a.record(result('backup', 'succeeded', 2));
     a.save();
-    const b = new ActionStats(config(dir, ['backup']), silentLogger());
+    const b = started(new ActionStats(config(dir, ['backup']), silentLogger()));
     expect(Object.keys(b.actions())).toEqual(['backup']);
     expect(b.totals().executed).toBe(2);
     b.save(); // the pruned state is written back
@@ -383,7 +383,7 @@ describe('ActionStats: counters survive a restart in state_dir/stats.json', () =
   ])('a corrupt file (%s) is moved aside and the counters start from zero', (_l, text) => {
     const dir = tempDir();
     writeFileSync(`${dir}/stats.json`, text);
-    const a = new ActionStats(config(dir, ['backup']), silentLogger());
+    const a = started(new ActionStats(config(dir, ['backup']), silentLogger()));
     expect(a.totals()).toEqual({
       executed: 0,
       succeeded: 0,
@@ -395,7 +395,7 @@ describe('ActionStats: counters survive a restart in state_dir/stats.json', () =
     expect(readdirSync(dir).some((f) => f.startsWith('stats.json.corrupt-'))).toBe(true);
     a.record(result('backup', 'succeeded', 3));
     a.save();
-    expect(new ActionStats(config(dir, ['backup']), silentLogger()).actions().backup?.count).toBe(1);
+    expect(started(new ActionStats(config(dir, ['backup']), silentLogger())).actions().backup?.count).toBe(1);
   });
 });
 
@@ -606,3 +606,9 @@ describe('status --actions', () => {
     ]);
   });
 });
+
+/** Built and started, as the agent does: the constructor reads nothing. */
+function started<T extends { start(): void }>(part: T): T {
+  part.start();
+  return part;
+}

@@ -1,7 +1,7 @@
 /** The admission of signed requests as a table (docs/security.md § Signed requests). */
 import { createHmac } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { admit, type AdmissionInput } from '../../src/core/admission.js';
+import { admit, admitLoad, type AdmissionInput, type LoadInput } from '../../src/core/admission.js';
 import { canonicalJson, sign } from '../../src/core/signing.js';
 
 const KEY = 'k'.repeat(32);
@@ -186,5 +186,36 @@ describe('a signed press (press: true, params from the HA entities)', () => {
     const i = pressInput();
     i.request.press = false;
     expect(admit(i)?.code).toBe('bad_signature');
+  });
+});
+
+/** The load: execution.enabled, then execution.concurrency / execution.queue (docs/configuration.md). */
+describe('admitLoad', () => {
+  const base: LoadInput = {
+    host: 'h1',
+    source: '/etc/homelab-cmd/config.yaml',
+    enabled: true,
+    staggered: false,
+    resumed: false,
+    running: 0,
+    waiting: 0,
+    concurrency: 2,
+    queue: 3,
+  };
+  const cases: [string, Partial<LoadInput>, string | undefined, RegExp?][] = [
+    ['idle', {}, undefined],
+    ['disabled', { enabled: false }, 'execution_disabled', /execution.enabled: true in \/etc\/homelab-cmd/],
+    ['disabled, even resumed', { enabled: false, resumed: true }, 'execution_disabled'],
+    ['a free slot, queue full', { running: 1, waiting: 3 }, undefined],
+    ['slots full, queue has room', { running: 2, waiting: 2 }, undefined],
+    ['slots full, queue full', { running: 2, waiting: 3 }, 'busy', /2 commands are running and 3 waiting/],
+    ['slots full, queue full, resumed', { running: 2, waiting: 3, resumed: true }, undefined],
+    ['staggered, its queue has room', { staggered: true, waiting: 2 }, undefined],
+    ['staggered, its queue full, slots free', { staggered: true, waiting: 3 }, 'busy'],
+  ];
+  it.each(cases)('%s', (_name, change, code, message) => {
+    const r = admitLoad({ ...base, ...change });
+    expect(r?.code).toBe(code);
+    if (message) expect(r?.error).toMatch(message);
   });
 });

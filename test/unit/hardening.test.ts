@@ -160,7 +160,7 @@ describe('param sets keyed by topic text', () => {
   ])('%s is ignored with a log line, never a crash or a write', (topic) => {
     const dir = tempDir();
     const { mqtt, published } = recorder();
-    const store = new ParamStore(paramConfig(dir), mqtt, silentLogger());
+    const store = started(new ParamStore(paramConfig(dir), mqtt, silentLogger()));
     const writes = vi.spyOn(JsonStateFile.prototype, 'write');
     expect(store.handleSet(topic, Buffer.from('weekly'), false)).toBe(true);
     expect(writes).not.toHaveBeenCalled();
@@ -173,7 +173,7 @@ describe('param sets keyed by topic text', () => {
   it('a flood of sets costs one write an interval, and the value published is the value in force', async () => {
     const dir = tempDir();
     const { mqtt, published } = recorder();
-    const store = new ParamStore(paramConfig(dir), mqtt, silentLogger());
+    const store = started(new ParamStore(paramConfig(dir), mqtt, silentLogger()));
     const writes = vi.spyOn(JsonStateFile.prototype, 'write');
     for (let i = 0; i < 2000; i++)
       store.handleSet('homelab/h1/param/backup/keep/set', Buffer.from(String((i % 1000) + 1)), false);
@@ -191,7 +191,7 @@ describe('param sets keyed by topic text', () => {
 
   it('stop() flushes a pending write at once', () => {
     const dir = tempDir();
-    const store = new ParamStore(paramConfig(dir), recorder().mqtt, silentLogger());
+    const store = started(new ParamStore(paramConfig(dir), recorder().mqtt, silentLogger()));
     store.handleSet('homelab/h1/param/backup/mode/set', Buffer.from('weekly'), false);
     store.stop();
     const saved = JSON.parse(readFileSync(path.join(dir, 'params.json'), 'utf8')) as unknown;
@@ -209,3 +209,9 @@ describe('names that Object.prototype also has', () => {
     expect(expandElement('x{constructor}y{tostring}', {})).toBe('x{constructor}y{tostring}');
   });
 });
+
+/** Built and started, as the agent does: the constructor reads nothing. */
+function started<T extends { start(): void }>(part: T): T {
+  part.start();
+  return part;
+}

@@ -263,6 +263,7 @@ function fleet(opts: { stagger?: Record<string, unknown>; state?: unknown } = {}
     log,
     () => true,
   );
+  c.open();
   const send = (topic: string, payload: unknown) =>
     c.onMessage(
       `homelab/${topic}`,

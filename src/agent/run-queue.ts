@@ -1,0 +1,152 @@
+/**
+ * The queue and the runs: accepted requests wait for one of execution.concurrency slots, then run —
+ * `running` announced, live output streamed, the job run (run-job.ts) — and end in one final result.
+ * Staggered runs start when their group allows it (staggered-runs.ts), outside the slots.
+ */
+import type { Config } from '../config/load.js';
+import type { Job } from '../core/resolve.js';
+import { makeResult, type Result } from '../core/result.js';
+import type { Isolation } from '../exec/wrap.js';
+import type { Logger } from '../log.js';
+import type { Journal } from './journal.js';
+import { LiveOutput } from './live-output.js';
+import type { Accepted, Outcomes } from './outcomes.js';
+import { processStart } from './restart-check.js';
+import { runJob } from './run-job.js';
+import type { StaggerConfig } from './stagger.js';
+
+/** An accepted request on its way to running. */
+export interface Queued extends Accepted {
+  job: Job;
+  stagger: StaggerConfig | undefined;
+  /** How a staggered run was decided, when that matters (an outage). */
+  note?: string | undefined;
+}
+
+/** How long a command runs before its `running` result is published (docs/mqtt-api.md: 1 s, sooner allowed). */
+const RUNNING_ANNOUNCE_MS = 1000;
+
+/** What happens after a staggered run, before its final result (staggered-runs.ts). */
+export type AfterStaggered = (
+  q: Queued,
+  stagger: StaggerConfig,
+  result: Result,
+  signal: AbortSignal,
+) => Promise<Result>;
+
+export class RunQueue {
+  private readonly queue: Queued[] = [];
+  private readonly running = new Map<string, AbortController>();
+  private readonly idle: (() => void)[] = [];
+
+  constructor(
+    private readonly config: Config,
+    private readonly journal: Journal,
+    private readonly outcomes: Outcomes,
+    private readonly log: Logger,
+    /** Who runs the commands (docs/security.md § Commands run as another user). */
+    private readonly isolation: Isolation | undefined,
+    private readonly afterStaggered: AfterStaggered,
+  ) {}
+
+  get runningCount(): number {
+    return this.running.size;
+  }
+
+  get waitingCount(): number {
+    return this.queue.length;
+  }
+
+  push(q: Queued): void {
+    this.queue.push(q);
+    this.pump();
+  }
+
+  /** A staggered run starts when the group allows it, not behind the concurrency queue: its start time is the group's record. */
+  startStaggered(q: Queued, note: string | undefined): void {
+    q.note = note;
+    this.outcomes.remember(() =>
+      this.journal.record(makeResult(this.config.host, q.ref, { status: 'running' }), undefined, false),
+    );
+    void this.run(q);
+  }
+
+  /** Takes every request still waiting for a slot: it will never start. */
+  takeWaiting(): Queued[] {
+    return this.queue.splice(0);
+  }
+
+  /** Resolves once nothing runs; kills what still runs after `graceMs` (its result: `interrupted`). */
+  async settle(graceMs: number): Promise<void> {
+    if (this.running.size === 0) return;
+    const timer = setTimeout(() => {
+      for (const ctl of this.running.values()) ctl.abort();
+    }, graceMs);
+    await new Promise<void>((resolve) => this.idle.push(resolve));
+    clearTimeout(timer);
+  }
+
+  private pump(): void {
+    while (this.running.size < this.config.execution.concurrency && this.queue.length > 0) {
+      const next = this.queue.shift();
+      if (next) void this.run(next);
+    }
+    if (this.running.size === 0 && this.queue.length === 0)
+      for (const resolve of this.idle.splice(0)) resolve();
+  }
+
+  private async run(q: Queued): Promise<void> {
+    const ctl = new AbortController();
+    this.running.set(q.ref.id, ctl);
+    let announce: NodeJS.Timeout | undefined;
+    try {
+      const running = makeResult(this.config.host, q.ref, {
+        status: 'running',
+        executed_at: new Date().toISOString(),
+      });
+      this.outcomes.remember(() => this.journal.record(running, undefined, false));
+      // `running` only for commands still running after a moment (the contract's 1 s): a quick command's
+      // final result is then the only message on its topic, and never waits behind a delayed ACK (Nagle)
+      // at a broker that leaves TCP_NODELAY off.
+      announce = setTimeout(() => this.outcomes.progress(running), RUNNING_ANNOUNCE_MS);
+      const live = new LiveOutput(q.ref.id, this.config.execution.max_output, (msg) =>
+        this.outcomes.output(msg),
+      );
+      const outcome = await runJob(q.job, this.config, {
+        path: this.config.execution.path,
+        maxOutput: this.config.execution.max_output,
+        isolation: this.isolation,
+        signal: ctl.signal,
+        onOutput: (stream, chunk) => live.push(stream, chunk),
+        // Recorded as it starts: a restart after a crash stops what is left of it (restart-check.ts).
+        onSpawn: (pid) => {
+          const start = processStart(pid);
+          if (start !== undefined)
+            this.outcomes.remember(() =>
+              this.journal.record(running, undefined, false, { proc: { pgid: pid, start } }),
+            );
+        },
+      });
+      // The last lines go out before the final result, so a follower sees them in order.
+      live.flush(true);
+      let result = makeResult(this.config.host, q.ref, { ...outcome, ...(q.note ? { note: q.note } : {}) });
+      if (q.stagger) result = await this.afterStaggered(q, q.stagger, result, ctl.signal);
+      this.outcomes.finish(q, result);
+    } catch (err) {
+      this.log.error({ err, id: q.ref.id }, 'running a job failed unexpectedly');
+      this.outcomes.finish(
+        q,
+        makeResult(this.config.host, q.ref, {
+          status: 'failed',
+          error_code: 'exit_nonzero',
+          error: `the agent could not run the command: ${(err as Error).message}`,
+          completed_at: new Date().toISOString(),
+        }),
+      );
+    } finally {
+      clearTimeout(announce);
+      this.running.delete(q.ref.id);
+      this.pump();
+    }
+  }
+}
