@@ -16,6 +16,7 @@ import { mayPublish, mayRead, maySubscribe, type AclContext, type Role } from '.
 import { ackAfterStore } from './ack-after-store.js';
 import { STAMPING_BROKER } from '../core/sender.js';
 import { ConnackFirst } from './connack-first.js';
+import { dedupeInAnyOrder } from './ordered-dedupe.js';
 import { Identities, isCommandTopic, refuseDiscovery, refuseWill, stampUser } from './identity.js';
 import {
   DEFAULT_MAX_PACKET_SIZE,
@@ -105,6 +106,7 @@ export async function startBroker(opts: BrokerOptions): Promise<RunningBroker> {
     ...(secured && { responseInformation: STAMPING_BROKER }),
     preConnect(client, _packet, done) {
       connackFirst.hold(client);
+      dedupeInAnyOrder(client);
       // No users configured: the broker is open, so only this machine may use it.
       if (!secured && !isLoopback(client.conn as net.Socket)) {
         log.warn(

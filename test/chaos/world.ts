@@ -208,12 +208,22 @@ export class ChaosAgent {
     });
   }
 
+  /** The output of every process this agent has been, in order (CHAOS_TRACE). */
+  private readonly past: string[] = [];
+
   running(): boolean {
     return alive(this.proc?.proc);
   }
 
   start(): void {
-    this.proc = spawnCli(['agent', '--config', this.file], { HOMELAB_CMD_LOG_LEVEL: 'warn' });
+    if (this.proc) this.past.push(this.proc.output());
+    this.proc = spawnCli(['agent', '--config', this.file], {
+      HOMELAB_CMD_LOG_LEVEL: process.env.CHAOS_TRACE === '1' ? 'info' : 'warn',
+    });
+  }
+
+  logs(): string {
+    return [...this.past, this.proc?.output() ?? ''].join('\n--- restart ---\n');
   }
 
   async stop(signal: NodeJS.Signals): Promise<void> {

@@ -97,6 +97,52 @@ describe('the embedded broker keeps its state across restarts', () => {
     await fresh.end();
   }, 240_000);
 
+  it('an online persistent subscriber gets every QoS 1 message, retained ones overtaken by later ones included', async () => {
+    // aedes's per-client dedupe dropped a message whose persistence steps (a retained store on disk)
+    // finished after a later one's: an agent's retained final never reached an online controller
+    // (src/broker/ordered-dedupe.ts; the chaos run, docs/operations.md § Chaos run).
+    const dir = tempDir();
+    const file = writeConfig(dir, { host: 'order-broker', state_dir: `${dir}/state` });
+    const port = await freePort();
+    const url = `mqtt://127.0.0.1:${port}`;
+    await startBroker(file, port);
+    const ctl = await TestClient.connect(url, { ...SUBSCRIBER, clientId: 'ctl-online' });
+    await ctl.client.subscribeAsync(['homelab/+/result/+', 'homelab/+/reply/#'], { qos: 1 });
+    const a = await TestClient.connect(url);
+    const b = await TestClient.connect(url);
+    const N = 150;
+    // Two publishers at once: retained finals from one, non-retained replies from the other.
+    await withDeadline(
+      Promise.all([
+        ...Array.from({ length: N }, (_, i) =>
+          a.client.publishAsync(`homelab/a/result/${i}`, `r${i}`, { qos: 1, retain: true }),
+        ),
+        ...Array.from({ length: N }, (_, i) =>
+          b.client.publishAsync(`homelab/b/reply/${i}`, `p${i}`, { qos: 1 }),
+        ),
+      ]),
+      30_000,
+      'the PUBACKs',
+    );
+    const got = () => new Set(ctl.messages.map((m) => m.topic));
+    await until(() => got().size === 2 * N, 20_000, 'every message').catch(() => undefined);
+    const missing = [
+      ...Array.from({ length: N }, (_, i) => `homelab/a/result/${i}`),
+      ...Array.from({ length: N }, (_, i) => `homelab/b/reply/${i}`),
+    ].filter((t) => !got().has(t));
+    expect(missing).toEqual([]);
+    // One subscription matching twice still delivers once (what aedes's dedupe was for).
+    await ctl.client.subscribeAsync('homelab/#', { qos: 1 });
+    const before = ctl.messages.length;
+    await a.client.publishAsync('homelab/a/result/once', 'x', { qos: 1 });
+    await until(() => ctl.messages.length > before, 10_000, 'the overlapping delivery');
+    await until(() => ctl.on('homelab/a/result/once').length >= 2, 1_000, 'a second copy').catch(
+      () => undefined,
+    );
+    expect(ctl.on('homelab/a/result/once').length).toBe(1);
+    await Promise.all([a.end(), b.end(), ctl.end()]);
+  }, 120_000);
+
   it('with users and ACL: a refused QoS 1 publish is answered at once, and the PUBACKs held until stored never stall a client', async () => {
     const dir = tempDir();
     const file = writeConfig(dir, {
