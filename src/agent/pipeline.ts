@@ -109,8 +109,13 @@ export class Pipeline {
       log.child({ module: 'signed-ids' }),
     );
     const retained = new RetainedResults(config.state_dir, log, () => journal.finalIds());
-    this.results = new ResultPublisher(topics, sink, log, retained, (id) =>
-      this.remember(() => journal.markPublished(id)),
+    this.results = new ResultPublisher(
+      topics,
+      sink,
+      log,
+      retained,
+      (id) => this.remember(() => journal.markPublished(id)),
+      (id) => journal.inOutbox(id),
     );
     const groups: [string, StaggerConfig][] = Object.values(config.actions).flatMap((a) =>
       a.stagger ? [[a.stagger.group, a.stagger] as [string, StaggerConfig]] : [],
@@ -176,13 +181,9 @@ export class Pipeline {
       return this.repeat(req.id, replyTo, origin);
     }
     if (!this.accepting)
-      return this.reject(
+      return this.notRun(
         ref,
-        {
-          code: 'shutting_down',
-          error:
-            'the agent is stopping; the request was not run — send it again once the host is back online',
-        },
+        'the agent is stopping; the request was not run — send it again with a new id once the host is back online',
         replyTo,
         origin,
       );
@@ -415,20 +416,29 @@ export class Pipeline {
     this.pump();
   }
 
-  /** Accepted but stopped before it started: the id is released, so the same request can simply be sent again. */
+  /** Accepted but stopped before it started: answered `shutting_down`, which becomes the id's one final. */
   private neverStarted(q: Queued): void {
-    this.journal.forget(q.ref.id);
-    this.signedIds.release(q.ref.id);
-    this.reject(
+    this.notRun(
       q.ref,
-      {
-        code: 'shutting_down',
-        error:
-          'the agent stopped before this request could start; it was not run — send it again (the same id is fine)',
-      },
+      'the agent stopped before this request could start; it was not run — send it again with a new id once the host is back online',
       q.replyTo,
       q.origin,
     );
+  }
+
+  /**
+   * Not run because the agent is stopping: `rejected` / `shutting_down`, journaled as the id's final like
+   * any result (and kept in the outbox until the broker has it). The broker's redelivery of the request
+   * after the restart, or a re-send of the id, then gets this answer again and never runs it: one final
+   * per id, never a rejection later replaced by a result (docs/mqtt-api.md § Error codes).
+   */
+  private notRun(ref: RequestRef, error: string, replyTo: ReplyTo | undefined, origin: Origin): void {
+    const result = rejected(this.config.host, ref, { code: 'shutting_down', error }, new Date());
+    this.audit.write({ ...origin, decision: 'rejected', result });
+    this.count(result);
+    this.log.info({ id: ref.id, action: ref.action, error_code: 'shutting_down' }, 'request rejected');
+    this.remember(() => this.journal.record(result, undefined, true, { reply: storedReply(replyTo) }));
+    this.results.final(result, replyTo);
   }
 
   private journalRefusal(id: string, err: unknown): Rejection {
