@@ -97,6 +97,41 @@ describe('the embedded broker keeps its state across restarts', () => {
     await fresh.end();
   }, 240_000);
 
+  it('a queued message keeps its MQTT 5 properties across a restart: response topic, correlation data, expiry, user properties', async () => {
+    // aedes-persistence-level 9 wrapped queued messages in its own aedes-packet 3, which drops
+    // `properties`: an agent offline when an MQTT 5 request came never answered its response topic,
+    // and a request's message expiry was lost (package.json overrides aedes-packet to 4).
+    const dir = tempDir();
+    const file = writeConfig(dir, { host: 'props-broker', state_dir: `${dir}/state` });
+    const port = await freePort();
+    const url = `mqtt://127.0.0.1:${port}`;
+    let broker = await startBroker(file, port);
+    const sub = { ...SUBSCRIBER, clientId: 'agent-offline' };
+    const first = await TestClient.connect(url, sub);
+    await first.client.subscribeAsync('homelab/h/cmd/#', { qos: 1 });
+    await first.end();
+    const pub = await TestClient.connect(url);
+    await pub.client.publishAsync('homelab/h/cmd/work', '{"id":"p1"}', {
+      qos: 1,
+      properties: {
+        responseTopic: 'homelab/h/reply/me',
+        correlationData: Buffer.from('corr-p1'),
+        messageExpiryInterval: 600,
+        userProperties: { client_id: 'ha' },
+      },
+    });
+    await pub.end();
+    await stopBroker(broker, 'SIGKILL');
+    broker = await startBroker(file, port);
+    const back = await TestClient.connect(url, sub);
+    const m = await back.wait((x) => x.topic === 'homelab/h/cmd/work', 15_000, 'the queued request');
+    expect(m.packet.properties?.responseTopic).toBe('homelab/h/reply/me');
+    expect(m.packet.properties?.correlationData?.toString()).toBe('corr-p1');
+    expect(m.packet.properties?.messageExpiryInterval).toBeGreaterThan(500);
+    expect(m.packet.properties?.userProperties).toMatchObject({ client_id: 'ha' });
+    await back.end();
+  }, 120_000);
+
   it('an online persistent subscriber gets every QoS 1 message, retained ones overtaken by later ones included', async () => {
     // aedes's per-client dedupe dropped a message whose persistence steps (a retained store on disk)
     // finished after a later one's: an agent's retained final never reached an online controller
