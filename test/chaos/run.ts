@@ -98,13 +98,13 @@ export async function chaosRun(opts: {
     if (where === 'result' && cut && v.status === 'interrupted' && cut.liveAtInterrupted === undefined)
       cut.liveAtInterrupted = livePgroup(cut.pgid);
   });
-  await until(() => ctl.connected, 20_000, 'the controller to connect');
+  await until(() => ctl.connected, 120_000, 'the controller to connect');
   for (const a of agents) a.start();
   // Requests sent before an agent's first subscription would go nowhere: wait until all are online.
-  await until(() => agents.every((a) => online.has(a.host)), 30_000, 'the agents to come online');
+  await until(() => agents.every((a) => online.has(a.host)), 120_000, 'the agents to come online');
 
   const send = client(broker.url, `chaos-send-${seed}`, true);
-  await until(() => send.connected, 20_000, 'the sender to connect');
+  await until(() => send.connected, 120_000, 'the sender to connect');
   const pending = new Set<Promise<unknown>>();
   const reqRand = prng(seed);
   const faultRand = prng(seed ^ 0x9e3779b9);
@@ -226,7 +226,7 @@ export async function chaosRun(opts: {
     if (packet.retain && v?.id && v.status)
       retained.set(v.id, { id: v.id, status: v.status, error: v.error, where: 'retained' });
   });
-  await until(() => late.connected, 20_000, 'the late client to connect');
+  await until(() => late.connected, 120_000, 'the late client to connect');
   await late.subscribeAsync(`${P}/+/result/+`, { qos: 1 });
   const expectRetained = new Set(rec.seen.filter((s) => s.where === 'result').map((s) => s.id)).size;
   await until(() => retained.size >= expectRetained, 5_000, 'the retained results').catch(() => undefined);

@@ -81,7 +81,7 @@ export function mosquittoBroker(dir: string, port: number): Broker {
         p.once('exit', (code) => reject(new Error(`mosquitto exited (${code}) at start`))),
       );
       exited.catch(() => undefined);
-      await Promise.race([waitForPort(port, 20_000), exited]);
+      await Promise.race([waitForPort(port, 120_000), exited]);
     },
     stop: (signal) => signalAndWait(proc, signal, 'mosquitto'),
   };
@@ -101,7 +101,7 @@ export function embeddedBroker(dir: string, port: number): Broker {
       await Promise.race([
         until(
           () => started.output().includes('embedded broker listening on'),
-          30_000,
+          120_000,
           'the broker to listen',
         ),
         started.exited.then(({ code }) => {
