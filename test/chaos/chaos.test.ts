@@ -45,6 +45,6 @@ describe.concurrent.each([
         `CHAOS_SEED=${seed}`,
       ).toEqual([]);
     },
-    (seconds + 240) * 1000,
+    (seconds + 420) * 1000,
   );
 });
