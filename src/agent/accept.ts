@@ -189,17 +189,11 @@ export class Acceptance {
     this.runs.push(q);
   }
 
-  /** Accepted but stopped before it started: the id is released, so the same request can simply be sent again. */
+  /** Accepted but stopped before it started: answered `shutting_down`, which becomes the id's one final. */
   neverStarted(q: Queued): void {
-    this.journal.forget(q.ref.id);
-    this.signedIds.release(q.ref.id);
-    this.outcomes.reject(
+    this.outcomes.notRun(
       q.ref,
-      {
-        code: 'shutting_down',
-        error:
-          'the agent stopped before this request could start; it was not run — send it again (the same id is fine)',
-      },
+      'the agent stopped before this request could start; it was not run — send it again with a new id once the host is back online',
       q.replyTo,
       q.origin,
     );

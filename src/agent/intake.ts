@@ -21,7 +21,9 @@ export type Delivery =
   | { kind: 'new'; request: Request; ref: RequestRef }
   | { kind: 'repeat'; id: string }
   /** `onIdTopic` false: the id's topic holds a result that must stay (a replay). */
-  | { kind: 'reject'; ref: RequestRef; rejection: Rejection; onIdTopic: boolean };
+  | { kind: 'reject'; ref: RequestRef; rejection: Rejection; onIdTopic: boolean }
+  /** Arrived while the agent stops: answered `shutting_down`, which becomes the id's final (outcomes.ts). */
+  | { kind: 'stopping'; ref: RequestRef; error: string };
 
 export interface IntakeState {
   /** Whether the journal knows this id. */
@@ -77,13 +79,10 @@ export function readDelivery(
   }
   if (!state.accepting)
     return {
-      kind: 'reject',
+      kind: 'stopping',
       ref,
-      rejection: {
-        code: 'shutting_down',
-        error: 'the agent is stopping; the request was not run — send it again once the host is back online',
-      },
-      onIdTopic: true,
+      error:
+        'the agent is stopping; the request was not run — send it again with a new id once the host is back online',
     };
   return { kind: 'new', request: req, ref };
 }

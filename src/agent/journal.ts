@@ -252,6 +252,11 @@ export class Journal {
     this.compactIfLong();
   }
 
+  /** Whether this id's final result waits in the outbox (journaled, not yet acknowledged by the broker). */
+  inOutbox(id: string): boolean {
+    return this.unpublished.has(id);
+  }
+
   /** Final results not yet acknowledged by the broker, oldest first (at most the last `limit`). */
   outbox(limit = 100): Result[] {
     return [...this.entries.values()]

@@ -16,6 +16,7 @@ import type { OutputMessage } from './live-output.js';
 import { ResultPublisher, type ReplyTo } from './results.js';
 import type { Publisher } from './publisher.js';
 import { RetainedResults } from './retained-results.js';
+import { storedReply } from './restart-check.js';
 
 /** What an accepted request's outcome needs to know of it. */
 export interface Accepted {
@@ -41,8 +42,13 @@ export class Outcomes {
     this.audit = new AuditLog(config.state_dir, config.security.audit, log);
     this.stats = new ActionStats(config, log.child({ module: 'stats' }));
     const retained = new RetainedResults(config.state_dir, log, () => journal.finalIds());
-    this.results = new ResultPublisher(topics, sink, log, retained, (id) =>
-      this.remember(() => journal.markPublished(id)),
+    this.results = new ResultPublisher(
+      topics,
+      sink,
+      log,
+      retained,
+      (id) => this.remember(() => journal.markPublished(id)),
+      (id) => journal.inOutbox(id),
     );
   }
 
@@ -99,6 +105,21 @@ export class Outcomes {
     // Rejections are not journaled: nothing ran, so the same id may be sent again once fixed.
     if (onIdTopic) this.results.final(result, replyTo);
     else this.results.aside(result, replyTo);
+  }
+
+  /**
+   * Not run because the agent is stopping: `rejected` / `shutting_down`, journaled as the id's final like
+   * any result (and kept in the outbox until the broker has it). The broker's redelivery of the request
+   * after the restart, or a re-send of the id, then gets this answer again and never runs it: one final
+   * per id, never a rejection later replaced by a result (docs/mqtt-api.md § Error codes).
+   */
+  notRun(ref: RequestRef, error: string, replyTo: ReplyTo | undefined, origin: Origin): void {
+    const result = rejected(this.config.host, ref, { code: 'shutting_down', error }, new Date());
+    this.audit.write({ ...origin, decision: 'rejected', result });
+    this.count(result);
+    this.log.info({ id: ref.id, action: ref.action, error_code: 'shutting_down' }, 'request rejected');
+    this.remember(() => this.journal.record(result, undefined, true, { reply: storedReply(replyTo) }));
+    this.results.final(result, replyTo);
   }
 
   /**

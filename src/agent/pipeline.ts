@@ -113,6 +113,8 @@ export class Pipeline implements AgentPart {
     if (delivery.kind === 'repeat') return this.repeat(delivery.id, replyTo, origin);
     if (delivery.kind === 'reject')
       return this.outcomes.reject(delivery.ref, delivery.rejection, replyTo, origin, delivery.onIdTopic);
+    if (delivery.kind === 'stopping')
+      return this.outcomes.notRun(delivery.ref, delivery.error, replyTo, origin);
     const { request, ref } = delivery;
     const accepted = this.acceptance.accept(request, ref, replyTo, now, origin);
     if ('code' in accepted) return this.outcomes.reject(ref, accepted, replyTo, origin);

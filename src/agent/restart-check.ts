@@ -107,8 +107,13 @@ function members(pgid: number): number[] {
  * Stops what is left of a command's process group; what happened, for the `interrupted` result's error.
  * Only a group whose leader still has the recorded start time is killed: a reused pid is someone else's.
  */
-export async function stopLeftovers(proc: StoredProcess | undefined): Promise<string> {
-  if (!proc) return 'no process of it had been started';
+export async function stopLeftovers(proc: StoredProcess | undefined, started = false): Promise<string> {
+  // Started but no group recorded: the agent died between the spawn and the record of its process group
+  // (docs/operations.md § After a crash) — that group cannot be found, so this says so instead of "none".
+  if (!proc)
+    return started
+      ? 'it was being started when the agent died, before its process group was recorded, so nothing of it could be found to stop — it may still be running: check the host'
+      : 'no process of it had been started';
   const left = processStart(proc.pgid) === proc.start ? members(proc.pgid) : [];
   if (left.length === 0) return `none of its processes (process group ${proc.pgid}) was left`;
   // A journal naming the agent's own group (a hostile or broken state_dir) never kills the agent.

@@ -111,7 +111,7 @@ export class Restarts {
   private async reportInterrupted(r: Result): Promise<void> {
     const ref: RequestRef = { id: r.id, action: r.action, transaction: r.transaction };
     // Stopped before it is reported: `interrupted` means nothing of it runs on (docs/mqtt-api.md).
-    const stopped = await stopLeftovers(this.journal.processOf(r.id));
+    const stopped = await stopLeftovers(this.journal.processOf(r.id), r.executed_at !== undefined);
     const final = makeResult(this.config.host, ref, {
       status: 'interrupted',
       error_code: 'interrupted',

@@ -34,6 +34,8 @@ export class ResultPublisher {
     private readonly retained: RetainedResults,
     /** The broker acknowledged the final result of this id (it can leave the outbox). */
     private readonly delivered: (id: string) => void = () => undefined,
+    /** Whether the journal keeps this id's final in its outbox (rejections, but `shutting_down`, are not kept). */
+    private readonly kept: (id: string) => boolean = () => false,
   ) {}
 
   /** Live output lines: P/H/output/ID, not retained, QoS 0 (a lost batch is not worth a retransmission). */
@@ -52,7 +54,7 @@ export class ResultPublisher {
   /** A final result. `fresh` is false when an already-published result is sent again for a repeated id. */
   final(result: Result, replyTo: ReplyTo | undefined, fresh = true): void {
     this.send(this.topics.resultFor(result.id), result, true, () => this.delivered(result.id));
-    if (fresh) this.send(this.topics.result, result, false);
+    if (fresh) this.send(this.topics.result, result, false, undefined, result.id);
     this.reply(result, replyTo);
     for (const also of this.waiting.get(result.id) ?? []) this.reply(result, also);
     this.waiting.delete(result.id);
@@ -66,7 +68,7 @@ export class ResultPublisher {
    * where nothing is replaced — the latest-result topic and the requester's reply topic.
    */
   aside(result: Result, replyTo: ReplyTo | undefined): void {
-    this.send(this.topics.result, result, false);
+    this.send(this.topics.result, result, false, undefined, result.id);
     this.reply(result, replyTo);
   }
 
@@ -115,12 +117,18 @@ export class ResultPublisher {
       this.sink.publish(this.topics.resultFor(old), '', { retain: true }).catch(() => undefined);
   }
 
-  private send(topic: string, result: Result, expires: boolean, acked?: () => void): void {
+  private send(topic: string, result: Result, expires: boolean, acked?: () => void, id = result.id): void {
     const properties = expires ? { messageExpiryInterval: RESULT_EXPIRY_SEC } : undefined;
     this.sink
       .publish(topic, JSON.stringify(result), { retain: true, ...(properties ? { properties } : {}) })
       .then(acked, (err: unknown) =>
-        this.log.warn({ err, topic }, 'could not publish a result; it stays in the outbox'),
+        // Only what the journal holds is published again at the next start (docs/operations.md § The state directory).
+        this.kept(id)
+          ? this.log.warn({ err, topic, id }, 'could not publish a result; it stays in the outbox')
+          : this.log.warn(
+              { err, topic, id, status: result.status },
+              'could not publish a result; it is not kept (nothing ran: the request may simply be sent again)',
+            ),
       );
   }
 }

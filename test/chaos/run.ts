@@ -4,6 +4,8 @@
  * SIGTERM, broker SIGKILL and SIGTERM, each followed by a restart) until the time is up; then
  * everything is brought back, settles, and the record is returned for check.ts.
  */
+import { appendFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
 import { tempDir } from '../helpers/fixtures.js';
 import { freePort } from '../helpers/net.js';
@@ -63,17 +65,27 @@ export async function chaosRun(opts: {
     cuts: new Map<string, Cut>(),
     faults: [],
   };
+  const started = Date.now();
   await broker.start();
   const agents = ['h0', 'h1', 'h2'].map((h) => new ChaosAgent(`chaos-${h}`, dir, broker.url, bin));
 
   // The controller stays subscribed (persistent session) for the whole run and records everything.
   const ctl = client(broker.url, `chaos-ctl-${seed}`, false);
+  // CHAOS_TRACE=1: every event of the controller and each agent's log go to trace.log / <host>.log in
+  // the run's directory (printed), to find out why an invariant broke.
+  const trace = process.env.CHAOS_TRACE === '1' ? path.join(dir, 'trace.log') : undefined;
+  const note = (line: string) => {
+    if (trace) appendFileSync(trace, `${Date.now() - started} ${line}\n`);
+  };
+  if (trace) process.stderr.write(`chaos trace in ${dir}\n`);
   ctl.on('connect', (ack) => {
+    note(`ctl connect sessionPresent=${ack.sessionPresent}`);
     if (!ack.sessionPresent)
       ctl.subscribe([`${P}/+/result/+`, `${P}/+/reply/#`, `${P}/+/status`], { qos: 1 });
   });
   const online = new Set<string>();
-  ctl.on('message', (topic, payload) => {
+  ctl.on('message', (topic, payload, packet) => {
+    note(`ctl ${topic} retain=${packet.retain} ${payload.toString().slice(0, 120)}`);
     if (topic.endsWith('/status')) {
       if (payload.toString() === 'online') online.add(topic.split('/')[1]!);
       return;
@@ -86,22 +98,24 @@ export async function chaosRun(opts: {
     if (where === 'result' && cut && v.status === 'interrupted' && cut.liveAtInterrupted === undefined)
       cut.liveAtInterrupted = livePgroup(cut.pgid);
   });
-  await until(() => ctl.connected, 20_000, 'the controller to connect');
+  await until(() => ctl.connected, 120_000, 'the controller to connect');
   for (const a of agents) a.start();
   // Requests sent before an agent's first subscription would go nowhere: wait until all are online.
-  await until(() => agents.every((a) => online.has(a.host)), 30_000, 'the agents to come online');
+  await until(() => agents.every((a) => online.has(a.host)), 120_000, 'the agents to come online');
 
   const send = client(broker.url, `chaos-send-${seed}`, true);
-  await until(() => send.connected, 20_000, 'the sender to connect');
+  await until(() => send.connected, 120_000, 'the sender to connect');
   const pending = new Set<Promise<unknown>>();
   const reqRand = prng(seed);
   const faultRand = prng(seed ^ 0x9e3779b9);
   const pick = <T>(rand: () => number, xs: T[]): T => xs[Math.floor(rand() * xs.length)]!;
   const t0 = Date.now();
+  note('requests and faults start');
   const end = t0 + opts.seconds * 1000;
   let n = 0;
 
   const publish = (s: Sent, payload: string) => {
+    note(`send ${s.id} qos=${s.qos} rr=${s.rr} host=${s.host}`);
     const p = send
       .publishAsync(`${P}/${s.host}/cmd/work`, payload, {
         qos: s.qos,
@@ -116,6 +130,7 @@ export async function chaosRun(opts: {
       })
       .then(
         () => {
+          note(`puback ${s.id}`);
           if (s.qos === 1) {
             s.acked = true;
             s.ackedAt = Date.now() - t0;
@@ -158,6 +173,7 @@ export async function chaosRun(opts: {
       if (kind.startsWith('agent')) {
         const a = pick(faultRand, agents);
         rec.faults.push(`${kind} ${a.host} @${Date.now() - t0}ms`);
+        note(`fault ${kind} ${a.host}`);
         await a.stop(kind === 'agent-kill' ? 'SIGKILL' : 'SIGTERM');
         if (kind === 'agent-kill') {
           const lines = readLog(log);
@@ -168,11 +184,14 @@ export async function chaosRun(opts: {
         }
         await sleep(down);
         a.start();
+        note(`restarted ${a.host}`);
       } else {
         rec.faults.push(`${kind} @${Date.now() - t0}ms`);
+        note(`fault ${kind}`);
         await broker.stop(kind === 'broker-kill' ? 'SIGKILL' : 'SIGTERM');
         await sleep(down);
         await broker.start();
+        note('broker restarted');
       }
       await sleep(1500 + faultRand() * 3500);
     }
@@ -192,7 +211,8 @@ export async function chaosRun(opts: {
   };
   const answered = (id: string) =>
     rec.seen.some((s) => s.id === id && s.where === 'result' && FINAL.has(s.status));
-  await until(() => wanted().every(answered), 60_000, 'every id to be answered').catch(() => undefined);
+  // Generous: on a shared machine a restarted agent may take a minute to be back; it ends as soon as all are answered.
+  await until(() => wanted().every(answered), 180_000, 'every id to be answered').catch(() => undefined);
   rec.settledMs = Date.now() - faultsEnd;
   // A publish in flight at a broker kill may never be acknowledged: bounded, and then not counted.
   await until(() => pending.size === 0, 5_000, 'the last PUBACKs').catch(() => undefined);
@@ -207,7 +227,7 @@ export async function chaosRun(opts: {
     if (packet.retain && v?.id && v.status)
       retained.set(v.id, { id: v.id, status: v.status, error: v.error, where: 'retained' });
   });
-  await until(() => late.connected, 20_000, 'the late client to connect');
+  await until(() => late.connected, 120_000, 'the late client to connect');
   await late.subscribeAsync(`${P}/+/result/+`, { qos: 1 });
   const expectRetained = new Set(rec.seen.filter((s) => s.where === 'result').map((s) => s.id)).size;
   await until(() => retained.size >= expectRetained, 5_000, 'the retained results').catch(() => undefined);
@@ -215,6 +235,7 @@ export async function chaosRun(opts: {
 
   await Promise.all([late.endAsync(true), send.endAsync(true), ctl.endAsync(true)]);
   for (const a of agents) await a.stop('SIGKILL');
+  if (trace) for (const a of agents) writeFileSync(path.join(dir, `${a.host}.log`), a.logs());
   await broker.stop('SIGKILL');
   return rec;
 }

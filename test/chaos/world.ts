@@ -81,7 +81,7 @@ export function mosquittoBroker(dir: string, port: number): Broker {
         p.once('exit', (code) => reject(new Error(`mosquitto exited (${code}) at start`))),
       );
       exited.catch(() => undefined);
-      await Promise.race([waitForPort(port, 20_000), exited]);
+      await Promise.race([waitForPort(port, 120_000), exited]);
     },
     stop: (signal) => signalAndWait(proc, signal, 'mosquitto'),
   };
@@ -101,7 +101,7 @@ export function embeddedBroker(dir: string, port: number): Broker {
       await Promise.race([
         until(
           () => started.output().includes('embedded broker listening on'),
-          30_000,
+          120_000,
           'the broker to listen',
         ),
         started.exited.then(({ code }) => {
@@ -208,12 +208,22 @@ export class ChaosAgent {
     });
   }
 
+  /** The output of every process this agent has been, in order (CHAOS_TRACE). */
+  private readonly past: string[] = [];
+
   running(): boolean {
     return alive(this.proc?.proc);
   }
 
   start(): void {
-    this.proc = spawnCli(['agent', '--config', this.file], { HOMELAB_CMD_LOG_LEVEL: 'warn' });
+    if (this.proc) this.past.push(this.proc.output());
+    this.proc = spawnCli(['agent', '--config', this.file], {
+      HOMELAB_CMD_LOG_LEVEL: process.env.CHAOS_TRACE === '1' ? 'info' : 'warn',
+    });
+  }
+
+  logs(): string {
+    return [...this.past, this.proc?.output() ?? ''].join('\n--- restart ---\n');
   }
 
   async stop(signal: NodeJS.Signals): Promise<void> {

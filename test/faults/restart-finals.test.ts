@@ -5,7 +5,7 @@
  * full-state-dir.test.ts).
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startBroker, type RunningBroker } from '../../src/broker/broker.js';
@@ -145,6 +145,52 @@ describe('after an agent SIGKILL', () => {
     second.proc.kill('SIGTERM');
     expect((await withDeadline(second.exited, 15_000, 'agent exit')).code).toBe(0);
   }, 120_000);
+});
+
+describe('the spawn gap: an agent that died between the spawn and the record of its process group', () => {
+  it('cannot stop that command, and its interrupted says so — never that nothing had started', async () => {
+    // The gap (docs/operations.md § After a crash) is a few instructions wide: no test can land a SIGKILL
+    // in it, so the journal it leaves is written here — the run started (executed_at), no process group.
+    const host = 'rf-gap';
+    const dir = tempDir();
+    mkdirSync(`${dir}/state`, { recursive: true, mode: 0o700 });
+    const running = {
+      id: 'rf-gap-1',
+      host,
+      action: 'slow',
+      status: 'running',
+      exit_code: -1,
+      stdout: '',
+      stderr: '',
+      stdout_truncated: false,
+      stderr_truncated: false,
+      executed_at: new Date().toISOString(),
+    };
+    const queued = { ...running, id: 'rf-gap-2' } as Partial<typeof running>;
+    delete queued.executed_at;
+    writeFileSync(
+      `${dir}/state/journal.jsonl`,
+      [running, queued].map((r) => JSON.stringify({ id: r.id, result: r })).join('\n') + '\n',
+      { mode: 0o600 },
+    );
+    fakeBin(dir, 'slow');
+    const a = agent(host, dir, `${dir}/state`, { slow: { argv: ['slow'] } });
+    await online(host, 0, a);
+    const final = async (id: string) =>
+      JSON.parse(
+        (
+          await ctl.wait(
+            (m) => m.topic === `homelab/${host}/result/${id}` && m.text.includes('interrupted'),
+            20_000,
+            `${id} interrupted`,
+          )
+        ).text,
+      ) as Result;
+    expect((await final('rf-gap-1')).error).toMatch(
+      /before its process group was recorded.*it may still be running/,
+    );
+    expect((await final('rf-gap-2')).error).toMatch(/no process of it had been started/);
+  }, 60_000);
 });
 
 describe('a final result the full state_dir could not record', () => {

@@ -97,6 +97,87 @@ describe('the embedded broker keeps its state across restarts', () => {
     await fresh.end();
   }, 240_000);
 
+  it('a queued message keeps its MQTT 5 properties across a restart: response topic, correlation data, expiry, user properties', async () => {
+    // aedes-persistence-level 9 wrapped queued messages in its own aedes-packet 3, which drops
+    // `properties`: an agent offline when an MQTT 5 request came never answered its response topic,
+    // and a request's message expiry was lost (package.json overrides aedes-packet to 4).
+    const dir = tempDir();
+    const file = writeConfig(dir, { host: 'props-broker', state_dir: `${dir}/state` });
+    const port = await freePort();
+    const url = `mqtt://127.0.0.1:${port}`;
+    let broker = await startBroker(file, port);
+    const sub = { ...SUBSCRIBER, clientId: 'agent-offline' };
+    const first = await TestClient.connect(url, sub);
+    await first.client.subscribeAsync('homelab/h/cmd/#', { qos: 1 });
+    await first.end();
+    const pub = await TestClient.connect(url);
+    await pub.client.publishAsync('homelab/h/cmd/work', '{"id":"p1"}', {
+      qos: 1,
+      properties: {
+        responseTopic: 'homelab/h/reply/me',
+        correlationData: Buffer.from('corr-p1'),
+        messageExpiryInterval: 600,
+        userProperties: { client_id: 'ha' },
+      },
+    });
+    await pub.end();
+    await stopBroker(broker, 'SIGKILL');
+    broker = await startBroker(file, port);
+    const back = await TestClient.connect(url, sub);
+    const m = await back.wait((x) => x.topic === 'homelab/h/cmd/work', 15_000, 'the queued request');
+    expect(m.packet.properties?.responseTopic).toBe('homelab/h/reply/me');
+    expect(m.packet.properties?.correlationData?.toString()).toBe('corr-p1');
+    expect(m.packet.properties?.messageExpiryInterval).toBeGreaterThan(500);
+    expect(m.packet.properties?.userProperties).toMatchObject({ client_id: 'ha' });
+    await back.end();
+  }, 120_000);
+
+  it('an online persistent subscriber gets every QoS 1 message, retained ones overtaken by later ones included', async () => {
+    // aedes's per-client dedupe dropped a message whose persistence steps (a retained store on disk)
+    // finished after a later one's: an agent's retained final never reached an online controller
+    // (src/broker/ordered-dedupe.ts; the chaos run, docs/operations.md § Chaos run).
+    const dir = tempDir();
+    const file = writeConfig(dir, { host: 'order-broker', state_dir: `${dir}/state` });
+    const port = await freePort();
+    const url = `mqtt://127.0.0.1:${port}`;
+    await startBroker(file, port);
+    const ctl = await TestClient.connect(url, { ...SUBSCRIBER, clientId: 'ctl-online' });
+    await ctl.client.subscribeAsync(['homelab/+/result/+', 'homelab/+/reply/#'], { qos: 1 });
+    const a = await TestClient.connect(url);
+    const b = await TestClient.connect(url);
+    const N = 150;
+    // Two publishers at once: retained finals from one, non-retained replies from the other.
+    await withDeadline(
+      Promise.all([
+        ...Array.from({ length: N }, (_, i) =>
+          a.client.publishAsync(`homelab/a/result/${i}`, `r${i}`, { qos: 1, retain: true }),
+        ),
+        ...Array.from({ length: N }, (_, i) =>
+          b.client.publishAsync(`homelab/b/reply/${i}`, `p${i}`, { qos: 1 }),
+        ),
+      ]),
+      30_000,
+      'the PUBACKs',
+    );
+    const got = () => new Set(ctl.messages.map((m) => m.topic));
+    await until(() => got().size === 2 * N, 20_000, 'every message').catch(() => undefined);
+    const missing = [
+      ...Array.from({ length: N }, (_, i) => `homelab/a/result/${i}`),
+      ...Array.from({ length: N }, (_, i) => `homelab/b/reply/${i}`),
+    ].filter((t) => !got().has(t));
+    expect(missing).toEqual([]);
+    // One subscription matching twice still delivers once (what aedes's dedupe was for).
+    await ctl.client.subscribeAsync('homelab/#', { qos: 1 });
+    const before = ctl.messages.length;
+    await a.client.publishAsync('homelab/a/result/once', 'x', { qos: 1 });
+    await until(() => ctl.messages.length > before, 10_000, 'the overlapping delivery');
+    await until(() => ctl.on('homelab/a/result/once').length >= 2, 1_000, 'a second copy').catch(
+      () => undefined,
+    );
+    expect(ctl.on('homelab/a/result/once').length).toBe(1);
+    await Promise.all([a.end(), b.end(), ctl.end()]);
+  }, 120_000);
+
   it('with users and ACL: a refused QoS 1 publish is answered at once, and the PUBACKs held until stored never stall a client', async () => {
     const dir = tempDir();
     const file = writeConfig(dir, {

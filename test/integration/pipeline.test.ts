@@ -450,13 +450,16 @@ describe('stopping', () => {
     expect(await running).toMatchObject({ status: 'interrupted', error_code: 'interrupted', exit_code: -1 });
     expect(calls(dir)).toHaveLength(1);
 
-    // After a restart, the id that never started may be sent again and runs; the interrupted one does not.
+    // After a restart neither id runs: each keeps its one final (shutting_down is journaled like a result).
     writeFileSync(`${dir}/gate`, '');
     await h.agent(host, { block: { argv: ['blocker'] } }, { ...opts, stateDir });
-    expect((await h.request(host, { id: 's2', action: 'block' })).status).toBe('succeeded');
+    expect(await h.request(host, { id: 's2', action: 'block' })).toMatchObject({
+      status: 'rejected',
+      error_code: 'shutting_down',
+    });
     const again = h.ctl.next((m) => m.topic === `homelab/${host}/result/s1`);
     await h.ctl.pub(`homelab/${host}/cmd/block`, JSON.stringify({ id: 's1' }));
     expect(JSON.parse((await again).text).status).toBe('interrupted');
-    expect(calls(dir)).toHaveLength(2);
+    expect(calls(dir)).toHaveLength(1);
   });
 });

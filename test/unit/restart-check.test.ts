@@ -65,6 +65,12 @@ describe('stopLeftovers', () => {
   it('says when no process was recorded', async () => {
     expect(await stopLeftovers(undefined)).toBe('no process of it had been started');
   });
+
+  it('a run started but with no group recorded (the agent died in the spawn gap) may still be running, and says so', async () => {
+    expect(await stopLeftovers(undefined, true)).toMatch(
+      /before its process group was recorded, so nothing of it could be found to stop — it may still be running: check the host/,
+    );
+  });
 });
 
 describe('retainedFinals', () => {
