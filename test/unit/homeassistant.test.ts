@@ -530,6 +530,10 @@ describe('every request Home Assistant sends is stamped with ts and ttl', () => 
     wait_seconds: 90,
     context: { id: '01JD7Z4W9K3X8Q2V6N5M1R0T4Y' },
     request_id: 'ha-01JD7Z4W9K3X8Q2V6N5M1R0T4Y',
+    // The run-on-group scripts: one request per host of a repeat over the hosts.
+    run_id: 'ha7z4w9k3x8q',
+    wait_s: 90,
+    repeat: { item: 'pihole-1' },
   };
   const cases: [string, string, number][] = [
     ...TABLE.flatMap(([rel, f]) =>
@@ -538,8 +542,8 @@ describe('every request Home Assistant sends is stamped with ts and ttl', () => 
     ['a discovered button (command_template)', BUTTON_COMMAND_TEMPLATE, 60],
   ];
 
-  it('covers both scripts, the blueprint and the button', () => {
-    expect(cases).toHaveLength(4);
+  it('covers the scripts (run, run and wait, run on group), both blueprints and the button', () => {
+    expect(cases).toHaveLength(6);
   });
 
   it.skipIf(!jinja).each(cases)('%s', (_l, template, fixedTtl) => {

@@ -263,7 +263,9 @@ describe('docker/Dockerfile', () => {
     expect(cmds.indexOf('npm run build')).toBeGreaterThan(cmds.indexOf(ci[0]!));
     // CI's `npm ci` builds through `prepare`; the image builds explicitly. Same build either way.
     expect(pkg.scripts.prepare).toBe('npm run build');
-    expect(pkg.scripts.test).toMatch(/^npm run build\b/);
+    // And `npm test` builds in vitest's globalSetup (test/global-build.ts) when a source is newer.
+    expect(pkg.scripts.test).toMatch(/^vitest run\b/);
+    expect(read('vitest.config.ts')).toContain('test/global-build.ts');
   });
 
   it('build stage: --ignore-scripts skips only our prepare — no dependency has an install script', () => {
