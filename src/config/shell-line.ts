@@ -5,6 +5,7 @@
  * The clear cases are config errors; the ones that may be meant literally (a `find -name "*.log"`
  * pattern) are warnings that check-config and explain show.
  */
+import path from 'node:path';
 import { expandElement, placeholders } from '../core/template.js';
 
 export interface ShellLineProblem {
@@ -25,12 +26,18 @@ const COMMON_COMMANDS = new Set(
   ),
 );
 
+/** Shells: their `-c` script is a shell line on purpose. */
+const SHELLS = new Set(['sh', 'bash', 'dash', 'zsh', 'ash', 'ksh']);
+
 /** Problems of one argv (placeholders `{p}` already filled with a harmless word). */
 export function shellLineProblems(argv: readonly string[]): ShellLineProblem[] {
   const out: ShellLineProblem[] = [];
   const error = (index: number, message: string) => out.push({ index, severity: 'error', message });
   const warn = (index: number, message: string) => out.push({ index, severity: 'warning', message });
+  // A shell the config names itself (`[sh, -c, "…"]`) is asked for in so many words: its script is one.
+  const shell = SHELLS.has(path.basename(argv[0] ?? ''));
   argv.forEach((element, i) => {
+    if (shell && i > 0 && argv[i - 1] === '-c') return;
     const words = element.trim().split(/\s+/);
     const hasSpace = /\s/.test(element);
     if (i === 0 && hasSpace) {

@@ -2,19 +2,21 @@
  * Group membership (docs/fleet.md § Groups): which groups an agent declares, the retained record it
  * publishes on `P/_fleet/groups/H`, and the reader's checks of a record another host wrote. Pure.
  */
+import { z } from 'zod';
 import { ACTION_NAME_RE, HOST_ID_RE } from './names.js';
-
-/** The record on `P/_fleet/groups/H`. */
-export interface GroupsRecord {
-  host: string;
-  groups: string[];
-  /** When the agent published it (ms since epoch). */
-  ts: number;
-}
 
 /** A record larger than this is not parsed: 256 groups (64 declared plus stagger groups) of 63 characters fit. */
 export const MAX_GROUPS_RECORD_BYTES = 32 * 1024;
 export const MAX_GROUPS = 256;
+
+/** The record on `P/_fleet/groups/H` (docs/fleet.md § Groups; docs/schema/groups.json). */
+export const groupsRecordSchema = z.object({
+  host: z.string().regex(HOST_ID_RE),
+  groups: z.array(z.string().regex(ACTION_NAME_RE)).max(MAX_GROUPS),
+  /** When the agent published it (ms since epoch). */
+  ts: z.number(),
+});
+export type GroupsRecord = z.infer<typeof groupsRecordSchema>;
 
 /** The groups an agent is in: its `groups:` plus every stagger group of its actions, sorted, once each. */
 export function agentGroups(

@@ -14,6 +14,7 @@ import {
 } from './formats.js';
 import { requestSchema } from './request.js';
 import { claimSchema, memberSchema, staggerRecordSchema } from './stagger.js';
+import { groupsRecordSchema } from './groups.js';
 
 /** The request object as a sender may write it: the fields, plus the HomelabCmd hub's aliases. */
 const requestWire = requestSchema.extend({
@@ -66,6 +67,12 @@ const FILES: Record<string, { schema: z.ZodType; title: string; description: str
     schema: memberSchema.strict(),
     title: 'homelab-cmd stagger membership',
     description: 'P/_fleet/stagger/GROUP/member/H: H has an action in GROUP (docs/stagger.md § Topics).',
+  },
+  'groups.json': {
+    schema: groupsRecordSchema.strict(),
+    title: 'homelab-cmd groups record',
+    description:
+      'P/_fleet/groups/H: the groups H is in, its stagger groups included (docs/fleet.md § Groups).',
   },
   'audit-line.json': {
     schema: auditLineSchema,

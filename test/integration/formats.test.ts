@@ -4,6 +4,7 @@
  * quick action, a failing one, a slow one with live output, a steps action, a staggered one and
  * two probes; every message it wrote is then checked by its topic, and so is its audit log.
  */
+import { groupsRecordSchema } from '../../src/core/groups.js';
 import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import type { AddressInfo } from 'node:net';
@@ -37,6 +38,7 @@ afterAll(async () => {
 function schemaFor(topic: string): z.ZodType | undefined {
   const rest = topic.split('/').slice(1);
   if (rest[0] === '_fleet') {
+    if (rest[1] === 'groups') return groupsRecordSchema.strict();
     const kind = rest[3];
     if (kind === 'last') return staggerRecordSchema.strict();
     if (kind === 'claim') return claimSchema.strict();

@@ -111,3 +111,15 @@ describe('at run time', () => {
     expect(notFoundFix('pihole')).toBe("install it or fix the action's argv");
   });
 });
+
+describe('a shell the config names itself', () => {
+  it.each([[['sh', '-c', 'echo one; sleep 1; echo two']], [['/bin/bash', '-c', 'a && b | c > /tmp/x']]])(
+    '%j: its -c script is not flagged',
+    (argv) => {
+      expect(shellLineProblems(argv)).toEqual([]);
+    },
+  );
+  it('an element that is not its -c script still is', () => {
+    expect(shellLineProblems(['sh', 'script.sh', 'a; b']).map((p) => p.severity)).toEqual(['error']);
+  });
+});
