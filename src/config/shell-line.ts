@@ -34,10 +34,12 @@ export function shellLineProblems(argv: readonly string[]): ShellLineProblem[] {
   const out: ShellLineProblem[] = [];
   const error = (index: number, message: string) => out.push({ index, severity: 'error', message });
   const warn = (index: number, message: string) => out.push({ index, severity: 'warning', message });
-  // A shell the config names itself (`[sh, -c, "…"]`) is asked for in so many words: its script is one.
-  const shell = SHELLS.has(path.basename(argv[0] ?? ''));
+  // A shell the config names itself (`[sh, -c, "…"]`, or after a wrapper such as setpriv) is asked for in
+  // so many words: its script is a shell line on purpose.
+  const script = (i: number) =>
+    i >= 2 && argv[i - 1] === '-c' && SHELLS.has(path.basename(argv[i - 2] ?? ''));
   argv.forEach((element, i) => {
-    if (shell && i > 0 && argv[i - 1] === '-c') return;
+    if (script(i)) return;
     const words = element.trim().split(/\s+/);
     const hasSpace = /\s/.test(element);
     if (i === 0 && hasSpace) {

@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { Agent } from '../../src/agent/agent.js';
 import { parseConfig, type Config } from '../../src/config/load.js';
 import { silentLogger } from '../../src/log.js';
+import { setUpAgentProcess } from '../../src/cli/serve.js';
 import { stringify as toYaml } from 'yaml';
 // Configs refuse YAML anchors and aliases, which stringify writes for an object used twice.
 const stringify = (value: unknown): string => toYaml(value, { aliasDuplicateObjects: false });
@@ -14,6 +15,7 @@ export async function startAgent(
   source = '/test/agent.yaml',
 ): Promise<{ agent: Agent; config: Config }> {
   const cfg = parseConfig(stringify(config), source);
+  setUpAgentProcess();
   const agent = new Agent(cfg, silentLogger(), { backoff: { initialMs: 50, maxMs: 500 } });
   agent.start();
   await agent.waitConnected(10_000);
