@@ -28,6 +28,7 @@ export async function readPresence(client: MqttClient, prefix: string, host: str
   const rows = new Map<string, HostRow>();
   const statusFilter = `${prefix}/+/status`;
   const heartbeatTopic = `${prefix}/${host}/heartbeat`;
+  const statusTopic = `${prefix}/${host}/status`;
   const seen = new Set<string>();
   let quiet: NodeJS.Timeout | undefined;
   let finish: () => void = () => undefined;
@@ -48,6 +49,8 @@ export async function readPresence(client: MqttClient, prefix: string, host: str
   client.on('message', onMessage);
   try {
     await client.subscribeAsync(statusFilter, { qos: 0 });
+    // By name too: some brokers (RabbitMQ's MQTT plugin) send retained messages to exact filters only.
+    await client.subscribeAsync(statusTopic, { qos: 0 });
     await client.subscribeAsync(heartbeatTopic, { qos: 0 });
     // Nothing may come at all (an empty broker): the quiet window starts at the last SUBACK.
     bump();
@@ -57,7 +60,7 @@ export async function readPresence(client: MqttClient, prefix: string, host: str
     clearTimeout(cap);
     client.removeListener('message', onMessage);
   }
-  await client.unsubscribeAsync([statusFilter, heartbeatTopic]).catch(() => undefined);
+  await client.unsubscribeAsync([statusFilter, statusTopic, heartbeatTopic]).catch(() => undefined);
   const row = rows.get(host);
   const known = [...rows.values()]
     .filter((r) => r.status === 'online' || r.status === 'offline')
