@@ -19,6 +19,10 @@ export default defineConfig({
           name: 'unit',
           include: ['test/unit/**/*.test.ts'],
           exclude: [...configDefaults.exclude, ...DOCS],
+          // Pure code: no mocks, no env or cwd changes, no global mutable state in src/. The files share
+          // their workers instead of a fresh process each. Measured: the unit lane's CPU time halves
+          // (68 s → 33 s user+sys; most of it was re-importing the runtime and modules per file).
+          isolate: false,
           ...limits,
         },
       },
