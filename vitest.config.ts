@@ -12,6 +12,9 @@ export default defineConfig({
     // Integration tests run the built dist/ (bin/homelab-cmd.js): rebuilt here when a source changed.
     globalSetup: ['test/global-build.ts'],
     // Integration tests start brokers and child processes: keep the 2-core machine from thrashing.
+    // Order (vitest's sequencer): projects by name, then the files that took longest in the last run
+    // (node_modules/.vite/vitest) first. So the docs walkthroughs (minutes each) start at once, and the
+    // short unit files fill the tail instead of one long file running alone at the end.
     maxWorkers: 2,
     projects: [
       {
