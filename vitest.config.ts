@@ -12,6 +12,9 @@ export default defineConfig({
     // Integration tests run the built dist/ (bin/homelab-cmd.js): rebuilt here when a source changed.
     globalSetup: ['test/global-build.ts'],
     // Integration tests start brokers and child processes: keep the 2-core machine from thrashing.
+    // Order (vitest's sequencer): projects by name, then the files that took longest in the last run
+    // (node_modules/.vite/vitest) first. So the docs walkthroughs (minutes each) start at once, and the
+    // short unit files fill the tail instead of one long file running alone at the end.
     maxWorkers: 2,
     projects: [
       {
@@ -19,6 +22,10 @@ export default defineConfig({
           name: 'unit',
           include: ['test/unit/**/*.test.ts'],
           exclude: [...configDefaults.exclude, ...DOCS],
+          // Pure code: no mocks, no env or cwd changes, no global mutable state in src/. The files share
+          // their workers instead of a fresh process each. Measured: the unit lane's CPU time halves
+          // (68 s → 33 s user+sys; most of it was re-importing the runtime and modules per file).
+          isolate: false,
           ...limits,
         },
       },
