@@ -114,7 +114,9 @@ export class Agent {
       },
     };
     const paramStore = new ParamStore(config, sink, log.child({ module: 'params' }));
-    const discovery = new DiscoveryPublisher(config, sink, log.child({ module: 'discovery' }));
+    const discovery = new DiscoveryPublisher(config, sink, log.child({ module: 'discovery' }), (topics, ms) =>
+      session.readRetained(topics, ms),
+    );
     const pipeline = new Pipeline(
       config,
       this.topics,
@@ -161,9 +163,9 @@ export class Agent {
       if (!reconnect) pipeline.flushOutbox();
       await session.publish(this.topics.status, 'online', { retain: true });
       guard.arm();
-      // At start only what changed since the last run; after a lost connection, everything
-      // (the broker may have restarted without its retained messages).
-      await discovery.sync(!reconnect);
+      // At each connection what changed since it was last published, and what the broker no longer
+      // retains (read back: it may have restarted without its retained messages; docs/home-assistant.md).
+      await discovery.sync(true);
       await paramStore.publishAll();
       await probes.publishAll();
       if (unfinished.length > 0) {
