@@ -121,7 +121,7 @@ export function buildDiscovery(input: DiscoveryInput): DiscoveryMessage[] {
       name: entityName(host, name),
       unique_id: uniqueId(host, object),
       // object_id is ignored since HA 2026.4; default_entity_id is "<domain>.<slug>".
-      default_entity_id: `${component}.${`${host}_${object}`.replace(/-/g, '_')}`,
+      default_entity_id: `${component}.${entitySlug(`${host}_${object}`)}`,
       ...body,
       ...(opts.available === false ? {} : availability),
       device,
@@ -306,6 +306,18 @@ function heartbeatSensors(): HeartbeatSensor[] {
       meta: { device_class: 'duration', state_class: 'measurement', unit_of_measurement: 'ms' },
     },
   ];
+}
+
+/**
+ * The object part of an entity id as HA would slugify it (util/__init__.py slugify; valid_entity_id
+ * refuses "__" and a leading or trailing "_"): "-" is "_", a run of "_" is one, none at either end.
+ * So host `nas-` gives `sensor.nas_uptime`, what HA would make of it anyway (docs/home-assistant.md).
+ */
+export function entitySlug(text: string): string {
+  return text
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, '_')
+    .replace(/^_+|_+$/g, '');
 }
 
 /** "restart_dns" → "Restart dns", "a__b" → "A b": a run of separators is one space. */

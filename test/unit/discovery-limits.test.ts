@@ -204,3 +204,17 @@ describe.skipIf(!haveJinja)('attributes HA keeps', () => {
     });
   });
 });
+
+describe('entity ids HA accepts as published (valid_entity_id: no "__", no "_" at either end)', () => {
+  const HA_VALID = /^(?!.+__)(?!_)[\da-z_]+(?<!_)\.(?!_)[\da-z_]+(?<!_)$/;
+  it.each([
+    ['nas-', 'uptime: { argv: [uptime], button: true }', 'button.nas_run_uptime'],
+    ['nas_', 'uptime: { argv: [uptime], button: true }', 'button.nas_run_uptime'],
+    ['pihole-1', 'restart__dns_: { argv: ["true"], button: true }', 'button.pihole_1_run_restart_dns'],
+    ['a--b', 'x: { argv: ["true"], button: true }', 'button.a_b_run_x'],
+  ])('host %j, action %s → %s', (host, action, id) => {
+    const msgs = build(load(`host: ${host}\nactions:\n  ${action}\n`));
+    for (const m of msgs) expect(String(m.payload.default_entity_id)).toMatch(HA_VALID);
+    expect(msgs.map((m) => m.payload.default_entity_id)).toContain(id);
+  });
+});
