@@ -117,7 +117,9 @@ export class Agent {
       },
     };
     const paramStore = new ParamStore(config, sink, log.child({ module: 'params' }));
-    const discovery = new DiscoveryPublisher(config, sink, log.child({ module: 'discovery' }));
+    const discovery = new DiscoveryPublisher(config, sink, log.child({ module: 'discovery' }), (topics, ms) =>
+      session.readRetained(topics, ms),
+    );
     const pipeline = new Pipeline(
       config,
       this.topics,

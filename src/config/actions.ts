@@ -25,7 +25,18 @@ const integerParam = z.strictObject({
 });
 const enumParam = z.strictObject({
   type: z.literal('enum'),
-  values: z.array(z.string().min(1)).min(1, 'list at least one value'),
+  // HA refuses a state over 255 characters: a select on a longer value would show `unknown` (docs/home-assistant.md).
+  values: z
+    .array(
+      z
+        .string()
+        .min(1)
+        .max(
+          255,
+          'an enum value is at most 255 characters (Home Assistant shows a longer one as unknown): shorten it',
+        ),
+    )
+    .min(1, 'list at least one value'),
   default: z.string().optional(),
   description: z.string().optional(),
 });

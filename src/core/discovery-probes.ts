@@ -30,7 +30,8 @@ const ATTRIBUTES: Readonly<Record<ProbeType, Record<string, string>>> = {
   http: { error: 'error', status_code: 'status_code' },
   tcp: { error: 'error' },
   ping: { error: 'error', loss_percent: 'loss_percent' },
-  service: { error: 'error', state: 'value' },
+  // Not `state`: HA drops an attribute named state (docs/home-assistant.md § Probes).
+  service: { error: 'error', service_state: 'value' },
   process: { error: 'error', count: 'value' },
   disk: { error: 'error' },
 };

@@ -30,6 +30,37 @@ export type Component = 'button' | 'binary_sensor' | 'sensor' | 'select' | 'numb
 // HA drops a state longer than 255 characters: every state we publish is a short status or a number.
 export const HA_MAX_STATE = 255;
 
+/** Characters of each output's tail the Last result sensor keeps as attributes (docs/home-assistant.md § Last result). */
+export const ATTRIBUTE_OUTPUT_TAIL = 1000;
+/** Characters kept of the start of `error` and `note` (what went wrong comes first). */
+export const ATTRIBUTE_TEXT_HEAD = 200;
+
+/**
+ * The Last result sensor's attributes: HA's recorder stores `{}` for attributes over 16 KB, and a result
+ * with the default max_output carries about 20 KB. So the attributes are a fixed set of fields with
+ * the outputs' tails: at most 6 bytes a character once serialized (a control character as \u00XX), the
+ * worst case stays under 16 KB (test/unit/discovery-limits.test.ts). The full result stays on its topic.
+ */
+export const LAST_RESULT_ATTRIBUTES =
+  '{{ {' +
+  [
+    "'id': (value_json.id | string)[:64]",
+    "'action': value_json.action",
+    "'status': value_json.status",
+    "'exit_code': value_json.exit_code",
+    "'error_code': value_json.error_code | default(none)",
+    `'error': (value_json.error | default(''))[:${ATTRIBUTE_TEXT_HEAD}]`,
+    "'executed_at': value_json.executed_at | default(none)",
+    "'completed_at': value_json.completed_at | default(none)",
+    "'duration_ms': value_json.duration_ms | default(none)",
+    `'stdout': (value_json.stdout | default(''))[-${ATTRIBUTE_OUTPUT_TAIL}:]`,
+    `'stderr': (value_json.stderr | default(''))[-${ATTRIBUTE_OUTPUT_TAIL}:]`,
+    `'stdout_truncated': value_json.stdout_truncated or (value_json.stdout | default('') | length) > ${ATTRIBUTE_OUTPUT_TAIL}`,
+    `'stderr_truncated': value_json.stderr_truncated or (value_json.stderr | default('') | length) > ${ATTRIBUTE_OUTPUT_TAIL}`,
+    `'note': (value_json.note | default(''))[:${ATTRIBUTE_TEXT_HEAD}]`,
+  ].join(', ') +
+  '} | tojson }}';
+
 const PRESS = 'PRESS';
 
 /** Seconds a button press stays valid: it runs within a minute of the press, or never (docs/home-assistant.md § Buttons). */
@@ -71,6 +102,7 @@ export function buildDiscovery(input: DiscoveryInput): DiscoveryMessage[] {
   const { host, discoveryPrefix } = input;
   const t = hostTopics(input.prefix, host);
   const device = deviceBlock(input);
+  // No support_url: package.json names no homepage or repository to point at yet.
   const origin = { name: 'homelab-cmd', sw_version: input.version };
   const availability = {
     availability_topic: t.status,
@@ -86,10 +118,10 @@ export function buildDiscovery(input: DiscoveryInput): DiscoveryMessage[] {
     opts: { available?: boolean } = {},
   ) => {
     const payload: Record<string, unknown> = {
-      name,
+      name: entityName(host, name),
       unique_id: uniqueId(host, object),
       // object_id is ignored since HA 2026.4; default_entity_id is "<domain>.<slug>".
-      default_entity_id: `${component}.${`${host}_${object}`.replace(/-/g, '_')}`,
+      default_entity_id: `${component}.${entitySlug(`${host}_${object}`)}`,
       ...body,
       ...(opts.available === false ? {} : availability),
       device,
@@ -121,6 +153,7 @@ export function buildDiscovery(input: DiscoveryInput): DiscoveryMessage[] {
       state_topic: t.result,
       value_template: '{{ value_json.status }}',
       json_attributes_topic: t.result,
+      json_attributes_template: LAST_RESULT_ATTRIBUTES,
       icon: 'mdi:console',
     },
     { available: false },
@@ -275,10 +308,37 @@ function heartbeatSensors(): HeartbeatSensor[] {
   ];
 }
 
-/** "restart_dns" → "Restart dns": HA prefixes the device name, so entity names never repeat the host. */
+/**
+ * The object part of an entity id as HA would slugify it (util/__init__.py slugify; valid_entity_id
+ * refuses "__" and a leading or trailing "_"): "-" is "_", a run of "_" is one, none at either end.
+ * So host `nas-` gives `sensor.nas_uptime`, what HA would make of it anyway (docs/home-assistant.md).
+ */
+export function entitySlug(text: string): string {
+  return text
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, '_')
+    .replace(/^_+|_+$/g, '');
+}
+
+/** "restart_dns" → "Restart dns", "a__b" → "A b": a run of separators is one space. */
 export function humanize(name: string): string {
-  const s = name.replace(/_/g, ' ');
+  const s = name.replace(/[_\s]+/g, ' ').trim();
   return s.charAt(0).toUpperCase() + s.slice(1);
+}
+
+/**
+ * HA shows "<device> <entity>", and the device is named after the host: a name that starts with the
+ * host ("pihole-1 Fail" on pihole-1) would read "pihole-1 pihole-1 Fail", so the host is cut off.
+ */
+export function entityName(host: string, name: string): string {
+  const lower = name.toLowerCase();
+  const h = host.toLowerCase();
+  if (!lower.startsWith(h)) return name;
+  const rest = name.slice(h.length);
+  // Only a whole word: "pihole-10 …" on host pihole-1 keeps its name.
+  if (rest !== '' && !/^[\s:_-]/.test(rest)) return name;
+  const stripped = rest.replace(/^[\s:_-]+/, '');
+  return stripped === '' ? name : stripped.charAt(0).toUpperCase() + stripped.slice(1);
 }
 
 /** The serialized form that is published and diffed. */

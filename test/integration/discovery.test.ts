@@ -1,6 +1,8 @@
 /** Home Assistant discovery as HA sees it over a real broker: retained configs, cleanup, birth, params. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
 import { calls, fakeBin, tempDir } from '../helpers/fixtures.js';
+import { until } from '../helpers/wait.js';
 import { Harness } from '../helpers/harness.js';
 import { TestClient } from '../helpers/mqtt.js';
 import type { Agent } from '../../src/agent/agent.js';
@@ -108,6 +110,64 @@ describe('discovery lifecycle', () => {
         m.topic === `homeassistant/binary_sensor/${host}/connectivity/config` &&
         m.text === '',
     );
+  });
+});
+
+describe('discovery read back from the broker', () => {
+  /** Waits until a new subscriber is sent `n` retained discovery configs of `host`; returns their topics. */
+  const retainedConfigs = async (host: string, n: number, what: string): Promise<string[]> => {
+    const late = await TestClient.connect(h.url);
+    await late.sub(`homeassistant/+/${host}/+/config`);
+    const topics = () =>
+      [...new Set(late.messages.filter((m) => m.packet.retain && m.text !== '').map((m) => m.topic))].sort();
+    try {
+      await until(() => topics().length >= n, 5000, what);
+      return topics();
+    } finally {
+      await late.end();
+    }
+  };
+
+  it('an agent restarted against a broker that lost its retained configs publishes them all again', async () => {
+    const host = 'disco-lost';
+    const stateDir = `${tempDir()}/state`;
+    const actions = {
+      restart_service: {
+        argv: ['true', '{unit}'],
+        params: { unit: { type: 'enum', values: ['nginx', 'sshd'] } },
+        button: true,
+      },
+    };
+    const first = (await h.agent(host, actions, { stateDir })).agent;
+    const record = Object.keys(
+      JSON.parse(readFileSync(`${stateDir}/discovery.json`, 'utf8')) as object,
+    ).sort();
+    expect(record.length).toBeGreaterThan(15);
+    expect(await retainedConfigs(host, record.length, 'the first publication')).toEqual(record);
+    await h.stopAgent(first);
+
+    // While the agent is down the broker loses them (a fresh broker, one without persistence restarted).
+    const wiper = await TestClient.connect(h.url);
+    for (const topic of record) await wiper.pub(topic, '', { retain: true });
+    await wiper.end();
+
+    // Same state_dir: its record says everything was published; the read-back says otherwise. Counted:
+    const again = (await h.agent(host, actions, { stateDir })).agent;
+    expect(await retainedConfigs(host, record.length, 'the configs republished')).toEqual(record);
+    await h.stopAgent(again);
+
+    // Removing the action clears its configs and its param's retained value.
+    const before = ha.messages.length;
+    await h.agent(host, { uptime: { argv: ['uptime'] } }, { stateDir });
+    const value = await ha.wait(
+      (m) => ha.messages.indexOf(m) >= before && m.topic === `homelab/${host}/param/restart_service/unit`,
+      5000,
+      'the removed param value cleared',
+    );
+    expect(value.text).toBe('');
+    const kept = record.filter((t) => !t.includes('restart_service'));
+    const left = await retainedConfigs(host, kept.length + 1, 'the uptime stats config');
+    expect(left.filter((t) => t.includes('restart_service'))).toEqual([]);
   });
 });
 
