@@ -12,6 +12,7 @@ import { agentRoutes, Dispatcher } from './dispatch.js';
 import { readHeartbeat } from './heartbeat.js';
 import { ParamStore } from './params.js';
 import { Probes } from './probes.js';
+import { Updates } from './updates.js';
 import { Journal } from './journal.js';
 import { Pipeline } from './pipeline.js';
 import type { Publisher } from './publisher.js';
@@ -41,6 +42,7 @@ export class Agent {
   private journal: Journal | undefined;
   private discovery: DiscoveryPublisher | undefined;
   private probes: Probes | undefined;
+  private updates: Updates | undefined;
   private statusGuard: StatusGuard | undefined;
   private paramStore: ParamStore | undefined;
   private heartbeatTimer: NodeJS.Timeout | undefined;
@@ -131,6 +133,9 @@ export class Agent {
     this.discovery = discovery;
     const probes = new Probes(config, sink, log.child({ module: 'probes' }), () => session.connected);
     this.probes = probes;
+    const updates = new Updates(config, sink, log.child({ module: 'updates' }), () => session.connected);
+    this.updates = updates;
+    if (updates.enabled) pipeline.observer = updates;
 
     const guard = new StatusGuard(
       this.topics.status,
@@ -166,6 +171,7 @@ export class Agent {
       await discovery.sync(!reconnect);
       await paramStore.publishAll();
       await probes.publishAll();
+      await updates.publishAll();
       if (unfinished.length > 0) {
         // Handled once connected, so the results cannot be lost with a connection that never opened:
         // scheduled runs resume, anything else was cut short and is reported interrupted (never re-run).
@@ -179,6 +185,7 @@ export class Agent {
     });
     session.start();
     probes.start();
+    updates.start();
     this.heartbeatTimer = setInterval(() => {
       // On the heartbeat's beat, connected or not: at most one small write an interval, none when idle.
       // While state_dir is full, one probe a beat: space returning ends the degraded mode by itself.
@@ -213,6 +220,11 @@ export class Agent {
       await this.probes?.stop();
     } catch (err) {
       this.log.error({ err }, 'stopping the probes failed');
+    }
+    try {
+      await this.updates?.stop();
+    } catch (err) {
+      this.log.error({ err }, 'stopping the os update checks failed');
     }
     try {
       await this.pipeline?.drain(this.config.execution.shutdown_grace);

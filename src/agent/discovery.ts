@@ -44,6 +44,7 @@ export class DiscoveryPublisher {
       version: VERSION,
       actions: this.config.actions,
       probes: this.config.probes,
+      updates: this.config.updates,
     });
     return new Map(msgs.map((m) => [m.topic, serialize(m)]));
   }

@@ -69,7 +69,16 @@ const RUNNING_ANNOUNCE_MS = 1000;
 /** What the stagger coordinator holds: a queued request of an action with `stagger`. */
 type Staggered = Queued & StaggerItem;
 
+/** Told when a command of an action starts, prints and ends (the update entity's in_progress: agent/updates.ts). */
+export interface JobObserver {
+  started(action: string): void;
+  output(action: string, chunk: Buffer): void;
+  ended(action: string): void;
+}
+
 export class Pipeline {
+  /** At most one, set by the agent before start; its exceptions are logged, never thrown into a run. */
+  observer: JobObserver | undefined;
   private readonly queue: Queued[] = [];
   private readonly running = new Map<string, AbortController>();
   private readonly idle: (() => void)[] = [];
@@ -501,6 +510,7 @@ export class Pipeline {
         executed_at: new Date().toISOString(),
       });
       this.remember(() => this.journal.record(running, undefined, false));
+      this.observe((o, a) => o.started(a), q.ref.action);
       // `running` only for commands still running after a moment (the contract's 1 s): a quick command's
       // final result is then the only message on its topic, and never waits behind a delayed ACK (Nagle)
       // at a broker that leaves TCP_NODELAY off.
@@ -513,7 +523,10 @@ export class Pipeline {
         maxOutput: this.config.execution.max_output,
         isolation: this.isolation,
         signal: ctl.signal,
-        onOutput: (stream, chunk) => live.push(stream, chunk),
+        onOutput: (stream, chunk) => {
+          live.push(stream, chunk);
+          if (stream === 'stdout') this.observe((o, a) => o.output(a, chunk), q.ref.action);
+        },
         // Recorded as it starts: a restart after a crash stops what is left of it (restart-check.ts).
         onSpawn: (pid) => {
           const start = processStart(pid);
@@ -542,7 +555,17 @@ export class Pipeline {
     } finally {
       clearTimeout(announce);
       this.running.delete(q.ref.id);
+      this.observe((o, a) => o.ended(a), q.ref.action);
       this.pump();
+    }
+  }
+
+  private observe(call: (o: JobObserver, action: string) => void, action: string | null): void {
+    if (!this.observer || action === null) return;
+    try {
+      call(this.observer, action);
+    } catch (err) {
+      this.log.warn({ err, action }, 'the job observer failed');
     }
   }
 
