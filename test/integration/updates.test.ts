@@ -30,7 +30,11 @@ const agentOpts = () => ({
     updates: { enabled: true, check: '1h', install_action: 'apply_updates', reboot_required_file: reboot },
   },
 });
-const actions = { apply_updates: { argv: ['apt-get', '-y', '-o', 'APT::Status-Fd=1', 'upgrade'] } };
+const actions = {
+  apply_updates: { argv: ['apt-get', '-y', '-o', 'APT::Status-Fd=1', 'upgrade'] },
+  marker: { argv: ['true'] },
+};
+const installs = () => calls(dir).filter((c) => c.startsWith('apt-get -y')).length;
 
 beforeAll(async () => {
   await h.start();
@@ -126,9 +130,11 @@ it('Install runs the action: in_progress with apt progress, then re-checked: up 
   expect(await rebootState((r) => r.required)).toMatchObject({ packages: ['openssl'] });
 });
 
-it('the reboot flag clears when the file is gone, checked at start', async () => {
+it('an Install pressed while the host is down (QoS 0, as HA sends it) is dropped, never run late; the reboot flag clears at start', async () => {
   expect(existsSync(reboot)).toBe(true);
+  expect(installs()).toBe(1);
   await h.stopAgent(agent);
+  await ha.pub(`homelab/${host}/cmd/apply_updates`, 'PRESS', { qos: 0 });
   rmSync(reboot);
   rmSync(`${reboot}.pkgs`);
   const cleared = ha.next(
@@ -138,4 +144,7 @@ it('the reboot flag clears when the file is gone, checked at start', async () =>
   );
   agent = (await h.agent(host, actions, agentOpts())).agent;
   expect(JSON.parse((await cleared).text)).toMatchObject({ required: false, packages: [] });
+  // A request sent after the restart: the broker delivers what it queued for the session before it.
+  expect((await h.request(host, { action: 'marker' })).status).toBe('succeeded');
+  expect(installs()).toBe(1);
 });
