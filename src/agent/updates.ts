@@ -46,7 +46,8 @@ export class Updates implements JobObserver {
   private found: AptSimulation | undefined;
   private error: string | null = null;
   private checkedAt = new Date(0);
-  private installing = false;
+  /** Runs of the install action in flight: two presses may overlap (concurrency ≥ 2). */
+  private installs = 0;
   private percentage: number | null = null;
   private partialLine = '';
   private latestUpdates: string | undefined;
@@ -92,14 +93,14 @@ export class Updates implements JobObserver {
   // JobObserver: the pipeline tells us about every action; only the install action matters.
   started(action: string): void {
     if (!this.enabled || action !== this.config.updates.install_action) return;
-    this.installing = true;
+    this.installs++;
     this.percentage = null;
     this.partialLine = '';
     this.publishUpdates();
   }
 
   output(action: string, chunk: Buffer): void {
-    if (!this.installing || action !== this.config.updates.install_action) return;
+    if (this.installs === 0 || action !== this.config.updates.install_action) return;
     const lines = (this.partialLine + chunk.toString('utf8')).split('\n');
     // A line cut across chunks waits for its end; an endless one is dropped, not kept.
     this.partialLine = (lines.pop() ?? '').slice(-1024);
@@ -112,8 +113,9 @@ export class Updates implements JobObserver {
   }
 
   ended(action: string): void {
-    if (!this.installing || action !== this.config.updates.install_action) return;
-    this.installing = false;
+    if (this.installs === 0 || action !== this.config.updates.install_action) return;
+    this.installs--;
+    if (this.installs > 0) return;
     this.percentage = null;
     this.publishUpdates();
     // What is pending now, and whether the install asked for a reboot.
@@ -173,7 +175,7 @@ export class Updates implements JobObserver {
         held: this.found.held,
         checkedAt: this.checkedAt,
         error: this.error,
-        inProgress: this.installing,
+        inProgress: this.installs > 0,
         percentage: this.percentage,
       }),
     );
