@@ -14,6 +14,7 @@ import { agentRoutes, Dispatcher } from './dispatch.js';
 import { Heartbeats } from './heartbeats.js';
 import { ParamStore } from './params.js';
 import { Probes } from './probes.js';
+import { Updates } from './updates.js';
 import { Journal } from './journal.js';
 import { Pipeline } from './pipeline.js';
 import type { Publisher } from './publisher.js';
@@ -132,6 +133,9 @@ export class Agent {
     );
     pipeline.restarting(unfinished);
     const probes = new Probes(config, sink, log.child({ module: 'probes' }), () => session.connected);
+    const updates = new Updates(config, sink, log.child({ module: 'updates' }), () => session.connected);
+    if (updates.enabled) pipeline.observer = updates;
+
     const guard = new StatusGuard(
       this.topics.status,
       () => session.publish(this.topics.status, 'online', { retain: true }),
@@ -182,8 +186,8 @@ export class Agent {
       },
       stop: () => undefined,
     };
-    this.parts = [pipeline, guard, groups, discovery, paramStore, probes, restarts, heartbeats];
-    this.stopOrder = [guard, heartbeats, discovery, probes, pipeline, paramStore, restarts, groups];
+    this.parts = [pipeline, guard, groups, discovery, paramStore, probes, updates, restarts, heartbeats];
+    this.stopOrder = [guard, heartbeats, discovery, probes, updates, pipeline, paramStore, restarts, groups];
 
     // One guard around every handler: no single message reaches the process (src/agent/dispatch.ts).
     const routes = agentRoutes({

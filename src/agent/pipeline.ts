@@ -20,6 +20,8 @@ import type { ReplyTo } from './results.js';
 import type { Publisher } from './publisher.js';
 import { RunQueue } from './run-queue.js';
 import { StaggeredRuns } from './staggered-runs.js';
+import type { JobObserver } from './run-queue.js';
+export type { JobObserver } from './run-queue.js';
 
 export class Pipeline implements AgentPart {
   readonly name = 'pipeline';
@@ -65,6 +67,11 @@ export class Pipeline implements AgentPart {
   start(): void {
     this.outcomes.start();
     this.staggered.start();
+  }
+
+  /** Told when a command of an action starts, prints and ends (the update entity: agent/updates.ts). */
+  set observer(o: JobObserver | undefined) {
+    this.runs.observer = o;
   }
 
   get runningCount(): number {

@@ -34,7 +34,16 @@ export type AfterStaggered = (
   signal: AbortSignal,
 ) => Promise<Result>;
 
+/** Told when a command of an action starts, prints and ends (the update entity's in_progress: agent/updates.ts). */
+export interface JobObserver {
+  started(action: string): void;
+  output(action: string, chunk: Buffer): void;
+  ended(action: string): void;
+}
+
 export class RunQueue {
+  /** At most one, set by the agent before start; its exceptions are logged, never thrown into a run. */
+  observer: JobObserver | undefined;
   private readonly queue: Queued[] = [];
   private readonly running = new Map<string, AbortController>();
   private readonly idle: (() => void)[] = [];
@@ -105,6 +114,7 @@ export class RunQueue {
         executed_at: new Date().toISOString(),
       });
       this.outcomes.remember(() => this.journal.record(running, undefined, false));
+      this.observe((o, a) => o.started(a), q.ref.action);
       // `running` only for commands still running after a moment (the contract's 1 s): a quick command's
       // final result is then the only message on its topic, and never waits behind a delayed ACK (Nagle)
       // at a broker that leaves TCP_NODELAY off.
@@ -117,7 +127,10 @@ export class RunQueue {
         maxOutput: this.config.execution.max_output,
         isolation: this.isolation,
         signal: ctl.signal,
-        onOutput: (stream, chunk) => live.push(stream, chunk),
+        onOutput: (stream, chunk) => {
+          live.push(stream, chunk);
+          if (stream === 'stdout') this.observe((o, a) => o.output(a, chunk), q.ref.action);
+        },
         // Recorded as it starts: a restart after a crash stops what is left of it (restart-check.ts).
         onSpawn: (pid) => {
           const start = processStart(pid);
@@ -146,7 +159,17 @@ export class RunQueue {
     } finally {
       clearTimeout(announce);
       this.running.delete(q.ref.id);
+      this.observe((o, a) => o.ended(a), q.ref.action);
       this.pump();
+    }
+  }
+
+  private observe(call: (o: JobObserver, action: string) => void, action: string | null): void {
+    if (!this.observer || action === null) return;
+    try {
+      call(this.observer, action);
+    } catch (err) {
+      this.log.warn({ err, action }, 'the job observer failed');
     }
   }
 }

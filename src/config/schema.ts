@@ -16,6 +16,7 @@ import {
   topicPrefix,
 } from './fields.js';
 import { probeSchema } from './probes.js';
+import { updatesSchema } from './updates.js';
 
 export { actionSchema, healthCheckSchema, limitsSchema, paramSchema } from './actions.js';
 export type { ActionConfig, HealthCheckConfig, ParamSpec } from './actions.js';
@@ -228,6 +229,8 @@ export const configSchema = z
         probeSchema,
       )
       .default({}),
+    // OS package updates and the reboot-required flag in HA (docs/updates.md).
+    updates: updatesSchema,
     broker: z
       .strictObject({
         host: z.string().min(1).default('127.0.0.1'),
@@ -287,7 +290,17 @@ export const configSchema = z
         return typeof v?.mqtt?.prefix === 'string' && typeof v.discovery?.prefix === 'string';
       },
     },
-  );
+  )
+  .superRefine((config, ctx) => {
+    const install = config.updates.install_action;
+    if (install !== undefined && config.actions[install] === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['updates', 'install_action'],
+        message: `names no action — add an action ${install} under actions: (e.g. argv: [apt-get, -y, upgrade] with sudo: true), or fix the name`,
+      });
+    }
+  });
 
 export type RawConfig = z.output<typeof configSchema>;
 export type BrokerUser = z.output<typeof userSchema>;

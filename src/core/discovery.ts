@@ -8,6 +8,8 @@ import { discoveryTopic, hostTopics } from './topics.js';
 import { actionStatsSensor } from './discovery-actions.js';
 import { probeEntities } from './discovery-probes.js';
 import type { ProbeConfig } from '../config/probes.js';
+import type { UpdatesConfig } from '../config/updates.js';
+import { updateEntities } from './discovery-updates.js';
 
 export interface DiscoveryInput {
   host: string;
@@ -18,6 +20,8 @@ export interface DiscoveryInput {
   /** Probes: a binary_sensor each, plus a sensor for a latency or a disk's used share (discovery-probes.ts). */
   probes?: Readonly<Record<string, ProbeConfig>> | undefined;
   configurationUrl?: string | undefined;
+  /** OS updates: an update entity and a reboot-required binary_sensor when enabled (discovery-updates.ts). */
+  updates?: UpdatesConfig | undefined;
 }
 
 export interface DiscoveryMessage {
@@ -25,7 +29,7 @@ export interface DiscoveryMessage {
   payload: Record<string, unknown>;
 }
 
-export type Component = 'button' | 'binary_sensor' | 'sensor' | 'select' | 'number';
+export type Component = 'button' | 'binary_sensor' | 'sensor' | 'select' | 'number' | 'update';
 
 // HA drops a state longer than 255 characters: every state we publish is a short status or a number.
 export const HA_MAX_STATE = 255;
@@ -214,6 +218,8 @@ export function buildDiscovery(input: DiscoveryInput): DiscoveryMessage[] {
     for (const e of probeEntities(name, probe, probe.name ?? humanize(name), t.probe(name)))
       add(e.component, e.object, e.name, e.body);
   }
+  if (input.updates)
+    for (const e of updateEntities(input.updates, t)) add(e.component, e.object, e.name, e.body);
   return out;
 }
 

@@ -23,6 +23,10 @@ export interface HostTopics {
   replyBase: string;
   /** A probe's retained state (an extension: docs/mqtt-api.md § Probes). */
   probe: (name: string) => string;
+  /** `P/H/updates`: pending OS package updates, retained (docs/updates.md). */
+  updates: string;
+  /** `P/H/reboot_required`: whether the host asks for a reboot, retained (docs/updates.md). */
+  rebootRequired: string;
   /** `P/H/param/ACTION/PARAM`: a param's current value (docs/mqtt-api.md § Params in Home Assistant). */
   param: (action: string, param: string) => string;
   /** `P/H/param/+/+/set`: HA's commands for those values. */
@@ -47,6 +51,8 @@ export function hostTopics(prefix: string, host: string): HostTopics {
     output: (id) => `${base}/output/${id}`,
     replyBase: `${base}/reply/`,
     probe: (name) => `${base}/probe/${name}`,
+    updates: `${base}/updates`,
+    rebootRequired: `${base}/reboot_required`,
     param: (action, param) => `${base}/param/${action}/${param}`,
     paramSetFilter: `${base}/param/+/+/set`,
     paramFilter: `${base}/param/#`,

@@ -21,7 +21,7 @@ import { VERSION } from '../../src/version.js';
 // HA 2026 rules the contract leans on: default_entity_id (object_id is ignored since 2026.4),
 // names without the device name, no entity_category "config" on sensors, states ≤ 255 characters.
 
-const COMPONENTS = ['button', 'binary_sensor', 'sensor', 'select', 'number'] as const;
+const COMPONENTS = ['button', 'binary_sensor', 'sensor', 'select', 'number', 'update'] as const;
 
 /** Button, enum and integer params, a string param with a default, a non-button action and a custom prefix. */
 const FULL = (host: string, extra = ''): string => `
@@ -83,6 +83,7 @@ function build(config: Config): DiscoveryMessage[] {
     version: VERSION,
     actions: config.actions,
     probes: config.probes,
+    updates: config.updates,
   });
 }
 
@@ -117,6 +118,15 @@ probes:
   ftl: { type: service, unit: pihole-FTL.service }
   root: { type: disk, path: /, warn_percent: 90 }
   lighttpd: { type: process, process: lighttpd }
+`,
+  ),
+  // OS updates (docs/updates.md): an update entity whose Install presses apply_updates, and the reboot flag.
+  makeCase(
+    'pi-3 (updates)',
+    `host: pi-3
+actions:
+  apply_updates: { argv: [apt-get, -y, -o, "APT::Status-Fd=1", upgrade], sudo: true }
+updates: { enabled: true, install_action: apply_updates }
 `,
   ),
 ];
@@ -702,5 +712,58 @@ describe('the button command_template, rendered as Home Assistant renders it', (
     ['a statement', '{% if true %}x{% endif %}'],
   ])('the renderer refuses %s rather than guess', (_l, template) => {
     expect(() => renderCommandTemplate(template, { value: 'PRESS', nowMs: 0 })).toThrow();
+  });
+});
+
+// HA's MQTT update platform (components/mqtt/update.py PLATFORM_SCHEMA_MODERN): command_topic,
+// payload_install (a fixed string — no command_template), device_class only "firmware", the
+// state JSON's keys given by value_template; and the reboot flag is a binary_sensor.
+const UPDATE_KEYS = new Set([
+  'name',
+  'unique_id',
+  'default_entity_id',
+  'state_topic',
+  'value_template',
+  'json_attributes_topic',
+  'json_attributes_template',
+  'command_topic',
+  'payload_install',
+  'qos',
+  'retain',
+  'availability_topic',
+  'payload_available',
+  'payload_not_available',
+  'device',
+  'origin',
+]);
+describe('update entity (OS packages)', () => {
+  const rows = rowsOf((r) => r.component === 'update');
+  it('exists once, on the host with updates enabled', () => {
+    expect(rows.map(([l]) => l)).toEqual(['pi-3 (updates): homeassistant/update/pi-3/os_updates/config']);
+  });
+  it.each(rows)(
+    '%s: only keys HA knows; Install presses the action at QoS 0, never retained',
+    (_l, { p, config }) => {
+      for (const k of Object.keys(p)) expect(UPDATE_KEYS, k).toContain(k);
+      expect(p).toMatchObject({
+        state_topic: `${P(config)}/updates`,
+        command_topic: `${P(config)}/cmd/apply_updates`,
+        payload_install: 'PRESS',
+        qos: 0,
+        retain: false,
+      });
+      // A plain-text payload on cmd/ACTION is a press (docs/mqtt-api.md), the button's path.
+      const d = parseDelivery(
+        { topicAction: 'apply_updates', payload: Buffer.from(p.payload_install as string), retained: false },
+        Date.now(),
+        () => 'id-1',
+      );
+      expect(d.ok && d.request.press).toBe(true);
+    },
+  );
+  it('the reboot flag is a problem binary_sensor on P/H/reboot_required', () => {
+    const [, r] = rowsOf((x) => x.object === 'reboot_required')[0]!;
+    expect(r.component).toBe('binary_sensor');
+    expect(r.p).toMatchObject({ state_topic: 'homelab/pi-3/reboot_required', device_class: 'problem' });
   });
 });
