@@ -150,9 +150,9 @@ describe.skipIf(missing !== undefined || !isRepo)(
         'pihole-1 online',
       );
       // `journalctl -u homelab-cmd -o cat -n 5` is static: the journal would hold this output.
-      const promised = [.../The log shows (.+?) If it cannot log in/s.exec(doc)![1]!.matchAll(/`([^`]+)`/g)].map(
-        (m) => m[1]!.replace(/\s+/g, ' '),
-      );
+      const promised = [
+        .../The log shows (.+?) If it cannot log in/s.exec(doc)![1]!.matchAll(/`([^`]+)`/g),
+      ].map((m) => m[1]!.replace(/\s+/g, ' '));
       expect(promised.length).toBe(3);
       const logged = () =>
         service!
