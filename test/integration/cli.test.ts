@@ -240,7 +240,11 @@ describe('up', () => {
   it('an explicit --port that is in use is a clear error, exit 2', async () => {
     const h = new Harness();
     await h.start();
-    const r = await runCli(['up', '--port', String(h.broker.port)]);
+    // Its own state: another test's `up` may hold the default state_dir's broker state at the same time.
+    const r = await runCli(['up', '--port', String(h.broker.port)], {
+      XDG_STATE_HOME: tempDir('hc-xdg-'),
+      XDG_RUNTIME_DIR: tempDir('hc-run-'),
+    });
     await h.stop();
     expect(r.code).toBe(2);
     expect(r.stderr).toContain(

@@ -9,6 +9,8 @@
  * with made-up contents; where this machine lacks systemctl, journalctl or apt-get,
  * an empty stand-in sits in /usr/bin (sudoers only resolves their paths).
  */
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { commandsRunBy } from '../helpers/doc-coverage.js';
@@ -41,6 +43,13 @@ describe.skipIf(missing !== undefined)(
     let config: Walkthrough;
 
     beforeAll(async () => {
+      // The pages run `npx homelab-cmd` in the repo, which npm 11 resolves through its npx cache in
+      // ~/.npm/_npx (one entry per project path). Read-only inside the sandbox: filled here first, or the
+      // first run on a fresh clone fails with EROFS.
+      await promisify(execFile)('npx', ['--yes', 'homelab-cmd', '--version'], {
+        cwd: REPO,
+        timeout: 240_000,
+      });
       sandbox = await Sandbox.create();
       await sandbox.must(
         [
@@ -58,7 +67,7 @@ describe.skipIf(missing !== undefined)(
       );
       sudo = new Walkthrough('docs/sudo.md', ME, sandbox, []);
       config = new Walkthrough('docs/configuration.md', ME, sandbox, []);
-    }, 180_000);
+    }, 420_000);
 
     afterAll(() => sandbox?.stop());
 
