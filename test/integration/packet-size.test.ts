@@ -78,7 +78,8 @@ describe('the embedded broker refuses oversized packets before buffering them', 
   beforeAll(async () => {
     dir = tempDir('hc-packet-size-');
     const config = writeConfig(dir, { broker: { host: '127.0.0.1' } }, 'broker.yaml');
-    broker = spawnCli(['broker', '--config', config, '--port', '0']);
+    // Its own state dir: another test's broker or up may hold the default one's broker state.
+    broker = spawnCli(['broker', '--config', config, '--port', '0'], { XDG_STATE_HOME: `${dir}/state` });
     await until(
       () => (port = Number(/listening on 127\.0\.0\.1:(\d+)/.exec(broker.output())?.[1] ?? 0)) > 0,
       20_000,
