@@ -34,6 +34,8 @@ export default defineConfig({
           name: 'integration',
           include: ['test/integration/**/*.test.ts', 'test/faults/**/*.test.ts'],
           exclude: [...configDefaults.exclude, ...DOCS],
+          // A default state dir of its own per file: spawned brokers never share one (test/helpers/own-state.ts).
+          setupFiles: ['test/helpers/own-state.ts'],
           ...limits,
         },
       },

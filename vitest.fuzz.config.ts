@@ -6,6 +6,7 @@ export default defineConfig({
     // The agent under test runs the built dist/: rebuilt when a source changed (test/global-build.ts).
     globalSetup: ['test/global-build.ts'],
     include: ['test/fuzz/**/*.test.ts'],
+    setupFiles: ['test/helpers/own-state.ts'],
     testTimeout: 300_000,
     hookTimeout: 60_000,
     maxWorkers: 1,
