@@ -7,7 +7,7 @@
 import type { MqttClient } from 'mqtt';
 import type { Result } from '../core/result.js';
 import { hostTopics } from '../core/topics.js';
-import { ownFinalResult } from './send.js';
+import { ownFinalResult } from './send-wait.js';
 
 export type Outcome =
   | { kind: 'final'; result: Result }

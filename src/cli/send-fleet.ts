@@ -22,7 +22,8 @@ import { connectFirst, refusal } from './client.js';
 import { emptyGroup, formatIgnored, formatMembers, readFleet, resolveMembers } from './fleet-members.js';
 import { formatSummary } from './fleet-summary.js';
 import { FleetWaiter, type Outcome } from './fleet-waiter.js';
-import { buildRequest, requestSpec, signingKey, signRequest, targetFrom, type RequestSpec } from './send.js';
+import { buildRequest, requestSpec, signingKey, signRequest, type RequestSpec } from './request-spec.js';
+import { targetFrom } from './send.js';
 
 export interface FleetValues {
   group?: string | undefined;

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { canonicalString, sign, verify, type SignedFields } from '../../src/core/signing.js';
-import { signedFields } from '../../src/cli/send.js';
+import { signedFields } from '../../src/cli/request-spec.js';
 import { REPO } from '../helpers/fixtures.js';
 
 const doc = readFileSync(path.join(REPO, 'docs/security.md'), 'utf8');
