@@ -4,7 +4,8 @@
  * - The state is its probe's: published after each check of that probe, so HA's switch (optimistic:
  *   false) flips only when the probe confirms it.
  * - When a final result of its turn_on or turn_off action comes (run, failed or refused, whoever sent
- *   it), the probe is checked at once and a failure shows as the `error` attribute.
+ *   it), the probe is checked at once; the state published with that reading shows a failure as the
+ *   `error` attribute.
  * - Nothing is published before the first reading after a start: the retained state of the last run
  *   stays what HA shows, so an agent restart never flips a switch that is on.
  * - The state topic of a switch removed from the config is cleared at connect (state_dir/switches.json).
@@ -85,9 +86,9 @@ export class Switches implements AgentPart {
           { switch: name, action: result.action, status: result.status, error: result.error },
           'a switch action did not succeed',
         );
-      this.publish(name);
     }
-    // A run changed (or tried to change) what the probe reads: read it now, not at its next interval.
+    // A run changed (or tried to change) what the probe reads: read it now, not at its next interval. The
+    // outcome is published with that reading, so no state carries the new outcome beside the old reading.
     for (const probe of new Set(names.map((n) => this.config.switches[n]?.probe)))
       if (probe !== undefined) this.probes.checkNow(probe);
   }

@@ -4,6 +4,8 @@
  * Jinja where present, the switch's command by HA's own rules, measured against HA's limits.
  */
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { stringify } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { parseConfig, type Config } from '../../src/config/load.js';
 import type { ProbeOf } from '../../src/config/probes.js';
@@ -20,6 +22,7 @@ import { parseDelivery } from '../../src/core/request.js';
 import { switchState } from '../../src/core/switches.js';
 import { VERSION } from '../../src/version.js';
 import { configIssues } from '../helpers/config-issues.js';
+import { exampleWithSwitches } from '../helpers/example-switches.js';
 import { renderCommandTemplate } from '../helpers/ha-template.js';
 
 const load = (yaml: string): Config => parseConfig(yaml, '/nonexistent/agent.yaml', {});
@@ -455,5 +458,35 @@ describe.skipIf(!haveJinja)('templates as HA renders them', () => {
       switchState('nginx', config.switches.nginx!, undefined, undefined),
     ]);
     expect(JSON.parse(attrs!)).toEqual({ error: null, last_action: null, last_status: null });
+  });
+});
+
+describe('the example config', () => {
+  it('shows a systemd-unit switch, a container switch, Pi-hole blocking and a temperature sensor, all valid', () => {
+    const c = load(stringify(exampleWithSwitches()));
+    expect(Object.keys(c.switches)).toEqual(['nginx', 'pihole_container', 'blocking']);
+    expect(c.switches.nginx).toMatchObject({
+      turn_on: 'start_nginx',
+      turn_off: 'stop_nginx',
+      probe: 'nginx_active',
+    });
+    expect(c.actions.start_nginx).toMatchObject({
+      argv: ['systemctl', 'start', 'nginx.service'],
+      sudo: true,
+    });
+    expect(c.probes.cpu_temp).toMatchObject({
+      type: 'command',
+      argv: ['cat', '/sys/class/thermal/thermal_zone0/temp'],
+      parse: 'number',
+      unit: '°C',
+      device_class: 'temperature',
+    });
+    expect(c.probes.pihole_running).toMatchObject({ sudo: true, parse: 'match' });
+  });
+
+  it('as shipped, it has none of them live (the demo of `homelab-cmd up` runs nothing of a real host)', () => {
+    const shipped = load(readFileSync(new URL('../../config/agent.example.yaml', import.meta.url), 'utf8'));
+    expect(shipped.switches).toEqual({});
+    expect(Object.values(shipped.probes).filter((p) => p.type === 'command')).toEqual([]);
   });
 });
