@@ -21,6 +21,9 @@ import type { Publisher } from './publisher.js';
 import { runCheck } from './probe-checks.js';
 import { JsonStateFile } from './state-file.js';
 
+/** The least time between the starts of two checks of one probe that checkNow asked for. */
+const MIN_GAP_MS = 1000;
+
 export class Probes implements AgentPart {
   readonly name = 'probes';
 
@@ -36,6 +39,8 @@ export class Probes implements AgentPart {
   /** The probes with a check in flight, and those asked to check again once it ends (checkNow). */
   private readonly busy = new Set<string>();
   private readonly again = new Set<string>();
+  /** When each probe's latest check started (performance.now()): checkNow keeps them MIN_GAP_MS apart. */
+  private readonly started = new Map<string, number>();
   /** Told of every new state (switches.ts); a listener's exception is logged, never thrown into a check. */
   private readonly listeners: ((state: ProbeState) => void)[] = [];
   private readonly abort = new AbortController();
@@ -83,7 +88,9 @@ export class Probes implements AgentPart {
       return;
     }
     clearTimeout(this.timers.get(name));
-    this.schedule(name, 0);
+    // However many results ask for it (a flood of refused switch requests), one check a second at most.
+    const since = performance.now() - (this.started.get(name) ?? -Infinity);
+    this.schedule(name, Math.max(0, MIN_GAP_MS - since));
   }
 
   /** At every connect: clear the states of probes no longer configured, then publish the latest of each. */
@@ -124,6 +131,7 @@ export class Probes implements AgentPart {
     const probe = this.config.probes[name];
     if (!probe || this.stopped) return;
     const t0 = performance.now();
+    this.started.set(name, t0);
     this.busy.add(name);
     const task = this.check(name)
       .catch((err: unknown) => this.log.error({ err, probe: name }, 'a probe check failed unexpectedly'))
@@ -131,7 +139,10 @@ export class Probes implements AgentPart {
         this.running.delete(task);
         this.busy.delete(name);
         // From the start of this run, so the period stays `interval` however long the check took.
-        const next = this.again.delete(name) ? 0 : Math.max(0, probe.interval - (performance.now() - t0));
+        const elapsed = performance.now() - t0;
+        const next = this.again.delete(name)
+          ? Math.max(0, MIN_GAP_MS - elapsed)
+          : Math.max(0, probe.interval - elapsed);
         this.schedule(name, next);
       });
     this.running.add(task);

@@ -300,14 +300,42 @@ esac`,
       const s = await switchState((x) => x.last_id === r.id, before);
       expect(s).toMatchObject({ state: 'ON', last_status: 'rejected' });
       expect(s.error).toMatch(/^turning off \(stop_nginx\) ended rejected: /);
-      // Nothing ran but the state probe it triggered.
+      // Nothing ran but the probes: the state check it triggered, and the temperature sensor's cat.
       expect(
         calls(dir)
           .slice(ran)
-          .every((c) => c.startsWith('systemctl is-active')),
-      ).toBe(true);
+          .filter((c) => !/^(systemctl is-active|cat) /.test(c)),
+      ).toEqual([]);
     },
   );
+
+  it.skipIf(!available)('a flood of switch requests checks the probe at most once a second', async () => {
+    const sw = await discovery('switch', 'switch_nginx');
+    const ran = calls(dir).length;
+    const t0 = performance.now();
+    const before = ha.messages.length;
+    const stale = renderCommandTemplate(String(sw.command_template), {
+      value: String(sw.payload_off),
+      nowMs: Date.now() - 120_000,
+    });
+    for (let i = 0; i < 30; i++) await ha.pub(String(sw.command_topic), stale);
+    // The 30 refusals, then the state published after the last of them.
+    await ha.wait(
+      () =>
+        ha.messages.slice(before).filter((m) => m.topic === `${P}/result` && m.text.includes('"expired"'))
+          .length === 30,
+      20_000,
+      'thirty expired results',
+    );
+    const last = JSON.parse(ha.messages.filter((m) => m.topic === `${P}/result`).at(-1)!.text) as Result;
+    await switchState((x) => x.last_id === last.id, before);
+    const checks = calls(dir)
+      .slice(ran)
+      .filter((c) => c.startsWith('systemctl is-active')).length;
+    const seconds = (performance.now() - t0) / 1000;
+    expect(checks).toBeGreaterThanOrEqual(1);
+    expect(checks).toBeLessThanOrEqual(Math.ceil(seconds) + 1);
+  });
 
   it.skipIf(!available)('the actions ran through sudo, as the example says; the probe did not', () => {
     const log = calls(dir);
