@@ -491,3 +491,25 @@ describe('the example config', () => {
     expect(Object.values(shipped.probes).filter((p) => p.type === 'command')).toEqual([]);
   });
 });
+
+describe('entity ids HA accepts for edge names (valid_entity_id: no "__", no "_" at either end)', () => {
+  const HA_VALID = /^(?!.+__)(?!_)[\da-z_]+(?<!_)\.(?!_)[\da-z_]+(?<!_)$/;
+  it.each([
+    ['nas-', 'web__ui_', 'switch.nas_switch_web_ui'],
+    ['a--b', '0', 'switch.a_b_switch_0'],
+  ])('host %j, switch %j → %s', (host, name, id) => {
+    const c = load(`host: ${host}
+actions:
+  up: { argv: ["true"] }
+  down: { argv: ["false"] }
+probes:
+  st__: { type: command, argv: ["true"], parse: exit_code }
+switches:
+  ${name}: { turn_on: up, turn_off: down, probe: st__ }
+`);
+    const ids = build(c).map((m) => String(m.payload.default_entity_id));
+    for (const x of ids) expect(x).toMatch(HA_VALID);
+    expect(ids).toContain(id);
+    expect(new Set(ids).size).toBe(ids.length);
+  });
+});
