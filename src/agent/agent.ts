@@ -14,6 +14,7 @@ import { agentRoutes, Dispatcher } from './dispatch.js';
 import { Heartbeats } from './heartbeats.js';
 import { ParamStore } from './params.js';
 import { Probes } from './probes.js';
+import { Switches } from './switches.js';
 import { Updates } from './updates.js';
 import { Journal } from './journal.js';
 import { Pipeline } from './pipeline.js';
@@ -132,7 +133,21 @@ export class Agent {
       isolation,
     );
     pipeline.restarting(unfinished);
-    const probes = new Probes(config, sink, log.child({ module: 'probes' }), () => session.connected);
+    const probes = new Probes(
+      config,
+      sink,
+      log.child({ module: 'probes' }),
+      () => session.connected,
+      isolation,
+    );
+    const switches = new Switches(
+      config,
+      sink,
+      log.child({ module: 'switches' }),
+      () => session.connected,
+      probes,
+    );
+    pipeline.finalObserver = (result) => switches.onFinal(result);
     const updates = new Updates(config, sink, log.child({ module: 'updates' }), () => session.connected);
     if (updates.enabled) pipeline.observer = updates;
 
@@ -186,8 +201,30 @@ export class Agent {
       },
       stop: () => undefined,
     };
-    this.parts = [pipeline, guard, groups, discovery, paramStore, probes, updates, restarts, heartbeats];
-    this.stopOrder = [guard, heartbeats, discovery, probes, updates, pipeline, paramStore, restarts, groups];
+    this.parts = [
+      pipeline,
+      guard,
+      groups,
+      discovery,
+      paramStore,
+      switches,
+      probes,
+      updates,
+      restarts,
+      heartbeats,
+    ];
+    this.stopOrder = [
+      guard,
+      heartbeats,
+      discovery,
+      probes,
+      switches,
+      updates,
+      pipeline,
+      paramStore,
+      restarts,
+      groups,
+    ];
 
     // One guard around every handler: no single message reaches the process (src/agent/dispatch.ts).
     const routes = agentRoutes({

@@ -60,6 +60,7 @@ export class DiscoveryPublisher implements AgentPart {
       version: VERSION,
       actions: this.config.actions,
       probes: this.config.probes,
+      switches: this.config.switches,
       updates: this.config.updates,
     });
     return new Map(msgs.map((m) => [m.topic, serialize(m)]));

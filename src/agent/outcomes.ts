@@ -27,6 +27,8 @@ export interface Accepted {
 }
 
 export class Outcomes {
+  /** Hears every final result once, as it is counted (the switches: agent/switches.ts); never throws into here. */
+  onFinal: ((result: Result) => void) | undefined;
   private readonly results: ResultPublisher;
   private readonly audit: AuditLog;
   /** Every final result is counted there, once: the heartbeat's `stats` and its per-action figures. */
@@ -200,5 +202,10 @@ export class Outcomes {
 
   private count(result: Result): void {
     this.stats.record(result);
+    try {
+      this.onFinal?.(result);
+    } catch (err) {
+      this.log.warn({ err, id: result.id }, 'a listener of final results failed');
+    }
   }
 }

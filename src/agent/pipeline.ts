@@ -74,6 +74,11 @@ export class Pipeline implements AgentPart {
     this.runs.observer = o;
   }
 
+  /** Told of every final result, run or refused (the switches: agent/switches.ts). */
+  set finalObserver(fn: ((result: Result) => void) | undefined) {
+    this.outcomes.onFinal = fn;
+  }
+
   get runningCount(): number {
     return this.runs.runningCount;
   }

@@ -82,10 +82,12 @@ export function privateStateDir(stateDir: string): string | undefined {
  */
 export function isolationAtStart(config: Config, log: Logger, demo = false): Isolation {
   const needed =
-    config.execution.enabled &&
-    Object.values(config.actions).some(
-      (a) => !(a.sudo ?? config.execution.sudo) || a.health?.argv !== undefined,
-    );
+    (config.execution.enabled &&
+      Object.values(config.actions).some(
+        (a) => !(a.sudo ?? config.execution.sudo) || a.health?.argv !== undefined,
+      )) ||
+    // Command probes run whether or not execution is enabled (docs/configuration.md § command).
+    Object.values(config.probes).some((p) => p.type === 'command' && !(p.sudo ?? config.execution.sudo));
   const { isolation, warnings } = detectIsolation(config.execution.run_as, config.execution.path, needed);
   const state = privateStateDir(config.state_dir);
   const runUser = isolation.runAs ? lookupUser(isolation.runAs.name) : undefined;

@@ -25,6 +25,7 @@ import type { ProbeConfig, ProbeOf } from '../config/probes.js';
 import { childEnv } from '../exec/execute.js';
 import { runCommand } from '../exec/runner.js';
 import { VERSION } from '../version.js';
+import { checkCommand, type CommandContext } from './command-probe.js';
 import { httpRequest } from './http-request.js';
 
 export interface CheckContext {
@@ -32,6 +33,8 @@ export interface CheckContext {
   path: string;
   /** Aborted when the agent stops: the check ends at once, and its reading is thrown away. */
   signal: AbortSignal;
+  /** What a command probe runs with: the config's execution and security, and the run user. */
+  command?: Omit<CommandContext, 'signal'> | undefined;
 }
 
 // Enough of a body for a health page's "ok"; a probe never downloads a file.
@@ -55,6 +58,9 @@ export async function runCheck(probe: ProbeConfig, ctx: CheckContext): Promise<P
         return await checkDisk(probe);
       case 'process':
         return await withDeadline(probe, ctx, (signal) => checkProcess(probe, signal));
+      case 'command':
+        if (!ctx.command) throw new Error('a command probe needs the execution settings');
+        return await checkCommand(probe, { ...ctx.command, signal: ctx.signal });
     }
   } catch (err) {
     return {

@@ -15,10 +15,14 @@ import { z } from 'zod';
 import type { Config } from '../config/load.js';
 import { probeState, type ProbeState } from '../core/probes.js';
 import { hostTopics, type HostTopics } from '../core/topics.js';
+import type { Isolation } from '../exec/wrap.js';
 import type { Logger } from '../log.js';
 import type { Publisher } from './publisher.js';
 import { runCheck } from './probe-checks.js';
 import { JsonStateFile } from './state-file.js';
+
+/** The least time between the starts of two checks of one probe that checkNow asked for. */
+const MIN_GAP_MS = 1000;
 
 export class Probes implements AgentPart {
   readonly name = 'probes';
@@ -32,6 +36,13 @@ export class Probes implements AgentPart {
   private readonly lastOk = new Map<string, boolean>();
   private readonly timers = new Map<string, NodeJS.Timeout>();
   private readonly running = new Set<Promise<void>>();
+  /** The probes with a check in flight, and those asked to check again once it ends (checkNow). */
+  private readonly busy = new Set<string>();
+  private readonly again = new Set<string>();
+  /** When each probe's latest check started (performance.now()): checkNow keeps them MIN_GAP_MS apart. */
+  private readonly started = new Map<string, number>();
+  /** Told of every new state (switches.ts); a listener's exception is logged, never thrown into a check. */
+  private readonly listeners: ((state: ProbeState) => void)[] = [];
   private readonly abort = new AbortController();
   private stopped = false;
 
@@ -40,6 +51,8 @@ export class Probes implements AgentPart {
     private readonly mqtt: Publisher,
     private readonly log: Logger,
     private readonly connected: () => boolean,
+    /** Who runs a command probe's program, as for actions (docs/security.md § Commands run as another user). */
+    private readonly isolation?: Isolation,
   ) {
     this.topics = hostTopics(config.mqtt.prefix, config.host);
     this.file = new JsonStateFile(
@@ -60,6 +73,24 @@ export class Probes implements AgentPart {
     this.published = this.file.read([]);
     for (const name of Object.keys(this.config.probes)) this.schedule(name, 0);
     if (this.count > 0) this.log.info({ probes: Object.keys(this.config.probes) }, 'probes started');
+  }
+
+  /** `fn` hears every state, published or not (a switch's state follows its probe). */
+  onState(fn: (state: ProbeState) => void): void {
+    this.listeners.push(fn);
+  }
+
+  /** Checks `name` now rather than at its next interval (a switch's action just ran); once, if one is in flight. */
+  checkNow(name: string): void {
+    if (this.stopped || !Object.hasOwn(this.config.probes, name)) return;
+    if (this.busy.has(name)) {
+      this.again.add(name);
+      return;
+    }
+    clearTimeout(this.timers.get(name));
+    // However many results ask for it (a flood of refused switch requests), one check a second at most.
+    const since = performance.now() - (this.started.get(name) ?? -Infinity);
+    this.schedule(name, Math.max(0, MIN_GAP_MS - since));
   }
 
   /** At every connect: clear the states of probes no longer configured, then publish the latest of each. */
@@ -100,12 +131,19 @@ export class Probes implements AgentPart {
     const probe = this.config.probes[name];
     if (!probe || this.stopped) return;
     const t0 = performance.now();
+    this.started.set(name, t0);
+    this.busy.add(name);
     const task = this.check(name)
       .catch((err: unknown) => this.log.error({ err, probe: name }, 'a probe check failed unexpectedly'))
       .finally(() => {
         this.running.delete(task);
+        this.busy.delete(name);
         // From the start of this run, so the period stays `interval` however long the check took.
-        this.schedule(name, Math.max(0, probe.interval - (performance.now() - t0)));
+        const elapsed = performance.now() - t0;
+        const next = this.again.delete(name)
+          ? Math.max(0, MIN_GAP_MS - elapsed)
+          : Math.max(0, probe.interval - elapsed);
+        this.schedule(name, next);
       });
     this.running.add(task);
   }
@@ -115,10 +153,21 @@ export class Probes implements AgentPart {
     if (!probe) return;
     const checkedAt = new Date();
     const t0 = performance.now();
-    const reading = await runCheck(probe, { path: this.config.execution.path, signal: this.abort.signal });
+    const reading = await runCheck(probe, {
+      path: this.config.execution.path,
+      signal: this.abort.signal,
+      command: { config: this.config, isolation: this.isolation },
+    });
     if (this.stopped) return;
     const state = probeState(name, probe.type, reading, performance.now() - t0, checkedAt);
     this.logChange(state);
+    for (const fn of this.listeners) {
+      try {
+        fn(state);
+      } catch (err) {
+        this.log.warn({ err, probe: name }, 'a listener of probe states failed');
+      }
+    }
     const payload = JSON.stringify(state);
     this.latest.set(name, payload);
     // While disconnected the state waits in `latest` for publishAll; never block the schedule on the broker.

@@ -22,8 +22,9 @@ prints every problem as "path.to.key: what is wrong — how to fix" and exits 1.
     for (const w of configWarnings(config)) err(`warning: ${w}`);
     const actions = Object.keys(config.actions);
     const probes = Object.keys(config.probes);
+    const switches = Object.keys(config.switches);
     out(
-      `${values.config}: OK — host ${config.host}, ${actions.length} action(s)${actions.length ? `: ${actions.join(', ')}` : ''}${probes.length ? `, ${probes.length} probe(s): ${probes.join(', ')}` : ''}; execution ${config.execution.enabled ? 'enabled' : 'disabled (set execution.enabled: true to run actions)'}${Array.isArray(config.mqtt.url) && config.mqtt.url.length > 1 ? `; brokers in failover order: ${config.mqtt.url.map(redactUrl).join(', ')}` : ''}${config.broker.cluster ? `; embedded broker clustered over Redis at ${redactUrl(config.broker.cluster.redis)}` : ''}`,
+      `${values.config}: OK — host ${config.host}, ${actions.length} action(s)${actions.length ? `: ${actions.join(', ')}` : ''}${probes.length ? `, ${probes.length} probe(s): ${probes.join(', ')}` : ''}${switches.length ? `, ${switches.length} switch(es): ${switches.join(', ')}` : ''}; execution ${config.execution.enabled ? 'enabled' : 'disabled (set execution.enabled: true to run actions)'}${Array.isArray(config.mqtt.url) && config.mqtt.url.length > 1 ? `; brokers in failover order: ${config.mqtt.url.map(redactUrl).join(', ')}` : ''}${config.broker.cluster ? `; embedded broker clustered over Redis at ${redactUrl(config.broker.cluster.redis)}` : ''}`,
     );
     return 0;
   },

@@ -39,6 +39,7 @@ the broker of the homelab-cmd up this user is running.`,
       version: VERSION,
       actions: config.actions,
       probes: config.probes,
+      switches: config.switches,
     });
     if (!values.clear) {
       out(msgs.map((m) => `${m.topic}\n${JSON.stringify(m.payload, null, 2)}`).join('\n\n'));

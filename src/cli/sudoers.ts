@@ -59,7 +59,22 @@ export function sudoersLines(
   };
   let count = 0;
   let missingRunUser = false;
-  for (const [name, action] of Object.entries(config.actions)) {
+  // A command probe runs exactly as an action with its argv would (agent/command-probe.ts), so it needs the same rule.
+  const probes = Object.entries(config.probes).flatMap(([n, p]) =>
+    p.type === 'command'
+      ? [
+          [
+            `probe:${n}`,
+            { argv: p.argv, sudo: p.sudo, timeout: p.timeout, limits: p.limits, env: p.env },
+          ] as const,
+        ]
+      : [],
+  );
+  const runnable: (readonly [string, Partial<Config['actions'][string]>])[] = [
+    ...Object.entries(config.actions),
+    ...probes,
+  ];
+  for (const [name, action] of runnable) {
     const sudo = action.sudo ?? config.execution.sudo;
     const timeoutMs = action.timeout ?? config.execution.timeout;
     // A deployment's rollback runs with the same sudo; its health check never does (it runs as the run user).
@@ -109,7 +124,9 @@ export function sudoersLines(
       const sep = wrapped.argv.indexOf('--');
       const runas = wrapped.argv[2] === '-u' ? (wrapped.argv[3] ?? 'root') : 'root';
       const [cmd = '', ...rest] = wrapped.argv.slice(sep + 1);
-      lines.push(`# action ${name}${role}${runas === 'root' ? '' : ` (as ${runas})`}`);
+      lines.push(
+        `# ${name.startsWith('probe:') ? `probe ${name.slice(6)}` : `action ${name}`}${role}${runas === 'root' ? '' : ` (as ${runas})`}`,
+      );
       lines.push(`${user} ALL=(${runas}) NOPASSWD: ${cmd} ${rest.map(sudoersArg).join(' ')}`);
       count++;
     }

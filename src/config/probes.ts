@@ -7,6 +7,7 @@ import { isIP } from 'node:net';
 import { z } from 'zod';
 import { formatDuration } from '../core/duration.js';
 import { CONTROL_RE } from '../core/names.js';
+import { checkCommandProbe, commandProbeFields } from './command-probes.js';
 import { httpUrl, positiveDuration } from './fields.js';
 
 export const DEFAULT_PROBE_INTERVAL_MS = 60_000;
@@ -109,10 +110,16 @@ const processProbe = z.strictObject({
       'may not contain control characters — give the process name as `ps -o comm` shows it',
     ),
 });
+// A program of the owner's, run like an action, its output read as a sensor (command-probes.ts).
+const command = z.strictObject({
+  type: z.literal('command'),
+  ...common,
+  ...commandProbeFields,
+});
 /** One probe. */
 export const probeSchema = z
-  .discriminatedUnion('type', [http, tcp, ping, service, disk, processProbe], {
-    error: 'needs type: http, tcp, ping, service, disk or process',
+  .discriminatedUnion('type', [http, tcp, ping, service, disk, processProbe, command], {
+    error: 'needs type: http, tcp, ping, service, disk, process or command',
   })
   .superRefine((probe, ctx) => {
     if (probe.timeout !== undefined && probe.timeout > probe.interval) {
@@ -122,6 +129,8 @@ export const probeSchema = z
         message: `${formatDuration(probe.timeout)} is longer than interval (${formatDuration(probe.interval)}) — a check must end before the next is due; shorten timeout or lengthen interval`,
       });
     }
+    if (probe.type === 'command')
+      checkCommandProbe(probe, (path, message) => ctx.addIssue({ code: 'custom', path, message }));
     if (probe.type === 'http' && probe.method === 'HEAD' && probe.body !== undefined) {
       ctx.addIssue({
         code: 'custom',

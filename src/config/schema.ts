@@ -16,6 +16,7 @@ import {
   topicPrefix,
 } from './fields.js';
 import { probeSchema } from './probes.js';
+import { checkSwitches, switchesSchema } from './switches.js';
 import { updatesSchema } from './updates.js';
 
 export { actionSchema, healthCheckSchema, limitsSchema, paramSchema } from './actions.js';
@@ -229,6 +230,8 @@ export const configSchema = z
         probeSchema,
       )
       .default({}),
+    // HA switches: an on action, an off action and a command probe for the state (docs/configuration.md § switches).
+    switches: switchesSchema,
     // OS package updates and the reboot-required flag in HA (docs/updates.md).
     updates: updatesSchema,
     broker: z
@@ -300,7 +303,10 @@ export const configSchema = z
         message: `names no action — add an action ${install} under actions: (e.g. argv: [apt-get, -y, upgrade] with sudo: true), or fix the name`,
       });
     }
-  });
+  })
+  .superRefine((config, ctx) =>
+    checkSwitches(config, (path, message) => ctx.addIssue({ code: 'custom', path, message })),
+  );
 
 export type RawConfig = z.output<typeof configSchema>;
 export type BrokerUser = z.output<typeof userSchema>;

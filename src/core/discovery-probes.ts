@@ -4,6 +4,10 @@
  * Both read the retained `P/H/probe/NAME` state (docs/mqtt-api.md § Probes).
  */
 import type { ProbeConfig, ProbeType } from '../config/probes.js';
+import { commandProbeEntity } from './discovery-commands.js';
+
+/** The built-in kinds; a command probe's entity is its own (discovery-commands.ts). */
+type BuiltIn = Exclude<ProbeType, 'command'>;
 
 export interface ProbeEntity {
   component: 'binary_sensor' | 'sensor';
@@ -13,7 +17,7 @@ export interface ProbeEntity {
 }
 
 // connectivity/running: ON means fine. problem: ON means something is wrong, so the disk's verdict is inverted.
-const BINARY_CLASS: Readonly<Record<ProbeType, 'connectivity' | 'running' | 'problem'>> = {
+const BINARY_CLASS: Readonly<Record<BuiltIn, 'connectivity' | 'running' | 'problem'>> = {
   http: 'connectivity',
   tcp: 'connectivity',
   ping: 'connectivity',
@@ -26,7 +30,7 @@ const BINARY_CLASS: Readonly<Record<ProbeType, 'connectivity' | 'running' | 'pro
  * Attributes are the fields that change rarely: with the latency or `checked_at` among them, HA would
  * record a new state row at every check. `value` is the state word (service) or the count (process).
  */
-const ATTRIBUTES: Readonly<Record<ProbeType, Record<string, string>>> = {
+const ATTRIBUTES: Readonly<Record<BuiltIn, Record<string, string>>> = {
   http: { error: 'error', status_code: 'status_code' },
   tcp: { error: 'error' },
   ping: { error: 'error', loss_percent: 'loss_percent' },
@@ -50,6 +54,7 @@ export function probeEntities(
   label: string,
   stateTopic: string,
 ): ProbeEntity[] {
+  if (probe.type === 'command') return [commandProbeEntity(probeObject(name), probe, label, stateTopic)];
   const deviceClass = BINARY_CLASS[probe.type];
   const attributes = Object.entries(ATTRIBUTES[probe.type]).map(
     ([key, field]) => `'${key}': value_json.${field}`,

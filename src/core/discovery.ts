@@ -10,6 +10,8 @@ import { probeEntities } from './discovery-probes.js';
 import type { ProbeConfig } from '../config/probes.js';
 import type { UpdatesConfig } from '../config/updates.js';
 import { updateEntities } from './discovery-updates.js';
+import type { SwitchConfig } from '../config/switches.js';
+import { switchEntity } from './discovery-switches.js';
 
 export interface DiscoveryInput {
   host: string;
@@ -22,6 +24,8 @@ export interface DiscoveryInput {
   configurationUrl?: string | undefined;
   /** OS updates: an update entity and a reboot-required binary_sensor when enabled (discovery-updates.ts). */
   updates?: UpdatesConfig | undefined;
+  /** Switches: a switch each, its state from its probe (discovery-switches.ts). */
+  switches?: Readonly<Record<string, SwitchConfig>> | undefined;
 }
 
 export interface DiscoveryMessage {
@@ -29,7 +33,7 @@ export interface DiscoveryMessage {
   payload: Record<string, unknown>;
 }
 
-export type Component = 'button' | 'binary_sensor' | 'sensor' | 'select' | 'number' | 'update';
+export type Component = 'button' | 'binary_sensor' | 'sensor' | 'select' | 'number' | 'update' | 'switch';
 
 // HA drops a state longer than 255 characters: every state we publish is a short status or a number.
 export const HA_MAX_STATE = 255;
@@ -217,6 +221,10 @@ export function buildDiscovery(input: DiscoveryInput): DiscoveryMessage[] {
   for (const [name, probe] of Object.entries(input.probes ?? {})) {
     for (const e of probeEntities(name, probe, probe.name ?? humanize(name), t.probe(name)))
       add(e.component, e.object, e.name, e.body);
+  }
+  for (const [name, sw] of Object.entries(input.switches ?? {})) {
+    const e = switchEntity(name, sw, sw.name ?? humanize(name), t);
+    add(e.component, e.object, e.name, e.body);
   }
   if (input.updates)
     for (const e of updateEntities(input.updates, t)) add(e.component, e.object, e.name, e.body);

@@ -172,15 +172,17 @@ export const outputMessageSchema = z.strictObject({
   truncated: z.literal(true).optional(),
 });
 
-export const PROBE_TYPES = ['http', 'tcp', 'ping', 'service', 'disk', 'process'] as const;
+export const PROBE_TYPES = ['http', 'tcp', 'ping', 'service', 'disk', 'process', 'command'] as const;
 
 /** `P/H/probe/NAME` (docs/mqtt-api.md § Probes); the kind-specific keys come last. */
 export const probeStateSchema = z.strictObject({
   name: z.string(),
   type: z.enum(PROBE_TYPES),
   ok: z.boolean(),
-  value: z.union([z.number(), z.string()]).nullable(),
-  unit: z.enum(['ms', '%']).nullable(),
+  /** A boolean only from a command probe with parse: exit_code or match. */
+  value: z.union([z.number(), z.string(), z.boolean()]).nullable(),
+  /** ms or % for the built-in kinds; a command probe's configured unit. */
+  unit: z.string().max(32).nullable(),
   duration_ms: count,
   checked_at: isoTime,
   error: z.string().max(200).nullable(),
@@ -192,6 +194,24 @@ export const probeStateSchema = z.strictObject({
   used_bytes: count.nullable().optional(),
   free_bytes: count.nullable().optional(),
   total_bytes: count.nullable().optional(),
+  /** command only: the exit code, null when no process ran or it was killed for its timeout. */
+  exit_code: int.nullable().optional(),
+  /** command with parse: json only: the object's other top-level keys (at most 4 KiB, never `state`). */
+  attributes: z.record(z.string(), z.unknown()).optional(),
+});
+
+/** `P/H/switch/NAME` (docs/mqtt-api.md § Switches): the probe's verdict and the last on/off request. */
+export const switchStateSchema = z.strictObject({
+  name: z.string(),
+  /** From the switch's probe; null while the probe fails (HA shows unknown). */
+  state: z.enum(['ON', 'OFF']).nullable(),
+  probe: z.string(),
+  checked_at: isoTime.nullable(),
+  /** Why the last turn_on/turn_off did not succeed, else why the probe fails; null when all is well. */
+  error: z.string().max(400).nullable(),
+  last_action: z.string().nullable(),
+  last_status: resultStatusSchema.nullable(),
+  last_id: z.string().nullable(),
 });
 
 /** One line of state_dir/audit.jsonl (docs/security.md § Audit log). */
@@ -239,4 +259,5 @@ export type ActionFigures = z.infer<typeof actionFiguresSchema>;
 export type Heartbeat = z.infer<typeof heartbeatSchema>;
 export type OutputMessage = z.infer<typeof outputMessageSchema>;
 export type ProbeState = z.infer<typeof probeStateSchema>;
+export type SwitchState = z.infer<typeof switchStateSchema>;
 export type AuditLine = z.infer<typeof auditLineSchema>;

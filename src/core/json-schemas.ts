@@ -11,6 +11,7 @@ import {
   outputMessageSchema,
   probeStateSchema,
   resultSchema,
+  switchStateSchema,
 } from './formats.js';
 import { requestSchema } from './request.js';
 import { claimSchema, memberSchema, staggerRecordSchema } from './stagger.js';
@@ -51,6 +52,12 @@ const FILES: Record<string, { schema: z.ZodType; title: string; description: str
     schema: probeStateSchema,
     title: 'homelab-cmd probe state',
     description: 'P/H/probe/NAME, retained, after every check (docs/mqtt-api.md § Probes).',
+  },
+  'switch.json': {
+    schema: switchStateSchema,
+    title: 'homelab-cmd switch state',
+    description:
+      "P/H/switch/NAME, retained, after each check of the switch's probe and each turn_on/turn_off (docs/mqtt-api.md § Switches).",
   },
   'stagger-last.json': {
     schema: staggerRecordSchema.strict(),

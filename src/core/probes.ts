@@ -15,13 +15,17 @@ export const PROBE_UNIT: Readonly<Record<ProbeType, ProbeState['unit']>> = {
   service: null,
   disk: '%',
   process: null,
+  // A command probe's unit is its own (probes.<name>.unit): the reading carries it.
+  command: null,
 };
 
 /** What one check found, before it is stamped with name, time and duration. */
 export interface ProbeReading {
   ok: boolean;
-  value: number | string | null;
+  value: number | string | boolean | null;
   error: string | null;
+  /** Overrides the kind's unit (a command probe's configured unit). */
+  unit?: string | null;
   /** Kind-specific fields (http `status_code`, ping `loss_percent`, disk bytes), in a fixed order. */
   extra?: ProbeExtra;
 }
@@ -30,7 +34,10 @@ export type { ProbeState } from './formats.js';
 
 /** The kind-specific keys of a probe state. */
 export type ProbeExtra = Partial<
-  Pick<ProbeState, 'status_code' | 'loss_percent' | 'used_bytes' | 'free_bytes' | 'total_bytes'>
+  Pick<
+    ProbeState,
+    'status_code' | 'loss_percent' | 'used_bytes' | 'free_bytes' | 'total_bytes' | 'exit_code' | 'attributes'
+  >
 >;
 
 // Errors end up in HA attributes and logs: a sentence, never a dump of output.
@@ -49,7 +56,7 @@ export function probeState(
     type,
     ok: reading.ok,
     value: reading.value,
-    unit: PROBE_UNIT[type],
+    unit: reading.unit === undefined ? PROBE_UNIT[type] : reading.unit,
     duration_ms: Math.max(0, Math.round(durationMs)),
     checked_at: checkedAt.toISOString(),
     error: reading.ok || reading.error === null ? null : reading.error.slice(0, MAX_ERROR),
@@ -66,6 +73,8 @@ export function emptyExtra(type: ProbeType): ProbeReading['extra'] {
       return { loss_percent: null };
     case 'disk':
       return { used_bytes: null, free_bytes: null, total_bytes: null };
+    case 'command':
+      return { exit_code: null };
     default:
       return undefined;
   }

@@ -23,6 +23,8 @@ export interface HostTopics {
   replyBase: string;
   /** A probe's retained state (an extension: docs/mqtt-api.md § Probes). */
   probe: (name: string) => string;
+  /** `P/H/switch/NAME`: a switch's state, retained (an extension: docs/mqtt-api.md § Switches). */
+  switchState: (name: string) => string;
   /** `P/H/updates`: pending OS package updates, retained (docs/updates.md). */
   updates: string;
   /** `P/H/reboot_required`: whether the host asks for a reboot, retained (docs/updates.md). */
@@ -51,6 +53,7 @@ export function hostTopics(prefix: string, host: string): HostTopics {
     output: (id) => `${base}/output/${id}`,
     replyBase: `${base}/reply/`,
     probe: (name) => `${base}/probe/${name}`,
+    switchState: (name) => `${base}/switch/${name}`,
     updates: `${base}/updates`,
     rebootRequired: `${base}/reboot_required`,
     param: (action, param) => `${base}/param/${action}/${param}`,
@@ -140,6 +143,7 @@ export function agentPublishFilters(prefix: string, discoveryPrefix: string, hos
     t.output('+'),
     t.param('+', '+'),
     t.probe('+'),
+    t.switchState('+'),
     // MQTT 5 replies, only under its own P/H/reply/ (docs/security.md § Answers that cannot be faked).
     `${t.replyBase}#`,
     // Fleet coordination: only the fleet topics ending in its own host id (docs/stagger.md § Topics).

@@ -9,5 +9,7 @@ export const FROM_AGENT = [
   'homelab/+/param/+/+',
   // Extension: probe states (docs/mqtt-api.md § Probes).
   'homelab/+/probe/+',
+  // Extension: switch states (docs/mqtt-api.md § Switches).
+  'homelab/+/switch/+',
   'homelab/_fleet/stagger/+',
 ];

@@ -16,6 +16,7 @@ import {
   outputMessageSchema,
   probeStateSchema,
   resultSchema,
+  switchStateSchema,
 } from '../../src/core/formats.js';
 import { claimSchema, memberSchema, staggerRecordSchema } from '../../src/core/stagger.js';
 import { Harness } from '../helpers/harness.js';
@@ -50,6 +51,7 @@ function schemaFor(topic: string): z.ZodType | undefined {
   if (leaf === 'heartbeat') return heartbeatSchema;
   if (leaf === 'output') return outputMessageSchema;
   if (leaf === 'probe') return probeStateSchema;
+  if (leaf === 'switch') return switchStateSchema;
   return undefined;
 }
 
@@ -65,6 +67,8 @@ describe('the formats the agent writes', () => {
         slow: { argv: ['sh', '-c', 'echo one; sleep 1.5; echo two'] },
         two: { steps: [['true'], ['echo', 'b']] },
         spaced: { argv: ['true'], stagger: { group: 'g', interval: '1s' } },
+        on: { argv: ['true'] },
+        off: { argv: ['false'] },
       },
       {
         extra: {
@@ -72,7 +76,17 @@ describe('the formats the agent writes', () => {
           probes: {
             port: { type: 'tcp', host: '127.0.0.1', port, interval: '1s' },
             root: { type: 'disk', path: '/', interval: '1s' },
+            // Command probes: a number, and the JSON kind with attributes; a boolean for the switch.
+            num: { type: 'command', argv: ['echo', '42'], parse: 'number', unit: 'W', interval: '1s' },
+            obj: {
+              type: 'command',
+              argv: ['echo', '{"value": "eco", "load": 3, "state": "x"}'],
+              parse: 'json',
+              interval: '1s',
+            },
+            flag: { type: 'command', argv: ['true'], parse: 'exit_code', interval: '1s' },
           },
+          switches: { sw: { turn_on: 'on', turn_off: 'off', probe: 'flag' } },
         },
       },
     );
@@ -85,6 +99,14 @@ describe('the formats the agent writes', () => {
     await h.ctl.wait((m) => m.topic === `homelab/${HOST}/heartbeat`, 15_000, 'a heartbeat');
     await h.ctl.wait((m) => m.topic === `homelab/${HOST}/probe/root`, 15_000, 'a disk probe state');
     await h.ctl.wait((m) => m.topic === `homelab/${HOST}/probe/port`, 15_000, 'a tcp probe state');
+    expect((await h.request(HOST, { action: 'off' })).status).toBe('failed');
+    await h.ctl.wait((m) => m.topic === `homelab/${HOST}/probe/obj`, 15_000, 'a json probe state');
+    await h.ctl.wait((m) => m.topic === `homelab/${HOST}/probe/num`, 15_000, 'a number probe state');
+    await h.ctl.wait(
+      (m) => m.topic === `homelab/${HOST}/switch/sw` && m.text.includes('"last_status":"failed"'),
+      15_000,
+      'a switch state after a failed turn_off',
+    );
 
     for (const m of h.ctl.messages) {
       if (m.text === '' || !(m.topic.startsWith(`homelab/${HOST}/`) || m.topic.startsWith('homelab/_fleet/')))
@@ -101,6 +123,7 @@ describe('the formats the agent writes', () => {
       `homelab/${HOST}/heartbeat`,
       `homelab/${HOST}/output/`,
       `homelab/${HOST}/probe/`,
+      `homelab/${HOST}/switch/`,
       'homelab/_fleet/stagger/g/last/',
       'homelab/_fleet/stagger/g/member/',
     ])

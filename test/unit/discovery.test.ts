@@ -21,7 +21,7 @@ import { VERSION } from '../../src/version.js';
 // HA 2026 rules the contract leans on: default_entity_id (object_id is ignored since 2026.4),
 // names without the device name, no entity_category "config" on sensors, states ≤ 255 characters.
 
-const COMPONENTS = ['button', 'binary_sensor', 'sensor', 'select', 'number', 'update'] as const;
+const COMPONENTS = ['button', 'binary_sensor', 'sensor', 'select', 'number', 'update', 'switch'] as const;
 
 /** Button, enum and integer params, a string param with a default, a non-button action and a custom prefix. */
 const FULL = (host: string, extra = ''): string => `
@@ -84,6 +84,7 @@ function build(config: Config): DiscoveryMessage[] {
     actions: config.actions,
     probes: config.probes,
     updates: config.updates,
+    switches: config.switches,
   });
 }
 
@@ -118,6 +119,26 @@ probes:
   ftl: { type: service, unit: pihole-FTL.service }
   root: { type: disk, path: /, warn_percent: 90 }
   lighttpd: { type: process, process: lighttpd }
+`,
+  ),
+  // Command probes of every parse kind, and switches on two of them (docs/configuration.md § switches).
+  makeCase(
+    'pi-4 (command probes and switches)',
+    `host: pi-4
+actions:
+  start_nginx: { argv: [systemctl, start, nginx.service], sudo: true }
+  stop_nginx: { argv: [systemctl, stop, nginx.service], sudo: true }
+  blocking_on: { argv: [pihole, enable], sudo: true }
+  blocking_off: { argv: [pihole, disable], sudo: true }
+probes:
+  cpu_temp: { type: command, argv: [cat, /sys/class/thermal/thermal_zone0/temp], parse: number, scale: 0.001, unit: °C, device_class: temperature, state_class: measurement, name: CPU temperature }
+  mode: { type: command, argv: [tool, mode], parse: enum, options: [eco, boost] }
+  ups: { type: command, argv: [ups-status], parse: json, unit: "%", device_class: battery }
+  nginx_active: { type: command, argv: [systemctl, is-active, --quiet, nginx.service], parse: exit_code, device_class: running }
+  blocking: { type: command, argv: [pihole, status], parse: match, pattern: "blocking is enabled", sudo: true }
+switches:
+  nginx: { turn_on: start_nginx, turn_off: stop_nginx, probe: nginx_active, name: Nginx }
+  blocking: { turn_on: blocking_on, turn_off: blocking_off, probe: blocking, name: Ad blocking, device_class: switch }
 `,
   ),
   // OS updates (docs/updates.md): an update entity whose Install presses apply_updates, and the reboot flag.
@@ -393,7 +414,8 @@ describe('device_class / state_class / unit combinations HA accepts', () => {
   it.each(rowsOf((r) => r.component === 'binary_sensor'))(
     '%s: a binary_sensor device_class HA knows, never entity_category config',
     (_l, { p }) => {
-      expect(BINARY_SENSOR_DEVICE_CLASSES).toContain(p.device_class);
+      // A command probe's binary_sensor may have none (HA then shows on/off).
+      expect([undefined, ...BINARY_SENSOR_DEVICE_CLASSES]).toContain(p.device_class);
       expect([undefined, 'diagnostic']).toContain(p.entity_category);
     },
   );
@@ -736,6 +758,70 @@ const UPDATE_KEYS = new Set([
   'device',
   'origin',
 ]);
+// HA's MQTT switch platform (components/mqtt/switch.py PLATFORM_SCHEMA_MODERN plus the shared entity
+// and availability schemas): the keys it knows, state_on/state_off apart from the payloads it sends.
+const SWITCH_KEYS = new Set([
+  'name',
+  'unique_id',
+  'default_entity_id',
+  'command_topic',
+  'command_template',
+  'payload_on',
+  'payload_off',
+  'state_topic',
+  'value_template',
+  'state_on',
+  'state_off',
+  'optimistic',
+  'json_attributes_topic',
+  'json_attributes_template',
+  'qos',
+  'retain',
+  'device_class',
+  'availability_topic',
+  'payload_available',
+  'payload_not_available',
+  'device',
+  'origin',
+]);
+describe('switch entities', () => {
+  const rows = rowsOf((r) => r.component === 'switch');
+  it('one per configured switch', () => {
+    expect(rows.map(([l]) => l)).toEqual([
+      'pi-4 (command probes and switches): homeassistant/switch/pi-4/switch_nginx/config',
+      'pi-4 (command probes and switches): homeassistant/switch/pi-4/switch_blocking/config',
+    ]);
+  });
+  it.each(rows)(
+    '%s: only keys HA knows; not optimistic; commands stamped on P/H/cmd',
+    (_l, { p, config }) => {
+      for (const k of Object.keys(p)) expect(SWITCH_KEYS, k).toContain(k);
+      expect(p).toMatchObject({
+        command_topic: `${P(config)}/cmd`,
+        optimistic: false,
+        qos: 1,
+        retain: false,
+      });
+      expect(String(p.state_topic)).toMatch(new RegExp(`^${P(config)}/switch/[a-z0-9_]+$`));
+      expect([undefined, 'switch', 'outlet']).toContain(p.device_class);
+      // Either payload rendered as HA renders it is a request for that action, valid for 60 s.
+      for (const payload of [p.payload_on, p.payload_off]) {
+        const text = renderCommandTemplate(String(p.command_template), {
+          value: String(payload),
+          nowMs: 1000,
+        });
+        const d = parseDelivery(
+          { topicAction: undefined, payload: Buffer.from(text), retained: false },
+          2000,
+          () => 'x',
+        );
+        expect(d.ok && d.request.action).toBe(payload);
+        expect(config.actions[String(payload)]).toBeDefined();
+      }
+    },
+  );
+});
+
 describe('update entity (OS packages)', () => {
   const rows = rowsOf((r) => r.component === 'update');
   it('exists once, on the host with updates enabled', () => {

@@ -29,7 +29,7 @@ function keyPaths(schema: Json, prefix: string, out: Set<string>): Set<string> {
     }
     if (typeof s.additionalProperties === 'object') {
       const name =
-        prefix === 'actions' || prefix === 'probes'
+        prefix === 'actions' || prefix === 'probes' || prefix === 'switches'
           ? '<name>'
           : prefix.endsWith('.params')
             ? '<param>'
@@ -104,6 +104,7 @@ describe('docs/mqtt-api.md', () => {
     'P/H/param/ACTION/PARAM',
     'P/_fleet/stagger/GROUP',
     'P/H/probe/NAME',
+    'P/H/switch/NAME',
   ])('documents topic %s', (topic) => {
     expect(doc).toContain(topic);
   });

@@ -140,7 +140,7 @@ describe('config: every mistake is reported at its key path', () => {
       'unknown type',
       '{ type: snmp, host: a }',
       'probes.p.type',
-      /needs type: http, tcp, ping, service, disk or process/,
+      /needs type: http, tcp, ping, service, disk, process or command/,
     ],
     ['no type', '{ host: a }', 'probes.p.type', /needs type/],
     ['interval under 1s', '{ type: disk, path: /, interval: 500ms }', 'probes.p.interval', /at least 1s/],
@@ -469,6 +469,7 @@ probes:
     service: [],
     disk: ['used_bytes', 'free_bytes', 'total_bytes'],
     process: [],
+    command: ['exit_code', 'attributes'],
   };
   const STATE = ['name', 'type', 'ok', 'value', 'unit', 'duration_ms', 'checked_at', 'error'];
 

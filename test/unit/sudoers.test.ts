@@ -176,3 +176,25 @@ actions:
     expect(out.at(-1)).toBe('# no action in this config runs through sudo: nothing to allow');
   });
 });
+
+describe('sudoersLines: command probes with sudo: true', () => {
+  const config = parseConfig(
+    `
+host: pihole-1
+execution: { path: ${bin} }
+probes:
+  unit_state: { type: command, argv: [systemctl, is-active, --quiet, nginx.service], sudo: true, parse: exit_code, timeout: 3s }
+  plain: { type: command, argv: [uptime], parse: number }
+`,
+    '/etc/homelab-cmd/agent.yaml',
+    {},
+  );
+  const lines = sudoersLines(config, 'homelab-cmd');
+
+  it('get the rule the agent needs to run them, wrapped with the probe timeout, and a label', () => {
+    expect(lines.filter((l) => !l.startsWith('#'))).toEqual([
+      rule('homelab-cmd', `3s ${bin}/systemctl is-active --quiet nginx.service`),
+    ]);
+    expect(lines.filter((l) => l.startsWith('# probe '))).toEqual(['# probe unit_state']);
+  });
+});
