@@ -1,0 +1,324 @@
+/**
+ * Actions that reboot the host (docs/configuration.md § Reboots): `running` → `rebooting` (journaled
+ * and published before the reboot command runs) → after the agent starts again, `succeeded` only when
+ * the boot id changed and the host's checks pass within reboot.healthy_within, else `failed`. A reboot
+ * is never re-run: the journal holds `rebooting`, and a start settles it instead (restarts.ts).
+ */
+import { readFile } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Config } from '../config/load.js';
+import type { RebootConfig } from '../config/reboots.js';
+import { bootVerdict, goingDown, noBootIdError, parseBootId, stillUpError } from '../core/boot.js';
+import type { Job } from '../core/resolve.js';
+import { makeResult, type HealthResult, type HealthTry, type Result } from '../core/result.js';
+import type { HostTopics } from '../core/topics.js';
+import type { ExecOptions } from '../exec/execute.js';
+import type { Isolation } from '../exec/wrap.js';
+import type { Logger } from '../log.js';
+import type { JobOutcome } from './deployment.js';
+import { runHealthCheck } from './health.js';
+import type { Outcomes } from './outcomes.js';
+import { runCheck } from './probe-checks.js';
+import type { Publisher } from './publisher.js';
+import type { ReplyTo } from './results.js';
+import type { Queued } from './run-queue.js';
+import { runJob } from './run-job.js';
+
+/** What a reboot run ends in when the host goes down: no final now, it comes after the boot. */
+export const REBOOTING = 'rebooting';
+
+/** How long `rebooting` may take to reach the broker before the reboot goes ahead anyway. */
+const ANNOUNCE_WAIT_MS = 5000;
+/** Between two rounds of the post-boot checks, when the check itself names no delay. */
+const CHECK_DELAY_MS = 2000;
+
+/** Tells the stagger group how a reboot ended (staggered-runs.ts): released only when it passed. */
+export type AfterReboot = (result: Result) => Result;
+
+export class Reboots {
+  /** Ends every wait for the host to go down: the agent is stopping (the shutdown has begun). */
+  private readonly stop = new AbortController();
+
+  constructor(
+    private readonly config: Config,
+    private readonly topics: HostTopics,
+    private readonly outcomes: Outcomes,
+    private readonly sink: Publisher,
+    private readonly log: Logger,
+    private readonly isolation: Isolation | undefined,
+    /** The stagger group's side of a settled reboot (releases it, or says it stays held). */
+    private readonly afterReboot: AfterReboot,
+  ) {}
+
+  /** The action's reboot settings, when it reboots the host. */
+  of(action: string | null): RebootConfig | undefined {
+    return action === null ? undefined : this.config.actions[action]?.reboot;
+  }
+
+  /** The agent is stopping: a reboot waiting for the host to go down stops waiting (its result stays `rebooting`). */
+  stopping(): void {
+    this.stop.abort();
+  }
+
+  /**
+   * Runs a reboot action: its steps before the last as usual, then `rebooting`, then the last command
+   * (the reboot). Returns REBOOTING when the host is going down (the final comes after the boot), else
+   * the outcome of a reboot that did not happen. `quiet` stops the queue's delayed `running` message.
+   */
+  async run(
+    q: Queued,
+    running: Result,
+    opts: ExecOptions,
+    quiet: () => void,
+  ): Promise<JobOutcome | typeof REBOOTING> {
+    const spec = this.of(q.job.action);
+    if (!spec) throw new Error(`${q.job.action} is not a reboot action`);
+    // The post-boot check is not a deployment's: it runs after the boot, not after the command.
+    const job: Job = { ...q.job, health: undefined, rollback: undefined };
+    const last = job.commands.at(-1);
+    if (!last) throw new Error('a reboot action has at least one command');
+    let before: JobOutcome | undefined;
+    if (job.commands.length > 1) {
+      before = await runJob({ ...job, commands: job.commands.slice(0, -1) }, this.config, opts);
+      if (before.status !== 'succeeded') return before;
+    }
+    const bootId = await readBootId(spec.boot_id_file);
+    if ('error' in bootId) return this.notStarted(noBootIdError(spec.boot_id_file, bootId.error), before);
+
+    quiet();
+    const downAt = new Date();
+    const rebooting = makeResult(this.config.host, q.ref, {
+      status: REBOOTING,
+      executed_at: running.executed_at,
+      ...(before?.steps ? { steps: before.steps } : {}),
+      reboot: { boot_id_before: bootId.id, down_at: downAt.toISOString() },
+    });
+    // Journaled (fsync) and at the broker before the host goes down: HA shows `rebooting`, not `running`.
+    this.outcomes.progress(running);
+    await Promise.race([this.outcomes.rebooting(rebooting), sleep(ANNOUNCE_WAIT_MS)]);
+    this.publishState(rebooting);
+    this.log.warn({ id: q.ref.id, action: q.job.action, boot_id: bootId.id }, 'rebooting the host');
+
+    const ctl = new AbortController();
+    const abort = () => ctl.abort();
+    opts.signal?.addEventListener('abort', abort, { once: true });
+    this.stop.signal.addEventListener('abort', abort, { once: true });
+    try {
+      // No onSpawn: its `running` record would replace `rebooting` in the journal.
+      const cmd = await runJob({ ...job, commands: [last] }, this.config, {
+        ...opts,
+        signal: ctl.signal,
+        onSpawn: undefined,
+      });
+      const steps = before?.steps && [
+        ...before.steps,
+        { argv: last, exit_code: cmd.exit_code, duration_ms: cmd.duration_ms },
+      ];
+      const merged: JobOutcome = {
+        ...cmd,
+        executed_at: running.executed_at ?? cmd.executed_at,
+        ...(steps ? { steps } : {}),
+      };
+      if (!goingDown(cmd)) return this.ended(q, merged);
+      if (ctl.signal.aborted) return REBOOTING;
+      // `systemctl reboot` returns at once: the shutdown stops the agent a moment later.
+      try {
+        await sleep(spec.down_within, undefined, { signal: ctl.signal });
+      } catch {
+        return REBOOTING; // stopping: the host is going down
+      }
+      const now = await readBootId(spec.boot_id_file);
+      if ('id' in now && now.id !== bootId.id) return REBOOTING; // rebooted under a live agent: the next start settles it
+      return this.ended(q, {
+        ...merged,
+        status: 'failed',
+        error_code: 'not_rebooted',
+        error: stillUpError(spec.down_within),
+        completed_at: new Date().toISOString(),
+      });
+    } finally {
+      opts.signal?.removeEventListener('abort', abort);
+      this.stop.signal.removeEventListener('abort', abort);
+    }
+  }
+
+  /**
+   * At start: a `rebooting` id the journal holds. Never re-run: the boot id says whether the host
+   * rebooted, then the checks decide. Settles in the background (the checks may take minutes).
+   */
+  settle(r: Result, replyTo: ReplyTo | undefined): void {
+    this.decide(r).then(
+      (final) => {
+        // Stopped during the checks: still `rebooting`, decided again at the next start.
+        if (this.stop.signal.aborted) return;
+        this.outcomes.rebooted(this.afterReboot(final), replyTo);
+        this.publishState(final);
+      },
+      (err: unknown) => this.log.error({ err, id: r.id }, 'could not settle a reboot'),
+    );
+  }
+
+  private async decide(r: Result): Promise<Result> {
+    const spec = this.of(r.action);
+    const ref = { id: r.id, action: r.action, transaction: r.transaction };
+    const backAt = new Date(Date.now() - process.uptime() * 1000);
+    const file = spec?.boot_id_file;
+    if (!r.reboot || !spec || !file)
+      return makeResult(this.config.host, ref, {
+        status: 'failed',
+        error_code: 'not_rebooted',
+        error: `the journal holds this reboot without its boot id, or ${r.action ?? 'its action'} is no longer a reboot action: whether the host rebooted is unknown — check the host, then send a new request`,
+        executed_at: r.executed_at,
+        completed_at: new Date().toISOString(),
+      });
+    const now = await readBootId(file);
+    const verdict = bootVerdict(r.reboot, 'id' in now ? now.id : undefined, backAt, file);
+    const base = {
+      executed_at: r.executed_at,
+      ...(r.steps ? { steps: r.steps } : {}),
+      reboot: verdict.info,
+    };
+    if (!verdict.rebooted)
+      return makeResult(this.config.host, ref, {
+        ...base,
+        status: 'failed',
+        error_code: 'not_rebooted',
+        error: verdict.error,
+        completed_at: new Date().toISOString(),
+        duration_ms: this.since(r),
+      });
+    this.log.info({ id: r.id, downtime_ms: verdict.info.downtime_ms }, 'the host rebooted; checking it');
+    this.outcomes.progress(makeResult(this.config.host, ref, { ...base, status: REBOOTING }));
+    const health = await this.check(r.action ?? '', spec.healthy_within);
+    const down = Math.round((verdict.info.downtime_ms ?? 0) / 1000);
+    return makeResult(this.config.host, ref, {
+      ...base,
+      status: health?.passed === false ? 'failed' : 'succeeded',
+      exit_code: health?.passed === false ? health.exit_code : 0,
+      ...(health ? { health } : {}),
+      ...(health?.passed === false
+        ? {
+            error_code: 'exit_nonzero' as const,
+            error: `the host rebooted (away ${down} s) but ${health.output.split('\n')[0] || 'its check failed'} — still failing after reboot.healthy_within (${Math.round(spec.healthy_within / 1000)} s, ${health.attempts} tries); fix the host`,
+          }
+        : {}),
+      completed_at: new Date().toISOString(),
+      duration_ms: this.since(r),
+    });
+  }
+
+  /**
+   * The host's checks after the boot, tried until they pass or `withinMs` ends: the action's health
+   * check (or its stagger group's), else every configured probe; none configured → undefined (the boot
+   * id alone decides).
+   */
+  private async check(action: string, withinMs: number): Promise<HealthResult | undefined> {
+    const a = this.config.actions[action];
+    const health = a?.health ?? a?.stagger?.health;
+    const probes = Object.entries(this.config.probes);
+    if (!health && probes.length === 0) return undefined;
+    const deadline = Date.now() + withinMs;
+    const delay = health?.delay || CHECK_DELAY_MS;
+    const tries: HealthTry[] = [];
+    for (let attempt = 1; ; attempt++) {
+      const t0 = performance.now();
+      const one = health ? await this.healthTry(health) : await this.probesTry(probes);
+      tries.push({
+        attempt,
+        passed: one.passed,
+        exit_code: one.exit_code,
+        duration_ms: Math.round(performance.now() - t0),
+      });
+      if (one.passed || Date.now() + delay > deadline || this.stop.signal.aborted)
+        return {
+          passed: one.passed,
+          attempts: attempt,
+          exit_code: one.exit_code,
+          output: one.output,
+          tries: tries.slice(-20),
+        };
+      try {
+        await sleep(delay, undefined, { signal: this.stop.signal });
+      } catch {
+        // The agent is stopping: settle() publishes nothing then.
+        return { passed: false, attempts: attempt, exit_code: one.exit_code, output: one.output, tries };
+      }
+    }
+  }
+
+  private async healthTry(health: NonNullable<Config['actions'][string]['health']>) {
+    const r = await runHealthCheck(
+      { ...health, retries: 1 },
+      {
+        path: this.config.execution.path,
+        maxOutput: 2000,
+        signal: this.stop.signal,
+        isolation: this.isolation,
+      },
+    );
+    return {
+      passed: r.passed,
+      exit_code: r.exit_code,
+      output: r.passed
+        ? r.output
+        : `its health check failed (${r.http_status !== undefined ? `HTTP ${r.http_status}` : `exit ${r.exit_code}`}: ${r.output.trim().split('\n')[0] ?? ''})`,
+    };
+  }
+
+  private async probesTry(probes: [string, Config['probes'][string]][]) {
+    const failed: string[] = [];
+    for (const [name, probe] of probes) {
+      const reading = await runCheck(probe, { path: this.config.execution.path, signal: this.stop.signal });
+      if (!reading.ok) failed.push(`${name}${reading.error ? ` (${reading.error})` : ''}`);
+    }
+    return failed.length === 0
+      ? { passed: true, exit_code: 0, output: `probes passed: ${probes.map(([n]) => n).join(', ')}` }
+      : { passed: false, exit_code: -1, output: `probe ${failed.join(', ')} failed` };
+  }
+
+  /** A failed reboot known before the restart: the queue publishes it as the final. */
+  private ended(q: Queued, outcome: JobOutcome): JobOutcome {
+    this.publishState(makeResult(this.config.host, q.ref, outcome));
+    return outcome;
+  }
+
+  private notStarted(error: string, before: JobOutcome | undefined): JobOutcome {
+    const now = new Date().toISOString();
+    return {
+      status: 'failed',
+      exit_code: -1,
+      stdout: before?.stdout ?? '',
+      stderr: before?.stderr ?? '',
+      stdout_truncated: before?.stdout_truncated ?? false,
+      stderr_truncated: before?.stderr_truncated ?? false,
+      executed_at: before?.executed_at ?? now,
+      completed_at: now,
+      duration_ms: before?.duration_ms ?? 0,
+      ...(before?.steps ? { steps: before.steps } : {}),
+      error_code: 'not_rebooted',
+      error,
+    };
+  }
+
+  private since(r: Result): number | undefined {
+    return r.executed_at ? Math.max(0, Date.now() - Date.parse(r.executed_at)) : undefined;
+  }
+
+  /** `P/H/reboot`, retained: HA's Last reboot sensor keeps showing it while the host is down. */
+  private publishState(result: Result): void {
+    this.sink
+      .publish(this.topics.reboot, JSON.stringify(result), { retain: true })
+      .catch((err: unknown) => this.log.warn({ err }, 'could not publish the reboot state'));
+  }
+}
+
+/** The boot id now; a file that cannot be read or holds no id says why. */
+export async function readBootId(file: string): Promise<{ id: string } | { error: string }> {
+  try {
+    const text = await readFile(file, { encoding: 'utf8', flag: 'r' });
+    const id = parseBootId(text.slice(0, 256));
+    return id ? { id } : { error: 'it holds no boot id' };
+  } catch (err) {
+    return { error: (err as NodeJS.ErrnoException).code ?? String(err) };
+  }
+}
