@@ -8,7 +8,14 @@ import { readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Config } from '../config/load.js';
 import type { RebootConfig } from '../config/reboots.js';
-import { bootVerdict, goingDown, noBootIdError, parseBootId, stillUpError } from '../core/boot.js';
+import {
+  bootVerdict,
+  checksFailedError,
+  goingDown,
+  noBootIdError,
+  parseBootId,
+  stillUpError,
+} from '../core/boot.js';
 import type { Job } from '../core/resolve.js';
 import { makeResult, type HealthResult, type HealthTry, type Result } from '../core/result.js';
 import type { HostTopics } from '../core/topics.js';
@@ -31,6 +38,9 @@ export const REBOOTING = 'rebooting';
 const ANNOUNCE_WAIT_MS = 5000;
 /** Between two rounds of the post-boot checks, when the check itself names no delay. */
 const CHECK_DELAY_MS = 2000;
+/** Kept of a check's output, and of its tries: a retained result stays small. */
+const OUTPUT_CHARS = 500;
+const MAX_TRIES = 20;
 
 /** Tells the stagger group how a reboot ended (staggered-runs.ts): released only when it passed. */
 export type AfterReboot = (result: Result) => Result;
@@ -79,7 +89,12 @@ export class Reboots {
     if (!last) throw new Error('a reboot action has at least one command');
     let before: JobOutcome | undefined;
     if (job.commands.length > 1) {
-      before = await runJob({ ...job, commands: job.commands.slice(0, -1) }, this.config, opts);
+      const first = job.commands.slice(0, -1);
+      before = await runJob({ ...job, commands: first }, this.config, opts);
+      // One step run alone reports no `steps`: the result lists it as a steps action's would.
+      const [only] = first;
+      if (!before.steps && only)
+        before.steps = [{ argv: only, exit_code: before.exit_code, duration_ms: before.duration_ms }];
       if (before.status !== 'succeeded') return before;
     }
     const bootId = await readBootId(spec.boot_id_file);
@@ -90,13 +105,16 @@ export class Reboots {
     const rebooting = makeResult(this.config.host, q.ref, {
       status: REBOOTING,
       executed_at: running.executed_at,
+      ...(before ? outputOf(before) : {}),
       ...(before?.steps ? { steps: before.steps } : {}),
       reboot: { boot_id_before: bootId.id, down_at: downAt.toISOString() },
     });
     // Journaled (fsync) and at the broker before the host goes down: HA shows `rebooting`, not `running`.
     this.outcomes.progress(running);
-    await Promise.race([this.outcomes.rebooting(rebooting), sleep(ANNOUNCE_WAIT_MS)]);
-    this.publishState(rebooting);
+    await within(
+      Promise.all([this.outcomes.rebooting(rebooting), this.publishState(rebooting)]),
+      ANNOUNCE_WAIT_MS,
+    );
     this.log.warn({ id: q.ref.id, action: q.job.action, boot_id: bootId.id }, 'rebooting the host');
 
     const ctl = new AbortController();
@@ -152,7 +170,7 @@ export class Reboots {
         // Stopped during the checks: still `rebooting`, decided again at the next start.
         if (this.stop.signal.aborted) return;
         this.outcomes.rebooted(this.afterReboot(final), replyTo);
-        this.publishState(final);
+        void this.publishState(final);
       },
       (err: unknown) => this.log.error({ err, id: r.id }, 'could not settle a reboot'),
     );
@@ -175,6 +193,7 @@ export class Reboots {
     const verdict = bootVerdict(r.reboot, 'id' in now ? now.id : undefined, backAt, file);
     const base = {
       executed_at: r.executed_at,
+      ...outputOf(r),
       ...(r.steps ? { steps: r.steps } : {}),
       reboot: verdict.info,
     };
@@ -190,16 +209,21 @@ export class Reboots {
     this.log.info({ id: r.id, downtime_ms: verdict.info.downtime_ms }, 'the host rebooted; checking it');
     this.outcomes.progress(makeResult(this.config.host, ref, { ...base, status: REBOOTING }));
     const health = await this.check(r.action ?? '', spec.healthy_within);
-    const down = Math.round((verdict.info.downtime_ms ?? 0) / 1000);
+    const failed = health !== undefined && !health.check.passed;
     return makeResult(this.config.host, ref, {
       ...base,
-      status: health?.passed === false ? 'failed' : 'succeeded',
-      exit_code: health?.passed === false ? health.exit_code : 0,
-      ...(health ? { health } : {}),
-      ...(health?.passed === false
+      status: failed ? 'failed' : 'succeeded',
+      exit_code: failed ? health.check.exit_code : 0,
+      ...(health ? { health: health.check } : {}),
+      ...(failed
         ? {
             error_code: 'exit_nonzero' as const,
-            error: `the host rebooted (away ${down} s) but ${health.output.split('\n')[0] || 'its check failed'} — still failing after reboot.healthy_within (${Math.round(spec.healthy_within / 1000)} s, ${health.attempts} tries); fix the host`,
+            error: checksFailedError(
+              verdict.info.downtime_ms ?? 0,
+              health.why,
+              spec.healthy_within,
+              health.check.attempts,
+            ),
           }
         : {}),
       completed_at: new Date().toISOString(),
@@ -212,7 +236,10 @@ export class Reboots {
    * check (or its stagger group's), else every configured probe; none configured → undefined (the boot
    * id alone decides).
    */
-  private async check(action: string, withinMs: number): Promise<HealthResult | undefined> {
+  private async check(
+    action: string,
+    withinMs: number,
+  ): Promise<{ check: HealthResult; why: string } | undefined> {
     const a = this.config.actions[action];
     const health = a?.health ?? a?.stagger?.health;
     const probes = Object.entries(this.config.probes);
@@ -229,19 +256,21 @@ export class Reboots {
         exit_code: one.exit_code,
         duration_ms: Math.round(performance.now() - t0),
       });
-      if (one.passed || Date.now() + delay > deadline || this.stop.signal.aborted)
-        return {
+      const check = (): { check: HealthResult; why: string } => ({
+        check: {
           passed: one.passed,
           attempts: attempt,
           exit_code: one.exit_code,
-          output: one.output,
-          tries: tries.slice(-20),
-        };
+          output: one.output.slice(0, OUTPUT_CHARS),
+          tries: tries.slice(-MAX_TRIES),
+        },
+        why: one.why,
+      });
+      if (one.passed || Date.now() + delay > deadline || this.stop.signal.aborted) return check();
       try {
         await sleep(delay, undefined, { signal: this.stop.signal });
       } catch {
-        // The agent is stopping: settle() publishes nothing then.
-        return { passed: false, attempts: attempt, exit_code: one.exit_code, output: one.output, tries };
+        return check(); // the agent is stopping: settle() publishes nothing then
       }
     }
   }
@@ -256,12 +285,13 @@ export class Reboots {
         isolation: this.isolation,
       },
     );
+    const last = r.http_status !== undefined ? `HTTP ${r.http_status}` : `exit ${r.exit_code}`;
+    const said = r.output.trim().split('\n')[0] ?? '';
     return {
       passed: r.passed,
       exit_code: r.exit_code,
-      output: r.passed
-        ? r.output
-        : `its health check failed (${r.http_status !== undefined ? `HTTP ${r.http_status}` : `exit ${r.exit_code}`}: ${r.output.trim().split('\n')[0] ?? ''})`,
+      output: r.output,
+      why: `its health check failed (${last}${said ? `: ${said}` : ''})`,
     };
   }
 
@@ -271,14 +301,16 @@ export class Reboots {
       const reading = await runCheck(probe, { path: this.config.execution.path, signal: this.stop.signal });
       if (!reading.ok) failed.push(`${name}${reading.error ? ` (${reading.error})` : ''}`);
     }
-    return failed.length === 0
-      ? { passed: true, exit_code: 0, output: `probes passed: ${probes.map(([n]) => n).join(', ')}` }
-      : { passed: false, exit_code: -1, output: `probe ${failed.join(', ')} failed` };
+    const output =
+      failed.length === 0
+        ? `probes passed: ${probes.map(([n]) => n).join(', ')}`
+        : `probe ${failed.join(', ')} failed`;
+    return { passed: failed.length === 0, exit_code: failed.length === 0 ? 0 : -1, output, why: output };
   }
 
   /** A failed reboot known before the restart: the queue publishes it as the final. */
   private ended(q: Queued, outcome: JobOutcome): JobOutcome {
-    this.publishState(makeResult(this.config.host, q.ref, outcome));
+    void this.publishState(makeResult(this.config.host, q.ref, outcome));
     return outcome;
   }
 
@@ -305,11 +337,28 @@ export class Reboots {
   }
 
   /** `P/H/reboot`, retained: HA's Last reboot sensor keeps showing it while the host is down. */
-  private publishState(result: Result): void {
-    this.sink
+  private publishState(result: Result): Promise<void> {
+    return this.sink
       .publish(this.topics.reboot, JSON.stringify(result), { retain: true })
       .catch((err: unknown) => this.log.warn({ err }, 'could not publish the reboot state'));
   }
+}
+
+/** Settles when `p` does or after `ms`, whichever is first; never rejects (p's own errors are handled). */
+async function within(p: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([p, new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
+  clearTimeout(timer);
+}
+
+/** What the steps before the reboot printed: it stays with the result through the boot. */
+function outputOf(r: Pick<Result, 'stdout' | 'stderr' | 'stdout_truncated' | 'stderr_truncated'>) {
+  return {
+    stdout: r.stdout,
+    stderr: r.stderr,
+    stdout_truncated: r.stdout_truncated,
+    stderr_truncated: r.stderr_truncated,
+  };
 }
 
 /** The boot id now; a file that cannot be read or holds no id says why. */

@@ -103,7 +103,7 @@ export class StaggeredRuns {
     this.log.warn({ group, id: result.id }, 'a reboot failed; its group stays held');
     return {
       ...result,
-      error: `${result.error ?? 'the reboot failed'}; group ${group} stays held so no other member reboots — fix this host, then run the action here again`,
+      error: `${result.error ?? 'the reboot failed'}; group ${group} stays held so no other member goes down — run the action here again once it is fixed`,
     };
   }
 

@@ -53,7 +53,7 @@ export function bootVerdict(
     return {
       rebooted: false,
       info,
-      error: `the agent started again ${Math.round(downtime / 1000)} s after the reboot command, but the boot id is still ${now}: the host did not reboot (only the agent restarted) — check why the reboot did not happen (journalctl -b), then send a new request`,
+      error: `the agent started again ${seconds(downtime)} after the reboot command, but the boot id is still ${now}: the host did not reboot (only the agent restarted) — check why the reboot did not happen (journalctl -b), then send a new request`,
     };
   return { rebooted: true, info };
 }
@@ -66,4 +66,14 @@ export function stillUpError(downWithinMs: number): string {
 /** The boot id could not be read before the reboot: it was not started, since its outcome could not be told. */
 export function noBootIdError(file: string, why: string): string {
   return `not rebooted: the boot id file ${file} cannot be read (${why}), so the agent could not tell afterwards whether the host rebooted — the reboot command was not run; fix reboot.boot_id_file`;
+}
+
+/** The host rebooted, but its checks did not pass within reboot.healthy_within. */
+export function checksFailedError(downtimeMs: number, why: string, withinMs: number, tries: number): string {
+  return `the host rebooted (away ${seconds(downtimeMs)}) but ${why}, still after reboot.healthy_within (${formatDuration(withinMs)}, ${tries} ${tries === 1 ? 'try' : 'tries'}) — fix the host`;
+}
+
+/** "74 s"; under 10 s with a tenth ("0.3 s"), so a quick restart does not read "0 s". */
+export function seconds(ms: number): string {
+  return ms < 10_000 ? `${(Math.round(ms / 100) / 10).toFixed(1)} s` : `${Math.round(ms / 1000)} s`;
 }
