@@ -26,6 +26,8 @@ class Host {
   readonly downs: { down: number; up: number | undefined }[] = [];
   /** What the next boot does to the boot id: a reboot changes it, an agent restart keeps it. */
   rebootOnKill = true;
+  /** How long the host stays down (its shutdown and boot) before the agent starts again. */
+  bootMs = 0;
   private stopping = false;
   private boots = 1;
 
@@ -55,9 +57,13 @@ class Host {
       // The host went down: it boots again (a new boot id unless this is an agent restart alone).
       this.downs.push({ down: Date.now(), up: undefined });
       if (this.rebootOnKill) writeFileSync(this.bootFile, `${this.host}-boot-${++this.boots}\n`);
-      this.start();
-      const d = this.downs.at(-1);
-      if (d) d.up = Date.now();
+      // A boot takes a while: the time the host is away, not a wait for anything.
+      setTimeout(() => {
+        if (this.stopping) return;
+        this.start();
+        const d = this.downs.at(-1);
+        if (d) d.up = Date.now();
+      }, this.bootMs);
     });
   }
 
@@ -108,7 +114,7 @@ function finalOf(host: string, id: string, ms = 30_000): Promise<Result> {
       (m) =>
         m.topic === `homelab/${host}/result/${id}` &&
         m.text !== '' &&
-        !['running', 'rebooting'].includes(parse(m.text).status),
+        !['running', 'rebooting', 'scheduled'].includes(parse(m.text).status),
       ms,
       `the final result of ${id} on ${host}`,
     )
@@ -341,5 +347,60 @@ describe('a rolling update-and-reboot of a stagger group', () => {
           2,
         ),
       );
+  });
+});
+
+describe('the DNS rule through reboots', () => {
+  it('two Pi-holes asked to reboot at once: the second waits, held, until the first is back — never both down', async () => {
+    const names = ['dns-1', 'dns-2'];
+    const pair = names.map((name) => {
+      const h = new Host(
+        name,
+        (self) => ({
+          host: name,
+          state_dir: path.join(self.dir, 'state'),
+          mqtt: { url, keepalive: '5s' },
+          heartbeat: { interval: '5s' },
+          execution: { enabled: true, path: testPath(self.bin), shutdown_grace: '5s' },
+          actions: {
+            reboot: {
+              argv: ['reboot'],
+              // An interval far shorter than a reboot: only the hold keeps the second one waiting.
+              stagger: { group: 'dns', interval: '500ms', settle: '300ms' },
+              reboot: { boot_id_file: self.bootFile },
+            },
+          },
+        }),
+        { reboot: 'kill -9 $PPID; sleep 5' },
+      );
+      h.bootMs = 2000;
+      hosts.push(h);
+      return h;
+    });
+    for (const h of pair) h.start();
+    for (const n of names) await online(n);
+    for (const n of names)
+      await ctl.wait((m) => m.topic === `homelab/_fleet/stagger/dns/member/${n}`, 20_000, `${n} a member`);
+
+    const ids = names.map((n) => `both-${n}-${randomUUID()}`);
+    await Promise.all(
+      names.map((n, i) => ctl.pub(`homelab/${n}/cmd/reboot`, JSON.stringify({ id: ids[i] }))),
+    );
+    const finals = await Promise.all(names.map((n, i) => finalOf(n, ids[i]!, 60_000)));
+    expect(finals.map((f) => f.status)).toEqual(['succeeded', 'succeeded']);
+
+    const [first, second] = pair[0]!.downs[0]!.down < pair[1]!.downs[0]!.down ? [0, 1] : [1, 0];
+    const firstHost = pair[first]!;
+    const secondHost = pair[second]!;
+    // Never both down: the second went down only after the first was back (and had reported succeeded).
+    expect(secondHost.downs[0]!.down).toBeGreaterThan(firstHost.downs[0]!.up ?? Infinity);
+    const firstFinal = finals[first]!;
+    const secondRun = resultsOf(names[second]!, ids[second]!);
+    expect(
+      Date.parse(secondRun.find((r) => r.status === 'running')?.executed_at ?? ''),
+    ).toBeGreaterThanOrEqual(Date.parse(firstFinal.completed_at ?? ''));
+    // Meanwhile it said why it waited: the group was held by the first one's reboot.
+    const waited = secondRun.filter((r) => r.status === 'scheduled');
+    expect(waited.some((r) => (r.error ?? '').includes('the group is held'))).toBe(true);
   });
 });
