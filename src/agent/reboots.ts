@@ -17,15 +17,15 @@ import {
   stillUpError,
 } from '../core/boot.js';
 import type { Job } from '../core/resolve.js';
-import { makeResult, type HealthResult, type HealthTry, type Result } from '../core/result.js';
+import { rebootInfoSchema } from '../core/formats.js';
+import { makeResult, type Result } from '../core/result.js';
 import type { HostTopics } from '../core/topics.js';
 import type { ExecOptions } from '../exec/execute.js';
 import type { Isolation } from '../exec/wrap.js';
 import type { Logger } from '../log.js';
 import type { JobOutcome } from './deployment.js';
-import { runHealthCheck } from './health.js';
+import { checkAfterBoot } from './boot-checks.js';
 import type { Outcomes } from './outcomes.js';
-import { runCheck } from './probe-checks.js';
 import type { Publisher } from './publisher.js';
 import type { ReplyTo } from './results.js';
 import type { Queued } from './run-queue.js';
@@ -36,11 +36,6 @@ export const REBOOTING = 'rebooting';
 
 /** How long `rebooting` may take to reach the broker before the reboot goes ahead anyway. */
 const ANNOUNCE_WAIT_MS = 5000;
-/** Between two rounds of the post-boot checks, when the check itself names no delay. */
-const CHECK_DELAY_MS = 2000;
-/** Kept of a check's output, and of its tries: a retained result stays small. */
-const OUTPUT_CHARS = 500;
-const MAX_TRIES = 20;
 
 /** Tells the stagger group how a reboot ended (staggered-runs.ts): released only when it passed. */
 export type AfterReboot = (result: Result) => Result;
@@ -181,7 +176,9 @@ export class Reboots {
     const ref = { id: r.id, action: r.action, transaction: r.transaction };
     const backAt = new Date(Date.now() - process.uptime() * 1000);
     const file = spec?.boot_id_file;
-    if (!r.reboot || !spec || !file)
+    // Read back from state_dir: checked like anything from a file (docs/security.md).
+    const before = rebootInfoSchema.safeParse(r.reboot);
+    if (!before.success || !spec || !file)
       return makeResult(this.config.host, ref, {
         status: 'failed',
         error_code: 'not_rebooted',
@@ -190,7 +187,7 @@ export class Reboots {
         completed_at: new Date().toISOString(),
       });
     const now = await readBootId(file);
-    const verdict = bootVerdict(r.reboot, 'id' in now ? now.id : undefined, backAt, file);
+    const verdict = bootVerdict(before.data, 'id' in now ? now.id : undefined, backAt, file);
     const base = {
       executed_at: r.executed_at,
       ...outputOf(r),
@@ -208,7 +205,10 @@ export class Reboots {
       });
     this.log.info({ id: r.id, downtime_ms: verdict.info.downtime_ms }, 'the host rebooted; checking it');
     this.outcomes.progress(makeResult(this.config.host, ref, { ...base, status: REBOOTING }));
-    const health = await this.check(r.action ?? '', spec.healthy_within);
+    const health = await checkAfterBoot(this.config, r.action ?? '', spec.healthy_within, {
+      signal: this.stop.signal,
+      isolation: this.isolation,
+    });
     const failed = health !== undefined && !health.check.passed;
     return makeResult(this.config.host, ref, {
       ...base,
@@ -229,83 +229,6 @@ export class Reboots {
       completed_at: new Date().toISOString(),
       duration_ms: this.since(r),
     });
-  }
-
-  /**
-   * The host's checks after the boot, tried until they pass or `withinMs` ends: the action's health
-   * check (or its stagger group's), else every configured probe; none configured → undefined (the boot
-   * id alone decides).
-   */
-  private async check(
-    action: string,
-    withinMs: number,
-  ): Promise<{ check: HealthResult; why: string } | undefined> {
-    const a = this.config.actions[action];
-    const health = a?.health ?? a?.stagger?.health;
-    const probes = Object.entries(this.config.probes);
-    if (!health && probes.length === 0) return undefined;
-    const deadline = Date.now() + withinMs;
-    const delay = health?.delay || CHECK_DELAY_MS;
-    const tries: HealthTry[] = [];
-    for (let attempt = 1; ; attempt++) {
-      const t0 = performance.now();
-      const one = health ? await this.healthTry(health) : await this.probesTry(probes);
-      tries.push({
-        attempt,
-        passed: one.passed,
-        exit_code: one.exit_code,
-        duration_ms: Math.round(performance.now() - t0),
-      });
-      const check = (): { check: HealthResult; why: string } => ({
-        check: {
-          passed: one.passed,
-          attempts: attempt,
-          exit_code: one.exit_code,
-          output: one.output.slice(0, OUTPUT_CHARS),
-          tries: tries.slice(-MAX_TRIES),
-        },
-        why: one.why,
-      });
-      if (one.passed || Date.now() + delay > deadline || this.stop.signal.aborted) return check();
-      try {
-        await sleep(delay, undefined, { signal: this.stop.signal });
-      } catch {
-        return check(); // the agent is stopping: settle() publishes nothing then
-      }
-    }
-  }
-
-  private async healthTry(health: NonNullable<Config['actions'][string]['health']>) {
-    const r = await runHealthCheck(
-      { ...health, retries: 1 },
-      {
-        path: this.config.execution.path,
-        maxOutput: 2000,
-        signal: this.stop.signal,
-        isolation: this.isolation,
-      },
-    );
-    const last = r.http_status !== undefined ? `HTTP ${r.http_status}` : `exit ${r.exit_code}`;
-    const said = r.output.trim().split('\n')[0] ?? '';
-    return {
-      passed: r.passed,
-      exit_code: r.exit_code,
-      output: r.output,
-      why: `its health check failed (${last}${said ? `: ${said}` : ''})`,
-    };
-  }
-
-  private async probesTry(probes: [string, Config['probes'][string]][]) {
-    const failed: string[] = [];
-    for (const [name, probe] of probes) {
-      const reading = await runCheck(probe, { path: this.config.execution.path, signal: this.stop.signal });
-      if (!reading.ok) failed.push(`${name}${reading.error ? ` (${reading.error})` : ''}`);
-    }
-    const output =
-      failed.length === 0
-        ? `probes passed: ${probes.map(([n]) => n).join(', ')}`
-        : `probe ${failed.join(', ')} failed`;
-    return { passed: failed.length === 0, exit_code: failed.length === 0 ? 0 : -1, output, why: output };
   }
 
   /** A failed reboot known before the restart: the queue publishes it as the final. */

@@ -15,7 +15,7 @@ import { silentLogger } from '../../src/log.js';
 import { runCli, spawnCli, type AgentProcess } from '../helpers/agent.js';
 import { calls, fakeBin, tempDir, testPath, writeConfig } from '../helpers/fixtures.js';
 import { TestClient } from '../helpers/mqtt.js';
-import { until } from '../helpers/wait.js';
+import { slack, until } from '../helpers/wait.js';
 
 /** One host: its agent process, its boot id file, and a supervisor that boots it again after a kill. */
 class Host {
@@ -236,171 +236,181 @@ describe('a reboot action', () => {
 });
 
 describe('a rolling update-and-reboot of a stagger group', () => {
-  it('goes one host at a time, each back and healthy before the next, and stops at the first failed check', async () => {
-    const names = ['pi-a', 'pi-b', 'pi-c'];
-    const group = names.map((name) => {
-      const h = new Host(
-        name,
-        (self) => ({
-          host: name,
-          state_dir: path.join(self.dir, 'state'),
-          mqtt: { url, keepalive: '5s' },
-          heartbeat: { interval: '5s' },
-          execution: { enabled: true, path: testPath(self.bin), shutdown_grace: '5s' },
-          actions: {
-            upgrade_and_reboot: {
-              steps: [['apt-get', '-y', 'upgrade'], ['reboot']],
-              stagger: { group: 'pis', interval: '1s', settle: '300ms' },
-              health: { argv: ['check-health'], retries: 1, delay: '200ms', timeout: '5s' },
-              reboot: { boot_id_file: self.bootFile, healthy_within: '1s' },
+  it(
+    'goes one host at a time, each back and healthy before the next, and stops at the first failed check',
+    async () => {
+      const names = ['pi-a', 'pi-b', 'pi-c'];
+      const group = names.map((name) => {
+        const h = new Host(
+          name,
+          (self) => ({
+            host: name,
+            state_dir: path.join(self.dir, 'state'),
+            mqtt: { url, keepalive: '5s' },
+            heartbeat: { interval: '5s' },
+            execution: { enabled: true, path: testPath(self.bin), shutdown_grace: '5s' },
+            actions: {
+              upgrade_and_reboot: {
+                steps: [['apt-get', '-y', 'upgrade'], ['reboot']],
+                stagger: { group: 'pis', interval: '1s', settle: '300ms' },
+                health: { argv: ['check-health'], retries: 1, delay: '200ms', timeout: '5s' },
+                reboot: { boot_id_file: self.bootFile, healthy_within: '1s' },
+              },
             },
-          },
-        }),
-        {
-          'apt-get': 'echo "Setting up openssl (3.0.15-1~deb12u1) ..."',
-          reboot: 'kill -9 $PPID; sleep 5',
-          // pi-b comes back with its DNS service down.
-          'check-health':
-            name === 'pi-b' ? 'echo "pihole-FTL is not running" >&2; exit 3' : 'echo "pihole-FTL is running"',
-        },
-      );
-      hosts.push(h);
-      return h;
-    });
-    for (const h of group) h.start();
-    for (const n of names) await online(n);
-    for (const n of names)
-      await ctl.wait(
-        (m) => m.topic === `homelab/_fleet/groups/${n}` && m.text !== '',
-        20_000,
-        `${n}'s groups`,
-      );
-
-    const run = await runCli([
-      'send',
-      '--group',
-      'pis',
-      'upgrade_and_reboot',
-      '--serial',
-      '--json',
-      '--wait',
-      '90',
-      '--run-id',
-      'roll1',
-      '--url',
-      url,
-    ]);
-    const summary = JSON.parse(run.stdout) as {
-      exit_code: number;
-      hosts: { host: string; status: string; error?: string }[];
-    };
-    expect(run.code).toBe(1);
-    const row = (h: string) => summary.hosts.find((r) => r.host === h);
-    expect(row('pi-a')?.status).toBe('succeeded');
-    expect(row('pi-b')?.status).toBe('failed');
-    expect(row('pi-b')?.error).toContain('pihole-FTL is not running');
-    expect(row('pi-b')?.error).toContain('group pis stays held');
-    expect(row('pi-c')?.status).toBe('not_started');
-
-    const a = await finalOf('pi-a', 'roll1-pi-a');
-    const b = await finalOf('pi-b', 'roll1-pi-b');
-    // pi-a rebooted (new boot id) and passed its check before pi-b started anything.
-    expect(a.reboot?.boot_id_after).toBe('pi-a-boot-2');
-    expect(a.health?.passed).toBe(true);
-    // The steps before the reboot command (which never returns: the host goes down under it).
-    expect(a.steps?.map((s) => s.argv.join(' '))).toEqual(['apt-get -y upgrade']);
-    expect(a.stdout).toContain('Setting up openssl');
-    expect(Date.parse(b.executed_at ?? '')).toBeGreaterThanOrEqual(Date.parse(a.completed_at ?? ''));
-    // Never two down at once: pi-b went down only after pi-a was back.
-    expect(group[1]!.downs[0]!.down).toBeGreaterThan(group[0]!.downs[0]!.up ?? Infinity);
-    // pi-b rebooted but its check failed: it holds the group; pi-c never ran anything.
-    expect(b.reboot?.boot_id_after).toBe('pi-b-boot-2');
-    expect(b.error_code).toBe('exit_nonzero');
-    const heldBy = await ctl.waitJson<{ released?: boolean; id: string }>(
-      'homelab/_fleet/stagger/pis/last/pi-b',
-      (r) => r.id === 'roll1-pi-b',
-    );
-    expect(heldBy.released).toBe(false);
-    const released = await ctl.waitJson<{ released?: boolean; id: string }>(
-      'homelab/_fleet/stagger/pis/last/pi-a',
-      (r) => r.id === 'roll1-pi-a' && r.released !== false,
-    );
-    expect(released.released).toBe(true);
-    expect(calls(group[2]!.dir)).toEqual([]);
-
-    // The payloads and results of this run, for the issue's closing note.
-    if (process.env.HOMELAB_REBOOT_REPORT)
-      writeFileSync(
-        process.env.HOMELAB_REBOOT_REPORT,
-        JSON.stringify(
+          }),
           {
-            summary,
-            results: Object.fromEntries(names.map((n) => [n, resultsOf(n, `roll1-${n}`)])),
-            records: Object.fromEntries(
-              names.map((n) => [n, ctl.on(`homelab/_fleet/stagger/pis/last/${n}`).map((m) => m.text)]),
-            ),
-            reboot_topic: Object.fromEntries(
-              names.map((n) => [n, ctl.on(`homelab/${n}/reboot`).map((m) => m.text)]),
-            ),
+            'apt-get': 'echo "Setting up openssl (3.0.15-1~deb12u1) ..."',
+            reboot: 'kill -9 $PPID; sleep 5',
+            // pi-b comes back with its DNS service down.
+            'check-health':
+              name === 'pi-b'
+                ? 'echo "pihole-FTL is not running" >&2; exit 3'
+                : 'echo "pihole-FTL is running"',
           },
-          null,
-          2,
-        ),
+        );
+        hosts.push(h);
+        return h;
+      });
+      for (const h of group) h.start();
+      for (const n of names) await online(n);
+      for (const n of names)
+        await ctl.wait(
+          (m) => m.topic === `homelab/_fleet/groups/${n}` && m.text !== '',
+          20_000,
+          `${n}'s groups`,
+        );
+
+      const run = await runCli([
+        'send',
+        '--group',
+        'pis',
+        'upgrade_and_reboot',
+        '--serial',
+        '--json',
+        '--wait',
+        '90',
+        '--run-id',
+        'roll1',
+        '--url',
+        url,
+      ]);
+      const summary = JSON.parse(run.stdout) as {
+        exit_code: number;
+        hosts: { host: string; status: string; error?: string }[];
+      };
+      expect(run.code).toBe(1);
+      const row = (h: string) => summary.hosts.find((r) => r.host === h);
+      expect(row('pi-a')?.status).toBe('succeeded');
+      expect(row('pi-b')?.status).toBe('failed');
+      expect(row('pi-b')?.error).toContain('pihole-FTL is not running');
+      expect(row('pi-b')?.error).toContain('group pis stays held');
+      expect(row('pi-c')?.status).toBe('not_started');
+
+      const a = await finalOf('pi-a', 'roll1-pi-a');
+      const b = await finalOf('pi-b', 'roll1-pi-b');
+      // pi-a rebooted (new boot id) and passed its check before pi-b started anything.
+      expect(a.reboot?.boot_id_after).toBe('pi-a-boot-2');
+      expect(a.health?.passed).toBe(true);
+      // The steps before the reboot command (which never returns: the host goes down under it).
+      expect(a.steps?.map((s) => s.argv.join(' '))).toEqual(['apt-get -y upgrade']);
+      expect(a.stdout).toContain('Setting up openssl');
+      expect(Date.parse(b.executed_at ?? '')).toBeGreaterThanOrEqual(Date.parse(a.completed_at ?? ''));
+      // Never two down at once: pi-b went down only after pi-a was back.
+      expect(group[1]!.downs[0]!.down).toBeGreaterThan(group[0]!.downs[0]!.up ?? Infinity);
+      // pi-b rebooted but its check failed: it holds the group; pi-c never ran anything.
+      expect(b.reboot?.boot_id_after).toBe('pi-b-boot-2');
+      expect(b.error_code).toBe('exit_nonzero');
+      const heldBy = await ctl.waitJson<{ released?: boolean; id: string }>(
+        'homelab/_fleet/stagger/pis/last/pi-b',
+        (r) => r.id === 'roll1-pi-b',
       );
-  });
+      expect(heldBy.released).toBe(false);
+      const released = await ctl.waitJson<{ released?: boolean; id: string }>(
+        'homelab/_fleet/stagger/pis/last/pi-a',
+        (r) => r.id === 'roll1-pi-a' && r.released !== false,
+      );
+      expect(released.released).toBe(true);
+      expect(calls(group[2]!.dir)).toEqual([]);
+
+      // The payloads and results of this run, for the issue's closing note.
+      if (process.env.HOMELAB_REBOOT_REPORT)
+        writeFileSync(
+          process.env.HOMELAB_REBOOT_REPORT,
+          JSON.stringify(
+            {
+              summary,
+              results: Object.fromEntries(names.map((n) => [n, resultsOf(n, `roll1-${n}`)])),
+              records: Object.fromEntries(
+                names.map((n) => [n, ctl.on(`homelab/_fleet/stagger/pis/last/${n}`).map((m) => m.text)]),
+              ),
+              reboot_topic: Object.fromEntries(
+                names.map((n) => [n, ctl.on(`homelab/${n}/reboot`).map((m) => m.text)]),
+              ),
+            },
+            null,
+            2,
+          ),
+        );
+    },
+    slack(80_000),
+  );
 });
 
 describe('the DNS rule through reboots', () => {
-  it('two Pi-holes asked to reboot at once: the second waits, held, until the first is back — never both down', async () => {
-    const names = ['dns-1', 'dns-2'];
-    const pair = names.map((name) => {
-      const h = new Host(
-        name,
-        (self) => ({
-          host: name,
-          state_dir: path.join(self.dir, 'state'),
-          mqtt: { url, keepalive: '5s' },
-          heartbeat: { interval: '5s' },
-          execution: { enabled: true, path: testPath(self.bin), shutdown_grace: '5s' },
-          actions: {
-            reboot: {
-              argv: ['reboot'],
-              // An interval far shorter than a reboot: only the hold keeps the second one waiting.
-              stagger: { group: 'dns', interval: '500ms', settle: '300ms' },
-              reboot: { boot_id_file: self.bootFile },
+  it(
+    'two Pi-holes asked to reboot at once: the second waits, held, until the first is back — never both down',
+    async () => {
+      const names = ['dns-1', 'dns-2'];
+      const pair = names.map((name) => {
+        const h = new Host(
+          name,
+          (self) => ({
+            host: name,
+            state_dir: path.join(self.dir, 'state'),
+            mqtt: { url, keepalive: '5s' },
+            heartbeat: { interval: '5s' },
+            execution: { enabled: true, path: testPath(self.bin), shutdown_grace: '5s' },
+            actions: {
+              reboot: {
+                argv: ['reboot'],
+                // An interval far shorter than a reboot: only the hold keeps the second one waiting.
+                stagger: { group: 'dns', interval: '500ms', settle: '300ms' },
+                reboot: { boot_id_file: self.bootFile },
+              },
             },
-          },
-        }),
-        { reboot: 'kill -9 $PPID; sleep 5' },
+          }),
+          { reboot: 'kill -9 $PPID; sleep 5' },
+        );
+        h.bootMs = 2000;
+        hosts.push(h);
+        return h;
+      });
+      for (const h of pair) h.start();
+      for (const n of names) await online(n);
+      for (const n of names)
+        await ctl.wait((m) => m.topic === `homelab/_fleet/stagger/dns/member/${n}`, 20_000, `${n} a member`);
+
+      const ids = names.map((n) => `both-${n}-${randomUUID()}`);
+      await Promise.all(
+        names.map((n, i) => ctl.pub(`homelab/${n}/cmd/reboot`, JSON.stringify({ id: ids[i] }))),
       );
-      h.bootMs = 2000;
-      hosts.push(h);
-      return h;
-    });
-    for (const h of pair) h.start();
-    for (const n of names) await online(n);
-    for (const n of names)
-      await ctl.wait((m) => m.topic === `homelab/_fleet/stagger/dns/member/${n}`, 20_000, `${n} a member`);
+      const finals = await Promise.all(names.map((n, i) => finalOf(n, ids[i]!, 60_000)));
+      expect(finals.map((f) => f.status)).toEqual(['succeeded', 'succeeded']);
 
-    const ids = names.map((n) => `both-${n}-${randomUUID()}`);
-    await Promise.all(
-      names.map((n, i) => ctl.pub(`homelab/${n}/cmd/reboot`, JSON.stringify({ id: ids[i] }))),
-    );
-    const finals = await Promise.all(names.map((n, i) => finalOf(n, ids[i]!, 60_000)));
-    expect(finals.map((f) => f.status)).toEqual(['succeeded', 'succeeded']);
-
-    const [first, second] = pair[0]!.downs[0]!.down < pair[1]!.downs[0]!.down ? [0, 1] : [1, 0];
-    const firstHost = pair[first]!;
-    const secondHost = pair[second]!;
-    // Never both down: the second went down only after the first was back (and had reported succeeded).
-    expect(secondHost.downs[0]!.down).toBeGreaterThan(firstHost.downs[0]!.up ?? Infinity);
-    const firstFinal = finals[first]!;
-    const secondRun = resultsOf(names[second]!, ids[second]!);
-    expect(
-      Date.parse(secondRun.find((r) => r.status === 'running')?.executed_at ?? ''),
-    ).toBeGreaterThanOrEqual(Date.parse(firstFinal.completed_at ?? ''));
-    // Meanwhile it said why it waited: the group was held by the first one's reboot.
-    const waited = secondRun.filter((r) => r.status === 'scheduled');
-    expect(waited.some((r) => (r.error ?? '').includes('the group is held'))).toBe(true);
-  });
+      const [first, second] = pair[0]!.downs[0]!.down < pair[1]!.downs[0]!.down ? [0, 1] : [1, 0];
+      const firstHost = pair[first]!;
+      const secondHost = pair[second]!;
+      // Never both down: the second went down only after the first was back (and had reported succeeded).
+      expect(secondHost.downs[0]!.down).toBeGreaterThan(firstHost.downs[0]!.up ?? Infinity);
+      const firstFinal = finals[first]!;
+      const secondRun = resultsOf(names[second]!, ids[second]!);
+      expect(
+        Date.parse(secondRun.find((r) => r.status === 'running')?.executed_at ?? ''),
+      ).toBeGreaterThanOrEqual(Date.parse(firstFinal.completed_at ?? ''));
+      // Meanwhile it said why it waited: the group was held by the first one's reboot.
+      const waited = secondRun.filter((r) => r.status === 'scheduled');
+      expect(waited.some((r) => (r.error ?? '').includes('the group is held'))).toBe(true);
+    },
+    slack(80_000),
+  );
 });

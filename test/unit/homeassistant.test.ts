@@ -374,6 +374,23 @@ describe('blueprint', () => {
   });
 });
 
+describe('blueprint: reboot when required', () => {
+  const bp = () => file('blueprints/automation/homelab_cmd/reboot_when_required.yaml').data as Obj;
+
+  it('presses the Reboot button (a stamped press), never publishes a request itself', () => {
+    const acts = objects(bp().actions);
+    expect(acts.filter((o) => o.action === 'button.press')).toHaveLength(1);
+    expect(acts.some((o) => o.action === 'mqtt.publish')).toBe(false);
+  });
+
+  it('waits for Last reboot to go rebooting, then for succeeded or failed (rebooting is not final)', () => {
+    const waits = objects(bp().actions)
+      .filter((o) => Array.isArray(o.wait_for_trigger))
+      .flatMap((o) => o.wait_for_trigger as Obj[]);
+    expect(waits.map((w) => w.to)).toEqual(['rebooting', ['succeeded', 'failed']]);
+  });
+});
+
 describe('dashboard card', () => {
   const config = parseConfig(
     'host: pihole-1\nactions:\n  restart_dns:\n    argv: [pihole, restartdns]\n    button: true\n    name: Restart DNS\n  reboot:\n    argv: [systemctl, reboot]\n    reboot: true\nupdates:\n  enabled: true\n',
