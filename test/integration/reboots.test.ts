@@ -305,6 +305,10 @@ describe('a rolling update-and-reboot of a stagger group', () => {
       expect(row('pi-b')?.error).toContain('pihole-FTL is not running');
       expect(row('pi-b')?.error).toContain('group pis stays held');
       expect(row('pi-c')?.status).toBe('not_started');
+      // It said when each host went down and came back (minutes of silence otherwise).
+      expect(run.stderr).toContain('pi-a: rebooting\n');
+      expect(run.stderr).toContain('pi-a: rebooting — back, checking it');
+      expect(run.stderr).toContain('pi-b: rebooting\n');
 
       const a = await finalOf('pi-a', 'roll1-pi-a');
       const b = await finalOf('pi-b', 'roll1-pi-b');
