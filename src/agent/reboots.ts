@@ -164,8 +164,9 @@ export class Reboots {
       (final) => {
         // Stopped during the checks: still `rebooting`, decided again at the next start.
         if (this.stop.signal.aborted) return;
-        this.outcomes.rebooted(this.afterReboot(final), replyTo);
-        void this.publishState(final);
+        const settled = this.afterReboot(final);
+        this.outcomes.rebooted(settled, replyTo);
+        void this.publishState(settled);
       },
       (err: unknown) => this.log.error({ err, id: r.id }, 'could not settle a reboot'),
     );

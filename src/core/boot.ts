@@ -37,9 +37,11 @@ export function bootVerdict(
   file: string,
 ): BootVerdict {
   const downtime = Math.max(0, backAt.getTime() - Date.parse(before.down_at));
+  // The schema's key order (core/formats.ts): a republished result stays byte-identical.
   const info: RebootInfo = {
-    ...before,
+    boot_id_before: before.boot_id_before,
     ...(now !== undefined ? { boot_id_after: now } : {}),
+    down_at: before.down_at,
     back_at: backAt.toISOString(),
     downtime_ms: downtime,
   };

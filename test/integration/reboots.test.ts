@@ -335,6 +335,9 @@ describe('a rolling update-and-reboot of a stagger group', () => {
       );
       expect(released.released).toBe(true);
       expect(calls(group[2]!.dir)).toEqual([]);
+      // HA's Last reboot sensor got the same final as the id's topic, the group's hold included.
+      const lastReboot = ctl.on('homelab/pi-b/reboot').map((m) => m.text);
+      expect(lastReboot.at(-1)).toBe(ctl.on('homelab/pi-b/result/roll1-pi-b').at(-1)?.text);
 
       // The payloads and results of this run, for the closing note.
       if (process.env.HOMELAB_REBOOT_REPORT)

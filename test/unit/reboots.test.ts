@@ -63,6 +63,14 @@ describe('bootVerdict', () => {
 
   it('a new boot id: rebooted, with the downtime from the reboot command to the agent start', () => {
     const v = bootVerdict(before, 'boot-2', back, '/proc/sys/kernel/random/boot_id');
+    // In the schema's key order, so a republished result is byte-identical.
+    expect(Object.keys(v.info)).toEqual([
+      'boot_id_before',
+      'boot_id_after',
+      'down_at',
+      'back_at',
+      'downtime_ms',
+    ]);
     expect(v).toEqual({
       rebooted: true,
       info: {
