@@ -150,6 +150,20 @@ export class Outcomes {
     this.results.final(final, replyTo);
   }
 
+  /** A reboot's `rebooting`, journaled durably; settles once the broker has it (agent/reboots.ts). */
+  rebooting(result: Result): Promise<void> {
+    this.remember(() => this.journal.record(result));
+    return this.results.progressAcked(result);
+  }
+
+  /** A reboot's final, decided after the agent started again (agent/reboots.ts). */
+  rebooted(final: Result, replyTo: ReplyTo | undefined): void {
+    this.remember(() => this.journal.record(final));
+    this.count(final);
+    this.log.info({ id: final.id, action: final.action, status: final.status }, 'reboot settled');
+    this.results.final(final, replyTo);
+  }
+
   /** The final the broker holds for an id the journal could not record as final; `answer`: a repeat waits for it. */
   adopted(id: string, final: Result, answer: boolean): void {
     this.log.warn(

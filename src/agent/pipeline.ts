@@ -13,6 +13,7 @@ import { Acceptance } from './accept.js';
 import { originOf, readDelivery, refusedRef, type Origin } from './intake.js';
 import type { Journal } from './journal.js';
 import { Outcomes } from './outcomes.js';
+import { Reboots } from './reboots.js';
 import type { AgentPart, ConnectInfo } from './part.js';
 import type { ReadRetained } from './restart-check.js';
 import { Restarts } from './restarts.js';
@@ -31,6 +32,7 @@ export class Pipeline implements AgentPart {
   private readonly staggered: StaggeredRuns;
   private readonly acceptance: Acceptance;
   private readonly restarts: Restarts;
+  private readonly reboots: Reboots;
 
   constructor(
     private readonly config: Config,
@@ -54,12 +56,32 @@ export class Pipeline implements AgentPart {
       isConnected,
       isolation,
     );
-    this.runs = new RunQueue(config, journal, this.outcomes, log, isolation, (q, stagger, result, signal) =>
-      this.staggered.afterRun(q, stagger, result, signal),
+    this.reboots = new Reboots(
+      config,
+      topics,
+      this.outcomes,
+      sink,
+      log.child({ module: 'reboots' }),
+      isolation,
+      (r) => this.staggered.afterReboot(r),
+    );
+    this.runs = new RunQueue(
+      config,
+      journal,
+      this.outcomes,
+      log,
+      isolation,
+      (q, stagger, result, signal) => this.staggered.afterRun(q, stagger, result, signal),
+      this.reboots,
     );
     this.acceptance = new Acceptance(config, journal, this.outcomes, this.runs, this.staggered, log);
-    this.restarts = new Restarts(config, topics, journal, this.outcomes, (...resumed) =>
-      this.acceptance.accept(...resumed),
+    this.restarts = new Restarts(
+      config,
+      topics,
+      journal,
+      this.outcomes,
+      (...resumed) => this.acceptance.accept(...resumed),
+      (r, replyTo) => this.reboots.settle(r, replyTo),
     );
   }
 
@@ -176,6 +198,8 @@ export class Pipeline implements AgentPart {
     // Scheduled staggered runs stay in the journal and resume at the next start.
     this.staggered.stop();
     for (const q of this.runs.takeWaiting()) this.acceptance.neverStarted(q);
+    // A reboot waiting for the host to go down: this stop is the shutdown (its result stays `rebooting`).
+    this.reboots.stopping();
     await this.runs.settle(graceMs);
   }
 

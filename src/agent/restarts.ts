@@ -36,6 +36,8 @@ export class Restarts {
     private readonly journal: Journal,
     private readonly outcomes: Outcomes,
     private readonly accept: AcceptResumed,
+    /** A `rebooting` id: the boot decides it, never a re-run (reboots.ts). */
+    private readonly settleReboot?: (r: Result, replyTo: ReplyTo | undefined) => void,
   ) {}
 
   /** At start, before connecting: the ids the journal left running wait for resume() to settle them. */
@@ -79,6 +81,11 @@ export class Restarts {
       const final = published.get(r.id);
       if (final) {
         this.outcomes.adopted(r.id, final, this.unsettled.get(r.id) === true);
+        continue;
+      }
+      if (r.status === 'rebooting' && this.settleReboot) {
+        // Whole (its steps' output too): open() gives a summary of a long line.
+        this.settleReboot(this.journal.get(r.id) ?? r, this.replyOf(r.id));
         continue;
       }
       await this.reportInterrupted(r);

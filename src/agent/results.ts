@@ -51,6 +51,17 @@ export class ResultPublisher {
     this.trackRetained(result.id);
   }
 
+  /** `rebooting`: like progress, but settles once the broker has it (or the publish failed), never rejects. */
+  progressAcked(result: Result): Promise<void> {
+    this.trackRetained(result.id);
+    return this.sink
+      .publish(this.topics.resultFor(result.id), JSON.stringify(result), {
+        retain: true,
+        properties: { messageExpiryInterval: RESULT_EXPIRY_SEC },
+      })
+      .catch((err: unknown) => this.log.warn({ err, id: result.id }, 'could not publish a result'));
+  }
+
   /** A final result. `fresh` is false when an already-published result is sent again for a repeated id. */
   final(result: Result, replyTo: ReplyTo | undefined, fresh = true): void {
     this.send(this.topics.resultFor(result.id), result, true, () => this.delivered(result.id));

@@ -6,12 +6,14 @@
 import type { Config } from '../config/load.js';
 import type { Job } from '../core/resolve.js';
 import { makeResult, type Result } from '../core/result.js';
+import type { ExecOptions } from '../exec/execute.js';
 import type { Isolation } from '../exec/wrap.js';
 import type { Logger } from '../log.js';
 import type { Journal } from './journal.js';
 import { LiveOutput } from './live-output.js';
 import type { Accepted, Outcomes } from './outcomes.js';
 import { processStart } from './restart-check.js';
+import { REBOOTING, type Reboots } from './reboots.js';
 import { runJob } from './run-job.js';
 import type { StaggerConfig } from './stagger.js';
 
@@ -56,6 +58,8 @@ export class RunQueue {
     /** Who runs the commands (docs/security.md § Commands run as another user). */
     private readonly isolation: Isolation | undefined,
     private readonly afterStaggered: AfterStaggered,
+    /** Actions that reboot the host run through here (agent/reboots.ts). */
+    private readonly reboots?: Reboots,
   ) {}
 
   get runningCount(): number {
@@ -122,7 +126,7 @@ export class RunQueue {
       const live = new LiveOutput(q.ref.id, this.config.execution.max_output, (msg) =>
         this.outcomes.output(msg),
       );
-      const outcome = await runJob(q.job, this.config, {
+      const exec: ExecOptions = {
         path: this.config.execution.path,
         maxOutput: this.config.execution.max_output,
         isolation: this.isolation,
@@ -139,9 +143,14 @@ export class RunQueue {
               this.journal.record(running, undefined, false, { proc: { pgid: pid, start } }),
             );
         },
-      });
+      };
+      const outcome = this.reboots?.of(q.job.action)
+        ? await this.reboots.run(q, running, exec, () => clearTimeout(announce))
+        : await runJob(q.job, this.config, exec);
       // The last lines go out before the final result, so a follower sees them in order.
       live.flush(true);
+      // The host is going down: the final comes after the boot (reboots.ts).
+      if (outcome === REBOOTING) return;
       let result = makeResult(this.config.host, q.ref, { ...outcome, ...(q.note ? { note: q.note } : {}) });
       if (q.stagger) result = await this.afterStaggered(q, q.stagger, result, ctl.signal);
       this.outcomes.finish(q, result);

@@ -39,6 +39,8 @@ export interface StaggerItem {
   stagger: StaggerConfig;
   /** When the request was accepted (ms), for max_wait. */
   acceptedAt: number;
+  /** Holds the group from its start until it releases it, health check or not (a reboot: agent/reboots.ts). */
+  holds?: boolean;
 }
 
 export interface StaggerHooks<T extends StaggerItem> {
@@ -359,7 +361,7 @@ export class StaggerCoordinator<T extends StaggerItem> {
       id: item.id,
       at: new Date().toISOString(),
     };
-    if (item.stagger.health) rec.released = false;
+    if (item.stagger.health || item.holds) rec.released = false;
     g.records.set(this.opts.host, rec);
     this.save();
     if (this.isConnected()) this.publishOwn(name, rec);

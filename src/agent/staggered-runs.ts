@@ -52,7 +52,9 @@ export class StaggeredRuns {
   }
 
   submit(q: Queued, stagger: StaggerConfig, acceptedAt: number): void {
-    this.coordinator.submit({ ...q, stagger, id: q.ref.id, action: q.job.action, acceptedAt });
+    // A reboot holds its group until the host is back and healthy (docs/stagger.md § Reboots).
+    const holds = this.config.actions[q.job.action]?.reboot !== undefined;
+    this.coordinator.submit({ ...q, stagger, id: q.ref.id, action: q.job.action, acceptedAt, holds });
   }
 
   pendingCount(): number {
@@ -84,6 +86,25 @@ export class StaggeredRuns {
       ...(reason ? { error: reason } : {}),
     });
     this.outcomes.scheduled(q, result, reason);
+  }
+
+  /**
+   * A reboot's final, decided after the boot: its group is released only when it succeeded (the host
+   * is back and its checks pass); otherwise it stays held and the result says so.
+   */
+  afterReboot(result: Result): Result {
+    const group = result.action === null ? undefined : this.config.actions[result.action]?.stagger?.group;
+    const record = group === undefined ? undefined : this.coordinator.recordOf(group, result.id);
+    if (group === undefined || !record) return result;
+    if (result.status === 'succeeded') {
+      this.coordinator.release(group, { ...record, released: true });
+      return result;
+    }
+    this.log.warn({ group, id: result.id }, 'a reboot failed; its group stays held');
+    return {
+      ...result,
+      error: `${result.error ?? 'the reboot failed'}; group ${group} stays held so no other member goes down — run the action here again once it is fixed`,
+    };
   }
 
   /** A staggered run with a health check releases its group only when the check passes. */

@@ -41,6 +41,8 @@ export class FleetWaiter {
   constructor(
     private readonly client: MqttClient,
     private readonly prefix: string,
+    /** Told when a host's request moves on without ending (running, rebooting, scheduled). */
+    private readonly onProgress?: (host: string, progress: Result) => void,
   ) {
     client.on('message', this.onMessage);
   }
@@ -109,6 +111,9 @@ export class FleetWaiter {
     if (r === undefined) return;
     if (r !== 'progress') return w.done({ kind: 'final', result: r });
     const progress = JSON.parse(payload.toString()) as Result;
+    // Said once per change: a reboot's `rebooting` may last minutes (docs/fleet.md § Rolling updates and reboots).
+    const back = progress.reboot?.boot_id_after !== undefined && w.last?.reboot?.boot_id_after === undefined;
+    if (progress.status !== w.last?.status || back) this.onProgress?.(w.host, progress);
     w.last = progress;
     // A stagger group deferred it past our wait: nothing final can come before the deadline, so stop
     // waiting now and say when it runs (docs/fleet.md § Stagger groups).

@@ -158,7 +158,11 @@ async function runAll(
     status: m.status === 'online' ? 'not_started' : 'offline',
   }));
   const todo = rows.filter((r) => r.status === 'not_started');
-  const waiter = new FleetWaiter(client, prefix);
+  // A reboot is minutes of silence otherwise: say when a host goes down and is back (fleet.md).
+  const waiter = new FleetWaiter(client, prefix, (host, p) => {
+    if (p.status === 'rebooting')
+      err(`${host}: rebooting${p.reboot?.boot_id_after ? ' — back, checking it' : ''}`);
+  });
   try {
     await waiter.subscribe(todo);
     let next = 0;
@@ -190,7 +194,10 @@ function rowOf(o: Outcome): Partial<FleetRow> {
       ? { status: 'scheduled' }
       : {
           status: 'no_answer',
-          error: `no final result within the wait${o.last ? ` (last seen: ${o.last})` : ''} — check with homelab-cmd status, or raise --wait`,
+          error:
+            o.last === 'rebooting'
+              ? 'still rebooting when the wait ended (not back yet, or its checks not passed) — raise --wait above a reboot, and collect it with the same --run-id'
+              : `no final result within the wait${o.last ? ` (last seen: ${o.last})` : ''} — check with homelab-cmd status, or raise --wait`,
         };
   const r = o.result;
   const status = (['succeeded', 'failed', 'timed_out', 'rejected', 'interrupted', 'cancelled'] as const).find(

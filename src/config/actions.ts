@@ -8,6 +8,7 @@ import { lexicalPath } from '../core/paths.js';
 import { matchesWhole, namedGroups, patternProblem, placeholders } from '../core/template.js';
 import { fixedParts, shellLineProblems } from './shell-line.js';
 import { argvSchema, duration, httpUrl, positiveDuration, regexSource, size } from './fields.js';
+import { rebootSchema } from './reboots.js';
 
 const stringParam = z.strictObject({
   type: z.literal('string'),
@@ -130,6 +131,8 @@ export const actionSchema = z
       })
       .optional(),
     idempotent: z.boolean().default(false),
+    // The action reboots the host: its result waits for the boot (docs/configuration.md § Reboots).
+    reboot: rebootSchema,
     button: z.boolean().default(false),
     name: z.string().min(1).max(64).optional(),
     device_class: z.enum(['restart', 'identify', 'update']).optional(),
@@ -219,7 +222,15 @@ export const actionSchema = z
           issue(['params', name], `min (${param.min}) is greater than max (${param.max})`);
         }
       }
-      if (action.button) {
+      if (action.reboot) {
+        for (const key of ['rollback', 'retry'] as const)
+          if (action[key] !== undefined)
+            issue(
+              [key],
+              `a reboot cannot be ${key === 'retry' ? 'run again' : 'rolled back'}: the host is gone when the command has run — remove ${key} (a reboot is never re-run; docs/configuration.md § Reboots)`,
+            );
+      }
+      if (action.button || action.reboot) {
         // A press carries no params. Enum and integer params are shown in HA as select/number entities
         // whose current values the press uses; a string param can only fall back to its default.
         const missing = Object.entries(action.params).filter(
@@ -227,8 +238,10 @@ export const actionSchema = z
         );
         for (const [name] of missing) {
           issue(
-            ['button'],
-            `a button press sends no params, and param "${name}" has no default — give it a default, or set button: false`,
+            [action.button ? 'button' : 'reboot'],
+            action.button
+              ? `a button press sends no params, and param "${name}" has no default — give it a default, or set button: false`
+              : `a reboot action gets a Reboot button in Home Assistant, which sends no params, and param "${name}" has no default — give it a default`,
           );
         }
       }

@@ -12,6 +12,7 @@ import type { UpdatesConfig } from '../config/updates.js';
 import { updateEntities } from './discovery-updates.js';
 import type { SwitchConfig } from '../config/switches.js';
 import { switchEntity } from './discovery-switches.js';
+import { rebootEntities } from './discovery-reboots.js';
 
 export interface DiscoveryInput {
   host: string;
@@ -182,14 +183,16 @@ export function buildDiscovery(input: DiscoveryInput): DiscoveryMessage[] {
   }
 
   for (const [name, action] of Object.entries(input.actions)) {
-    if (!action.button) continue;
+    // A reboot action always has its button (docs/home-assistant.md § Reboots).
+    if (!action.button && !action.reboot) continue;
+    const deviceClass = action.device_class ?? (action.reboot ? 'restart' : undefined);
     add('button', `run_${name}`, action.name ?? humanize(name), {
       command_topic: t.cmdAction(name),
       command_template: BUTTON_COMMAND_TEMPLATE,
       payload_press: PRESS,
       qos: 1,
       retain: false,
-      ...(action.device_class ? { device_class: action.device_class } : {}),
+      ...(deviceClass ? { device_class: deviceClass } : {}),
     });
     for (const [param, spec] of exposedParams(action)) {
       const state = t.param(name, param);
@@ -228,6 +231,8 @@ export function buildDiscovery(input: DiscoveryInput): DiscoveryMessage[] {
   }
   if (input.updates)
     for (const e of updateEntities(input.updates, t)) add(e.component, e.object, e.name, e.body);
+  for (const e of rebootEntities(input.actions, t))
+    add(e.component, e.object, e.name, e.body, { available: false });
   return out;
 }
 

@@ -17,7 +17,8 @@ const isoTime = z.iso.datetime();
 
 export const FINAL_STATUSES = ['succeeded', 'failed', 'timed_out', 'rejected', 'interrupted'] as const;
 export const finalStatusSchema = z.enum(FINAL_STATUSES);
-export const resultStatusSchema = z.enum([...FINAL_STATUSES, 'running', 'scheduled']);
+/** `rebooting`: a reboot action's command has run and the host is going down; the final comes after the boot. */
+export const resultStatusSchema = z.enum([...FINAL_STATUSES, 'running', 'scheduled', 'rebooting']);
 
 /** docs/mqtt-api.md § Error codes. */
 export const errorCodeSchema = z.enum([
@@ -38,6 +39,8 @@ export const errorCodeSchema = z.enum([
   'exit_nonzero',
   'interrupted',
   'shutting_down',
+  // A reboot action whose host came back with the same boot id, or never went down (docs/configuration.md § Reboots).
+  'not_rebooted',
   // Extensions (deployments, docs/configuration.md § Deployments): a step or the health check failed and the rollback ran.
   'rolled_back',
   'rollback_failed',
@@ -84,6 +87,20 @@ export const attemptResultSchema = z.strictObject({
   error_code: errorCodeSchema.optional(),
 });
 
+/** Extension: what a reboot action's result knows of the reboot (docs/mqtt-api.md § Reboots). */
+export const rebootInfoSchema = z.strictObject({
+  /** The boot id (/proc/sys/kernel/random/boot_id) before the reboot command ran. */
+  boot_id_before: z.string().max(64),
+  /** The boot id the agent found when it started again. */
+  boot_id_after: z.string().max(64).optional(),
+  /** When the reboot command started: the last moment the host is known to have been up. */
+  down_at: isoTime,
+  /** When the agent started again. */
+  back_at: isoTime.optional(),
+  /** back_at − down_at: how long the host was away, at most (its shutdown and boot included). */
+  downtime_ms: count.optional(),
+});
+
 /** `P/H/result/ID` and `P/H/result` (docs/mqtt-api.md § Result object); keys in this order. */
 export const resultSchema = z.strictObject({
   id: z.string(),
@@ -108,6 +125,8 @@ export const resultSchema = z.strictObject({
   rollback: rollbackResultSchema.optional(),
   /** Extension: each run of an action with `retry`; the result's other fields are the last one's. */
   attempts: z.array(attemptResultSchema).optional(),
+  /** Extension: a reboot action's boot ids and downtime. */
+  reboot: rebootInfoSchema.optional(),
   /** Extension: how a decision was made when that matters (a staggered run decided during an outage). */
   note: z.string().optional(),
   transaction: z.string().max(64).optional(),
@@ -253,6 +272,7 @@ export type HealthTry = z.infer<typeof healthTrySchema>;
 export type HealthResult = z.infer<typeof healthResultSchema>;
 export type RollbackResult = z.infer<typeof rollbackResultSchema>;
 export type AttemptResult = z.infer<typeof attemptResultSchema>;
+export type RebootInfo = z.infer<typeof rebootInfoSchema>;
 export type Result = z.infer<typeof resultSchema>;
 export type Stats = z.infer<typeof statsSchema>;
 export type ActionFigures = z.infer<typeof actionFiguresSchema>;

@@ -20,6 +20,7 @@ export type {
   HealthTry,
   Result,
   ResultStatus,
+  RebootInfo,
   RollbackResult,
   StepResult,
 } from './formats.js';
@@ -66,6 +67,7 @@ export function makeResult(
   if (fields.health !== undefined) r.health = fields.health;
   if (fields.rollback !== undefined) r.rollback = fields.rollback;
   if (fields.attempts !== undefined) r.attempts = fields.attempts;
+  if (fields.reboot !== undefined) r.reboot = fields.reboot;
   if (fields.note !== undefined) r.note = fields.note;
   if (ref.transaction !== undefined) r.transaction = ref.transaction;
   return r;

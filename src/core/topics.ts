@@ -29,6 +29,8 @@ export interface HostTopics {
   updates: string;
   /** `P/H/reboot_required`: whether the host asks for a reboot, retained (docs/updates.md). */
   rebootRequired: string;
+  /** `P/H/reboot`: the result of this host's latest reboot action, retained (docs/mqtt-api.md § Reboots). */
+  reboot: string;
   /** `P/H/param/ACTION/PARAM`: a param's current value (docs/mqtt-api.md § Params in Home Assistant). */
   param: (action: string, param: string) => string;
   /** `P/H/param/+/+/set`: HA's commands for those values. */
@@ -56,6 +58,7 @@ export function hostTopics(prefix: string, host: string): HostTopics {
     switchState: (name) => `${base}/switch/${name}`,
     updates: `${base}/updates`,
     rebootRequired: `${base}/reboot_required`,
+    reboot: `${base}/reboot`,
     param: (action, param) => `${base}/param/${action}/${param}`,
     paramSetFilter: `${base}/param/+/+/set`,
     paramFilter: `${base}/param/#`,

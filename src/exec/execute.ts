@@ -44,7 +44,7 @@ export type ExecOutcome = Required<
   >
 > &
   Pick<Result, 'error_code' | 'error' | 'steps'> & {
-    status: Exclude<ResultStatus, 'running' | 'scheduled' | 'rejected'>;
+    status: Exclude<ResultStatus, 'running' | 'scheduled' | 'rebooting' | 'rejected'>;
   };
 
 export function childEnv(job: Pick<Job, 'env'>, searchPath: string): Record<string, string> {

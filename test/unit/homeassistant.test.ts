@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { parseDocument, type ScalarTag } from 'yaml';
 import { parseConfig } from '../../src/config/load.js';
 import { BUTTON_COMMAND_TEMPLATE, buildDiscovery } from '../../src/core/discovery.js';
+import { LAST_REBOOT_ATTRIBUTES } from '../../src/core/discovery-reboots.js';
 import { parseDelivery } from '../../src/core/request.js';
 import { VERSION } from '../../src/version.js';
 import { FROM_AGENT, TO_AGENT } from '../helpers/contract.js';
@@ -277,12 +278,13 @@ describe('request and result fields are fields of the contract', () => {
     }
   });
 
-  it('the dashboard shows only result fields as attributes of the last-result sensor', () => {
+  it('the dashboard shows only the attributes the last-result and last-reboot sensors have', () => {
     const rows = objects(file('dashboards/host_card.yaml').data).filter((o) => o.type === 'attribute');
     expect(rows.length).toBeGreaterThan(0);
+    const rebootKeys = [...LAST_REBOOT_ATTRIBUTES.matchAll(/'([a-z_]+)':/g)].map((m) => m[1]);
     for (const r of rows) {
-      expect(String(r.entity)).toMatch(/_last_result$/);
-      expect(RESULT_FIELDS).toContain(r.attribute);
+      expect(String(r.entity)).toMatch(/_last_(result|reboot)$/);
+      expect(String(r.entity).endsWith('_last_result') ? RESULT_FIELDS : rebootKeys).toContain(r.attribute);
     }
   });
 });
@@ -372,9 +374,26 @@ describe('blueprint', () => {
   });
 });
 
+describe('blueprint: reboot when required', () => {
+  const bp = () => file('blueprints/automation/homelab_cmd/reboot_when_required.yaml').data as Obj;
+
+  it('presses the Reboot button (a stamped press), never publishes a request itself', () => {
+    const acts = objects(bp().actions);
+    expect(acts.filter((o) => o.action === 'button.press')).toHaveLength(1);
+    expect(acts.some((o) => o.action === 'mqtt.publish')).toBe(false);
+  });
+
+  it('waits for Last reboot to go rebooting, then for succeeded or failed (rebooting is not final)', () => {
+    const waits = objects(bp().actions)
+      .filter((o) => Array.isArray(o.wait_for_trigger))
+      .flatMap((o) => o.wait_for_trigger as Obj[]);
+    expect(waits.map((w) => w.to)).toEqual(['rebooting', ['succeeded', 'failed']]);
+  });
+});
+
 describe('dashboard card', () => {
   const config = parseConfig(
-    'host: pihole-1\nactions:\n  restart_dns:\n    argv: [pihole, restartdns]\n    button: true\n    name: Restart DNS\n',
+    'host: pihole-1\nactions:\n  restart_dns:\n    argv: [pihole, restartdns]\n    button: true\n    name: Restart DNS\n  reboot:\n    argv: [systemctl, reboot]\n    reboot: true\nupdates:\n  enabled: true\n',
     '/nonexistent/agent.yaml',
     {},
   );
@@ -385,6 +404,7 @@ describe('dashboard card', () => {
       discoveryPrefix: config.discovery.prefix,
       version: VERSION,
       actions: config.actions,
+      updates: config.updates,
     }).map((m) => String(m.payload.default_entity_id)),
   );
   const card = () => file('dashboards/host_card.yaml').data;
@@ -408,6 +428,10 @@ describe('dashboard card', () => {
     'sensor.pihole_1_memory_use',
     'sensor.pihole_1_disk_use',
     'button.pihole_1_run_restart_dns',
+    'update.pihole_1_os_updates',
+    'binary_sensor.pihole_1_reboot_required',
+    'sensor.pihole_1_last_reboot',
+    'button.pihole_1_run_reboot',
   ])('shows %s', (id) => {
     expect(entityIds()).toContain(id);
   });
@@ -469,6 +493,11 @@ describe('waits accept only a final result whose id and host are the ones sent',
     ['rejected', { ...result, status: 'rejected' }, true],
     ['running (not final)', { ...result, status: 'running' }, false],
     ['scheduled (not final)', { ...result, status: 'scheduled' }, false],
+    [
+      'rebooting (not final: the host is down, the final follows the boot)',
+      { ...result, status: 'rebooting' },
+      false,
+    ],
     ['an unknown status', { ...result, status: 'done' }, false],
     ['another host', { ...result, host: 'pihole-2', status: 'succeeded' }, false],
     ['another id', { ...result, id: 'ha-other', status: 'succeeded' }, false],
