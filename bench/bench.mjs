@@ -405,6 +405,7 @@ async function main() {
         nodeArgs: prof('idle-agent'),
         bin: pkg.bin,
         distBin: BIN,
+        naiveBundled: pkg.naiveBundled,
       });
       results.footprint = { broker: broker.kind, start, idle: idleFig };
     } finally {

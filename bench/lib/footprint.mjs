@@ -74,7 +74,7 @@ export const V8_VARIANTS = [
 export async function idle(
   broker,
   dir,
-  { windowMs, settleMs = 2000, heartbeat, nodeArgs = [], bin = BIN, distBin = BIN },
+  { windowMs, settleMs = 2000, heartbeat, nodeArgs = [], bin = BIN, distBin = BIN, naiveBundled },
 ) {
   const driver = await Driver.connect(broker.url);
   const s = side('agent', 'homelab', 'fp-idle');
@@ -114,12 +114,17 @@ export async function idle(
     '--host-prefix',
     'fp-naive',
   ]);
+  // The same client bundled as the agent is: the floor for a bundled process holding one MQTT.js client.
+  const naiveB =
+    naiveBundled &&
+    startChild(process.execPath, [naiveBundled, '--url', broker.url, '--host-prefix', 'fp-naive-b']);
   const bare = startChild(process.execPath, ['-e', 'setInterval(() => {}, 1 << 30)']);
   try {
     await Promise.all([
       seen,
       ...Object.values(flagged).map((f) => f.seen),
       naive.waitLine((l) => l === 'ready', 20_000, 'the naive bridge'),
+      ...(naiveB ? [naiveB.waitLine((l) => l === 'ready', 20_000, 'the bundled naive bridge')] : []),
     ]);
     // Past start-up work (JIT, first GCs, the first heartbeat) before the window opens.
     await sleep(settleMs);
@@ -127,6 +132,7 @@ export async function idle(
       agent,
       ...Object.fromEntries(Object.entries(flagged).map(([k, f]) => [k, f.proc])),
       naive,
+      ...(naiveB && { naiveBundled: naiveB }),
       bare,
     };
     const cpu0 = Object.fromEntries(Object.entries(procs).map(([k, p]) => [k, cpuSecondsOf(p.pid)]));
@@ -154,6 +160,7 @@ export async function idle(
       agent.stop(),
       ...Object.values(flagged).map((f) => f.proc.stop()),
       naive.stop(),
+      ...(naiveB ? [naiveB.stop()] : []),
       bare.stop(),
     ]);
   }

@@ -38,6 +38,29 @@ function packagesUnder(nodeModules) {
 }
 
 /**
+ * The naive bridge bundled as the agent is (esbuild, minified, one file): the floor for the idle
+ * RSS of a process that holds one MQTT.js client, measured beside the bundled agent.
+ */
+export async function bundleNaiveBridge(dir) {
+  const { build } = await import('esbuild');
+  const outfile = path.join(dir, 'naive-bridge.bundled.mjs');
+  await build({
+    entryPoints: [path.join(REPO, 'bench', 'naive-bridge.mjs')],
+    outfile,
+    bundle: true,
+    format: 'esm',
+    platform: 'node',
+    target: 'node20',
+    minify: true,
+    banner: {
+      js: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);",
+    },
+    logLevel: 'warning',
+  });
+  return outfile;
+}
+
+/**
  * Packs and installs into `dir`. Returns the installed bin (a JS file, for `node [flags] bin`), the
  * package count and bytes of the install, and the tarball's bytes.
  */
@@ -56,6 +79,7 @@ export async function installPackage(dir) {
   });
   const root = path.join(prefix, 'lib', 'node_modules');
   return {
+    naiveBundled: await bundleNaiveBridge(dir),
     bin: path.join(root, 'homelab-cmd', 'bin', 'homelab-cmd.js'),
     root: path.join(root, 'homelab-cmd'),
     packages: packagesUnder(root),

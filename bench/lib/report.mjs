@@ -21,7 +21,8 @@ export function targets(results) {
       `${i.agent.rssMaxMb.toFixed(1)} MB`,
       '≤ 55 MB',
       i.agent.rssMaxMb <= 55,
-      `floors: bare MQTT.js client ${i.naive.rssMaxMb.toFixed(1)} MB, bare node ${i.bare.rssMaxMb.toFixed(1)} MB; ` +
+      `floors: bare MQTT.js client ${i.naive.rssMaxMb.toFixed(1)} MB` +
+        `${i.naiveBundled ? ` (bundled ${i.naiveBundled.rssMaxMb.toFixed(1)} MB)` : ''}, bare node ${i.bare.rssMaxMb.toFixed(1)} MB; ` +
         `${i.semi1 ? `with --max-semi-space-size=1 ${i.semi1.rssMaxMb.toFixed(1)} MB; ` : ''}` +
         `${i.dist ? `from dist/ ${i.dist.rssMaxMb.toFixed(1)} MB` : ''}`,
     );
@@ -287,6 +288,7 @@ export function render(results) {
           ['agent, node --lite-mode', fp.idle.lite],
           ["agent from the checkout's dist/", fp.idle.dist],
           ['bare MQTT.js client (naive bridge, 1 host)', fp.idle.naive],
+          ['the same, bundled as the agent is (esbuild)', fp.idle.naiveBundled],
           ['bare node (setInterval)', fp.idle.bare],
         ]
           .filter(([, p]) => p)
