@@ -7,7 +7,7 @@
  * carries it). Every other integration test runs dist/ (test/global-build.ts).
  */
 import { execFile, spawn } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -22,6 +22,8 @@ const pkg = JSON.parse(readFileSync(path.join(REPO, 'package.json'), 'utf8')) as
 // A line the patch adds to aedes (scripts/bundle.mjs refuses to bundle an unpatched aedes too).
 const AEDES_PATCH_MARKER = 'in-flight queue full: message dropped';
 
+/** The tarball and the install (about 6 MB): removed after the file. */
+let packDir: string;
 let prefix: string;
 let installed: string;
 let cli: string;
@@ -47,7 +49,7 @@ function spawnInstalled(args: string[], env: NodeJS.ProcessEnv) {
 }
 
 beforeAll(async () => {
-  const dir = tempDir('hc-packed-');
+  const dir = (packDir = tempDir('hc-packed-'));
   // What `npm pack` runs as prepack, run first so that pack itself skips `prepare`: that would rebuild
   // dist/ under the feet of the integration tests running it.
   await run(process.execPath, ['scripts/bundle.mjs'], { cwd: REPO });
@@ -68,6 +70,7 @@ beforeAll(async () => {
 
 afterAll(() => {
   for (const p of open) p.kill();
+  if (packDir) rmSync(packDir, { recursive: true, force: true });
 });
 
 describe('the packed package, installed with npm install -g', () => {
