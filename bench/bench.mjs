@@ -3,8 +3,11 @@
  * `npm run bench` — button-to-result latency, throughput, fleet fan-out,
  * footprint and per-request overhead of the agent, each side by side in the
  * same run with a naive bridge (bench/naive-bridge.mjs). Prints tables and
- * writes JSON (and the text) to bench/results/. Measures the compiled agent in
- * dist/ (the npm scripts build it first).
+ * writes JSON (and the text) to bench/results/. The agent under test is the one
+ * npm publishes: `npm pack` of this checkout installed with `npm install -g` into a
+ * temp prefix (bundle/, bench/lib/package.mjs); the footprint also runs the compiled
+ * dist/ beside it (the npm scripts build it first). Ends with every target of
+ * issue 22 (and issue 8's that remain) as a row: value, limit, met or missed.
  *
  *   npm run bench                 build, then the full run (≈ 4 min on 2 cores; everything but the cluster)
  *   npm run bench:cluster         build, then 1,000 agents across two brokers clustered over Redis (≈ 1 min)
@@ -14,6 +17,7 @@
  *   node bench/bench.mjs --profile             agent processes run with --cpu-prof (bench/results/profiles/)
  *   node bench/bench.mjs --strict              exit 1 when a target is missed, not only on errors
  *   node bench/bench.mjs --agent-flags=--max-semi-space-size=1   node flags for the agent under test (e2e)
+ *   node bench/bench.mjs --agent-from dist     e2e runs the checkout's dist/ instead of the installed package
  *   node bench/bench.mjs --wait-quiet          first wait (up to 10 min) until the machine is idle
  *   node bench/bench.mjs --keep                keep the temp dirs (agent logs, state, broker configs)
  *   node bench/bench.mjs --only fanout --fanout-count 1000   one fan-out size, embedded broker only
@@ -33,8 +37,10 @@ import { e2eOnBroker } from './lib/e2e.mjs';
 import { clusterFleet, REDIS_SERVER } from './lib/cluster.mjs';
 import { fanout, maxFleet, openFilesLimit } from './lib/fanout.mjs';
 import { idle, importCosts, startToOnline } from './lib/footprint.mjs';
+import { installPackage } from './lib/package.mjs';
 import {
   BENCH,
+  BIN,
   MOSQUITTO,
   REPO,
   cleanupAll,
@@ -57,6 +63,7 @@ const { values } = parseArgs({
     profile: { type: 'boolean', default: false },
     strict: { type: 'boolean', default: false },
     'agent-flags': { type: 'string', default: '' },
+    'agent-from': { type: 'string', default: 'package' },
     'fanout-count': { type: 'string' },
   },
 });
@@ -216,8 +223,19 @@ async function main() {
     busyBeforePct: Math.round(busy * 100),
     loadavgStart: os.loadavg().map((v) => Number(v.toFixed(2))),
   };
+  // The package as a user installs it; e2e and the footprint run its agent (bench/lib/package.mjs).
+  let pkg;
+  if (SECTIONS.has('e2e') || SECTIONS.has('footprint')) {
+    log('package: bundle, npm pack, npm install -g into a temp prefix …');
+    pkg = await installPackage(tempDir('hc-package-'));
+  }
+  if (!['package', 'dist'].includes(values['agent-from']))
+    throw new Error(`--agent-from ${values['agent-from']}: use package or dist`);
+  const e2eBin = values['agent-from'] === 'dist' || !pkg ? BIN : pkg.bin;
+  meta.agentUnderTest = e2eBin === BIN ? 'dist/ (this checkout)' : 'the packed package (bundle/)';
   const results = {
     meta,
+    package: pkg && { packages: pkg.packages, installedMb: pkg.installedMb, tarballMb: pkg.tarballMb },
     e2e: [],
     fanout: [],
     cluster: undefined,
@@ -300,6 +318,7 @@ async function main() {
             dir,
             warmup: M.warmup,
             agentArgs: [...AGENT_FLAGS, ...prof(`e2e-${kind}-agent`)],
+            agentBin: e2eBin,
             naiveArgs: prof(`e2e-${kind}-naive`),
             log,
           })),
@@ -374,20 +393,26 @@ async function main() {
       : await startEmbeddedBroker(dir);
     try {
       log(`footprint: start → online (${M.startReps}×) …`);
-      const start = await startToOnline(broker, dir, M.startReps, prof('start-agent'));
+      const start = await startToOnline(broker, dir, M.startReps, prof('start-agent'), {
+        package: pkg.bin,
+        dist: BIN,
+      });
       log(`footprint: idle for ${M.idleMs / 1000} s with a 10 s heartbeat …`);
       const idleFig = await idle(broker, dir, {
         windowMs: M.idleMs,
         settleMs: M.settleMs,
         heartbeat: '10s',
         nodeArgs: prof('idle-agent'),
+        bin: pkg.bin,
+        distBin: BIN,
+        naiveBundled: pkg.naiveBundled,
       });
       results.footprint = { broker: broker.kind, start, idle: idleFig };
     } finally {
       await broker.stop();
     }
     log('footprint: import costs …');
-    results.imports = await importCosts(QUICK ? 1 : 3);
+    results.imports = await importCosts(QUICK ? 1 : 3, pkg.root);
   }
 
   for (const r of results.e2e)

@@ -1,4 +1,7 @@
-/** The agent under test as its own process: `node bin/homelab-cmd.js agent --config <tmp yaml>`. */
+/**
+ * The agent under test as its own process: `node <bin> agent --config <tmp yaml>`, where bin is the
+ * checkout's bin/homelab-cmd.js (dist/) unless the bench passes the installed package's (bundle/).
+ */
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import process from 'node:process';
@@ -14,7 +17,7 @@ export const BENCH_ACTIONS = { noop: { argv: ['/bin/true'] }, sleep: { argv: ['s
  * discovery on, execution enabled with concurrency 16 and queue 1000.
  * nodeArgs go before the script (e.g. --cpu-prof).
  */
-export function startAgentProcess({ url, dir, host, heartbeat = '30s', nodeArgs = [] }) {
+export function startAgentProcess({ url, dir, host, heartbeat = '30s', nodeArgs = [], bin = BIN }) {
   const config = path.join(dir, `${host}.yaml`);
   writeFileSync(
     config,
@@ -27,7 +30,7 @@ export function startAgentProcess({ url, dir, host, heartbeat = '30s', nodeArgs 
       actions: BENCH_ACTIONS,
     }),
   );
-  return startChild(process.execPath, [...nodeArgs, BIN, 'agent', '--config', config], {
+  return startChild(process.execPath, [...nodeArgs, bin, 'agent', '--config', config], {
     logFile: path.join(dir, `${host}.log`),
   });
 }

@@ -22,12 +22,18 @@ export const NAIVE_HOST = 'bench-naive';
 export async function e2eOnBroker(
   broker,
   scenarios,
-  { dir, warmup = 30, agentArgs = [], naiveArgs = [], log },
+  { dir, warmup = 30, agentArgs = [], naiveArgs = [], agentBin, log },
 ) {
   const agentSide = side('agent', 'homelab', AGENT_HOST);
   const naiveSide = side('naive', 'naive', NAIVE_HOST);
   const driver = await Driver.connect(broker.url);
-  const agent = startAgentProcess({ url: broker.url, dir, host: AGENT_HOST, nodeArgs: agentArgs });
+  const agent = startAgentProcess({
+    url: broker.url,
+    dir,
+    host: AGENT_HOST,
+    nodeArgs: agentArgs,
+    ...(agentBin && { bin: agentBin }),
+  });
   const naive = startChild(
     process.execPath,
     [...naiveArgs, path.join(BENCH, 'naive-bridge.mjs'), '--url', broker.url, '--host-prefix', NAIVE_HOST],

@@ -13,7 +13,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
 import { startAgentProcess } from './agent-proc.mjs';
 import { Driver, side } from './driver.mjs';
-import { BENCH, REPO, cpuSecondsOf, memOf, startChild } from './proc.mjs';
+import { BENCH, BIN, REPO, cpuSecondsOf, memOf, startChild } from './proc.mjs';
 import { median } from './stats.mjs';
 
 /** ms from spawn to the first stdout line of `node -e` — Node being up, running user code. */
@@ -26,32 +26,39 @@ async function nodeUpMs() {
   return ms;
 }
 
-export async function startToOnline(broker, dir, reps, nodeArgs = []) {
+/**
+ * Spawn → retained `online`, `reps` times for each bin in turn (the package's bundle and the
+ * checkout's dist/ alternate, so drift on the machine hits both), beside bare Node's start.
+ * Returns the figures of the first bin, and each bin's under `byBin`.
+ */
+export async function startToOnline(broker, dir, reps, nodeArgs = [], bins = { dist: BIN }) {
   const driver = await Driver.connect(broker.url);
-  const online = [];
+  const online = Object.fromEntries(Object.keys(bins).map((k) => [k, []]));
   const nodeUp = [];
   try {
     for (let k = 0; k < reps; k++) {
       nodeUp.push(await nodeUpMs());
-      const host = `fp-start-${k}`;
-      const s = side('agent', 'homelab', host);
-      const seen = driver.waitFor(s.statusTopic(), (t) => t === 'online', 20_000);
-      await driver.subscribe(s.statusTopic());
-      const agent = startAgentProcess({ url: broker.url, dir, host, nodeArgs });
-      const at = await seen;
-      online.push(at - agent.startedAt);
-      await agent.stop();
+      for (const [name, bin] of Object.entries(bins)) {
+        const host = `fp-start-${name}-${k}`;
+        const s = side('agent', 'homelab', host);
+        const seen = driver.waitFor(s.statusTopic(), (t) => t === 'online', 20_000);
+        await driver.subscribe(s.statusTopic());
+        const agent = startAgentProcess({ url: broker.url, dir, host, nodeArgs, bin });
+        const at = await seen;
+        online[name].push(at - agent.startedAt);
+        await agent.stop();
+      }
     }
   } finally {
     await driver.end().catch(() => undefined);
   }
-  return {
-    onlineMs: median(online),
-    nodeUpMs: median(nodeUp),
-    afterNodeUpMs: median(online) - median(nodeUp),
-    allOnline: online,
-    allNodeUp: nodeUp,
-  };
+  const figures = (all) => ({
+    onlineMs: median(all),
+    afterNodeUpMs: median(all) - median(nodeUp),
+    allOnline: all,
+  });
+  const byBin = Object.fromEntries(Object.entries(online).map(([k, all]) => [k, figures(all)]));
+  return { ...Object.values(byBin)[0], nodeUpMs: median(nodeUp), allNodeUp: nodeUp, byBin };
 }
 
 export const V8_VARIANTS = [
@@ -59,15 +66,28 @@ export const V8_VARIANTS = [
   ['lite', ['--lite-mode']],
 ];
 
-export async function idle(broker, dir, { windowMs, settleMs = 2000, heartbeat, nodeArgs = [] }) {
+/**
+ * Idle RSS and CPU over one window: the agent from `bin` (the package's bundle), the same with V8
+ * flags, the same agent from the checkout's dist/ (when `distBin` differs), a bare MQTT.js client
+ * and bare Node, all at once.
+ */
+export async function idle(
+  broker,
+  dir,
+  { windowMs, settleMs = 2000, heartbeat, nodeArgs = [], bin = BIN, distBin = BIN, naiveBundled },
+) {
   const driver = await Driver.connect(broker.url);
   const s = side('agent', 'homelab', 'fp-idle');
   const seen = driver.waitFor(s.statusTopic(), (t) => t === 'online', 20_000);
   await driver.subscribe(s.statusTopic());
-  const agent = startAgentProcess({ url: broker.url, dir, host: 'fp-idle', heartbeat, nodeArgs });
+  const agent = startAgentProcess({ url: broker.url, dir, host: 'fp-idle', heartbeat, nodeArgs, bin });
   // The same agent with V8 flags that trade peak speed for memory (the issue asks to consider them).
+  const variants = [
+    ...V8_VARIANTS.map(([key, flags]) => [key, flags, bin]),
+    ...(distBin !== bin ? [['dist', [], distBin]] : []),
+  ];
   const flagged = Object.fromEntries(
-    V8_VARIANTS.map(([key, flags]) => {
+    variants.map(([key, flags, variantBin]) => {
       const vs = side('agent', 'homelab', `fp-idle-${key}`);
       return [
         key,
@@ -80,6 +100,7 @@ export async function idle(broker, dir, { windowMs, settleMs = 2000, heartbeat, 
             host: `fp-idle-${key}`,
             heartbeat,
             nodeArgs: [...nodeArgs, ...flags],
+            bin: variantBin,
           }),
         },
       ];
@@ -93,12 +114,17 @@ export async function idle(broker, dir, { windowMs, settleMs = 2000, heartbeat, 
     '--host-prefix',
     'fp-naive',
   ]);
+  // The same client bundled as the agent is: the floor for a bundled process holding one MQTT.js client.
+  const naiveB =
+    naiveBundled &&
+    startChild(process.execPath, [naiveBundled, '--url', broker.url, '--host-prefix', 'fp-naive-b']);
   const bare = startChild(process.execPath, ['-e', 'setInterval(() => {}, 1 << 30)']);
   try {
     await Promise.all([
       seen,
       ...Object.values(flagged).map((f) => f.seen),
       naive.waitLine((l) => l === 'ready', 20_000, 'the naive bridge'),
+      ...(naiveB ? [naiveB.waitLine((l) => l === 'ready', 20_000, 'the bundled naive bridge')] : []),
     ]);
     // Past start-up work (JIT, first GCs, the first heartbeat) before the window opens.
     await sleep(settleMs);
@@ -106,6 +132,7 @@ export async function idle(broker, dir, { windowMs, settleMs = 2000, heartbeat, 
       agent,
       ...Object.fromEntries(Object.entries(flagged).map(([k, f]) => [k, f.proc])),
       naive,
+      ...(naiveB && { naiveBundled: naiveB }),
       bare,
     };
     const cpu0 = Object.fromEntries(Object.entries(procs).map(([k, p]) => [k, cpuSecondsOf(p.pid)]));
@@ -133,13 +160,14 @@ export async function idle(broker, dir, { windowMs, settleMs = 2000, heartbeat, 
       agent.stop(),
       ...Object.values(flagged).map((f) => f.proc.stop()),
       naive.stop(),
+      ...(naiveB ? [naiveB.stop()] : []),
       bare.stop(),
     ]);
   }
 }
 
 /** What importing a module costs a fresh Node: ms and RSS after the import (bare Node first). */
-export async function importCosts(runs = 3) {
+export async function importCosts(runs = 3, packageRoot = undefined) {
   const dist = (...files) => files.map((f) => path.join(REPO, 'dist', f));
   // Each row imports its specifiers in order into a fresh node; rows whose files this build lacks are left out.
   const specs = [
@@ -159,12 +187,25 @@ export async function importCosts(runs = 3) {
   ].filter(([, files]) =>
     files.every((f) => (path.isAbsolute(f) ? existsSync(f) : existsSync(path.join(REPO, 'node_modules', f)))),
   );
+  // The installed package: its chunks have hashed names, so the verb loads them as it does in production
+  // (`agent --help` loads the agent verb and the Agent, then prints its usage).
+  if (packageRoot) {
+    const main = path.join(packageRoot, 'bundle', 'main.js');
+    specs.splice(
+      2,
+      0,
+      ['bundle/main.js + the agent verb (what the installed `homelab-cmd agent` loads)', [main], ['agent']],
+      ['bundle/main.js + the up verb (what the installed `homelab-cmd up` loads)', [main], ['up']],
+    );
+  }
   const rows = [];
-  for (const [name, files] of specs) {
+  for (const [name, files, verb] of specs) {
     const imports = files
       .map((f) => `await import(${JSON.stringify(path.isAbsolute(f) ? pathToFileURL(f).href : f)});`)
-      .join(' ');
-    const code = `const t = performance.now(); ${imports} const ms = performance.now() - t; process.stdout.write(JSON.stringify({ ms, rss: process.memoryUsage().rss }) + "\\n");`;
+      .join(' ')
+      .replace(/^await import/, verb ? 'const m = await import' : 'await import');
+    const help = verb ? ` await m.main([${JSON.stringify(verb[0])}, '--help']);` : '';
+    const code = `const t = performance.now(); ${imports}${help} const ms = performance.now() - t; process.stdout.write(JSON.stringify({ ms, rss: process.memoryUsage().rss }) + "\\n");`;
     const samples = [];
     for (let i = 0; i < runs; i++) {
       const out = await new Promise((resolve, reject) => {
@@ -177,7 +218,8 @@ export async function importCosts(runs = 3) {
         p.once('error', reject);
         p.once('exit', () => resolve(text));
       });
-      samples.push(JSON.parse(out));
+      // The last line: a verb's --help prints its usage first.
+      samples.push(JSON.parse(out.trim().split('\n').at(-1)));
     }
     rows.push({
       module: name,

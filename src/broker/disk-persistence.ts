@@ -9,11 +9,12 @@
  * is the last release on aedes-persistence 10, the callback-style interface this aedes calls
  * (9.2.0 moved to aedes-persistence 11, as aedes-persistence-redis@12 did, which crashes it).
  * classic-level ships its LevelDB binding prebuilt inside the npm package (linux x64, arm64, arm,
- * musl): installing it downloads and compiles nothing.
+ * musl): installing it downloads and compiles nothing. The published package carries those Linux
+ * bindings (scripts/bundle.mjs); where none fits, the import below fails and openError says so.
  */
 import { mkdirSync } from 'node:fs';
 import persistenceLevel from 'aedes-persistence-level';
-import { ClassicLevel } from 'classic-level';
+import type { ClassicLevel } from 'classic-level';
 import { ConnectionError } from '../errors.js';
 import type { Logger } from '../log.js';
 
@@ -27,6 +28,9 @@ export async function openDiskPersistence(dir: string, log: Logger): Promise<Dis
   let db: ClassicLevel<string, Buffer>;
   try {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
+    // Here, not at the top: loading the binding fails on a platform without one (a message, not a crash).
+    // Through `default` (CommonJS module.exports): a bundled dynamic import of CommonJS has no named exports.
+    const { ClassicLevel } = (await import('classic-level')).default;
     db = new ClassicLevel<string, Buffer>(dir);
     await db.open();
   } catch (err) {

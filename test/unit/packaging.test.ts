@@ -107,7 +107,8 @@ const words = (cmd: string): string[] => cmd.trim().split(/\s+/);
 const ciNpmCi = /^\s*npm ci\b(.*)$/m.exec(read('.ci/run'));
 const pkg = JSON.parse(read('package.json')) as {
   scripts: Record<string, string>;
-  dependencies: Record<string, string>;
+  dependencies?: Record<string, string>;
+  devDependencies: Record<string, string>;
   files: string[];
   bin: Record<string, string>;
 };
@@ -261,6 +262,12 @@ describe('docker/Dockerfile', () => {
     expect(words(ci[0]!)).toEqual(expect.arrayContaining(ciFlags));
     expect(cmds).toContain('npm run build');
     expect(cmds.indexOf('npm run build')).toBeGreaterThan(cmds.indexOf(ci[0]!));
+    // The bundle is built from the patched aedes (patches/): npm ci's postinstall, run by name here.
+    expect(cmds[cmds.indexOf(ci[0]!) + 1]).toBe('npx patch-package --error-on-fail');
+    expect(pkg.scripts.postinstall).toContain('patch-package --error-on-fail');
+    // Then the package npm publishes: `npm pack` runs prepack, which bundles.
+    expect(cmds.at(-1)).toBe('npm pack --pack-destination /pkg');
+    expect(pkg.scripts.prepack).toBe('node scripts/bundle.mjs');
     // CI's `npm ci` builds through `prepare` (skipped only when dist/ is newer than every input:
     // scripts/dist-fresh.mjs); the image builds explicitly. Same build either way.
     expect(pkg.scripts.prepare).toBe('node scripts/dist-fresh.mjs || npm run build');
@@ -275,16 +282,32 @@ describe('docker/Dockerfile', () => {
       const lock = JSON.parse(read('package-lock.json')) as {
         packages: Record<string, { hasInstallScript?: boolean }>;
       };
-      // classic-level (the broker's disk state) ships its binding prebuilt in the package; its install
-      // script only checks that a prebuild loads, which node-gyp-build does again at require time.
-      const prebuilt = ['node_modules/classic-level'];
-      for (const name of prebuilt) {
-        const manifest = JSON.parse(read(`${name}/package.json`)) as { scripts: { install?: string } };
-        expect(manifest.scripts.install).toBe('node-gyp-build');
-        expect(existsSync(path.join(REPO, name, 'prebuilds/linux-x64/classic-level.node'))).toBe(true);
+      // Dependencies whose install script is denied on purpose (npm 11 runs none that package.json's
+      // allowScripts does not allow), each with the script it would run and why it is not needed.
+      const denied: Record<string, { script: string; runs: string; has: string }> = {
+        // classic-level (the broker's disk state) ships its binding prebuilt in the package; its install
+        // script only checks that a prebuild loads, which node-gyp-build does again at require time.
+        'node_modules/classic-level': {
+          script: 'install',
+          runs: 'node-gyp-build',
+          has: 'prebuilds/linux-x64/classic-level.node',
+        },
+        // esbuild (the bundler, scripts/bundle.mjs): its postinstall only checks the binary that its
+        // platform package (@esbuild/linux-x64, an optional dependency) already holds.
+        'node_modules/esbuild': {
+          script: 'postinstall',
+          runs: 'node install.js',
+          has: '../@esbuild/linux-x64/bin/esbuild',
+        },
+      };
+      const prebuilt = Object.keys(denied);
+      for (const [name, d] of Object.entries(denied)) {
+        const manifest = JSON.parse(read(`${name}/package.json`)) as { scripts: Record<string, string> };
+        expect(manifest.scripts[d.script]).toBe(d.runs);
+        expect(existsSync(path.join(REPO, name, d.has))).toBe(true);
       }
       // npm 11 skips dependency install scripts unless package.json allows them: the ones above are
-      // denied on purpose (their prebuilds load without), so `npm ci` says nothing about them.
+      // denied on purpose (they work without), so `npm ci` says nothing about them.
       const allow = (JSON.parse(read('package.json')) as { allowScripts?: Record<string, boolean> })
         .allowScripts;
       expect(allow).toEqual(Object.fromEntries(prebuilt.map((n) => [n.replace('node_modules/', ''), false])));
@@ -295,17 +318,31 @@ describe('docker/Dockerfile', () => {
     }
   });
 
-  it('runtime stage: production dependencies only, no TypeScript build, the built dist/ plus bin/ and config/', () => {
+  it('runtime stage: the tarball `npm pack` made, installed with npm install -g; no build, no other install', () => {
     const cmds = runCommands('runtime');
-    const ci = cmds.filter((c) => /^npm ci\b/.test(c));
-    expect(ci).toHaveLength(1);
-    expect(words(ci[0]!)).toEqual(expect.arrayContaining(['--omit=dev', '--ignore-scripts']));
-    expect(cmds.some((c) => /npm run build|\btsc\b|npm (install|i)\b/.test(c))).toBe(false);
-    const copies = inStage('runtime', 'COPY').map((i) => i.args);
-    expect(copies).toContain('--from=build /src/dist ./dist');
-    expect(copies).toEqual(expect.arrayContaining(['bin ./bin', 'config ./config']));
-    // What the image ships is what npm publishes (package.json "files").
-    for (const dir of ['bin/', 'dist/', 'config/']) expect(pkg.files).toContain(dir);
+    expect(cmds.filter((c) => /\bnpm (ci|install|i)\b/.test(c))).toEqual([
+      'npm install -g --offline --no-audit --no-fund /tmp/pkg/homelab-cmd-*.tgz',
+    ]);
+    expect(cmds.some((c) => /npm run build|\btsc\b|\bnpm ci\b/.test(c))).toBe(false);
+    expect(inStage('runtime', 'COPY').map((i) => i.args)).toEqual(['--from=build /pkg /tmp/pkg']);
+    // The image runs from where that install puts the package (node:22-slim's npm prefix is /usr/local).
+    expect(inStage('runtime', 'WORKDIR').map((i) => i.args)).toEqual([
+      '/usr/local/lib/node_modules/homelab-cmd',
+    ]);
+    // What the image ships is what npm publishes (package.json "files"): the bundle, not dist/.
+    for (const dir of ['bin/', 'bundle/', 'config/']) expect(pkg.files).toContain(dir);
+    expect(pkg.files).not.toContain('dist/');
+    // The build stage copies every directory the package publishes.
+    const copied = inStage('build', 'COPY').map((i) => words(i.args)[0]);
+    for (const f of pkg.files.filter((f) => f !== 'bundle/')) expect(copied).toContain(f.replace(/\/$/, ''));
+  });
+
+  it('the package has no runtime dependencies: everything it runs is in bundle/ (docs/performance.md § The published package)', () => {
+    // A dependency added to "dependencies" would be installed beside the bundle and never used:
+    // add it to devDependencies, and scripts/bundle.mjs bundles it.
+    expect(pkg.dependencies ?? {}).toEqual({});
+    for (const dep of ['aedes', 'mqtt', 'zod', 'classic-level'])
+      expect(pkg.devDependencies).toHaveProperty(dep);
   });
 
   it('every COPY from the build context exists in the repository', () => {
@@ -342,13 +379,15 @@ describe('docker/Dockerfile', () => {
     expect(cmds.filter((c) => /\bchown\b/.test(c) && c.includes('homelab-cmd-run'))).toEqual([]);
   });
 
-  it('has a HEALTHCHECK whose script exists and imports only what the image holds', () => {
+  it('has a HEALTHCHECK whose script is bundled from docker/healthcheck.js, which imports only what the bundle can hold', () => {
     const hc = inStage('runtime', 'HEALTHCHECK');
     expect(hc).toHaveLength(1);
     const cmd = JSON.parse(hc[0]!.args.replace(/^.*?\bCMD\s+/, '')) as string[];
     expect(cmd[0]).toBe('node');
-    const script = cmd[1]!;
-    expect(inStage('runtime', 'COPY').map((i) => i.args)).toContain(`${script} ./${script}`);
+    // bundle/healthcheck.js, which scripts/bundle.mjs builds from docker/healthcheck.js.
+    expect(cmd[1]).toBe('bundle/healthcheck.js');
+    expect(read('scripts/bundle.mjs')).toContain("healthcheck: 'docker/healthcheck.js'");
+    const script = 'docker/healthcheck.js';
     expect(cmd[2], 'the same config as CMD').toBe(AGENT_TARGET);
     const text = read(script);
     for (const [, spec] of text.matchAll(/^import .* from '([^']+)';$/gm)) {
@@ -361,7 +400,7 @@ describe('docker/Dockerfile', () => {
           .replace(/\.js$/, '.ts');
         expect(existsSync(source), `${spec} is built from ${path.relative(REPO, source)}`).toBe(true);
       } else {
-        expect(Object.keys(pkg.dependencies), `${spec} must be a production dependency`).toContain(spec);
+        expect(Object.keys(pkg.devDependencies), `${spec} must be installed to be bundled`).toContain(spec);
       }
     }
     expect(text).toContain("import { loadConfig } from '../dist/config/load.js';");
