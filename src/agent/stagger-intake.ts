@@ -21,6 +21,16 @@ import type { Logger } from '../log.js';
 export interface PeerClaim {
   claim: Claim;
   seenAt: number;
+  /** Its place in the order this host received claims in (docs/stagger.md § The protocol, step 8). */
+  seq: number;
+}
+
+/** This host's own open claim, and when the broker sent it back: the point its tie-break is taken at. */
+export interface OwnClaim {
+  id: string;
+  at: string;
+  seq?: number;
+  echoed?: () => void;
 }
 
 /** What this host knows of one stagger group's records. */
@@ -35,6 +45,7 @@ export interface GroupView {
   /** Claims of hosts that are not (yet) members: they count once the membership arrives. */
   unverifiedClaims: Map<string, PeerClaim>;
   members: Set<string>;
+  own: OwnClaim | undefined;
 }
 
 export const emptyGroupView = (): GroupView => ({
@@ -44,6 +55,7 @@ export const emptyGroupView = (): GroupView => ({
   claims: new Map(),
   unverifiedClaims: new Map(),
   members: new Set(),
+  own: undefined,
 });
 
 /** Hosts tracked per group and per map: a flood of made-up host ids cannot grow memory without bound. */
@@ -56,6 +68,8 @@ export class FleetIntake {
   /** Since when each peer has not been online, as this host saw it (for stagger.max_hold). */
   private readonly downSince = new Map<string, number>();
   private readonly loggedAt = new Map<string, number>();
+  /** Claims received so far, this host's own echoes included: the order one broker delivers them in. */
+  private arrivals = 0;
 
   constructor(
     private readonly me: string,
@@ -179,10 +193,20 @@ export class FleetIntake {
     }
     if (!g.members.has(host)) {
       // Kept aside, as records are: a member's claim may arrive just before its membership does.
-      if (g.unverifiedClaims.size < MAX_HOSTS) g.unverifiedClaims.set(host, { claim, seenAt: Date.now() });
+      if (g.unverifiedClaims.size < MAX_HOSTS)
+        g.unverifiedClaims.set(host, { claim, seenAt: Date.now(), seq: ++this.arrivals });
       return this.ignore(name, 'claim', host, `${host} is not a member of group ${name}`);
     }
-    g.claims.set(host, { claim, seenAt: Date.now() });
+    g.claims.set(host, { claim, seenAt: Date.now(), seq: ++this.arrivals });
+  }
+
+  /** `…/claim/ME` coming back from the broker: every claim it took before this one has arrived by now. */
+  onOwnClaim(g: GroupView, text: string): void {
+    const claim = text === '' ? undefined : parseJson(claimSchema, text);
+    const own = g.own;
+    if (!claim || !own || own.seq !== undefined || claim.id !== own.id || claim.at !== own.at) return;
+    own.seq = ++this.arrivals;
+    own.echoed?.();
   }
 
   /** An ignored fleet record: never counted, saved or republished; logged once per topic and while. */

@@ -27,11 +27,26 @@ import {
 } from '../core/stagger.js';
 import { hostOfTopic, hostTopics } from '../core/topics.js';
 import type { Logger } from '../log.js';
-import { FleetIntake, emptyGroupView, type GroupView, type PeerClaim } from './stagger-intake.js';
+import {
+  FleetIntake,
+  emptyGroupView,
+  type GroupView,
+  type OwnClaim,
+  type PeerClaim,
+} from './stagger-intake.js';
 import type { Publisher } from './publisher.js';
 import { JsonStateFile } from './state-file.js';
 
 export type StaggerConfig = NonNullable<ActionConfig['stagger']>;
+
+/** How long a claim waits for the broker to send it back, at least (else ten settle windows). */
+const ECHO_WAIT_MIN_MS = 10_000;
+const echoWait = (s: StaggerConfig) => Math.max(10 * s.settle, ECHO_WAIT_MIN_MS);
+/**
+ * How long a claim counts without its retraction: as long as its host may take to decide (settle, then
+ * its echo), and a settle more. A claim of a host that died deciding lapses after it (docs/stagger.md).
+ */
+const claimLifetime = (s: StaggerConfig) => 2 * s.settle + echoWait(s);
 
 export interface StaggerItem {
   id: string;
@@ -141,6 +156,7 @@ export class StaggerCoordinator<T extends StaggerItem> {
     if (fleet.kind === 'last') this.intake.onRecord(fleet.group, g, fleet.host, text);
     else if (fleet.kind === 'member') this.intake.onMember(fleet.group, g, fleet.host, text);
     else if (fleet.host !== this.opts.host) this.intake.onClaim(fleet.group, g, fleet.host, text);
+    else this.intake.onOwnClaim(g, text);
     this.kick(fleet.group);
     return true;
   }
@@ -282,11 +298,17 @@ export class StaggerCoordinator<T extends StaggerItem> {
           `waiting for ${down.join(', ')} (member of group ${name}) to be online (stagger.require_peers_online)`,
         );
     }
-    const open = this.liveClaims(g, s.settle * 3);
+    const open = this.liveClaims(g, claimLifetime(s));
     if (open.length > 0) {
       // Someone else is deciding: let them finish (their record or retraction kicks us again).
       const first = open[0]!;
-      return this.wait(name, item, Math.max(now + s.settle, first.seenAt + s.settle * 3), undefined, false);
+      return this.wait(
+        name,
+        item,
+        Math.max(now + s.settle, first.seenAt + claimLifetime(s)),
+        undefined,
+        false,
+      );
     }
     void this.claim(name, g, item, note);
   }
@@ -308,13 +330,22 @@ export class StaggerCoordinator<T extends StaggerItem> {
     };
     const lastBefore = groupLast(g.records.values());
     const topic = claimTopic(this.opts.prefix, name, this.opts.host);
+    const own: OwnClaim = { id: mine.id, at: mine.at };
+    g.own = own;
     try {
       // Expiry: a claim of an agent that died mid-decision vanishes by itself.
       await this.mqtt.publish(topic, JSON.stringify(mine), {
         retain: true,
-        properties: { messageExpiryInterval: Math.ceil((s.settle * 3) / 1000) },
+        properties: { messageExpiryInterval: Math.ceil(claimLifetime(s) / 1000) },
       });
       await new Promise<void>((resolve) => this.after(s.settle, resolve));
+      // And until the broker sent our own claim back: every claim it took before ours has reached us,
+      // however slow the machine or the link (docs/stagger.md § The protocol, step 8).
+      if (own.seq === undefined)
+        await new Promise<void>((resolve) => {
+          own.echoed = resolve;
+          this.after(echoWait(s), resolve);
+        });
       if (this.stopped) return;
       if (!this.isConnected()) {
         this.log.warn(
@@ -331,8 +362,18 @@ export class StaggerCoordinator<T extends StaggerItem> {
         );
         return;
       }
-      const rivals = this.liveClaims(g, s.settle * 3).map((c) => c.claim);
-      const win = winner([mine, ...rivals]);
+      if (own.seq === undefined) {
+        this.log.warn(
+          { group: name, id: item.id },
+          "the broker did not send this host's claim back; not deciding now",
+        );
+        return;
+      }
+      // The first claim the broker took wins: every member receives them in that order, so each decides
+      // the same without trusting clocks or the settle window (docs/stagger.md § The protocol, step 8).
+      const ownSeq = own.seq;
+      const earlier = [...g.claims.values()].filter((c) => c.claim.host !== this.opts.host && c.seq < ownSeq);
+      const win = earlier.length > 0 ? winner(earlier.map((c) => c.claim)) : mine;
       if (win?.host !== this.opts.host) {
         this.log.info(
           { group: name, id: item.id, winner: win },
@@ -345,6 +386,7 @@ export class StaggerCoordinator<T extends StaggerItem> {
       this.log.warn({ err, group: name }, 'claiming a stagger group failed; will retry');
     } finally {
       g.deciding = false;
+      g.own = undefined;
       this.send(topic, '', true);
       if (g.pending[0] === item) this.wait(name, item, Date.now() + s.settle, undefined, false);
       else this.kick(name);

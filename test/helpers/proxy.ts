@@ -20,6 +20,8 @@ export class FaultProxy {
   port = 0;
   /** Connections accepted so far (reconnects show up here). */
   accepted = 0;
+  /** Client → broker bytes held back from the first chunk that holds `marker` on (a slow uplink). */
+  private hold: { marker: Buffer; queue: Buffer[]; to?: net.Socket; seen: () => void } | undefined;
 
   constructor(private readonly targetPort: number) {}
 
@@ -35,7 +37,15 @@ export class FaultProxy {
       this.pairs.add(pair);
       const forward = (from: net.Socket, to: net.Socket) =>
         from.on('data', (chunk: Buffer) => {
-          if (this.mode === 'pass' && !pair.dead) to.write(chunk);
+          if (this.mode !== 'pass' || pair.dead) return;
+          const h = from === client ? this.hold : undefined;
+          if (h && (h.to !== undefined || chunk.includes(h.marker))) {
+            if (h.to === undefined) h.seen();
+            h.to = to;
+            h.queue.push(chunk);
+            return;
+          }
+          to.write(chunk);
         });
       forward(client, upstream);
       forward(upstream, client);
@@ -57,6 +67,24 @@ export class FaultProxy {
 
   get open(): number {
     return this.pairs.size;
+  }
+
+  /**
+   * Holds what clients send from the first chunk containing `marker` on: `held` resolves when it came,
+   * `release()` sends it all on, in order. Messages of others overtake it at the broker.
+   */
+  holdUplink(marker: string): { held: Promise<void>; release: () => void } {
+    let seen: () => void = () => undefined;
+    const held = new Promise<void>((resolve) => (seen = resolve));
+    const h = { marker: Buffer.from(marker), queue: [] as Buffer[], seen } as NonNullable<typeof this.hold>;
+    this.hold = h;
+    return {
+      held,
+      release: () => {
+        this.hold = undefined;
+        for (const chunk of h.queue.splice(0)) h.to?.write(chunk);
+      },
+    };
   }
 
   /** The open connections go silent (half-open) while new ones follow `mode`. */

@@ -13,6 +13,7 @@ import { spawnCli, type AgentProcess } from '../helpers/agent.js';
 import { tempDir, testPath, writeConfig } from '../helpers/fixtures.js';
 import { TestClient } from '../helpers/mqtt.js';
 import { freePort } from '../helpers/net.js';
+import { FaultProxy } from '../helpers/proxy.js';
 import { until, withDeadline } from '../helpers/wait.js';
 
 const FINAL = ['succeeded', 'failed', 'timed_out', 'rejected', 'interrupted'];
@@ -127,6 +128,8 @@ interface AgentSpec {
   groups: string[];
   stagger?: Record<string, unknown>;
   stateDir?: string;
+  /** The broker URL, when not the test's broker itself (a proxy in front of it). */
+  url?: string;
 }
 
 function startFleetAgent(
@@ -150,7 +153,7 @@ function startFleetAgent(
     {
       host: spec.host,
       state_dir: stateDir,
-      mqtt: { url: `mqtt://127.0.0.1:${port}`, keepalive: '2s' },
+      mqtt: { url: spec.url ?? `mqtt://127.0.0.1:${port}`, keepalive: '2s' },
       heartbeat: { interval: '1h' },
       execution: { enabled: true, path: testPath(bin) },
       actions,
@@ -251,43 +254,57 @@ describe('stagger across hosts', () => {
 });
 
 describe('the claim protocol, step by step (a peer played by the test)', () => {
-  it('a rival claim that wins the tie-break during the settle window stops the run; the agent claims again once it is retracted', async () => {
+  it('the claim the broker took first wins, whatever the clocks say: a rival that overtook our claim on a slow link stops the run; the agent claims again once it is retracted', async () => {
     const dir = tempDir();
     const bin = fakePihole(dir);
-    startFleetAgent(dir, bin, { host: 'tie-b', groups: ['tie'], stagger: { settle: '1s' } });
-    await online('tie-b');
-    const done = final('tie-b', 'tie-1');
-    const claimed = ctl.next(
-      (m) => m.topic === 'homelab/_fleet/stagger/tie/claim/tie-b' && m.text !== '',
-      10_000,
-      "B's claim",
-    );
-    await send('tie-b', 'restart_dns_tie', 'tie-1');
-    const mine = JSON.parse((await claimed).text) as { at: string };
-    // A peer "tie-a" (a member: only members' claims count) claimed at the same instant: equal times,
-    // and "tie-a" < "tie-b" wins the tie-break.
-    await ctl.pub('homelab/_fleet/stagger/tie/member/tie-a', JSON.stringify({ host: 'tie-a' }), {
-      retain: true,
-    });
-    await ctl.pub(
-      'homelab/_fleet/stagger/tie/claim/tie-a',
-      JSON.stringify({ host: 'tie-a', action: 'restart_dns_tie', id: 'rival-1', at: mine.at }),
-      { retain: true },
-    );
-    const retracted = ctl.next(
-      (m) => m.topic === 'homelab/_fleet/stagger/tie/claim/tie-b' && m.text === '',
-      10_000,
-      'B to retract its claim',
-    );
-    await retracted;
-    // Had B won, its group record would have been published before the retraction.
-    expect(ctl.on('homelab/_fleet/stagger/tie/last/tie-b').filter((m) => m.text !== '')).toEqual([]);
-    expect(starts(dir)).toEqual([]);
-    // The rival gives up without running: B may go.
-    const retractAt = Date.now();
-    await ctl.pub('homelab/_fleet/stagger/tie/claim/tie-a', '', { retain: true });
-    expect((await done).status).toBe('succeeded');
-    expect(runs(dir)[0]!.start).toBeGreaterThanOrEqual(retractAt);
+    // tie-b's uplink is held from its claim on, so a rival published later reaches the broker first.
+    const proxy = new FaultProxy(port);
+    await proxy.start();
+    try {
+      startFleetAgent(dir, bin, {
+        host: 'tie-b',
+        groups: ['tie'],
+        stagger: { settle: '1s' },
+        url: proxy.url,
+      });
+      await online('tie-b');
+      const done = final('tie-b', 'tie-1');
+      const link = proxy.holdUplink('stagger/tie/claim/tie-b');
+      await send('tie-b', 'restart_dns_tie', 'tie-1');
+      await withDeadline(link.held, 10_000, "tie-b's claim to leave it");
+      // A member "tie-a" claims now, with a clock later than tie-b's claim: by the claims' times tie-b
+      // would win, but the broker took tie-a's first, and so does every member (docs/stagger.md step 8).
+      await ctl.pub('homelab/_fleet/stagger/tie/member/tie-a', JSON.stringify({ host: 'tie-a' }), {
+        retain: true,
+      });
+      await ctl.pub(
+        'homelab/_fleet/stagger/tie/claim/tie-a',
+        JSON.stringify({
+          host: 'tie-a',
+          action: 'restart_dns_tie',
+          id: 'rival-1',
+          at: new Date(Date.now() + 500).toISOString(),
+        }),
+        { retain: true },
+      );
+      const retracted = ctl.next(
+        (m) => m.topic === 'homelab/_fleet/stagger/tie/claim/tie-b' && m.text === '',
+        20_000,
+        'B to retract its claim',
+      );
+      link.release();
+      await retracted;
+      // Had B won, its group record would have been published before the retraction.
+      expect(ctl.on('homelab/_fleet/stagger/tie/last/tie-b').filter((m) => m.text !== '')).toEqual([]);
+      expect(starts(dir)).toEqual([]);
+      // The rival gives up without running: B may go.
+      const retractAt = Date.now();
+      await ctl.pub('homelab/_fleet/stagger/tie/claim/tie-a', '', { retain: true });
+      expect((await done).status).toBe('succeeded');
+      expect(runs(dir)[0]!.start).toBeGreaterThanOrEqual(retractAt);
+    } finally {
+      await proxy.stop();
+    }
   });
 
   it('a run of the group that starts during the settle window (re-read) reschedules the claim after it', async () => {
