@@ -145,6 +145,46 @@ export class Acceptance {
     return { ok: true };
   }
 
+  /**
+   * Admission for a request that runs nothing itself (a cancel: cancel.ts), as if it ran `action`:
+   * signed wherever that action's own request would have to be, fresh, and a signed id used once.
+   */
+  admitFor(
+    req: Request,
+    action: string,
+    privileged: boolean,
+    replyTo: ReplyTo | undefined,
+    now: number,
+  ): Rejection | undefined {
+    const signed = req.sig !== undefined;
+    const refused = admit({
+      request: req,
+      host: this.config.host,
+      action,
+      privileged,
+      key: this.config.signingKey,
+      policy: this.config.security,
+      now,
+      replyTo,
+      used: signed && this.signedIds.has(req.id, now),
+      full: signed && this.signedIds.full(now),
+    });
+    if (refused) return refused;
+    const late = staleness(req, now, this.config.actions[action]?.max_age ?? this.config.execution.max_age);
+    if (late) return late;
+    if (!signed || req.ts === undefined) return undefined;
+    try {
+      // Written now; a crash before its fsync could at worst let the same cancel be replayed, and
+      // cancelling twice finds its target already ended.
+      this.signedIds
+        .remember(req.id, req.ts, now)
+        .catch((err: unknown) => this.log.warn({ err, id: req.id }, 'could not sync a signed id'));
+    } catch (err) {
+      return this.journalRefusal(req.id, err);
+    }
+    return undefined;
+  }
+
   /** The records that make an accepted request durable; resolves once they are on disk. Throws when they cannot be written. */
   private journalAccepted(
     q: Queued,

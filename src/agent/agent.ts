@@ -134,7 +134,7 @@ export class Agent {
     pipeline.restarting(unfinished);
     const probes = new Probes(config, sink, log.child({ module: 'probes' }), () => session.connected);
     const updates = new Updates(config, sink, log.child({ module: 'updates' }), () => session.connected);
-    if (updates.enabled) pipeline.observer = updates;
+    if (updates.enabled) pipeline.observe(updates);
 
     const guard = new StatusGuard(
       this.topics.status,

@@ -10,6 +10,7 @@ import type { HostTopics } from '../core/topics.js';
 import type { Isolation } from '../exec/wrap.js';
 import type { Logger } from '../log.js';
 import { Acceptance } from './accept.js';
+import { Cancels } from './cancel.js';
 import { originOf, readDelivery, refusedRef, type Origin } from './intake.js';
 import type { Journal } from './journal.js';
 import { Outcomes } from './outcomes.js';
@@ -31,6 +32,7 @@ export class Pipeline implements AgentPart {
   private readonly staggered: StaggeredRuns;
   private readonly acceptance: Acceptance;
   private readonly restarts: Restarts;
+  private readonly cancels: Cancels;
 
   constructor(
     private readonly config: Config,
@@ -58,6 +60,15 @@ export class Pipeline implements AgentPart {
       this.staggered.afterRun(q, stagger, result, signal),
     );
     this.acceptance = new Acceptance(config, journal, this.outcomes, this.runs, this.staggered, log);
+    this.cancels = new Cancels(
+      config,
+      journal,
+      this.outcomes,
+      this.runs,
+      this.staggered,
+      this.acceptance,
+      log,
+    );
     this.restarts = new Restarts(config, topics, journal, this.outcomes, (...resumed) =>
       this.acceptance.accept(...resumed),
     );
@@ -69,9 +80,9 @@ export class Pipeline implements AgentPart {
     this.staggered.start();
   }
 
-  /** Told when a command of an action starts, prints and ends (the update entity: agent/updates.ts). */
-  set observer(o: JobObserver | undefined) {
-    this.runs.observer = o;
+  /** Told when a command of an action starts, prints and ends (the update entity, the Running sensor). */
+  observe(o: JobObserver): void {
+    this.runs.observers.push(o);
   }
 
   get runningCount(): number {
@@ -123,7 +134,10 @@ export class Pipeline implements AgentPart {
     if (delivery.kind === 'stopping')
       return this.outcomes.notRun(delivery.ref, delivery.error, replyTo, origin);
     const { request, ref } = delivery;
-    const accepted = this.acceptance.accept(request, ref, replyTo, now, origin);
+    const accepted =
+      request.cancel === undefined
+        ? this.acceptance.accept(request, ref, replyTo, now, origin)
+        : this.cancels.accept(request, ref, replyTo, now, origin);
     if ('code' in accepted) return this.outcomes.reject(ref, accepted, replyTo, origin);
   }
 
