@@ -17,6 +17,7 @@ import { Probes } from './probes.js';
 import { Updates } from './updates.js';
 import { Journal } from './journal.js';
 import { Pipeline } from './pipeline.js';
+import { RunningSensor } from './running.js';
 import type { Publisher } from './publisher.js';
 import type { AgentPart } from './part.js';
 import { isolationAtStart } from './private-files.js';
@@ -135,6 +136,13 @@ export class Agent {
     const probes = new Probes(config, sink, log.child({ module: 'probes' }), () => session.connected);
     const updates = new Updates(config, sink, log.child({ module: 'updates' }), () => session.connected);
     if (updates.enabled) pipeline.observe(updates);
+    const running = new RunningSensor(
+      config,
+      sink,
+      log.child({ module: 'running' }),
+      () => session.connected,
+    );
+    pipeline.observe(running);
 
     const guard = new StatusGuard(
       this.topics.status,
@@ -186,8 +194,30 @@ export class Agent {
       },
       stop: () => undefined,
     };
-    this.parts = [pipeline, guard, groups, discovery, paramStore, probes, updates, restarts, heartbeats];
-    this.stopOrder = [guard, heartbeats, discovery, probes, updates, pipeline, paramStore, restarts, groups];
+    this.parts = [
+      pipeline,
+      guard,
+      groups,
+      discovery,
+      paramStore,
+      probes,
+      updates,
+      running,
+      restarts,
+      heartbeats,
+    ];
+    this.stopOrder = [
+      guard,
+      heartbeats,
+      discovery,
+      probes,
+      updates,
+      running,
+      pipeline,
+      paramStore,
+      restarts,
+      groups,
+    ];
 
     // One guard around every handler: no single message reaches the process (src/agent/dispatch.ts).
     const routes = agentRoutes({

@@ -10,6 +10,7 @@ import { probeEntities } from './discovery-probes.js';
 import type { ProbeConfig } from '../config/probes.js';
 import type { UpdatesConfig } from '../config/updates.js';
 import { updateEntities } from './discovery-updates.js';
+import { runningEntities } from './discovery-running.js';
 
 export interface DiscoveryInput {
   host: string;
@@ -220,6 +221,9 @@ export function buildDiscovery(input: DiscoveryInput): DiscoveryMessage[] {
   }
   if (input.updates)
     for (const e of updateEntities(input.updates, t)) add(e.component, e.object, e.name, e.body);
+  // The Running sensor and the Cancel button (discovery-running.ts).
+  for (const e of runningEntities(t, Object.keys(input.actions).length > 0))
+    add(e.component, e.object, e.name, e.body, { available: !e.ownAvailability });
   return out;
 }
 

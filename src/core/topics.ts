@@ -25,6 +25,8 @@ export interface HostTopics {
   probe: (name: string) => string;
   /** `P/H/updates`: pending OS package updates, retained (docs/updates.md). */
   updates: string;
+  /** `P/H/running`: what runs now, retained — the Running sensor (docs/mqtt-api.md § Running). */
+  running: string;
   /** `P/H/reboot_required`: whether the host asks for a reboot, retained (docs/updates.md). */
   rebootRequired: string;
   /** `P/H/param/ACTION/PARAM`: a param's current value (docs/mqtt-api.md § Params in Home Assistant). */
@@ -52,6 +54,7 @@ export function hostTopics(prefix: string, host: string): HostTopics {
     replyBase: `${base}/reply/`,
     probe: (name) => `${base}/probe/${name}`,
     updates: `${base}/updates`,
+    running: `${base}/running`,
     rebootRequired: `${base}/reboot_required`,
     param: (action, param) => `${base}/param/${action}/${param}`,
     paramSetFilter: `${base}/param/+/+/set`,
@@ -140,6 +143,7 @@ export function agentPublishFilters(prefix: string, discoveryPrefix: string, hos
     t.output('+'),
     t.param('+', '+'),
     t.probe('+'),
+    t.running,
     // MQTT 5 replies, only under its own P/H/reply/ (docs/security.md § Answers that cannot be faked).
     `${t.replyBase}#`,
     // Fleet coordination: only the fleet topics ending in its own host id (docs/stagger.md § Topics).
