@@ -8,6 +8,7 @@ import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sign } from '../../src/core/signing.js';
+import { runCli } from '../helpers/agent.js';
 import { calls, fakeBin, isDead, tempDir } from '../helpers/fixtures.js';
 import { Harness } from '../helpers/harness.js';
 import { until } from '../helpers/wait.js';
@@ -210,5 +211,23 @@ describe('signatures (security.require_signature: privileged)', () => {
     );
     await h.ctl.pub('homelab/cx-signed/cmd', JSON.stringify({ ...good, sig: goodSig }));
     expect(JSON.parse((await replay).text)).toMatchObject({ status: 'rejected', error_code: 'replayed' });
+  });
+
+  it('homelab-cmd cancel --key-file signs over the action it stops (read from the retained result)', async () => {
+    const t = tag();
+    const target = h.finalFor('cx-signed', `run-${t}`, 30_000);
+    const ts = Date.now();
+    const req = { id: `run-${t}`, params: { tag: t }, ts, ttl: 60 };
+    const sig = sign(KEY, { host: 'cx-signed', action: 'priv', id: req.id, ts, params: req.params, ttl: 60 });
+    await h.ctl.pub('homelab/cx-signed/cmd/priv', JSON.stringify({ ...req, sig }));
+    await started(t);
+    const unsigned = await runCli(['cancel', 'cx-signed', `run-${t}`, '--url', h.url]);
+    expect(unsigned.code).toBe(1);
+    expect(unsigned.stderr).toMatch(/nothing cancelled — action "priv" needs a signed request/);
+    const r = await runCli(['cancel', 'cx-signed', `run-${t}`, '--key-file', keyFile, '--url', h.url]);
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ id: `run-${t}`, status: 'cancelled' });
+    expect((await target).status).toBe('cancelled');
+    await until(() => pidsOf(t).every(isDead), 10_000, 'the signed-away run to be gone');
   });
 });
