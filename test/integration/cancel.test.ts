@@ -49,6 +49,17 @@ beforeAll(async () => {
     { binDir, execution: { concurrency: 1 } },
   );
   await h.agent('cx-other', { long }, { binDir });
+  // A stagger group with a health check: its runs hold the group until the check passes.
+  await h.agent(
+    'cx-stag',
+    {
+      st: {
+        ...long,
+        stagger: { group: 'cxg', interval: '1h', settle: '200ms', health: { argv: ['true'], retries: 1 } },
+      },
+    },
+    { binDir },
+  );
   await h.agent(
     'cx-signed',
     { priv: { ...long, sudo: true }, plain: long },
@@ -134,6 +145,34 @@ describe('a deployment', () => {
     expect((await answer).status).toBe('succeeded');
     expect((await second).status).toBe('succeeded');
     await until(() => pidsOf(t).every(isDead), 10_000, 'the deployment step to be gone');
+  });
+});
+
+describe('a staggered action', () => {
+  it('a scheduled run is withdrawn from its group; a cancelled run holds the group like a failed one', async () => {
+    await h.ctl.sub('homelab/_fleet/stagger/cxg/last/cx-stag');
+    const [a, b] = [tag(), tag()];
+    const first = h.finalFor('cx-stag', `run-${a}`, 30_000);
+    await h.ctl.pub('homelab/cx-stag/cmd/st', JSON.stringify({ id: `run-${a}`, params: { tag: a } }));
+    await started(a);
+    // The group ran a moment ago: the next run waits for the interval (an hour).
+    const scheduled = h.ctl.wait(
+      (m) => m.topic === `homelab/cx-stag/result/run-${b}` && m.text.includes('"scheduled"'),
+      10_000,
+      'the second run scheduled',
+    );
+    const second = h.finalFor('cx-stag', `run-${b}`, 30_000);
+    await h.ctl.pub('homelab/cx-stag/cmd/st', JSON.stringify({ id: `run-${b}`, params: { tag: b } }));
+    await scheduled;
+    expect((await h.request('cx-stag', { cancel: `run-${b}` })).status).toBe('succeeded');
+    expect(await second).toMatchObject({ status: 'cancelled', error_code: 'cancelled' });
+    expect(existsSync(path.join(dir, `pids.${b}`))).toBe(false);
+
+    expect((await h.request('cx-stag', { cancel: `run-${a}` })).status).toBe('succeeded');
+    expect((await first).status).toBe('cancelled');
+    // Its record stays unreleased: no other member runs until a run on this host passes its check.
+    const record = h.ctl.messages.filter((m) => m.topic === 'homelab/_fleet/stagger/cxg/last/cx-stag').at(-1);
+    expect(JSON.parse(record!.text)).toMatchObject({ id: `run-${a}`, released: false });
   });
 });
 
