@@ -23,8 +23,8 @@ import { staleness } from '../core/freshness.js';
 
 export class Acceptance {
   private open = true;
-  /** Accepted requests waiting for their journal record's fsync (Journal.recordDurable). */
-  private readonly syncing = new Set<Promise<void>>();
+  /** Accepted requests waiting for their journal record's fsync (Journal.recordDurable), by id. */
+  private readonly syncing = new Map<string, Promise<void>>();
   /** Signed ids accepted within their window (docs/security.md § Signed requests). */
   private readonly signedIds: SignedIds;
 
@@ -51,7 +51,12 @@ export class Acceptance {
   /** Stop accepting; resolves once the accepted ones whose records were being synced are answered. */
   async close(): Promise<void> {
     this.open = false;
-    await Promise.allSettled([...this.syncing]);
+    await Promise.allSettled([...this.syncing.values()]);
+  }
+
+  /** Settles once accepted request `id`, whose record is being synced, is queued (or refused). */
+  syncingOf(id: string): Promise<void> | undefined {
+    return this.syncing.get(id);
   }
 
   /** Resolve, admit, check, journal, and queue (or hand to the stagger); a Rejection when it cannot be accepted. */
@@ -140,8 +145,8 @@ export class Acceptance {
         this.outcomes.reject(ref, this.journalRefusal(ref.id, err), replyTo, origin);
       },
     );
-    this.syncing.add(synced);
-    void synced.finally(() => this.syncing.delete(synced));
+    this.syncing.set(ref.id, synced);
+    void synced.finally(() => this.syncing.delete(ref.id));
     return { ok: true };
   }
 

@@ -94,6 +94,10 @@ describe('a running command', () => {
     const late = await h.request('cx', { cancel: `run-${t}` });
     expect(late).toMatchObject({ status: 'rejected', error_code: 'not_found' });
     expect(late.error).toMatch(/already ended cancelled/);
+    // And a cancel that has ended is final too: there is nothing left to cancel of it.
+    const ofCancel = await h.request('cx', { cancel: `cancel-${t}` });
+    expect(ofCancel).toMatchObject({ status: 'rejected', error_code: 'not_found' });
+    expect(ofCancel.error).toMatch(/already ended succeeded/);
   });
 
   it('@oldest cancels the one that started first; with nothing running it is not_found', async () => {
