@@ -20,8 +20,9 @@ export function cancelRequested(signal: AbortSignal | undefined): boolean {
 export class RunControl {
   private readonly stopping = new AbortController();
   private readonly cancelling = new AbortController();
-  /** What the command runs under: aborted by either. */
-  readonly signal = AbortSignal.any([this.stopping.signal, this.cancelling.signal]);
+  /** What the command runs under: aborted by either, with the first one's reason (AbortSignal.any needs Node 20.3). */
+  private readonly either = new AbortController();
+  readonly signal = this.either.signal;
   readonly startedAt = Date.now();
   private final: Result | undefined;
   private readonly waiters: ((r: Result) => void)[] = [];
@@ -45,12 +46,17 @@ export class RunControl {
   }
 
   stop(): void {
-    this.stopping.abort(new Error('the agent is stopping'));
+    const reason = new Error('the agent is stopping');
+    this.stopping.abort(reason);
+    if (!this.either.signal.aborted) this.either.abort(reason);
   }
 
   /** Kills the command (its process group) through the signal; a second cancel changes nothing. */
   cancel(by: string): void {
-    if (!this.cancelling.signal.aborted) this.cancelling.abort(new CancelReason(by));
+    if (this.cancelling.signal.aborted) return;
+    const reason = new CancelReason(by);
+    this.cancelling.abort(reason);
+    if (!this.either.signal.aborted) this.either.abort(reason);
   }
 
   /** Resolves with the run's final result, once it is published. */
