@@ -1,3 +1,4 @@
+import { runningStateSchema } from '../../src/core/running.js';
 import { describe, it, expect } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync, existsSync } from 'node:fs';
@@ -277,12 +278,14 @@ describe('request and result fields are fields of the contract', () => {
     }
   });
 
-  it('the dashboard shows only result fields as attributes of the last-result sensor', () => {
+  it('the dashboard shows only result fields as attributes of the last-result sensor, and running-state fields of the Running sensor', () => {
     const rows = objects(file('dashboards/host_card.yaml').data).filter((o) => o.type === 'attribute');
     expect(rows.length).toBeGreaterThan(0);
+    const runningFields = Object.keys(runningStateSchema.shape);
     for (const r of rows) {
-      expect(String(r.entity)).toMatch(/_last_result$/);
-      expect(RESULT_FIELDS).toContain(r.attribute);
+      expect(String(r.entity)).toMatch(/_(last_result|current_run)$/);
+      if (String(r.entity).endsWith('_current_run')) expect(runningFields).toContain(r.attribute);
+      else expect(RESULT_FIELDS).toContain(r.attribute);
     }
   });
 });
@@ -408,6 +411,8 @@ describe('dashboard card', () => {
     'sensor.pihole_1_memory_use',
     'sensor.pihole_1_disk_use',
     'button.pihole_1_run_restart_dns',
+    'sensor.pihole_1_current_run',
+    'button.pihole_1_cancel',
   ])('shows %s', (id) => {
     expect(entityIds()).toContain(id);
   });
