@@ -1,4 +1,3 @@
-import { runningStateSchema } from '../../src/core/running.js';
 import { describe, it, expect } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync, existsSync } from 'node:fs';
@@ -8,6 +7,7 @@ import { parseDocument, type ScalarTag } from 'yaml';
 import { parseConfig } from '../../src/config/load.js';
 import { BUTTON_COMMAND_TEMPLATE, buildDiscovery } from '../../src/core/discovery.js';
 import { parseDelivery } from '../../src/core/request.js';
+import { runningStateSchema } from '../../src/core/running.js';
 import { VERSION } from '../../src/version.js';
 import { FROM_AGENT, TO_AGENT } from '../helpers/contract.js';
 
