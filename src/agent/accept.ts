@@ -23,8 +23,8 @@ import { staleness } from '../core/freshness.js';
 
 export class Acceptance {
   private open = true;
-  /** Accepted requests waiting for their journal record's fsync (Journal.recordDurable). */
-  private readonly syncing = new Set<Promise<void>>();
+  /** Accepted requests waiting for their journal record's fsync (Journal.recordDurable), by id. */
+  private readonly syncing = new Map<string, Promise<void>>();
   /** Signed ids accepted within their window (docs/security.md § Signed requests). */
   private readonly signedIds: SignedIds;
 
@@ -51,7 +51,12 @@ export class Acceptance {
   /** Stop accepting; resolves once the accepted ones whose records were being synced are answered. */
   async close(): Promise<void> {
     this.open = false;
-    await Promise.allSettled([...this.syncing]);
+    await Promise.allSettled([...this.syncing.values()]);
+  }
+
+  /** Settles once accepted request `id`, whose record is being synced, is queued (or refused). */
+  syncingOf(id: string): Promise<void> | undefined {
+    return this.syncing.get(id);
   }
 
   /** Resolve, admit, check, journal, and queue (or hand to the stagger); a Rejection when it cannot be accepted. */
@@ -140,9 +145,49 @@ export class Acceptance {
         this.outcomes.reject(ref, this.journalRefusal(ref.id, err), replyTo, origin);
       },
     );
-    this.syncing.add(synced);
-    void synced.finally(() => this.syncing.delete(synced));
+    this.syncing.set(ref.id, synced);
+    void synced.finally(() => this.syncing.delete(ref.id));
     return { ok: true };
+  }
+
+  /**
+   * Admission for a request that runs nothing itself (a cancel: cancel.ts), as if it ran `action`:
+   * signed wherever that action's own request would have to be, fresh, and a signed id used once.
+   */
+  admitFor(
+    req: Request,
+    action: string,
+    privileged: boolean,
+    replyTo: ReplyTo | undefined,
+    now: number,
+  ): Rejection | undefined {
+    const signed = req.sig !== undefined;
+    const refused = admit({
+      request: req,
+      host: this.config.host,
+      action,
+      privileged,
+      key: this.config.signingKey,
+      policy: this.config.security,
+      now,
+      replyTo,
+      used: signed && this.signedIds.has(req.id, now),
+      full: signed && this.signedIds.full(now),
+    });
+    if (refused) return refused;
+    const late = staleness(req, now, this.config.actions[action]?.max_age ?? this.config.execution.max_age);
+    if (late) return late;
+    if (!signed || req.ts === undefined) return undefined;
+    try {
+      // Written now; a crash before its fsync could at worst let the same cancel be replayed, and
+      // cancelling twice finds its target already ended.
+      this.signedIds
+        .remember(req.id, req.ts, now)
+        .catch((err: unknown) => this.log.warn({ err, id: req.id }, 'could not sync a signed id'));
+    } catch (err) {
+      return this.journalRefusal(req.id, err);
+    }
+    return undefined;
   }
 
   /** The records that make an accepted request durable; resolves once they are on disk. Throws when they cannot be written. */

@@ -18,6 +18,7 @@ import { Switches } from './switches.js';
 import { Updates } from './updates.js';
 import { Journal } from './journal.js';
 import { Pipeline } from './pipeline.js';
+import { RunningSensor } from './running.js';
 import type { Publisher } from './publisher.js';
 import type { AgentPart } from './part.js';
 import { isolationAtStart } from './private-files.js';
@@ -149,7 +150,14 @@ export class Agent {
     );
     pipeline.finalObserver = (result) => switches.onFinal(result);
     const updates = new Updates(config, sink, log.child({ module: 'updates' }), () => session.connected);
-    if (updates.enabled) pipeline.observer = updates;
+    if (updates.enabled) pipeline.observe(updates);
+    const running = new RunningSensor(
+      config,
+      sink,
+      log.child({ module: 'running' }),
+      () => session.connected,
+    );
+    pipeline.observe(running);
 
     const guard = new StatusGuard(
       this.topics.status,
@@ -210,6 +218,7 @@ export class Agent {
       switches,
       probes,
       updates,
+      running,
       restarts,
       heartbeats,
     ];
@@ -220,6 +229,7 @@ export class Agent {
       probes,
       switches,
       updates,
+      running,
       pipeline,
       paramStore,
       restarts,

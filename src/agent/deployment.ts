@@ -2,17 +2,25 @@
  * One run of a job: its steps, then (for a deployment) the health check, and
  * the rollback when either failed (docs/configuration.md § Deployments). The rollback gets its
  * own budget of the action's full timeout, so a deployment that ran out of
- * time still rolls back. An agent that is stopping never starts a rollback.
+ * time still rolls back. An agent that is stopping never starts a rollback; a cancel request
+ * (run-control.ts) kills the steps or the health check and does start it: under the stop signal
+ * alone, so a cancel never cuts a rollback short (docs/mqtt-api.md § Cancel).
  */
 import type { Job } from '../core/resolve.js';
 import type { Result, RollbackResult, StepResult } from '../core/result.js';
 import { cutToBytes } from '../exec/capture.js';
 import { executeJob, type ExecOptions, type ExecOutcome } from '../exec/execute.js';
 import { describeHealth, runHealthCheck } from './health.js';
+import { cancelRequested } from './run-control.js';
 
 export type JobOutcome = ExecOutcome & Pick<Result, 'health' | 'rollback' | 'attempts'>;
 
-export async function runDeployment(job: Job, opts: ExecOptions): Promise<JobOutcome> {
+export interface RunOptions extends ExecOptions {
+  /** Aborted by the agent's stop only (`signal` also by a cancel): what a rollback runs under. */
+  stopSignal?: AbortSignal | undefined;
+}
+
+export async function runDeployment(job: Job, opts: RunOptions): Promise<JobOutcome> {
   const t0 = performance.now();
   const main = await executeJob(job, opts);
   if (!job.health && !job.rollback) return main;
@@ -24,7 +32,7 @@ export async function runDeployment(job: Job, opts: ExecOptions): Promise<JobOut
     const health = await runHealthCheck(job.health, opts);
     outcome.health = health;
     if (!health.passed) {
-      if (opts.signal?.aborted)
+      if (opts.signal?.aborted && !cancelRequested(opts.signal))
         return interrupted(
           finish(outcome, t0),
           'the agent stopped during the health check; the deployment was not rolled back — check the host',
@@ -37,7 +45,7 @@ export async function runDeployment(job: Job, opts: ExecOptions): Promise<JobOut
         : `${cause} — no rollback is configured: check the service by hand`;
     }
   }
-  if (outcome.status === 'interrupted')
+  if (outcome.status === 'interrupted' && !cancelRequested(opts.signal))
     return interrupted(
       finish(outcome, t0),
       `${outcome.error ?? 'the agent stopped'}; the deployment was not rolled back`,
@@ -45,15 +53,20 @@ export async function runDeployment(job: Job, opts: ExecOptions): Promise<JobOut
   if (outcome.status === 'succeeded' || !job.rollback) return finish(outcome, t0);
 
   // The rollback's own budget: the action's timeout (not what is left, nor the request's shorter one).
-  const rb = await executeJob({ ...job, commands: job.rollback, timeoutMs: job.actionTimeoutMs }, opts);
-  const rollback: RollbackResult = { status: rb.status, steps: stepsOf(rb, job.rollback) };
+  const rb = await executeJob(
+    { ...job, commands: job.rollback, timeoutMs: job.actionTimeoutMs },
+    { ...opts, signal: opts.stopSignal ?? opts.signal, onStep: undefined },
+  );
+  // Under the stop signal a rollback can end interrupted, never cancelled.
+  const rbStatus = rb.status === 'cancelled' ? 'interrupted' : rb.status;
+  const rollback: RollbackResult = { status: rbStatus, steps: stepsOf(rb, job.rollback) };
   outcome.rollback = rollback;
   appendOutput(outcome, rb, opts.maxOutput);
   outcome.completed_at = rb.completed_at;
   if (rb.status === 'succeeded') {
     outcome.error_code = 'rolled_back';
     outcome.error = `${cause}; the rollback ran and succeeded, so the previous state is back — fix the cause before deploying again`;
-  } else if (rb.status === 'interrupted') {
+  } else if (rbStatus === 'interrupted') {
     return interrupted(
       finish(outcome, t0),
       `${cause}; the agent stopped during the rollback — check the host by hand`,

@@ -74,11 +74,14 @@ export class Outcomes {
     this.stats.save();
   }
 
-  /** The final result of a request that was accepted (run, failed, expired in its stagger group …). */
-  finish(q: Omit<Accepted, 'stored'>, result: Result): void {
+  /**
+   * The final result of a request that was accepted (run, failed, expired in its stagger group …).
+   * `counted` false: not a command run (a cancel request's own answer, agent/cancel.ts).
+   */
+  finish(q: Omit<Accepted, 'stored'>, result: Result, counted = true): void {
     this.remember(() => this.journal.record(result, undefined, false));
     this.audit.write({ ...q.origin, decision: 'accepted', result });
-    this.count(result);
+    if (counted) this.count(result);
     this.log.info(
       {
         id: result.id,

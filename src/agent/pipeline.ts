@@ -10,6 +10,7 @@ import type { HostTopics } from '../core/topics.js';
 import type { Isolation } from '../exec/wrap.js';
 import type { Logger } from '../log.js';
 import { Acceptance } from './accept.js';
+import { Cancels } from './cancel.js';
 import { originOf, readDelivery, refusedRef, type Origin } from './intake.js';
 import type { Journal } from './journal.js';
 import { Outcomes } from './outcomes.js';
@@ -33,6 +34,7 @@ export class Pipeline implements AgentPart {
   private readonly acceptance: Acceptance;
   private readonly restarts: Restarts;
   private readonly reboots: Reboots;
+  private readonly cancels: Cancels;
 
   constructor(
     private readonly config: Config,
@@ -75,6 +77,15 @@ export class Pipeline implements AgentPart {
       this.reboots,
     );
     this.acceptance = new Acceptance(config, journal, this.outcomes, this.runs, this.staggered, log);
+    this.cancels = new Cancels(
+      config,
+      journal,
+      this.outcomes,
+      this.runs,
+      this.staggered,
+      this.acceptance,
+      log,
+    );
     this.restarts = new Restarts(
       config,
       topics,
@@ -91,9 +102,9 @@ export class Pipeline implements AgentPart {
     this.staggered.start();
   }
 
-  /** Told when a command of an action starts, prints and ends (the update entity: agent/updates.ts). */
-  set observer(o: JobObserver | undefined) {
-    this.runs.observer = o;
+  /** Told when a command of an action starts, prints and ends (the update entity, the Running sensor). */
+  observe(o: JobObserver): void {
+    this.runs.observers.push(o);
   }
 
   /** Told of every final result, run or refused (the switches: agent/switches.ts). */
@@ -150,7 +161,10 @@ export class Pipeline implements AgentPart {
     if (delivery.kind === 'stopping')
       return this.outcomes.notRun(delivery.ref, delivery.error, replyTo, origin);
     const { request, ref } = delivery;
-    const accepted = this.acceptance.accept(request, ref, replyTo, now, origin);
+    const accepted =
+      request.cancel === undefined
+        ? this.acceptance.accept(request, ref, replyTo, now, origin)
+        : this.cancels.accept(request, ref, replyTo, now, origin);
     if ('code' in accepted) return this.outcomes.reject(ref, accepted, replyTo, origin);
   }
 

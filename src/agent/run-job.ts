@@ -7,8 +7,7 @@ import type { Config } from '../config/load.js';
 import type { ActionConfig } from '../config/schema.js';
 import type { Job } from '../core/resolve.js';
 import type { AttemptResult, Rejection } from '../core/result.js';
-import type { ExecOptions } from '../exec/execute.js';
-import { runDeployment, type JobOutcome } from './deployment.js';
+import { runDeployment, type JobOutcome, type RunOptions } from './deployment.js';
 import { checkJob } from './job-check.js';
 
 /** The longest wait between attempts, however many doublings the backoff has had. */
@@ -17,7 +16,7 @@ export const MAX_BACKOFF_MS = 5 * 60_000;
 export async function runJob(
   job: Job,
   config: Pick<Config, 'actions' | 'security'>,
-  opts: ExecOptions,
+  opts: RunOptions,
 ): Promise<JobOutcome> {
   const checked = checkJob(job, config);
   if (!checked.ok) return notRun(checked.rejection);
@@ -43,6 +42,7 @@ export async function runJob(
     if (n === retry.attempts || !retryable(last)) break;
     const wait = backoffMs(retry.backoffMs, n);
     if (!(await pause(wait, opts.signal))) {
+      // After a cancel the run-queue makes it `cancelled` (core/cancel.ts); either way nothing more runs.
       last = {
         ...last,
         error: `${last.error ?? ''} — the agent stopped before attempt ${n + 1} of ${retry.attempts}`,

@@ -4,9 +4,10 @@
  * Staggered runs start when their group allows it (staggered-runs.ts), outside the slots.
  */
 import type { Config } from '../config/load.js';
+import { asCancelled } from '../core/cancel.js';
 import type { Job } from '../core/resolve.js';
 import { makeResult, type Result } from '../core/result.js';
-import type { ExecOptions } from '../exec/execute.js';
+import type { RunOptions } from './deployment.js';
 import type { Isolation } from '../exec/wrap.js';
 import type { Logger } from '../log.js';
 import type { Journal } from './journal.js';
@@ -14,6 +15,7 @@ import { LiveOutput } from './live-output.js';
 import type { Accepted, Outcomes } from './outcomes.js';
 import { processStart } from './restart-check.js';
 import { REBOOTING, type Reboots } from './reboots.js';
+import { RunControl } from './run-control.js';
 import { runJob } from './run-job.js';
 import type { StaggerConfig } from './stagger.js';
 
@@ -36,18 +38,32 @@ export type AfterStaggered = (
   signal: AbortSignal,
 ) => Promise<Result>;
 
-/** Told when a command of an action starts, prints and ends (the update entity's in_progress: agent/updates.ts). */
+/** Which run an observer hears of: its id, and how many steps its action has. */
+export interface RunInfo {
+  id: string;
+  steps: number;
+}
+
+/**
+ * Told when a command of an action starts, prints, moves to its next step and ends (the update
+ * entity's in_progress: agent/updates.ts; the Running sensor: agent/running.ts).
+ */
 export interface JobObserver {
-  started(action: string): void;
-  output(action: string, chunk: Buffer): void;
-  ended(action: string): void;
+  /** true: `output` hears stderr too, not only stdout. */
+  readonly stderr?: boolean;
+  started(action: string, run: RunInfo): void;
+  output(action: string, chunk: Buffer, run: RunInfo): void;
+  /** Step `k` of `run.steps` (from 1) is starting. */
+  step?(action: string, k: number, run: RunInfo): void;
+  ended(action: string, run: RunInfo): void;
 }
 
 export class RunQueue {
-  /** At most one, set by the agent before start; its exceptions are logged, never thrown into a run. */
-  observer: JobObserver | undefined;
+  /** Set by the agent before start; their exceptions are logged, never thrown into a run. */
+  readonly observers: JobObserver[] = [];
   private readonly queue: Queued[] = [];
-  private readonly running = new Map<string, AbortController>();
+  /** In the order they started: the first is the oldest (what `cancel: "@oldest"` stops). */
+  private readonly running = new Map<string, RunControl>();
   private readonly idle: (() => void)[] = [];
 
   constructor(
@@ -84,6 +100,17 @@ export class RunQueue {
     void this.run(q);
   }
 
+  /** The run of request `id`, while it runs; `oldest`: the one that started first. */
+  control(id: string | 'oldest'): RunControl | undefined {
+    return id === 'oldest' ? this.running.values().next().value : this.running.get(id);
+  }
+
+  /** Takes request `id` out of the queue, if it is still waiting for a slot (a cancel: cancel.ts). */
+  withdraw(id: string): Queued | undefined {
+    const at = this.queue.findIndex((q) => q.ref.id === id);
+    return at < 0 ? undefined : this.queue.splice(at, 1)[0];
+  }
+
   /** Takes every request still waiting for a slot: it will never start. */
   takeWaiting(): Queued[] {
     return this.queue.splice(0);
@@ -93,7 +120,7 @@ export class RunQueue {
   async settle(graceMs: number): Promise<void> {
     if (this.running.size === 0) return;
     const timer = setTimeout(() => {
-      for (const ctl of this.running.values()) ctl.abort();
+      for (const ctl of this.running.values()) ctl.stop();
     }, graceMs);
     await new Promise<void>((resolve) => this.idle.push(resolve));
     clearTimeout(timer);
@@ -109,8 +136,10 @@ export class RunQueue {
   }
 
   private async run(q: Queued): Promise<void> {
-    const ctl = new AbortController();
+    const ctl = new RunControl(q.ref.id, q.job.action, q.job.sudo);
+    const info: RunInfo = { id: q.ref.id, steps: q.job.commands.length };
     this.running.set(q.ref.id, ctl);
+    let final: Result | undefined;
     let announce: NodeJS.Timeout | undefined;
     try {
       const running = makeResult(this.config.host, q.ref, {
@@ -118,7 +147,7 @@ export class RunQueue {
         executed_at: new Date().toISOString(),
       });
       this.outcomes.remember(() => this.journal.record(running, undefined, false));
-      this.observe((o, a) => o.started(a), q.ref.action);
+      this.observe((o, a) => o.started(a, info), q.ref.action);
       // `running` only for commands still running after a moment (the contract's 1 s): a quick command's
       // final result is then the only message on its topic, and never waits behind a delayed ACK (Nagle)
       // at a broker that leaves TCP_NODELAY off.
@@ -126,15 +155,17 @@ export class RunQueue {
       const live = new LiveOutput(q.ref.id, this.config.execution.max_output, (msg) =>
         this.outcomes.output(msg),
       );
-      const exec: ExecOptions = {
+      const exec: RunOptions = {
         path: this.config.execution.path,
         maxOutput: this.config.execution.max_output,
         isolation: this.isolation,
         signal: ctl.signal,
+        stopSignal: ctl.stopSignal,
         onOutput: (stream, chunk) => {
           live.push(stream, chunk);
-          if (stream === 'stdout') this.observe((o, a) => o.output(a, chunk), q.ref.action);
+          this.observe((o, a) => o.output(a, chunk, info), q.ref.action, stream);
         },
+        onStep: (k) => this.observe((o, a) => o.step?.(a, k, info), q.ref.action),
         // Recorded as it starts: a restart after a crash stops what is left of it (restart-check.ts).
         onSpawn: (pid) => {
           const start = processStart(pid);
@@ -153,32 +184,42 @@ export class RunQueue {
       if (outcome === REBOOTING) return;
       let result = makeResult(this.config.host, q.ref, { ...outcome, ...(q.note ? { note: q.note } : {}) });
       if (q.stagger) result = await this.afterStaggered(q, q.stagger, result, ctl.signal);
-      this.outcomes.finish(q, result);
+      // Stopped by a cancel request (cancel.ts): `cancelled`, unless it succeeded before the kill.
+      const by = ctl.cancelledBy;
+      final = by === undefined ? result : asCancelled(result, by);
+      this.outcomes.finish(q, final);
     } catch (err) {
       this.log.error({ err, id: q.ref.id }, 'running a job failed unexpectedly');
-      this.outcomes.finish(
-        q,
-        makeResult(this.config.host, q.ref, {
-          status: 'failed',
-          error_code: 'exit_nonzero',
-          error: `the agent could not run the command: ${(err as Error).message}`,
-          completed_at: new Date().toISOString(),
-        }),
-      );
+      final = makeResult(this.config.host, q.ref, {
+        status: 'failed',
+        error_code: 'exit_nonzero',
+        error: `the agent could not run the command: ${(err as Error).message}`,
+        completed_at: new Date().toISOString(),
+      });
+      this.outcomes.finish(q, final);
     } finally {
       clearTimeout(announce);
       this.running.delete(q.ref.id);
-      this.observe((o, a) => o.ended(a), q.ref.action);
+      if (final) ctl.finished(final);
+      this.observe((o, a) => o.ended(a, info), q.ref.action);
       this.pump();
     }
   }
 
-  private observe(call: (o: JobObserver, action: string) => void, action: string | null): void {
-    if (!this.observer || action === null) return;
-    try {
-      call(this.observer, action);
-    } catch (err) {
-      this.log.warn({ err, action }, 'the job observer failed');
+  /** Output: stdout, and stderr to the observers that ask for it. */
+  private observe(
+    call: (o: JobObserver, action: string) => void,
+    action: string | null,
+    stream: 'stdout' | 'stderr' = 'stdout',
+  ): void {
+    if (action === null) return;
+    for (const o of this.observers) {
+      if (stream === 'stderr' && o.stderr !== true) continue;
+      try {
+        call(o, action);
+      } catch (err) {
+        this.log.warn({ err, action }, 'the job observer failed');
+      }
     }
   }
 }

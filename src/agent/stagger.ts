@@ -140,6 +140,22 @@ export class StaggerCoordinator<T extends StaggerItem> {
     this.kick(item.stagger.group);
   }
 
+  /**
+   * Takes pending request `id` out of its group (a cancel): it will never start, and the group moves on
+   * to the next. A claim being settled for it is dropped (claim() checks the item is still pending).
+   */
+  withdraw(id: string): T | undefined {
+    for (const [name, g] of this.groups) {
+      const at = g.pending.findIndex((item) => item.id === id);
+      if (at < 0) continue;
+      const [item] = g.pending.splice(at, 1);
+      g.told.delete(id);
+      if (at === 0 && !g.deciding) this.kick(name);
+      return item;
+    }
+    return undefined;
+  }
+
   /** Returns true when the message was a fleet or status message. */
   onMessage(topic: string, payload: Buffer): boolean {
     const text = payload.toString('utf8');
@@ -346,7 +362,8 @@ export class StaggerCoordinator<T extends StaggerItem> {
           own.echoed = resolve;
           this.after(echoWait(s), resolve);
         });
-      if (this.stopped) return;
+      // Stopped, or withdrawn by a cancel meanwhile: the claim is retracted below, nothing starts.
+      if (this.stopped || !g.pending.includes(item)) return;
       if (!this.isConnected()) {
         this.log.warn(
           { group: name, id: item.id },

@@ -57,6 +57,11 @@ export class StaggeredRuns {
     this.coordinator.submit({ ...q, stagger, id: q.ref.id, action: q.job.action, acceptedAt, holds });
   }
 
+  /** A scheduled request taken out of its group before it started (a cancel: cancel.ts). */
+  withdraw(id: string): Queued | undefined {
+    return this.coordinator.withdraw(id);
+  }
+
   pendingCount(): number {
     return this.coordinator.pendingCount();
   }

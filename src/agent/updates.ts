@@ -6,7 +6,7 @@
  * - No shell, no root: `apt-mark showhold` and `apt-get -s` through the command
  *   runner (fixed argv, execution.path, a timeout that kills the group, capped output).
  * - The install itself is an ordinary action run by the pipeline; this module only
- *   watches it (Pipeline.observer) for in_progress and apt's progress lines.
+ *   watches it (Pipeline.observe) for in_progress and apt's progress lines.
  * - The update state is published only after a check succeeded once: before that HA
  *   shows "unknown" rather than a wrong "up to date"; a later failed check keeps the
  *   last good list and says why in `error`.

@@ -30,6 +30,11 @@ const VERBS: { name: string; summary: string; load: () => Promise<Verb> }[] = [
     load: async () => (await import('./send.js')).sendVerb,
   },
   {
+    name: 'cancel',
+    summary: 'stop a running or scheduled request (its process group is killed); exit 0 when cancelled',
+    load: async () => (await import('./cancel.js')).cancelVerb,
+  },
+  {
     name: 'status',
     summary:
       'a table of hosts from retained status and heartbeats (--actions: per-action counts and durations)',

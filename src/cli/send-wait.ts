@@ -103,8 +103,9 @@ export async function sendAndWait(
   // MQTT 5 message expiry of the ttl's length: the broker itself drops it from an offline agent's
   // session once it could only be answered `expired` (whole seconds, at least 1).
   const expiry = typeof request.ttl === 'number' ? Math.max(1, Math.ceil(request.ttl)) : undefined;
+  // A request without an action (a cancel: cli/cancel.ts) goes to P/H/cmd.
   await client.publishAsync(
-    topics.cmdAction(String(request.action)),
+    request.action === undefined ? topics.cmd : topics.cmdAction(String(request.action)),
     JSON.stringify(request),
     v5
       ? {

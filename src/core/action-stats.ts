@@ -26,6 +26,8 @@ const actionCountersSchema = z.object({
   failed: counter,
   timed_out: counter,
   interrupted: counter,
+  // Absent from files written before cancel existed.
+  cancelled: counter.default(0),
   rejected: counter,
   // Sliced, not refused: a file written with a larger window still loads.
   durations: z.array(z.number().nonnegative()).transform((d) => d.slice(-STATS_WINDOW)),
@@ -64,6 +66,7 @@ function emptyCounters(): ActionCounters {
     failed: 0,
     timed_out: 0,
     interrupted: 0,
+    cancelled: 0,
     rejected: 0,
     durations: [],
     last_status: null,
@@ -105,7 +108,8 @@ export function recordResult(
   if (status === 'rejected') t.rejected++;
   else {
     t.executed++;
-    if (status !== 'interrupted') t[status]++;
+    // The contract's stats have no interrupted or cancelled count: those runs count as executed only.
+    if (status !== 'interrupted' && status !== 'cancelled') t[status]++;
     if (result.duration_ms !== undefined) t.duration_ms += result.duration_ms;
   }
   const name = result.action;
@@ -116,8 +120,13 @@ export function recordResult(
     : (state.actions[name] = emptyCounters());
   a[status]++;
   if (status !== 'rejected') a.count++;
-  // A run cut short by a stop says nothing about how long the action takes.
-  if (status !== 'rejected' && status !== 'interrupted' && result.duration_ms !== undefined)
+  // A run cut short by a stop or a cancel says nothing about how long the action takes.
+  if (
+    status !== 'rejected' &&
+    status !== 'interrupted' &&
+    status !== 'cancelled' &&
+    result.duration_ms !== undefined
+  )
     pushWindow(a.durations, result.duration_ms);
   a.last_status = status;
   a.last_at = result.completed_at ?? now.toISOString();
@@ -149,6 +158,7 @@ export function figuresOf(state: StatsState, actions: readonly string[]): Record
       failed: c.failed,
       timed_out: c.timed_out,
       interrupted: c.interrupted,
+      cancelled: c.cancelled,
       rejected: c.rejected,
       p50_ms: percentile(durations, 50),
       p95_ms: percentile(durations, 95),

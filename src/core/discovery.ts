@@ -13,6 +13,7 @@ import { updateEntities } from './discovery-updates.js';
 import type { SwitchConfig } from '../config/switches.js';
 import { switchEntity } from './discovery-switches.js';
 import { rebootEntities } from './discovery-reboots.js';
+import { runningEntities } from './discovery-running.js';
 
 export interface DiscoveryInput {
   host: string;
@@ -233,6 +234,9 @@ export function buildDiscovery(input: DiscoveryInput): DiscoveryMessage[] {
     for (const e of updateEntities(input.updates, t)) add(e.component, e.object, e.name, e.body);
   for (const e of rebootEntities(input.actions, t))
     add(e.component, e.object, e.name, e.body, { available: false });
+  // The Running sensor and the Cancel button (discovery-running.ts).
+  for (const e of runningEntities(t, Object.keys(input.actions).length > 0))
+    add(e.component, e.object, e.name, e.body, { available: !e.ownAvailability });
   return out;
 }
 

@@ -15,7 +15,14 @@ const int = z.number().int();
 const count = int.nonnegative();
 const isoTime = z.iso.datetime();
 
-export const FINAL_STATUSES = ['succeeded', 'failed', 'timed_out', 'rejected', 'interrupted'] as const;
+export const FINAL_STATUSES = [
+  'succeeded',
+  'failed',
+  'timed_out',
+  'rejected',
+  'interrupted',
+  'cancelled',
+] as const;
 export const finalStatusSchema = z.enum(FINAL_STATUSES);
 /** `rebooting`: a reboot action's command has run and the host is going down; the final comes after the boot. */
 export const resultStatusSchema = z.enum([...FINAL_STATUSES, 'running', 'scheduled', 'rebooting']);
@@ -41,6 +48,7 @@ export const errorCodeSchema = z.enum([
   'shutting_down',
   // A reboot action whose host came back with the same boot id, or never went down (docs/configuration.md § Reboots).
   'not_rebooted',
+  'cancelled',
   // Extensions (deployments, docs/configuration.md § Deployments): a step or the health check failed and the rollback ran.
   'rolled_back',
   'rollback_failed',
@@ -144,12 +152,14 @@ export const statsSchema = z.strictObject({
 
 /** One action's figures in the heartbeat's `actions` extension. */
 export const actionFiguresSchema = z.strictObject({
-  /** Runs that ended: succeeded + failed + timed_out + interrupted (the action's share of `stats.executed`). */
+  /** Runs that ended: succeeded + failed + timed_out + interrupted + cancelled (the action's share of `stats.executed`). */
   count,
   succeeded: count,
   failed: count,
   timed_out: count,
   interrupted: count,
+  /** Runs a cancel request stopped (docs/mqtt-api.md § Cancel). */
+  cancelled: count,
   rejected: count,
   /** Nearest-rank percentiles of the durations of the last `samples` runs; null before the first. */
   p50_ms: z.number().nonnegative().nullable(),

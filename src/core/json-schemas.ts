@@ -16,6 +16,7 @@ import {
 import { requestSchema } from './request.js';
 import { claimSchema, memberSchema, staggerRecordSchema } from './stagger.js';
 import { groupsRecordSchema } from './groups.js';
+import { runningStateSchema } from './running.js';
 
 /** The request object as a sender may write it: the fields, plus the HomelabCmd hub's aliases. */
 const requestWire = requestSchema.extend({
@@ -47,6 +48,11 @@ const FILES: Record<string, { schema: z.ZodType; title: string; description: str
     schema: outputMessageSchema,
     title: 'homelab-cmd live output message',
     description: 'P/H/output/ID, not retained, QoS 0 (docs/mqtt-api.md § Live output).',
+  },
+  'running.json': {
+    schema: runningStateSchema,
+    title: 'homelab-cmd running state',
+    description: 'P/H/running, retained: what runs now, for the Running sensor (docs/mqtt-api.md § Running).',
   },
   'probe.json': {
     schema: probeStateSchema,

@@ -3,6 +3,7 @@
  * Pure: the caller passes the clock and the id maker.
  */
 import { z } from 'zod';
+import { CANCEL_OLDEST } from './cancel.js';
 import { parseBoundedJson, sameJson } from './json.js';
 import { staleness } from './freshness.js';
 import { ACTION_NAME_RE, REQUEST_ID_RE } from './names.js';
@@ -30,6 +31,8 @@ export interface Request {
   ttl: number | undefined;
   sig: string | undefined;
   transaction: string | undefined;
+  /** A cancel request: the id it stops, or `@oldest` (docs/mqtt-api.md § Cancel). Nothing else runs. */
+  cancel?: string | undefined;
 }
 
 export type ParseOutcome =
@@ -61,6 +64,7 @@ export const requestSchema = z.strictObject({
   sig: z.string().max(512).optional(),
   transaction: z.string().max(64).optional(),
   press: z.boolean().optional(),
+  cancel: z.string().max(64).optional(),
 });
 
 export function parseDelivery(delivery: Delivery, now: number, newId: () => string): ParseOutcome {
@@ -122,7 +126,7 @@ export function parseDelivery(delivery: Delivery, now: number, newId: () => stri
     const where = first?.path.length ? `"${first.path.join('.')}"` : 'the request';
     const what =
       first?.code === 'unrecognized_keys'
-        ? `has unknown field(s) ${first.keys.map((k) => `"${k}"`).join(', ')} — known fields: id, action, params, command, timeout, ts, ttl, sig, transaction, press`
+        ? `has unknown field(s) ${first.keys.map((k) => `"${k}"`).join(', ')} — known fields: id, action, params, command, timeout, ts, ttl, sig, transaction, press, cancel`
         : `${first?.message ?? 'is invalid'} — fix it`;
     return reject('invalid_request', `${where} ${what}`, ref);
   }
@@ -156,8 +160,14 @@ export function parseDelivery(delivery: Delivery, now: number, newId: () => stri
       ref,
     );
   }
+  if (r.cancel !== undefined) {
+    const refused = cancelRefusal(r, id, topicAction);
+    if (refused) return reject('invalid_request', refused, ref);
+  }
   const action = r.action ?? topicAction;
-  if (r.command !== undefined) {
+  if (r.cancel !== undefined) {
+    // Nothing to resolve: the target is looked up by the agent (agent/cancel.ts).
+  } else if (r.command !== undefined) {
     if (r.params !== undefined)
       return reject(
         'invalid_request',
@@ -202,8 +212,32 @@ export function parseDelivery(delivery: Delivery, now: number, newId: () => stri
       ttl: r.ttl,
       sig: r.sig,
       transaction: r.transaction,
+      ...(r.cancel !== undefined ? { cancel: r.cancel } : {}),
     },
   };
+}
+
+/**
+ * A cancel request names only what it stops: on `P/H/cmd`, with no action, params, command, press or
+ * timeout of its own, and never itself (docs/mqtt-api.md § Cancel).
+ */
+function cancelRefusal(
+  r: z.infer<typeof requestSchema>,
+  id: string,
+  topicAction: string | undefined,
+): string | undefined {
+  const cancel = r.cancel ?? '';
+  if (topicAction !== undefined)
+    return `a cancel request goes to the host's cmd topic without an action (P/H/cmd), not to cmd/${topicAction}`;
+  const extra = (['action', 'params', 'command', 'press', 'timeout'] as const).filter(
+    (k) => r[k] !== undefined,
+  );
+  if (extra.length > 0)
+    return `a cancel request carries only id, cancel, ts, ttl, sig and transaction — drop ${extra.map((k) => `"${k}"`).join(', ')}`;
+  if (cancel !== CANCEL_OLDEST && !REQUEST_ID_RE.test(cancel))
+    return `"cancel" must be a request id (${REQUEST_ID_RE.source}) or "${CANCEL_OLDEST}"`;
+  if (cancel === id) return `a request cannot cancel itself — "cancel" names another request's id`;
+  return undefined;
 }
 
 function pressRequest(id: string, action: string): Request {

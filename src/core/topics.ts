@@ -27,6 +27,8 @@ export interface HostTopics {
   switchState: (name: string) => string;
   /** `P/H/updates`: pending OS package updates, retained (docs/updates.md). */
   updates: string;
+  /** `P/H/running`: what runs now, retained — the Running sensor (docs/mqtt-api.md § Running). */
+  running: string;
   /** `P/H/reboot_required`: whether the host asks for a reboot, retained (docs/updates.md). */
   rebootRequired: string;
   /** `P/H/reboot`: the result of this host's latest reboot action, retained (docs/mqtt-api.md § Reboots). */
@@ -57,6 +59,7 @@ export function hostTopics(prefix: string, host: string): HostTopics {
     probe: (name) => `${base}/probe/${name}`,
     switchState: (name) => `${base}/switch/${name}`,
     updates: `${base}/updates`,
+    running: `${base}/running`,
     rebootRequired: `${base}/reboot_required`,
     reboot: `${base}/reboot`,
     param: (action, param) => `${base}/param/${action}/${param}`,
@@ -147,6 +150,10 @@ export function agentPublishFilters(prefix: string, discoveryPrefix: string, hos
     t.param('+', '+'),
     t.probe('+'),
     t.switchState('+'),
+    t.running,
+    t.updates,
+    t.rebootRequired,
+    t.reboot,
     // MQTT 5 replies, only under its own P/H/reply/ (docs/security.md § Answers that cannot be faked).
     `${t.replyBase}#`,
     // Fleet coordination: only the fleet topics ending in its own host id (docs/stagger.md § Topics).

@@ -23,6 +23,8 @@ export interface ExecOptions {
   killGraceMs?: number;
   signal?: AbortSignal;
   onOutput?: ((stream: 'stdout' | 'stderr', chunk: Buffer) => void) | undefined;
+  /** Step k (from 1) of `count` commands is about to start (the Running sensor: agent/running.ts). */
+  onStep?: ((k: number, count: number) => void) | undefined;
   /** Each command's pid (its process group) as it is spawned. */
   onSpawn?: ((pid: number) => void) | undefined;
   /** Who runs the commands and how they are contained (exec/isolation.ts); default NO_ISOLATION. */
@@ -145,7 +147,8 @@ export async function executeJob(job: Job, opts: ExecOptions): Promise<ExecOutco
     exit_code: 0,
   };
 
-  for (const argv of job.commands) {
+  for (const [i, argv] of job.commands.entries()) {
+    opts.onStep?.(i + 1, job.commands.length);
     const spawn = spawnArgv(argv, job, opts.path, opts.isolation);
     if ('code' in spawn) {
       last = {

@@ -102,6 +102,7 @@ describe('a known mix of results', () => {
       failed: 0,
       timed_out: 0,
       interrupted: 0,
+      cancelled: 0,
       rejected: 1,
       p50_ms: rank(ok, 50),
       p95_ms: rank(ok, 95),

@@ -93,6 +93,7 @@ describe('one line, exit 2', () => {
   // Every verb that talks to a broker, against the same refusals: a wrong password, and no broker.
   const verbs: [string, (cfg: string) => string[]][] = [
     ['send', (cfg) => ['send', 'b', 'uptime', '--config', cfg]],
+    ['cancel', (cfg) => ['cancel', 'b', 'r1', '--config', cfg]],
     ['status', (cfg) => ['status', '--config', cfg]],
     ['status --watch', (cfg) => ['status', '--watch', '--config', cfg]],
     ['discovery --clear', (cfg) => ['discovery', '--clear', '--config', cfg]],

@@ -263,8 +263,11 @@ describe('homelab-cmd discovery', () => {
     const topics = printed.stdout.split('\n').filter((l) => l.startsWith('homeassistant/'));
     expect(topics).toContain('homeassistant/button/disco-cli/run_restart_dns/config');
     expect(topics).toContain('homeassistant/binary_sensor/disco-cli/connectivity/config');
-    // 17 fixed and per-button entities, plus the action's stats_restart_dns sensor.
-    expect(topics.length).toBe(18);
+    // 17 fixed and per-button entities, the action's stats_restart_dns sensor, and (a host with
+    // actions) the Running sensor and the Cancel button.
+    expect(topics.length).toBe(20);
+    expect(topics).toContain('homeassistant/button/disco-cli/cancel/config');
+    expect(topics).toContain('homeassistant/sensor/disco-cli/current_run/config');
     // Publish them as an agent would, then clear them.
     await h.agent('disco-cli', { restart_dns: { argv: ['true'], button: true, name: 'Restart DNS' } });
     await ha.wait(
@@ -273,7 +276,7 @@ describe('homelab-cmd discovery', () => {
     const before = ha.messages.length;
     const cleared = await runCli(['discovery', '--config', file, '--clear', '--url', h.url]);
     expect(cleared.code).toBe(0);
-    expect(cleared.stdout).toMatch(/cleared 18 discovery topic\(s\) of host disco-cli/);
+    expect(cleared.stdout).toMatch(/cleared 20 discovery topic\(s\) of host disco-cli/);
     for (const t of topics)
       await ha.wait(
         (m) => ha.messages.indexOf(m) >= before && m.topic === t && m.text === '',

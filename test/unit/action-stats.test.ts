@@ -148,6 +148,7 @@ describe('recordResult after a known mix', () => {
       failed: 2,
       timed_out: 1,
       interrupted: 0,
+      cancelled: 0,
       rejected: 1,
       // [100, 200, 300, 400, 500, 1000]: rank ceil(3) = 300, rank ceil(5.7) = 1000.
       p50_ms: 300,
@@ -180,6 +181,7 @@ describe('recordResult after a known mix', () => {
       failed: 0,
       timed_out: 0,
       interrupted: 0,
+      cancelled: 0,
       rejected: 0,
       p50_ms: null,
       p95_ms: null,
@@ -204,6 +206,20 @@ describe('recordResult after a known mix', () => {
       last_status: 'interrupted',
     });
     expect(totalsOf(state)).toMatchObject({ executed: 2, succeeded: 1 });
+  });
+
+  it('a cancelled run counts as a run of its action, outside the contract totals and the percentiles', () => {
+    const state = emptyStats();
+    recordResult(state, result('backup', 'succeeded', 100), known, NOW);
+    recordResult(state, result('backup', 'cancelled', 90_000), known, NOW);
+    expect(figuresOf(state, ACTIONS).backup).toMatchObject({
+      count: 2,
+      succeeded: 1,
+      cancelled: 1,
+      samples: 1,
+      last_status: 'cancelled',
+    });
+    expect(totalsOf(state)).toMatchObject({ executed: 2, succeeded: 1, failed: 0 });
   });
 
   it('a result without completed_at is stamped with now', () => {

@@ -108,7 +108,8 @@ describe('explicit fields other controllers rely on', () => {
   const msgs = build(load('host: h1\nactions:\n  a: { argv: ["true"], button: true }\n'));
   it('every button names its payload_press (Domoticz and others send their own default otherwise)', () => {
     const buttons = msgs.filter((m) => m.topic.startsWith('homeassistant/button/'));
-    expect(buttons.length).toBe(1);
+    // The action's button and the host's Cancel button.
+    expect(buttons.length).toBe(2);
     for (const b of buttons) expect(b.payload.payload_press).toBe('PRESS');
   });
   it('origin names the software and its version; no support_url while package.json names no homepage', () => {

@@ -8,6 +8,7 @@ import { parseConfig } from '../../src/config/load.js';
 import { BUTTON_COMMAND_TEMPLATE, buildDiscovery } from '../../src/core/discovery.js';
 import { LAST_REBOOT_ATTRIBUTES } from '../../src/core/discovery-reboots.js';
 import { parseDelivery } from '../../src/core/request.js';
+import { runningStateSchema } from '../../src/core/running.js';
 import { VERSION } from '../../src/version.js';
 import { FROM_AGENT, TO_AGENT } from '../helpers/contract.js';
 
@@ -278,13 +279,20 @@ describe('request and result fields are fields of the contract', () => {
     }
   });
 
-  it('the dashboard shows only the attributes the last-result and last-reboot sensors have', () => {
+  it('the dashboard shows only the attributes the last-result, last-reboot and Running sensors have', () => {
     const rows = objects(file('dashboards/host_card.yaml').data).filter((o) => o.type === 'attribute');
     expect(rows.length).toBeGreaterThan(0);
     const rebootKeys = [...LAST_REBOOT_ATTRIBUTES.matchAll(/'([a-z_]+)':/g)].map((m) => m[1]);
+    const runningFields = Object.keys(runningStateSchema.shape);
     for (const r of rows) {
-      expect(String(r.entity)).toMatch(/_last_(result|reboot)$/);
-      expect(String(r.entity).endsWith('_last_result') ? RESULT_FIELDS : rebootKeys).toContain(r.attribute);
+      const entity = String(r.entity);
+      expect(entity).toMatch(/_(last_result|last_reboot|current_run)$/);
+      const fields = entity.endsWith('_current_run')
+        ? runningFields
+        : entity.endsWith('_last_reboot')
+          ? rebootKeys
+          : RESULT_FIELDS;
+      expect(fields).toContain(r.attribute);
     }
   });
 });
@@ -432,6 +440,8 @@ describe('dashboard card', () => {
     'binary_sensor.pihole_1_reboot_required',
     'sensor.pihole_1_last_reboot',
     'button.pihole_1_run_reboot',
+    'sensor.pihole_1_current_run',
+    'button.pihole_1_cancel',
   ])('shows %s', (id) => {
     expect(entityIds()).toContain(id);
   });

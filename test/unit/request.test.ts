@@ -440,7 +440,7 @@ describe('parseDelivery: field validation', () => {
     for (const n of names) expect(r.rejection.error).toContain(`"${n}"`);
     expect(r.rejection.error).toMatch(/^the request has unknown field\(s\)/);
     expect(r.rejection.error).toMatch(
-      /known fields: id, action, params, command, timeout, ts, ttl, sig, transaction, press$/,
+      /known fields: id, action, params, command, timeout, ts, ttl, sig, transaction, press, cancel$/,
     );
   });
 

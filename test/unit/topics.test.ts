@@ -39,4 +39,28 @@ describe('core/topics', () => {
       expect(mayPublish({ role: 'agent', host: 'h1' }, concrete(f), ctx), f).toBe(true);
     expect(agentReadFilters('lab', 'ha', 'h1')).toEqual(grantsFor({ role: 'agent', host: 'h1' }, ctx).read);
   });
+
+  it('the Mosquitto ACL lets an agent write every topic it publishes (homelab-cmd acl writes this list)', () => {
+    const filters = agentPublishFilters('lab', 'ha', 'h1');
+    const published = [
+      t.status,
+      t.heartbeat,
+      t.result,
+      t.resultFor('r1'),
+      t.output('r1'),
+      t.param('act', 'p'),
+      t.probe('web'),
+      t.switchState('nginx'),
+      t.running,
+      t.updates,
+      t.rebootRequired,
+      t.reboot,
+      `${t.replyBase}abc`,
+    ];
+    for (const topic of published)
+      expect(
+        filters.some((f) => topicMatches(f, topic)),
+        topic,
+      ).toBe(true);
+  });
 });
