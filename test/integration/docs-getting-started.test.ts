@@ -180,9 +180,10 @@ describe.skipIf(missing !== undefined || !isRepo)(
                 payload_press: string;
               },
           );
-      await until(() => discovered().length >= 2, 10_000, 'the discovery of two buttons');
+      await until(() => discovered().length >= 3, 10_000, 'the discovery of three buttons');
       const buttons = discovered();
-      expect(buttons.map((b) => b.name).sort()).toEqual(['Apply updates', 'Uptime']);
+      // The page's two, and the Cancel button it names (available only while something runs).
+      expect(buttons.map((b) => b.name).sort()).toEqual(['Apply updates', 'Cancel', 'Uptime']);
       // What HA does when the button is pressed: command_template rendered with value = payload_press, on command_topic.
       const uptime = buttons.find((b) => b.name === 'Uptime')!;
       const before = ctl.messages.length;
