@@ -252,6 +252,9 @@ function fleet(opts: { stagger?: Record<string, unknown>; state?: unknown } = {}
     {
       publish: (topic, payload) => {
         published.push({ topic, payload });
+        // As a broker does, the coordinator's own claim comes back to it: it decides only then
+        // (docs/stagger.md § The protocol, step 6).
+        if (topic.includes('/claim/')) setImmediate(() => c.onMessage(topic, Buffer.from(payload)));
         return Promise.resolve();
       },
     },
