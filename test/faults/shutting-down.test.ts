@@ -6,9 +6,9 @@
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { startBroker, type RunningBroker } from '../../src/broker/broker.js';
+import type { RunningBroker } from '../../src/broker/broker.js';
+import { startTestBroker } from '../helpers/harness.js';
 import type { Result } from '../../src/core/result.js';
-import { silentLogger } from '../../src/log.js';
 import { spawnCli, type AgentProcess } from '../helpers/agent.js';
 import { calls, fakeBin, tempDir, testPath, writeConfig } from '../helpers/fixtures.js';
 import { TestClient } from '../helpers/mqtt.js';
@@ -19,14 +19,7 @@ let ctl: TestClient;
 const procs: AgentProcess[] = [];
 
 beforeAll(async () => {
-  broker = await startBroker({
-    host: '127.0.0.1',
-    port: 0,
-    users: [],
-    prefix: 'homelab',
-    discoveryPrefix: 'homeassistant',
-    log: silentLogger(),
-  });
+  broker = await startTestBroker();
   ctl = await TestClient.connect(`mqtt://127.0.0.1:${broker.port}`);
   await ctl.sub('homelab/+/result/#', 'homelab/+/status', 'homelab/+/reply/#');
 });

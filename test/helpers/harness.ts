@@ -12,6 +12,18 @@ import { TestClient } from './mqtt.js';
 const asResult = (text: string): Result => resultSchema.parse(JSON.parse(text));
 
 /** One embedded broker, a controller client watching every result, and agents made per test. */
+/** The embedded broker on a free port, anonymous, default prefixes: what most tests talk to. */
+export function startTestBroker(): Promise<RunningBroker> {
+  return startBroker({
+    host: '127.0.0.1',
+    port: 0,
+    users: [],
+    prefix: 'homelab',
+    discoveryPrefix: 'homeassistant',
+    log: silentLogger(),
+  });
+}
+
 export class Harness {
   broker!: RunningBroker;
   ctl!: TestClient;
@@ -20,14 +32,7 @@ export class Harness {
   private readonly stateDirs = new Map<string, string>();
 
   async start(): Promise<void> {
-    this.broker = await startBroker({
-      host: '127.0.0.1',
-      port: 0,
-      users: [],
-      prefix: 'homelab',
-      discoveryPrefix: 'homeassistant',
-      log: silentLogger(),
-    });
+    this.broker = await startTestBroker();
     this.url = `mqtt://127.0.0.1:${this.broker.port}`;
     this.ctl = await TestClient.connect(this.url);
     await this.ctl.sub('homelab/+/result/#', 'homelab/+/result');

@@ -8,10 +8,10 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startBroker, type RunningBroker } from '../../src/broker/broker.js';
+import type { RunningBroker } from '../../src/broker/broker.js';
+import { startTestBroker } from '../helpers/harness.js';
 import { resultSchema } from '../../src/core/formats.js';
 import type { Result } from '../../src/core/result.js';
-import { silentLogger } from '../../src/log.js';
 import { runCli, spawnCli, type AgentProcess } from '../helpers/agent.js';
 import { calls, fakeBin, tempDir, testPath, writeConfig } from '../helpers/fixtures.js';
 import { TestClient } from '../helpers/mqtt.js';
@@ -82,14 +82,7 @@ let ctl: TestClient;
 const hosts: Host[] = [];
 
 beforeAll(async () => {
-  broker = await startBroker({
-    host: '127.0.0.1',
-    port: 0,
-    users: [],
-    prefix: 'homelab',
-    discoveryPrefix: 'homeassistant',
-    log: silentLogger(),
-  });
+  broker = await startTestBroker();
   url = `mqtt://127.0.0.1:${broker.port}`;
   ctl = await TestClient.connect(url);
   await ctl.sub('homelab/+/result/#', 'homelab/+/reboot', 'homelab/+/status', 'homelab/_fleet/#');

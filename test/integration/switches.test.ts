@@ -11,11 +11,11 @@ import pino from 'pino';
 import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Agent } from '../../src/agent/agent.js';
-import { startBroker, type RunningBroker } from '../../src/broker/broker.js';
+import type { RunningBroker } from '../../src/broker/broker.js';
+import { startTestBroker } from '../helpers/harness.js';
 import { parseConfig, type Config } from '../../src/config/load.js';
 import { buildDiscovery } from '../../src/core/discovery.js';
 import type { ProbeState, Result, SwitchState } from '../../src/core/formats.js';
-import { silentLogger } from '../../src/log.js';
 import { VERSION } from '../../src/version.js';
 import { exampleWithSwitches } from '../helpers/example-switches.js';
 import { calls, fakeBin, tempDir, testPath } from '../helpers/fixtures.js';
@@ -37,14 +37,7 @@ const BROKERS: [string, boolean, () => Promise<BrokerUnderTest>][] = [
     'the embedded broker',
     true,
     async () => {
-      const b: RunningBroker = await startBroker({
-        host: '127.0.0.1',
-        port: 0,
-        users: [],
-        prefix: 'homelab',
-        discoveryPrefix: 'homeassistant',
-        log: silentLogger(),
-      });
+      const b: RunningBroker = await startTestBroker();
       return { url: `mqtt://127.0.0.1:${b.port}`, close: () => b.close() };
     },
   ],
