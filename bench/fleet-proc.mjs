@@ -4,6 +4,7 @@
  *
  *   node bench/fleet-proc.mjs --url mqtt://127.0.0.1:PORT --hosts N --dir DIR [--host-prefix h]
  *   node bench/fleet-proc.mjs --url URL_A,URL_B … --mark-log FILE     (the clustered fleet)
+ *   --ready-ms MS: how long each batch may take to connect (default 60 s); the tests give it their own deadline.
  * Prints `ready` once every agent is connected and has said `online`; SIGTERM stops them all.
  * Several URLs: agent i gets them as its mqtt.url failover list rotated by i, so the fleet starts
  * split evenly across the brokers and each agent fails over to the others.
@@ -28,6 +29,7 @@ const { values } = parseArgs({
     dir: { type: 'string' },
     'host-prefix': { type: 'string', default: 'fleet' },
     'mark-log': { type: 'string' },
+    'ready-ms': { type: 'string', default: '60000' },
   },
 });
 const count = Number(values.hosts);
@@ -78,9 +80,16 @@ for (let i = 0; i < count; i += 50) {
     const agent = new Agent(config, log, { backoff: { initialMs: 200, maxMs: 2000 } });
     agent.start();
     agents.push(agent);
-    batch.push(agent.waitConnected(60_000));
+    batch.push(agent.waitConnected(Number(values['ready-ms'])).catch((err) => ({ host, err })));
   }
-  await Promise.all(batch);
+  const late = (await Promise.all(batch)).filter(Boolean);
+  if (late.length > 0) {
+    process.stderr.write(
+      `${late.length} of ${count} agents did not connect within ${values['ready-ms']} ms: ` +
+        `${late.map((l) => `${l.host} (${l.err.message})`).join(', ')}\n`,
+    );
+    process.exit(1);
+  }
 }
 process.stdout.write('ready\n');
 

@@ -32,6 +32,8 @@ export interface AgentOptions {
   /** Overrides mqtt.url (used by `up`, which connects to its own embedded broker). */
   url?: string | readonly string[];
   backoff?: { initialMs: number; maxMs: number };
+  /** Tests: how long a connection attempt waits for its CONNACK, and how far that grows (session.ts). */
+  connackWait?: { initialMs: number; maxMs: number };
   /**
    * `up` on the package's own demo config: on a newcomer's own machine, commands running as the user
    * who started it is the point of the demo, so the start-up isolation advice is logged at info, not
@@ -106,6 +108,7 @@ export class Agent {
       ],
       log: log.child({ module: 'mqtt' }),
       backoff: this.opts.backoff,
+      connackWait: this.opts.connackWait,
     });
     this.session = session;
     if (config.mqtt.insecure) log.warn("mqtt.insecure is true: the broker's TLS certificate is NOT verified");

@@ -13,6 +13,25 @@ export interface ClientIdentity {
   will: { topic: string; payload: string };
 }
 
+/**
+ * How long one attempt waits for its CONNACK. A broker busy with a connect storm (a fleet coming back
+ * after a power cut, a Pi's broker under load) answers late; a fixed wait would abandon every attempt
+ * just before its answer and never connect, so each attempt that ran out of time gives the next one
+ * twice as long, up to maxMs (docs/brokers.md § Reconnects).
+ */
+export const CONNACK_WAIT = { initialMs: 10_000, maxMs: 80_000 };
+
+/** The next attempt's CONNACK wait: back to the start after a CONNACK, doubled after a wait that ran out. */
+export function nextConnackWait(
+  currentMs: number,
+  ended: 'connected' | 'connack_timeout' | 'other',
+  wait: { initialMs: number; maxMs: number } = CONNACK_WAIT,
+): number {
+  if (ended === 'connected') return wait.initialMs;
+  if (ended === 'connack_timeout') return Math.min(wait.maxMs, currentMs * 2);
+  return currentMs;
+}
+
 export function sessionClientOptions(
   o: ClientIdentity,
   stores: { incomingStore: Store; outgoingStore: Store },
@@ -23,7 +42,7 @@ export function sessionClientOptions(
     clean: false,
     keepalive: Math.max(1, Math.round(o.keepaliveMs / 1000)),
     reconnectPeriod: 0, // we reconnect ourselves: failover order and backoff
-    connectTimeout: 10_000,
+    connectTimeout: CONNACK_WAIT.initialMs, // per attempt: see nextConnackWait
     resubscribe: false,
     manualConnect: true,
     ...stores,

@@ -10,6 +10,8 @@ export class ConnectAttempt {
   connected = false;
   private refusedV5 = false;
   private error: string | undefined;
+  /** No CONNACK came within the attempt's wait (MQTT.js's "connack timeout"): the next attempt waits longer. */
+  connackTimedOut = false;
   /** What the broker (or the network) said when the attempt failed before a CONNACK accepted it. */
   cause: Cause | undefined;
 
@@ -24,6 +26,7 @@ export class ConnectAttempt {
     }
     this.error = typeof err.code === 'string' ? `${err.code}: ${err.message}` : err.message;
     if (this.connected) return true;
+    if (err.message === 'connack timeout') this.connackTimedOut = true;
     this.cause = connectCause(err.code, err.message);
     return false;
   }
@@ -35,6 +38,12 @@ export class ConnectAttempt {
 
   disconnected(reasonCode: number | undefined, reason: string | undefined): void {
     this.error = `the broker sent DISCONNECT (reason code ${reasonCode ?? 0}${reason ? `: ${reason}` : ''})`;
+  }
+
+  /** How the attempt ended, as the next attempt's CONNACK wait sees it (client-options.ts nextConnackWait). */
+  get ending(): 'connected' | 'connack_timeout' | 'other' {
+    if (this.connected) return 'connected';
+    return this.connackTimedOut ? 'connack_timeout' : 'other';
   }
 
   outcome(): Outcome {

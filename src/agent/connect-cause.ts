@@ -61,6 +61,13 @@ export function connectCause(code: unknown, message: string): Cause {
       msg: 'broker not reachable; retrying',
       check: 'no answer from the broker: check mqtt.url (host and port) and any firewall between',
     };
+  if (message === 'connack timeout')
+    return {
+      kind: 'timeout',
+      msg: 'broker not reachable; retrying',
+      check:
+        'the broker took the connection but did not answer the CONNECT in time: it may be overloaded or starting; each such attempt waits twice as long as the last (docs/brokers.md § Reconnects)',
+    };
   if (isTls(code, message))
     return {
       kind: 'tls',

@@ -13,7 +13,13 @@ import { Failover, redactUrl, type Attempt, type ProtocolVersion } from '../core
 import { AUTHENTICATED_USER_PROPERTY, STAMPING_BROKER } from '../core/sender.js';
 import type { Logger } from '../log.js';
 import { brokerTransport, type BrokerTransport } from './broker-transport.js';
-import { prepareAttempt, sessionClientOptions, withTimeout } from './client-options.js';
+import {
+  CONNACK_WAIT,
+  nextConnackWait,
+  prepareAttempt,
+  sessionClientOptions,
+  withTimeout,
+} from './client-options.js';
 import { ConnectAttempt } from './connect-attempt.js';
 import { ConnectWaiters } from './connect-waiters.js';
 import { ConnectionLog } from './connection-log.js';
@@ -39,6 +45,8 @@ export interface SessionOptions {
   /** A persistent session outlives a disconnect by this long (MQTT 5 Session Expiry Interval). */
   sessionExpirySec?: number;
   backoff?: { initialMs: number; maxMs: number };
+  /** How long an attempt waits for its CONNACK, and how far that grows (client-options.ts CONNACK_WAIT). */
+  connackWait?: { initialMs: number; maxMs: number };
 }
 
 export interface Incoming {
@@ -59,6 +67,7 @@ export class MqttSession {
   private readonly failover: Failover;
   private readonly builders = new Map<string, BrokerTransport>();
   private attempt = new ConnectAttempt();
+  private connackWaitMs: number;
   private everConnected = false;
   private stopping = false;
   private readonly connectionLog: ConnectionLog;
@@ -77,6 +86,7 @@ export class MqttSession {
     this.failover = new Failover(opts.urls, opts.backoff);
     this.takeover = new TakeoverWatch(opts.clientId, opts.log);
     this.connectionLog = new ConnectionLog(opts.log);
+    this.connackWaitMs = (opts.connackWait ?? CONNACK_WAIT).initialMs;
   }
 
   get connected(): boolean {
@@ -174,6 +184,7 @@ export class MqttSession {
       incomingStore: this.incomingStore,
       outgoingStore: this.outgoingStore,
     });
+    options.connectTimeout = this.connackWaitMs;
     // Every packet's size is counted before MQTT.js buffers it (packet-gate.ts).
     const client = new MqttClient(
       (c) =>
@@ -238,6 +249,11 @@ export class MqttSession {
   private afterClose(): Attempt {
     const outcome = this.attempt.outcome();
     const url = this.failover.url;
+    this.connackWaitMs = nextConnackWait(
+      this.connackWaitMs,
+      this.attempt.ending,
+      this.opts.connackWait ?? CONNACK_WAIT,
+    );
     // Kicked off by another client with the same id: wait longer each time instead of fighting back.
     const next = this.takeover.delay(this.failover.next(outcome), outcome.kind === 'lost');
     this.connectionLog.attemptEnded(url, outcome, next, this.attempt.cause);
@@ -257,6 +273,7 @@ export class MqttSession {
         { username: username ?? this.opts.username, password: password ?? this.opts.password },
         this.opts.sessionExpirySec ?? 7 * 24 * 3600,
       );
+      client.options.connectTimeout = this.connackWaitMs;
       client.reconnect({ incomingStore: this.incomingStore, outgoingStore: this.outgoingStore });
     };
     // Even "at once" waits for the next turn of the event loop: the 'close' that got us here is

@@ -10,6 +10,8 @@ export type ProxyMode = 'pass' | 'blackhole' | 'refuse';
  *   half-open link, or a broker that stopped answering); stallOpen() does it
  *   to the open connections only.
  * - refuse: new connections are closed at once (the broker is "down").
+ * slowConnack(ms) holds what the broker sends on each new connection (its CONNACK first) until ms
+ * after the connection opened: a broker too busy to answer a CONNECT in time.
  * cut() destroys every open connection (a RST, as when a cable is pulled and
  * the far end notices).
  */
@@ -22,6 +24,7 @@ export class FaultProxy {
   accepted = 0;
   /** Client → broker bytes held back from the first chunk that holds `marker` on (a slow uplink). */
   private hold: { marker: Buffer; queue: Buffer[]; to?: net.Socket; seen: () => void } | undefined;
+  private answerDelayMs = 0;
 
   constructor(private readonly targetPort: number) {}
 
@@ -35,9 +38,23 @@ export class FaultProxy {
       const upstream = net.connect(this.targetPort, '127.0.0.1');
       const pair = { client, upstream, dead: false };
       this.pairs.add(pair);
+      // The broker's first bytes wait until the delay is over; later ones queue behind them, in order.
+      let downlinkHeld: Buffer[] | undefined;
+      if (this.answerDelayMs > 0) {
+        const held: Buffer[] = [];
+        downlinkHeld = held;
+        setTimeout(() => {
+          downlinkHeld = undefined;
+          if (!pair.dead && !client.destroyed) for (const c of held) client.write(c);
+        }, this.answerDelayMs);
+      }
       const forward = (from: net.Socket, to: net.Socket) =>
         from.on('data', (chunk: Buffer) => {
           if (this.mode !== 'pass' || pair.dead) return;
+          if (from === upstream && downlinkHeld) {
+            downlinkHeld.push(chunk);
+            return;
+          }
           const h = from === client ? this.hold : undefined;
           if (h && (h.to !== undefined || chunk.includes(h.marker))) {
             if (h.to === undefined) h.seen();
@@ -85,6 +102,11 @@ export class FaultProxy {
         for (const chunk of h.queue.splice(0)) h.to?.write(chunk);
       },
     };
+  }
+
+  /** New connections hear nothing from the broker (its CONNACK first) until `ms` after they opened. */
+  slowConnack(ms: number): void {
+    this.answerDelayMs = ms;
   }
 
   /** The open connections go silent (half-open) while new ones follow `mode`. */

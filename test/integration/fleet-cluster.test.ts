@@ -62,6 +62,9 @@ describe.skipIf(!REDIS_SERVER)(`a fleet of ${FLEET} agents split across two clus
         dir,
         '--mark-log',
         runLog,
+        // Its own deadline below is the one that counts: a busy CI machine connects a batch slowly.
+        '--ready-ms',
+        '170000',
       ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );

@@ -19,12 +19,17 @@ describe('connectCause', () => {
     ['CERT_HAS_EXPIRED', 'certificate has expired', 'tls', /TLS/],
     ['UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'unable to get local issuer certificate', 'tls', /TLS/],
     ['ERR_SSL_WRONG_VERSION_NUMBER', 'wrong version number', 'tls', /TLS/],
+    [undefined, 'connack timeout', 'timeout', /not reachable/],
     [undefined, 'the broker closed the connection without a CONNACK', 'other', /not reachable/],
   ])('code %s (%s) is %s', (code, message, kind, msg) => {
     const c = connectCause(code, message);
     expect(c.kind).toBe(kind);
     expect(c.msg).toMatch(msg);
     expect(c.check).toMatch(/mqtt\.|broker/);
+  });
+
+  it('a CONNACK that did not come in time says the next attempt waits longer', () => {
+    expect(connectCause(undefined, 'connack timeout').check).toMatch(/twice as long.*§ Reconnects/);
   });
 
   it('says what to check in the config for a refused login', () => {

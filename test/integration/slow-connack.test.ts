@@ -1,0 +1,72 @@
+/**
+ * A broker too busy to answer a CONNECT in time (a fleet's connect storm after a power cut): each attempt
+ * that ran out of time gives the next one twice as long, so the agent gets in once the broker's answers
+ * come within reach (docs/brokers.md § Reconnects). With a fixed wait shorter than the broker's answer,
+ * the control shows what that cost: every attempt abandoned just before its CONNACK, for ever.
+ * The slow broker is the embedded one behind a proxy that holds its answers (test/helpers/proxy.ts).
+ */
+import { pino } from 'pino';
+import { stringify } from 'yaml';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Agent } from '../../src/agent/agent.js';
+import type { RunningBroker } from '../../src/broker/broker.js';
+import { parseConfig } from '../../src/config/load.js';
+import { tempDir } from '../helpers/fixtures.js';
+import { startTestBroker } from '../helpers/harness.js';
+import { FaultProxy } from '../helpers/proxy.js';
+import { until } from '../helpers/wait.js';
+
+type Line = { level: number; msg: string; cause?: string; reason?: string };
+
+const ANSWER_DELAY_MS = 1500;
+let broker: RunningBroker;
+const cleanups: (() => Promise<unknown>)[] = [];
+beforeAll(async () => {
+  broker = await startTestBroker();
+});
+afterAll(async () => {
+  for (const c of cleanups.reverse()) await c();
+  await broker?.close();
+});
+
+async function slowAgent(host: string, connackWait: { initialMs: number; maxMs: number }) {
+  const proxy = new FaultProxy(broker.port);
+  await proxy.start();
+  proxy.slowConnack(ANSWER_DELAY_MS);
+  cleanups.push(() => proxy.stop());
+  const dir = tempDir();
+  const config = parseConfig(
+    stringify({
+      host,
+      state_dir: `${dir}/state`,
+      mqtt: { url: proxy.url },
+      discovery: { enabled: false },
+      actions: { uptime: { argv: ['uptime'] } },
+    }),
+    `${dir}/agent.yaml`,
+  );
+  const raw: string[] = [];
+  const log = pino({ level: 'debug' }, { write: (s: string) => raw.push(s) });
+  const agent = new Agent(config, log, { backoff: { initialMs: 20, maxMs: 100 }, connackWait });
+  agent.start();
+  cleanups.push(() => agent.stop());
+  return { proxy, agent, lines: () => raw.map((s) => JSON.parse(s) as Line) };
+}
+
+describe('a broker that answers the CONNECT late', () => {
+  it('each attempt waits twice as long as the last: the agent connects, and said why it retried', async () => {
+    // 300 ms, 600 ms, 1.2 s run out before the 1.5 s answer; 2.4 s (or a later one, on a busy machine) gets it.
+    const { proxy, agent, lines } = await slowAgent('slow1', { initialMs: 300, maxMs: 20_000 });
+    await agent.waitConnected(60_000);
+    expect(proxy.accepted).toBeGreaterThanOrEqual(4);
+    const warned = lines().filter((l) => l.level === 40 && l.cause === 'timeout');
+    expect(warned).toHaveLength(1);
+    expect(warned[0]).toMatchObject({ msg: 'broker not reachable; retrying', reason: 'connack timeout' });
+  }, 90_000);
+
+  it('control: a wait that never grows abandons every attempt before its answer', async () => {
+    const { proxy, agent } = await slowAgent('slow2', { initialMs: 300, maxMs: 300 });
+    await until(() => proxy.accepted >= 6, 60_000, 'six abandoned attempts');
+    await expect(agent.waitConnected(1)).rejects.toThrow(/no connection/);
+  }, 90_000);
+});
