@@ -19,8 +19,10 @@ import { probeSchema } from './probes.js';
 import { checkSwitches, switchesSchema } from './switches.js';
 import { updatesSchema } from './updates.js';
 
-export { actionSchema, healthCheckSchema, limitsSchema, paramSchema } from './actions.js';
-export type { ActionConfig, HealthCheckConfig, ParamSpec } from './actions.js';
+export { actionSchema, healthCheckSchema, limitsSchema } from './actions.js';
+export { paramSchema } from './action-params.js';
+export type { ActionConfig, HealthCheckConfig } from './actions.js';
+export type { ParamSpec } from './action-params.js';
 
 const userSchema = z
   .strictObject({
