@@ -5,12 +5,11 @@
  */
 import type { Config } from '../config/load.js';
 import { brokerUrls } from '../core/failover.js';
-import { groupsTopic } from '../core/fleet-topics.js';
-import { agentGroups, groupsPayload } from '../core/groups.js';
 import { haStatusTopic, hostTopics, type HostTopics } from '../core/topics.js';
 import type { Logger } from '../log.js';
 import { DiscoveryPublisher } from './discovery.js';
 import { agentRoutes, Dispatcher } from './dispatch.js';
+import { groupsRecord } from './groups-record.js';
 import { Heartbeats } from './heartbeats.js';
 import { ParamStore } from './params.js';
 import { Probes } from './probes.js';
@@ -191,27 +190,7 @@ export class Agent {
       },
       stop: () => undefined,
     };
-    // Its groups, at every connect: a changed groups: list replaces the record, none clears it
-    // (docs/fleet.md § Groups). A broker that refuses it costs `send --group` this host, nothing else.
-    const groups: AgentPart = {
-      name: 'groups',
-      start: () => undefined,
-      onConnect: async () => {
-        try {
-          await session.publish(
-            groupsTopic(config.mqtt.prefix, config.host),
-            groupsPayload(config.host, agentGroups(config.groups, config.actions), Date.now()),
-            { retain: true },
-          );
-        } catch (err) {
-          log.warn(
-            { err },
-            "could not publish this host's groups (check the broker ACL: docs/fleet.md § Groups)",
-          );
-        }
-      },
-      stop: () => undefined,
-    };
+    const groups = groupsRecord(config, session, log);
     this.parts = [
       pipeline,
       guard,

@@ -14,33 +14,21 @@ import { isFinal, type Result } from '../core/result.js';
 import { ensureWritableDir, moveAside } from './state-file.js';
 import type { StateHealth } from './state-health.js';
 import { JournalFile } from './journal-file.js';
+import { JournalIndex } from './journal-index.js';
 import {
-  isStoredProcess,
-  isStoredReply,
   type JournalEntry,
   type Notes,
   type StoredProcess,
   type StoredReply,
   type StoredRequest,
 } from './journal-records.js';
-import { forEachLine, readLineAt, rewriteAtomic, summaryOf, type Place } from './journal-lines.js';
-
-/** A record line longer than this keeps only its summary in memory; the whole result stays on disk. */
-const SUMMARY_ABOVE_BYTES = 1024;
+import { forEachLine, readLineAt, rewriteAtomic, type Place } from './journal-lines.js';
 
 export type { JournalEntry, Notes, StoredProcess, StoredReply, StoredRequest } from './journal-records.js';
 
 export class Journal {
-  /** Each id's latest result — a summary (outputs emptied) when its whole result is in `onDisk`. */
-  private readonly entries = new Map<string, Result>();
-  /** Ids whose whole result is only on disk, and where its line is. */
-  private onDisk = new Map<string, Place>();
-  private readonly requests = new Map<string, StoredRequest>();
-  /** Reply targets of ids whose final is not yet acknowledged; processes of ids not yet final. */
-  private readonly replies = new Map<string, StoredReply>();
-  private readonly procs = new Map<string, StoredProcess>();
-  /** Final results the broker has not acknowledged yet: the outbox, published again after a restart. */
-  private readonly unpublished = new Set<string>();
+  /** What is remembered of each id (journal-index.ts). */
+  private readonly index = new JournalIndex();
   private readonly file: string;
   /** The appends and their fsyncs (journal-file.ts). */
   private readonly out: JournalFile;
@@ -69,20 +57,7 @@ export class Journal {
         const e = JSON.parse(line) as
           JournalEntry | { id: string; forget: true } | { id: string; published: true };
         if (typeof e.id !== 'string') throw new Error('not an entry');
-        if ('published' in e) {
-          this.unpublished.delete(e.id);
-          return;
-        }
-        this.entries.delete(e.id); // re-insert: Map order is recency order
-        this.onDisk.delete(e.id);
-        this.unpublished.delete(e.id);
-        if ('forget' in e) return;
-        if (typeof e.result?.status !== 'string') throw new Error('not an entry');
-        this.keepInMemory(e.id, e.result, { offset, length });
-        if (isFinal(e.result.status)) this.unpublished.add(e.id);
-        if (e.request) this.requests.set(e.id, e.request);
-        else if (isFinal(e.result.status)) this.requests.delete(e.id);
-        this.keepNotes(e.id, e.result, e.reply, e.proc);
+        this.index.replay(e, { offset, length });
       } catch {
         bad++;
       }
@@ -98,24 +73,24 @@ export class Journal {
       const aside = moveAside(this.file);
       source = aside;
       this.log.warn(
-        { file: this.file, movedTo: aside, badLines: bad, kept: this.entries.size },
+        { file: this.file, movedTo: aside, badLines: bad, kept: this.index.entries.size },
         'the id journal had unreadable lines; moved it aside and kept what was readable',
       );
     }
     // The outputs of what was read are in `source` until this rewrite: read them back from there.
     this.compactIfLong(true, source);
-    return [...this.entries.values()].filter((r) => !isFinal(r.status));
+    return [...this.index.entries.values()].filter((r) => !isFinal(r.status));
   }
 
   /** The id's latest result, whole: outputs are read back from disk when only its summary is in memory. */
   get(id: string): Result | undefined {
-    const summary = this.entries.get(id);
+    const summary = this.index.entries.get(id);
     if (summary === undefined) return undefined;
     return this.whole(id, summary, this.file);
   }
 
   private whole(id: string, summary: Result, source: string | number): Result {
-    const place = this.onDisk.get(id);
+    const place = this.index.onDisk.get(id);
     if (place === undefined) return summary;
     try {
       const e = JSON.parse(readLineAt(source, place.offset, place.length)) as JournalEntry;
@@ -130,19 +105,8 @@ export class Journal {
     }
   }
 
-  /** Small results whole; a big one as a summary, its outputs left on disk at `place`. */
-  private keepInMemory(id: string, result: Result, place: Place): void {
-    if (place.length <= SUMMARY_ABOVE_BYTES) {
-      this.entries.set(id, result);
-      this.onDisk.delete(id);
-      return;
-    }
-    this.entries.set(id, summaryOf(result));
-    this.onDisk.set(id, place);
-  }
-
   get size(): number {
-    return this.entries.size;
+    return this.index.entries.size;
   }
 
   /** Durable before it returns: the caller runs a command only after this. */
@@ -170,9 +134,9 @@ export class Journal {
     const id = result.id;
     const entry: JournalEntry = { id, result };
     if (request) entry.request = request;
-    const reply = notes.reply ?? this.replies.get(id);
+    const reply = notes.reply ?? this.index.replies.get(id);
     if (reply) entry.reply = reply;
-    const proc = isFinal(result.status) ? undefined : (notes.proc ?? this.procs.get(id));
+    const proc = isFinal(result.status) ? undefined : (notes.proc ?? this.index.procs.get(id));
     if (proc) entry.proc = proc;
     const line = JSON.stringify(entry);
     let place: Place | undefined;
@@ -181,50 +145,21 @@ export class Journal {
     } catch (err) {
       if (!keep) throw err;
       this.compactPending = true;
-      this.remember(result, request, reply, proc, undefined);
+      this.index.remember(result, request, reply, proc, undefined);
       throw err;
     }
-    this.remember(result, request, reply, proc, place);
+    this.index.remember(result, request, reply, proc, place);
     this.compactIfLong();
-  }
-
-  private remember(
-    result: Result,
-    request: StoredRequest | undefined,
-    reply: StoredReply | undefined,
-    proc: StoredProcess | undefined,
-    place: Place | undefined,
-  ): void {
-    const id = result.id;
-    this.entries.delete(id);
-    if (place) this.keepInMemory(id, result, place);
-    else {
-      this.onDisk.delete(id);
-      this.entries.set(id, result);
-    }
-    if (isFinal(result.status)) this.unpublished.add(id);
-    else this.unpublished.delete(id);
-    if (request) this.requests.set(id, request);
-    else if (isFinal(result.status)) this.requests.delete(id);
-    this.keepNotes(id, result, reply, proc);
-  }
-
-  /** Bounded: a reply target only until the id's final is acknowledged, a process only until it is final. */
-  private keepNotes(id: string, result: Result, reply: unknown, proc: unknown): void {
-    if (isStoredReply(reply)) this.replies.set(id, reply);
-    else this.replies.delete(id);
-    if (!isFinal(result.status) && isStoredProcess(proc)) this.procs.set(id, proc);
-    else this.procs.delete(id);
   }
 
   /** Where the request of this id asked for its answer, as journaled (unchecked: core/reply.ts checks it). */
   replyOf(id: string): StoredReply | undefined {
-    return this.replies.get(id);
+    return this.index.replies.get(id);
   }
 
   /** The process group the id's command was spawned in, while it is not final. */
   processOf(id: string): StoredProcess | undefined {
-    return this.procs.get(id);
+    return this.index.procs.get(id);
   }
 
   /**
@@ -241,38 +176,33 @@ export class Journal {
 
   /** The stored request of an accepted, not yet final id. */
   request(id: string): StoredRequest | undefined {
-    return this.requests.get(id);
+    return this.index.requests.get(id);
   }
 
   /** The broker acknowledged this id's final result: it leaves the outbox. */
   markPublished(id: string): void {
-    this.replies.delete(id);
-    if (!this.unpublished.delete(id)) return;
+    this.index.replies.delete(id);
+    if (!this.index.unpublished.delete(id)) return;
     this.append(`${JSON.stringify({ id, published: true })}\n`, false);
     this.compactIfLong();
   }
 
   /** Whether this id's final result waits in the outbox (journaled, not yet acknowledged by the broker). */
   inOutbox(id: string): boolean {
-    return this.unpublished.has(id);
+    return this.index.unpublished.has(id);
   }
 
   /** Final results not yet acknowledged by the broker, oldest first (at most the last `limit`). */
   outbox(limit = 100): Result[] {
-    return [...this.entries.values()]
-      .filter((r) => this.unpublished.has(r.id))
+    return [...this.index.entries.values()]
+      .filter((r) => this.index.unpublished.has(r.id))
       .slice(-limit)
       .map((r) => this.whole(r.id, r, this.file));
   }
 
   /** An accepted id that never ran (stopped while queued) becomes free to send again. */
   forget(id: string): void {
-    this.requests.delete(id);
-    this.unpublished.delete(id);
-    this.onDisk.delete(id);
-    this.replies.delete(id);
-    this.procs.delete(id);
-    if (!this.entries.delete(id)) return;
+    if (!this.index.forget(id)) return;
     this.append(`${JSON.stringify({ id, forget: true })}\n`);
     this.compactIfLong();
   }
@@ -308,30 +238,18 @@ export class Journal {
 
   /** The ids of final results, oldest first. */
   finalIds(): string[] {
-    return [...this.entries.entries()].filter(([, r]) => isFinal(r.status)).map(([id]) => id);
+    return [...this.index.entries.entries()].filter(([, r]) => isFinal(r.status)).map(([id]) => id);
   }
 
   /** Rewrites the file from memory, each big result's line copied from `source` (one line at a time). */
   private compact(source = this.file): void {
-    // Only the oldest answered ids make room: an id still running or scheduled, or a final result the
-    // broker has not acknowledged, stays however old — forgetting it would let a resend run it again
-    // (docs/mqtt-api.md § The request object: a repeated id is never run twice).
-    let excess = this.entries.size - this.keep;
-    for (const [id, result] of this.entries) {
-      if (excess <= 0) break;
-      if (!isFinal(result.status) || this.unpublished.has(id)) continue;
-      this.entries.delete(id);
-      this.requests.delete(id);
-      this.onDisk.delete(id);
-      this.replies.delete(id);
-      excess--;
-    }
-    const entries = [...this.entries.entries()];
+    this.index.dropOldest(this.keep);
+    const entries = [...this.index.entries.entries()];
     /** The id of each line written, "" for an acknowledgement line. */
     const lineIds: string[] = [];
     let from: number | undefined;
     try {
-      from = this.onDisk.size > 0 ? openSync(source, 'r') : undefined;
+      from = this.index.onDisk.size > 0 ? openSync(source, 'r') : undefined;
     } catch (err) {
       this.log.warn(
         { err, file: source },
@@ -342,15 +260,15 @@ export class Journal {
       for (const [id, summary] of entries) {
         const result = from === undefined ? summary : this.whole(id, summary, from);
         const entry: JournalEntry = { id, result };
-        const request = this.requests.get(id);
+        const request = this.index.requests.get(id);
         if (request) entry.request = request;
-        const reply = this.replies.get(id);
+        const reply = this.index.replies.get(id);
         if (reply) entry.reply = reply;
-        const proc = this.procs.get(id);
+        const proc = this.index.procs.get(id);
         if (proc) entry.proc = proc;
         lineIds.push(id);
         yield JSON.stringify(entry);
-        if (isFinal(result.status) && !this.unpublished.has(id)) {
+        if (isFinal(result.status) && !this.index.unpublished.has(id)) {
           lineIds.push('');
           yield JSON.stringify({ id, published: true });
         }
@@ -360,14 +278,14 @@ export class Journal {
     try {
       rewriteAtomic(this.file, lines, (i, offset, length) => {
         const id = lineIds[i];
-        if (id && this.onDisk.has(id)) places.set(id, { offset, length });
+        if (id && this.index.onDisk.has(id)) places.set(id, { offset, length });
       });
     } finally {
       if (from !== undefined) closeSync(from);
     }
     // The rename replaced the file: an fd kept open would append to the old one.
     this.close();
-    this.onDisk = places;
-    this.lines = this.entries.size;
+    this.index.onDisk = places;
+    this.lines = this.index.entries.size;
   }
 }

@@ -17,7 +17,7 @@ import { processStart } from './restart-check.js';
 import { REBOOTING, type Reboots } from './reboots.js';
 import { RunControl } from './run-control.js';
 import { runJob } from './run-job.js';
-import type { StaggerConfig } from './stagger.js';
+import type { StaggerConfig } from './stagger-turns.js';
 
 /** An accepted request on its way to running. */
 export interface Queued extends Accepted {

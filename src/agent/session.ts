@@ -9,22 +9,18 @@
  */
 import type { Socket } from 'node:net';
 import { MqttClient, Store, type IClientPublishOptions, type IPublishPacket } from 'mqtt';
-import { Failover, redactUrl, type Attempt, type ProtocolVersion } from '../core/failover.js';
+import { Failover, redactUrl, type Attempt } from '../core/failover.js';
 import { AUTHENTICATED_USER_PROPERTY, STAMPING_BROKER } from '../core/sender.js';
 import type { Logger } from '../log.js';
 import { brokerTransport, type BrokerTransport } from './broker-transport.js';
-import {
-  CONNACK_WAIT,
-  nextConnackWait,
-  prepareAttempt,
-  sessionClientOptions,
-  withTimeout,
-} from './client-options.js';
+import { CONNACK_WAIT, nextConnackWait, prepareAttempt, sessionClientOptions } from './client-options.js';
 import { ConnectAttempt } from './connect-attempt.js';
 import { ConnectWaiters } from './connect-waiters.js';
 import { ConnectionLog } from './connection-log.js';
 import { AGENT_MAX_PACKET_SIZE, gateStream } from './packet-gate.js';
 import { readRetained } from './retained-read.js';
+import { sayGoodbye } from './session-goodbye.js';
+import { setUpSession, type ConnectListener } from './session-setup.js';
 import { TakeoverWatch } from './takeover.js';
 
 export interface SessionOptions {
@@ -54,13 +50,6 @@ export interface Incoming {
   payload: Buffer;
   packet: IPublishPacket;
 }
-
-export type ConnectListener = (info: {
-  protocolVersion: ProtocolVersion;
-  sessionPresent: boolean;
-  reconnect: boolean;
-  url: string;
-}) => void | Promise<void>;
 
 export class MqttSession {
   private client: MqttClient | undefined;
@@ -160,22 +149,7 @@ export class MqttSession {
     clearTimeout(this.retryTimer);
     const client = this.client;
     if (!client) return;
-    if (finalStatus && client.connected) {
-      try {
-        await withTimeout(
-          client.publishAsync(finalStatus.topic, finalStatus.payload, { qos: 1, retain: true }),
-          2000,
-        );
-      } catch (err) {
-        this.opts.log.warn(
-          { err },
-          'could not publish offline status before disconnecting; the last will covers it',
-        );
-      }
-    }
-    // Disconnected, a graceful end would wait for PUBACKs that cannot come; they stay in the journal's outbox.
-    const force = !client.connected;
-    await new Promise<void>((resolve) => client.end(force, {}, () => resolve()));
+    await sayGoodbye(client, finalStatus, this.opts.log);
   }
 
   private createClient(): MqttClient {
@@ -293,24 +267,18 @@ export class MqttSession {
     reconnect: boolean,
     url: string,
   ): Promise<void> {
-    try {
-      // Subscribe at every connect, even with a session present: a persisted session may predate a
-      // subscription this version needs. Retain Handling 1 sends retained messages only for a new
-      // subscription, and Retain As Published keeps the retain flag on live deliveries, so a retained
-      // command is recognised and refused (MQTT 5 § 3.8.3.1; 3.1.1 brokers clear the flag).
-      // One topic per SUBSCRIBE: some brokers (aedes over Redis) hang on multi-topic subscribes.
-      for (const topic of this.opts.subscriptions)
-        await client.subscribeAsync(topic, { qos: 1, rap: true, rh: 1 });
-      const protocolVersion = this.failover.protocolVersion;
-      for (const l of [...this.connectListeners])
-        await l({ protocolVersion, sessionPresent, reconnect, url });
-      this.waiters.wasSetUp();
-    } catch (err) {
-      this.opts.log.error(
-        { err },
-        'setting up the session after connect failed; dropping the connection to retry',
-      );
-      client.stream?.destroy();
-    }
+    const setUp = await setUpSession(
+      client,
+      this.opts.subscriptions,
+      this.connectListeners,
+      () => ({
+        protocolVersion: this.failover.protocolVersion,
+        sessionPresent,
+        reconnect,
+        url,
+      }),
+      this.opts.log,
+    );
+    if (setUp) this.waiters.wasSetUp();
   }
 }

@@ -10,7 +10,8 @@ import { runHealthCheck } from './health.js';
 import type { Outcomes } from './outcomes.js';
 import type { Queued } from './run-queue.js';
 import type { Publisher } from './publisher.js';
-import { StaggerCoordinator, type StaggerConfig, type StaggerItem } from './stagger.js';
+import { StaggerCoordinator } from './stagger.js';
+import type { StaggerConfig, StaggerItem } from './stagger-turns.js';
 import type { Isolation } from '../exec/wrap.js';
 
 /** What the stagger coordinator holds: a queued request of an action with `stagger`. */

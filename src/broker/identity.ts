@@ -8,7 +8,7 @@
  * - A discovery config an agent retains may name only its own HA device and entities.
  * - A command carries the name of the account that sent it, set by the broker, never by the sender.
  */
-import { entitySlug } from '../core/discovery.js';
+import { entitySlug } from '../core/discovery-names.js';
 import { AUTHENTICATED_USER_PROPERTY } from '../core/sender.js';
 import { commandFilters } from '../core/topics.js';
 import { mayPublish, topicMatches, type AclContext, type Role } from './acl.js';
@@ -123,7 +123,7 @@ export function refuseDiscovery(
   if (both.length > 0) return `both a key and its abbreviation: ${both.join(', ')}`;
   const one = (long: string, short: string) => c.get(long) ?? c.get(short);
   const own = `homelab_cmd_${host}`;
-  // The form the agent publishes (core/discovery.ts entitySlug): HA's own slugify of it.
+  // The form the agent publishes (core/discovery-names.ts entitySlug): HA's own slugify of it.
   const entity = entitySlug(`${host}_${object}`);
   // HA's device-based discovery (`components`) names many entities at once: agents never use it.
   if (one('components', 'cmps') !== undefined) return 'device-based discovery (components)';

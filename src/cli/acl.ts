@@ -10,7 +10,7 @@
 import path from 'node:path';
 import { grantsFor, type AclContext } from '../broker/acl.js';
 import { agentPublishFilters } from '../core/topics.js';
-import type { BrokerUser } from '../config/schema.js';
+import type { BrokerUser } from '../config/broker.js';
 import { loadConfig, type Config } from '../config/load.js';
 import { ConfigError, UsageError } from '../errors.js';
 import { out, parse, type Verb } from './args.js';

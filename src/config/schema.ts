@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { formatDuration } from '../core/duration.js';
 import { ACTION_NAME_RE } from '../core/names.js';
 import { actionSchema, limitsSchema } from './actions.js';
+import { brokerSchema } from './broker.js';
 import {
   duration,
   hostId,
@@ -19,66 +20,10 @@ import { probeSchema } from './probes.js';
 import { checkSwitches, switchesSchema } from './switches.js';
 import { updatesSchema } from './updates.js';
 
-export { actionSchema, healthCheckSchema, limitsSchema, paramSchema } from './actions.js';
-export type { ActionConfig, HealthCheckConfig, ParamSpec } from './actions.js';
-
-const userSchema = z
-  .strictObject({
-    username: z.string().min(1),
-    ...secretFields,
-    role: z.enum(['agent', 'controller'], { error: 'role must be agent or controller' }),
-    host: hostId.optional(),
-    // The one client id an agent user may connect with, when its agent sets mqtt.client_id (docs/security.md § Broker identities).
-    client_id: z.string().min(1).max(128).optional(),
-  })
-  .superRefine((user, ctx) => {
-    if ((user.password === undefined) === (user.password_file === undefined)) {
-      ctx.addIssue({ code: 'custom', message: 'give exactly one of password or password_file' });
-    }
-    if (user.role === 'agent' && user.host === undefined) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['host'],
-        message: 'an agent user is bound to one host — add host: <its host id>',
-      });
-    }
-  });
-
-/** A Redis URL, the way ioredis reads it: redis:// or rediss:// (TLS), a host, optionally a port and a db number. */
-function isRedisUrl(value: string): boolean {
-  try {
-    const u = new URL(value);
-    return (
-      (u.protocol === 'redis:' || u.protocol === 'rediss:') &&
-      u.hostname !== '' &&
-      /^\/?\d*$/.test(u.pathname)
-    );
-  } catch {
-    return false;
-  }
-}
-
-// broker.cluster: several embedded brokers share subscriptions, retained messages, sessions and wills through one Redis.
-const clusterSchema = z
-  .strictObject({
-    redis: z.string().refine(isRedisUrl, {
-      message:
-        'must be a Redis URL like redis://10.0.0.5:6379 (rediss:// for TLS, redis://:PASSWORD@HOST:6379/DB) — the one Redis every clustered broker shares',
-    }),
-    // Redis AUTH password; either one replaces a password written in the URL.
-    ...secretFields,
-    // How often each broker tells the others it is alive: a dead broker's clients' wills go out 3 to 7 of these after it dies.
-    heartbeat: positiveDuration
-      .refine((ms) => ms >= 1000 && ms <= 300_000, {
-        message:
-          "must be between 1s and 5m — 5s (the default) puts a dead broker's wills out within about half a minute",
-      })
-      .default(5_000),
-  })
-  .refine((c) => c.password === undefined || c.password_file === undefined, {
-    path: ['password_file'],
-    message: 'give password or password_file, not both',
-  });
+export { actionSchema, healthCheckSchema, limitsSchema } from './actions.js';
+export { paramSchema } from './action-params.js';
+export type { ActionConfig, HealthCheckConfig } from './actions.js';
+export type { ParamSpec } from './action-params.js';
 
 const mqttUrl = z
   .string()
@@ -234,43 +179,7 @@ export const configSchema = z
     switches: switchesSchema,
     // OS package updates and the reboot-required flag in HA (docs/updates.md).
     updates: updatesSchema,
-    broker: z
-      .strictObject({
-        host: z.string().min(1).default('127.0.0.1'),
-        port: z.int().min(0).max(65_535).default(1883),
-        users: z
-          .array(userSchema)
-          .default([])
-          .superRefine((users, ctx) => {
-            // Each agent's client id is its own: two accounts on one id would take each other's session.
-            const seen = new Map<string, number>();
-            users.forEach((u, i) => {
-              if (u.role !== 'agent' || u.host === undefined) return;
-              for (const id of new Set([`homelab-cmd-${u.host}`, u.client_id ?? `homelab-cmd-${u.host}`])) {
-                const first = seen.get(id);
-                if (first !== undefined && first !== i)
-                  ctx.addIssue({
-                    code: 'custom',
-                    path: [i, 'client_id'],
-                    message: `client id ${id} is already agent users.${first}'s — give each agent its own host and client_id`,
-                  });
-                seen.set(id, i);
-              }
-            });
-          }),
-        // Bytes; 64 KiB up to 256 MiB (docs/security.md § Packet sizes).
-        max_packet_size: z.int().min(65_536).max(268_435_455).default(1_048_576),
-        cluster: clusterSchema.optional(),
-        // disk: sessions, queued QoS 1 messages and retained messages survive a broker restart (docs/brokers.md).
-        persistence: z
-          .enum(['disk', 'memory'], {
-            error: 'persistence must be disk (survives a restart) or memory (forgets at every restart)',
-          })
-          .default('disk'),
-        // Where persistence: disk keeps them; default <state_dir>/broker.
-        state_dir: z.string().min(1).optional(),
-      })
-      .prefault({}),
+    broker: brokerSchema.prefault({}),
   })
   .superRefine(
     (config, ctx) => {
@@ -309,5 +218,4 @@ export const configSchema = z
   );
 
 export type RawConfig = z.output<typeof configSchema>;
-export type BrokerUser = z.output<typeof userSchema>;
 export type MqttConfig = z.output<typeof mqttSchema>;

@@ -14,6 +14,8 @@ import type { SwitchConfig } from '../config/switches.js';
 import { switchEntity } from './discovery-switches.js';
 import { rebootEntities } from './discovery-reboots.js';
 import { runningEntities } from './discovery-running.js';
+import { heartbeatSensors } from './discovery-heartbeat.js';
+import { entityName, entitySlug, humanize, uniqueId } from './discovery-names.js';
 
 export interface DiscoveryInput {
   host: string;
@@ -85,14 +87,6 @@ export const BUTTON_TTL_S = 60;
  * so the button cannot set message expiry: ts/ttl is what makes it safe.
  */
 export const BUTTON_COMMAND_TEMPLATE = `{"press": true, "ts": {{ (as_timestamp(now()) * 1000) | int }}, "ttl": ${BUTTON_TTL_S}}`;
-
-/**
- * `homelab_cmd_H_<object>`; objects of actions are prefixed so they never meet the fixed ones, and a
- * param's object joins action and param with "-", which neither name may contain, so no two collide.
- */
-export function uniqueId(host: string, object: string): string {
-  return `homelab_cmd_${host}_${object}`;
-}
 
 /** The params of a button action that HA shows as select (enum) or number (integer) entities. */
 export function exposedParams(action: ActionConfig): [string, ActionConfig['params'][string]][] {
@@ -250,118 +244,6 @@ function deviceBlock(input: DiscoveryInput): Record<string, unknown> {
   };
   if (input.configurationUrl) d.configuration_url = input.configurationUrl;
   return d;
-}
-
-interface HeartbeatSensor {
-  object: string;
-  name: string;
-  template: string;
-  meta: Record<string, string>;
-}
-
-function heartbeatSensors(): HeartbeatSensor[] {
-  const pct = (k: 'memory' | 'disk') =>
-    `{{ ((value_json.${k}.used / value_json.${k}.total) * 100) | round(1) if value_json.${k}.total else 0 }}`;
-  const counter = (k: string, name: string): HeartbeatSensor => ({
-    object: k,
-    name,
-    template: `{{ value_json.stats.${k} }}`,
-    meta: { state_class: 'total_increasing', icon: 'mdi:counter' },
-  });
-  return [
-    {
-      object: 'uptime',
-      name: 'Uptime',
-      template: '{{ value_json.uptime_s }}',
-      meta: { device_class: 'duration', state_class: 'measurement', unit_of_measurement: 's' },
-    },
-    {
-      object: 'load_1',
-      name: 'Load (1 min)',
-      template: '{{ value_json.load[0] }}',
-      meta: { state_class: 'measurement', icon: 'mdi:gauge' },
-    },
-    {
-      object: 'load_5',
-      name: 'Load (5 min)',
-      template: '{{ value_json.load[1] }}',
-      meta: { state_class: 'measurement', icon: 'mdi:gauge' },
-    },
-    {
-      object: 'load_15',
-      name: 'Load (15 min)',
-      template: '{{ value_json.load[2] }}',
-      meta: { state_class: 'measurement', icon: 'mdi:gauge' },
-    },
-    {
-      object: 'memory_use',
-      name: 'Memory use',
-      template: pct('memory'),
-      meta: { state_class: 'measurement', unit_of_measurement: '%', icon: 'mdi:memory' },
-    },
-    {
-      object: 'disk_use',
-      name: 'Disk use',
-      template: pct('disk'),
-      meta: { state_class: 'measurement', unit_of_measurement: '%', icon: 'mdi:harddisk' },
-    },
-    {
-      object: 'running',
-      name: 'Commands running',
-      template: '{{ value_json.running }}',
-      meta: { state_class: 'measurement', icon: 'mdi:play-circle-outline' },
-    },
-    {
-      object: 'queued',
-      name: 'Commands queued',
-      template: '{{ value_json.queued }}',
-      meta: { state_class: 'measurement', icon: 'mdi:tray-full' },
-    },
-    counter('executed', 'Commands executed'),
-    counter('succeeded', 'Commands succeeded'),
-    counter('failed', 'Commands failed'),
-    counter('timed_out', 'Commands timed out'),
-    counter('rejected', 'Requests rejected'),
-    {
-      object: 'avg_duration',
-      name: 'Average duration',
-      template: '{{ value_json.stats.avg_duration_ms }}',
-      meta: { device_class: 'duration', state_class: 'measurement', unit_of_measurement: 'ms' },
-    },
-  ];
-}
-
-/**
- * The object part of an entity id as HA would slugify it (util/__init__.py slugify; valid_entity_id
- * refuses "__" and a leading or trailing "_"): "-" is "_", a run of "_" is one, none at either end.
- * So host `nas-` gives `sensor.nas_uptime`, what HA would make of it anyway (docs/home-assistant.md).
- */
-export function entitySlug(text: string): string {
-  return text
-    .toLowerCase()
-    .replace(/[^a-z0-9]+/g, '_')
-    .replace(/^_+|_+$/g, '');
-}
-
-/** "restart_dns" → "Restart dns", "a__b" → "A b": a run of separators is one space. */
-export function humanize(name: string): string {
-  const s = name.replace(/[_\s]+/g, ' ').trim();
-  return s.charAt(0).toUpperCase() + s.slice(1);
-}
-
-/**
- * HA shows "<device> <entity>", and the device is named after the host: a name that starts with the
- * host ("pihole-1 Fail" on pihole-1) would read "pihole-1 pihole-1 Fail", so the host is cut off.
- */
-export function entityName(host: string, name: string): string {
-  const lower = name.toLowerCase();
-  const h = host.toLowerCase();
-  if (!lower.startsWith(h)) return name;
-  const rest = name.slice(h.length);
-  // Only a whole word: "pihole-10 …" on host pihole-1 keeps its name.
-  if (rest !== '' && !/^[\s:_-]/.test(rest)) return name;
-  const stripped = rest.replace(/^[\s:_-]+/, '');
-  return stripped === '' ? name : stripped.charAt(0).toUpperCase() + stripped.slice(1);
 }
 
 /** The serialized form that is published and diffed. */

@@ -4,9 +4,10 @@
  */
 import { z } from 'zod';
 import { CANCEL_OLDEST } from './cancel.js';
-import { parseBoundedJson, sameJson } from './json.js';
+import { parseBoundedJson } from './json.js';
 import { staleness } from './freshness.js';
 import { ACTION_NAME_RE, REQUEST_ID_RE } from './names.js';
+import { unalias } from './request-aliases.js';
 import type { Rejection, RequestRef } from './result.js';
 
 /** Bigger payloads are refused before JSON.parse ever sees them. */
@@ -44,14 +45,6 @@ export interface Delivery {
   payload: Uint8Array;
   retained: boolean;
 }
-
-// The HomelabCmd hub's PendingCommand names (docs/mqtt-api.md § HomelabCmd aliases).
-const ALIASES = {
-  action_id: 'id',
-  action_type: 'action',
-  parameters: 'params',
-  timeout_seconds: 'timeout',
-} as const;
 
 export const requestSchema = z.strictObject({
   id: z.union([z.string(), z.number()]).optional(),
@@ -258,21 +251,6 @@ function pressRequest(id: string, action: string): Request {
 
 function retainedMessage(): string {
   return 'the request was a retained message; retained commands are never run (they would re-run at every reconnect) — publish without the retain flag, and clear the retained one with an empty retained payload';
-}
-
-/** Map HomelabCmd names onto ours; a field given under both names must agree. */
-function unalias(obj: Record<string, unknown>): Record<string, unknown> | string {
-  // Own keys only: a field named "constructor" or "__proto__" must stay that name, not reach Object.prototype.
-  const out: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
-  for (const [key, value] of Object.entries(obj)) {
-    const target = Object.hasOwn(ALIASES, key) ? ALIASES[key as keyof typeof ALIASES] : key;
-    // Compared with a bounded deep equality: JSON.stringify of deep values once overflowed the stack.
-    if (Object.hasOwn(out, target) && !sameJson(out[target], value)) {
-      return `"${key}" and "${target}" are the same field with different values — send one of them`;
-    }
-    out[target] = value;
-  }
-  return out;
 }
 
 /**

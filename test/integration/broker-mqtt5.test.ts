@@ -37,7 +37,7 @@ const embedded = (users: boolean, disk: boolean): Target => ({
       discoveryPrefix: 'homeassistant',
       log: silentLogger(),
       users: users ? [{ username: 'ctl', password: 'ctl-secret', role: 'controller' }] : [],
-      // broker.persistence: disk is the default (src/config/schema.ts).
+      // broker.persistence: disk is the default (src/config/broker.ts).
       ...(disk && { stateDir: tempDir('hc-mqtt5-') }),
     });
     return { port: broker.port, stop: () => broker.close() };

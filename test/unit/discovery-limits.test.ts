@@ -9,11 +9,10 @@ import { parseConfig, type Config } from '../../src/config/load.js';
 import {
   ATTRIBUTE_OUTPUT_TAIL,
   buildDiscovery,
-  entityName,
-  humanize,
   LAST_RESULT_ATTRIBUTES,
   type DiscoveryMessage,
 } from '../../src/core/discovery.js';
+import { entityName, humanize } from '../../src/core/discovery-names.js';
 import { probeEntities } from '../../src/core/discovery-probes.js';
 import { makeResult } from '../../src/core/result.js';
 import { VERSION } from '../../src/version.js';

@@ -16,7 +16,7 @@ function big(id: string, n: number): Result {
 }
 
 const memoryOf = (j: Journal, id: string) =>
-  (j as unknown as { entries: Map<string, Result> }).entries.get(id);
+  (j as unknown as { index: { entries: Map<string, Result> } }).index.entries.get(id);
 
 describe('Journal outputs on disk', () => {
   it('memory holds a summary; get() reads the whole result back, before and after a restart', () => {

@@ -2,7 +2,8 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
-import { StaggerCoordinator, type StaggerConfig, type StaggerItem } from '../../src/agent/stagger.js';
+import { StaggerCoordinator } from '../../src/agent/stagger.js';
+import type { StaggerConfig, StaggerItem } from '../../src/agent/stagger-turns.js';
 import { topicMatches } from '../../src/broker/acl.js';
 import { fleetWriteFilters, lastTopic, parseFleetTopic } from '../../src/core/fleet-topics.js';
 import {

@@ -1,0 +1,28 @@
+/**
+ * The session's orderly goodbye (docs/brokers.md): `offline` retained first, then DISCONNECT, which
+ * suppresses the will. Its own module because the end of a session has rules of its own — bounded
+ * waits, and no graceful end while disconnected — apart from keeping one alive.
+ */
+import type { MqttClient } from 'mqtt';
+import type { Logger } from '../log.js';
+import { withTimeout } from './client-options.js';
+
+export async function sayGoodbye(
+  client: MqttClient,
+  finalStatus: { topic: string; payload: string } | undefined,
+  log: Logger,
+): Promise<void> {
+  if (finalStatus && client.connected) {
+    try {
+      await withTimeout(
+        client.publishAsync(finalStatus.topic, finalStatus.payload, { qos: 1, retain: true }),
+        2000,
+      );
+    } catch (err) {
+      log.warn({ err }, 'could not publish offline status before disconnecting; the last will covers it');
+    }
+  }
+  // Disconnected, a graceful end would wait for PUBACKs that cannot come; they stay in the journal's outbox.
+  const force = !client.connected;
+  await new Promise<void>((resolve) => client.end(force, {}, () => resolve()));
+}
