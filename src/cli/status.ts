@@ -49,12 +49,13 @@ the groups the agents publish) with online/offline, and names those not online
     const rows = new Map<string, HostRow>();
     let refused: unknown;
     let quiet: NodeJS.Timeout | undefined;
+    let cap: NodeJS.Timeout | undefined;
     const done = new Promise<void>((resolve) => {
       const bump = () => {
         clearTimeout(quiet);
         quiet = setTimeout(resolve, QUIET_MS);
       };
-      setTimeout(resolve, MAX_MS);
+      cap = setTimeout(resolve, MAX_MS);
       client.on('message', (topic, payload) => {
         bump();
         // Another host's message, hostile until checked: a bad one becomes its row's error (status-rows.ts).
@@ -68,7 +69,9 @@ the groups the agents publish) with online/offline, and names those not online
         });
     });
     await done;
+    // A timer left running holds the process: every `status` would end only when the cap ran out (3 s).
     clearTimeout(quiet);
+    clearTimeout(cap);
     if (refused !== undefined) {
       await client.endAsync();
       throw refusal(refused, url, `read ${target.prefix}/+/status, heartbeat and result`);
