@@ -2,8 +2,10 @@
  * docs/getting-started.md, run as written in a throwaway root (test/helpers/doc-sandbox.ts),
  * from the clone to the "Uptime" button pressed the way Home Assistant presses it.
  *
- * Substitutions: the repository to clone is this checkout; the broker in the config is the
- * test's; the editor is a script that types the page's YAML; `<user>` is `pi` for `ssh -G`.
+ * Substitutions: the repository to clone is this checkout; `npm ci` and `npm pack` are the same
+ * commands as docs/install.md's, which docs-install.test.ts runs in a clone: here the tarball of this
+ * checkout is copied in instead (test/helpers/pack.ts), and a test checks the commands are the same;
+ * the broker in the config is the test's; the editor is a script that types the page's YAML; `<user>` is `pi` for `ssh -G`.
  * The Pi's OS setup (ssh, apt-get, NodeSource) and systemctl/journalctl are static
  * (doc-coverage.ts); what replaces running them is checked here.
  */
@@ -16,6 +18,7 @@ import { Sandbox, sandboxUnavailable } from '../helpers/doc-sandbox.js';
 import { AGENT_PW, CONTROLLER_PW, docsBroker, editorTyping, startService } from '../helpers/doc-service.js';
 import { Walkthrough } from '../helpers/doc-walkthrough.js';
 import { REPO } from '../helpers/fixtures.js';
+import { packedTarball } from '../helpers/pack.js';
 import { findBinary, reportMissing } from '../helpers/mosquitto.js';
 import { TestClient } from '../helpers/mqtt.js';
 import { renderCommandTemplate } from '../helpers/ha-template.js';
@@ -56,6 +59,16 @@ describe.skipIf(missing !== undefined || !isRepo)(
           from: '<URL of the homelab-cmd repository you got it from>',
           to: REPO,
           why: 'the repository to clone is this checkout (its HEAD commit)',
+        },
+        {
+          from: /^npm ci$/,
+          to: ': npm ci — run in a clone by docs-install.test.ts',
+          why: "the same command in docs/install.md's block, which docs-install.test.ts runs (a minute of CPU)",
+        },
+        {
+          from: /^npm pack$/,
+          to: `cp ${await packedTarball()} .`,
+          why: "docs/install.md's npm pack, run by docs-install.test.ts; this checkout's tarball (test/helpers/pack.ts)",
         },
       ]);
     }, 180_000);
@@ -100,6 +113,15 @@ describe.skipIf(missing !== undefined || !isRepo)(
       }
       // apt-get reads every package list it has: seconds on a quiet machine, a minute on a busy one.
     }, 720_000);
+
+    it("3. install: the page's npm commands are docs/install.md's, which docs-install.test.ts runs in a clone", () => {
+      const npm = (page: string) =>
+        shellCommands(page)
+          .filter((c) => /^(sudo )?npm /.test(c.cmd) && !c.cmd.includes('uninstall'))
+          .map((c) => c.cmd.replace(/\s+#.*$/, ''));
+      expect(npm(DOC)).toEqual(['npm ci', 'npm pack', 'sudo npm install -g ./homelab-cmd-*.tgz']);
+      expect(npm('docs/install.md')).toEqual(expect.arrayContaining(npm(DOC)));
+    });
 
     it('1.3 Node.js: the version it checks for satisfies engines.node', async () => {
       const r = await w.block('node --version');

@@ -12,6 +12,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REPO, tempDir, writeConfig } from '../helpers/fixtures.js';
+import { packedTarball } from '../helpers/pack.js';
 import { freePort } from '../helpers/net.js';
 import { RawClient } from '../helpers/raw-mqtt.js';
 import { reaped } from '../helpers/reaper.js';
@@ -50,20 +51,12 @@ function spawnInstalled(args: string[], env: NodeJS.ProcessEnv) {
 
 beforeAll(async () => {
   const dir = (packDir = tempDir('hc-packed-'));
-  // What `npm pack` runs as prepack, run first so that pack itself skips `prepare`: that would rebuild
-  // dist/ under the feet of the integration tests running it.
-  await run(process.execPath, ['scripts/bundle.mjs'], { cwd: REPO });
-  const packed = await run('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', dir], {
-    cwd: REPO,
-  });
-  const [{ filename }] = JSON.parse(packed.stdout) as [{ filename: string }];
+  const tarball = await packedTarball();
   prefix = path.join(dir, 'prefix');
   // --offline: a package without dependencies needs nothing from a registry; nothing leaves this machine.
-  await run(
-    'npm',
-    ['install', '-g', '--prefix', prefix, '--offline', '--no-audit', '--no-fund', path.join(dir, filename)],
-    { cwd: dir },
-  );
+  await run('npm', ['install', '-g', '--prefix', prefix, '--offline', '--no-audit', '--no-fund', tarball], {
+    cwd: dir,
+  });
   installed = path.join(prefix, 'lib', 'node_modules', 'homelab-cmd');
   cli = path.join(prefix, 'bin', 'homelab-cmd');
 }, slack(200_000));
