@@ -3,7 +3,7 @@ import path from 'node:path';
 import { Agent } from '../agent/agent.js';
 import { startBroker, type RunningBroker } from '../broker/broker.js';
 import { exampleConfigPath, loadConfig, type Config } from '../config/load.js';
-import { ConnectionError, PortInUseError } from '../errors.js';
+import { ConnectionError, PortInUseError, UsageError } from '../errors.js';
 import { hostTopics } from '../core/topics.js';
 import { createLogger, type Logger } from '../log.js';
 import { commandForm } from './command-form.js';
@@ -69,6 +69,12 @@ embedded broker listens on a free port instead, and says so; a taken --port is
 an error. send, status, explain and discovery find the running up by
 themselves (its address is in $XDG_RUNTIME_DIR/homelab-cmd/up.json).`,
   async run(argv) {
+    // `npm start --port 1884` reaches us as `up 1884`: npm takes options before `--` as its own.
+    const lone = argv.length === 1 && /^\d+$/.test(argv[0]!) ? argv[0] : undefined;
+    if (lone !== undefined && process.env.npm_lifecycle_event === 'start')
+      throw new UsageError(
+        `npm kept --port for itself, so up got only "${lone}": pass options after --, as in npm start -- --port ${lone}`,
+      );
     const { values } = parse(this, argv, {
       config: { type: 'string', short: 'c' },
       port: { type: 'string', short: 'p' },

@@ -202,6 +202,18 @@ describe('send', () => {
 });
 
 describe('up', () => {
+  it('`npm start --port N` (npm keeps --port, up gets N alone) says to pass it after --, exit 2', async () => {
+    const viaNpm = await runCli(['up', '1900'], { npm_lifecycle_event: 'start' });
+    expect(viaNpm.code).toBe(2);
+    expect(viaNpm.stderr).toContain(
+      'npm kept --port for itself, so up got only "1900": pass options after --, as in npm start -- --port 1900',
+    );
+    // Typed by hand, it is the plain usage error.
+    const typed = await runCli(['up', '1900'], { npm_lifecycle_event: '' });
+    expect(typed.code).toBe(2);
+    expect(typed.stderr).toContain("Unexpected argument '1900'");
+  });
+
   it("starts the embedded broker and this host's agent; an MQTT 5 client sees it online; SIGTERM exits 0", async () => {
     const dir = tempDir();
     const port = await freePort();
