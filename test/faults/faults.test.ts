@@ -7,14 +7,14 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { startBroker, type RunningBroker } from '../../src/broker/broker.js';
+import { type RunningBroker } from '../../src/broker/broker.js';
 import type { Result } from '../../src/core/result.js';
-import { silentLogger } from '../../src/log.js';
 import { spawnCli, type AgentProcess } from '../helpers/agent.js';
 import { calls, fakeBin, tempDir, testPath, writeConfig } from '../helpers/fixtures.js';
 import { TestClient } from '../helpers/mqtt.js';
 import { FaultProxy } from '../helpers/proxy.js';
 import { slack, until, withDeadline } from '../helpers/wait.js';
+import { startTestBroker } from '../helpers/harness.js';
 
 const FINAL = ['succeeded', 'failed', 'timed_out', 'rejected', 'interrupted'];
 let broker: RunningBroker;
@@ -24,14 +24,7 @@ const procs: AgentProcess[] = [];
 const proxies: FaultProxy[] = [];
 
 beforeAll(async () => {
-  broker = await startBroker({
-    host: '127.0.0.1',
-    port: 0,
-    users: [],
-    prefix: 'homelab',
-    discoveryPrefix: 'homeassistant',
-    log: silentLogger(),
-  });
+  broker = await startTestBroker();
   url = `mqtt://127.0.0.1:${broker.port}`;
   ctl = await TestClient.connect(url);
   await ctl.sub('homelab/+/result/#', 'homelab/+/status');

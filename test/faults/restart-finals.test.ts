@@ -8,14 +8,14 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { startBroker, type RunningBroker } from '../../src/broker/broker.js';
+import { type RunningBroker } from '../../src/broker/broker.js';
 import type { Result } from '../../src/core/result.js';
-import { silentLogger } from '../../src/log.js';
 import { spawnCli, type AgentProcess } from '../helpers/agent.js';
 import { calls, fakeBin, tempDir, testPath, writeConfig } from '../helpers/fixtures.js';
 import { TestClient } from '../helpers/mqtt.js';
 import { FaultProxy } from '../helpers/proxy.js';
 import { until, withDeadline } from '../helpers/wait.js';
+import { startTestBroker } from '../helpers/harness.js';
 
 let broker: RunningBroker;
 let ctl: TestClient;
@@ -24,14 +24,7 @@ const mounts: string[] = [];
 const leftovers: number[] = [];
 
 beforeAll(async () => {
-  broker = await startBroker({
-    host: '127.0.0.1',
-    port: 0,
-    users: [],
-    prefix: 'homelab',
-    discoveryPrefix: 'homeassistant',
-    log: silentLogger(),
-  });
+  broker = await startTestBroker();
   ctl = await TestClient.connect(`mqtt://127.0.0.1:${broker.port}`);
   await ctl.sub('homelab/+/result/#', 'homelab/+/status', 'homelab/+/reply/#');
 });

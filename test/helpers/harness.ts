@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Agent } from '../../src/agent/agent.js';
 import { resultSchema } from '../../src/core/formats.js';
 import { isFinal, type Result } from '../../src/core/result.js';
-import { startBroker, type RunningBroker } from '../../src/broker/broker.js';
+import { startBroker, type BrokerOptions, type RunningBroker } from '../../src/broker/broker.js';
 import { silentLogger } from '../../src/log.js';
 import { startAgent } from './agent.js';
 import { tempDir, testPath } from './fixtures.js';
@@ -12,8 +12,8 @@ import { TestClient } from './mqtt.js';
 const asResult = (text: string): Result => resultSchema.parse(JSON.parse(text));
 
 /** One embedded broker, a controller client watching every result, and agents made per test. */
-/** The embedded broker on a free port, anonymous, default prefixes: what most tests talk to. */
-export function startTestBroker(): Promise<RunningBroker> {
+/** The embedded broker on a free port, anonymous, default prefixes: what most tests talk to; `extra` adds to it. */
+export function startTestBroker(extra: Partial<BrokerOptions> = {}): Promise<RunningBroker> {
   return startBroker({
     host: '127.0.0.1',
     port: 0,
@@ -21,6 +21,7 @@ export function startTestBroker(): Promise<RunningBroker> {
     prefix: 'homelab',
     discoveryPrefix: 'homeassistant',
     log: silentLogger(),
+    ...extra,
   });
 }
 

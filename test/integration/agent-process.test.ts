@@ -5,26 +5,19 @@
 import net from 'node:net';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startBroker, type RunningBroker } from '../../src/broker/broker.js';
-import { silentLogger } from '../../src/log.js';
+import { type RunningBroker } from '../../src/broker/broker.js';
 import { spawnCli } from '../helpers/agent.js';
 import { calls, fakeBin, tempDir, testPath, writeConfig } from '../helpers/fixtures.js';
 import { TestClient } from '../helpers/mqtt.js';
 import { freePort } from '../helpers/net.js';
 import { until, withDeadline } from '../helpers/wait.js';
+import { startTestBroker } from '../helpers/harness.js';
 
 let broker: RunningBroker;
 let url: string;
 let ctl: TestClient;
 beforeAll(async () => {
-  broker = await startBroker({
-    host: '127.0.0.1',
-    port: 0,
-    users: [],
-    prefix: 'homelab',
-    discoveryPrefix: 'homeassistant',
-    log: silentLogger(),
-  });
+  broker = await startTestBroker();
   url = `mqtt://127.0.0.1:${broker.port}`;
   ctl = await TestClient.connect(url);
   await ctl.sub('homelab/+/status', 'homelab/+/result/#');

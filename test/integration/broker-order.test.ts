@@ -5,11 +5,11 @@
  * where they share a connection and a QoS.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startBroker, type RunningBroker } from '../../src/broker/broker.js';
-import { silentLogger } from '../../src/log.js';
+import { type RunningBroker } from '../../src/broker/broker.js';
 import { tempDir } from '../helpers/fixtures.js';
 import { TestClient } from '../helpers/mqtt.js';
 import { until } from '../helpers/wait.js';
+import { startTestBroker } from '../helpers/harness.js';
 
 describe.each([
   ['in memory', false],
@@ -22,15 +22,7 @@ describe.each([
   const seen: string[] = [];
 
   beforeAll(async () => {
-    broker = await startBroker({
-      host: '127.0.0.1',
-      port: 0,
-      users: [],
-      prefix: 'homelab',
-      discoveryPrefix: 'homeassistant',
-      log: silentLogger(),
-      ...(disk && { stateDir: tempDir('hc-order-') }),
-    });
+    broker = await startTestBroker(disk ? { stateDir: tempDir('hc-order-') } : {});
     const url = `mqtt://127.0.0.1:${broker.port}`;
     a = await TestClient.connect(url);
     b = await TestClient.connect(url);

@@ -8,8 +8,6 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Result } from '../../src/core/result.js';
-import { startBroker } from '../../src/broker/broker.js';
-import { silentLogger } from '../../src/log.js';
 import { runCli, spawnCli, type AgentProcess } from '../helpers/agent.js';
 import { calls, fakeBin, tempDir, testPath, writeConfig } from '../helpers/fixtures.js';
 import { MOSQUITTO, reportMissing, startMosquitto, type MosquittoProcess } from '../helpers/mosquitto.js';
@@ -18,6 +16,7 @@ import { freePort } from '../helpers/net.js';
 import { ProtocolGate } from '../helpers/protocol-gate.js';
 import { FaultProxy } from '../helpers/proxy.js';
 import { until } from '../helpers/wait.js';
+import { startTestBroker } from '../helpers/harness.js';
 
 if (!MOSQUITTO) reportMissing('mosquitto', 'broker failover tests (two Mosquitto brokers)');
 
@@ -241,17 +240,7 @@ describe('a list of brokers at start, and in the CLI', () => {
     const host = 'fo-cli';
     const dir = tempDir();
     fakeBin(dir, 'quick', 'echo quick');
-    const broker = later(
-      await startBroker({
-        host: '127.0.0.1',
-        port: 0,
-        users: [],
-        prefix: 'homelab',
-        discoveryPrefix: 'homeassistant',
-        log: silentLogger(),
-      }),
-      (b) => b.close(),
-    );
+    const broker = later(await startTestBroker(), (b) => b.close());
     const live = `mqtt://127.0.0.1:${broker.port}`;
     const dead = `mqtt://127.0.0.1:${await freePort()}`;
     const dead2 = `mqtt://127.0.0.1:${await freePort()}`;

@@ -8,9 +8,7 @@
  */
 import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startBroker } from '../../src/broker/broker.js';
 import type { Result } from '../../src/core/result.js';
-import { silentLogger } from '../../src/log.js';
 import { runCli, spawnCli, type AgentProcess } from '../helpers/agent.js';
 import { tempDir, writeConfig } from '../helpers/fixtures.js';
 import { MOSQUITTO, reportMissing, startMosquitto } from '../helpers/mosquitto.js';
@@ -24,6 +22,7 @@ import {
   type RabbitNode,
 } from '../helpers/rabbitmq.js';
 import { until, withDeadline } from '../helpers/wait.js';
+import { startTestBroker } from '../helpers/harness.js';
 
 interface Server {
   /** Where the agent and the CLI connect (a gate may stand in front of the broker). */
@@ -66,14 +65,7 @@ const servers: [string, () => Promise<Server>, boolean][] = [
   [
     'embedded aedes (MQTT 5)',
     async () => {
-      const b = await startBroker({
-        host: '127.0.0.1',
-        port: 0,
-        users: [],
-        prefix: 'homelab',
-        discoveryPrefix: 'homeassistant',
-        log: silentLogger(),
-      });
+      const b = await startTestBroker();
       const url = `mqtt://127.0.0.1:${b.port}`;
       return {
         url,

@@ -4,11 +4,11 @@
  * status or heartbeat costs only its own row.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startBroker, type RunningBroker } from '../../src/broker/broker.js';
-import { silentLogger } from '../../src/log.js';
+import { type RunningBroker } from '../../src/broker/broker.js';
 import { runCli, spawnCli } from '../helpers/agent.js';
 import { TestClient } from '../helpers/mqtt.js';
 import { until } from '../helpers/wait.js';
+import { startTestBroker } from '../helpers/harness.js';
 
 let broker: RunningBroker;
 let url: string;
@@ -98,14 +98,7 @@ const RETAINED: [string, string][] = [
 ];
 
 beforeAll(async () => {
-  broker = await startBroker({
-    host: '127.0.0.1',
-    port: 0,
-    users: [],
-    prefix: 'homelab',
-    discoveryPrefix: 'homeassistant',
-    log: silentLogger(),
-  });
+  broker = await startTestBroker();
   url = `mqtt://127.0.0.1:${broker.port}`;
   pub = await TestClient.connect(url);
   for (const [topic, payload] of RETAINED) await pub.pub(topic, payload, { retain: true });
