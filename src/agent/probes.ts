@@ -10,6 +10,7 @@
  * - The state topic of a probe removed from the config is cleared at connect,
  *   from the record of names in state_dir/probes.json.
  */
+import { setMaxListeners } from 'node:events';
 import type { AgentPart } from './part.js';
 import { z } from 'zod';
 import type { Config } from '../config/load.js';
@@ -55,6 +56,11 @@ export class Probes implements AgentPart {
     private readonly isolation?: Isolation,
   ) {
     this.topics = hostTopics(config.mqtt.prefix, config.host);
+    // Every check in flight listens on this one signal (two listeners for a ping or command probe),
+    // each removed when its check ends: the count is bounded by the config, not a leak. Node's default
+    // of 10 would log "Possible EventTarget memory leak detected" in the agent's log at every start
+    // with more than 5 such probes.
+    setMaxListeners(2 * Object.keys(config.probes).length + 10, this.abort.signal);
     this.file = new JsonStateFile(
       config.state_dir,
       'probes.json',

@@ -71,6 +71,9 @@ const topic = (host: string, name: string) => `homelab/${host}/probe/${name}`;
 const state = (host: string, name: string, pred: (s: ProbeState) => boolean = () => true, ms = 20_000) =>
   ha.waitJson<ProbeState>(topic(host, name), pred, ms);
 const ownComm = readFileSync('/proc/self/comm', 'utf8').trim();
+// The agents run in this process: a warning Node prints into the agent's log shows up here.
+const warnings: string[] = [];
+process.on('warning', (w) => warnings.push(`${w.name}: ${w.message}`));
 
 describe('every kind against a real local target, with execution disabled', () => {
   const host = 'probe-1';
@@ -112,6 +115,11 @@ describe('every kind against a real local target, with execution disabled', () =
     agent = (
       await h.agent(host, {}, { stateDir, binDir: bin, execution: { enabled: false }, extra: { probes } })
     ).agent;
+  });
+
+  it('thirteen probes checking at once: no "Possible EventTarget memory leak" warning in the log', async () => {
+    await Promise.all(Object.keys(probes).map((name) => state(host, name)));
+    expect(warnings.filter((w) => w.startsWith('MaxListenersExceededWarning'))).toEqual([]);
   });
 
   it('http: status, latency and a body match', async () => {
