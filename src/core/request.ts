@@ -2,6 +2,7 @@
  * Turning an MQTT delivery into a request, or a rejection that says what to change.
  * Pure: the caller passes the clock and the id maker.
  */
+import { fieldHint } from './request-fields.js';
 import { z } from 'zod';
 import { CANCEL_OLDEST } from './cancel.js';
 import { parseBoundedJson } from './json.js';
@@ -120,7 +121,7 @@ export function parseDelivery(delivery: Delivery, now: number, newId: () => stri
     const what =
       first?.code === 'unrecognized_keys'
         ? `has unknown field(s) ${first.keys.map((k) => `"${k}"`).join(', ')} — known fields: id, action, params, command, timeout, ts, ttl, sig, transaction, press, cancel`
-        : `${first?.message ?? 'is invalid'} — fix it`;
+        : `${first?.message ?? 'is invalid'} — ${fieldHint(first?.path[0])}`;
     return reject('invalid_request', `${where} ${what}`, ref);
   }
   const r = parsed.data;

@@ -307,11 +307,21 @@ describe('parseDelivery: ts and ttl', () => {
     ['fractional ts', { ts: 1.5 }, 'ts'],
     ['zero ttl', { ts: NOW, ttl: 0 }, 'ttl'],
     ['string ttl', { ts: NOW, ttl: '30' }, 'ttl'],
-  ])('%s → invalid_request naming the field', (_label, body, field) => {
+    ['an ISO date as ts', { ts: '2026-12-07T12:00:00Z' }, 'ts'],
+  ])('%s → invalid_request naming the field, its unit and form', (_label, body, field) => {
     const r = rejection(deliver('uptime', json(body)));
     expect(r.rejection.code).toBe('invalid_request');
     expect(r.rejection.error.startsWith(`"${field}" `)).toBe(true);
-    expect(r.rejection.error).toMatch(/fix it$/);
+    expect(r.rejection.error).toMatch(
+      field === 'ts'
+        ? /— ts is the sender's time in milliseconds since the epoch, an integer .*§ The request object\)$/
+        : /— ttl is seconds after ts as a number > 0 \(docs\/mqtt-api\.md § The request object\)$/,
+    );
+  });
+
+  it('params of the wrong shape says what params is', () => {
+    const r = rejection(deliver('uptime', json({ params: [1] })));
+    expect(r.rejection.error).toMatch(/^"params" .* — params is an object of param names to values/);
   });
 });
 
