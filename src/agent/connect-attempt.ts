@@ -4,7 +4,7 @@
  * failover (core/failover.ts) decides what comes next from that outcome.
  */
 import { refusesV5, type Outcome, type ProtocolVersion } from '../core/failover.js';
-import { connectCause, type Cause } from './connect-cause.js';
+import { CONNACK_TIMEOUT, connectCause, type Cause } from './connect-cause.js';
 
 export class ConnectAttempt {
   connected = false;
@@ -26,7 +26,7 @@ export class ConnectAttempt {
     }
     this.error = typeof err.code === 'string' ? `${err.code}: ${err.message}` : err.message;
     if (this.connected) return true;
-    if (err.message === 'connack timeout') this.connackTimedOut = true;
+    if (err.message === CONNACK_TIMEOUT) this.connackTimedOut = true;
     this.cause = connectCause(err.code, err.message);
     return false;
   }

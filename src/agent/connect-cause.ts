@@ -33,6 +33,9 @@ function isTls(code: unknown, message: string): boolean {
   return /\b(certificate|SSL|TLS|handshake)\b/i.test(message);
 }
 
+/** MQTT.js's error message when no CONNACK came within connectTimeout (client-options.ts nextConnackWait). */
+export const CONNACK_TIMEOUT = 'connack timeout';
+
 /** The cause of an `error` a connection attempt met (MQTT.js puts a CONNACK's reason code in `code`). */
 export function connectCause(code: unknown, message: string): Cause {
   if (BAD_LOGIN.has(code))
@@ -61,7 +64,7 @@ export function connectCause(code: unknown, message: string): Cause {
       msg: 'broker not reachable; retrying',
       check: 'no answer from the broker: check mqtt.url (host and port) and any firewall between',
     };
-  if (message === 'connack timeout')
+  if (message === CONNACK_TIMEOUT)
     return {
       kind: 'timeout',
       msg: 'broker not reachable; retrying',

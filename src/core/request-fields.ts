@@ -19,7 +19,9 @@ const FIELD_HINTS: Record<string, string> = {
 
 /** The hint for an invalid field (the first segment of zod's issue path). */
 export function fieldHint(field: PropertyKey | undefined): string {
-  const hint = typeof field === 'string' ? FIELD_HINTS[field] : undefined;
+  // Own keys only: a path segment named "constructor" must not find Object's.
+  const hint =
+    typeof field === 'string' && Object.hasOwn(FIELD_HINTS, field) ? FIELD_HINTS[field] : undefined;
   return hint
     ? `${hint} (docs/mqtt-api.md § The request object)`
     : 'see docs/mqtt-api.md § The request object';

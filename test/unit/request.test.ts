@@ -1,4 +1,5 @@
 import { describe, it, expect } from 'vitest';
+import { fieldHint } from '../../src/core/request-fields.js';
 import {
   MAX_PAYLOAD_BYTES,
   parseDelivery,
@@ -525,5 +526,13 @@ describe('parseDelivery: prototype keys in params (found by test/unit/fuzz.test.
     expect(Object.keys(req.params).sort()).toEqual(['__proto__', 'a']);
     expect(Object.getPrototypeOf(req.params)).toBe(Object.prototype);
     expect((req.params as { x?: unknown }).x).toBeUndefined();
+  });
+});
+
+describe('fieldHint', () => {
+  it('names a field by its own entry only, never an inherited property', () => {
+    expect(fieldHint('ts')).toMatch(/^ts is the sender's time in milliseconds/);
+    expect(fieldHint('constructor')).toBe('see docs/mqtt-api.md § The request object');
+    expect(fieldHint(undefined)).toBe('see docs/mqtt-api.md § The request object');
   });
 });
