@@ -62,7 +62,11 @@ describe.skipIf(!MOSQUITTO)('cancel through Mosquitto', () => {
   beforeAll(async () => {
     broker = await startMosquitto();
     dir = tempDir();
-    fakeBin(dir, 'longjob', `sleep 300 &\necho "$$ $!" > "${dir}/pids.$1"\necho "working on $1"\nwait`);
+    fakeBin(
+      dir,
+      'longjob',
+      `sleep 300 &\n# Written whole, then renamed: the test waits for the file and reads both pids at once.\necho "$$ $!" > "${dir}/.pids.$1" && mv "${dir}/.pids.$1" "${dir}/pids.$1"\necho "working on $1"\nwait`,
+    );
     ctl = await TestClient.connect(broker.url);
     await ctl.sub(`${P}/result/#`, `${P}/running`, `homeassistant/+/${HOST}/#`);
     ({ agent } = await startAgent({

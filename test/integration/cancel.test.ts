@@ -38,7 +38,11 @@ beforeAll(async () => {
   keyFile = path.join(dir, 'fleet.key');
   writeFileSync(keyFile, `${KEY}\n`);
   // A command that runs until killed, with a grandchild that must die with it.
-  fakeBin(dir, 'longjob', `sleep 300 &\necho "$$ $!" > "${dir}/pids.$1"\necho "working on $1"\nwait`);
+  fakeBin(
+    dir,
+    'longjob',
+    `sleep 300 &\n# Written whole, then renamed: the test waits for the file and reads both pids at once.\necho "$$ $!" > "${dir}/.pids.$1" && mv "${dir}/.pids.$1" "${dir}/pids.$1"\necho "working on $1"\nwait`,
+  );
   // A rollback that waits while the hold file exists: the test holds it to act during the rollback.
   fakeBin(dir, 'restore', `echo restored; while [ -f "${dir}/hold" ]; do sleep 0.05; done`);
   fakeBin(dir, 'sudo', 'while [ "$1" != "--" ]; do shift; done; shift; exec "$@"');
