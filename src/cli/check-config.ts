@@ -6,6 +6,7 @@ import { deniedBy } from '../core/deny.js';
 import { expandElement, placeholders } from '../core/template.js';
 import { UsageError } from '../errors.js';
 import { fixedParts, shellLineProblems } from '../config/shell-line.js';
+import { entitySlug } from '../core/discovery-names.js';
 
 export const checkConfigVerb: Verb = {
   name: 'check-config',
@@ -36,6 +37,11 @@ prints every problem as "path.to.key: what is wrong — how to fix" and exits 1.
  */
 export function configWarnings(config: Config, only?: string): string[] {
   const out: string[] = [];
+  const seen = hostAsSeenByHa(config.host);
+  if (only === undefined && config.discovery.enabled && seen !== undefined)
+    out.push(
+      `host: "${config.host}" shows in Home Assistant as ${seen.slug} (sensor.${seen.slug}_uptime …), as a host "${seen.plain}" would: two such hosts would share their entity ids — prefer host: ${seen.plain}`,
+    );
   for (const [name, action] of Object.entries(config.actions)) {
     if (only !== undefined && name !== only) continue;
     for (const [path, argv] of [
@@ -63,4 +69,15 @@ export function configWarnings(config: Config, only?: string): string[] {
     }
   }
   return out;
+}
+
+/**
+ * A host id HA slugifies to the id of another valid host ("nas-" and "nas", "a--b" and "a-b"): valid by
+ * the contract, so a warning, with the plain form to prefer (docs/home-assistant.md § Entity ids).
+ */
+function hostAsSeenByHa(host: string): { slug: string; plain: string } | undefined {
+  const slug = entitySlug(host);
+  if (slug === host.replaceAll('-', '_')) return undefined;
+  const plain = host.replace(/[-_]+$/, '').replace(/([-_])[-_]+/g, '$1');
+  return { slug, plain };
 }

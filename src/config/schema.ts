@@ -18,6 +18,7 @@ import {
 } from './fields.js';
 import { probeSchema } from './probes.js';
 import { checkSwitches, switchesSchema } from './switches.js';
+import { checkEntityIds } from './entity-ids.js';
 import { updatesSchema } from './updates.js';
 
 export { actionSchema, healthCheckSchema, limitsSchema } from './actions.js';
@@ -215,6 +216,9 @@ export const configSchema = z
   })
   .superRefine((config, ctx) =>
     checkSwitches(config, (path, message) => ctx.addIssue({ code: 'custom', path, message })),
+  )
+  .superRefine((config, ctx) =>
+    checkEntityIds(config, (path, message) => ctx.addIssue({ code: 'custom', path, message })),
   );
 
 export type RawConfig = z.output<typeof configSchema>;

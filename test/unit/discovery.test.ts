@@ -240,19 +240,23 @@ describe('unique_id', () => {
   // and both names may contain "_", so action "a_b" param "c" and action "a" param "b_c" give the
   // same object, topic and unique_id — the second entity overwrites the first in HA.
   it('two exposed params of one host never share a unique_id, even when names contain "_"', () => {
-    const msgs = build(
-      load(`host: pihole-1
+    // Such a config is refused at load now (their entity ids clash: test/unit/entity-ids.test.ts), so
+    // the two actions come from two configs: the unique ids must differ whatever reaches discovery.
+    const one = load(`host: pihole-1
 actions:
   set_a_b:
     argv: [tool, "{c}"]
     params: { c: { type: enum, values: [x, y] } }
     button: true
+`);
+    const two = load(`host: pihole-1
+actions:
   set_a:
     argv: [tool, "{b_c}"]
     params: { b_c: { type: enum, values: [x, y] } }
     button: true
-`),
-    );
+`);
+    const msgs = build({ ...one, actions: { ...one.actions, ...two.actions } });
     const ids = msgs.map((m) => m.payload.unique_id);
     expect(new Set(ids).size).toBe(ids.length);
   });
