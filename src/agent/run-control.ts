@@ -1,9 +1,9 @@
 /**
  * How a run is stopped: by the agent's stop (its result `interrupted`) or by a cancel request (its
  * result `cancelled`, docs/mqtt-api.md § Cancel). Both abort the one signal the command runs under,
- * so the runner kills the process group the same way it does for a timeout (exec/runner.ts); the
+ * so the spawn layer kills the process group the same way it does for a timeout (exec/spawn.ts); the
  * reason tells them apart afterwards, and a deployment's rollback after a cancel runs under the stop
- * signal alone (deployment.ts).
+ * signal alone (exec/rollback.ts).
  */
 import type { Result } from '../core/result.js';
 

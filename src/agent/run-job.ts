@@ -7,7 +7,7 @@ import type { Config } from '../config/load.js';
 import type { ActionConfig } from '../config/schema.js';
 import type { Job } from '../core/resolve.js';
 import type { AttemptResult, Rejection } from '../core/result.js';
-import { runDeployment, type JobOutcome, type RunOptions } from './deployment.js';
+import { runDeployment, type JobOutcome, type RunOptions } from '../exec/rollback.js';
 import { checkJob } from './job-check.js';
 
 /** The longest wait between attempts, however many doublings the backoff has had. */

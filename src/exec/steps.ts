@@ -7,7 +7,7 @@ import type { Job } from '../core/resolve.js';
 import type { ErrorCode, Result, ResultStatus, StepResult } from '../core/result.js';
 import { formatDuration } from '../core/duration.js';
 import { cutToBytes } from './capture.js';
-import { runCommand, type RunOutcome } from './runner.js';
+import { runCommand, type RunOutcome } from './spawn.js';
 import { isSudoRefusal, prlimitFlags, resolveExecutable } from './sudo.js';
 import { wrapCommand, type Isolation, type Tools, type Wrapped } from './wrap.js';
 
