@@ -3,7 +3,7 @@
  * the rollback when either failed (docs/configuration.md § Deployments). The rollback gets its
  * own budget of the action's full timeout, so a deployment that ran out of
  * time still rolls back. An agent that is stopping never starts a rollback; a cancel request
- * (agent/run-control.ts) kills the steps or the health check and does start it: under the stop signal
+ * (exec/stop-reason.ts) kills the steps or the health check and does start it: under the stop signal
  * alone, so a cancel never cuts a rollback short (docs/mqtt-api.md § Cancel).
  */
 import type { Job } from '../core/resolve.js';
@@ -11,7 +11,7 @@ import type { Result, RollbackResult, StepResult } from '../core/result.js';
 import { cutToBytes } from './capture.js';
 import { executeJob, type ExecOptions, type ExecOutcome } from './steps.js';
 import { describeHealth, runHealthCheck } from './health.js';
-import { cancelRequested } from '../agent/run-control.js';
+import { cancelRequested } from './stop-reason.js';
 
 export type JobOutcome = ExecOutcome & Pick<Result, 'health' | 'rollback' | 'attempts'>;
 
