@@ -3,6 +3,8 @@
  * staggered runs (`stagger.health`): a command that exits 0, or an HTTP URL
  * that answers the expected status. Tried up to `retries` times, `delay` apart,
  * because a restarted service needs a moment. Never sudo, never a shell.
+ * Not a layer of its own: the rollback layer (exec/rollback.ts) calls it between
+ * the steps and the rollback, and its argv form runs through the steps layer.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { HealthCheckConfig } from '../config/schema.js';

@@ -1,9 +1,9 @@
 /**
- * Layer 4 of 4 (retry → rollback → steps → spawn): what it adds over the rollback layer is running
- * the whole thing again after a failure, when the action has `retry` — idempotent actions only,
- * only after a failure another try may cure, with a doubling backoff (docs/configuration.md § Retry).
- * The job reaching here was checked just before it runs (agent/run-job.ts); without `retry` this
- * layer is one call of the rollback layer.
+ * Layer 4 of 4 (retry → rollback → steps → spawn), the top: what it adds over the rollback layer
+ * (exec/rollback.ts) is running the whole thing again after a failure, when the action has `retry`
+ * — idempotent actions only, only after a failure another try may cure, with a doubling backoff
+ * (docs/configuration.md § Retry). The job reaching here was checked again just before it runs
+ * (agent/run-job.ts); without `retry` this layer is one call of the rollback layer.
  */
 import type { Job } from '../core/resolve.js';
 import type { AttemptResult } from '../core/result.js';
