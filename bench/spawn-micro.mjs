@@ -1,9 +1,9 @@
 /**
  * Is execa the ceiling on the hot path? Spawns /bin/true the way
- * src/exec/runner.ts does (own process group, stdin ignored, stdout/stderr
+ * src/exec/spawn.ts does (own process group, stdin ignored, stdout/stderr
  * piped, a clean environment) through:
- *   runner         runCommand from dist/exec/runner.js, whatever it uses, with its private mkdtemp cwd
- *   execa          execa 9 with the options runner.ts gave it, cwd fixed (no mkdtemp)
+ *   runner         runCommand from dist/exec/spawn.js, whatever it uses, with its private mkdtemp cwd
+ *   execa          execa 9 with the options the spawn layer gave it when it used execa, cwd fixed (no mkdtemp)
  *   child_process  node:child_process spawn with the same options, cwd fixed
  *   cp+tmpdir      child_process plus the runner's mkdtemp/rm of a private cwd
  * Each: sequential latency (exit and both pipes closed), then throughput with
@@ -19,7 +19,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import process from 'node:process';
 import { parseArgs } from 'node:util';
-import { runCommand } from '../dist/exec/runner.js';
+import { runCommand } from '../dist/exec/spawn.js';
 
 const { values } = parseArgs({
   options: {

@@ -343,7 +343,7 @@ export function render(results) {
   if (s) {
     parts.push(
       '',
-      'SPAWN /bin/true: the runner (dist/exec/runner.js) vs execa vs node:child_process, same options (detached, stdin ignored, pipes, clean env)',
+      'SPAWN /bin/true: the runner (dist/exec/spawn.js) vs execa vs node:child_process, same options (detached, stdin ignored, pipes, clean env)',
     );
     if (!s.execa)
       parts.push(

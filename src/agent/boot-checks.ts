@@ -8,7 +8,7 @@ import type { ProbeConfig } from '../config/probes.js';
 import type { HealthCheckConfig } from '../config/schema.js';
 import type { HealthResult, HealthTry } from '../core/result.js';
 import type { Isolation } from '../exec/wrap.js';
-import { runHealthCheck } from './health.js';
+import { runHealthCheck } from '../exec/health.js';
 import { runCheck } from './probe-checks.js';
 
 /** Between two rounds of the checks, when the check itself names no delay. */

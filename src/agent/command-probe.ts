@@ -1,5 +1,5 @@
 /**
- * One run of a command probe: built into a job and run by the same code as an action (exec/execute.ts)
+ * One run of a command probe: built into a job and run by the same code as an action (exec/steps.ts)
  * — argv only, the run user or sudo, prlimit limits, the timeout that kills the process group, the
  * output cap — after the same deny-list check (job-check.ts). docs/configuration.md § command.
  */
@@ -8,7 +8,7 @@ import type { ProbeOf } from '../config/probes.js';
 import { commandReading } from '../core/command-probes.js';
 import type { ProbeReading } from '../core/probes.js';
 import type { Job } from '../core/resolve.js';
-import { executeJob } from '../exec/execute.js';
+import { executeJob } from '../exec/steps.js';
 import type { Isolation } from '../exec/wrap.js';
 import { checkJob } from './job-check.js';
 

@@ -1,8 +1,8 @@
 /**
  * One check of one probe: the I/O behind each kind. http, tcp, disk and
  * process need no child process; ping and service run a fixed argv through
- * the command runner (no shell, the fixed PATH, a timeout that kills the
- * process group). A check never throws: what went wrong is its reading.
+ * the spawn layer, exec/spawn.ts (no shell, the fixed PATH, a timeout that
+ * kills the process group). A check never throws: what went wrong is its reading.
  */
 import { readdir, readFile, statfs } from 'node:fs/promises';
 import net from 'node:net';
@@ -22,11 +22,11 @@ import {
   type ProbeReading,
 } from '../core/probes.js';
 import type { ProbeConfig, ProbeOf } from '../config/probes.js';
-import { childEnv } from '../exec/execute.js';
-import { runCommand } from '../exec/runner.js';
+import { httpRequest } from '../exec/http-request.js';
+import { runCommand } from '../exec/spawn.js';
+import { childEnv } from '../exec/steps.js';
 import { VERSION } from '../version.js';
 import { checkCommand, type CommandContext } from './command-probe.js';
-import { httpRequest } from './http-request.js';
 
 export interface CheckContext {
   /** execution.path: the whole PATH of ping and systemctl. */

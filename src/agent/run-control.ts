@@ -1,21 +1,12 @@
 /**
  * How a run is stopped: by the agent's stop (its result `interrupted`) or by a cancel request (its
  * result `cancelled`, docs/mqtt-api.md § Cancel). Both abort the one signal the command runs under,
- * so the runner kills the process group the same way it does for a timeout (exec/runner.ts); the
- * reason tells them apart afterwards, and a deployment's rollback after a cancel runs under the stop
- * signal alone (deployment.ts).
+ * so the spawn layer kills the process group the same way it does for a timeout (exec/spawn.ts); the
+ * reason (a CancelReason, exec/stop-reason.ts) tells them apart afterwards, and a deployment's
+ * rollback after a cancel runs under the stop signal alone (exec/rollback.ts).
  */
 import type { Result } from '../core/result.js';
-
-/** The abort reason of a cancel request. */
-class CancelReason {
-  constructor(readonly by: string) {}
-}
-
-/** Whether `signal` was aborted by a cancel request (and not by the agent's stop before it). */
-export function cancelRequested(signal: AbortSignal | undefined): boolean {
-  return signal?.aborted === true && signal.reason instanceof CancelReason;
-}
+import { CancelReason } from '../exec/stop-reason.js';
 
 export class RunControl {
   private readonly stopping = new AbortController();

@@ -7,7 +7,7 @@ import type { Config } from '../config/load.js';
 import { asCancelled } from '../core/cancel.js';
 import type { Job } from '../core/resolve.js';
 import { makeResult, type Result } from '../core/result.js';
-import type { RunOptions } from './deployment.js';
+import type { RunOptions } from '../exec/rollback.js';
 import type { Isolation } from '../exec/wrap.js';
 import type { Logger } from '../log.js';
 import type { Journal } from './journal.js';

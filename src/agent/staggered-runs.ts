@@ -6,7 +6,7 @@
 import type { Config } from '../config/load.js';
 import { makeResult, rejected, type Result } from '../core/result.js';
 import type { Logger } from '../log.js';
-import { runHealthCheck } from './health.js';
+import { runHealthCheck } from '../exec/health.js';
 import type { Outcomes } from './outcomes.js';
 import type { Queued } from './run-queue.js';
 import type { Publisher } from './publisher.js';

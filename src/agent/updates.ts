@@ -3,8 +3,8 @@
  * at start and after every run of the install action, and keeps the states
  * retained on `P/H/updates` and `P/H/reboot_required`.
  *
- * - No shell, no root: `apt-mark showhold` and `apt-get -s` through the command
- *   runner (fixed argv, execution.path, a timeout that kills the group, capped output).
+ * - No shell, no root: `apt-mark showhold` and `apt-get -s` through the spawn
+ *   layer, exec/spawn.ts (fixed argv, execution.path, a timeout that kills the group, capped output).
  * - The install itself is an ordinary action run by the pipeline; this module only
  *   watches it (Pipeline.observe) for in_progress and apt's progress lines.
  * - The update state is published only after a check succeeded once: before that HA
@@ -25,8 +25,8 @@ import {
   type AptSimulation,
 } from '../core/updates.js';
 import { hostTopics, type HostTopics } from '../core/topics.js';
-import { childEnv } from '../exec/execute.js';
-import { runCommand, type RunOutcome } from '../exec/runner.js';
+import { childEnv } from '../exec/steps.js';
+import { runCommand, type RunOutcome } from '../exec/spawn.js';
 import type { Logger } from '../log.js';
 import type { JobObserver } from './pipeline.js';
 import type { Publisher } from './publisher.js';

@@ -4,7 +4,7 @@ import { checkJob } from '../agent/job-check.js';
 import { formatDuration } from '../core/duration.js';
 import { parseDelivery } from '../core/request.js';
 import { resolveRequest } from '../core/resolve.js';
-import { spawnArgv } from '../exec/execute.js';
+import { spawnArgv } from '../exec/steps.js';
 import { UsageError } from '../errors.js';
 import { configWarnings } from './check-config.js';
 import { readUpRecord } from './up-record.js';

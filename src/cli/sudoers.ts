@@ -4,7 +4,7 @@
  */
 import { loadConfig, type Config } from '../config/load.js';
 import { placeholders } from '../core/template.js';
-import { childEnv } from '../exec/execute.js';
+import { childEnv } from '../exec/steps.js';
 import { DEFAULT_RUN_AS, lookupUser, systemdAvailable } from '../exec/isolation.js';
 import { prlimitFlags, resolveExecutable } from '../exec/sudo.js';
 import { wrapCommand, type Isolation, type Tools } from '../exec/wrap.js';

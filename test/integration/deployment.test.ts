@@ -8,7 +8,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runHealthCheck } from '../../src/agent/health.js';
+import { runHealthCheck } from '../../src/exec/health.js';
 import type { Result } from '../../src/core/result.js';
 import { runCli } from '../helpers/agent.js';
 import { calls, fakeBin, tempDir, writeConfig } from '../helpers/fixtures.js';

@@ -9,7 +9,7 @@ import { configWarnings } from '../../src/cli/check-config.js';
 import { explain } from '../../src/cli/explain.js';
 import { parseConfig } from '../../src/config/load.js';
 import { shellLineProblems } from '../../src/config/shell-line.js';
-import { notFoundFix } from '../../src/exec/execute.js';
+import { notFoundFix } from '../../src/exec/steps.js';
 import { ConfigError } from '../../src/errors.js';
 
 describe('shellLineProblems', () => {

@@ -1,13 +1,16 @@
 /**
- * A resolved job → the result fields of its run: sudo wrapping, steps in
- * order (stopping at the first failure), and the mapping of what happened to
- * the contract's statuses and error codes.
+ * Layer 2 of 4 (retry → rollback → steps → spawn): what it adds over the spawn layer (one argv,
+ * exec/spawn.ts) is a whole resolved job → the result fields of its run: its commands in order
+ * under the job's one timeout, stopping at the first failure, each wrapped for sudo, the run user
+ * and confinement (exec/wrap.ts; docs/security.md § Commands run as another user), and the mapping
+ * of what happened to the contract's statuses and error codes (docs/mqtt-api.md § Statuses,
+ * § Error codes).
  */
 import type { Job } from '../core/resolve.js';
 import type { ErrorCode, Result, ResultStatus, StepResult } from '../core/result.js';
 import { formatDuration } from '../core/duration.js';
 import { cutToBytes } from './capture.js';
-import { runCommand, type RunOutcome } from './runner.js';
+import { runCommand, type RunOutcome } from './spawn.js';
 import { isSudoRefusal, prlimitFlags, resolveExecutable } from './sudo.js';
 import { wrapCommand, type Isolation, type Tools, type Wrapped } from './wrap.js';
 

@@ -3,7 +3,9 @@
  * (docs/configuration.md § Deployments): node:http(s), a fresh connection per request (no socket
  * lingers between checks, and a latency includes the connect), redirects not followed (a 301 is
  * an answer, and the check stays on the configured host), and at most `maxBody` bytes of a body
- * read — a huge or endless body costs nothing. It never throws: a failure is its answer.
+ * read — a huge or endless body costs nothing. It never throws: a failure is its answer. It lives
+ * in exec/ beside the health check that needs it (exec/ never imports agent/); the probes
+ * (agent/probe-checks.ts) import this same one.
  */
 import http from 'node:http';
 import https from 'node:https';

@@ -1,17 +1,19 @@
 /**
- * One run of a job: its steps, then (for a deployment) the health check, and
- * the rollback when either failed (docs/configuration.md § Deployments). The rollback gets its
- * own budget of the action's full timeout, so a deployment that ran out of
- * time still rolls back. An agent that is stopping never starts a rollback; a cancel request
- * (run-control.ts) kills the steps or the health check and does start it: under the stop signal
- * alone, so a cancel never cuts a rollback short (docs/mqtt-api.md § Cancel).
+ * Layer 3 of 4 (retry → rollback → steps → spawn): what it adds over the steps layer
+ * (exec/steps.ts) is the deployment — after the steps, the health check (exec/health.ts), and the
+ * rollback when either failed (docs/configuration.md § Deployments); a job with neither `health`
+ * nor `rollback` passes straight through to the steps. The rollback gets its own budget of the
+ * action's full timeout, so a deployment that ran out of time still rolls back. An agent that is
+ * stopping never starts a rollback; a cancel request (exec/stop-reason.ts) kills the steps or the
+ * health check and does start it: under the stop signal alone, so a cancel never cuts a rollback
+ * short (docs/mqtt-api.md § Cancel).
  */
 import type { Job } from '../core/resolve.js';
 import type { Result, RollbackResult, StepResult } from '../core/result.js';
-import { cutToBytes } from '../exec/capture.js';
-import { executeJob, type ExecOptions, type ExecOutcome } from '../exec/execute.js';
+import { cutToBytes } from './capture.js';
+import { executeJob, type ExecOptions, type ExecOutcome } from './steps.js';
 import { describeHealth, runHealthCheck } from './health.js';
-import { cancelRequested } from './run-control.js';
+import { cancelRequested } from './stop-reason.js';
 
 export type JobOutcome = ExecOutcome & Pick<Result, 'health' | 'rollback' | 'attempts'>;
 

@@ -3,12 +3,14 @@
  * staggered runs (`stagger.health`): a command that exits 0, or an HTTP URL
  * that answers the expected status. Tried up to `retries` times, `delay` apart,
  * because a restarted service needs a moment. Never sudo, never a shell.
+ * Not a layer of its own: the rollback layer (exec/rollback.ts) calls it between
+ * the steps and the rollback, and its argv form runs through the steps layer.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { HealthCheckConfig } from '../config/schema.js';
 import { formatDuration } from '../core/duration.js';
 import type { HealthResult, HealthTry } from '../core/result.js';
-import { executeJob, type ExecOptions } from '../exec/execute.js';
+import { executeJob, type ExecOptions } from './steps.js';
 import { httpRequest } from './http-request.js';
 
 /** Kept of a try's output or body: enough to see why it failed, small enough for a retained result. */
@@ -88,7 +90,7 @@ async function argvTry(argv: string[], timeoutMs: number, opts: ExecOptions): Pr
   };
 }
 
-/** No child process: the agent's HTTP client (agent/http-request.ts), which does not follow redirects. */
+/** No child process: the agent's HTTP client (exec/http-request.ts), which does not follow redirects. */
 async function httpTry(
   http: NonNullable<HealthCheckConfig['http']>,
   timeoutMs: number,

@@ -1,9 +1,10 @@
 /**
- * Runs one argv: no shell, stdin closed, its own process group, a clean
- * environment, output capped while reading, and a timeout that kills the
- * whole group (SIGTERM, then SIGKILL after a grace) so grandchildren die too —
- * and every descendant found in /proc, which catches the ones that left the
- * group with setsid (docs/security.md § Limits).
+ * Layer 1 of 4 (retry → rollback → steps → spawn), the bottom: what it adds over node:child_process
+ * is running one argv safely — no shell, stdin closed, its own process group, a clean environment,
+ * output capped while reading, and a timeout that kills the whole group (SIGTERM, then SIGKILL after
+ * a grace) so grandchildren die too — and every descendant found in /proc, which catches the ones
+ * that left the group with setsid (docs/security.md § Limits). Jobs, sudo and statuses are the
+ * steps layer's (exec/steps.ts); probes and update checks call this layer directly.
  */
 import { chownSync, mkdtempSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
