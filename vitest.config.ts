@@ -9,7 +9,7 @@ const limits = { testTimeout: 120_000, hookTimeout: 120_000 };
 
 export default defineConfig({
   test: {
-    // Integration tests run the built dist/ (bin/homelab-cmd.js): rebuilt here when a source changed.
+    // Integration tests run the built dist/ and the tests' bundle: both rebuilt here when a source changed.
     globalSetup: ['test/global-build.ts'],
     // Integration tests start brokers and child processes: keep the 2-core machine from thrashing.
     // Order (vitest's sequencer): projects by name, then the files that took longest in the last run

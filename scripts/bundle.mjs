@@ -33,23 +33,27 @@ const PREBUILDS = ['linux-x64', 'linux-arm64', 'linux-arm'];
 
 /**
  * Sources read files next to themselves (`new URL('../package.json', import.meta.url)`): in the
- * bundle every module sits in bundle/, so each gets the URL it has in dist/, which resolves the
- * same relative paths to the same files of the package.
+ * bundle every module sits in one directory, so each gets the URL it has in dist/, which resolves the
+ * same relative paths to the same files of the package (or of the checkout, for the tests' bundle in
+ * node_modules/.cache: test/global-build.ts).
  */
-const distUrls = {
-  name: 'dist-urls',
-  setup(b) {
-    b.onLoad({ filter: /[\\/]src[\\/].*\.ts$/ }, (args) => {
-      const text = readFileSync(args.path, 'utf8');
-      if (!text.includes('import.meta.url')) return undefined;
-      const asDist = `../dist/${path.relative(path.join(REPO, 'src'), args.path).replace(/\.ts$/, '.js')}`;
-      return {
-        contents: text.replaceAll('import.meta.url', `new URL(${JSON.stringify(asDist)}, import.meta.url)`),
-        loader: 'ts',
-      };
-    });
-  },
-};
+function distUrls(out) {
+  const toRepo = path.relative(out, REPO).split(path.sep).join('/');
+  return {
+    name: 'dist-urls',
+    setup(b) {
+      b.onLoad({ filter: /[\\/]src[\\/].*\.ts$/ }, (args) => {
+        const text = readFileSync(args.path, 'utf8');
+        if (!text.includes('import.meta.url')) return undefined;
+        const asDist = `${toRepo}/dist/${path.relative(path.join(REPO, 'src'), args.path).split(path.sep).join('/').replace(/\.ts$/, '.js')}`;
+        return {
+          contents: text.replaceAll('import.meta.url', `new URL(${JSON.stringify(asDist)}, import.meta.url)`),
+          loader: 'ts',
+        };
+      });
+    },
+  };
+}
 
 /** docker/healthcheck.js imports ../dist/x.js, built by tsc from src/x.ts: bundled from the source. */
 const distToSrc = {
@@ -100,43 +104,47 @@ const banner = [
 /** A line patches/aedes+*.patch adds: without it the bundle would ship aedes unpatched. */
 export const AEDES_PATCH_MARKER = 'in-flight queue full: message dropped';
 
-export async function bundle({ metafile = false } = {}) {
+/**
+ * `out` and `minify` differ only for the tests' copy (test/global-build.ts): unminified, so a failure
+ * in a child process names real functions.
+ */
+export async function bundle({ metafile = false, out = OUT, minify = true } = {}) {
   const aedesClient = path.join(REPO, 'node_modules', 'aedes', 'lib', 'client.js');
   if (!readFileSync(aedesClient, 'utf8').includes(AEDES_PATCH_MARKER))
     throw new Error(
       `${aedesClient} is not patched (patches/aedes+*.patch): run \`npx patch-package\` (npm ci runs it), then bundle again`,
     );
-  rmSync(OUT, { recursive: true, force: true });
+  rmSync(out, { recursive: true, force: true });
   const result = await build({
     absWorkingDir: REPO,
     // The image's HEALTHCHECK too (docker/Dockerfile): it needs MQTT.js and the config loader.
     entryPoints: { main: 'src/cli/main.ts', healthcheck: 'docker/healthcheck.js' },
-    outdir: OUT,
+    outdir: out,
     bundle: true,
     splitting: true,
     format: 'esm',
     platform: 'node',
     target: 'node20',
-    minify: true,
+    minify,
     // Error messages and logs name classes (HomelabError, …): keep the names readable.
     keepNames: true,
     legalComments: 'linked',
     // One directory: every output file resolves paths of the package from the same place (see distUrls).
     chunkNames: '[name]-[hash]',
     banner: { js: banner },
-    plugins: [distToSrc, distUrls, zodEnglishOnly, levelBinding],
+    plugins: [distToSrc, distUrls(out), zodEnglishOnly, levelBinding],
     metafile,
     logLevel: 'warning',
   });
   for (const p of PREBUILDS)
     cpSync(
       path.join(REPO, 'node_modules', 'classic-level', 'prebuilds', p),
-      path.join(OUT, 'classic-level', 'prebuilds', p),
+      path.join(out, 'classic-level', 'prebuilds', p),
       { recursive: true },
     );
-  mkdirSync(OUT, { recursive: true });
+  mkdirSync(out, { recursive: true });
   writeFileSync(
-    path.join(OUT, 'README.md'),
+    path.join(out, 'README.md'),
     'Built by `node scripts/bundle.mjs` from src/ (prepack); not in git. See scripts/bundle.mjs.\n',
   );
   return result;

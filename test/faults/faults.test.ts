@@ -1,7 +1,8 @@
 /**
  * Fault injection: nothing lost, nothing run twice — through cut and
  * half-open connections, a stalled broker, results the broker never
- * acknowledged, a full state dir, and a flood of requests.
+ * acknowledged, a full state dir. The flood of 10,000 requests runs in the
+ * fuzz lane (test/fuzz/flood.test.ts): minutes, not seconds.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -13,7 +14,7 @@ import { spawnCli, type AgentProcess } from '../helpers/agent.js';
 import { calls, fakeBin, tempDir, testPath, writeConfig } from '../helpers/fixtures.js';
 import { TestClient } from '../helpers/mqtt.js';
 import { FaultProxy } from '../helpers/proxy.js';
-import { slack, until, withDeadline } from '../helpers/wait.js';
+import { until, withDeadline } from '../helpers/wait.js';
 import { startTestBroker } from '../helpers/harness.js';
 
 const FINAL = ['succeeded', 'failed', 'timed_out', 'rejected', 'interrupted'];
@@ -222,52 +223,4 @@ describe('state dir faults', () => {
       execFileSync('umount', ['-l', state]);
     }
   });
-});
-
-describe('floods', () => {
-  it(
-    '10,000 requests in a burst: each answered exactly once (run or busy), memory bounded',
-    async () => {
-      const dir = tempDir();
-      const a = agent('fault-flood', url, dir, {
-        actions: { ok: { argv: ['true'] } },
-        execution: { enabled: true, concurrency: 4, queue: 64 },
-      });
-      await onlineAfter('fault-flood', 0);
-      const rss = () =>
-        Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${a.proc.pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
-      const before = rss();
-      let peak = before;
-      const sampler = setInterval(() => (peak = Math.max(peak, rss())), 100);
-      const N = 10_000;
-      const seen = new Map<string, string[]>();
-      ctl.client.on('message', (topic, payload) => {
-        if (!topic.startsWith('homelab/fault-flood/result/') || payload.length === 0) return;
-        const r = JSON.parse(payload.toString()) as Result;
-        if (!FINAL.includes(r.status)) return;
-        seen.set(r.id, [...(seen.get(r.id) ?? []), r.status]);
-      });
-      const t0 = Date.now();
-      await Promise.all(
-        Array.from({ length: N }, (_, i) =>
-          ctl.pub('homelab/fault-flood/cmd/ok', JSON.stringify({ id: `f-${i}` })),
-        ),
-      );
-      await until(() => seen.size === N, 120_000, 'a final result for every request');
-      clearInterval(sampler);
-      const statuses = [...seen.values()];
-      const dups = [...seen].filter(([, s]) => s.length !== 1);
-      expect(dups.slice(0, 5), `ids with more than one final result: ${dups.length}`).toEqual([]);
-      const ran = statuses.filter((s) => s[0] === 'succeeded').length;
-      const busy = statuses.filter((s) => s[0] === 'rejected').length;
-      expect(ran + busy).toBe(N);
-      expect(ran).toBeGreaterThan(0);
-      process.stderr.write(
-        `flood: ${N} requests in ${Date.now() - t0} ms — ${ran} ran, ${busy} busy, 0 duplicates; agent RSS ${before.toFixed(0)} → peak ${peak.toFixed(0)} MB\n`,
-      );
-      expect(peak - before).toBeLessThan(150);
-      // The test's own limit is a deadline too: the wait above may take its slack on a busy machine.
-    },
-    slack(180_000),
-  );
 });

@@ -6,7 +6,7 @@ import { setUpAgentProcess } from '../../src/cli/serve.js';
 import { stringify as toYaml } from 'yaml';
 // Configs refuse YAML anchors and aliases, which stringify writes for an object used twice.
 const stringify = (value: unknown): string => toYaml(value, { aliasDuplicateObjects: false });
-import { BIN, REPO } from './fixtures.js';
+import { CLI_ENTRY, REPO } from './fixtures.js';
 import { reaped } from './reaper.js';
 
 /** An in-process agent from a config object; the same code path as `homelab-cmd agent`. */
@@ -31,7 +31,7 @@ export interface AgentProcess {
 /** `homelab-cmd <verb> …` as a real child process (for SIGKILL / SIGTERM tests). */
 export function spawnCli(args: string[], env: NodeJS.ProcessEnv = {}): AgentProcess {
   const proc = reaped(
-    spawn(process.execPath, [BIN, ...args], {
+    spawn(process.execPath, [CLI_ENTRY, ...args], {
       cwd: REPO,
       env: { ...process.env, HOMELAB_CMD_LOG_LEVEL: 'info', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -52,7 +52,7 @@ export async function runCli(
   env: NodeJS.ProcessEnv = {},
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const proc = reaped(
-    spawn(process.execPath, [BIN, ...args], {
+    spawn(process.execPath, [CLI_ENTRY, ...args], {
       cwd: REPO,
       env: { ...process.env, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],

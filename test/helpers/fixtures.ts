@@ -7,6 +7,12 @@ const stringify = (value: unknown): string => toYaml(value, { aliasDuplicateObje
 
 export const REPO = path.resolve(import.meta.dirname, '../..');
 export const BIN = path.join(REPO, 'bin', 'homelab-cmd.js');
+/**
+ * The CLI as the published package runs it: the tests' bundle of src/ (test/global-build.ts builds it
+ * before any test, from the same sources as dist/). test/helpers/agent.ts starts it; the few tests
+ * that are about the bin itself, or the command lines the docs print, run BIN (dist/).
+ */
+export const CLI_ENTRY = path.join(REPO, 'node_modules', '.cache', 'homelab-cmd-build', 'bundle', 'run.js');
 
 export function tempDir(prefix = 'hc-test-'): string {
   return mkdtempSync(path.join(os.tmpdir(), prefix));

@@ -2,7 +2,7 @@
  * Per-action monitoring end to end: a real agent and broker run a known mix
  * (fake executables that exit 0, exit 1, and outlive a short timeout), then
  * the heartbeat's `actions`, the HA sensor configs, a restart that keeps the
- * counters, and `homelab-cmd status --actions` (needs dist/: npx tsc -p tsconfig.build.json).
+ * counters, and `homelab-cmd status --actions` (built by test/global-build.ts).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Heartbeat } from '../../src/agent/heartbeat.js';

@@ -1,7 +1,7 @@
 /**
  * `send --group / --hosts` end to end (docs/fleet.md): three real agents on one embedded broker, each
  * declaring `groups: [dns]`, a fake `pihole` on the test PATH that logs each restart and fails on a
- * host whose flag file exists, and the built CLI as a child process (needs dist/: npm run build).
+ * host whose flag file exists, and the built CLI as a child process (test/global-build.ts builds it).
  */
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';

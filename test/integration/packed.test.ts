@@ -4,7 +4,7 @@
  * command — the bundle, since the package holds no dist/ — runs `--version`, a request through `up`'s
  * embedded broker, and a `broker` whose Receive Maximum flow control exists only in our patched aedes
  * (patches/aedes+2.0.0-beta.1.patch: npm applies no patch to a registry install, so only the bundle
- * carries it). Every other integration test runs dist/ (test/global-build.ts).
+ * carries it). The other integration tests run the same bundle built from the checkout (test/global-build.ts), or dist/.
  */
 import { execFile, spawn } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';

@@ -1,0 +1,104 @@
+/**
+ * A flood against a real agent process: 10,000 requests published at once. Its own lane with the
+ * hostile-message suite (npm run test:fuzz, which .ci/run runs after npm test), not npm test: on a
+ * 2-core machine it takes minutes, most of them forking /bin/true (docs/performance.md § Spawn cost).
+ */
+import { readFileSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { RunningBroker } from '../../src/broker/broker.js';
+import type { Result } from '../../src/core/result.js';
+import { spawnCli, type AgentProcess } from '../helpers/agent.js';
+import { tempDir, testPath, writeConfig } from '../helpers/fixtures.js';
+import { startTestBroker } from '../helpers/harness.js';
+import { TestClient } from '../helpers/mqtt.js';
+import { slack, until } from '../helpers/wait.js';
+
+const FINAL = ['succeeded', 'failed', 'timed_out', 'rejected', 'interrupted'];
+let broker: RunningBroker;
+let url: string;
+let ctl: TestClient;
+let a: AgentProcess | undefined;
+
+beforeAll(async () => {
+  broker = await startTestBroker();
+  url = `mqtt://127.0.0.1:${broker.port}`;
+  ctl = await TestClient.connect(url);
+  await ctl.sub('homelab/+/result/#', 'homelab/+/status');
+});
+afterAll(async () => {
+  if (a && a.proc.exitCode === null && a.proc.signalCode === null) {
+    a.proc.kill('SIGKILL');
+    await a.exited;
+  }
+  await ctl.end();
+  await broker.close();
+});
+
+function agent(host: string, dir: string, extra: Record<string, unknown>): AgentProcess {
+  const file = writeConfig(
+    dir,
+    {
+      host,
+      state_dir: `${dir}/state`,
+      mqtt: { url, keepalive: '1s' },
+      heartbeat: { interval: '1h' },
+      execution: { enabled: true, path: testPath(`${dir}/bin`) },
+      ...extra,
+    },
+    `${host}.yaml`,
+  );
+  return spawnCli(['agent', '--config', file]);
+}
+
+describe('floods', () => {
+  it(
+    '10,000 requests in a burst: each answered exactly once (run or busy), memory bounded',
+    async () => {
+      const dir = tempDir();
+      a = agent('fault-flood', dir, {
+        actions: { ok: { argv: ['true'] } },
+        execution: { enabled: true, concurrency: 4, queue: 64 },
+      });
+      await ctl.wait(
+        (m) => m.topic === 'homelab/fault-flood/status' && m.text === 'online',
+        15_000,
+        'fault-flood online',
+      );
+      const pid = a.proc.pid;
+      const rss = () =>
+        Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
+      const before = rss();
+      let peak = before;
+      const sampler = setInterval(() => (peak = Math.max(peak, rss())), 100);
+      const N = 10_000;
+      const seen = new Map<string, string[]>();
+      ctl.client.on('message', (topic, payload) => {
+        if (!topic.startsWith('homelab/fault-flood/result/') || payload.length === 0) return;
+        const r = JSON.parse(payload.toString()) as Result;
+        if (!FINAL.includes(r.status)) return;
+        seen.set(r.id, [...(seen.get(r.id) ?? []), r.status]);
+      });
+      const t0 = Date.now();
+      await Promise.all(
+        Array.from({ length: N }, (_, i) =>
+          ctl.pub('homelab/fault-flood/cmd/ok', JSON.stringify({ id: `f-${i}` })),
+        ),
+      );
+      await until(() => seen.size === N, 120_000, 'a final result for every request');
+      clearInterval(sampler);
+      const statuses = [...seen.values()];
+      const dups = [...seen].filter(([, s]) => s.length !== 1);
+      expect(dups.slice(0, 5), `ids with more than one final result: ${dups.length}`).toEqual([]);
+      const ran = statuses.filter((s) => s[0] === 'succeeded').length;
+      const busy = statuses.filter((s) => s[0] === 'rejected').length;
+      expect(ran + busy).toBe(N);
+      expect(ran).toBeGreaterThan(0);
+      process.stderr.write(
+        `flood: ${N} requests in ${Date.now() - t0} ms — ${ran} ran, ${busy} busy, 0 duplicates; agent RSS ${before.toFixed(0)} → peak ${peak.toFixed(0)} MB\n`,
+      );
+      expect(peak - before).toBeLessThan(150);
+      // The test's own limit is a deadline too: the wait above may take its slack on a busy machine.
+    },
+    slack(180_000),
+  );
+});
