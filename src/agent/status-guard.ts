@@ -14,6 +14,9 @@ export class StatusGuard implements AgentPart {
   readonly name = 'status';
 
   private armed = false;
+  /** Our `online` is sent and not yet acknowledged; an `offline` seen meanwhile is checked once armed. */
+  private publishing = false;
+  private offlineWhilePublishing = false;
   private stopped = false;
   private pending: NodeJS.Timeout | undefined;
   private lastRepair = 0;
@@ -33,8 +36,17 @@ export class StatusGuard implements AgentPart {
 
   /** Says `online` on every connection; once the broker acknowledged it, a stale `offline` is repaired. */
   async onConnect(): Promise<void> {
-    await this.republish();
+    this.publishing = true;
+    this.offlineWhilePublishing = false;
+    try {
+      await this.republish();
+    } finally {
+      this.publishing = false;
+    }
     this.arm();
+    // MQTT.js handles the packets of one read before any promise continues: an `offline` read with our
+    // PUBACK reached onMessage before arm() ran. It may be the newer message, so it is repaired too.
+    if (this.offlineWhilePublishing) this.repair();
   }
 
   onDisconnect(): void {
@@ -49,6 +61,7 @@ export class StatusGuard implements AgentPart {
   /** The connection closed: our own will may now rightly say `offline`. */
   disarm(): void {
     this.armed = false;
+    this.offlineWhilePublishing = false;
     clearTimeout(this.pending);
     this.pending = undefined;
   }
@@ -62,7 +75,15 @@ export class StatusGuard implements AgentPart {
   /** True when the message was on our status topic (and is handled here). */
   onMessage(topic: string, payload: Buffer): boolean {
     if (topic !== this.topic) return false;
-    if (payload.toString() !== 'offline' || !this.armed || this.pending) return true;
+    if (payload.toString() !== 'offline') return true;
+    if (!this.armed && this.publishing && !this.stopped) this.offlineWhilePublishing = true;
+    else if (this.armed) this.repair();
+    return true;
+  }
+
+  /** Says `online` again, at most once per minIntervalMs. */
+  private repair(): void {
+    if (this.pending) return;
     const wait = Math.max(0, this.lastRepair + this.minIntervalMs - Date.now());
     this.pending = setTimeout(() => {
       this.pending = undefined;
@@ -74,6 +95,5 @@ export class StatusGuard implements AgentPart {
       );
       this.republish().catch((err: unknown) => this.log.warn({ err }, 'could not publish "online" again'));
     }, wait);
-    return true;
   }
 }
