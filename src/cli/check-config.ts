@@ -7,6 +7,7 @@ import { expandElement, placeholders } from '../core/template.js';
 import { UsageError } from '../errors.js';
 import { fixedParts, shellLineProblems } from '../config/shell-line.js';
 import { entitySlug } from '../core/discovery-names.js';
+import { sameNameWarnings } from '../config/entity-ids.js';
 
 export const checkConfigVerb: Verb = {
   name: 'check-config',
@@ -42,6 +43,7 @@ export function configWarnings(config: Config, only?: string): string[] {
     out.push(
       `host: "${config.host}" shows in Home Assistant as ${seen.slug} (sensor.${seen.slug}_uptime …), as a host "${seen.plain}" would: two such hosts would share their entity ids — prefer host: ${seen.plain}`,
     );
+  if (only === undefined) out.push(...sameNameWarnings(config));
   for (const [name, action] of Object.entries(config.actions)) {
     if (only !== undefined && name !== only) continue;
     for (const [path, argv] of [

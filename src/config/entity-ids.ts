@@ -46,7 +46,7 @@ export function checkEntityIds(
 }
 
 /** The config key behind an entity's object (core/discovery*.ts name them), and how to call it. */
-function configKeyOf(object: string): [(string | number)[], string] {
+export function configKeyOf(object: string): [(string | number)[], string] {
   const m = /^(run|stats|param|probe|switch)_(.+)$/.exec(object);
   const [, kind, rest = ''] = m ?? [];
   const [name = rest, sub] = rest.split('-');
@@ -57,4 +57,46 @@ function configKeyOf(object: string): [(string | number)[], string] {
   if (kind === 'run' || kind === 'stats') return [['actions', name], `action ${name}`];
   // The fixed entities' objects start with none of the prefixes above, and never clash with each other.
   return [[], `the entity ${object}`];
+}
+
+/**
+ * Entities of this host that HA would show under the same name ("vm Uptime" for the heartbeat's Uptime
+ * sensor and a button named Uptime): valid, and each has its own id, but a dashboard or a voice
+ * assistant cannot tell them apart. A check-config warning per configured name that repeats another.
+ */
+export function sameNameWarnings(config: EntityInput): string[] {
+  if (!config.discovery.enabled) return [];
+  const host = config.host ?? 'host';
+  const msgs = buildDiscovery({ ...config, host, prefix: 'p', discoveryPrefix: 'd', version: '0' });
+  const prefix = uniqueId(host, '');
+  const seen = new Map<string, { object: string; domain: string }>();
+  const warned = new Set<string>();
+  const out: string[] = [];
+  const describe = (e: { object: string; domain: string }, name: string): [(string | number)[], string] => {
+    const [path, what] = configKeyOf(e.object);
+    return path.length > 0 ? [path, `the ${e.domain} of ${what}`] : [path, `the ${name} ${e.domain}`];
+  };
+  for (const { payload } of msgs) {
+    const name = String(payload.name);
+    const me = {
+      object: String(payload.unique_id).slice(prefix.length),
+      domain: String(payload.default_entity_id).split('.')[0] ?? '',
+    };
+    const first = seen.get(name.toLowerCase());
+    if (first === undefined) {
+      seen.set(name.toLowerCase(), me);
+      continue;
+    }
+    // Name the configured one: a fixed entity's name is not the user's to change.
+    const [mine, theirs] = [describe(me, name), describe(first, name)];
+    const [[at, what], [otherAt, other]] = mine[0].length > 0 ? [mine, theirs] : [theirs, mine];
+    // A probe's status and latency entities repeat the same pair of names: one warning per pair.
+    const pair = `${at.join('.')}|${otherAt.join('.') || other}`;
+    if (at.length === 0 || warned.has(pair)) continue;
+    warned.add(pair);
+    out.push(
+      `${at.join('.')}: ${what} is shown in Home Assistant as "${host} ${name}", like ${other}: a dashboard or a voice assistant cannot tell them apart — give it another name (its name: key)`,
+    );
+  }
+  return out;
 }

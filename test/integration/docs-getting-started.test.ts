@@ -1,6 +1,6 @@
 /**
  * docs/getting-started.md, run as written in a throwaway root (test/helpers/doc-sandbox.ts),
- * from the clone to the "Uptime" button pressed the way Home Assistant presses it.
+ * from the clone to the "Show uptime" button pressed the way Home Assistant presses it.
  *
  * Substitutions: the repository to clone is this checkout; `npm ci` and `npm pack` are the same
  * commands as docs/install.md's, which docs-install.test.ts runs in a clone: here the tarball of this
@@ -189,7 +189,7 @@ describe.skipIf(missing !== undefined || !isRepo)(
       );
     }, 180_000);
 
-    it('7. Home Assistant: buttons "Uptime" and "Apply updates"; pressing Uptime makes Last result succeeded', async () => {
+    it('7. Home Assistant: buttons "Show uptime" and "Apply updates"; pressing Show uptime makes Last result succeeded', async () => {
       const discovered = () =>
         ctl.messages
           .filter((m) => m.topic.startsWith('homeassistant/button/pihole-1/') && m.text)
@@ -205,9 +205,9 @@ describe.skipIf(missing !== undefined || !isRepo)(
       await until(() => discovered().length >= 3, 10_000, 'the discovery of three buttons');
       const buttons = discovered();
       // The page's two, and the Cancel button it names (available only while something runs).
-      expect(buttons.map((b) => b.name).sort()).toEqual(['Apply updates', 'Cancel', 'Uptime']);
+      expect(buttons.map((b) => b.name).sort()).toEqual(['Apply updates', 'Cancel', 'Show uptime']);
       // What HA does when the button is pressed: command_template rendered with value = payload_press, on command_topic.
-      const uptime = buttons.find((b) => b.name === 'Uptime')!;
+      const uptime = buttons.find((b) => b.name === 'Show uptime')!;
       const before = ctl.messages.length;
       await ctl.pub(
         uptime.command_topic,

@@ -5,7 +5,8 @@
  * load.
  */
 import { describe, expect, it } from 'vitest';
-import { parseConfig } from '../../src/config/load.js';
+import { readFileSync } from 'node:fs';
+import { exampleConfigPath, parseConfig } from '../../src/config/load.js';
 import { configWarnings } from '../../src/cli/check-config.js';
 import { buildDiscovery } from '../../src/core/discovery.js';
 import { ConfigError, type ConfigIssue } from '../../src/errors.js';
@@ -110,5 +111,29 @@ describe('check-config: a host HA shows like another host', () => {
 
   it('no warning with discovery off', () => {
     expect(configWarnings(parse(`host: nas-\ndiscovery: {enabled: false}\n`))).toEqual([]);
+  });
+});
+
+describe('check-config: two entities HA shows under one name', () => {
+  it('a button named like a fixed sensor: the configured one is named, with the fix', () => {
+    const c = parse(
+      `host: vm\nactions:\n  uptime:\n    argv: [uptime]\n    button: true\n    name: Uptime\n`,
+    );
+    expect(configWarnings(c)).toEqual([
+      'actions.uptime: the button of action uptime is shown in Home Assistant as "vm Uptime", like the Uptime sensor: a dashboard or a voice assistant cannot tell them apart — give it another name (its name: key)',
+    ]);
+  });
+
+  it('two configured names alike (case aside): the second is named', () => {
+    const c = parse(
+      `host: vm\nprobes:\n  web: {type: tcp, host: 127.0.0.1, port: 80, name: Web}\n  www: {type: tcp, host: 127.0.0.1, port: 443, name: web}\n`,
+    );
+    expect(configWarnings(c)).toEqual([
+      'probes.www: the binary_sensor of probe www is shown in Home Assistant as "vm web", like the binary_sensor of probe web: a dashboard or a voice assistant cannot tell them apart — give it another name (its name: key)',
+    ]);
+  });
+
+  it('the shipped example config names every entity apart', () => {
+    expect(configWarnings(parse(readFileSync(exampleConfigPath(), 'utf8')))).toEqual([]);
   });
 });

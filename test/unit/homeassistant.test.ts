@@ -11,6 +11,7 @@ import { parseDelivery } from '../../src/core/request.js';
 import { runningStateSchema } from '../../src/core/running.js';
 import { VERSION } from '../../src/version.js';
 import { FROM_AGENT, TO_AGENT } from '../helpers/contract.js';
+import { haveJinja } from '../helpers/jinja.js';
 
 // The shipped homeassistant/ folder, checked against the contract: it parses, and every topic
 // and field it uses exists in docs/mqtt-api.md § Topics, § The request object and § Result object.
@@ -299,6 +300,44 @@ describe('request and result fields are fields of the contract', () => {
 
 describe('package: scripts and the failure automation', () => {
   const pkg = () => file('packages/homelab_cmd.yaml').data as Obj;
+
+  /** The failure notification's message, rendered by the real Jinja for each result given. */
+  const notification = (results: Obj[]): string[] => {
+    const message = objects(pkg()).find(
+      (o) => typeof o.message === 'string' && o.message.includes('stderr (last lines)'),
+    )!.message as string;
+    const r = spawnSync(
+      'python3',
+      [
+        '-c',
+        [
+          'import json, sys',
+          'from jinja2.sandbox import ImmutableSandboxedEnvironment',
+          'd = json.load(sys.stdin)',
+          't = ImmutableSandboxedEnvironment().from_string(d["t"])',
+          'print(json.dumps([t.render(trigger={"payload_json": p}) for p in d["p"]]))',
+        ].join('\n'),
+      ],
+      { input: JSON.stringify({ t: message, p: results }), encoding: 'utf8' },
+    );
+    if (r.status !== 0) throw new Error(r.stderr);
+    return JSON.parse(r.stdout) as string[];
+  };
+
+  it.skipIf(!haveJinja)(
+    'the failure notification keeps stderr as a block of its own lines, and says nothing of it when empty',
+    () => {
+      const result = { id: 'r1', error: 'apt-get exited with code 100', exit_code: 100, duration_ms: 1500 };
+      const [withErr, without] = notification([
+        { ...result, stderr: 'E: Could not get lock /var/lib/dpkg/lock-frontend\nE: Unable to acquire it' },
+        { ...result, stderr: '' },
+      ]);
+      expect(withErr).toBe(
+        'apt-get exited with code 100\n\nExit code 100, ran 1.5 s. Request id `r1`.\n\nstderr (last lines):\n```\nE: Could not get lock /var/lib/dpkg/lock-frontend\nE: Unable to acquire it\n```',
+      );
+      expect(without).toBe('apt-get exited with code 100\n\nExit code 100, ran 1.5 s. Request id `r1`.');
+    },
+  );
 
   it.each(['homelab_cmd_run', 'homelab_cmd_run_and_wait'])(
     'script %s has fields host, action, params and publishes via mqtt.publish',
