@@ -13,21 +13,41 @@ type EntityInput = Pick<DiscoveryInput, 'actions' | 'probes' | 'switches' | 'upd
   discovery: { enabled: boolean };
 };
 
+interface Entity {
+  /** The object of its unique id (`run_<action>`, `probe_<name>`, … or a fixed one). */
+  object: string;
+  entityId: string;
+  domain: string;
+  name: string;
+}
+
+/** This host's entities as discovery announces them; none with discovery off. */
+function entitiesOf(config: EntityInput): { host: string; entities: Entity[] } {
+  // The host only prefixes every id and name, the same way: any valid one finds the same clashes.
+  const host = config.host ?? 'host';
+  if (!config.discovery.enabled) return { host, entities: [] };
+  const prefix = uniqueId(host, '');
+  const msgs = buildDiscovery({ ...config, host, prefix: 'p', discoveryPrefix: 'd', version: '0' });
+  const entities = msgs.map(({ payload }) => {
+    const entityId = String(payload.default_entity_id);
+    return {
+      object: String(payload.unique_id).slice(prefix.length),
+      entityId,
+      domain: entityId.split('.')[0] ?? '',
+      name: String(payload.name),
+    };
+  });
+  return { host, entities };
+}
+
 /** Each entity whose id another entity of this host already takes, at the config key that names it. */
 export function checkEntityIds(
   config: EntityInput,
   issue: (path: (string | number)[], message: string) => void,
 ): void {
-  if (!config.discovery.enabled) return;
-  // The host only prefixes every id, the same way: any valid one finds the same clashes.
-  const host = config.host ?? 'host';
-  const msgs = buildDiscovery({ ...config, host, prefix: 'p', discoveryPrefix: 'd', version: '0' });
   const taken = new Map<string, string>();
   const reported = new Set<string>();
-  const prefix = uniqueId(host, '');
-  for (const { payload } of msgs) {
-    const entityId = String(payload.default_entity_id);
-    const object = String(payload.unique_id).slice(prefix.length);
+  for (const { entityId, object } of entitiesOf(config).entities) {
     const first = taken.get(entityId);
     if (first === undefined) {
       taken.set(entityId, object);
@@ -46,7 +66,7 @@ export function checkEntityIds(
 }
 
 /** The config key behind an entity's object (core/discovery*.ts name them), and how to call it. */
-export function configKeyOf(object: string): [(string | number)[], string] {
+function configKeyOf(object: string): [(string | number)[], string] {
   const m = /^(run|stats|param|probe|switch)_(.+)$/.exec(object);
   const [, kind, rest = ''] = m ?? [];
   const [name = rest, sub] = rest.split('-');
@@ -65,23 +85,16 @@ export function configKeyOf(object: string): [(string | number)[], string] {
  * assistant cannot tell them apart. A check-config warning per configured name that repeats another.
  */
 export function sameNameWarnings(config: EntityInput): string[] {
-  if (!config.discovery.enabled) return [];
-  const host = config.host ?? 'host';
-  const msgs = buildDiscovery({ ...config, host, prefix: 'p', discoveryPrefix: 'd', version: '0' });
-  const prefix = uniqueId(host, '');
-  const seen = new Map<string, { object: string; domain: string }>();
+  const { host, entities } = entitiesOf(config);
+  const seen = new Map<string, Entity>();
   const warned = new Set<string>();
   const out: string[] = [];
-  const describe = (e: { object: string; domain: string }, name: string): [(string | number)[], string] => {
+  const describe = (e: Entity, name: string): [(string | number)[], string] => {
     const [path, what] = configKeyOf(e.object);
     return path.length > 0 ? [path, `the ${e.domain} of ${what}`] : [path, `the ${name} ${e.domain}`];
   };
-  for (const { payload } of msgs) {
-    const name = String(payload.name);
-    const me = {
-      object: String(payload.unique_id).slice(prefix.length),
-      domain: String(payload.default_entity_id).split('.')[0] ?? '',
-    };
+  for (const me of entities) {
+    const { name } = me;
     const first = seen.get(name.toLowerCase());
     if (first === undefined) {
       seen.set(name.toLowerCase(), me);
