@@ -4,6 +4,7 @@
  * again, and says when it is over: a wrong password must not read as "broker not reachable", nor fill
  * the journal with the same two lines every few seconds.
  */
+import { loginRefusal } from '../core/connack.js';
 
 export type CauseKind = 'bad_login' | 'not_authorized' | 'unreachable' | 'dns' | 'timeout' | 'tls' | 'other';
 
@@ -15,10 +16,6 @@ export interface Cause {
   check: string;
 }
 
-// CONNACK reason codes: MQTT 5 (0x86 bad user name or password, 0x8c bad authentication method,
-// 0x87 not authorized) and MQTT 3.1.1 return codes (4 bad user name or password, 5 not authorized).
-const BAD_LOGIN = new Set<unknown>([0x86, 0x8c, 4]);
-const NOT_AUTHORIZED = new Set<unknown>([0x87, 5]);
 const UNREACHABLE = new Set<unknown>(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNRESET', 'EPIPE']);
 const DNS = new Set<unknown>(['ENOTFOUND', 'EAI_AGAIN', 'EAI_NONAME', 'EAI_FAIL']);
 const TIMEOUT = new Set<unknown>(['ETIMEDOUT', 'ECONNABORTED']);
@@ -38,14 +35,15 @@ export const CONNACK_TIMEOUT = 'connack timeout';
 
 /** The cause of an `error` a connection attempt met (MQTT.js puts a CONNACK's reason code in `code`). */
 export function connectCause(code: unknown, message: string): Cause {
-  if (BAD_LOGIN.has(code))
+  const refused = loginRefusal(code);
+  if (refused === 'bad_login')
     return {
       kind: 'bad_login',
       msg: 'the broker refused the login: bad username or password; retrying with backoff',
       check:
         "check mqtt.username and mqtt.password (or mqtt.password_file) against the broker's users (Mosquitto's password_file, or broker.users of the embedded broker)",
     };
-  if (NOT_AUTHORIZED.has(code))
+  if (refused === 'not_authorized')
     return {
       kind: 'not_authorized',
       msg: 'the broker refused the login: not authorized; retrying with backoff',

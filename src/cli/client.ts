@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { ConnectionError } from '../errors.js';
 import { attemptOutcome, brokerUrls, CLOSED_WITHOUT_CONNACK, Failover, redactUrl } from '../core/failover.js';
+import { loginRefusal } from '../core/connack.js';
 
 export interface ClientOptions {
   /** One broker, or several tried in order until one answers (`--url` repeated, or an mqtt.url list). */
@@ -62,16 +63,11 @@ export async function connectFirst(opts: ClientOptions): Promise<Connected> {
   throw new ConnectionError(`cannot connect to ${tried}) — ${connectHint(failures.map((f) => f.code))}`);
 }
 
-// CONNACK reason codes: MQTT 5 (0x86 bad user name or password, 0x87 not authorized, 0x8c bad
-// authentication method) and MQTT 3.1.1 (4 bad user name or password, 5 not authorized).
-const BAD_LOGIN = new Set<unknown>([0x86, 0x8c, 4]);
-const NOT_AUTHORIZED = new Set<unknown>([0x87, 5]);
-
 /** What to check, from what the brokers answered: a login refused, a client refused, or no broker at all. */
 function connectHint(codes: unknown[]): string {
-  if (codes.some((c) => BAD_LOGIN.has(c)))
+  if (codes.some((c) => loginRefusal(c) === 'bad_login'))
     return 'the broker refused the login: check mqtt.username and mqtt.password (or password_file) in --config';
-  if (codes.some((c) => NOT_AUTHORIZED.has(c)))
+  if (codes.some((c) => loginRefusal(c) === 'not_authorized'))
     return 'the broker does not let this client connect: check mqtt.username and the password in --config (Mosquitto answers a wrong password this way too) and the user on the broker; without broker.users the embedded broker takes loopback clients only';
   return 'is the broker running? Check --url, or mqtt.url in --config (or start one with homelab-cmd up)';
 }
