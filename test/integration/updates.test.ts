@@ -134,7 +134,15 @@ it('an Install pressed while the host is down (QoS 0, as HA sends it) is dropped
   expect(existsSync(reboot)).toBe(true);
   expect(installs()).toBe(1);
   await h.stopAgent(agent);
-  await ha.pub(`homelab/${host}/cmd/apply_updates`, 'PRESS', { qos: 0 });
+  // A QoS 0 publish is done once it is written to the socket; the broker may route it tens of ms later.
+  // HA's own subscription to the command topic is the witness: once HA got the press back, the broker
+  // has routed it, while the agent was down. Without it the agent could be back before the press is
+  // routed, and run it as a press sent while it was online (seen 1 run in 12).
+  const pressTopic = `homelab/${host}/cmd/apply_updates`;
+  await ha.sub(pressTopic);
+  const routed = ha.next((m) => m.topic === pressTopic, 10_000, 'the press routed by the broker');
+  await ha.pub(pressTopic, 'PRESS', { qos: 0 });
+  await routed;
   rmSync(reboot);
   rmSync(`${reboot}.pkgs`);
   const cleared = ha.next(
