@@ -149,7 +149,8 @@ const M = QUICK
       overheadN: 3000,
       spawn: ['--n', '300', '--tn', '800'],
       warmup: 30,
-      settleMs: 2000,
+      // The idle window opens 30 s after the agent is online: past V8's start-up GC (lib/footprint.mjs).
+      settleMs: 30_000,
     };
 
 // One fan-out size on the embedded broker alone: the raw fan-out and `send --group` side by side (docs/fleet.md § Scale).

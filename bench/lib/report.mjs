@@ -15,24 +15,33 @@ export function targets(results) {
   const fp = results.footprint;
   if (fp) {
     const i = fp.idle;
+    // The agent as it is shipped to run: packaging/homelab-cmd.service and docker/Dockerfile set
+    // NODE_OPTIONS=--max-semi-space-size=1 (docs/performance.md § Targets). The bin without it is the detail.
+    const shipped = i.semi1 ?? i.agent;
+    const as = i.semi1 ? ', as the unit and image run it' : '';
     add(
       22,
-      `idle agent RSS, max in ${i.windowSeconds.toFixed(0)} s (heartbeat ${i.heartbeat})`,
-      `${i.agent.rssMaxMb.toFixed(1)} MB`,
+      `idle agent RSS, max in ${i.windowSeconds.toFixed(0)} s (heartbeat ${i.heartbeat}${as})`,
+      `${shipped.rssMaxMb.toFixed(1)} MB`,
       '≤ 55 MB',
-      i.agent.rssMaxMb <= 55,
+      shipped.rssMaxMb <= 55,
       `floors: bare MQTT.js client ${i.naive.rssMaxMb.toFixed(1)} MB` +
         `${i.naiveBundled ? ` (bundled ${i.naiveBundled.rssMaxMb.toFixed(1)} MB)` : ''}, bare node ${i.bare.rssMaxMb.toFixed(1)} MB; ` +
-        `${i.semi1 ? `with --max-semi-space-size=1 ${i.semi1.rssMaxMb.toFixed(1)} MB; ` : ''}` +
+        `${i.semi1 ? `without --max-semi-space-size=1 ${i.agent.rssMaxMb.toFixed(1)} MB; ` : ''}` +
         `${i.dist ? `from dist/ ${i.dist.rssMaxMb.toFixed(1)} MB` : ''}`,
     );
     add(
       22,
-      `idle agent CPU (${i.windowSeconds.toFixed(0)} s, heartbeat ${i.heartbeat})`,
-      `${i.agent.cpuPct.toFixed(3)} %`,
+      `idle agent CPU (${i.windowSeconds.toFixed(0)} s, heartbeat ${i.heartbeat}${as})`,
+      `${shipped.cpuPct.toFixed(3)} %`,
       '≤ 0.10 %',
-      i.agent.cpuPct <= 0.1,
-      `bare MQTT.js client ${i.naive.cpuPct.toFixed(3)} %, bare node ${i.bare.cpuPct.toFixed(3)} %`,
+      shipped.cpuPct <= 0.1,
+      `bare MQTT.js client ${i.naive.cpuPct.toFixed(3)} %` +
+        `${i.naiveBundled ? ` (bundled ${i.naiveBundled.cpuPct.toFixed(3)} %)` : ''}, bare node ${i.bare.cpuPct.toFixed(3)} %` +
+        `${i.semi1 ? `; without --max-semi-space-size=1 ${i.agent.cpuPct.toFixed(3)} %` : ''}` +
+        (shipped.startTailPct === undefined
+          ? ''
+          : `; the window opens ${i.settleSeconds.toFixed(0)} s after online (in those seconds: ${shipped.startTailPct.toFixed(3)} %)`),
     );
   }
   for (const broker of ['embedded', 'mosquitto-nodelay']) {
