@@ -4,7 +4,6 @@
  * feeds (templates rendered by real Jinja when python3 has it) and the
  * `status --actions` table.
  */
-import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -28,6 +27,7 @@ import type { HostRow } from '../../src/cli/status.js';
 import { silentLogger } from '../../src/log.js';
 import { VERSION } from '../../src/version.js';
 import { tempDir } from '../helpers/fixtures.js';
+import { haveJinja, renderTemplates } from '../helpers/jinja.js';
 
 const NOW = new Date('2026-11-22T03:30:00.000Z');
 let seq = 0;
@@ -458,28 +458,12 @@ actions:
 
   // HA renders value_template and json_attributes_template with Jinja and `value_json` = the parsed
   // heartbeat; "None" is its "unknown" for a numeric sensor. Rendered here by the real Jinja.
-  const jinja = spawnSync('python3', ['-c', 'import jinja2'], { encoding: 'utf8' });
-  const haveJinja = jinja.status === 0;
   if (!haveJinja)
     console.warn(
       'SKIPPED: rendering the HA templates needs python3 with jinja2 (apt-get install python3-jinja2)',
     );
-
-  function render(templates: string[], heartbeats: unknown[]): string[][] {
-    const script = `
-import json, sys
-from jinja2.sandbox import ImmutableSandboxedEnvironment
-env = ImmutableSandboxedEnvironment()
-data = json.load(sys.stdin)
-print(json.dumps([[env.from_string(t).render(value_json=hb) for t in data["templates"]] for hb in data["heartbeats"]]))
-`;
-    const r = spawnSync('python3', ['-c', script], {
-      input: JSON.stringify({ templates, heartbeats }),
-      encoding: 'utf8',
-    });
-    if (r.status !== 0) throw new Error(r.stderr);
-    return JSON.parse(r.stdout) as string[][];
-  }
+  const render = (templates: string[], heartbeats: unknown[]): string[][] =>
+    renderTemplates(templates, heartbeats);
 
   it.skipIf(!haveJinja).each([
     ['restart_dns', 0],

@@ -3,7 +3,6 @@
  * fixes, the reading of a command's output, and the HA entities — templates rendered by the real
  * Jinja where present, the switch's command by HA's own rules, measured against HA's limits.
  */
-import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { stringify } from 'yaml';
 import { describe, expect, it } from 'vitest';
@@ -24,6 +23,7 @@ import { VERSION } from '../../src/version.js';
 import { configIssues } from '../helpers/config-issues.js';
 import { exampleWithSwitches } from '../helpers/example-switches.js';
 import { renderCommandTemplate } from '../helpers/ha-template.js';
+import { haveJinja, runJinja } from '../helpers/jinja.js';
 
 const load = (yaml: string): Config => parseConfig(yaml, '/nonexistent/agent.yaml', {});
 const issues = (yaml: string) =>
@@ -397,8 +397,6 @@ describe('HA entities', () => {
   );
 });
 
-const haveJinja = spawnSync('python3', ['-c', 'import jinja2'], { encoding: 'utf8' }).status === 0;
-
 /** Renders each template with value_json = value in HA's sandbox; [output, bytes of it as the recorder stores it]. */
 function render(template: string, values: unknown[]): string[] {
   const script = `
@@ -408,12 +406,7 @@ env = ImmutableSandboxedEnvironment()
 data = json.load(sys.stdin)
 print(json.dumps([env.from_string(data["template"]).render(value_json=v) for v in data["values"]]))
 `;
-  const r = spawnSync('python3', ['-c', script], {
-    input: JSON.stringify({ template, values }),
-    encoding: 'utf8',
-  });
-  if (r.status !== 0) throw new Error(r.stderr);
-  return JSON.parse(r.stdout) as string[];
+  return runJinja<string[]>(script, { template, values });
 }
 
 describe.skipIf(!haveJinja)('templates as HA renders them', () => {

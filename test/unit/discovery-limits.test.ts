@@ -3,7 +3,6 @@
  * shows them, explicit press payloads, attribute names HA keeps, enum values it can show, and the Last
  * result attributes under the recorder's 16 KB. Templates are rendered by the real Jinja where present.
  */
-import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { parseConfig, type Config } from '../../src/config/load.js';
 import {
@@ -17,6 +16,7 @@ import { probeEntities } from '../../src/core/discovery-probes.js';
 import { makeResult } from '../../src/core/result.js';
 import { VERSION } from '../../src/version.js';
 import { configIssues } from '../helpers/config-issues.js';
+import { haveJinja, runJinja } from '../helpers/jinja.js';
 
 const load = (yaml: string): Config => parseConfig(yaml, '/nonexistent/agent.yaml', {});
 const build = (c: Config): DiscoveryMessage[] =>
@@ -32,8 +32,6 @@ const build = (c: Config): DiscoveryMessage[] =>
 /** HA's recorder stores `{}` for attributes whose JSON is over this many bytes (recorder/const.py). */
 const HA_MAX_ATTRIBUTES_BYTES = 16_384;
 
-const jinja = spawnSync('python3', ['-c', 'import jinja2'], { encoding: 'utf8' });
-const haveJinja = jinja.status === 0;
 if (!haveJinja)
   console.warn(
     'SKIPPED: rendering the HA templates needs python3 with jinja2 (apt-get install python3-jinja2)',
@@ -56,13 +54,7 @@ for v in data["values"]:
     out.append([attrs, len(json.dumps(attrs, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))])
 print(json.dumps(out))
 `;
-  const r = spawnSync('python3', ['-c', script], {
-    input: JSON.stringify({ template, values }),
-    encoding: 'utf8',
-    maxBuffer: 64 * 1024 * 1024,
-  });
-  if (r.status !== 0) throw new Error(r.stderr);
-  return JSON.parse(r.stdout) as [Record<string, unknown>, number][];
+  return runJinja<[Record<string, unknown>, number][]>(script, { template, values });
 }
 
 describe('names as HA shows them ("<device> <entity>")', () => {

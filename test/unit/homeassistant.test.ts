@@ -1,5 +1,4 @@
 import { describe, it, expect } from 'vitest';
-import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -11,7 +10,7 @@ import { parseDelivery } from '../../src/core/request.js';
 import { runningStateSchema } from '../../src/core/running.js';
 import { VERSION } from '../../src/version.js';
 import { FROM_AGENT, TO_AGENT } from '../helpers/contract.js';
-import { haveJinja } from '../helpers/jinja.js';
+import { haveJinja, runJinja } from '../helpers/jinja.js';
 
 // The shipped homeassistant/ folder, checked against the contract: it parses, and every topic
 // and field it uses exists in docs/mqtt-api.md § Topics, § The request object and § Result object.
@@ -306,22 +305,16 @@ describe('package: scripts and the failure automation', () => {
     const message = objects(pkg()).find(
       (o) => typeof o.message === 'string' && o.message.includes('stderr (last lines)'),
     )!.message as string;
-    const r = spawnSync(
-      'python3',
+    return runJinja<string[]>(
       [
-        '-c',
-        [
-          'import json, sys',
-          'from jinja2.sandbox import ImmutableSandboxedEnvironment',
-          'd = json.load(sys.stdin)',
-          't = ImmutableSandboxedEnvironment().from_string(d["t"])',
-          'print(json.dumps([t.render(trigger={"payload_json": p}) for p in d["p"]]))',
-        ].join('\n'),
-      ],
-      { input: JSON.stringify({ t: message, p: results }), encoding: 'utf8' },
+        'import json, sys',
+        'from jinja2.sandbox import ImmutableSandboxedEnvironment',
+        'd = json.load(sys.stdin)',
+        't = ImmutableSandboxedEnvironment().from_string(d["t"])',
+        'print(json.dumps([t.render(trigger={"payload_json": p}) for p in d["p"]]))',
+      ].join('\n'),
+      { t: message, p: results },
     );
-    if (r.status !== 0) throw new Error(r.stderr);
-    return JSON.parse(r.stdout) as string[];
   };
 
   it.skipIf(!haveJinja)(
@@ -517,7 +510,7 @@ describe('README', () => {
  * the two are equal. Needs python3 with jinja2 (Home Assistant's template engine); skipped without.
  */
 describe('waits accept only a final result whose id and host are the ones sent', () => {
-  const jinja = spawnSync('python3', ['-c', 'import jinja2'], { encoding: 'utf8' }).status === 0;
+  const jinja = haveJinja;
   const render = (jobs: { template: string; vars: Obj }[]): string[] => {
     const script = [
       'import json, sys, jinja2',
@@ -525,9 +518,7 @@ describe('waits accept only a final result whose id and host are the ones sent',
       'jobs = json.load(sys.stdin)',
       'print(json.dumps([env.from_string(j["template"]).render(**j["vars"]) for j in jobs]))',
     ].join('\n');
-    const r = spawnSync('python3', ['-c', script], { input: JSON.stringify(jobs), encoding: 'utf8' });
-    if (r.status !== 0) throw new Error(r.stderr);
-    return JSON.parse(r.stdout) as string[];
+    return runJinja<string[]>(script, jobs);
   };
   const waits = (rel: string) =>
     objects(file(rel).data)
@@ -580,7 +571,7 @@ describe('waits accept only a final result whose id and host are the ones sent',
  * agent accepts now and answers expired once the ttl has passed. Skipped without python3 + jinja2.
  */
 describe('every request Home Assistant sends is stamped with ts and ttl', () => {
-  const jinja = spawnSync('python3', ['-c', 'import jinja2'], { encoding: 'utf8' }).status === 0;
+  const jinja = haveJinja;
   const render = (template: string, vars: Obj): { text: string; nowMs: number } => {
     const script = [
       'import json, sys, jinja2',
@@ -594,12 +585,7 @@ describe('every request Home Assistant sends is stamped with ts and ttl', () => 
       'text = env.from_string(job["template"]).render(**job["vars"])',
       'print(json.dumps({"text": text, "nowMs": before}))',
     ].join('\n');
-    const r = spawnSync('python3', ['-c', script], {
-      input: JSON.stringify({ template, vars }),
-      encoding: 'utf8',
-    });
-    if (r.status !== 0) throw new Error(r.stderr);
-    return JSON.parse(r.stdout) as { text: string; nowMs: number };
+    return runJinja<{ text: string; nowMs: number }>(script, { template, vars });
   };
   const vars: Obj = {
     host: 'pihole-1',
