@@ -3,7 +3,7 @@
  * `node scripts/dist-fresh.mjs || npm run build`.
  *
  * Why: docs/install.md's `npm ci && npm pack` runs `prepare` twice in a row on the same sources;
- * the second full tsc build (a minute on a Pi) rebuilt what the first had just written. A fresh
+ * the second full build rebuilt what the first had just written (with tsc it was a minute on a Pi). A fresh
  * clone has no dist/, so it always builds; any source, directory (a deleted or renamed file),
  * compiler setting or lockfile newer than the oldest output of a source builds again.
  * test/global-build.ts applies the same rule before a test run.
@@ -12,7 +12,7 @@ import { readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 
 const REPO = path.resolve(import.meta.dirname, '..');
-const INPUTS = ['src', 'tsconfig.json', 'tsconfig.build.json', 'package-lock.json'];
+const INPUTS = ['src', 'tsconfig.json', 'scripts/build.mjs', 'package-lock.json'];
 
 /** The newest modification time in a tree (0 when it does not exist). */
 function newest(p) {

@@ -5,10 +5,9 @@
  * compiled dist/. Without this, `npx vitest run test/integration/cli.test.ts` after an edit in src/
  * would test the code of the last `npm run build`. Cheap when nothing changed: one walk of src/
  * comparing modification times with a stamp written after the last build this setup ran (or with the
- * outputs of a whole `npm run build`, as npm ci's prepare runs it). When
- * something did, tsc builds incrementally (only what the change touches is checked and emitted again).
+ * outputs of a whole `npm run build`, as npm ci's prepare runs it). When something did, dist/ is
+ * built again (scripts/build.mjs: esbuild, under a second; types are checked by `npm run lint`).
  */
-import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -19,7 +18,6 @@ const REPO = path.resolve(import.meta.dirname, '..');
 // Outside dist/, which ships in the package; node_modules/.cache is where tools keep such files.
 const CACHE = path.join(REPO, 'node_modules', '.cache', 'homelab-cmd-build');
 const STAMP = path.join(CACHE, 'built');
-const BUILD_INFO = path.join(CACHE, 'tsbuildinfo');
 const ENTRY = path.join(REPO, 'dist', 'cli', 'main.js');
 // The tests' copy of the published bundle (scripts/bundle.mjs, unminified): what test/helpers/agent.ts
 // starts. A process starts from it in about 60 % of the CPU time dist/'s 150 modules take
@@ -28,7 +26,7 @@ const TEST_BUNDLE = path.join(CACHE, 'bundle');
 const BUNDLED = path.join(CACHE, 'bundled');
 // What the build reads: the sources (directories too: a deleted or renamed file changes its
 // directory's time) and the compiler settings.
-const INPUTS = ['src', 'tsconfig.json', 'tsconfig.build.json', 'package-lock.json'];
+const INPUTS = ['src', 'tsconfig.json', 'scripts/build.mjs', 'package-lock.json'];
 // Two test runs in one checkout (a lane while a single file runs) must not build over each other.
 const LOCK = path.join(
   os.tmpdir(),
@@ -102,23 +100,21 @@ export default async function setup(): Promise<void> {
 
 async function buildDist(): Promise<void> {
   if (!stale()) return;
-  await locked(() => {
+  await locked(async () => {
     if (!stale()) return; // the other run built it meanwhile
     // Stamped with the time the build started: a file saved during the build is newer, so rebuilt next run.
     const started = new Date();
-    const tsc = path.join(REPO, 'node_modules', 'typescript', 'bin', 'tsc');
-    // An incremental build trusts its record of what it emitted: with dist/ gone, start from scratch.
-    mkdirSync(CACHE, { recursive: true });
-    if (!existsSync(ENTRY)) rmSync(BUILD_INFO, { force: true });
-    const r = spawnSync(
-      process.execPath,
-      [tsc, '-p', 'tsconfig.build.json', '--incremental', '--tsBuildInfoFile', BUILD_INFO],
-      { cwd: REPO, encoding: 'utf8' },
-    );
-    if (r.status !== 0)
+    const { buildDist: build } = (await import(
+      pathToFileURL(path.join(REPO, 'scripts', 'build.mjs')).href
+    )) as { buildDist: () => Promise<void> };
+    try {
+      await build();
+    } catch (err) {
       throw new Error(
-        `the build of dist/ failed (tsc -p tsconfig.build.json); fix it and run again:\n${r.stdout}${r.stderr}`,
+        `the build of dist/ failed (npm run build); fix it and run again: ${(err as Error).message}`,
       );
+    }
+    mkdirSync(CACHE, { recursive: true });
     writeFileSync(STAMP, 'dist/ built by test/global-build.ts; remove this file to force a rebuild\n');
     utimesSync(STAMP, started, started);
   });
