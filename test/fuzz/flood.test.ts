@@ -47,7 +47,15 @@ function agent(host: string, dir: string, extra: Record<string, unknown>): Agent
     },
     `${host}.yaml`,
   );
-  return spawnCli(['agent', '--config', file]);
+  // The flags packaging/homelab-cmd.service and docker/Dockerfile run the agent with (a 1 MB young
+  // generation), and an old generation capped at 128 MB: the bound below is then on what the agent
+  // keeps, not on garbage V8 has not collected yet, and a leak would crash the agent and fail the test.
+  // Whether a burst is run or refused busy depends on how fast the broker takes it: all 10,000 ran in
+  // one CI run (+151 MB without the flags), 438-1,131 in others. With them: +89-96 MB for a burst
+  // refused busy, +25 MB with all 10,000 run (published 50 at a time).
+  return spawnCli(['agent', '--config', file], {
+    NODE_OPTIONS: '--max-semi-space-size=1 --max-old-space-size=128',
+  });
 }
 
 describe('floods', () => {
@@ -84,7 +92,8 @@ describe('floods', () => {
           ctl.pub('homelab/fault-flood/cmd/ok', JSON.stringify({ id: `f-${i}` })),
         ),
       );
-      await until(() => seen.size === N, 120_000, 'a final result for every request');
+      // Minutes when every request runs (fork-bound, docs/performance.md § Spawn cost): 107 s seen in CI.
+      await until(() => seen.size === N, slack(300_000), 'a final result for every request');
       clearInterval(sampler);
       const statuses = [...seen.values()];
       const dups = [...seen].filter(([, s]) => s.length !== 1);
@@ -99,6 +108,6 @@ describe('floods', () => {
       expect(peak - before).toBeLessThan(150);
       // The test's own limit is a deadline too: the wait above may take its slack on a busy machine.
     },
-    slack(180_000),
+    slack(360_000),
   );
 });
