@@ -4,7 +4,7 @@
  * before a promise continues, so an `offline` read together with the PUBACK of our `online` reaches
  * the guard before onConnect's await returns: seen in CI under load, the status then stayed `offline`.
  */
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { StatusGuard } from '../../src/agent/status-guard.js';
 import { silentLogger } from '../../src/log.js';
 import { withDeadline } from '../helpers/wait.js';
@@ -61,16 +61,23 @@ describe('StatusGuard', () => {
   });
 
   it('an offline after the connection closed is not repaired, nor remembered for the next connection', async () => {
-    const { g, acks, published } = guard();
-    const connected = g.onConnect();
-    g.onMessage(TOPIC, OFFLINE); // while our online is in flight
-    g.onDisconnect();
-    acks.shift()!();
-    await connected;
-    // arm() ran after the close in this test's order; what matters is that the offline seen on the
-    // old connection was dropped with it: no second publish.
-    expect(published()).toBe(1);
-    g.stop();
+    // A repair goes out on a timer: fake timers let the test run every one it set, then count.
+    vi.useFakeTimers();
+    try {
+      const { g, acks, published } = guard();
+      const connected = g.onConnect();
+      g.onMessage(TOPIC, OFFLINE); // while our online is in flight
+      g.onDisconnect();
+      acks.shift()!();
+      await connected;
+      // arm() ran after the close in this test's order; what matters is that the offline seen on the
+      // old connection was dropped with it: no second publish, whatever timers run.
+      vi.runAllTimers();
+      expect(published()).toBe(1);
+      g.stop();
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('other topics are not its business; online and unknown payloads change nothing', () => {
