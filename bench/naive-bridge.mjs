@@ -39,6 +39,9 @@ function bridge(host) {
       reconnectPeriod: 1000,
       connectTimeout: 30_000,
       keepalive: 60,
+      // As the agent's client: without MQTT.js's 65,536 pre-built packet-id buffers (7 MB of heap), so
+      // the footprint's floor is what an MQTT.js client needs, not an optional cache.
+      writeCache: false,
     });
     client.once('error', reject);
     client.on('connect', () => {

@@ -27,6 +27,8 @@ const BUNDLED = path.join(CACHE, 'bundled');
 // What the build reads: the sources (directories too: a deleted or renamed file changes its
 // directory's time) and the compiler settings.
 const INPUTS = ['src', 'tsconfig.json', 'scripts/build.mjs', 'package-lock.json'];
+// The bundle also changes with its own build script (its plugins rewrite dependencies' code).
+const BUNDLE_INPUTS = [...INPUTS, 'scripts/bundle.mjs'];
 // Two test runs in one checkout (a lane while a single file runs) must not build over each other.
 const LOCK = path.join(
   os.tmpdir(),
@@ -57,11 +59,11 @@ function oldestOutput(dir = 'src'): number {
   return oldest;
 }
 
-const newestOfInputs = () => Math.max(...INPUTS.map((i) => newestInput(path.join(REPO, i))));
+const newestOf = (inputs: string[]) => Math.max(...inputs.map((i) => newestInput(path.join(REPO, i))));
 
 function stale(): boolean {
   if (!existsSync(ENTRY)) return true;
-  const newest = newestOfInputs();
+  const newest = newestOf(INPUTS);
   // Built here since the last change, or by a whole `npm run build` (npm ci's prepare) since then.
   const built = statSync(STAMP, { throwIfNoEntry: false })?.mtimeMs ?? 0;
   return newest > built && newest > oldestOutput();
@@ -69,7 +71,7 @@ function stale(): boolean {
 
 function bundleStale(): boolean {
   if (!existsSync(path.join(TEST_BUNDLE, 'run.js'))) return true;
-  return newestOfInputs() > (statSync(BUNDLED, { throwIfNoEntry: false })?.mtimeMs ?? 0);
+  return newestOf(BUNDLE_INPUTS) > (statSync(BUNDLED, { throwIfNoEntry: false })?.mtimeMs ?? 0);
 }
 
 async function locked<T>(fn: () => T | Promise<T>): Promise<T> {

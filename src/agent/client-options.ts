@@ -45,6 +45,10 @@ export function sessionClientOptions(
     connectTimeout: CONNACK_WAIT.initialMs, // per attempt: see nextConnackWait
     resubscribe: false,
     manualConnect: true,
+    // MQTT.js's default pre-builds 65,536 two-byte buffers at the first packet it writes: 7 MB of heap
+    // and 45 ms at start on this machine, for a client that writes a few packets a minute
+    // (docs/performance.md § Idle).
+    writeCache: false,
     ...stores,
     will: { topic: o.will.topic, payload: Buffer.from(o.will.payload), qos: 1, retain: true },
   };
