@@ -16,7 +16,7 @@
  *   node bench/bench.mjs --only cluster        1,000 agents across two brokers clustered over Redis: fan-out, a broker killed
  *   node bench/bench.mjs --profile             agent processes run with --cpu-prof (bench/results/profiles/)
  *   node bench/bench.mjs --strict              exit 1 when a target is missed, not only on errors
- *   node bench/bench.mjs --agent-flags=--max-semi-space-size=1   node flags for the agent under test (e2e)
+ *   node bench/bench.mjs "--agent-flags=--max-semi-space-size=1 --jitless"   node flags for the agent under test (e2e)
  *   node bench/bench.mjs --agent-from dist     e2e runs the checkout's dist/ instead of the installed package
  *   node bench/bench.mjs --wait-quiet          first wait (up to 10 min) until the machine is idle
  *   node bench/bench.mjs --keep                keep the temp dirs (agent logs, state, broker configs)
@@ -67,7 +67,7 @@ const { values } = parseArgs({
     'fanout-count': { type: 'string' },
   },
 });
-// Node flags for the agent processes only, e.g. --agent-flags=--max-semi-space-size=1 (what packaging/ ships).
+// Node flags for the agent processes only, e.g. "--agent-flags=--max-semi-space-size=1 --jitless" (what packaging/ ships).
 const AGENT_FLAGS = values['agent-flags'].split(/\s+/).filter(Boolean);
 if (values.help) {
   // The usage is this file's header comment.

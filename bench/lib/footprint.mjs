@@ -5,7 +5,7 @@
  * Node, measured over the same window. Plus what each import costs a fresh Node.
  */
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import process from 'node:process';
 import { performance } from 'node:perf_hooks';
@@ -61,7 +61,18 @@ export async function startToOnline(broker, dir, reps, nodeArgs = [], bins = { d
   return { ...Object.values(byBin)[0], nodeUpMs: median(nodeUp), allNodeUp: nodeUp, byBin };
 }
 
+/**
+ * The Node flags the systemd unit runs the agent with (its NODE_OPTIONS; docker/Dockerfile sets the
+ * same), read from packaging/homelab-cmd.service so that the bench measures what ships.
+ */
+export const SHIPPED_FLAGS = (() => {
+  const unit = readFileSync(path.join(REPO, 'packaging', 'homelab-cmd.service'), 'utf8');
+  const m = /^Environment="?NODE_OPTIONS=([^"\n]*)"?$/m.exec(unit);
+  return m ? m[1].trim().split(/\s+/) : [];
+})();
+
 export const V8_VARIANTS = [
+  ['shipped', SHIPPED_FLAGS],
   ['semi1', ['--max-semi-space-size=1']],
   ['lite', ['--lite-mode']],
 ];

@@ -48,13 +48,13 @@ function agent(host: string, dir: string, extra: Record<string, unknown>): Agent
     `${host}.yaml`,
   );
   // The flags packaging/homelab-cmd.service and docker/Dockerfile run the agent with (a 1 MB young
-  // generation), and an old generation capped at 128 MB: the bound below is then on what the agent
+  // generation, no JIT), and an old generation capped at 128 MB: the bound below is then on what the agent
   // keeps, not on garbage V8 has not collected yet, and a leak would crash the agent and fail the test.
   // Whether a burst is run or refused busy depends on how fast the broker takes it: all 10,000 ran in
   // one CI run (+151 MB without the flags), 438-1,131 in others. With them: +89-96 MB for a burst
   // refused busy, +25 MB with all 10,000 run (published 50 at a time).
   return spawnCli(['agent', '--config', file], {
-    NODE_OPTIONS: '--max-semi-space-size=1 --max-old-space-size=128',
+    NODE_OPTIONS: '--max-semi-space-size=1 --jitless --max-old-space-size=128',
   });
 }
 

@@ -6,6 +6,7 @@
 import type { Sandbox } from './doc-sandbox.js';
 import { startBroker, type RunningBroker } from '../../src/broker/broker.js';
 import { silentLogger } from '../../src/log.js';
+import { assignments } from './systemd-env.js';
 
 export const AGENT_PW = 'agent-pihole-1-password-for-the-docs-test';
 export const CONTROLLER_PW = 'homeassistant-password-for-the-docs-test';
@@ -63,8 +64,9 @@ export function parseService(text: string): UnitService {
   const environment = Object.fromEntries(
     kv
       .filter(([k]) => k === 'Environment')
-      .map(([, v]) => {
-        const [name, ...rest] = expand(v).split('=');
+      .flatMap(([, v]) => assignments(expand(v)))
+      .map((word) => {
+        const [name, ...rest] = word.split('=');
         return [name!, rest.join('=')];
       }),
   );

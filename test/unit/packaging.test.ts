@@ -5,6 +5,7 @@ import { parseDocument } from 'yaml';
 import { grantsFor, mayPublish, topicMatches, type AclContext, type Role } from '../../src/broker/acl.js';
 import { parseConfig } from '../../src/config/load.js';
 import { parseDuration } from '../../src/core/duration.js';
+import { assignments } from '../helpers/systemd-env.js';
 
 // docker/ and packaging/, checked statically: no Docker engine or systemd runs in CI. What this
 // cannot check (the image builds, the containers start, the unit starts) is listed in
@@ -745,6 +746,20 @@ describe('packaging/homelab-cmd.service', () => {
     expect(svc('StateDirectoryMode')).toBe('0700');
     // %S is /var/lib for system services: the default state_dir becomes /var/lib/homelab-cmd.
     expect(service_.get('Service')?.get('Environment')).toContain('XDG_STATE_HOME=%S');
+  });
+
+  it('runs Node with the flags docs/performance.md § Node flags measured, and the Docker image with the same', () => {
+    const env = Object.fromEntries(
+      (service_.get('Service')?.get('Environment') ?? []).flatMap(assignments).map((w) => {
+        const at = w.indexOf('=');
+        return [w.slice(0, at), w.slice(at + 1)];
+      }),
+    );
+    expect(env['NODE_OPTIONS']?.split(' ')).toEqual(['--max-semi-space-size=1', '--jitless']);
+    expect(read('docker/Dockerfile')).toContain(`ENV NODE_OPTIONS="${env['NODE_OPTIONS']}"`);
+    // systemd's own splitting: a quoted assignment is one word, backslash escapes inside double quotes.
+    expect(assignments('A=1 "B=2 3" C=4')).toEqual(['A=1', 'B=2 3', 'C=4']);
+    expect(assignments(`"Q=a \\"b\\"" 'S=x y'`)).toEqual(['Q=a "b"', 'S=x y']);
   });
 
   it('stops with SIGTERM to the agent alone, and waits longer than execution.shutdown_grace (more than 10 s)', () => {
