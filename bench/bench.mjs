@@ -16,7 +16,7 @@
  *   node bench/bench.mjs --only cluster        1,000 agents across two brokers clustered over Redis: fan-out, a broker killed
  *   node bench/bench.mjs --profile             agent processes run with --cpu-prof (bench/results/profiles/)
  *   node bench/bench.mjs --strict              exit 1 when a target is missed, not only on errors
- *   node bench/bench.mjs "--agent-flags=--max-semi-space-size=1 --jitless"   node flags for the agent under test (e2e)
+ *   node bench/bench.mjs --agent-flags=--lite-mode   node flags for the agent under test in e2e (default: the unit's NODE_OPTIONS; empty for none)
  *   node bench/bench.mjs --agent-from dist     e2e runs the checkout's dist/ instead of the installed package
  *   node bench/bench.mjs --wait-quiet          first wait (up to 10 min) until the machine is idle
  *   node bench/bench.mjs --keep                keep the temp dirs (agent logs, state, broker configs)
@@ -36,7 +36,7 @@ import { parseArgs } from 'node:util';
 import { e2eOnBroker } from './lib/e2e.mjs';
 import { clusterFleet, REDIS_SERVER } from './lib/cluster.mjs';
 import { fanout, maxFleet, openFilesLimit } from './lib/fanout.mjs';
-import { idle, importCosts, startToOnline } from './lib/footprint.mjs';
+import { SHIPPED_FLAGS, idle, importCosts, startToOnline } from './lib/footprint.mjs';
 import { installPackage } from './lib/package.mjs';
 import {
   BENCH,
@@ -62,13 +62,15 @@ const { values } = parseArgs({
     only: { type: 'string' },
     profile: { type: 'boolean', default: false },
     strict: { type: 'boolean', default: false },
-    'agent-flags': { type: 'string', default: '' },
+    'agent-flags': { type: 'string' },
     'agent-from': { type: 'string', default: 'package' },
     'fanout-count': { type: 'string' },
   },
 });
-// Node flags for the agent processes only, e.g. "--agent-flags=--max-semi-space-size=1 --jitless" (what packaging/ ships).
-const AGENT_FLAGS = values['agent-flags'].split(/\s+/).filter(Boolean);
+// Node flags for the agent processes of e2e: by default the unit's and the image's (SHIPPED_FLAGS), so
+// the targets are measured on the agent as users run it; --agent-flags= (empty) runs it without.
+const AGENT_FLAGS =
+  values['agent-flags'] === undefined ? SHIPPED_FLAGS : values['agent-flags'].split(/\s+/).filter(Boolean);
 if (values.help) {
   // The usage is this file's header comment.
   const head = readFileSync(new URL(import.meta.url), 'utf8').split('*/')[0];
@@ -233,7 +235,7 @@ async function main() {
   if (!['package', 'dist'].includes(values['agent-from']))
     throw new Error(`--agent-from ${values['agent-from']}: use package or dist`);
   const e2eBin = values['agent-from'] === 'dist' || !pkg ? BIN : pkg.bin;
-  meta.agentUnderTest = e2eBin === BIN ? 'dist/ (this checkout)' : 'the packed package (bundle/)';
+  meta.agentUnderTest = `${e2eBin === BIN ? 'dist/ (this checkout)' : 'the packed package (bundle/)'}, e2e with node flags: ${AGENT_FLAGS.join(' ') || 'none'}`;
   const results = {
     meta,
     package: pkg && { packages: pkg.packages, installedMb: pkg.installedMb, tarballMb: pkg.tarballMb },
