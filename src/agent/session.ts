@@ -279,6 +279,10 @@ export class MqttSession {
       }),
       this.opts.log,
     );
-    if (setUp) this.waiters.wasSetUp();
+    if (!setUp) return;
+    this.waiters.wasSetUp();
+    // "connected" comes at the CONNACK, before the subscriptions: this line says requests are heard
+    // (docs/brokers.md § Log lines), which scripts and tests wait for.
+    this.opts.log.info({ url: redactUrl(url) }, 'listening for requests');
   }
 }

@@ -68,7 +68,7 @@ describe('the agent and the identities the broker enforces', () => {
     });
     const a = spawnCli(['agent', '--config', file]);
     agents.push(a);
-    await until(() => a.output().includes('connected to broker'), 20_000, 'the agent to connect');
+    await until(() => a.output().includes('listening for requests'), 20_000, 'the agent to connect');
     return { agent: a, state: `${dir}/state` };
   }
 

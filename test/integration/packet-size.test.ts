@@ -178,7 +178,7 @@ describe('the agent never holds a message larger than it accepts', () => {
     const file = writeConfig(dir, { host, state_dir: `${dir}/state`, mqtt: { url } });
     const a = spawnCli(['agent', '--config', file]);
     agents.push(a);
-    await until(() => a.output().includes('connected to broker'), 20_000, `agent ${host} to connect`);
+    await until(() => a.output().includes('listening for requests'), 20_000, `agent ${host} to connect`);
     return a;
   }
 
