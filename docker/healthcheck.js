@@ -32,6 +32,9 @@ const options = {
   connectTimeout: WAIT_MS,
   clientId: `homelab-cmd-health-${config.host}-${process.pid}`,
   rejectUnauthorized: m.insecure !== true,
+  // As the agent's and the CLI's clients: not MQTT.js's 65,536 pre-built packet-id buffers (7 MB and
+  // 45 ms at every health check; docs/performance.md § MQTT.js's number cache, and transports loaded on use).
+  writeCache: false,
 };
 if (m.username !== undefined) options.username = m.username;
 if (m.password !== undefined) options.password = m.password;

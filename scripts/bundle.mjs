@@ -83,8 +83,8 @@ const zodEnglishOnly = {
 /**
  * MQTT.js loads every transport it has at its first connect: WebSocket (ws) for ws:// and wss://,
  * and, inside its TCP transport, a SOCKS client (socks, ip-address) used only with a SOCKS proxy. An
- * agent or a CLI command on mqtt:// or mqtts:// uses neither: each is loaded at its first use here.
- * Measured on the 2-core machine: 25 ms less CPU per process start (docs/performance.md § Start).
+ * agent or a CLI command on mqtt:// or mqtts:// uses neither: each is loaded at its first use here
+ * (docs/performance.md § MQTT.js's number cache, and transports loaded on use).
  * Each replacement must find its text, so an MQTT.js that changed fails the build, not a user's connect.
  */
 const MQTT_LAZY = [

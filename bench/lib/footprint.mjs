@@ -68,7 +68,12 @@ export async function startToOnline(broker, dir, reps, nodeArgs = [], bins = { d
 export const SHIPPED_FLAGS = (() => {
   const unit = readFileSync(path.join(REPO, 'packaging', 'homelab-cmd.service'), 'utf8');
   const m = /^Environment="?NODE_OPTIONS=([^"\n]*)"?$/m.exec(unit);
-  return m ? m[1].trim().split(/\s+/) : [];
+  // Not a silent "no flags": the rows "as the unit runs it" would then measure something else.
+  if (!m)
+    throw new Error(
+      'packaging/homelab-cmd.service has no Environment=NODE_OPTIONS=… line: update SHIPPED_FLAGS in bench/lib/footprint.mjs to where the unit sets its Node flags',
+    );
+  return m[1].trim().split(/\s+/);
 })();
 
 export const V8_VARIANTS = [

@@ -47,7 +47,7 @@ export function sessionClientOptions(
     manualConnect: true,
     // MQTT.js's default pre-builds 65,536 two-byte buffers at the first packet it writes: 7 MB of heap
     // and 45 ms at start on this machine, for a client that writes a few packets a minute
-    // (docs/performance.md § Idle).
+    // (docs/performance.md § MQTT.js's number cache, and transports loaded on use).
     writeCache: false,
     ...stores,
     will: { topic: o.will.topic, payload: Buffer.from(o.will.payload), qos: 1, retain: true },

@@ -6,7 +6,7 @@
 import type { Sandbox } from './doc-sandbox.js';
 import { startBroker, type RunningBroker } from '../../src/broker/broker.js';
 import { silentLogger } from '../../src/log.js';
-import { assignments } from './systemd-env.js';
+import { unitEnvironment } from './systemd-env.js';
 
 export const AGENT_PW = 'agent-pihole-1-password-for-the-docs-test';
 export const CONTROLLER_PW = 'homeassistant-password-for-the-docs-test';
@@ -61,15 +61,7 @@ export function parseService(text: string): UnitService {
     if (bad) throw new Error(`unit specifier ${bad[0]} is not emulated by the test's systemd stand-in`);
     return v.replace(/%S/g, '/var/lib').replace(/%%/g, '%');
   };
-  const environment = Object.fromEntries(
-    kv
-      .filter(([k]) => k === 'Environment')
-      .flatMap(([, v]) => assignments(expand(v)))
-      .map((word) => {
-        const [name, ...rest] = word.split('=');
-        return [name!, rest.join('=')];
-      }),
-  );
+  const environment = unitEnvironment(kv.filter(([k]) => k === 'Environment').map(([, v]) => expand(v)));
   const execStart = one('ExecStart');
   const user = one('User');
   if (!execStart || !user) throw new Error('the unit has no ExecStart or User');

@@ -12,3 +12,13 @@ export function assignments(value: string): string[] {
     words.push(m[1] !== undefined ? m[1].replace(/\\(.)/g, '$1') : (m[2] ?? m[3]!));
   return words;
 }
+
+/** The environment that Environment= lines set, later assignments winning (systemd.exec(5)). */
+export function unitEnvironment(values: readonly string[]): Record<string, string> {
+  return Object.fromEntries(
+    values.flatMap(assignments).map((word) => {
+      const at = word.indexOf('=');
+      return [word.slice(0, at), word.slice(at + 1)];
+    }),
+  );
+}

@@ -5,7 +5,7 @@ import { parseDocument } from 'yaml';
 import { grantsFor, mayPublish, topicMatches, type AclContext, type Role } from '../../src/broker/acl.js';
 import { parseConfig } from '../../src/config/load.js';
 import { parseDuration } from '../../src/core/duration.js';
-import { assignments } from '../helpers/systemd-env.js';
+import { assignments, unitEnvironment } from '../helpers/systemd-env.js';
 
 // docker/ and packaging/, checked statically: no Docker engine or systemd runs in CI. What this
 // cannot check (the image builds, the containers start, the unit starts) is listed in
@@ -749,12 +749,7 @@ describe('packaging/homelab-cmd.service', () => {
   });
 
   it('runs Node with the flags docs/performance.md § Node flags measured, and the Docker image with the same', () => {
-    const env = Object.fromEntries(
-      (service_.get('Service')?.get('Environment') ?? []).flatMap(assignments).map((w) => {
-        const at = w.indexOf('=');
-        return [w.slice(0, at), w.slice(at + 1)];
-      }),
-    );
+    const env = unitEnvironment(service_.get('Service')?.get('Environment') ?? []);
     expect(env['NODE_OPTIONS']?.split(' ')).toEqual(['--max-semi-space-size=1', '--jitless']);
     expect(read('docker/Dockerfile')).toContain(`ENV NODE_OPTIONS="${env['NODE_OPTIONS']}"`);
     // systemd's own splitting: a quoted assignment is one word, backslash escapes inside double quotes.
