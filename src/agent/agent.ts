@@ -233,8 +233,12 @@ export class Agent {
       for (const part of this.parts) part.onDisconnect?.();
     });
     session.onConnect(async (info) => {
-      // In order, each awaited; the pipeline's runs before any await (part.ts).
-      for (const part of this.parts) await part.onConnect(info);
+      // In order, each awaited; the pipeline's runs before any await (part.ts). A connection that closed
+      // meanwhile stops here: the next one runs them all again.
+      for (const part of this.parts) {
+        if (!info.current()) return;
+        await part.onConnect(info);
+      }
     });
     for (const part of this.parts) part.start();
     session.start();

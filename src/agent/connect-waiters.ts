@@ -31,12 +31,15 @@ export class ConnectWaiters {
     });
   }
 
-  /** Resolves at the next connect (rejects if the session stops first). */
+  /**
+   * Resolves once the next connection has subscribed (rejects if the session stops first): sent earlier,
+   * a stale `online` could reach a broker that holds no subscription of ours yet (outgoing-store.ts).
+   */
   untilReconnect(): Promise<void> {
     return new Promise((resolve, reject) => this.resend.push({ resolve, reject }));
   }
 
-  connected(): void {
+  subscribed(): void {
     for (const w of this.resend.splice(0)) w.resolve();
   }
 

@@ -13,30 +13,49 @@ export type ConnectListener = (info: {
   sessionPresent: boolean;
   reconnect: boolean;
   url: string;
+  /** False once this connection closed: a listener still awaiting work for it should stop there. */
+  current: () => boolean;
 }) => void | Promise<void>;
 
-/** True once set up; false when it failed and the connection was dropped to retry. */
-export async function setUpSession(
-  client: MqttClient,
-  subscriptions: readonly string[],
-  listeners: readonly ConnectListener[],
+export interface SetUp {
+  client: MqttClient;
+  subscriptions: readonly string[];
+  listeners: readonly ConnectListener[];
+  /** False once this connection closed: a set-up still running for it stops and drops nothing. */
+  current: () => boolean;
+  /** Every topic subscribed on this connection: requests are heard from now on. */
+  subscribed: () => void;
   /** Read once subscribed: what the listeners are told. */
-  info: () => Parameters<ConnectListener>[0],
-  log: Logger,
-): Promise<boolean> {
+  info: () => Parameters<ConnectListener>[0];
+  log: Logger;
+}
+
+/** True once set up; false when it failed (the connection was dropped to retry) or its connection closed. */
+export async function setUpSession(s: SetUp): Promise<boolean> {
   try {
     // Subscribe at every connect, even with a session present: a persisted session may predate a
     // subscription this version needs. Retain Handling 1 sends retained messages only for a new
     // subscription, and Retain As Published keeps the retain flag on live deliveries, so a retained
     // command is recognised and refused (MQTT 5 § 3.8.3.1; 3.1.1 brokers clear the flag).
     // One topic per SUBSCRIBE: some brokers (aedes over Redis) hang on multi-topic subscribes.
-    for (const topic of subscriptions) await client.subscribeAsync(topic, { qos: 1, rap: true, rh: 1 });
-    const connected = info();
-    for (const l of [...listeners]) await l(connected);
+    for (const topic of s.subscriptions) {
+      await s.client.subscribeAsync(topic, { qos: 1, rap: true, rh: 1 });
+      if (!s.current()) return false;
+    }
+    s.subscribed();
+    const connected = s.info();
+    for (const l of [...s.listeners]) {
+      await l(connected);
+      // A publish awaited here can complete on the next connection (MQTT.js keeps QoS 1 messages across
+      // reconnects): that connection runs its own set-up, so this one ends.
+      if (!s.current()) return false;
+    }
     return true;
   } catch (err) {
-    log.error({ err }, 'setting up the session after connect failed; dropping the connection to retry');
-    client.stream?.destroy();
+    // The connection closed under a subscribe: the next connect sets up again, nothing to drop.
+    if (!s.current()) return false;
+    s.log.error({ err }, 'setting up the session after connect failed; dropping the connection to retry');
+    s.client.stream?.destroy();
     return false;
   }
 }

@@ -8,7 +8,7 @@
  * move to another broker, where a client per broker would drop them.
  */
 import type { Socket } from 'node:net';
-import { MqttClient, Store, type IClientPublishOptions, type IPublishPacket } from 'mqtt';
+import { MqttClient, Store, type IClientPublishOptions, type IPublishPacket, type Packet } from 'mqtt';
 import { Failover, redactUrl, type Attempt } from '../core/failover.js';
 import { AUTHENTICATED_USER_PROPERTY, STAMPING_BROKER } from '../core/sender.js';
 import type { Logger } from '../log.js';
@@ -17,6 +17,7 @@ import { CONNACK_WAIT, nextConnackWait, prepareAttempt, sessionClientOptions } f
 import { ConnectAttempt } from './connect-attempt.js';
 import { ConnectWaiters } from './connect-waiters.js';
 import { ConnectionLog } from './connection-log.js';
+import { OutgoingStore } from './outgoing-store.js';
 import { AGENT_MAX_PACKET_SIZE, gateStream } from './packet-gate.js';
 import { readRetained } from './retained-read.js';
 import { sayGoodbye } from './session-goodbye.js';
@@ -62,7 +63,9 @@ export class MqttSession {
   private readonly connectionLog: ConnectionLog;
   private retryTimer: NodeJS.Timeout | undefined;
   private readonly incomingStore = new Store();
-  private readonly outgoingStore = new Store();
+  private readonly outgoingStore = new OutgoingStore();
+  /** Counts connections opened and closed: a set-up still running for a closed one must stop. */
+  private connectionSeq = 0;
   private readonly messageListeners: ((msg: Incoming) => void)[] = [];
   private readonly connectListeners: ConnectListener[] = [];
   private readonly closeListeners: (() => void)[] = [];
@@ -146,6 +149,7 @@ export class MqttSession {
   async stop(finalStatus?: { topic: string; payload: string }): Promise<void> {
     this.stopping = true;
     this.waiters.stopped();
+    this.outgoingStore.failHeld();
     clearTimeout(this.retryTimer);
     const client = this.client;
     if (!client) return;
@@ -175,6 +179,11 @@ export class MqttSession {
       options,
     );
 
+    client.on('packetreceive', (packet: Packet) => {
+      // Before MQTT.js handles the CONNACK and sends its store: no session here, so nothing subscribed yet.
+      if (packet.cmd !== 'connack' || packet.sessionPresent) return;
+      if ((packet.reasonCode ?? packet.returnCode ?? 0) === 0) this.outgoingStore.hold(client);
+    });
     client.on('connect', (connack) => {
       // Nagle + delayed ACK turns two small packets into an 40-88 ms stall; results are small packets.
       (client.stream as Partial<Socket> | undefined)?.setNoDelay?.(true);
@@ -186,8 +195,7 @@ export class MqttSession {
       const reconnect = this.everConnected;
       this.everConnected = true;
       this.connectionLog.connected(url, this.failover.protocolVersion, connack.sessionPresent, reconnect);
-      void this.afterConnect(client, connack.sessionPresent, reconnect, url);
-      this.waiters.connected();
+      void this.afterConnect(client, connack.sessionPresent, reconnect, url, ++this.connectionSeq);
     });
     client.on('message', (topic, payload, packet) => {
       // Unproven where the broker did not vouch for it: the sender may have written it.
@@ -212,6 +220,7 @@ export class MqttSession {
       );
     });
     client.on('close', () => {
+      this.connectionSeq++;
       for (const l of this.closeListeners) l();
       if (this.stopping) return;
       this.connectTo(this.afterClose());
@@ -266,19 +275,28 @@ export class MqttSession {
     sessionPresent: boolean,
     reconnect: boolean,
     url: string,
+    seq: number,
   ): Promise<void> {
-    const setUp = await setUpSession(
+    const current = () => seq === this.connectionSeq;
+    const setUp = await setUpSession({
       client,
-      this.opts.subscriptions,
-      this.connectListeners,
-      () => ({
+      subscriptions: this.opts.subscriptions,
+      listeners: this.connectListeners,
+      current,
+      subscribed: () => {
+        // Heard on this broker now: what waited for a connection may go out (outgoing-store.ts).
+        this.outgoingStore.release(client, this.failover.protocolVersion === 5);
+        this.waiters.subscribed();
+      },
+      info: () => ({
         protocolVersion: this.failover.protocolVersion,
         sessionPresent,
         reconnect,
         url,
+        current,
       }),
-      this.opts.log,
-    );
+      log: this.opts.log,
+    });
     if (!setUp) return;
     this.waiters.wasSetUp();
     // "connected" comes at the CONNACK, before the subscriptions: this line says requests are heard
