@@ -100,6 +100,7 @@ export class Pipeline implements AgentPart {
   start(): void {
     this.outcomes.start();
     this.staggered.start();
+    this.runs.start();
   }
 
   /** Told when a command of an action starts, prints and ends (the update entity, the Running sensor). */
@@ -215,6 +216,7 @@ export class Pipeline implements AgentPart {
     // A reboot waiting for the host to go down: this stop is the shutdown (its result stays `rebooting`).
     this.reboots.stopping();
     await this.runs.settle(graceMs);
+    this.runs.close();
   }
 
   private repeat(id: string, replyTo: ReplyTo | undefined, origin: Origin): void {

@@ -8,6 +8,7 @@ import { asCancelled } from '../core/cancel.js';
 import type { Job } from '../core/resolve.js';
 import { makeResult, type Result } from '../core/result.js';
 import type { RunOptions } from '../exec/rollback.js';
+import { WorkDirs } from '../exec/work-dirs.js';
 import type { Isolation } from '../exec/wrap.js';
 import type { Logger } from '../log.js';
 import type { Journal } from './journal.js';
@@ -65,6 +66,7 @@ export class RunQueue {
   /** In the order they started: the first is the oldest (what `cancel: "@oldest"` stops). */
   private readonly running = new Map<string, RunControl>();
   private readonly idle: (() => void)[] = [];
+  private readonly workDirs: WorkDirs;
 
   constructor(
     private readonly config: Config,
@@ -76,7 +78,19 @@ export class RunQueue {
     private readonly afterStaggered: AfterStaggered,
     /** Actions that reboot the host run through here (agent/reboots.ts). */
     private readonly reboots?: Reboots,
-  ) {}
+  ) {
+    // Made ahead for a few commands at once: a c16 burst still costs the main thread little.
+    this.workDirs = new WorkDirs(Math.min(config.execution.concurrency, 4));
+  }
+
+  start(): void {
+    this.workDirs.start();
+  }
+
+  /** Nothing will run any more (after settle): the directories made ahead are removed. */
+  close(): void {
+    this.workDirs.close();
+  }
 
   get runningCount(): number {
     return this.running.size;
@@ -159,6 +173,7 @@ export class RunQueue {
         path: this.config.execution.path,
         maxOutput: this.config.execution.max_output,
         isolation: this.isolation,
+        workDirs: this.workDirs,
         signal: ctl.signal,
         stopSignal: ctl.stopSignal,
         onOutput: (stream, chunk) => {

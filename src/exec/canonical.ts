@@ -14,6 +14,10 @@ import path from 'node:path';
 // An option or key before the path: `of=`, `--file=`, `-f`. Anything else containing "/" is a path itself.
 const PREFIX_RE = /^(--?[A-Za-z0-9][\w-]*=?|[A-Za-z_][\w-]*=)(?=[./])/;
 
+// What a command's private directory (work-dirs.ts) stands for; os.tmpdir() reads the environment at
+// every call, twice per request on this path.
+const PRIVATE_CWD = path.join(os.tmpdir(), 'homelab-cmd-cwd');
+
 /**
  * The argv's canonical forms: one per working directory a relative path could be meant from — the
  * command's private directory under the temp dir, and `/` (docs/security.md § Commands run as another user).
@@ -21,7 +25,7 @@ const PREFIX_RE = /^(--?[A-Za-z0-9][\w-]*=?|[A-Za-z_][\w-]*=)(?=[./])/;
  */
 export function canonicalForms(argv: readonly string[]): string[][] {
   if (!argv.some(isPathLike)) return [];
-  const cwds = [path.join(os.tmpdir(), 'homelab-cmd-cwd'), '/'];
+  const cwds = [PRIVATE_CWD, '/'];
   const forms = argv.some((a) => isPathLike(a) && !pathPart(a).startsWith('/')) ? cwds : ['/'];
   return forms.map((cwd) => argv.map((a) => (isPathLike(a) ? canonicalElement(a, cwd) : a)));
 }

@@ -6,13 +6,12 @@
  * that left the group with setsid (docs/security.md § Limits). Jobs, sudo and statuses are the
  * steps layer's (exec/steps.ts); probes and update checks call this layer directly.
  */
-import { chownSync, mkdtempSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
+import { chownSync } from 'node:fs';
 import os from 'node:os';
-import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { CappedBuffer } from './capture.js';
 import { descendantsOf } from './descendants.js';
+import { makeWorkDir, removeWorkDir, type WorkDirs } from './work-dirs.js';
 
 export interface RunSpec {
   argv: string[];
@@ -35,6 +34,8 @@ export interface RunSpec {
   workDirOwner?: { uid: number; gid: number } | undefined;
   /** Start in `/`: the command's user could not enter a directory of the agent's. */
   rootCwd?: boolean | undefined;
+  /** Where the private working directory comes from (made ahead); without it, made on the spot. */
+  workDirs?: WorkDirs | undefined;
 }
 
 export type RunKind = 'exited' | 'timed_out' | 'interrupted' | 'not_found' | 'spawn_failed';
@@ -63,17 +64,16 @@ export async function runCommand(spec: RunSpec): Promise<RunOutcome> {
   const t0 = performance.now();
   const stdout = new CappedBuffer(spec.maxOutput);
   const stderr = new CappedBuffer(spec.maxOutput);
-  // A private working directory, so a command never writes where the agent lives. Synchronous on
-  // purpose: ~40 µs here, where the promise version costs two thread-pool round trips (~0.25 ms) on
-  // the way from a button press to its result (bench/results: OVERHEAD).
-  const cwd = mkdtempSync(path.join(os.tmpdir(), 'homelab-cmd-'));
-  if (spec.workDirOwner) chownSync(cwd, spec.workDirOwner.uid, spec.workDirOwner.gid);
+  // A private working directory, so a command never writes where the agent lives (work-dirs.ts); none
+  // for one that starts in `/`.
+  const cwd = spec.rootCwd ? undefined : (spec.workDirs?.take() ?? makeWorkDir());
+  if (cwd && spec.workDirOwner) chownSync(cwd, spec.workDirOwner.uid, spec.workDirOwner.gid);
 
   try {
     // node:child_process, not execa: execa added 0.2-0.35 ms and 17-23 % less throughput at 16 in flight
     // per spawn (bench/spawn-micro.mjs, quiet runs), and this runner uses none of what it adds on top of spawn.
     const child = spawn(file, args, {
-      cwd: spec.rootCwd ? '/' : cwd,
+      cwd: cwd ?? '/',
       ...(spec.uid !== undefined ? { uid: spec.uid } : {}),
       ...(spec.gid !== undefined ? { gid: spec.gid } : {}),
       env: spec.env, // the whole environment: nothing of the agent's is inherited
@@ -176,16 +176,8 @@ export async function runCommand(spec: RunSpec): Promise<RunOutcome> {
       signal: exit.signal ?? undefined,
     };
   } finally {
-    removeWorkDir(cwd);
+    if (cwd) removeWorkDir(cwd);
   }
-}
-
-/**
- * In the background, off the result's path: rmdir of even an empty directory took ~0.25 ms of the
- * main thread per request under load (bench --profile), longer than anything else the agent adds.
- */
-function removeWorkDir(dir: string): void {
-  void rm(dir, { recursive: true, force: true }).catch(() => undefined);
 }
 
 function closed(stream: NodeJS.ReadableStream | null | undefined): Promise<void> {

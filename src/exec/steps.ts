@@ -12,6 +12,7 @@ import { formatDuration } from '../core/duration.js';
 import { cutToBytes } from './capture.js';
 import { runCommand, type RunOutcome } from './spawn.js';
 import { isSudoRefusal, prlimitFlags, resolveExecutable } from './sudo.js';
+import type { WorkDirs } from './work-dirs.js';
 import { wrapCommand, type Isolation, type Tools, type Wrapped } from './wrap.js';
 
 /** Everything as the agent's own user, no scope: what a caller that checked nothing gets. */
@@ -32,6 +33,8 @@ export interface ExecOptions {
   onSpawn?: ((pid: number) => void) | undefined;
   /** Who runs the commands and how they are contained (exec/isolation.ts); default NO_ISOLATION. */
   isolation?: Isolation | undefined;
+  /** Private working directories made ahead (work-dirs.ts). */
+  workDirs?: WorkDirs | undefined;
 }
 
 /** The result fields a run fills in; the pipeline adds id, host, action and transaction. */
@@ -170,6 +173,7 @@ export async function executeJob(job: Job, opts: ExecOptions): Promise<ExecOutco
       gid: spawn.gid,
       workDirOwner: spawn.workDirOwner,
       rootCwd: spawn.rootCwd,
+      workDirs: opts.workDirs,
       env: childEnv(job, opts.path),
       timeoutMs: remaining,
       maxOutput: opts.maxOutput,

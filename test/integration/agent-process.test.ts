@@ -3,7 +3,7 @@
  * does under a flood of output, and how it talks to a broker that refuses MQTT 5.
  */
 import net from 'node:net';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningBroker } from '../../src/broker/broker.js';
 import { spawnCli } from '../helpers/agent.js';
@@ -74,6 +74,46 @@ describe('crash mid-run', () => {
     writeFileSync(`${dir}/never`, ''); // let the orphaned command of the killed agent end
     second.proc.kill('SIGTERM');
     expect((await withDeadline(second.exited, 15_000, 'agent exit')).code).toBe(0);
+  });
+});
+
+describe('private working directories made ahead (src/exec/work-dirs.ts)', () => {
+  it('each command gets a new empty one, whatever the last left in its own; none is left after a stop', async () => {
+    const host = 'proc-workdirs';
+    const dir = tempDir();
+    const tmp = `${dir}/tmp`;
+    mkdirSync(tmp);
+    const file = writeConfig(dir, {
+      host,
+      state_dir: `${dir}/state`,
+      mqtt: { url },
+      heartbeat: { interval: '1h' },
+      discovery: { enabled: false },
+      execution: { enabled: true },
+      actions: { leave: { argv: ['sh', '-c', 'pwd; ls -A; echo x > left'] } },
+    });
+    // Its own temp dir, so what the agent makes there (and leaves) is all that is in it.
+    const agent = spawnCli(['agent', '--config', file], { TMPDIR: tmp });
+    await ctl.wait((m) => m.topic === `homelab/${host}/status` && m.text === 'online');
+    const seen: string[][] = [];
+    for (const id of ['wd-1', 'wd-2', 'wd-3']) {
+      const done = ctl.next(
+        (m) => m.topic === `homelab/${host}/result/${id}` && m.text.includes('succeeded'),
+      );
+      await ctl.pub(`homelab/${host}/cmd/leave`, JSON.stringify({ id }));
+      seen.push((JSON.parse((await done).text) as { stdout: string }).stdout.trim().split('\n'));
+    }
+    // pwd alone: nothing of the command before, in a directory of the agent's temp dir never used before.
+    for (const lines of seen)
+      expect(lines).toEqual([expect.stringMatching(new RegExp(`^${tmp}/homelab-cmd-`))]);
+    expect(new Set(seen.map((l) => l[0])).size).toBe(3);
+    agent.proc.kill('SIGTERM');
+    expect((await agent.exited).code).toBe(0);
+    await until(
+      () => readdirSync(tmp).length === 0,
+      5000,
+      `the temp dir emptied, not ${readdirSync(tmp).join(' ')}`,
+    );
   });
 });
 
