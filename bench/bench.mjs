@@ -280,6 +280,8 @@ async function main() {
   }
 
   if (SECTIONS.has('e2e')) {
+    // The c1 rows are also run against the durable naive bridge (bench/lib/e2e.mjs): issue 22's floor.
+    const durable = (name) => name === 'noop c1';
     const fast = M.fast.map(([name, action, concurrency, n]) => ({
       name,
       action,
@@ -287,12 +289,14 @@ async function main() {
       n,
       qos: 1,
       pauseMs: 0,
+      durable: durable(name),
     }));
     const stock = M.stock.map(([name, action, concurrency, n]) => ({
       name: `${name} qos0 presses`,
       action,
       concurrency,
       n,
+      durable: durable(name),
       qos: 0,
       pauseMs: M.pauseMs,
     }));
@@ -419,9 +423,9 @@ async function main() {
   }
 
   for (const r of results.e2e)
-    if (r.agent.errors || r.naive.errors)
+    if (r.agent.errors || r.naive.errors || r.durable?.errors)
       results.errors.push(
-        `e2e ${r.broker} ${r.name}: ${r.agent.errors} agent / ${r.naive.errors} naive requests failed or timed out`,
+        `e2e ${r.broker} ${r.name}: ${r.agent.errors} agent / ${r.naive.errors} naive / ${r.durable?.errors ?? 0} durable naive requests failed or timed out`,
       );
   for (const f of results.fanout)
     if (f.agent.errors || f.naive.errors)

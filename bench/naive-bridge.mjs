@@ -5,10 +5,15 @@
  * `naive/H/result/ID` (QoS 1). No whitelist beyond a fixed table, no journal, no
  * timeout, no process group, no retained state: the floor an agent cannot beat.
  *
- *   node bench/naive-bridge.mjs --url mqtt://127.0.0.1:PORT [--hosts N] [--host-prefix h]
+ * With --journal FILE it is the floor of a bridge that runs a command at most once even across a power
+ * loss: before each spawn it appends one line to FILE and fsyncs it on the thread pool, as the agent's
+ * journal does (docs/mqtt-api.md: nothing runs before its record is on disk). Nothing else is added.
+ *
+ *   node bench/naive-bridge.mjs --url mqtt://127.0.0.1:PORT [--hosts N] [--host-prefix h] [--journal FILE]
  * Prints `ready` once every host is subscribed; SIGTERM disconnects and exits.
  */
 import { spawn } from 'node:child_process';
+import fs from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import process from 'node:process';
@@ -23,8 +28,21 @@ const { values } = parseArgs({
     hosts: { type: 'string', default: '1' },
     'host-prefix': { type: 'string', default: 'naive' },
     prefix: { type: 'string', default: 'naive' },
+    journal: { type: 'string' },
   },
 });
+const journalFd = values.journal ? fs.openSync(values.journal, 'a', 0o600) : undefined;
+/** Runs `go` once a line for `id` is on disk (at once without --journal). */
+const durably = (id, go) => {
+  if (journalFd === undefined) return go();
+  fs.write(journalFd, `${JSON.stringify({ id, at: Date.now() })}\n`, (err) => {
+    if (err) throw err;
+    fs.fsync(journalFd, (err2) => {
+      if (err2) throw err2;
+      go();
+    });
+  });
+};
 const count = Number(values.hosts);
 const prefix = values.prefix;
 const hostName = (i) =>
@@ -63,28 +81,30 @@ function bridge(host) {
           qos: 1,
         });
       if (!argv) return reply({ status: 'rejected', exit_code: -1 });
-      const t0 = performance.now();
-      const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (c) => (stdout += c));
-      child.stderr.on('data', (c) => (stderr += c));
-      let answered = false;
-      const answer = (result) => {
-        if (answered) return;
-        answered = true;
-        reply(result);
-      };
-      child.once('error', (err) => answer({ status: 'failed', exit_code: 127, error: err.message }));
-      child.once('close', (code) =>
-        answer({
-          status: code === 0 ? 'succeeded' : 'failed',
-          exit_code: code ?? -1,
-          stdout,
-          stderr,
-          duration_ms: Math.round(performance.now() - t0),
-        }),
-      );
+      durably(id, () => {
+        const t0 = performance.now();
+        const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+        let stdout = '';
+        let stderr = '';
+        child.stdout.on('data', (c) => (stdout += c));
+        child.stderr.on('data', (c) => (stderr += c));
+        let answered = false;
+        const answer = (result) => {
+          if (answered) return;
+          answered = true;
+          reply(result);
+        };
+        child.once('error', (err) => answer({ status: 'failed', exit_code: 127, error: err.message }));
+        child.once('close', (code) =>
+          answer({
+            status: code === 0 ? 'succeeded' : 'failed',
+            exit_code: code ?? -1,
+            stdout,
+            stderr,
+            duration_ms: Math.round(performance.now() - t0),
+          }),
+        );
+      });
     });
   });
 }
