@@ -400,10 +400,14 @@ async function main() {
       : await startEmbeddedBroker(dir);
     try {
       log(`footprint: start → online (${M.startReps}×) …`);
-      const start = await startToOnline(broker, dir, M.startReps, prof('start-agent'), {
-        package: pkg.bin,
-        dist: BIN,
-      });
+      const start = await startToOnline(
+        broker,
+        dir,
+        M.startReps,
+        prof('start-agent'),
+        { package: pkg.bin, dist: BIN },
+        pkg.naiveBundled,
+      );
       log(`footprint: idle for ${M.idleMs / 1000} s with a 10 s heartbeat …`);
       const idleFig = await idle(broker, dir, {
         windowMs: M.idleMs,

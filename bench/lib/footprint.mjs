@@ -29,15 +29,30 @@ async function nodeUpMs() {
 /**
  * Spawn → retained `online`, `reps` times for each bin in turn (the package's bundle and the
  * checkout's dist/ alternate, so drift on the machine hits both), beside bare Node's start.
- * Returns the figures of the first bin, and each bin's under `byBin`.
+ * Returns the figures of the first bin, and each bin's under `byBin`. With `floorBin` (the naive bridge
+ * bundled as the agent is), also its spawn → subscribed: the floor of a bundled MQTT.js process.
  */
-export async function startToOnline(broker, dir, reps, nodeArgs = [], bins = { dist: BIN }) {
+export async function startToOnline(broker, dir, reps, nodeArgs = [], bins = { dist: BIN }, floorBin) {
   const driver = await Driver.connect(broker.url);
   const online = Object.fromEntries(Object.keys(bins).map((k) => [k, []]));
   const nodeUp = [];
+  const floor = [];
   try {
     for (let k = 0; k < reps; k++) {
       nodeUp.push(await nodeUpMs());
+      if (floorBin) {
+        const c = startChild(process.execPath, [
+          floorBin,
+          '--url',
+          broker.url,
+          '--host-prefix',
+          `fp-floor-${k}`,
+        ]);
+        await c.waitLine((l) => l === 'ready', 20_000, 'the bundled naive bridge');
+        floor.push(performance.now() - c.startedAt);
+        c.proc.kill('SIGTERM');
+        await c.exited;
+      }
       for (const [name, bin] of Object.entries(bins)) {
         const host = `fp-start-${name}-${k}`;
         const s = side('agent', 'homelab', host);
@@ -58,7 +73,13 @@ export async function startToOnline(broker, dir, reps, nodeArgs = [], bins = { d
     allOnline: all,
   });
   const byBin = Object.fromEntries(Object.entries(online).map(([k, all]) => [k, figures(all)]));
-  return { ...Object.values(byBin)[0], nodeUpMs: median(nodeUp), allNodeUp: nodeUp, byBin };
+  return {
+    ...Object.values(byBin)[0],
+    nodeUpMs: median(nodeUp),
+    allNodeUp: nodeUp,
+    byBin,
+    ...(floor.length > 0 && { floor: figures(floor) }),
+  };
 }
 
 /**
