@@ -7,7 +7,7 @@
  * Root and util-linux setpriv only, as this machine's tests run.
  */
 import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { parse } from 'yaml';
@@ -138,11 +138,18 @@ describe.skipIf(!ROOT || !SETPRIV)("the Docker image's agent: root with only com
       expect(slept.status).toBe('timed_out');
       // Killed at its 2 s timeout, not after its 60 s sleep: the agent may signal another user's processes (KILL).
       expect(Number(slept.duration_ms)).toBeLessThan(30_000);
-      // The work directories the run user wrote into are gone too.
-      await until(() => readdirSync(a.tmp).length === 0, 20_000, 'work directories removed');
+      // The work directories the run user wrote into are gone too; what is left are spares made ahead
+      // (src/exec/work-dirs.ts): empty, the agent's own, mode 0700 — nothing the run user could enter.
+      const ownSpare = (d: string) => {
+        const st = statSync(path.join(a.tmp, d));
+        return st.uid === 0 && (st.mode & 0o777) === 0o700 && readdirSync(path.join(a.tmp, d)).length === 0;
+      };
+      await until(() => readdirSync(a.tmp).every(ownSpare), 20_000, 'work directories removed');
     } finally {
       await stop(a);
     }
+    // And a stop removes the spares.
+    expect(readdirSync(a.tmp)).toEqual([]);
   }, 120_000);
 
   for (const missing of ['DAC_OVERRIDE', 'CHOWN']) {
