@@ -35,12 +35,11 @@ const journalFd = values.journal ? fs.openSync(values.journal, 'a', 0o600) : und
 /** Runs `go` once a line for `id` is on disk (at once without --journal). */
 const durably = (id, go) => {
   if (journalFd === undefined) return go();
-  fs.write(journalFd, `${JSON.stringify({ id, at: Date.now() })}\n`, (err) => {
+  // As the agent's journal: the line written at once, the fsync on the thread pool (journal-file.ts).
+  fs.writeSync(journalFd, `${JSON.stringify({ id, at: Date.now() })}\n`);
+  fs.fsync(journalFd, (err) => {
     if (err) throw err;
-    fs.fsync(journalFd, (err2) => {
-      if (err2) throw err2;
-      go();
-    });
+    go();
   });
 };
 const count = Number(values.hosts);

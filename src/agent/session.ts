@@ -66,6 +66,13 @@ export class MqttSession {
   private readonly outgoingStore = new OutgoingStore();
   /** Counts connections opened and closed: a set-up still running for a closed one must stop. */
   private connectionSeq = 0;
+  /**
+   * The broker of this connection has our subscriptions: false from a CONNACK without our session until
+   * we have subscribed, and whatever is published meanwhile waits (outgoing-store.ts).
+   */
+  private heard = false;
+  /** Some connection of this run got as far as its connect listeners (what they are told as `reconnect`). */
+  private listenedBefore = false;
   private readonly messageListeners: ((msg: Incoming) => void)[] = [];
   private readonly connectListeners: ConnectListener[] = [];
   private readonly closeListeners: (() => void)[] = [];
@@ -119,6 +126,12 @@ export class MqttSession {
     for (;;) {
       const client = this.client;
       if (!client) throw new Error('session not started');
+      // Sent now, it could reach a broker with no subscription of ours before our `online` does; while
+      // disconnected MQTT.js stores it, and the next CONNACK decides (outgoing-store.ts).
+      if (client.connected && !this.heard && !this.stopping) {
+        await this.waiters.untilReconnect();
+        continue;
+      }
       let opts = options;
       if (this.failover.protocolVersion !== 5 && opts.properties) {
         // 3.1.1 has no properties: expiry and correlation data are lost on such brokers.
@@ -180,9 +193,14 @@ export class MqttSession {
     );
 
     client.on('packetreceive', (packet: Packet) => {
-      // Before MQTT.js handles the CONNACK and sends its store: no session here, so nothing subscribed yet.
-      if (packet.cmd !== 'connack' || packet.sessionPresent) return;
-      if ((packet.reasonCode ?? packet.returnCode ?? 0) === 0) this.outgoingStore.hold(client);
+      // Before MQTT.js handles the CONNACK and sends its store (outgoing-store.ts). A second CONNACK on an
+      // open connection, or a refusal, is MQTT.js's to handle.
+      if (packet.cmd !== 'connack' || client.connected) return;
+      if ((packet.reasonCode ?? packet.returnCode ?? 0) !== 0) return;
+      // Without our session nothing is subscribed yet; with messages still held from a connection before,
+      // newer ones join them, so that none overtakes an older one.
+      this.heard = packet.sessionPresent && this.outgoingStore.heldCount === 0;
+      if (!this.heard) this.outgoingStore.hold(client);
     });
     client.on('connect', (connack) => {
       // Nagle + delayed ACK turns two small packets into an 40-88 ms stall; results are small packets.
@@ -195,7 +213,7 @@ export class MqttSession {
       const reconnect = this.everConnected;
       this.everConnected = true;
       this.connectionLog.connected(url, this.failover.protocolVersion, connack.sessionPresent, reconnect);
-      void this.afterConnect(client, connack.sessionPresent, reconnect, url, ++this.connectionSeq);
+      void this.afterConnect(client, connack.sessionPresent, url, ++this.connectionSeq);
     });
     client.on('message', (topic, payload, packet) => {
       // Unproven where the broker did not vouch for it: the sender may have written it.
@@ -273,7 +291,6 @@ export class MqttSession {
   private async afterConnect(
     client: MqttClient,
     sessionPresent: boolean,
-    reconnect: boolean,
     url: string,
     seq: number,
   ): Promise<void> {
@@ -285,16 +302,17 @@ export class MqttSession {
       current,
       subscribed: () => {
         // Heard on this broker now: what waited for a connection may go out (outgoing-store.ts).
+        this.heard = true;
         this.outgoingStore.release(client, this.failover.protocolVersion === 5);
         this.waiters.subscribed();
       },
-      info: () => ({
-        protocolVersion: this.failover.protocolVersion,
-        sessionPresent,
-        reconnect,
-        url,
-        current,
-      }),
+      info: () => {
+        // `reconnect` false only for the first connection whose listeners run: one that closed before its
+        // subscriptions did not flush the outbox of the last run (pipeline.ts onConnect).
+        const reconnect = this.listenedBefore;
+        this.listenedBefore = true;
+        return { protocolVersion: this.failover.protocolVersion, sessionPresent, reconnect, url, current };
+      },
       log: this.opts.log,
     });
     if (!setUp) return;

@@ -67,9 +67,10 @@ export async function runCommand(spec: RunSpec): Promise<RunOutcome> {
   // A private working directory, so a command never writes where the agent lives (work-dirs.ts); none
   // for one that starts in `/`.
   const cwd = spec.rootCwd ? undefined : (spec.workDirs?.take() ?? makeWorkDir());
-  if (cwd && spec.workDirOwner) chownSync(cwd, spec.workDirOwner.uid, spec.workDirOwner.gid);
 
   try {
+    // Inside the try: a chown refused (a container without CHOWN) still removes the directory.
+    if (cwd && spec.workDirOwner) chownSync(cwd, spec.workDirOwner.uid, spec.workDirOwner.gid);
     // node:child_process, not execa: execa added 0.2-0.35 ms and 17-23 % less throughput at 16 in flight
     // per spawn (bench/spawn-micro.mjs, quiet runs), and this runner uses none of what it adds on top of spawn.
     const child = spawn(file, args, {

@@ -4,10 +4,12 @@
  * took 0.1–0.5 ms of the request's path here (docs/performance.md § Less work per request): a WorkDirs
  * makes the next few on the thread pool while commands run, and hands one out at once.
  *
- * A spare is what mkdtemp makes, mode 0700 and the agent's own: nobody else can enter it before it is
- * handed to the command's user, and it is used once.
+ * A spare is what mkdtemp makes, mode 0700 and the agent's own, and it is used once: no other user can
+ * enter it before it is handed to the command's user. Commands that run as the agent's own user (no run
+ * user, docs/security.md § Commands run as another user) could reach it, as they can reach everything
+ * the agent has; one that swapped a spare for a symlink or loosened it is caught by the lstat at take().
  */
-import { mkdtempSync, rmdirSync } from 'node:fs';
+import { lstatSync, mkdtempSync, rmdirSync } from 'node:fs';
 import { mkdtemp, rm, rmdir } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -23,11 +25,12 @@ export class WorkDirs {
     private readonly ahead: number,
   ) {}
 
-  /** A new empty directory for one command: a spare when one is ready. */
+  /** A new empty directory for one command: a spare when one is ready and still as it was made. */
   take(): string {
-    const dir = this.spares.pop() ?? mkdtempSync(this.prefix);
+    let dir = this.spares.pop();
+    if (dir !== undefined && !asMade(dir)) dir = undefined; // left where it is: it is not ours to remove
     this.refill();
-    return dir;
+    return dir ?? mkdtempSync(this.prefix);
   }
 
   /** Makes the spares (on the thread pool). */
@@ -54,6 +57,16 @@ export class WorkDirs {
         () => void this.making--,
       );
     }
+  }
+}
+
+/** Still a directory (not a symlink put in its place), the agent's own, mode 0700. */
+function asMade(dir: string): boolean {
+  try {
+    const st = lstatSync(dir);
+    return st.isDirectory() && st.uid === process.getuid?.() && (st.mode & 0o7777) === 0o700;
+  } catch {
+    return false;
   }
 }
 
