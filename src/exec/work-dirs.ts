@@ -25,6 +25,11 @@ export class WorkDirs {
     private readonly ahead: number,
   ) {}
 
+  /** Spares ready to hand out now. */
+  get ready(): number {
+    return this.spares.length;
+  }
+
   /** A new empty directory for one command: a spare when one is ready and still as it was made. */
   take(): string {
     let dir = this.spares.pop();
