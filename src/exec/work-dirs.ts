@@ -18,7 +18,7 @@ export class WorkDirs {
   private readonly spares: string[] = [];
   private making = 0;
   private closed = false;
-  private readonly prefix = path.join(os.tmpdir(), 'homelab-cmd-');
+  private readonly prefix = workDirPrefix();
 
   constructor(
     /** How many to keep made ahead: a burst beyond it makes its own on the main thread, as before. */
@@ -86,7 +86,12 @@ function removeSpare(dir: string): void {
 
 /** A command's private directory without a WorkDirs (probes, update checks): made on the spot. */
 export function makeWorkDir(): string {
-  return mkdtempSync(path.join(os.tmpdir(), 'homelab-cmd-'));
+  return mkdtempSync(workDirPrefix());
+}
+
+/** Where they go: the temp dir as the environment says (the unit's PrivateTmp gives the agent its own). */
+function workDirPrefix(): string {
+  return path.join(os.tmpdir(), 'homelab-cmd-');
 }
 
 /**
