@@ -13,7 +13,7 @@ import { HOST_ID_RE, REQUEST_ID_RE } from '../core/names.js';
 import type { Result } from '../core/result.js';
 import { sign } from '../core/signing.js';
 import { hostTopics } from '../core/topics.js';
-import { UsageError } from '../errors.js';
+import { ConnectionError, UsageError } from '../errors.js';
 import { err, out, parse, secondsOption, type Verb } from './args.js';
 import { connectFirst, refusal } from './client.js';
 import { offlineLine, readPresence, unknownHostLine } from './send-preflight.js';
@@ -127,7 +127,8 @@ retained result. --url, --prefix, --config and --force as for send.`,
         return 3;
       }
       const refused = refusal(e, url, `cancel requests of ${host} and read its results`);
-      if (refused !== e) throw refused;
+      // A refusal, or a broker that stopped answering (client.ts boundAnswers): exit 2, as any connection error.
+      if (refused !== e || e instanceof ConnectionError) throw refused;
       err(`homelab-cmd cancel: ${(e as Error).message}`);
       return 1;
     } finally {

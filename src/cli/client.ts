@@ -89,6 +89,50 @@ export function refusal(e: unknown, url: string, what: string): unknown {
 
 type AttemptError = Error & { mqttCode?: unknown; reason: string };
 
+/**
+ * A broker that takes the connection but never answers a SUBSCRIBE or a PUBLISH held a command for ever
+ * (`send --wait 3` still waiting after 40 s), and MQTT.js's graceful end waits for those answers too. So
+ * every wait of the CLI on the broker is bounded on this client: a SUBACK or PUBACK within `ms`, or a
+ * ConnectionError (exit 2) that names the broker; the end within `ms`, or the socket is closed.
+ */
+function boundAnswers(client: MqttClient, url: string, ms: number): void {
+  const silent = (what: string) =>
+    new ConnectionError(
+      `the broker at ${redactUrl(url)} accepted the connection but did not answer a ${what} within ${ms / 1000} s — it is stuck or overloaded: check it (its log, its load) and try again`,
+    );
+  const subscribe = client.subscribeAsync.bind(client);
+  const publish = client.publishAsync.bind(client);
+  const end = client.endAsync.bind(client);
+  client.subscribeAsync = ((...args: Parameters<typeof subscribe>) =>
+    answered(subscribe(...args), ms, () => silent('SUBSCRIBE'))) as typeof subscribe;
+  client.publishAsync = ((...args: Parameters<typeof publish>) =>
+    answered(publish(...args), ms, () => silent('PUBLISH'))) as typeof publish;
+  client.endAsync = ((...args: Parameters<typeof end>) =>
+    answered(end(...args), Math.min(ms, END_WAIT_MS), () => silent('DISCONNECT')).catch(() => {
+      // MQTT.js ignores a second end() once one has begun: only closing the socket ends it.
+      client.stream?.destroy();
+    })) as typeof end;
+}
+
+/** An end waits this long at most for acknowledgements still in flight (the agent's stop waits as long). */
+const END_WAIT_MS = 2000;
+
+function answered<T>(p: Promise<T>, ms: number, timedOut: () => Error): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(timedOut()), ms);
+    p.then(
+      (v) => {
+        clearTimeout(t);
+        resolve(v);
+      },
+      (e: unknown) => {
+        clearTimeout(t);
+        reject(e instanceof Error ? e : new Error(String(e)));
+      },
+    );
+  });
+}
+
 function connectOnce(url: string, opts: ClientOptions, protocolVersion: 4 | 5): Promise<MqttClient> {
   const options: IClientOptions = {
     protocolVersion,
@@ -127,6 +171,7 @@ function connectOnce(url: string, opts: ClientOptions, protocolVersion: 4 | 5): 
       client.removeListener('error', fail);
       client.removeListener('close', onClose);
       (client.stream as { setNoDelay?: (b: boolean) => void } | undefined)?.setNoDelay?.(true);
+      boundAnswers(client, url, opts.connectTimeoutMs ?? 5000);
       resolve(client);
     });
     client.once('error', fail);

@@ -4,7 +4,7 @@ import { loadConfig } from '../config/load.js';
 import type { OutputMessage } from '../core/formats.js';
 import { ACTION_NAME_RE, HOST_ID_RE, REQUEST_ID_RE } from '../core/names.js';
 import { brokerUrls, redactUrl } from '../core/failover.js';
-import { UsageError } from '../errors.js';
+import { ConnectionError, UsageError } from '../errors.js';
 import { connectFirst, refusal, type ClientOptions } from './client.js';
 import { readUpRecord } from './up-record.js';
 import { offlineLine, readPresence, unknownHostLine } from './send-preflight.js';
@@ -170,7 +170,8 @@ connection errors. docs/fleet.md.`,
         return 3;
       }
       const refused = refusal(e, url, `send to ${host} and read its results`);
-      if (refused !== e) throw refused;
+      // A refusal, or a broker that stopped answering (client.ts boundAnswers): exit 2, as any connection error.
+      if (refused !== e || e instanceof ConnectionError) throw refused;
       err(`homelab-cmd send: ${(e as Error).message}`);
       return 1;
     } finally {

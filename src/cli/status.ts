@@ -51,11 +51,20 @@ the groups the agents publish) with online/offline, and names those not online
     let quiet: NodeJS.Timeout | undefined;
     let cap: NodeJS.Timeout | undefined;
     const done = new Promise<void>((resolve) => {
+      // Nothing is printed before the broker answered all three SUBSCRIBEs (or they timed out, client.ts
+      // boundAnswers): a broker that never answers is an error, not "no hosts found".
+      let answered = 0;
+      const finish = () => {
+        if (answered === 3) resolve();
+      };
       const bump = () => {
         clearTimeout(quiet);
-        quiet = setTimeout(resolve, QUIET_MS);
+        quiet = setTimeout(finish, QUIET_MS);
       };
-      cap = setTimeout(resolve, MAX_MS);
+      const settled = () => {
+        if (++answered === 3) cap = setTimeout(resolve, MAX_MS);
+        bump();
+      };
       client.on('message', (topic, payload) => {
         bump();
         // Another host's message, hostile until checked: a bad one becomes its row's error (status-rows.ts).
@@ -63,9 +72,9 @@ the groups the agents publish) with online/offline, and names those not online
       });
       const every = hostTopics(target.prefix, '+');
       for (const leaf of ['status', 'heartbeat', 'result'] as const)
-        void client.subscribeAsync(every[leaf], { qos: 0 }).then(bump, (e: unknown) => {
+        void client.subscribeAsync(every[leaf], { qos: 0 }).then(settled, (e: unknown) => {
           refused ??= e;
-          bump();
+          settled();
         });
     });
     await done;

@@ -4,6 +4,8 @@
  * stack trace. And `status --watch | head` ends quietly.
  */
 import { execFileSync, spawn } from 'node:child_process';
+import net from 'node:net';
+import { Aedes } from 'aedes';
 import { chmodSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBroker, type RunningBroker } from '../../src/broker/broker.js';
@@ -186,6 +188,27 @@ describe.skipIf(!MOSQUITTO)('a login the ACL refuses to subscribe (Mosquitto)', 
   });
   // `status` meets the same refusal path, but Mosquitto grants a wildcard subscription and filters what
   // it delivers instead, so there is no SUBACK refusal to show with it.
+});
+
+describe('a broker that takes the connection and then never answers (src/cli/client.ts boundAnswers)', () => {
+  it('send and status end with one line, exit 2, instead of waiting for ever', async () => {
+    // A bare aedes that never answers a SUBSCRIBE: it accepted the connection, so nothing else tells.
+    const aedes = await Aedes.createBroker({ authorizeSubscribe: () => undefined });
+    const server = net.createServer((socket) => aedes.handle(socket));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const mute = `mqtt://127.0.0.1:${(server.address() as net.AddressInfo).port}`;
+    try {
+      for (const args of [['send', 'b', 'uptime', '--force', '--wait', '3'], ['status']]) {
+        const r = await withDeadline(runCli([...args, '--url', mute]), 30_000, `${args[0]} to end`);
+        expect(oneLine(r)).toContain(
+          `the broker at ${mute} accepted the connection but did not answer a SUBSCRIBE within 5 s`,
+        );
+      }
+    } finally {
+      await new Promise<void>((resolve) => aedes.close(() => resolve()));
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
 });
 
 describe('EPIPE', () => {
