@@ -7,6 +7,7 @@
 import type { MqttClient } from 'mqtt';
 import type { ProtocolVersion } from '../core/failover.js';
 import type { Logger } from '../log.js';
+import { withTimeout } from './client-options.js';
 
 export type ConnectListener = (info: {
   protocolVersion: ProtocolVersion;
@@ -25,6 +26,11 @@ export interface SetUp {
   current: () => boolean;
   /** Every topic subscribed on this connection: requests are heard from now on. */
   subscribed: () => void;
+  /**
+   * How long a SUBACK may take: a broker that took the connection and never answers would otherwise leave
+   * the agent connected, deaf and silent for ever. Past it the connection is dropped and tried again.
+   */
+  subackWaitMs: number;
   /** Read once subscribed: what the listeners are told. */
   info: () => Parameters<ConnectListener>[0];
   log: Logger;
@@ -39,7 +45,12 @@ export async function setUpSession(s: SetUp): Promise<boolean> {
     // command is recognised and refused (MQTT 5 § 3.8.3.1; 3.1.1 brokers clear the flag).
     // One topic per SUBSCRIBE: some brokers (aedes over Redis) hang on multi-topic subscribes.
     for (const topic of s.subscriptions) {
-      await s.client.subscribeAsync(topic, { qos: 1, rap: true, rh: 1 });
+      await withTimeout(s.client.subscribeAsync(topic, { qos: 1, rap: true, rh: 1 }), s.subackWaitMs).catch(
+        (err: unknown) => {
+          if (!(err instanceof Error) || !err.message.startsWith('timed out')) throw err;
+          throw new Error(`the broker did not answer the SUBSCRIBE to ${topic} within ${s.subackWaitMs} ms`);
+        },
+      );
       if (!s.current()) return false;
     }
     s.subscribed();

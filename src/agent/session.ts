@@ -300,6 +300,8 @@ export class MqttSession {
       subscriptions: this.opts.subscriptions,
       listeners: this.connectListeners,
       current,
+      // As long as this attempt waited for its CONNACK: a broker that slow to answer is that slow here too.
+      subackWaitMs: this.connackWaitMs,
       subscribed: () => {
         // Heard on this broker now: what waited for a connection may go out (outgoing-store.ts).
         this.heard = true;

@@ -5,6 +5,8 @@
  * the control shows what that cost: every attempt abandoned just before its CONNACK, for ever.
  * The slow broker is the embedded one behind a proxy that holds its answers (test/helpers/proxy.ts).
  */
+import net from 'node:net';
+import { Aedes } from 'aedes';
 import { pino } from 'pino';
 import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -69,4 +71,49 @@ describe('a broker that answers the CONNECT late', () => {
     await until(() => proxy.accepted >= 6, 60_000, 'six abandoned attempts');
     await expect(agent.waitConnected(1)).rejects.toThrow(/no connection/);
   }, 90_000);
+});
+
+describe('a broker that takes the connection and never answers a SUBSCRIBE', () => {
+  it('the agent drops that connection after the CONNACK wait and tries again, instead of staying deaf for ever', async () => {
+    // A bare aedes that leaves the agent's first SUBSCRIBE unanswered, and answers every later one.
+    let ignored = false;
+    const aedes = await Aedes.createBroker({
+      authorizeSubscribe: (client, sub, done) => {
+        if (!ignored && client?.id === 'homelab-cmd-subdeaf') return void (ignored = true);
+        done(null, sub);
+      },
+    });
+    const server = net.createServer((socket) => aedes.handle(socket));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    cleanups.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
+    cleanups.push(() => new Promise<void>((resolve) => aedes.close(() => resolve())));
+    const dir = tempDir();
+    const config = parseConfig(
+      stringify({
+        host: 'subdeaf',
+        state_dir: `${dir}/state`,
+        mqtt: { url: `mqtt://127.0.0.1:${(server.address() as net.AddressInfo).port}` },
+        discovery: { enabled: false },
+        actions: { uptime: { argv: ['uptime'] } },
+      }),
+      `${dir}/agent.yaml`,
+    );
+    const raw: string[] = [];
+    const log = pino({ level: 'debug' }, { write: (s: string) => raw.push(s) });
+    const agent = new Agent(config, log, {
+      backoff: { initialMs: 20, maxMs: 100 },
+      connackWait: { initialMs: 500, maxMs: 1000 },
+    });
+    agent.start();
+    cleanups.push(() => agent.stop());
+    await agent.waitConnected(30_000);
+    expect(ignored).toBe(true);
+    const failed = raw
+      .map((x) => JSON.parse(x) as Line & { err?: { message?: string } })
+      .filter((l) => l.msg.startsWith('setting up the session after connect failed'));
+    expect(failed).toHaveLength(1);
+    expect(failed[0]?.err?.message).toBe(
+      'the broker did not answer the SUBSCRIBE to homelab/subdeaf/cmd within 500 ms',
+    );
+  }, 60_000);
 });
