@@ -74,10 +74,14 @@ export function prepareAttempt(
   options.password = credentials.password;
 }
 
-/** `p`, or a rejection after `ms`. */
-export function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+/** `p`, or a rejection after `ms` (with `timedOut()`'s error: one that says what did not come, and what to do). */
+export function withTimeout<T>(
+  p: Promise<T>,
+  ms: number,
+  timedOut: () => Error = () => new Error(`timed out after ${ms} ms`),
+): Promise<T> {
   return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
+    const t = setTimeout(() => reject(timedOut()), ms);
     p.then(
       (v) => {
         clearTimeout(t);

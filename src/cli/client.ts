@@ -8,6 +8,7 @@ import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { ConnectionError } from '../errors.js';
 import { attemptOutcome, brokerUrls, CLOSED_WITHOUT_CONNACK, Failover, redactUrl } from '../core/failover.js';
 import { loginRefusal } from '../core/connack.js';
+import { withTimeout } from '../agent/client-options.js';
 
 export interface ClientOptions {
   /** One broker, or several tried in order until one answers (`--url` repeated, or an mqtt.url list). */
@@ -104,11 +105,11 @@ function boundAnswers(client: MqttClient, url: string, ms: number): void {
   const publish = client.publishAsync.bind(client);
   const end = client.endAsync.bind(client);
   client.subscribeAsync = ((...args: Parameters<typeof subscribe>) =>
-    answered(subscribe(...args), ms, () => silent('SUBSCRIBE'))) as typeof subscribe;
+    withTimeout(subscribe(...args), ms, () => silent('SUBSCRIBE'))) as typeof subscribe;
   client.publishAsync = ((...args: Parameters<typeof publish>) =>
-    answered(publish(...args), ms, () => silent('PUBLISH'))) as typeof publish;
+    withTimeout(publish(...args), ms, () => silent('PUBLISH'))) as typeof publish;
   client.endAsync = ((...args: Parameters<typeof end>) =>
-    answered(end(...args), Math.min(ms, END_WAIT_MS), () => silent('DISCONNECT')).catch(() => {
+    withTimeout(end(...args), Math.min(ms, END_WAIT_MS), () => silent('DISCONNECT')).catch(() => {
       // MQTT.js ignores a second end() once one has begun: only closing the socket ends it.
       client.stream?.destroy();
     })) as typeof end;
@@ -116,22 +117,6 @@ function boundAnswers(client: MqttClient, url: string, ms: number): void {
 
 /** An end waits this long at most for acknowledgements still in flight (the agent's stop waits as long). */
 const END_WAIT_MS = 2000;
-
-function answered<T>(p: Promise<T>, ms: number, timedOut: () => Error): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(timedOut()), ms);
-    p.then(
-      (v) => {
-        clearTimeout(t);
-        resolve(v);
-      },
-      (e: unknown) => {
-        clearTimeout(t);
-        reject(e instanceof Error ? e : new Error(String(e)));
-      },
-    );
-  });
-}
 
 function connectOnce(url: string, opts: ClientOptions, protocolVersion: 4 | 5): Promise<MqttClient> {
   const options: IClientOptions = {
