@@ -39,23 +39,26 @@ export async function e2eOnBroker(
     nodeArgs: agentArgs,
     ...(agentBin && { bin: agentBin }),
   });
-  const naive = startChild(
-    process.execPath,
-    [...naiveArgs, path.join(BENCH, 'naive-bridge.mjs'), '--url', broker.url, '--host-prefix', NAIVE_HOST],
-    { logFile: path.join(dir, 'naive.log') },
-  );
-  const durable = startChild(
-    process.execPath,
-    [
-      path.join(BENCH, 'naive-bridge.mjs'),
-      '--url',
-      broker.url,
-      '--host-prefix',
-      DURABLE_HOST,
-      '--journal',
-      path.join(dir, 'durable-journal.jsonl'),
-    ],
-    { logFile: path.join(dir, 'durable.log') },
+  const bridge = (host, nodeArgs, extra, log) =>
+    startChild(
+      process.execPath,
+      [
+        ...nodeArgs,
+        path.join(BENCH, 'naive-bridge.mjs'),
+        '--url',
+        broker.url,
+        '--host-prefix',
+        host,
+        ...extra,
+      ],
+      { logFile: path.join(dir, log) },
+    );
+  const naive = bridge(NAIVE_HOST, naiveArgs, [], 'naive.log');
+  const durable = bridge(
+    DURABLE_HOST,
+    [],
+    ['--journal', path.join(dir, 'durable-journal.jsonl')],
+    'durable.log',
   );
   try {
     const online = driver.waitFor(agentSide.statusTopic(), (t) => t === 'online', 20_000);

@@ -3,7 +3,7 @@
  * stable client id, our own reconnects (failover order and backoff), a retained last will, and per
  * attempt the protocol version and MQTT 5 properties that broker gets.
  */
-import type { IClientOptions, Store } from 'mqtt';
+import type { IClientOptions, MqttClient, Store } from 'mqtt';
 import type { Attempt } from '../core/failover.js';
 import { AGENT_MAX_PACKET_SIZE } from './packet-gate.js';
 
@@ -72,6 +72,26 @@ export function prepareAttempt(
   else delete options.properties;
   options.username = credentials.username;
   options.password = credentials.password;
+}
+
+/** How long an end waits at most for the broker's acknowledgements still in flight (agent and CLI alike). */
+export const END_WAIT_MS = 2000;
+
+/**
+ * Ends the client: gracefully when connected, which makes MQTT.js wait for every acknowledgement in
+ * flight before its DISCONNECT. A broker that never answers a SUBSCRIBE or a PUBLISH would hold that for
+ * ever, and MQTT.js ignores a second end() once one has begun, so after END_WAIT_MS the socket is closed.
+ * False when it had to be.
+ */
+export async function endWithin(client: MqttClient, force = !client.connected): Promise<boolean> {
+  const ended = new Promise<void>((resolve) => client.end(force, {}, () => resolve()));
+  try {
+    await withTimeout(ended, END_WAIT_MS);
+    return true;
+  } catch {
+    client.stream?.destroy();
+    return false;
+  }
 }
 
 /** `p`, or a rejection after `ms` (with `timedOut()`'s error: one that says what did not come, and what to do). */

@@ -5,7 +5,7 @@
  */
 import type { MqttClient } from 'mqtt';
 import type { Logger } from '../log.js';
-import { withTimeout } from './client-options.js';
+import { END_WAIT_MS, endWithin, withTimeout } from './client-options.js';
 
 export async function sayGoodbye(
   client: MqttClient,
@@ -23,21 +23,10 @@ export async function sayGoodbye(
     }
   }
   // Disconnected, a graceful end would wait for PUBACKs that cannot come; they stay in the journal's outbox.
-  const force = !client.connected;
-  const ended = new Promise<void>((resolve) => client.end(force, {}, () => resolve()));
-  try {
-    // Connected, MQTT.js waits for every acknowledgement in flight before its DISCONNECT: a broker that
-    // never answers a SUBSCRIBE or a PUBLISH would hold the stop for ever (failover-order.test.ts).
-    await withTimeout(ended, GOODBYE_WAIT_MS);
-  } catch {
+  // Connected, it waits for those in flight, but not for ever (failover-order.test.ts).
+  if (!(await endWithin(client)))
     log.warn(
-      { waitedMs: GOODBYE_WAIT_MS },
+      { waitedMs: END_WAIT_MS },
       'the broker did not acknowledge what was in flight; closing the connection (unacknowledged results stay in the outbox)',
     );
-    // MQTT.js ignores a second end() once one has begun: only closing the socket ends it.
-    client.stream?.destroy();
-  }
 }
-
-/** How long an orderly stop waits for the broker's acknowledgements before it closes the connection. */
-const GOODBYE_WAIT_MS = 2000;

@@ -128,7 +128,7 @@ retained result. --url, --prefix, --config and --force as for send.`,
       }
       const refused = refusal(e, url, `cancel requests of ${host} and read its results`);
       // A refusal, or a broker that stopped answering (client.ts boundAnswers): exit 2, as any connection error.
-      if (refused !== e || e instanceof ConnectionError) throw refused;
+      if (refused instanceof ConnectionError) throw refused;
       err(`homelab-cmd cancel: ${(e as Error).message}`);
       return 1;
     } finally {

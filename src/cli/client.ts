@@ -8,7 +8,7 @@ import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { ConnectionError } from '../errors.js';
 import { attemptOutcome, brokerUrls, CLOSED_WITHOUT_CONNACK, Failover, redactUrl } from '../core/failover.js';
 import { loginRefusal } from '../core/connack.js';
-import { withTimeout } from '../agent/client-options.js';
+import { endWithin, withTimeout } from '../agent/client-options.js';
 
 export interface ClientOptions {
   /** One broker, or several tried in order until one answers (`--url` repeated, or an mqtt.url list). */
@@ -94,7 +94,7 @@ type AttemptError = Error & { mqttCode?: unknown; reason: string };
  * A broker that takes the connection but never answers a SUBSCRIBE or a PUBLISH held a command for ever
  * (`send --wait 3` still waiting after 40 s), and MQTT.js's graceful end waits for those answers too. So
  * every wait of the CLI on the broker is bounded on this client: a SUBACK or PUBACK within `ms`, or a
- * ConnectionError (exit 2) that names the broker; the end within `ms`, or the socket is closed.
+ * ConnectionError (exit 2) that names the broker; the end as the agent's stop (client-options.ts endWithin).
  */
 function boundAnswers(client: MqttClient, url: string, ms: number): void {
   const silent = (what: string) =>
@@ -103,20 +103,13 @@ function boundAnswers(client: MqttClient, url: string, ms: number): void {
     );
   const subscribe = client.subscribeAsync.bind(client);
   const publish = client.publishAsync.bind(client);
-  const end = client.endAsync.bind(client);
   client.subscribeAsync = ((...args: Parameters<typeof subscribe>) =>
     withTimeout(subscribe(...args), ms, () => silent('SUBSCRIBE'))) as typeof subscribe;
   client.publishAsync = ((...args: Parameters<typeof publish>) =>
     withTimeout(publish(...args), ms, () => silent('PUBLISH'))) as typeof publish;
-  client.endAsync = ((...args: Parameters<typeof end>) =>
-    withTimeout(end(...args), Math.min(ms, END_WAIT_MS), () => silent('DISCONNECT')).catch(() => {
-      // MQTT.js ignores a second end() once one has begun: only closing the socket ends it.
-      client.stream?.destroy();
-    })) as typeof end;
+  client.endAsync = ((force?: boolean) =>
+    endWithin(client, force).then(() => undefined)) as typeof client.endAsync;
 }
-
-/** An end waits this long at most for acknowledgements still in flight (the agent's stop waits as long). */
-const END_WAIT_MS = 2000;
 
 function connectOnce(url: string, opts: ClientOptions, protocolVersion: 4 | 5): Promise<MqttClient> {
   const options: IClientOptions = {

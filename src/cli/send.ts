@@ -171,7 +171,7 @@ connection errors. docs/fleet.md.`,
       }
       const refused = refusal(e, url, `send to ${host} and read its results`);
       // A refusal, or a broker that stopped answering (client.ts boundAnswers): exit 2, as any connection error.
-      if (refused !== e || e instanceof ConnectionError) throw refused;
+      if (refused instanceof ConnectionError) throw refused;
       err(`homelab-cmd send: ${(e as Error).message}`);
       return 1;
     } finally {

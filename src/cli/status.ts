@@ -51,18 +51,19 @@ the groups the agents publish) with online/offline, and names those not online
     let quiet: NodeJS.Timeout | undefined;
     let cap: NodeJS.Timeout | undefined;
     const done = new Promise<void>((resolve) => {
-      // Nothing is printed before the broker answered all three SUBSCRIBEs (or they timed out, client.ts
+      // Nothing is printed before the broker answered every SUBSCRIBE (or they timed out, client.ts
       // boundAnswers): a broker that never answers is an error, not "no hosts found".
+      const leaves = ['status', 'heartbeat', 'result'] as const;
       let answered = 0;
       const finish = () => {
-        if (answered === 3) resolve();
+        if (answered === leaves.length) resolve();
       };
       const bump = () => {
         clearTimeout(quiet);
         quiet = setTimeout(finish, QUIET_MS);
       };
       const settled = () => {
-        if (++answered === 3) cap = setTimeout(resolve, MAX_MS);
+        if (++answered === leaves.length) cap = setTimeout(resolve, MAX_MS);
         bump();
       };
       client.on('message', (topic, payload) => {
@@ -71,7 +72,7 @@ the groups the agents publish) with online/offline, and names those not online
         applyMessage(rows, target.prefix, topic, payload);
       });
       const every = hostTopics(target.prefix, '+');
-      for (const leaf of ['status', 'heartbeat', 'result'] as const)
+      for (const leaf of leaves)
         void client.subscribeAsync(every[leaf], { qos: 0 }).then(settled, (e: unknown) => {
           refused ??= e;
           settled();
