@@ -14,7 +14,7 @@ export type ConnectListener = (info: {
   sessionPresent: boolean;
   reconnect: boolean;
   url: string;
-  /** False once this connection closed: a listener still awaiting work for it should stop there. */
+  /** False once this connection closed or the session began to stop: a listener still awaiting work for it should stop there. */
   current: () => boolean;
 }) => void | Promise<void>;
 
@@ -22,7 +22,7 @@ export interface SetUp {
   client: MqttClient;
   subscriptions: readonly string[];
   listeners: readonly ConnectListener[];
-  /** False once this connection closed: a set-up still running for it stops and drops nothing. */
+  /** False once this connection closed or the session began to stop: a set-up still running for it stops and drops nothing. */
   current: () => boolean;
   /** Every topic subscribed on this connection: requests are heard from now on. */
   subscribed: () => void;
@@ -62,7 +62,8 @@ export async function setUpSession(s: SetUp): Promise<boolean> {
     }
     return true;
   } catch (err) {
-    // The connection closed under a subscribe: the next connect sets up again, nothing to drop.
+    // The connection closed under a subscribe (the next connect sets up again), or the stop's goodbye is
+    // ending it: nothing to drop, and nothing failed.
     if (!s.current()) return false;
     s.log.error({ err }, 'setting up the session after connect failed; dropping the connection to retry');
     s.client.stream?.destroy();

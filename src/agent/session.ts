@@ -294,7 +294,9 @@ export class MqttSession {
     url: string,
     seq: number,
   ): Promise<void> {
-    const current = () => seq === this.connectionSeq;
+    // A stop ends the set-up too: its goodbye has begun, and a part that went on would publish after
+    // `offline` or fail on the ending client, where the error would cut the goodbye short (the will fires).
+    const current = () => seq === this.connectionSeq && !this.stopping;
     const setUp = await setUpSession({
       client,
       subscriptions: this.opts.subscriptions,

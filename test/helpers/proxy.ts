@@ -25,6 +25,8 @@ export class FaultProxy {
   /** Client → broker bytes held back from the first chunk that holds `marker` on (a slow uplink). */
   private hold: { marker: Buffer; queue: Buffer[]; to?: net.Socket; seen: () => void } | undefined;
   private answerDelayMs = 0;
+  /** Broker → client bytes held back once a client → broker chunk held `marker` (answers that come late). */
+  private answers: { marker: Buffer; queue: Buffer[]; to?: net.Socket; seen: () => void } | undefined;
 
   constructor(private readonly targetPort: number) {}
 
@@ -53,6 +55,15 @@ export class FaultProxy {
           if (this.mode !== 'pass' || pair.dead) return;
           if (from === upstream && downlinkHeld) {
             downlinkHeld.push(chunk);
+            return;
+          }
+          const a = this.answers;
+          if (a && from === client && a.to === undefined && chunk.includes(a.marker)) {
+            a.to = client;
+            a.seen();
+          }
+          if (a && from === upstream && a.to === client) {
+            a.queue.push(chunk);
             return;
           }
           const h = from === client ? this.hold : undefined;
@@ -100,6 +111,27 @@ export class FaultProxy {
       release: () => {
         this.hold = undefined;
         for (const chunk of h.queue.splice(0)) h.to?.write(chunk);
+      },
+    };
+  }
+
+  /**
+   * From the first client chunk containing `marker` on, that connection hears nothing from the broker
+   * (its PUBACK to that message first) while what it sends still flows: `held` resolves when the marker
+   * came, `release()` sends the answers on, in order.
+   */
+  holdAnswersAfter(marker: string): { held: Promise<void>; release: () => void } {
+    let seen: () => void = () => undefined;
+    const held = new Promise<void>((resolve) => (seen = resolve));
+    const a = { marker: Buffer.from(marker), queue: [] as Buffer[], seen } as NonNullable<
+      typeof this.answers
+    >;
+    this.answers = a;
+    return {
+      held,
+      release: () => {
+        this.answers = undefined;
+        for (const chunk of a.queue.splice(0)) if (!a.to?.destroyed) a.to?.write(chunk);
       },
     };
   }

@@ -4,6 +4,8 @@
  * come within reach (docs/brokers.md § Reconnects). With a fixed wait shorter than the broker's answer,
  * the control shows what that cost: every attempt abandoned just before its CONNACK, for ever.
  * The slow broker is the embedded one behind a proxy that holds its answers (test/helpers/proxy.ts).
+ * A stop that comes while the broker still holds its answers to the set-up must end that set-up quietly,
+ * with the goodbye intact (docs/brokers.md § What moves with the agent, and what does not).
  */
 import net from 'node:net';
 import { Aedes } from 'aedes';
@@ -16,7 +18,7 @@ import { parseConfig } from '../../src/config/load.js';
 import { tempDir } from '../helpers/fixtures.js';
 import { startTestBroker } from '../helpers/harness.js';
 import { FaultProxy } from '../helpers/proxy.js';
-import { until } from '../helpers/wait.js';
+import { until, withDeadline } from '../helpers/wait.js';
 
 type Line = { level: number; msg: string; cause?: string; reason?: string };
 
@@ -115,5 +117,59 @@ describe('a broker that takes the connection and never answers a SUBSCRIBE', () 
     expect(failed[0]?.err?.message).toBe(
       'the broker did not answer the SUBSCRIBE to homelab/subdeaf/cmd within 500 ms',
     );
+  }, 60_000);
+});
+
+describe('a stop that comes while the session is being set up', () => {
+  it('ends the set-up where it is: nothing is sent after `offline`, and nothing is logged as failed', async () => {
+    // A bare aedes records what reaches it, in order; the proxy holds the broker's answers from the agent's
+    // `online` on, so the set-up is still inside its first part when the stop comes.
+    const host = 'setupstop';
+    const clientId = `homelab-cmd-${host}`;
+    const received: string[] = [];
+    let gone = false;
+    const aedes = await Aedes.createBroker();
+    aedes.on('publish', (packet, client) => {
+      if (client?.id === clientId) received.push(`${packet.topic} ${packet.payload.toString()}`);
+    });
+    aedes.on('clientDisconnect', (client) => {
+      if (client.id === clientId) gone = true;
+    });
+    const server = net.createServer((socket) => aedes.handle(socket));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    cleanups.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
+    cleanups.push(() => new Promise<void>((resolve) => aedes.close(() => resolve())));
+    const proxy = new FaultProxy((server.address() as net.AddressInfo).port);
+    await proxy.start();
+    cleanups.push(() => proxy.stop());
+    const answers = proxy.holdAnswersAfter('online');
+    const dir = tempDir();
+    const config = parseConfig(
+      stringify({
+        host,
+        state_dir: `${dir}/state`,
+        mqtt: { url: proxy.url },
+        actions: { uptime: { argv: ['uptime'] } },
+      }),
+      `${dir}/agent.yaml`,
+    );
+    const raw: string[] = [];
+    const log = pino({ level: 'debug' }, { write: (s: string) => raw.push(s) });
+    const agent = new Agent(config, log, { backoff: { initialMs: 20, maxMs: 100 } });
+    agent.start();
+    cleanups.push(() => agent.stop());
+
+    await withDeadline(answers.held, 10_000, 'the agent to publish online');
+    const stopped = agent.stop();
+    const offline = `homelab/${host}/status offline`;
+    await until(() => received.includes(offline), 10_000, 'offline at the broker');
+    answers.release();
+    await withDeadline(stopped, 10_000, 'the agent to stop');
+    await until(() => gone, 10_000, 'the agent gone from the broker');
+
+    expect(received.slice(received.indexOf(offline) + 1)).toEqual([]);
+    const lines = raw.map((x) => JSON.parse(x) as Line);
+    expect(lines.filter((l) => l.level >= 50).map((l) => l.msg)).toEqual([]);
+    expect(lines.map((l) => l.msg)).not.toContain('listening for requests');
   }, 60_000);
 });
