@@ -7,7 +7,7 @@
 import { chmodSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type { Config } from '../config/load.js';
-import { detectIsolation, lookupUser } from '../exec/isolation.js';
+import { detectIsolation } from '../exec/isolation.js';
 import type { Isolation } from '../exec/wrap.js';
 import type { Logger } from '../log.js';
 
@@ -88,9 +88,12 @@ export function isolationAtStart(config: Config, log: Logger, demo = false): Iso
       )) ||
     // Command probes run whether or not execution is enabled (docs/configuration.md § command).
     Object.values(config.probes).some((p) => p.type === 'command' && !(p.sudo ?? config.execution.sudo));
-  const { isolation, warnings } = detectIsolation(config.execution.run_as, config.execution.path, needed);
+  const { isolation, warnings, runUser } = detectIsolation(
+    config.execution.run_as,
+    config.execution.path,
+    needed,
+  );
   const state = privateStateDir(config.state_dir);
-  const runUser = isolation.runAs ? lookupUser(isolation.runAs.name) : undefined;
   for (const w of [...warnings, ...(state ? [state] : []), ...privateFileWarnings(config, runUser)])
     if (demo) log.info(w);
     else log.warn(w);

@@ -17,6 +17,8 @@ const FIX = `create it: sudo useradd --system --user-group --no-create-home --sh
 
 export interface IsolationReport {
   isolation: Isolation;
+  /** The run user as looked up, with its groups (the private-file checks need them): one lookup per start. */
+  runUser?: RunUser;
   /** Said loudly at start: each is something the operator should fix. */
   warnings: string[];
 }
@@ -34,7 +36,7 @@ export function detectIsolation(
   const root = process.getuid?.() === 0;
   const systemd = systemdAvailable(searchPath);
   const warnings: string[] = [];
-  let user: RunAs | undefined;
+  let user: RunUser | undefined;
   if (runAs === false && needed) {
     warnings.push(
       "execution.run_as is false: commands without sudo run as the agent's own user and can read its config, secrets and state — set execution.run_as to a user of their own",
@@ -58,7 +60,7 @@ export function detectIsolation(
       );
   }
   const pidns = root && !systemd && user !== undefined && pidNamespaceWorks(user, searchPath);
-  return { isolation: { runAs: user, root, systemd, pidns }, warnings };
+  return { isolation: { runAs: user, root, systemd, pidns }, warnings, ...(user && { runUser: user }) };
 }
 
 /** The host runs systemd (it is PID 1, as sd_booted(3) checks) and systemd-run is on the PATH. */
@@ -74,8 +76,10 @@ export function systemdAvailable(searchPath: string): boolean {
   }
 }
 
+export type RunUser = RunAs & { groups: number[] };
+
 /** A user by name, through NSS (getent), so LDAP and sssd users count too. */
-export function lookupUser(name: string): (RunAs & { groups: number[] }) | undefined {
+export function lookupUser(name: string): RunUser | undefined {
   if (!/^[a-z_][a-z0-9_-]*\$?$/i.test(name)) return undefined;
   const pw = spawnSync('getent', ['passwd', name], { encoding: 'utf8' });
   const fields = pw.status === 0 ? pw.stdout.trim().split(':') : [];

@@ -9,6 +9,7 @@
 import { spawnSync } from 'node:child_process';
 import {
   chmodSync,
+  chownSync,
   linkSync,
   mkdirSync,
   readdirSync,
@@ -18,12 +19,13 @@ import {
   writeFileSync,
 } from 'node:fs';
 import path from 'node:path';
+import { pino } from 'pino';
 import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Agent } from '../../src/agent/agent.js';
-import { privateFileWarnings } from '../../src/agent/private-files.js';
+import { isolationAtStart, privateFileWarnings } from '../../src/agent/private-files.js';
 import { parseConfig } from '../../src/config/load.js';
-import { lookupUser } from '../../src/exec/isolation.js';
+import { detectIsolation, lookupUser } from '../../src/exec/isolation.js';
 import { silentLogger } from '../../src/log.js';
 import { startAgent } from '../helpers/agent.js';
 import { calls, fakeBin, isDead, tempDir } from '../helpers/fixtures.js';
@@ -142,6 +144,30 @@ describe.skipIf(!ROOT)('commands run as execution.run_as', () => {
     writeFileSync(file, 'host: x\n', { mode: 0o644 });
     chmodSync(file, 0o644);
     expect(privateFileWarnings(parseConfig('host: x\n', file), user)).toEqual([]);
+  });
+  it('looks the run user up once, groups and all, and checks the files against that lookup', () => {
+    const report = detectIsolation(RUN_USER, process.env.PATH ?? '');
+    expect(report.runUser).toEqual(lookupUser(RUN_USER));
+    expect(report.runUser?.groups.length).toBeGreaterThan(0);
+    expect(report.isolation.runAs?.uid).toBe(report.runUser?.uid);
+    // The start's own check, through the run user's groups from that one lookup: a config readable by a
+    // group the run user is in (and by no one else) is a leak only a check that knows the groups sees.
+    const file = path.join(dir, 'group-readable.yaml');
+    const text = stringify({
+      host: 'x',
+      state_dir: `${tempDir()}/s`,
+      mqtt: { username: 'u', password: 's3cret' },
+      execution: { enabled: true, run_as: RUN_USER },
+    });
+    writeFileSync(file, text, { mode: 0o640 });
+    chmodSync(file, 0o640);
+    chownSync(file, 0, report.runUser!.gid);
+    const said: string[] = [];
+    const log = pino({ level: 'info' }, { write: (line: string) => said.push(JSON.parse(line).msg) });
+    expect(isolationAtStart(parseConfig(text, file), log).runAs?.name).toBe(RUN_USER);
+    expect(said).toContainEqual(
+      expect.stringMatching(/group-readable\.yaml is readable by its group .* the run user is in it/),
+    );
   });
 });
 
