@@ -32,15 +32,29 @@ const { values } = parseArgs({
   },
 });
 const journalFd = values.journal ? fs.openSync(values.journal, 'a', 0o600) : undefined;
-/** Runs `go` once a line for `id` is on disk (at once without --journal). */
-const durably = (id, go) => {
-  if (journalFd === undefined) return go();
-  // As the agent's journal: the line written at once, the fsync on the thread pool (journal-file.ts).
-  fs.writeSync(journalFd, `${JSON.stringify({ id, at: Date.now() })}\n`);
+/**
+ * Runs `go` once a line for `id` is on disk (at once without --journal). As the agent's journal
+ * (journal-file.ts): the line written at once, the fsync on the thread pool, and lines written while one
+ * fsync runs share the next (group commit), so that a burst is not a queue of fsyncs the agent never makes.
+ */
+const waiting = [];
+let syncing = false;
+const syncNext = () => {
+  if (syncing || waiting.length === 0) return;
+  syncing = true;
+  const covered = waiting.splice(0);
   fs.fsync(journalFd, (err) => {
     if (err) throw err;
-    go();
+    syncing = false;
+    for (const go of covered) go();
+    syncNext();
   });
+};
+const durably = (id, go) => {
+  if (journalFd === undefined) return go();
+  fs.writeSync(journalFd, `${JSON.stringify({ id, at: Date.now() })}\n`);
+  waiting.push(go);
+  syncNext();
 };
 const count = Number(values.hosts);
 const prefix = values.prefix;

@@ -97,6 +97,17 @@ export function targets(results) {
       t >= 0.95,
       `${r.agent.perSec.toFixed(0)} vs ${r.naive.perSec.toFixed(0)} req/s`,
     );
+    if (r.durable) {
+      const td = ratio(r.agent.perSec, r.durable.perSec);
+      add(
+        22,
+        `throughput c16, ${broker}, against the durable naive bridge`,
+        x(td),
+        '≥ 0.95×',
+        td >= 0.95,
+        `${r.agent.perSec.toFixed(0)} vs ${r.durable.perSec.toFixed(0)} req/s (the naive bridge ${r.naive.perSec.toFixed(0)})`,
+      );
+    }
   }
   if (fp) {
     const d = fp.start.byBin?.dist;
