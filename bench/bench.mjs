@@ -18,6 +18,8 @@
  *   node bench/bench.mjs --strict              exit 1 when a target is missed, not only on errors
  *   node bench/bench.mjs --agent-flags=--lite-mode   node flags for the agent under test in e2e (default: the unit's NODE_OPTIONS; empty for none)
  *   node bench/bench.mjs --agent-from dist     e2e runs the checkout's dist/ instead of the installed package
+ *   node bench/bench.mjs --agent-from PATH     e2e and the footprint run another agent (PATH: the bin/homelab-cmd.js
+ *                                              of an older checkout, built): a before/after on one machine
  *   node bench/bench.mjs --wait-quiet          first wait (up to 10 min) until the machine is idle
  *   node bench/bench.mjs --keep                keep the temp dirs (agent logs, state, broker configs)
  *   node bench/bench.mjs --only fanout --fanout-count 1000   one fan-out size, embedded broker only
@@ -232,10 +234,15 @@ async function main() {
     log('package: bundle, npm pack, npm install -g into a temp prefix …');
     pkg = await installPackage(tempDir('hc-package-'));
   }
-  if (!['package', 'dist'].includes(values['agent-from']))
-    throw new Error(`--agent-from ${values['agent-from']}: use package or dist`);
-  const e2eBin = values['agent-from'] === 'dist' || !pkg ? BIN : pkg.bin;
-  meta.agentUnderTest = `${e2eBin === BIN ? 'dist/ (this checkout)' : 'the packed package (bundle/)'}, e2e with node flags: ${AGENT_FLAGS.join(' ') || 'none'}`;
+  const from = values['agent-from'];
+  // Another agent's bin (an older checkout): the same bench, brokers and naive bridge, that agent measured.
+  const otherBin = ['package', 'dist'].includes(from) ? undefined : path.resolve(from);
+  if (otherBin && !existsSync(otherBin))
+    throw new Error(
+      `--agent-from ${from}: use package, dist, or the path of another checkout's bin/homelab-cmd.js (built: npm ci there)`,
+    );
+  const e2eBin = otherBin ?? (from === 'dist' || !pkg ? BIN : pkg.bin);
+  meta.agentUnderTest = `${otherBin ? `${otherBin} (another agent)` : e2eBin === BIN ? 'dist/ (this checkout)' : 'the packed package (bundle/)'}, e2e with node flags: ${AGENT_FLAGS.join(' ') || 'none'}`;
   const results = {
     meta,
     package: pkg && { packages: pkg.packages, installedMb: pkg.installedMb, tarballMb: pkg.tarballMb },
@@ -406,7 +413,7 @@ async function main() {
         dir,
         M.startReps,
         prof('start-agent'),
-        { package: pkg.bin, dist: BIN },
+        otherBin ? { package: otherBin } : { package: pkg.bin, dist: BIN },
         pkg.naiveBundled,
       );
       log(`footprint: idle for ${M.idleMs / 1000} s with a 10 s heartbeat …`);
@@ -415,8 +422,8 @@ async function main() {
         settleMs: M.settleMs,
         heartbeat: '10s',
         nodeArgs: prof('idle-agent'),
-        bin: pkg.bin,
-        distBin: BIN,
+        bin: otherBin ?? pkg.bin,
+        distBin: otherBin ?? BIN,
         naiveBundled: pkg.naiveBundled,
       });
       results.footprint = { broker: broker.kind, start, idle: idleFig };
