@@ -33,27 +33,40 @@ afterAll(async () => {
   await broker?.close();
 });
 
-async function slowAgent(host: string, connackWait: { initialMs: number; maxMs: number }) {
-  const proxy = new FaultProxy(broker.port);
-  await proxy.start();
-  proxy.slowConnack(ANSWER_DELAY_MS);
-  cleanups.push(() => proxy.stop());
+/** An agent in this process at `url`, logging at debug into `raw`; stopped at the end of the file. */
+function agentAt(
+  host: string,
+  url: string,
+  opts: { connackWait?: { initialMs: number; maxMs: number }; discovery?: boolean } = {},
+) {
   const dir = tempDir();
   const config = parseConfig(
     stringify({
       host,
       state_dir: `${dir}/state`,
-      mqtt: { url: proxy.url },
-      discovery: { enabled: false },
+      mqtt: { url },
+      ...(opts.discovery === false && { discovery: { enabled: false } }),
       actions: { uptime: { argv: ['uptime'] } },
     }),
     `${dir}/agent.yaml`,
   );
   const raw: string[] = [];
   const log = pino({ level: 'debug' }, { write: (s: string) => raw.push(s) });
-  const agent = new Agent(config, log, { backoff: { initialMs: 20, maxMs: 100 }, connackWait });
+  const agent = new Agent(config, log, {
+    backoff: { initialMs: 20, maxMs: 100 },
+    ...(opts.connackWait && { connackWait: opts.connackWait }),
+  });
   agent.start();
   cleanups.push(() => agent.stop());
+  return { agent, raw };
+}
+
+async function slowAgent(host: string, connackWait: { initialMs: number; maxMs: number }) {
+  const proxy = new FaultProxy(broker.port);
+  await proxy.start();
+  proxy.slowConnack(ANSWER_DELAY_MS);
+  cleanups.push(() => proxy.stop());
+  const { agent, raw } = agentAt(host, proxy.url, { connackWait, discovery: false });
   return { proxy, agent, lines: () => raw.map((s) => JSON.parse(s) as Line) };
 }
 
@@ -89,25 +102,11 @@ describe('a broker that takes the connection and never answers a SUBSCRIBE', () 
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     cleanups.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
     cleanups.push(() => new Promise<void>((resolve) => aedes.close(() => resolve())));
-    const dir = tempDir();
-    const config = parseConfig(
-      stringify({
-        host: 'subdeaf',
-        state_dir: `${dir}/state`,
-        mqtt: { url: `mqtt://127.0.0.1:${(server.address() as net.AddressInfo).port}` },
-        discovery: { enabled: false },
-        actions: { uptime: { argv: ['uptime'] } },
-      }),
-      `${dir}/agent.yaml`,
+    const { agent, raw } = agentAt(
+      'subdeaf',
+      `mqtt://127.0.0.1:${(server.address() as net.AddressInfo).port}`,
+      { connackWait: { initialMs: 500, maxMs: 1000 }, discovery: false },
     );
-    const raw: string[] = [];
-    const log = pino({ level: 'debug' }, { write: (s: string) => raw.push(s) });
-    const agent = new Agent(config, log, {
-      backoff: { initialMs: 20, maxMs: 100 },
-      connackWait: { initialMs: 500, maxMs: 1000 },
-    });
-    agent.start();
-    cleanups.push(() => agent.stop());
     await agent.waitConnected(30_000);
     expect(ignored).toBe(true);
     const failed = raw
@@ -143,21 +142,7 @@ describe('a stop that comes while the session is being set up', () => {
     await proxy.start();
     cleanups.push(() => proxy.stop());
     const answers = proxy.holdAnswersAfter('online');
-    const dir = tempDir();
-    const config = parseConfig(
-      stringify({
-        host,
-        state_dir: `${dir}/state`,
-        mqtt: { url: proxy.url },
-        actions: { uptime: { argv: ['uptime'] } },
-      }),
-      `${dir}/agent.yaml`,
-    );
-    const raw: string[] = [];
-    const log = pino({ level: 'debug' }, { write: (s: string) => raw.push(s) });
-    const agent = new Agent(config, log, { backoff: { initialMs: 20, maxMs: 100 } });
-    agent.start();
-    cleanups.push(() => agent.stop());
+    const { agent, raw } = agentAt(host, proxy.url);
 
     await withDeadline(answers.held, 10_000, 'the agent to publish online');
     const stopped = agent.stop();
