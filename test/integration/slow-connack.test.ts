@@ -5,7 +5,7 @@
  * the control shows what that cost: every attempt abandoned just before its CONNACK, for ever.
  * The slow broker is the embedded one behind a proxy that holds its answers (test/helpers/proxy.ts).
  * A stop that comes while the broker still holds its answers to the set-up must end that set-up quietly,
- * with the goodbye intact (docs/brokers.md § What moves with the agent, and what does not).
+ * set up no part into the shutdown, and keep the goodbye intact (docs/brokers.md § What moves with the agent, and what does not).
  */
 import net from 'node:net';
 import { Aedes } from 'aedes';
@@ -17,6 +17,7 @@ import type { RunningBroker } from '../../src/broker/broker.js';
 import { parseConfig } from '../../src/config/load.js';
 import { tempDir } from '../helpers/fixtures.js';
 import { startTestBroker } from '../helpers/harness.js';
+import { TestClient } from '../helpers/mqtt.js';
 import { FaultProxy } from '../helpers/proxy.js';
 import { until, withDeadline } from '../helpers/wait.js';
 
@@ -37,7 +38,11 @@ afterAll(async () => {
 function agentAt(
   host: string,
   url: string,
-  opts: { connackWait?: { initialMs: number; maxMs: number }; discovery?: boolean } = {},
+  opts: {
+    connackWait?: { initialMs: number; maxMs: number };
+    discovery?: boolean;
+    actions?: Record<string, { argv: string[] }>;
+  } = {},
 ) {
   const dir = tempDir();
   const config = parseConfig(
@@ -46,7 +51,8 @@ function agentAt(
       state_dir: `${dir}/state`,
       mqtt: { url },
       ...(opts.discovery === false && { discovery: { enabled: false } }),
-      actions: { uptime: { argv: ['uptime'] } },
+      ...(opts.actions && { execution: { enabled: true } }),
+      actions: opts.actions ?? { uptime: { argv: ['uptime'] } },
     }),
     `${dir}/agent.yaml`,
   );
@@ -119,28 +125,38 @@ describe('a broker that takes the connection and never answers a SUBSCRIBE', () 
   }, 60_000);
 });
 
+/**
+ * A bare aedes that records, in order, what `host`'s agent publishes (its will too), behind a proxy that
+ * can hold the broker's answers; `gone()` once the agent's connection has ended at the broker.
+ */
+async function recordingBroker(host: string) {
+  const clientId = `homelab-cmd-${host}`;
+  const received: string[] = [];
+  let gone = false;
+  const aedes = await Aedes.createBroker();
+  aedes.on('publish', (packet, client) => {
+    if (client?.id === clientId) received.push(`${packet.topic} ${packet.payload.toString()}`);
+  });
+  aedes.on('clientDisconnect', (client) => {
+    if (client.id === clientId) gone = true;
+  });
+  const server = net.createServer((socket) => aedes.handle(socket));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  cleanups.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  cleanups.push(() => new Promise<void>((resolve) => aedes.close(() => resolve())));
+  const port = (server.address() as net.AddressInfo).port;
+  const proxy = new FaultProxy(port);
+  await proxy.start();
+  cleanups.push(() => proxy.stop());
+  return { received, gone: () => gone, proxy, url: `mqtt://127.0.0.1:${port}` };
+}
+
 describe('a stop that comes while the session is being set up', () => {
   it('ends the set-up where it is: nothing is sent after `offline`, and nothing is logged as failed', async () => {
     // A bare aedes records what reaches it, in order; the proxy holds the broker's answers from the agent's
     // `online` on, so the set-up is still inside its first part when the stop comes.
     const host = 'setupstop';
-    const clientId = `homelab-cmd-${host}`;
-    const received: string[] = [];
-    let gone = false;
-    const aedes = await Aedes.createBroker();
-    aedes.on('publish', (packet, client) => {
-      if (client?.id === clientId) received.push(`${packet.topic} ${packet.payload.toString()}`);
-    });
-    aedes.on('clientDisconnect', (client) => {
-      if (client.id === clientId) gone = true;
-    });
-    const server = net.createServer((socket) => aedes.handle(socket));
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    cleanups.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
-    cleanups.push(() => new Promise<void>((resolve) => aedes.close(() => resolve())));
-    const proxy = new FaultProxy((server.address() as net.AddressInfo).port);
-    await proxy.start();
-    cleanups.push(() => proxy.stop());
+    const { received, gone, proxy } = await recordingBroker(host);
     const answers = proxy.holdAnswersAfter('online');
     const { agent, raw } = agentAt(host, proxy.url);
 
@@ -150,11 +166,43 @@ describe('a stop that comes while the session is being set up', () => {
     await until(() => received.includes(offline), 10_000, 'offline at the broker');
     answers.release();
     await withDeadline(stopped, 10_000, 'the agent to stop');
-    await until(() => gone, 10_000, 'the agent gone from the broker');
+    await until(gone, 10_000, 'the agent gone from the broker');
 
     expect(received.slice(received.indexOf(offline) + 1)).toEqual([]);
     const lines = raw.map((x) => JSON.parse(x) as Line);
     expect(lines.filter((l) => l.level >= 50).map((l) => l.msg)).toEqual([]);
     expect(lines.map((l) => l.msg)).not.toContain('listening for requests');
+  }, 60_000);
+
+  it('a stop that comes during a reconnect’s set-up sets up no part: no `online` or discovery into the shutdown', async () => {
+    // Parts stop before the session says goodbye; a command still running keeps the stop in its drain
+    // while the set-up of a new connection, held at its SUBSCRIBE, is let go.
+    const host = 'setupdrain';
+    const { received, gone, proxy, url } = await recordingBroker(host);
+    const { agent } = agentAt(host, proxy.url, { actions: { slow: { argv: ['sleep', '2'] } } });
+    await agent.waitConnected(10_000);
+    const controller = await TestClient.connect(url);
+    cleanups.push(() => controller.end());
+    await controller.sub(`homelab/${host}/result/+`);
+    await controller.pub(`homelab/${host}/cmd/slow`, '', { qos: 1 });
+    await controller.wait((m) => m.text.includes('"running"'), 10_000, 'the command running');
+
+    const answers = proxy.holdAnswersAfter(`homelab/${host}/cmd`);
+    proxy.cut();
+    await withDeadline(answers.held, 10_000, 'the SUBSCRIBE of the next connection');
+    const mark = received.length;
+    const stopped = agent.stop();
+    answers.release();
+    await withDeadline(stopped, 20_000, 'the agent to stop');
+    await until(gone, 10_000, 'the agent gone from the broker');
+
+    const after = received.slice(mark);
+    expect(after.filter((m) => m.startsWith(`homelab/${host}/status online`))).toEqual([]);
+    expect(after.filter((m) => m.startsWith('homeassistant/'))).toEqual([]);
+    // What the drain finished still went out, and the goodbye came last.
+    expect(after.some((m) => m.startsWith(`homelab/${host}/result/`) && m.includes('"succeeded"'))).toBe(
+      true,
+    );
+    expect(after.at(-1)).toBe(`homelab/${host}/status offline`);
   }, 60_000);
 });
