@@ -17,8 +17,11 @@ const FIX = `create it: sudo useradd --system --user-group --no-create-home --sh
 
 export interface IsolationReport {
   isolation: Isolation;
-  /** The run user as looked up, with its groups (the private-file checks need them): one lookup per start. */
-  runUser?: RunUser;
+  /**
+   * The run user as looked up (`isolation.runAs`), with its groups, which the private-file checks need:
+   * one lookup per start.
+   */
+  runUser: RunUser | undefined;
   /** Said loudly at start: each is something the operator should fix. */
   warnings: string[];
 }
@@ -60,7 +63,7 @@ export function detectIsolation(
       );
   }
   const pidns = root && !systemd && user !== undefined && pidNamespaceWorks(user, searchPath);
-  return { isolation: { runAs: user, root, systemd, pidns }, warnings, ...(user && { runUser: user }) };
+  return { isolation: { runAs: user, root, systemd, pidns }, warnings, runUser: user };
 }
 
 /** The host runs systemd (it is PID 1, as sd_booted(3) checks) and systemd-run is on the PATH. */
